@@ -1,0 +1,65 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Aegis",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "AegisRaft", targets: ["AegisRaft"]),
+        .library(name: "AegisKV", targets: ["AegisKV"]),
+        .library(name: "AegisCluster", targets: ["AegisCluster"]),
+        .library(name: "AegisCRDT", targets: ["AegisCRDT"]),
+        .library(name: "AegisStorage", targets: ["AegisStorage"]),
+        .library(name: "AegisTestKit", targets: ["AegisTestKit"]),
+        .executable(name: "aegis-sim", targets: ["aegis-sim"]),
+        .executable(name: "aegis-bench", targets: ["aegis-bench"]),
+        .executable(name: "aegis-crashtest", targets: ["aegis-crashtest"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // Pure modules: no I/O, no clocks.
+        .target(name: "AegisRaft", swiftSettings: strict),
+        .target(name: "AegisKV", dependencies: ["AegisRaft"], swiftSettings: strict),
+        .target(name: "AegisCluster", dependencies: ["AegisRaft"], swiftSettings: strict),
+        .target(name: "AegisCRDT", swiftSettings: strict),
+        // Durable storage.
+        .target(name: "AegisStorage", dependencies: ["AegisRaft"], swiftSettings: strict),
+        // Simulator, fault injection and checkers (tests and tools only).
+        .target(name: "AegisTestKit", dependencies: ["AegisRaft"], swiftSettings: strict),
+
+        .executableTarget(
+            name: "aegis-sim",
+            dependencies: ["AegisTestKit", "AegisRaft",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "aegis-bench",
+            dependencies: ["AegisRaft", "AegisKV", "AegisCRDT", "AegisStorage", "AegisTestKit",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "aegis-crashtest",
+            dependencies: ["AegisStorage", "AegisRaft"],
+            swiftSettings: strict),
+
+        .testTarget(name: "AegisRaftTests", dependencies: ["AegisRaft", "AegisTestKit"], swiftSettings: strict),
+        .testTarget(name: "AegisTestKitTests", dependencies: ["AegisTestKit", "AegisRaft"], swiftSettings: strict),
+        .testTarget(name: "AegisKVTests", dependencies: [
+            "AegisKV", "AegisRaft", .product(name: "PropertyBased", package: "swift-property-based"),
+        ], swiftSettings: strict),
+        .testTarget(name: "AegisClusterTests", dependencies: ["AegisCluster", "AegisRaft"], swiftSettings: strict),
+        .testTarget(name: "AegisCRDTTests", dependencies: [
+            "AegisCRDT", .product(name: "PropertyBased", package: "swift-property-based"),
+        ], swiftSettings: strict),
+        .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

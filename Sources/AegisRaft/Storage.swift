@@ -1,0 +1,145 @@
+/// The read side of a node's durable Raft state, queried by the core.
+///
+/// The core never writes through this protocol: the shell persists what `Ready` hands
+/// it (through `RaftLogStorage` or its own means) before calling `advance(_:)`.
+/// Methods throw `RaftError.compacted`, `.unavailable`, `.snapshotTemporarilyUnavailable`
+/// or `.storage(_:)`.
+public protocol RaftStorage: AnyObject {
+    /// The persisted hard state and configuration, read once when a node starts.
+    func initialState() throws -> (state: RaftState, conf: ConfState)
+    /// Entries in `[low, high)`, at most `maxBytes` in total but always at least one
+    /// when the range is not empty.
+    func entries(from low: LogIndex, to high: LogIndex, maxBytes: Int) throws -> [LogEntry]
+    /// The term of the entry at `index`. Valid for `firstIndex - 1 ... lastIndex`
+    /// (the entry before the first is the snapshot's).
+    func term(at index: LogIndex) throws -> Term
+    /// The index of the first entry still available (the snapshot's index + 1).
+    func firstIndex() throws -> LogIndex
+    /// The index of the last entry (the snapshot's index if the log is empty).
+    func lastIndex() throws -> LogIndex
+    /// The most recent snapshot.
+    func snapshot() throws -> Snapshot
+}
+
+/// A storage the shell can also write: what the `Ready` contract asks it to persist.
+/// Every implementation passes the conformance suite in `AegisTestKit`.
+public protocol RaftLogStorage: RaftStorage {
+    /// Appends entries, first discarding any existing entries at and after the first
+    /// new index (a conflicting suffix). The entries must be contiguous and must start
+    /// no later than `lastIndex + 1` and no earlier than `firstIndex`.
+    func append(_ entries: [LogEntry]) throws
+    /// Records the hard state.
+    func setHardState(_ state: RaftState) throws
+    /// Replaces the whole log with a snapshot received from the leader.
+    func applySnapshot(_ snapshot: Snapshot) throws
+    /// Records a snapshot the local state machine made at `index` (which must be
+    /// applied, hence in the log), with the configuration at that point.
+    @discardableResult
+    func createSnapshot(at index: LogIndex, conf: ConfState, data: [UInt8]) throws -> Snapshot
+    /// Discards the entries before `index` (they must be covered by a snapshot).
+    func compact(upTo index: LogIndex) throws
+}
+
+/// An in-memory `RaftLogStorage`, for tests, the simulator and the seed's examples.
+///
+/// Not thread-safe: use it from one executor.
+public final class MemoryStorage: RaftLogStorage {
+    /// `entries[0]` is a dummy entry holding the snapshot's index and term.
+    /// Invariant: `entries[k].index == entries[0].index + k`.
+    private var entries: [LogEntry]
+    private var hardState: RaftState
+    private var currentSnapshot: Snapshot
+
+    /// Creates an empty storage, optionally with an initial configuration.
+    public init(conf: ConfState = ConfState()) {
+        entries = [LogEntry(index: 0, term: 0, type: .noOp)]
+        hardState = RaftState()
+        currentSnapshot = Snapshot(metadata: SnapshotMetadata(confState: conf))
+    }
+
+    private var offset: LogIndex { entries[0].index }
+
+    public func initialState() throws -> (state: RaftState, conf: ConfState) {
+        (hardState, currentSnapshot.metadata.confState)
+    }
+
+    /// Sets the configuration reported by `initialState()` (for bootstrapping).
+    public func setConfState(_ conf: ConfState) {
+        currentSnapshot.metadata.confState = conf
+    }
+
+    public func entries(from low: LogIndex, to high: LogIndex, maxBytes: Int) throws -> [LogEntry] {
+        if low <= offset { throw RaftError.compacted }
+        if high > lastIndexValue + 1 || low > high { throw RaftError.unavailable }
+        if low == high { return [] }
+        let start = Int(low - offset), end = Int(high - offset)
+        var size = 0
+        var stop = start
+        while stop < end {
+            size += entries[stop].byteSize
+            if stop > start && size > maxBytes { break }
+            stop += 1
+        }
+        return Array(entries[start..<stop])
+    }
+
+    public func term(at index: LogIndex) throws -> Term {
+        if index < offset { throw RaftError.compacted }
+        if index > lastIndexValue { throw RaftError.unavailable }
+        return entries[Int(index - offset)].term
+    }
+
+    public func firstIndex() throws -> LogIndex { offset + 1 }
+    public func lastIndex() throws -> LogIndex { lastIndexValue }
+    private var lastIndexValue: LogIndex { offset + LogIndex(entries.count - 1) }
+    public func snapshot() throws -> Snapshot { currentSnapshot }
+
+    /// The hard state last recorded.
+    public var storedHardState: RaftState { hardState }
+
+    public func append(_ newEntries: [LogEntry]) throws {
+        guard let first = newEntries.first else { return }
+        for k in 1..<max(newEntries.count, 1) where newEntries[k].index != newEntries[k - 1].index + 1 {
+            throw RaftError.storage("appended entries are not contiguous at index \(newEntries[k].index)")
+        }
+        if first.index > lastIndexValue + 1 {
+            throw RaftError.storage("append at \(first.index) leaves a gap after \(lastIndexValue)")
+        }
+        let lastNew = first.index + LogIndex(newEntries.count) - 1
+        if lastNew <= offset { return }  // entirely covered by the snapshot
+        var toAppend = newEntries[...]
+        if first.index <= offset { toAppend = newEntries[Int(offset + 1 - first.index)...] }
+        let keep = Int(toAppend[toAppend.startIndex].index - offset)
+        if keep < entries.count { entries.removeSubrange(keep...) }
+        entries.append(contentsOf: toAppend)
+    }
+
+    public func setHardState(_ state: RaftState) throws { hardState = state }
+
+    public func applySnapshot(_ snapshot: Snapshot) throws {
+        if snapshot.metadata.index < currentSnapshot.metadata.index {
+            throw RaftError.storage("snapshot at \(snapshot.metadata.index) is older than the stored one at \(currentSnapshot.metadata.index)")
+        }
+        currentSnapshot = snapshot
+        entries = [LogEntry(index: snapshot.metadata.index, term: snapshot.metadata.term, type: .noOp)]
+    }
+
+    @discardableResult
+    public func createSnapshot(at index: LogIndex, conf: ConfState, data: [UInt8]) throws -> Snapshot {
+        if index <= currentSnapshot.metadata.index { throw RaftError.snapshotTemporarilyUnavailable }
+        if index > lastIndexValue { throw RaftError.unavailable }
+        let snap = Snapshot(metadata: SnapshotMetadata(index: index, term: try term(at: index), confState: conf), data: data)
+        currentSnapshot = snap
+        return snap
+    }
+
+    public func compact(upTo index: LogIndex) throws {
+        if index <= offset { return }
+        if index > lastIndexValue { throw RaftError.unavailable }
+        let k = Int(index - offset)
+        var kept = Array(entries[k...])
+        kept[0].data = []
+        kept[0].type = .noOp
+        entries = kept
+    }
+}
