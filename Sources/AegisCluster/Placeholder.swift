@@ -1,0 +1,2 @@
+// AegisCluster: see the module's documentation. (Placeholder removed when the module's first type lands.)
+enum AegisClusterPlaceholder {}

@@ -1,0 +1,2 @@
+// AegisKV: see the module's documentation. (Placeholder removed when the module's first type lands.)
+enum AegisKVPlaceholder {}

@@ -1,0 +1,1 @@
+print("aegis-crashtest: arrives with AegisStorage")
