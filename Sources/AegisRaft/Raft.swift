@@ -1,0 +1,301 @@
+/// The role a Raft node currently plays.
+public enum RaftRole: String, Sendable, Hashable {
+    /// Follows a leader (or waits for one).
+    case follower
+    /// Runs a pre-vote: asks whether it could win before disrupting anyone.
+    case preCandidate
+    /// Campaigns for leadership in a new term.
+    case candidate
+    /// Leads the cluster for its term.
+    case leader
+}
+
+/// What a proposal led to.
+public enum Proposal: Sendable, Hashable {
+    /// Appended to the leader's log at `index` in `term`. It is committed once the
+    /// entry at `index` is handed out in `Ready.committedEntries` with that term.
+    case appended(index: LogIndex, term: Term)
+    /// Forwarded to the leader (`RaftConfig.forwardProposals`); its index is not known
+    /// here.
+    case forwarded(to: NodeID)
+}
+
+/// The Raft consensus algorithm as a deterministic value that does no I/O.
+///
+/// Inputs: `tick()`, `step(_:)`, `propose(_:timestamp:)` and the other requests.
+/// Outputs: a `Ready` (entries and state to persist, messages to send, entries to
+/// apply) that the shell handles in the order documented on `Ready`, then confirms
+/// with `advance(_:)`. The only source of randomness is `RaftConfig.randomSeed`.
+///
+/// Not thread-safe: drive it from one executor.
+public struct RaftCore {
+    /// This node.
+    public let id: NodeID
+    /// The configuration.
+    public let config: RaftConfig
+    /// The current term. Invariant: never decreases.
+    public internal(set) var term: Term = 0
+    /// The vote cast in `term`.
+    public internal(set) var votedFor: NodeID?
+    /// The current role.
+    public internal(set) var role: RaftRole = .follower
+    /// The leader of `term`, if known.
+    public internal(set) var leader: NodeID?
+    /// The log.
+    public internal(set) var log: ReplicatedLog
+    var tracker: ProgressTracker
+    /// Messages produced since the last `ready()`.
+    var messages: [RaftMessage] = []
+    /// Ticks since the last election timeout reset (followers/candidates) or since the
+    /// last check-quorum round (leaders).
+    var electionElapsed = 0
+    /// Ticks since the last heartbeat (leaders).
+    var heartbeatElapsed = 0
+    /// The election timeout for this term, drawn from `[timeout, 2 * timeout)`.
+    var randomizedElectionTimeout = 0
+    var rng: SplitMix64
+    /// Set by proposals; the appends go out once per `ready()` (batching).
+    var pendingBroadcast = false
+    /// The transfer target while a leadership transfer is in progress.
+    public internal(set) var leadTransferee: NodeID?
+    /// Ticks since the transfer started.
+    var transferElapsed = 0
+    /// The index of the latest configuration change appended by this leader; no
+    /// further change is accepted before it is applied.
+    var pendingConfIndex: LogIndex = 0
+    /// Bytes of entries proposed in this term and not yet applied (leaders).
+    var uncommittedBytes = 0
+    /// Read requests and their resolution (ReadIndex).
+    var readOnly = ReadOnlyState()
+    /// Reads that became ready since the last `ready()`.
+    var readStates: [ReadState] = []
+    /// Follower side of a snapshot transfer in progress.
+    var incomingSnapshot: IncomingSnapshot?
+    /// `true` once a snapshot request has been handed out and not yet answered.
+    var snapshotRequested = false
+    /// What the shell last persisted and saw (to compute `Ready` deltas).
+    var previousHardState: RaftState
+    var previousSoftState: SoftState
+    /// Leadership priorities of members (failback); see `setPriority(_:of:)`.
+    var priorities: [NodeID: Int] = [:]
+    /// Counts for metrics and the simulator.
+    public internal(set) var stats = RaftStats()
+
+    /// Creates a node over a storage. The initial configuration is the storage's
+    /// (`initialState().conf`) unless it is empty, in which case `peers` (which should
+    /// include `id`) become the voters.
+    public init(id: NodeID, config: RaftConfig, storage: any RaftStorage, peers: [NodeID] = []) throws {
+        try config.validate()
+        self.id = id
+        self.config = config
+        log = try ReplicatedLog(storage: storage)
+        tracker = ProgressTracker(maxInflight: config.maxInflightMessages, maxInflightBytes: config.maxInflightBytes)
+        var seed = config.randomSeed
+        for byte in id.rawValue.utf8 { seed = (seed ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        rng = SplitMix64(seed: seed)
+        let (hardState, storedConf) = try storage.initialState()
+        var conf = storedConf
+        if conf.voters.isEmpty && conf.learners.isEmpty && !peers.isEmpty { conf = ConfState(voters: Set(peers)) }
+        let last = try log.lastIndex()
+        tracker.apply(conf: conf, next: last + 1)
+        if !hardState.isEmpty {
+            if hardState.commitIndex > last {
+                throw RaftError.storage("hard state commit \(hardState.commitIndex) is beyond the last log index \(last)")
+            }
+            term = hardState.term
+            votedFor = hardState.votedFor
+            log.commit(to: hardState.commitIndex)
+        }
+        if config.applied > 0 { log.appliedTo(min(config.applied, log.committed)) }
+        previousHardState = RaftState(term: term, votedFor: votedFor, commitIndex: log.committed)
+        previousSoftState = SoftState(leader: nil, role: .follower)
+        becomeFollower(term: term, leader: nil)
+    }
+
+    // MARK: Queries
+
+    /// `true` if this node is the leader.
+    public var isLeader: Bool { role == .leader }
+
+    /// The current configuration.
+    public var confState: ConfState { tracker.confState }
+
+    /// `true` if this node may campaign: it is a voter and has no pending snapshot.
+    public var isPromotable: Bool { tracker.isVoter(id) && log.unstable.snapshot == nil }
+
+    /// The leader's view of a member's replication progress (leaders only).
+    public func progress(of node: NodeID) -> Progress? { role == .leader ? tracker.progress[node] : nil }
+
+    /// The persistent state as it stands in memory.
+    public var hardState: RaftState { RaftState(term: term, votedFor: votedFor, commitIndex: log.committed) }
+
+    /// The volatile state.
+    public var softState: SoftState { SoftState(leader: leader, role: role) }
+
+    // MARK: Role transitions
+
+    mutating func reset(term newTerm: Term) {
+        if term != newTerm {
+            term = newTerm
+            votedFor = nil
+        }
+        leader = nil
+        electionElapsed = 0
+        heartbeatElapsed = 0
+        resetRandomizedElectionTimeout()
+        abortLeaderTransfer()
+        tracker.resetVotes()
+        let last = (try? log.lastIndex()) ?? 0
+        let stableLast = log.unstable.entries.isEmpty ? last : log.unstable.offset - 1
+        tracker.forEach { nodeID, p in
+            let learner = p.isLearner
+            p = Progress(next: last + 1, maxInflight: config.maxInflightMessages,
+                         maxInflightBytes: config.maxInflightBytes, isLearner: learner)
+            if nodeID == id { p.match = stableLast }
+        }
+        pendingConfIndex = 0
+        uncommittedBytes = 0
+        pendingBroadcast = false
+        readOnly = ReadOnlyState()
+    }
+
+    mutating func resetRandomizedElectionTimeout() {
+        randomizedElectionTimeout = config.electionTimeout + Int(rng.next() % UInt64(config.electionTimeout))
+    }
+
+    /// Becomes a follower in `term`, following `leader` if known.
+    mutating func becomeFollower(term newTerm: Term, leader newLeader: NodeID?) {
+        reset(term: newTerm)
+        leader = newLeader
+        role = .follower
+    }
+
+    /// Starts a pre-vote: no term change, no vote recorded.
+    mutating func becomePreCandidate() {
+        tracker.resetVotes()
+        leader = nil
+        role = .preCandidate
+    }
+
+    /// Starts a real election in the next term, voting for itself.
+    mutating func becomeCandidate() {
+        reset(term: term + 1)
+        votedFor = id
+        role = .candidate
+        stats.campaigns += 1
+    }
+
+    /// Becomes the leader of the current term and appends an empty entry, so that
+    /// entries of earlier terms get committed with it (Raft §5.4.2).
+    mutating func becomeLeader() {
+        reset(term: term)
+        leader = id
+        role = .leader
+        tracker.progress[id]?.becomeReplicate()
+        // Configuration entries may be in the uncommitted tail; be conservative.
+        pendingConfIndex = (try? log.lastIndex()) ?? 0
+        let noop = LogEntry(index: 0, term: term, type: .noOp)
+        _ = try? appendLeaderEntries([noop])
+        stats.leaderships += 1
+    }
+
+    // MARK: Ticks
+
+    /// Advances logical time by one tick.
+    public mutating func tick() {
+        if role == .leader { tickHeartbeat() } else { tickElection() }
+    }
+
+    mutating func tickElection() {
+        electionElapsed += 1
+        if isPromotable && electionElapsed >= randomizedElectionTimeout {
+            electionElapsed = 0
+            campaign(preVote: config.preVote, transfer: false)
+        }
+    }
+
+    mutating func tickHeartbeat() {
+        heartbeatElapsed += 1
+        electionElapsed += 1
+        if leadTransferee != nil {
+            transferElapsed += 1
+            if transferElapsed >= config.electionTimeout { abortLeaderTransfer() }
+        }
+        if electionElapsed >= config.electionTimeout {
+            electionElapsed = 0
+            if config.checkQuorum {
+                if !tracker.quorumActive(selfID: id) {
+                    stats.checkQuorumStepDowns += 1
+                    becomeFollower(term: term, leader: nil)
+                    return
+                }
+                let me = id
+                tracker.forEach { nodeID, p in if nodeID != me { p.recentActive = false } }
+            }
+            maybeTransferToPreferred()
+        }
+        tickSnapshotTransfers()
+        if heartbeatElapsed >= config.heartbeatInterval {
+            heartbeatElapsed = 0
+            broadcastHeartbeat(context: 0)
+        }
+    }
+
+    // MARK: Elections
+
+    /// Starts an election (or a pre-vote) now, as if the election timeout elapsed.
+    public mutating func campaign() {
+        campaign(preVote: config.preVote, transfer: false)
+    }
+
+    mutating func campaign(preVote: Bool, transfer: Bool) {
+        guard isPromotable else { return }
+        let voteTerm: Term
+        if preVote {
+            becomePreCandidate()
+            voteTerm = term + 1
+        } else {
+            becomeCandidate()
+            voteTerm = term
+        }
+        tracker.recordVote(id, granted: true)
+        if tracker.tallyVotes().result == .won {
+            if preVote { campaign(preVote: false, transfer: transfer) } else { becomeLeader() }
+            return
+        }
+        let lastIndex = (try? log.lastIndex()) ?? 0
+        let lastTerm = (try? log.lastTerm()) ?? 0
+        for voter in tracker.voters.allVoters where voter != id {
+            send(to: voter, .vote(VoteRequest(term: voteTerm, candidateID: id, lastLogIndex: lastIndex,
+                                              lastLogTerm: lastTerm, preVote: preVote, leadershipTransfer: transfer)))
+        }
+    }
+
+    mutating func send(to: NodeID, _ payload: RaftMessage.Payload) {
+        messages.append(RaftMessage(from: id, to: to, payload: payload))
+    }
+}
+
+/// The volatile state reported in `Ready` when it changes.
+public struct SoftState: Sendable, Hashable {
+    /// The known leader.
+    public var leader: NodeID?
+    /// This node's role.
+    public var role: RaftRole
+}
+
+/// Counters kept by the core, for metrics and the simulator.
+public struct RaftStats: Sendable, Hashable {
+    /// Elections started (real campaigns, not pre-votes).
+    public var campaigns = 0
+    /// Times this node became leader.
+    public var leaderships = 0
+    /// Times this node stepped down because it lost contact with a quorum.
+    public var checkQuorumStepDowns = 0
+    /// Proposals refused.
+    public var proposalsDropped = 0
+    /// Snapshots this node installed from a leader.
+    public var snapshotsInstalled = 0
+    /// Leadership transfers this node started.
+    public var transfersStarted = 0
+}

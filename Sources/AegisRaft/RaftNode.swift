@@ -1,0 +1,138 @@
+/// The seed's convenience API: a Raft node with in-memory storage and a state machine,
+/// driven by hand. Every call handles the resulting `Ready` at once (persist to the
+/// in-memory storage, queue messages, apply committed entries), so callers only
+/// deliver messages (`step`, `handleVoteResponse`) and collect them (`takeMessages`).
+///
+/// For production use, drive `RaftCore` from a runtime with durable storage instead.
+public final class RaftNode<Machine: ReplicatedStateMachine> {
+    /// The consensus core.
+    public private(set) var core: RaftCore
+    /// The node's storage.
+    public let storage: MemoryStorage
+    /// The application state machine.
+    public private(set) var stateMachine: Machine
+    private var outbox: [RaftMessage] = []
+    private var results: [Machine.Output] = []
+    private var readStates: [ReadState] = []
+
+    /// Creates a node that forms a cluster of one until peers are added.
+    public init(id: NodeID, config: RaftConfig, stateMachine: Machine) throws {
+        storage = MemoryStorage(conf: ConfState(voters: [id]))
+        core = try RaftCore(id: id, config: config, storage: storage)
+        self.stateMachine = stateMachine
+    }
+
+    /// This node's identifier.
+    public var id: NodeID { core.id }
+    /// `true` if this node leads.
+    public var isLeader: Bool { core.isLeader }
+    /// The current term.
+    public var term: Term { core.term }
+    /// The known leader.
+    public var leader: NodeID? { core.leader }
+
+    /// Adds a voter. Before the cluster has a log this edits the initial configuration;
+    /// afterwards the leader proposes a configuration change (followers throw
+    /// `RaftError.notLeader`).
+    public func addPeer(_ peer: NodeID) throws {
+        if try storage.lastIndex() == 0 && core.term == 0 {
+            var conf = core.confState
+            conf.voters.insert(peer)
+            storage.setConfState(conf)
+            core = try RaftCore(id: core.id, config: core.config, storage: storage)
+            return
+        }
+        try core.proposeConfChange(ConfChange([ConfChangeSingle(.addVoter, peer)]))
+        try handleReady()
+    }
+
+    /// Starts an election now (no pre-vote) and returns the vote request sent to peers.
+    @discardableResult
+    public func startElection() throws -> VoteRequest {
+        core.campaign(preVote: false, transfer: false)
+        let request = VoteRequest(term: core.term, candidateID: core.id, lastLogIndex: try core.log.lastIndex(),
+                                  lastLogTerm: try core.log.lastTerm())
+        try handleReady()
+        return request
+    }
+
+    /// Delivers a vote answer. Returns `true` if this node is now the leader.
+    @discardableResult
+    public func handleVoteResponse(_ response: VoteResponse) throws -> Bool {
+        try step(RaftMessage(from: response.voterID, to: core.id, payload: .voteResponse(response)))
+        return core.isLeader
+    }
+
+    /// Proposes a command (leader only) and returns its log index.
+    @discardableResult
+    public func propose(_ data: [UInt8]) throws -> LogIndex {
+        let proposal = try core.propose(data)
+        try handleReady()
+        switch proposal {
+        case .appended(let index, _): return index
+        case .forwarded(let to): throw RaftError.notLeader(leader: to)
+        }
+    }
+
+    /// Delivers a message from a peer.
+    public func step(_ message: RaftMessage) throws {
+        try core.step(message)
+        try handleReady()
+    }
+
+    /// Advances logical time by one tick.
+    public func tick() throws {
+        core.tick()
+        try handleReady()
+    }
+
+    /// Asks for a linearizable read point; the answer appears in `takeReadStates()`.
+    public func readIndex(context: UInt64) throws {
+        try core.readIndex(context: context)
+        try handleReady()
+    }
+
+    /// The messages to deliver to peers since the last call.
+    public func takeMessages() -> [RaftMessage] {
+        defer { outbox = [] }
+        return outbox
+    }
+
+    /// Reads confirmed since the last call.
+    public func takeReadStates() -> [ReadState] {
+        defer { readStates = [] }
+        return readStates
+    }
+
+    /// Applies committed entries and returns the results of those applied since the
+    /// last call, in log order.
+    public func applyCommitted() throws -> [Machine.Output] {
+        try handleReady()
+        defer { results = [] }
+        return results
+    }
+
+    private func handleReady() throws {
+        while core.hasReady {
+            let rd = try core.ready()
+            if let snapshot = rd.snapshot {
+                try storage.applySnapshot(snapshot)
+                try stateMachine.restore(from: snapshot)
+            }
+            try storage.append(rd.entries)
+            if let hs = rd.hardState { try storage.setHardState(hs) }
+            outbox.append(contentsOf: rd.messages)
+            for entry in rd.committedEntries where entry.index > stateMachine.appliedIndex {
+                results.append(stateMachine.apply(entry))
+            }
+            readStates.append(contentsOf: rd.readStates)
+            core.advance(rd)
+            if rd.shouldSnapshot {
+                let index = core.appliedIndex
+                try storage.createSnapshot(at: index, conf: core.confState, data: try stateMachine.snapshotData())
+                let keep = core.config.snapshotTrailingEntries
+                if index > keep { try storage.compact(upTo: index - keep) }
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+/// How the leader is currently replicating to one follower.
+public enum ProgressState: String, Sendable, Hashable {
+    /// The leader does not know where the follower's log matches: it sends one append
+    /// per heartbeat interval and waits for the answer.
+    case probe
+    /// The follower's log matches up to `match`: appends are pipelined, bounded by the
+    /// in-flight window.
+    case replicate
+    /// The follower needs a snapshot; appends are paused until it is installed.
+    case snapshot
+}
+
+/// The leader's view of one follower (or of itself).
+public struct Progress: Sendable, Hashable {
+    /// The highest index known to be replicated on the node.
+    /// Invariant: `match < next`.
+    public internal(set) var match: LogIndex = 0
+    /// The next index to send.
+    public internal(set) var next: LogIndex = 1
+    /// The replication state.
+    public internal(set) var state: ProgressState = .probe
+    /// In `.snapshot`: the index of the snapshot being sent.
+    public internal(set) var pendingSnapshot: LogIndex = 0
+    /// `true` if the node was heard from since the last check-quorum round.
+    public internal(set) var recentActive = false
+    /// In `.probe`: an append was sent and not yet answered (or a heartbeat interval
+    /// has not passed), so no further append is sent.
+    var probeSent = false
+    /// `true` for a learner.
+    public internal(set) var isLearner = false
+    /// The messages in flight in `.replicate`.
+    var inflights: Inflights
+
+    // Snapshot transfer (in `.snapshot`).
+    /// The next byte offset of the snapshot to send.
+    var snapshotOffset: UInt64 = 0
+    /// Ticks since the last snapshot chunk was sent without an answer.
+    var snapshotTicks = 0
+    /// `true` while a chunk is in flight.
+    var snapshotChunkInFlight = false
+
+    init(next: LogIndex, maxInflight: Int, maxInflightBytes: Int, isLearner: Bool) {
+        self.next = next
+        self.isLearner = isLearner
+        inflights = Inflights(capacity: maxInflight, maxBytes: maxInflightBytes)
+    }
+
+    public static func == (lhs: Progress, rhs: Progress) -> Bool {
+        lhs.match == rhs.match && lhs.next == rhs.next && lhs.state == rhs.state && lhs.isLearner == rhs.isLearner
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(match)
+        hasher.combine(next)
+    }
+
+    private mutating func resetState(_ newState: ProgressState) {
+        probeSent = false
+        pendingSnapshot = 0
+        state = newState
+        inflights.reset()
+        snapshotOffset = 0
+        snapshotTicks = 0
+        snapshotChunkInFlight = false
+    }
+
+    /// Enters `.probe`, restarting from the match (or past a just-installed snapshot).
+    mutating func becomeProbe() {
+        if state == .snapshot {
+            let pending = pendingSnapshot
+            resetState(.probe)
+            next = max(match + 1, pending + 1)
+        } else {
+            resetState(.probe)
+            next = match + 1
+        }
+    }
+
+    /// Enters `.replicate`.
+    mutating func becomeReplicate() {
+        resetState(.replicate)
+        next = match + 1
+    }
+
+    /// Enters `.snapshot` for a snapshot at `index`.
+    mutating func becomeSnapshot(_ index: LogIndex) {
+        resetState(.snapshot)
+        pendingSnapshot = index
+    }
+
+    /// Records that an append carrying entries up to `lastIndex` (`count` entries,
+    /// `bytes` bytes) was sent.
+    mutating func sentEntries(lastIndex: LogIndex, count: Int, bytes: Int) {
+        switch state {
+        case .replicate:
+            if count > 0 {
+                next = lastIndex + 1
+                inflights.add(lastIndex, bytes: bytes)
+            }
+        case .probe:
+            probeSent = true
+        case .snapshot:
+            break
+        }
+    }
+
+    /// Raises `match` to `index` if it is higher. Returns `false` for a stale answer.
+    mutating func maybeUpdate(_ index: LogIndex) -> Bool {
+        var updated = false
+        if match < index {
+            match = index
+            updated = true
+            probeSent = false
+        }
+        next = max(next, index + 1)
+        return updated
+    }
+
+    /// Handles a rejection of the append whose previous index was `rejected`;
+    /// `hint` is the highest index at which the logs may still match.
+    /// Returns `false` if the rejection is stale.
+    mutating func maybeDecrease(rejected: LogIndex, hint: LogIndex) -> Bool {
+        if state == .replicate {
+            // A rejection at or below match is stale (it answers an older message).
+            if rejected <= match { return false }
+            next = match + 1
+            return true
+        }
+        // In probe, only the answer to the latest probe counts.
+        if next == 0 || next - 1 != rejected { return false }
+        next = max(min(rejected, hint + 1), match + 1)
+        probeSent = false
+        return true
+    }
+
+    /// `true` when no append should be sent now.
+    var isPaused: Bool {
+        switch state {
+        case .probe: return probeSent
+        case .replicate: return inflights.isFull
+        case .snapshot: return true
+        }
+    }
+}

@@ -1,0 +1,464 @@
+public import AegisRaft
+
+/// Options of one simulated run.
+public struct SimulationOptions: Sendable {
+    /// The seed: same seed, same run.
+    public var seed: UInt64
+    /// Number of nodes; nil draws 3 or 5 from the seed.
+    public var nodeCount: Int?
+    /// Length of the faulty phase, in ticks.
+    public var ticks: Int = 1_500
+    /// The Raft configuration of every node (timeouts in ticks).
+    public var raft: RaftConfig = {
+        var c = RaftConfig(electionTimeout: 10, heartbeatInterval: 2)
+        c.maxSizePerMessage = 4 << 10
+        c.maxInflightMessages = 16
+        c.maxInflightBytes = 64 << 10
+        c.maxUncommittedBytes = 64 << 10
+        c.snapshotThreshold = 0
+        return c
+    }()
+    /// How many recent events a failure report shows.
+    public var traceTail = 40
+
+    /// Creates options for a seed.
+    public init(seed: UInt64) { self.seed = seed }
+}
+
+/// The outcome of one simulated run.
+public struct SimulationResult: Sendable {
+    public var seed: UInt64
+    public var nodeCount: Int
+    public var profile: FaultProfile
+    /// Events processed (every one followed by the invariant checks).
+    public var steps = 0
+    /// Distinct log indexes committed.
+    public var commits = 0
+    /// Leaders elected (distinct terms with a leader).
+    public var elections = 0
+    public var crashes = 0
+    public var partitions = 0
+    /// Safety violations found.
+    public var violations: [Violation] = []
+    /// Set when the cluster failed to elect a leader and commit after healing.
+    public var livenessFailure: String?
+    /// Errors the core returned where none should occur.
+    public var unexpectedErrors: [String] = []
+    /// A hash of every event in order: equal for equal seeds.
+    public var traceHash: UInt64 = 0
+    /// The last events, for failure reports.
+    public var traceTail: [String] = []
+    /// Virtual time at the end, in ticks.
+    public var endTick: UInt64 = 0
+
+    /// `true` if nothing went wrong.
+    public var passed: Bool { violations.isEmpty && livenessFailure == nil && unexpectedErrors.isEmpty }
+}
+
+/// A whole Raft cluster in one thread with virtual time, driven by one seed:
+/// message loss, duplication and reordering, partitions (symmetric and asymmetric),
+/// crash-restarts that lose unpersisted writes and tear the one in progress, and
+/// client proposals. After every event the `InvariantChecker` is fed what changed;
+/// at the end all faults heal and a leader must be elected and a new proposal
+/// committed within 10 election timeouts.
+public final class Simulator {
+    /// Time units per tick.
+    public static let tickUnits: UInt64 = 10
+
+    enum Event {
+        case tick(node: Int, incarnation: Int)
+        case deliver(RaftMessage)
+        case diskDone(node: Int, incarnation: Int)
+        case crash
+        case restart(node: Int)
+        case partition
+        case healPartition(id: Int)
+        case propose
+        case heal
+        case livenessProbe
+    }
+
+    enum Input {
+        case tick
+        case message(RaftMessage)
+        case propose([UInt8])
+    }
+
+    final class Node {
+        let id: NodeID
+        let storage: MemoryStorage
+        var core: RaftCore?
+        var incarnation = 0
+        var pending: Ready?
+        var inbox: [Input] = []
+        var machine = RegisterMachine()
+        init(id: NodeID, storage: MemoryStorage) {
+            self.id = id
+            self.storage = storage
+        }
+    }
+
+    let options: SimulationOptions
+    var rng: SplitMix64
+    var queue = EventQueue<Event>()
+    var now: UInt64 = 0
+    var nodes: [Node] = []
+    let ids: [NodeID]
+    var checker = InvariantChecker()
+    var result: SimulationResult
+    var profile: FaultProfile
+    /// Blocked directed links, as `from * 16 + to`.
+    var blocked: Set<Int> = []
+    var partitionID = 0
+    var healed = false
+    var healTime: UInt64 = 0
+    var livenessMarkers: Set<UInt64> = []
+    var livenessDone = false
+    var nextOperation: UInt64 = 1
+    var leadersSeen: Set<Term> = []
+    var trace = TraceRecorder(capacity: 40)
+
+    /// Prepares a run.
+    public init(options: SimulationOptions) {
+        self.options = options
+        var generator = SplitMix64(seed: options.seed &* 0x9E37_79B9_7F4A_7C15 &+ 1)
+        profile = FaultProfile.draw(&generator)
+        let n = options.nodeCount ?? (generator.next() % 2 == 0 ? 3 : 5)
+        rng = generator
+        var names: [NodeID] = []
+        for k in 1...n { names.append(NodeID("n\(k)")) }
+        ids = names
+        result = SimulationResult(seed: options.seed, nodeCount: n, profile: profile)
+        trace = TraceRecorder(capacity: options.traceTail)
+    }
+
+    // MARK: Running
+
+    /// Runs the simulation to the end and returns its result.
+    public func run() -> SimulationResult {
+        let conf = ConfState(voters: Set(ids))
+        for (k, id) in ids.enumerated() {
+            let node = Node(id: id, storage: MemoryStorage(conf: conf))
+            nodes.append(node)
+            start(k)
+        }
+        let mainEnd = UInt64(options.ticks) * Self.tickUnits
+        queue.push(.heal, at: mainEnd)
+        if profile.partitionInterval > 0 { queue.push(.partition, at: draw(profile.partitionInterval * 2)) }
+        if profile.crashInterval > 0 { queue.push(.crash, at: draw(profile.crashInterval * 2)) }
+        queue.push(.propose, at: draw(profile.proposalInterval * 2))
+        let deadline = mainEnd + UInt64(10 * options.raft.electionTimeout) * Self.tickUnits
+        while !livenessDone, let (time, event) = queue.pop() {
+            if time > deadline { break }
+            now = time
+            result.steps += 1
+            handle(event)
+            if !checker.violations.isEmpty { break }
+        }
+        if checker.violations.isEmpty && !livenessDone {
+            result.livenessFailure = "no leader committed a new proposal within 10 election timeouts after healing"
+        }
+        result.violations = checker.violations
+        result.commits = checker.committedCount
+        result.elections = leadersSeen.count
+        result.traceHash = trace.hash
+        result.traceTail = trace.tail()
+        result.endTick = now / Self.tickUnits
+        return result
+    }
+
+    func draw(_ mean: UInt64) -> UInt64 { now + 1 + rng.next() % max(mean, 1) }
+    func chance(_ p: Double) -> Bool { Double(rng.next() >> 11) / Double(1 << 53) < p }
+
+    func handle(_ event: Event) {
+        switch event {
+        case .tick(let k, let inc):
+            guard nodes[k].incarnation == inc, nodes[k].core != nil else { return }
+            trace.record(now, "tick", k)
+            input(k, .tick)
+            queue.push(.tick(node: k, incarnation: inc), at: now + Self.tickUnits)
+        case .deliver(let message):
+            guard let k = index(of: message.to), nodes[k].core != nil else { return }
+            trace.record(now, message.kindName, k, message.term, UInt64(index(of: message.from) ?? 0))
+            input(k, .message(message))
+        case .diskDone(let k, let inc):
+            guard nodes[k].incarnation == inc, let rd = nodes[k].pending else { return }
+            trace.record(now, "disk", k)
+            complete(k, rd)
+        case .crash:
+            crashSomeNode()
+            if !healed && profile.crashInterval > 0 { queue.push(.crash, at: draw(profile.crashInterval * 2)) }
+        case .restart(let k):
+            if nodes[k].core == nil { start(k) }
+        case .partition:
+            if !healed { startPartition() }
+        case .healPartition(let id):
+            if id == partitionID {
+                blocked = []
+                trace.record(now, "heal-partition", 0)
+            }
+            if !healed && profile.partitionInterval > 0 { queue.push(.partition, at: draw(profile.partitionInterval * 2)) }
+        case .propose:
+            if !healed {
+                clientPropose()
+                queue.push(.propose, at: draw(profile.proposalInterval * 2))
+            }
+        case .heal:
+            healAll()
+        case .livenessProbe:
+            livenessProbe()
+        }
+    }
+
+    func index(of id: NodeID) -> Int? { ids.firstIndex(of: id) }
+
+    // MARK: Nodes
+
+    func start(_ k: Int) {
+        let node = nodes[k]
+        var config = options.raft
+        config.randomSeed = options.seed &+ UInt64(k) &* 7919 &+ UInt64(node.incarnation) &* 104_729
+        do {
+            let snapshot = try node.storage.snapshot()
+            config.applied = snapshot.metadata.index
+            var machine = RegisterMachine()
+            if !snapshot.isEmpty { try machine.restore(from: snapshot) }
+            node.machine = machine
+            node.core = try RaftCore(id: node.id, config: config, storage: node.storage)
+        } catch {
+            result.unexpectedErrors.append("restart of \(node.id) failed: \(error)")
+            return
+        }
+        node.incarnation += 1
+        observe(k)
+        let hs = node.storage.storedHardState
+        checker.observeTerm(node: node.id, term: hs.term)
+        trace.record(now, "start", k)
+        queue.push(.tick(node: k, incarnation: node.incarnation), at: now + 1 + rng.next() % Self.tickUnits)
+    }
+
+    func input(_ k: Int, _ input: Input) {
+        let node = nodes[k]
+        guard node.core != nil else { return }
+        if node.pending != nil {
+            node.inbox.append(input)
+            return
+        }
+        apply(k, input)
+        drive(k)
+    }
+
+    func apply(_ k: Int, _ input: Input) {
+        let node = nodes[k]
+        guard var core = node.core else { return }
+        node.core = nil  // keep the core uniquely referenced while it mutates
+        switch input {
+        case .tick:
+            core.tick()
+        case .message(let m):
+            do { try core.step(m) } catch { result.unexpectedErrors.append("\(node.id) step \(m.kindName): \(error)") }
+        case .propose(let data):
+            _ = try? core.propose(data, timestamp: now)
+        }
+        node.core = core
+        observe(k)
+    }
+
+    /// Feeds the checker the node's role and term after a change.
+    func observe(_ k: Int) {
+        let node = nodes[k]
+        guard let core = node.core else { return }
+        checker.observeTerm(node: node.id, term: core.term)
+        if core.role == .leader && !leadersSeen.contains(core.term) {
+            leadersSeen.insert(core.term)
+            let log = core.log
+            let snapshotIndex = ((try? log.firstIndex()) ?? 1) - 1
+            checker.observeLeader(node: node.id, term: core.term, snapshotIndex: snapshotIndex) { try? log.term(at: $0) }
+        }
+    }
+
+    /// Takes the node's `Ready`: leader appends leave at once (the allowed parallel
+    /// write); everything else waits until the disk write completes.
+    func drive(_ k: Int) {
+        let node = nodes[k]
+        guard node.pending == nil, var core = node.core, core.hasReady else { return }
+        let rd: Ready
+        do { rd = try core.ready() } catch {
+            result.unexpectedErrors.append("\(node.id) ready: \(error)")
+            return
+        }
+        node.core = core
+        for m in rd.messages where m.isLeaderAppend { send(m) }
+        let writes = !rd.entries.isEmpty || rd.hardState != nil || rd.snapshot != nil
+        if writes && profile.maxDiskDelay > 0 {
+            node.pending = rd
+            queue.push(.diskDone(node: k, incarnation: node.incarnation), at: now + rng.next() % (profile.maxDiskDelay + 1))
+        } else {
+            node.pending = rd
+            complete(k, rd)
+        }
+    }
+
+    /// The disk write finished: persist, send, apply, advance, then take queued inputs.
+    func complete(_ k: Int, _ rd: Ready) {
+        let node = nodes[k]
+        do {
+            try persist(k, rd, entryLimit: rd.entries.count, withHardState: true)
+            for m in rd.messages where !m.isLeaderAppend { send(m) }
+            for entry in rd.committedEntries where entry.index > node.machine.appliedIndex {
+                _ = node.machine.apply(entry)
+                checker.observeApplied(node: node.id, entry: entry)
+                if healed, let marker = livenessMarker(entry) , livenessMarkers.contains(marker) { livenessDone = true }
+            }
+            guard var core = node.core else { return }
+            core.advance(rd)
+            node.core = core
+        } catch {
+            result.unexpectedErrors.append("\(node.id) persist: \(error)")
+        }
+        node.pending = nil
+        observe(k)
+        drive(k)
+        while node.pending == nil, node.core != nil, !node.inbox.isEmpty {
+            let next = node.inbox.removeFirst()
+            apply(k, next)
+            drive(k)
+        }
+    }
+
+    /// Writes a `Ready` to the node's durable storage: the snapshot, then the first
+    /// `entryLimit` entries, then (if all entries made it and `withHardState`) the
+    /// hard state. A crash mid-write persists a prefix.
+    func persist(_ k: Int, _ rd: Ready, entryLimit: Int, withHardState: Bool) throws {
+        let node = nodes[k]
+        if let snapshot = rd.snapshot {
+            try node.storage.applySnapshot(snapshot)
+            try node.machine.restore(from: snapshot)
+        }
+        let written = Array(rd.entries.prefix(entryLimit))
+        if !written.isEmpty {
+            try node.storage.append(written)
+            for entry in written {
+                let previous = entry.index > 1 ? ((try? node.storage.term(at: entry.index - 1)) ?? 0) : 0
+                checker.observeLogEntry(node: node.id, entry: entry, previousTerm: previous)
+            }
+        }
+        if withHardState && entryLimit == rd.entries.count, let hs = rd.hardState {
+            try node.storage.setHardState(hs)
+        }
+    }
+
+    func livenessMarker(_ entry: LogEntry) -> UInt64? {
+        guard let (_, op) = RegisterMachine.Command.decode(entry.data) else { return nil }
+        return op
+    }
+
+    // MARK: Network
+
+    func send(_ m: RaftMessage) {
+        guard let from = index(of: m.from), let to = index(of: m.to) else { return }
+        if blocked.contains(from * 16 + to) { return }
+        if chance(profile.lossRate) { return }
+        let spread = profile.maxDelay - profile.minDelay + 1
+        queue.push(.deliver(m), at: now + profile.minDelay + rng.next() % spread)
+        if chance(profile.duplicateRate) {
+            queue.push(.deliver(m), at: now + profile.minDelay + rng.next() % (spread * 2))
+        }
+    }
+
+    func startPartition() {
+        let n = nodes.count
+        partitionID += 1
+        blocked = []
+        switch rng.next() % 3 {
+        case 0:  // isolate one node, both directions
+            let k = Int(rng.next() % UInt64(n))
+            for j in 0..<n where j != k {
+                blocked.insert(k * 16 + j)
+                blocked.insert(j * 16 + k)
+            }
+        case 1:  // split in two groups
+            var side = [Bool](repeating: false, count: n)
+            for j in 0..<n { side[j] = rng.next() % 2 == 0 }
+            for a in 0..<n { for b in 0..<n where side[a] != side[b] { blocked.insert(a * 16 + b) } }
+        default:  // asymmetric: some directed links only
+            for a in 0..<n { for b in 0..<n where a != b && rng.next() % 3 == 0 { blocked.insert(a * 16 + b) } }
+        }
+        result.partitions += 1
+        trace.record(now, "partition", 0, UInt64(blocked.count))
+        queue.push(.healPartition(id: partitionID), at: draw(1_500))
+    }
+
+    func crashSomeNode() {
+        let up = nodes.indices.filter { nodes[$0].core != nil }
+        // Keep a majority up during the faulty phase so that there is progress to
+        // check; any node, the leader half of the time.
+        guard up.count > nodes.count / 2 + 1 || (up.count == nodes.count && nodes.count == 3) else { return }
+        var victim = up[Int(rng.next() % UInt64(up.count))]
+        if rng.next() % 2 == 0, let leader = up.first(where: { nodes[$0].core?.role == .leader }) { victim = leader }
+        crash(victim)
+        queue.push(.restart(node: victim), at: draw(800))
+    }
+
+    /// Kills a node: a disk write in progress is torn (a random prefix of its entries
+    /// survives, the hard state only if everything before it did); everything in
+    /// memory is lost.
+    func crash(_ k: Int) {
+        let node = nodes[k]
+        if let rd = node.pending {
+            let limit = rd.entries.isEmpty ? 0 : Int(rng.next() % UInt64(rd.entries.count + 1))
+            do { try persist(k, rd, entryLimit: limit, withHardState: rng.next() % 2 == 0) } catch {
+                result.unexpectedErrors.append("\(node.id) torn write: \(error)")
+            }
+        }
+        node.core = nil
+        node.pending = nil
+        node.inbox = []
+        node.incarnation += 1
+        result.crashes += 1
+        trace.record(now, "crash", k)
+        let log = node.storage
+        let first = (try? log.firstIndex()) ?? 1
+        let last = (try? log.lastIndex()) ?? 0
+        checker.observeDurableLog(node: node.id, snapshotIndex: first - 1, lastIndex: last) { try? log.term(at: $0) }
+    }
+
+    // MARK: Clients
+
+    func clientPropose() {
+        let up = nodes.indices.filter { nodes[$0].core != nil }
+        guard !up.isEmpty else { return }
+        var target = up[Int(rng.next() % UInt64(up.count))]
+        if rng.next() % 5 != 0, let leader = up.first(where: { nodes[$0].core?.role == .leader }) { target = leader }
+        let op = nextOperation
+        nextOperation += 1
+        let command = RegisterMachine.Command.write(key: rng.next() % 8, value: op)
+        input(target, .propose(command.encoded(operation: op)))
+    }
+
+    // MARK: Healing and liveness
+
+    func healAll() {
+        healed = true
+        healTime = now
+        blocked = []
+        profile.lossRate = 0
+        profile.duplicateRate = 0
+        trace.record(now, "heal", 0)
+        for k in nodes.indices where nodes[k].core == nil { start(k) }
+        queue.push(.livenessProbe, at: now + Self.tickUnits)
+    }
+
+    /// Proposes a marker through the current leader every few ticks until one is
+    /// applied somewhere.
+    func livenessProbe() {
+        guard !livenessDone else { return }
+        if let leader = nodes.indices.first(where: { nodes[$0].core?.role == .leader }) {
+            let op = nextOperation
+            nextOperation += 1
+            livenessMarkers.insert(op)
+            input(leader, .propose(RegisterMachine.Command.write(key: 1_000, value: op).encoded(operation: op)))
+        }
+        queue.push(.livenessProbe, at: now + 3 * Self.tickUnits)
+    }
+}
