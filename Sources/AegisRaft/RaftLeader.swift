@@ -153,6 +153,10 @@ extension RaftCore {
         guard var pr = tracker.progress[from] else { return }
         pr.recentActive = true
         pr.probeSent = false
+        // Appends in flight may all have been lost; a heartbeat answer proves the
+        // follower is reachable, so free one slot to send again. A gap it cannot fill
+        // is rejected and sends the progress back to probing.
+        if pr.state == .replicate && pr.inflights.isFull { pr.inflights.freeFirst() }
         tracker.progress[from] = pr
         if pr.match < ((try? log.lastIndex()) ?? 0) || pr.state == .probe {
             maybeSendAppend(to: from, sendIfEmpty: true)

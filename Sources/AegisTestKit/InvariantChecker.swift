@@ -51,6 +51,7 @@ public struct InvariantChecker: Sendable {
     public private(set) var violations: [Violation] = []
     private var leaders: [Term: NodeID] = [:]
     private var terms: [NodeID: Term] = [:]
+    private var durableTerms: [NodeID: Term] = [:]
     /// (index, term) -> (content hash, term of the previous entry).
     private var entries: [EntryKey: EntryShape] = [:]
     /// index -> (term, hash) of committed entries.
@@ -90,6 +91,25 @@ public struct InvariantChecker: Sendable {
         terms[node] = term
     }
 
+    /// `node` restarted from durable state whose term is `durableTerm`. Terms that
+    /// were never persisted may be forgotten (nothing was sent on their behalf), but
+    /// the durable term never goes down.
+    public mutating func observeRestart(node: NodeID, durableTerm: Term) {
+        if let previous = durableTerms[node], durableTerm < previous {
+            report(.termDecreased(node: node, from: previous, to: durableTerm))
+        }
+        durableTerms[node] = durableTerm
+        terms[node] = durableTerm
+    }
+
+    /// `node` persisted a hard state with `term`.
+    public mutating func observePersistedTerm(node: NodeID, term: Term) {
+        if let previous = durableTerms[node], term < previous {
+            report(.termDecreased(node: node, from: previous, to: term))
+        }
+        durableTerms[node] = term
+    }
+
     /// `node` is leader of `term`; `termAt` reads its log (nil: no entry / compacted),
     /// `snapshotIndex` is the index its log starts after.
     public mutating func observeLeader(node: NodeID, term: Term, snapshotIndex: LogIndex, termAt: (LogIndex) -> Term?) {
@@ -117,9 +137,6 @@ public struct InvariantChecker: Sendable {
         } else {
             entries[key] = shape
         }
-        if let c = committed[entry.index], c.term != entry.term {
-            report(.committedChanged(node: node, index: entry.index))
-        }
     }
 
     /// `node` learned that `entry` is committed (for example when it applies it).
@@ -144,14 +161,16 @@ public struct InvariantChecker: Sendable {
         observeCommitted(node: node, entry: entry)
     }
 
-    /// Checks that `node`'s durable log (via `termAt`) still holds every committed
-    /// entry above `snapshotIndex` up to `lastIndex`, and that nothing committed is
-    /// beyond a log that claims to have it. Used after restarts.
-    public mutating func observeDurableLog(node: NodeID, snapshotIndex: LogIndex, lastIndex: LogIndex,
+    /// Checks a node's durable state after a crash: its log (via `termAt`) must hold
+    /// every entry up to its durable `commitIndex`, each equal to the committed one.
+    /// (Entries past the node's own commit index may legitimately differ: they can be
+    /// stale entries from a deposed leader, not yet overwritten.)
+    public mutating func observeDurableLog(node: NodeID, snapshotIndex: LogIndex, commitIndex: LogIndex,
                                            termAt: (LogIndex) -> Term?) {
-        guard lastIndex > snapshotIndex else { return }
-        for index in (snapshotIndex + 1)...lastIndex {
-            if let c = committed[index], let t = termAt(index), t != c.term {
+        guard commitIndex > snapshotIndex else { return }
+        for index in (snapshotIndex + 1)...commitIndex {
+            let t = termAt(index)
+            if t == nil || (committed[index].map { $0.term != t } ?? false) {
                 report(.committedChanged(node: node, index: index))
             }
         }

@@ -156,7 +156,18 @@ public final class Simulator {
             if !checker.violations.isEmpty { break }
         }
         if checker.violations.isEmpty && !livenessDone {
-            result.livenessFailure = "no leader committed a new proposal within 10 election timeouts after healing"
+            let states = nodes.map { node -> String in
+                guard let c = node.core else { return "\(node.id): down" }
+                let last = (try? c.log.lastIndex()) ?? 0
+                var text = "\(node.id): \(c.role) term \(c.term) commit \(c.log.committed) applied \(c.appliedIndex) last \(last) busy \(node.pending != nil) inbox \(node.inbox.count)"
+                if c.role == .leader {
+                    for id in ids where id != node.id {
+                        if let p = c.progress(of: id) { text += " [\(id) \(p.state) match \(p.match) next \(p.next)]" }
+                    }
+                }
+                return text
+            }
+            result.livenessFailure = "no leader committed a new proposal within 10 election timeouts after healing; " + states.joined(separator: "; ")
         }
         result.violations = checker.violations
         result.commits = checker.committedCount
@@ -230,9 +241,8 @@ public final class Simulator {
             return
         }
         node.incarnation += 1
+        checker.observeRestart(node: node.id, durableTerm: node.storage.storedHardState.term)
         observe(k)
-        let hs = node.storage.storedHardState
-        checker.observeTerm(node: node.id, term: hs.term)
         trace.record(now, "start", k)
         queue.push(.tick(node: k, incarnation: node.incarnation), at: now + 1 + rng.next() % Self.tickUnits)
     }
@@ -319,9 +329,12 @@ public final class Simulator {
         node.pending = nil
         observe(k)
         drive(k)
-        while node.pending == nil, node.core != nil, !node.inbox.isEmpty {
-            let next = node.inbox.removeFirst()
-            apply(k, next)
+        // Like a real runtime, take everything that queued up during the write as
+        // one batch, then produce one Ready for all of it.
+        if node.pending == nil, node.core != nil, !node.inbox.isEmpty {
+            let batch = node.inbox
+            node.inbox = []
+            for next in batch { apply(k, next) }
             drive(k)
         }
     }
@@ -345,6 +358,7 @@ public final class Simulator {
         }
         if withHardState && entryLimit == rd.entries.count, let hs = rd.hardState {
             try node.storage.setHardState(hs)
+            checker.observePersistedTerm(node: node.id, term: hs.term)
         }
     }
 
@@ -419,8 +433,8 @@ public final class Simulator {
         trace.record(now, "crash", k)
         let log = node.storage
         let first = (try? log.firstIndex()) ?? 1
-        let last = (try? log.lastIndex()) ?? 0
-        checker.observeDurableLog(node: node.id, snapshotIndex: first - 1, lastIndex: last) { try? log.term(at: $0) }
+        let commit = log.storedHardState.commitIndex
+        checker.observeDurableLog(node: node.id, snapshotIndex: first - 1, commitIndex: commit) { try? log.term(at: $0) }
     }
 
     // MARK: Clients

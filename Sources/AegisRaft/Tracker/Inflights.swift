@@ -42,6 +42,12 @@ struct Inflights: Sendable {
         if count == 0 { start = 0 }
     }
 
+    /// Frees the oldest message.
+    mutating func freeFirst() {
+        guard count > 0 else { return }
+        freeLE(indexes[start])
+    }
+
     /// Frees everything.
     mutating func reset() {
         count = 0
