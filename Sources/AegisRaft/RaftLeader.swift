@@ -140,7 +140,8 @@ extension RaftCore {
         if maybeCommit() {
             broadcastAppend()
         } else if wasPaused {
-            maybeSendAppend(to: from, sendIfEmpty: false)
+            // The follower may have missed commit updates while paused.
+            maybeSendAppend(to: from, sendIfEmpty: true)
         }
         // Fill the pipeline.
         while maybeSendAppend(to: from, sendIfEmpty: false) {}
