@@ -11,6 +11,9 @@
 /// that has it or not, has the effect of the update. Ship deltas when the full state is
 /// large; ship the full state for anti-entropy.
 public protocol StateBasedCRDT: Equatable, BinaryEncodable {
+    /// Creates the least state (bottom): empty, zero, nothing seen.
+    init()
+
     /// Joins `other` into this state (the least upper bound of both).
     mutating func merge(_ other: Self)
 }
