@@ -22,6 +22,18 @@ public struct GCounter: StateBasedCRDT, Hashable, CustomStringConvertible {
         return total
     }
 
+    /// The exact total as a 128-bit number split in two words.
+    var wideValue: (high: UInt64, low: UInt64) {
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for count in counts.values {
+            let (sum, overflow) = low.addingReportingOverflow(count)
+            low = sum
+            if overflow { high += 1 }
+        }
+        return (high, low)
+    }
+
     /// The increments made at `replica`.
     public func count(of replica: ReplicaID) -> UInt64 { counts[replica] ?? 0 }
 
@@ -78,11 +90,15 @@ public struct PNCounter: StateBasedCRDT, Hashable, CustomStringConvertible {
 
     /// Increments minus decrements, clamped to the range of `Int64`.
     public var value: Int64 {
-        let up = increments.value
-        let down = decrements.value
-        if up >= down { return Int64(clamping: up - down) }
-        let magnitude = down - up
-        return magnitude > UInt64(Int64.max) ? Int64.min : -Int64(magnitude)
+        let up = increments.wideValue
+        let down = decrements.wideValue
+        let positive = up.high != down.high ? up.high > down.high : up.low >= down.low
+        let (larger, smaller) = positive ? (up, down) : (down, up)
+        let (low, borrow) = larger.low.subtractingReportingOverflow(smaller.low)
+        let high = larger.high - smaller.high - (borrow ? 1 : 0)
+        guard high == 0 else { return positive ? .max : .min }
+        if positive { return Int64(clamping: low) }
+        return low > UInt64(Int64.max) ? .min : -Int64(low)
     }
 
     /// Adds `amount` at `replica` and returns the delta to ship.
