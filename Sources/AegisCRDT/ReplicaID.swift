@@ -17,17 +17,16 @@ public struct ReplicaID: Hashable, Comparable, Sendable, CustomStringConvertible
     public var description: String { rawValue }
 
     public static func == (lhs: ReplicaID, rhs: ReplicaID) -> Bool {
-        lhs.rawValue.utf8.elementsEqual(rhs.rawValue.utf8)
+        lhs.rawValue.utf8.count == rhs.rawValue.utf8.count && lhs.rawValue.utf8.elementsEqual(rhs.rawValue.utf8)
     }
 
     public static func < (lhs: ReplicaID, rhs: ReplicaID) -> Bool {
         lhs.rawValue.utf8.lexicographicallyPrecedes(rhs.rawValue.utf8)
     }
 
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(rawValue.utf8.count)
-        for byte in rawValue.utf8 { hasher.combine(byte) }
-    }
+    /// Hashes the string (byte-equal strings are also canonically equal, so equal
+    /// identifiers always hash equally).
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 }
 
 /// One event of one replica: the replica's `counter`-th update. Dots name the writes

@@ -67,24 +67,29 @@ public struct ORSet<Element: CRDTValue>: StateBasedCRDT, Hashable {
     }
 
     /// The lattice join: an add survives unless the other side has seen it and
-    /// dropped it.
+    /// dropped it. Works in place, so merging a small delta allocates little.
     public mutating func merge(_ other: ORSet) {
-        var joined: [Element: [Dot]] = [:]
-        joined.reserveCapacity(Swift.max(entries.count, other.entries.count))
-        for (element, mine) in entries {
-            let kept: [Dot]
-            if let theirs = other.entries[element] {
-                kept = mine == theirs ? mine : Self.join(mine, context, theirs, other.context)
-            } else {
-                kept = mine.filter { !other.context.contains($0) }
+        // Elements only here lose the dots the other side has seen (and so removed).
+        if !other.context.isEmpty {
+            var emptied: [Element] = []
+            var index = entries.startIndex
+            while index != entries.endIndex {
+                let (element, mine) = entries[index]
+                if mine.contains(where: other.context.contains), other.entries[element] == nil {
+                    let kept = mine.filter { !other.context.contains($0) }
+                    if kept.isEmpty { emptied.append(element) } else { entries.values[index] = kept }
+                }
+                entries.formIndex(after: &index)
             }
-            if !kept.isEmpty { joined[element] = kept }
+            for element in emptied { entries[element] = nil }
         }
-        for (element, theirs) in other.entries where entries[element] == nil {
-            let kept = theirs.filter { !context.contains($0) }
-            if !kept.isEmpty { joined[element] = kept }
+        // Elements there are joined dot by dot, against this side's context before
+        // the merge.
+        for (element, theirs) in other.entries {
+            let mine = entries[element] ?? []
+            let kept = mine == theirs ? mine : Self.join(mine, context, theirs, other.context)
+            entries[element] = kept.isEmpty ? nil : kept
         }
-        entries = joined
         context.merge(other.context)
     }
 

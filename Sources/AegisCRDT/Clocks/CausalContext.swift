@@ -25,6 +25,9 @@ public struct CausalContext: Hashable, Sendable {
         normalize()
     }
 
+    /// Whether no dot has been seen.
+    public var isEmpty: Bool { compact.isEmpty && cloud.isEmpty }
+
     /// Whether `dot` has been seen.
     public func contains(_ dot: Dot) -> Bool { compact.contains(dot) || cloud.contains(dot) }
 
