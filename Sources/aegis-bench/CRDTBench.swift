@@ -42,13 +42,6 @@ struct CRDTBench: ParsableCommand {
         }
     }
 
-    private var buildMode: String {
-        #if DEBUG
-        "debug"
-        #else
-        "release"
-        #endif
-    }
 }
 
 /// One measured merge.
