@@ -149,3 +149,10 @@ private func Glibc_open(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32
     return Darwin.open(path, flags, mode)
     #endif
 }
+
+let O_WRONLY_FLAG: Int32 = O_WRONLY
+let O_CREAT_EXCL_WRONLY_FLAGS: Int32 = O_WRONLY | O_CREAT | O_EXCL
+
+/// `close(2)`.
+@discardableResult
+func closeFile(_ fd: Int32) -> Int32 { close(fd) }

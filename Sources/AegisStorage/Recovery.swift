@@ -128,18 +128,8 @@ enum Recovery {
                 log?("removed \(name.fileName): its header was never completed (\(bytes.count) bytes)")
                 continue
             }
-            var firstEntrySeen = false
             for item in scan.records {
-                if case .entry(let entry) = item.record {
-                    if !firstEntrySeen && entry.index != name.firstIndex {
-                        throw .corruption(CorruptionReport(
-                            file: path, offset: item.offset, firstLostIndex: min(entry.index, name.firstIndex),
-                            lastLostIndex: max(entry.index, name.firstIndex),
-                            reason: "the file name says the first index is \(name.firstIndex) but the first entry is \(entry.index)"))
-                    }
-                    firstEntrySeen = true
-                    info.maxEntryIndex = max(info.maxEntryIndex, entry.index)
-                }
+                if case .entry(let entry) = item.record { info.maxEntryIndex = max(info.maxEntryIndex, entry.index) }
                 replayer.apply(item.record, file: path, offset: item.offset)
             }
             if let damage = scan.damage {
