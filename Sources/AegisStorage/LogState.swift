@@ -77,6 +77,12 @@ struct LogState {
         entries = kept
     }
 
+    /// Sets the term of the compaction point (known from a compaction record when the
+    /// entry itself was in a deleted segment).
+    mutating func setOffsetTerm(_ term: Term) {
+        entries[0].term = term
+    }
+
     /// Discards every entry: the log restarts after `index`, whose term is `term`.
     mutating func reset(to index: LogIndex, term: Term) {
         entries = [LogEntry(index: index, term: term, type: .noOp)]

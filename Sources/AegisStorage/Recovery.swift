@@ -81,8 +81,10 @@ struct Replayer {
                 gaps.removeAll()
             }
         case let .compact(index, term):
-            if index > log.lastIndex || index == log.offset {
+            if index > log.lastIndex {
                 log.reset(to: index, term: term)
+            } else if index == log.offset {
+                log.setOffsetTerm(term)
             } else {
                 log.compact(upTo: index)
             }
