@@ -213,10 +213,11 @@ final class GroupCommitEngine: @unchecked Sendable {
     /// Removes the async waiters that can be answered now (all of them with `all`).
     private func takeWaiters(all: Bool = false) -> [(Continuation, Result<Void, StorageError>)] {
         var ready: [(Continuation, Result<Void, StorageError>)] = []
+        let durable = core.durable, failure = core.failure
         core.waiters.removeAll { waiter in
-            if waiter.ticket <= core.durable {
+            if waiter.ticket <= durable {
                 ready.append((waiter.continuation, .success(())))
-            } else if let failure = core.failure {
+            } else if let failure {
                 ready.append((waiter.continuation, .failure(failure)))
             } else if all {
                 ready.append((waiter.continuation, .failure(.stopped(reason: "the storage was closed"))))
