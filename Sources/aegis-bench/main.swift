@@ -9,6 +9,7 @@ struct AegisBench: ParsableCommand {
         subcommands: [
             // One line per benchmark; each lives in its own file.
             CoreBench.self,
+            WALBench.self,
             CRDTBench.self,
         ])
 }

@@ -1,0 +1,222 @@
+public import AegisRaft
+import Foundation
+
+/// Settings of a `DiskStorage`.
+public struct DiskStorageOptions: Sendable {
+    /// A segment is closed and a new one started once a batch would take it past this
+    /// many bytes (a segment can exceed it by at most one batch).
+    public var segmentSize: Int
+    /// How many snapshot files to keep (at least 1).
+    public var retainedSnapshots: Int
+    /// The configuration a brand-new directory starts with (for bootstrapping).
+    public var initialConf: ConfState
+    /// Receives notable events (a torn tail truncated, a leftover file removed).
+    public var log: (@Sendable (String) -> Void)?
+    /// Test hook: makes named system calls fail.
+    var faults: FaultInjector?
+
+    /// Creates options; the defaults suit production (64 MiB segments, 2 snapshots).
+    public init(segmentSize: Int = 64 << 20, retainedSnapshots: Int = 2, initialConf: ConfState = ConfState(),
+                log: (@Sendable (String) -> Void)? = nil) {
+        self.segmentSize = segmentSize
+        self.retainedSnapshots = retainedSnapshots
+        self.initialConf = initialConf
+        self.log = log
+    }
+}
+
+/// Identifies a write handed to the group commit; durable once `waitUntilDurable`
+/// returns for it.
+public struct WriteTicket: Sendable, Hashable, Comparable {
+    let sequence: UInt64
+    public static func < (a: WriteTicket, b: WriteTicket) -> Bool { a.sequence < b.sequence }
+}
+
+/// A durable `RaftLogStorage`: a segmented write-ahead log with group commit, snapshot
+/// files and crash recovery. See the "On-disk format" article.
+///
+/// Thread-safe: one lock guards the in-memory image of the log (which serves every
+/// read) and the batch being filled; a dedicated writer thread writes each batch with
+/// one `write` and one `fdatasync` while the next one fills. It is `@unchecked Sendable`
+/// because every mutable field is guarded by that lock or confined to the writer thread.
+///
+/// Nothing is acknowledged before it is durable: the `RaftLogStorage` methods and
+/// `save(hardState:entries:sync:)` return only after the batch holding their records
+/// was fsynced. After a failed write or fsync every call throws: the node must stop.
+public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
+    /// The directory holding the segments and snapshot files.
+    public let directory: String
+    /// What recovery found when this storage was opened.
+    public let recovery: RecoveryReport
+    let engine: GroupCommitEngine
+    private let options: DiskStorageOptions
+    /// Serialises snapshot-file writers (which run outside the main lock).
+    private let snapshotLock = NSLock()
+
+    /// Opens (or creates) the storage in `directory`, recovering the log.
+    ///
+    /// Throws `StorageError.corruption` when synced data is damaged: the node must not
+    /// start as a voter. A torn tail is truncated and reported in `recovery`.
+    public init(directory: String, options: DiskStorageOptions = DiskStorageOptions()) throws(StorageError) {
+        if options.segmentSize < 4096 { throw .invalidArgument("segment size \(options.segmentSize) is below 4096 bytes") }
+        self.directory = directory
+        self.options = options
+        try FileIO.makeDirectory(directory)
+        let recovered = try Recovery.recover(directory: directory, log: options.log)
+        var log = recovered?.log ?? LogState(snapshot: SnapshotMetadata(confState: options.initialConf))
+        var snapshotData: [UInt8] = []
+        let snapshotPath = directory + "/" + SnapshotFile.fileName(index: log.snapshot.index, term: log.snapshot.term)
+        if log.snapshot.index > 0 || access(snapshotPath, F_OK) == 0 {
+            let snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term)
+            snapshotData = snapshot.data
+            log.snapshot.confState = snapshot.metadata.confState
+        }
+        let files = try SegmentWriter(directory: directory, segmentSize: options.segmentSize,
+                                      faults: options.faults, recovered: recovered, log: log)
+        files.retainedSnapshots = options.retainedSnapshots
+        recovery = RecoveryReport(segments: recovered?.segments.count ?? 0, firstIndex: log.firstIndex,
+                                  lastIndex: log.lastIndex, hardState: log.hardState,
+                                  snapshotIndex: log.snapshot.index, tornTail: recovered?.tornTail)
+        engine = GroupCommitEngine(log: log, snapshotData: snapshotData, files: files)
+        engine.start()
+    }
+
+    deinit { engine.shutdown() }
+
+    /// Flushes what is pending, stops the writer thread and closes the files. Later
+    /// calls throw `StorageError.stopped`.
+    public func close() { engine.shutdown() }
+
+    /// The fatal error that stopped the storage, if any.
+    public var failure: StorageError? { engine.locked { $0.failure } }
+
+    /// Counters of the write-ahead log's work so far.
+    public var statistics: WALStatistics { engine.statistics }
+
+    // MARK: Durable writes
+
+    /// Hands hard state and entries to the group commit without waiting; the returned
+    /// ticket becomes durable with the next `fdatasync`. Entries are visible to reads at once.
+    public func submit(hardState: RaftState? = nil, entries: [LogEntry]) throws(StorageError) -> WriteTicket {
+        try engine.locked { (core) throws(StorageError) in try core.submit(hardState: hardState, entries: entries) }
+    }
+
+    /// Waits until the write behind `ticket` (and everything submitted before it) is durable.
+    public func waitUntilDurable(_ ticket: WriteTicket) throws(StorageError) {
+        try engine.wait(for: ticket)
+    }
+
+    /// Writes hard state (if given and changed) and entries as one batch; with `sync`,
+    /// returns once they are durable (sharing the `fdatasync` with concurrent callers).
+    public func save(hardState: RaftState?, entries: [LogEntry], sync: Bool = true) throws(StorageError) {
+        let ticket = try submit(hardState: hardState, entries: entries)
+        if sync { try waitUntilDurable(ticket) }
+    }
+
+    /// `save(hardState:entries:sync:)` for async callers: suspends, without blocking a
+    /// thread, until the batch is durable.
+    public func saveAsync(hardState: RaftState? = nil, entries: [LogEntry]) async throws(StorageError) {
+        let result: Result<Void, StorageError> = await withCheckedContinuation { continuation in
+            engine.submitAsync(hardState: hardState, entries: entries, continuation: continuation)
+        }
+        try result.get()
+    }
+
+    /// Waits until everything submitted so far is durable.
+    public func sync() throws(StorageError) {
+        try engine.wait(for: engine.locked { $0.latestTicket })
+    }
+
+    // MARK: RaftStorage
+
+    public func initialState() throws -> (state: RaftState, conf: ConfState) {
+        try read { ($0.log.hardState, $0.log.snapshot.confState) }
+    }
+
+    public func entries(from low: LogIndex, to high: LogIndex, maxBytes: Int) throws -> [LogEntry] {
+        try read { (core) throws(RaftError) in try core.log.entries(from: low, to: high, maxBytes: maxBytes) }
+    }
+
+    public func term(at index: LogIndex) throws -> Term {
+        try read { (core) throws(RaftError) in try core.log.term(at: index) }
+    }
+
+    public func firstIndex() throws -> LogIndex { try read { $0.log.firstIndex } }
+    public func lastIndex() throws -> LogIndex { try read { $0.log.lastIndex } }
+
+    public func snapshot() throws -> Snapshot {
+        try read { Snapshot(metadata: $0.log.snapshot, data: $0.snapshotData) }
+    }
+
+    /// The hard state last recorded.
+    public var storedHardState: RaftState { engine.locked { $0.log.hardState } }
+
+    private func read<T>(_ body: (GroupCommitEngine.Core) throws(RaftError) -> T) throws(RaftError) -> T {
+        try engine.locked { (core) throws(RaftError) in
+            if let failure = core.failure { throw failure.asRaftError }
+            return try body(core)
+        }
+    }
+
+    // MARK: RaftLogStorage
+
+    public func append(_ entries: [LogEntry]) throws {
+        do { try save(hardState: nil, entries: entries) } catch { throw error.asRaftError }
+    }
+
+    public func setHardState(_ state: RaftState) throws {
+        do { try save(hardState: state, entries: []) } catch { throw error.asRaftError }
+    }
+
+    public func applySnapshot(_ snapshot: Snapshot) throws {
+        snapshotLock.lock()
+        defer { snapshotLock.unlock() }
+        let current = try read { $0.log.snapshot.index }
+        if snapshot.metadata.index < current {
+            throw RaftError.storage("snapshot at \(snapshot.metadata.index) is older than the stored one at \(current)")
+        }
+        try writeSnapshotFile(snapshot)
+        let ticket = try engine.locked { (core) throws(RaftError) in
+            try core.recordSnapshot(snapshot, resetsLog: true)
+        }
+        try waitOrRaftError(ticket)
+    }
+
+    @discardableResult
+    public func createSnapshot(at index: LogIndex, conf: ConfState, data: [UInt8]) throws -> Snapshot {
+        snapshotLock.lock()
+        defer { snapshotLock.unlock() }
+        let snapshot = try read { (core) throws(RaftError) in
+            if index <= core.log.snapshot.index { throw .snapshotTemporarilyUnavailable }
+            if index > core.log.lastIndex { throw .unavailable }
+            return Snapshot(metadata: SnapshotMetadata(index: index, term: try core.log.term(at: index), confState: conf),
+                            data: data)
+        }
+        try writeSnapshotFile(snapshot)
+        let ticket = try engine.locked { (core) throws(RaftError) in
+            if index <= core.log.snapshot.index { throw .snapshotTemporarilyUnavailable }
+            return try core.recordSnapshot(snapshot, resetsLog: false)
+        }
+        try waitOrRaftError(ticket)
+        return snapshot
+    }
+
+    public func compact(upTo index: LogIndex) throws {
+        let ticket = try engine.locked { (core) throws(RaftError) in try core.compact(upTo: index) }
+        try waitOrRaftError(ticket)
+    }
+
+    private func writeSnapshotFile(_ snapshot: Snapshot) throws(RaftError) {
+        do {
+            try SnapshotFile.write(snapshot, directory: directory, faults: options.faults)
+        } catch {
+            engine.fail(with: error)
+            throw error.asRaftError
+        }
+    }
+
+    private func waitOrRaftError(_ ticket: WriteTicket?) throws(RaftError) {
+        guard let ticket else { return }
+        do { try engine.wait(for: ticket) } catch { throw error.asRaftError }
+    }
+}

@@ -1,0 +1,158 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A test hook that makes a named system call fail with an errno (for example
+/// `("fdatasync", EIO)`), to check that the storage stops on I/O errors.
+typealias FaultInjector = @Sendable (_ operation: String, _ path: String) -> Int32?
+
+/// Thin, throwing wrappers over the POSIX calls the storage needs.
+enum FileIO {
+    static func check(_ result: Int32, _ operation: String, _ path: String,
+                      _ faults: FaultInjector? = nil) throws(StorageError) {
+        if let code = faults?(operation, path) { throw .io(operation: operation, path: path, errno: code) }
+        if result < 0 { throw .io(operation: operation, path: path, errno: errno) }
+    }
+
+    static func open(_ path: String, _ flags: Int32, _ faults: FaultInjector? = nil) throws(StorageError) -> Int32 {
+        let fd = Glibc_open(path, flags | O_CLOEXEC, 0o644)
+        try check(fd, "open", path, faults)
+        return fd
+    }
+
+    /// Writes all of `bytes` at `offset`, retrying short writes and `EINTR`.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String,
+                         faults: FaultInjector? = nil) throws(StorageError) {
+        if let code = faults?("write", path) { throw .io(operation: "write", path: path, errno: code) }
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(operation: "write", path: path, errno: errno)
+            }
+            done += n
+        }
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String,
+                         faults: FaultInjector? = nil) throws(StorageError) {
+        let failure: StorageError? = bytes.withUnsafeBytes { raw in
+            do throws(StorageError) { try writeAll(fd, raw, at: offset, path: path, faults: faults) } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    /// Flushes a file's data (and the metadata needed to read it back, such as its size).
+    static func dataSync(_ fd: Int32, path: String, faults: FaultInjector? = nil) throws(StorageError) {
+        #if os(Linux)
+        try check(fdatasync(fd), "fdatasync", path, faults)
+        #else
+        try check(fsync(fd), "fsync", path, faults)
+        #endif
+    }
+
+    /// Makes created, renamed and removed names in `directory` durable.
+    static func syncDirectory(_ directory: String, faults: FaultInjector? = nil) throws(StorageError) {
+        let fd = try open(directory, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        try check(fsync(fd), "fsync (directory)", directory, faults)
+    }
+
+    /// The whole content of a file.
+    static func readAll(_ path: String) throws(StorageError) -> [UInt8] {
+        let fd = try open(path, O_RDONLY)
+        defer { close(fd) }
+        var st = stat()
+        try check(fstat(fd, &st), "fstat", path)
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        var done = 0
+        let failure: Int32? = bytes.withUnsafeMutableBytes { raw in
+            while done < raw.count {
+                let n = pread(fd, raw.baseAddress.map { $0 + done }, raw.count - done, off_t(done))
+                if n < 0 { if errno == EINTR { continue }; return errno }
+                if n == 0 { break }
+                done += n
+            }
+            return nil
+        }
+        if let failure { throw .io(operation: "read", path: path, errno: failure) }
+        return done == bytes.count ? bytes : Array(bytes.prefix(done))
+    }
+
+    /// Writes a whole file durably: a temporary name, fsync, rename, directory fsync.
+    static func writeDurably(_ bytes: [UInt8], to path: String, directory: String,
+                             faults: FaultInjector? = nil) throws(StorageError) {
+        let temporary = path + ".tmp"
+        let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC, faults)
+        do {
+            try writeAll(fd, bytes, at: 0, path: temporary, faults: faults)
+            try check(fsync(fd), "fsync", temporary, faults)
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        try check(rename(temporary, path), "rename", path, faults)
+        try syncDirectory(directory, faults: faults)
+    }
+
+    /// Shortens a file to `length` bytes and makes that durable.
+    static func truncate(_ path: String, to length: Int) throws(StorageError) {
+        let fd = try open(path, O_WRONLY)
+        defer { close(fd) }
+        try check(ftruncate(fd, off_t(length)), "ftruncate", path)
+        try check(fsync(fd), "fsync", path)
+    }
+
+    static func remove(_ path: String, faults: FaultInjector? = nil) throws(StorageError) {
+        try check(unlink(path), "unlink", path, faults)
+    }
+
+    /// Creates `path` (and missing parents) as a directory if it does not exist.
+    static func makeDirectory(_ path: String) throws(StorageError) {
+        var built = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            built += "/" + part
+            if mkdir(built, 0o755) < 0 && errno != EEXIST {
+                throw .io(operation: "mkdir", path: built, errno: errno)
+            }
+        }
+    }
+
+    /// The names in a directory (without `.` and `..`).
+    static func list(_ directory: String) throws(StorageError) -> [String] {
+        guard let dir = opendir(directory) else { throw .io(operation: "opendir", path: directory, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}
+
+/// `open(2)` with a mode, under a name that does not clash with `FileIO.open`.
+@inline(__always)
+private func Glibc_open(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32 {
+    #if canImport(Glibc)
+    return Glibc.open(path, flags, mode)
+    #else
+    return Darwin.open(path, flags, mode)
+    #endif
+}
+
+let O_WRONLY_FLAG: Int32 = O_WRONLY
+let O_CREAT_EXCL_WRONLY_FLAGS: Int32 = O_WRONLY | O_CREAT | O_EXCL
+
+/// `close(2)`.
+@discardableResult
+func closeFile(_ fd: Int32) -> Int32 { close(fd) }

@@ -1,0 +1,231 @@
+import AegisRaft
+import Foundation
+
+/// The group commit: callers fill one batch under a lock while a dedicated writer
+/// thread writes the previous batch with one `write` and one `fdatasync`, then wakes
+/// every caller whose records it covered. A batch therefore holds everything that
+/// arrived while the previous fsync ran.
+final class GroupCommitEngine: @unchecked Sendable {
+    typealias Continuation = CheckedContinuation<Result<Void, StorageError>, Never>
+
+    /// Everything guarded by the lock.
+    struct Core {
+        var log: LogState
+        var snapshotData: [UInt8]
+        var pending: Batch
+        /// An emptied buffer handed back by the writer, reused for the next batch.
+        var spare: [UInt8] = []
+        /// The last ticket handed out. Invariant: `durable <= issued`.
+        var issued: UInt64 = 0
+        /// The last ticket whose batch is durable.
+        var durable: UInt64 = 0
+        var failure: StorageError?
+        var closing = false
+        var running = false
+        var writerIdle = false
+        var waiters: [(ticket: UInt64, continuation: Continuation)] = []
+        var stats = WALStatistics()
+
+        var latestTicket: WriteTicket { WriteTicket(sequence: issued) }
+
+        func checkOpen() throws(StorageError) {
+            if let failure { throw .stopped(reason: failure.description) }
+            if closing { throw .stopped(reason: "the storage was closed") }
+        }
+
+        /// Adds entries (after checking the append contract) and a changed hard state.
+        mutating func submit(hardState: RaftState?, entries: [LogEntry]) throws(StorageError) -> WriteTicket {
+            try checkOpen()
+            let toAppend = try log.validateAppend(entries)
+            var wrote = false
+            if let first = toAppend.first {
+                if pending.firstEntryIndex == nil { pending.firstEntryIndex = first.index }
+                for entry in toAppend { RecordFrame.appendEntry(entry, to: &pending.bytes) }
+                pending.maxEntryIndex = max(pending.maxEntryIndex, first.index + LogIndex(toAppend.count) - 1)
+                pending.entryCount += toAppend.count
+                log.append(toAppend)
+                wrote = true
+            }
+            // The hard state goes after the entries: a torn batch that kept it kept them.
+            if let hardState, hardState != log.hardState {
+                log.hardState = hardState
+                RecordFrame.appendHardState(hardState, to: &pending.bytes)
+                wrote = true
+            }
+            return wrote ? enqueue() : latestTicket
+        }
+
+        /// Records a snapshot (already durable in its file).
+        mutating func recordSnapshot(_ snapshot: Snapshot, resetsLog: Bool) throws(RaftError) -> WriteTicket {
+            do { try checkOpen() } catch { throw error.asRaftError }
+            if resetsLog {
+                log.reset(to: snapshot.metadata.index, term: snapshot.metadata.term)
+                pending.obsoleteThrough = .max
+            }
+            log.snapshot = snapshot.metadata
+            snapshotData = snapshot.data
+            RecordFrame.appendSnapshot(snapshot.metadata, resetsLog: resetsLog, to: &pending.bytes)
+            pending.pruneSnapshotsKeeping = snapshot.metadata.index
+            return enqueue()
+        }
+
+        /// Discards the entries before `index`; `nil` when there is nothing to do.
+        mutating func compact(upTo index: LogIndex) throws(RaftError) -> WriteTicket? {
+            do { try checkOpen() } catch { throw error.asRaftError }
+            if index <= log.offset { return nil }
+            if index > log.lastIndex { throw .unavailable }
+            let term = try log.term(at: index)
+            log.compact(upTo: index)
+            RecordFrame.appendCompact(index: index, term: term, to: &pending.bytes)
+            pending.obsoleteThrough = max(pending.obsoleteThrough ?? 0, index)
+            return enqueue()
+        }
+
+        private mutating func enqueue() -> WriteTicket {
+            issued += 1
+            pending.lastTicket = issued
+            return WriteTicket(sequence: issued)
+        }
+    }
+
+    private let condition = NSCondition()
+    private var core: Core
+    /// Confined to the writer thread once it has started.
+    private let files: SegmentWriter
+
+    init(log: LogState, snapshotData: [UInt8], files: SegmentWriter) {
+        core = Core(log: log, snapshotData: snapshotData, pending: Batch(log))
+        core.stats = files.stats
+        self.files = files
+    }
+
+    /// Runs `body` under the lock, then wakes the writer if it sleeps and work arrived.
+    func locked<T, E: Error>(_ body: (inout Core) throws(E) -> T) throws(E) -> T {
+        condition.lock()
+        defer {
+            if core.writerIdle && !core.pending.isEmpty { condition.broadcast() }
+            condition.unlock()
+        }
+        return try body(&core)
+    }
+
+    var statistics: WALStatistics { locked { $0.stats } }
+
+    func start() {
+        condition.lock()
+        core.running = true
+        condition.unlock()
+        let thread = Thread { [self] in self.run() }
+        thread.name = "aegis-wal-writer"
+        thread.start()
+    }
+
+    /// Blocks until `ticket` is durable; throws the write's error if it failed.
+    func wait(for ticket: WriteTicket) throws(StorageError) {
+        condition.lock()
+        defer { condition.unlock() }
+        while core.durable < ticket.sequence {
+            if let failure = core.failure { throw failure }
+            if !core.running { throw .stopped(reason: "the storage was closed") }
+            condition.wait()
+        }
+    }
+
+    /// Submits and registers `continuation` to be resumed when the write is durable.
+    func submitAsync(hardState: RaftState?, entries: [LogEntry], continuation: Continuation) {
+        condition.lock()
+        let outcome: Result<WriteTicket, StorageError>
+        do { outcome = .success(try core.submit(hardState: hardState, entries: entries)) } catch { outcome = .failure(error) }
+        switch outcome {
+        case .success(let ticket) where ticket.sequence > core.durable:
+            core.waiters.append((ticket.sequence, continuation))
+            if core.writerIdle { condition.broadcast() }
+            condition.unlock()
+        case .success:
+            condition.unlock()
+            continuation.resume(returning: .success(()))
+        case .failure(let error):
+            condition.unlock()
+            continuation.resume(returning: .failure(error))
+        }
+    }
+
+    /// Marks the storage failed (an I/O error outside the writer thread).
+    func fail(with error: StorageError) {
+        condition.lock()
+        if core.failure == nil { core.failure = error }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Writes what is pending, stops the writer thread and closes the segment file.
+    func shutdown() {
+        condition.lock()
+        core.closing = true
+        condition.broadcast()
+        while core.running { condition.wait() }
+        condition.unlock()
+    }
+
+    /// The writer thread: take the pending batch, write and sync it, acknowledge it.
+    private func run() {
+        condition.lock()
+        while true {
+            while core.pending.isEmpty && !core.closing && core.failure == nil {
+                core.writerIdle = true
+                condition.wait()
+            }
+            core.writerIdle = false
+            if core.pending.isEmpty || core.failure != nil { break }
+            var batch = core.pending
+            batch.checkpoint = Checkpoint(core.log)
+            batch.lastIndexAfter = core.log.lastIndex
+            core.pending = Batch(core.log, reusing: core.spare)
+            core.spare = []
+            condition.unlock()
+
+            var failure: StorageError?
+            do { try files.write(batch) } catch { failure = error }
+            batch.bytes.removeAll(keepingCapacity: true)
+
+            condition.lock()
+            core.spare = batch.bytes
+            core.stats = files.stats
+            if let failure {
+                if core.failure == nil { core.failure = failure }
+            } else {
+                core.durable = batch.lastTicket
+            }
+            let ready = takeWaiters()
+            condition.broadcast()
+            condition.unlock()
+            for (continuation, result) in ready { continuation.resume(returning: result) }
+            condition.lock()
+        }
+        let remaining = takeWaiters(all: true)
+        core.running = false
+        condition.broadcast()
+        condition.unlock()
+        files.close()
+        for (continuation, result) in remaining { continuation.resume(returning: result) }
+    }
+
+    /// Removes the async waiters that can be answered now (all of them with `all`).
+    private func takeWaiters(all: Bool = false) -> [(Continuation, Result<Void, StorageError>)] {
+        var ready: [(Continuation, Result<Void, StorageError>)] = []
+        let durable = core.durable, failure = core.failure
+        core.waiters.removeAll { waiter in
+            if waiter.ticket <= durable {
+                ready.append((waiter.continuation, .success(())))
+            } else if let failure {
+                ready.append((waiter.continuation, .failure(failure)))
+            } else if all {
+                ready.append((waiter.continuation, .failure(.stopped(reason: "the storage was closed"))))
+            } else {
+                return false
+            }
+            return true
+        }
+        return ready
+    }
+}

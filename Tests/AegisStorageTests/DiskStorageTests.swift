@@ -1,0 +1,136 @@
+import AegisRaft
+import Foundation
+import Testing
+@testable import AegisStorage
+
+private func entry(_ index: LogIndex, term: Term = 1) -> LogEntry {
+    LogEntry(index: index, term: term, data: Array("entry-\(index)".utf8), timestamp: 5_000 + index)
+}
+
+@Test func test_diskStorage_groupCommitSharesOneSyncAmongConcurrentAppenders() throws {
+    let dir = TemporaryDirectory()
+    var options = DiskStorageOptions()
+    // A slow disk (2 ms per fdatasync), so that appenders pile up behind each sync.
+    options.faults = { operation, _ in
+        if operation == "fdatasync" { usleep(2_000) }
+        return nil
+    }
+    let storage = try DiskStorage(directory: dir.path, options: options)
+    let lock = NSLock()
+    nonisolated(unsafe) var next: LogIndex = 1
+    let threads = 16, perThread = 40
+    let done = DispatchGroup()
+    for _ in 0..<threads {
+        done.enter()
+        Thread {
+            for _ in 0..<perThread {
+                lock.lock()
+                let ticket = try? storage.submit(entries: [entry(next)])
+                next += 1
+                lock.unlock()
+                if let ticket { try? storage.waitUntilDurable(ticket) }
+            }
+            done.leave()
+        }.start()
+    }
+    done.wait()
+    let stats = storage.statistics
+    #expect(stats.entries == threads * perThread)
+    #expect(stats.dataSyncs * 4 < threads * perThread, "\(stats.dataSyncs) syncs for \(stats.entries) entries")
+    storage.close()
+    let reopened = try DiskStorage(directory: dir.path)
+    #expect(try reopened.lastIndex() == LogIndex(threads * perThread))
+    #expect(try reopened.entries(from: 1, to: 641, maxBytes: .max) == (1...640).map { entry($0) })
+}
+
+@Test func test_diskStorage_saveAsyncResumesOnceDurable() async throws {
+    let dir = TemporaryDirectory()
+    let storage = try DiskStorage(directory: dir.path)
+    try await storage.saveAsync(hardState: RaftState(term: 2, votedFor: "n2", commitIndex: 0), entries: [entry(1), entry(2)])
+    try await storage.saveAsync(entries: [])
+    #expect(storage.statistics.entries == 2)
+    storage.close()
+    let reopened = try DiskStorage(directory: dir.path)
+    #expect(try reopened.initialState().state == RaftState(term: 2, votedFor: "n2", commitIndex: 0))
+    #expect(try reopened.lastIndex() == 2)
+}
+
+@Test func test_diskStorage_stopsAfterAnFsyncError() throws {
+    let dir = TemporaryDirectory()
+    var options = DiskStorageOptions()
+    let failing = LockedFlag()
+    options.faults = { operation, _ in operation == "fdatasync" && failing.value ? EIO : nil }
+    let storage = try DiskStorage(directory: dir.path, options: options)
+    try storage.append([entry(1)])
+    failing.value = true
+    #expect(throws: RaftError.self) { try storage.append([entry(2)]) }
+    guard case .io(let operation, _, let code)? = storage.failure else {
+        Issue.record("expected an I/O failure, got \(String(describing: storage.failure))"); return
+    }
+    #expect(operation == "fdatasync" && code == EIO)
+    failing.value = false
+    #expect(throws: RaftError.self) { try storage.append([entry(2)]) }
+    #expect(throws: RaftError.self) { _ = try storage.lastIndex() }
+    #expect(throws: StorageError.self) { try storage.save(hardState: nil, entries: [entry(2)]) }
+    storage.close()
+    // Entry 2 was never acknowledged; entry 1 was.
+    let reopened = try DiskStorage(directory: dir.path)
+    #expect(try reopened.entries(from: 1, to: 2, maxBytes: .max) == [entry(1)])
+}
+
+@Test func test_diskStorage_compactionDeletesWholeSegmentsAndSnapshotsArePruned() throws {
+    let dir = TemporaryDirectory()
+    let options = DiskStorageOptions(segmentSize: 4096)
+    let storage = try DiskStorage(directory: dir.path, options: options)
+    for i in 1...400 { try storage.append([entry(LogIndex(i))]) }
+    let before = try FileIO.list(dir.path).filter { $0.hasSuffix(".wal") }.count
+    for (k, at) in [100, 200, 300, 350].enumerated() {
+        try storage.createSnapshot(at: LogIndex(at), conf: ConfState(voters: ["a"]), data: [UInt8(k)])
+    }
+    try storage.compact(upTo: 350)
+    let after = try FileIO.list(dir.path).filter { $0.hasSuffix(".wal") }.count
+    let snapshots = try FileIO.list(dir.path).filter { $0.hasSuffix(".snap") }.sorted()
+    #expect(before >= 4 && after <= 2, "\(before) segments before, \(after) after")
+    #expect(snapshots == [SnapshotFile.fileName(index: 300, term: 1), SnapshotFile.fileName(index: 350, term: 1)])
+    #expect(storage.statistics.segmentsDeleted == before - after)
+    storage.close()
+    let reopened = try DiskStorage(directory: dir.path, options: options)
+    #expect(try reopened.firstIndex() == 351 && reopened.lastIndex() == 400)
+    #expect(try reopened.snapshot().data == [3])
+    #expect(try reopened.entries(from: 351, to: 401, maxBytes: .max) == (351...400).map { entry($0) })
+}
+
+@Test func test_walReader_returnsRecordsInOrderWithTimestamps() throws {
+    let dir = TemporaryDirectory()
+    let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    for i in 1...100 { try storage.append([entry(LogIndex(i))]) }
+    try storage.append([entry(90, term: 2), entry(91, term: 2)])
+    try storage.setHardState(RaftState(term: 2, votedFor: nil, commitIndex: 91))
+    storage.close()
+    let entries = try WALReader.entries(directory: dir.path)
+    #expect(entries.map(\.index) == Array(1...91))
+    #expect(entries.last == entry(91, term: 2))
+    #expect(entries.allSatisfy { $0.timestamp == 5_000 + $0.index })
+    var reader = try WALReader(directory: dir.path)
+    var kinds: [String] = []
+    while let item = try reader.next() {
+        if case .segmentHeader = item.record { kinds.append("header") }
+        if case .hardState(let s) = item.record, s.commitIndex == 91 { kinds.append("hs") }
+    }
+    #expect(kinds.first == "header" && kinds.last == "hs")
+}
+
+@Test func test_diskStorage_refusesATooSmallSegmentSize() {
+    let dir = TemporaryDirectory()
+    #expect(throws: StorageError.self) { try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 100)) }
+}
+
+/// A thread-safe Boolean for fault injection.
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = false
+    var value: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
+    }
+}
