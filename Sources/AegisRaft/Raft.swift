@@ -191,7 +191,7 @@ public struct RaftCore {
         reset(term: term)
         leader = id
         role = .leader
-        tracker.progress[id]?.becomeReplicate()
+        tracker.update(id) { $0.becomeReplicate() }
         // Configuration entries may be in the uncommitted tail; be conservative.
         pendingConfIndex = (try? log.lastIndex()) ?? 0
         let noop = LogEntry(index: 0, term: term, type: .noOp)

@@ -102,8 +102,6 @@ extension RaftCore {
     }
 
     mutating func handleAppendResponse(_ response: AppendEntriesResponse, from: NodeID) throws {
-        guard var pr = tracker.progress[from] else { return }
-        pr.recentActive = true
         if !response.success {
             // Fast backtracking: jump to the leader's last entry whose term is <= the
             // follower's term at its hint index.
@@ -111,57 +109,59 @@ extension RaftCore {
             if response.hintTerm > 0 {
                 nextProbe = log.findConflictByTerm(index: response.hintIndex, term: response.hintTerm).index
             }
-            if pr.maybeDecrease(rejected: response.rejectedIndex, hint: nextProbe) {
+            let decreased = tracker.update(from) { pr -> Bool in
+                pr.recentActive = true
+                guard pr.maybeDecrease(rejected: response.rejectedIndex, hint: nextProbe) else { return false }
                 if pr.state == .replicate { pr.becomeProbe() }
-                tracker.progress[from] = pr
-                maybeSendAppend(to: from, sendIfEmpty: true)
-            } else {
-                tracker.progress[from] = pr
+                return true
             }
+            if decreased == true { maybeSendAppend(to: from, sendIfEmpty: true) }
             return
         }
-        let wasPaused = pr.isPaused
-        guard pr.maybeUpdate(response.matchIndex) else {
-            tracker.progress[from] = pr
-            return
-        }
-        switch pr.state {
-        case .probe:
-            pr.becomeReplicate()
-        case .snapshot:
-            if pr.match + 1 >= (try log.firstIndex()) {
-                pr.becomeProbe()
+        let firstIndex = try log.firstIndex()
+        let outcome = tracker.update(from) { pr -> (updated: Bool, wasPaused: Bool, match: LogIndex) in
+            pr.recentActive = true
+            let wasPaused = pr.isPaused
+            guard pr.maybeUpdate(response.matchIndex) else { return (false, wasPaused, pr.match) }
+            switch pr.state {
+            case .probe:
                 pr.becomeReplicate()
+            case .snapshot:
+                if pr.match + 1 >= firstIndex {
+                    pr.becomeProbe()
+                    pr.becomeReplicate()
+                }
+            case .replicate:
+                pr.inflights.freeLE(response.matchIndex)
             }
-        case .replicate:
-            pr.inflights.freeLE(response.matchIndex)
+            return (true, wasPaused, pr.match)
         }
-        tracker.progress[from] = pr
+        guard let outcome, outcome.updated else { return }
         if maybeCommit() {
             broadcastAppend()
-        } else if wasPaused {
+        } else if outcome.wasPaused {
             // The follower may have missed commit updates while paused.
             maybeSendAppend(to: from, sendIfEmpty: true)
         }
         // Fill the pipeline.
         while maybeSendAppend(to: from, sendIfEmpty: false) {}
-        if from == leadTransferee, pr.match == (try log.lastIndex()) {
+        if from == leadTransferee, outcome.match == (try log.lastIndex()) {
             send(to: from, .timeoutNow(term: term))
         }
     }
 
     mutating func handleHeartbeatResponse(_ response: HeartbeatResponse, from: NodeID) {
-        guard var pr = tracker.progress[from] else { return }
-        pr.recentActive = true
-        pr.probeSent = false
-        // Appends in flight may all have been lost; a heartbeat answer proves the
-        // follower is reachable, so free one slot to send again. A gap it cannot fill
-        // is rejected and sends the progress back to probing.
-        if pr.state == .replicate && pr.inflights.isFull { pr.inflights.freeFirst() }
-        tracker.progress[from] = pr
-        if pr.match < ((try? log.lastIndex()) ?? 0) || pr.state == .probe {
-            maybeSendAppend(to: from, sendIfEmpty: true)
+        let last = (try? log.lastIndex()) ?? 0
+        let needsAppend = tracker.update(from) { pr -> Bool in
+            pr.recentActive = true
+            pr.probeSent = false
+            // Appends in flight may all have been lost; a heartbeat answer proves the
+            // follower is reachable, so free one slot to send again. A gap it cannot
+            // fill is rejected and sends the progress back to probing.
+            if pr.state == .replicate && pr.inflights.isFull { pr.inflights.freeFirst() }
+            return pr.match < last || pr.state == .probe
         }
+        if needsAppend == true { maybeSendAppend(to: from, sendIfEmpty: true) }
         if response.context != 0 {
             acknowledgeReadRound(context: response.context, from: from)
         }
@@ -192,13 +192,13 @@ extension RaftCore {
     /// Returns `true` if a message was sent.
     @discardableResult
     mutating func maybeSendAppend(to: NodeID, sendIfEmpty: Bool) -> Bool {
-        guard var pr = tracker.progress[to], !pr.isPaused else { return false }
-        let prevIndex = pr.next - 1
+        guard let next = tracker.update(to, { $0.isPaused ? nil : $0.next }), let next else { return false }
+        let prevIndex = next - 1
         let prevTerm: Term
         let entries: [LogEntry]
         do {
             prevTerm = try log.term(at: prevIndex)
-            entries = try log.entries(from: pr.next, maxBytes: config.maxSizePerMessage)
+            entries = try log.entries(from: next, maxBytes: config.maxSizePerMessage)
         } catch {
             // The entries the follower needs were compacted: send a snapshot.
             return startSnapshotTransfer(to: to)
@@ -209,8 +209,8 @@ extension RaftCore {
         send(to: to, .appendEntries(AppendEntriesRequest(term: term, leaderID: id, prevLogIndex: prevIndex,
                                                          prevLogTerm: prevTerm, entries: entries,
                                                          leaderCommit: log.committed)))
-        pr.sentEntries(lastIndex: entries.last?.index ?? prevIndex, count: entries.count, bytes: bytes)
-        tracker.progress[to] = pr
+        let last = entries.last?.index ?? prevIndex
+        tracker.update(to) { $0.sentEntries(lastIndex: last, count: entries.count, bytes: bytes) }
         return true
     }
 

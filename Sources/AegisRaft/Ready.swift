@@ -95,9 +95,8 @@ extension RaftCore {
         if let last = ready.entries.last {
             log.stableTo(index: last.index, term: last.term)
             // The leader's own copy now counts towards the quorum (see `Ready`).
-            if role == .leader, last.term == term, var pr = tracker.progress[id] {
-                _ = pr.maybeUpdate(last.index)
-                tracker.progress[id] = pr
+            if role == .leader, last.term == term {
+                tracker.update(id) { _ = $0.maybeUpdate(last.index) }
                 if maybeCommit() { pendingBroadcast = true }
             }
         }

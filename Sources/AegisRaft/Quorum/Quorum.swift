@@ -24,12 +24,20 @@ struct MajorityConfig: Sendable, Hashable {
     func committedIndex(_ matchOf: (NodeID) -> LogIndex?) -> LogIndex {
         let n = voters.count
         if n == 0 { return .max }
-        // Small clusters: sort a stack-friendly array of matches.
-        var matches = [LogIndex]()
-        matches.reserveCapacity(n)
-        for id in voters { matches.append(matchOf(id) ?? 0) }
-        matches.sort(by: >)
-        return matches[n / 2]
+        // Insertion sort (descending) in a temporary buffer: no heap allocation for
+        // the handful of voters a cluster has.
+        return withUnsafeTemporaryAllocation(of: LogIndex.self, capacity: n) { buffer in
+            for (k, id) in voters.enumerated() {
+                let m = matchOf(id) ?? 0
+                var j = k
+                while j > 0 && buffer[j - 1] < m {
+                    buffer[j] = buffer[j - 1]
+                    j -= 1
+                }
+                buffer[j] = m
+            }
+            return buffer[n / 2]
+        }
     }
 
     /// Tallies votes (`true` granted, `false` refused, missing: not yet answered).

@@ -9,7 +9,7 @@ struct ProgressTracker: Sendable {
     /// Every member with a progress, sorted: iterate this, never the dictionary, so
     /// that message order is deterministic.
     private(set) var ids: [NodeID] = []
-    var progress: [NodeID: Progress] = [:]
+    var progress = ProgressMap()
     var votes: [NodeID: Bool] = [:]
     let maxInflight: Int
     let maxInflightBytes: Int
@@ -40,7 +40,7 @@ struct ProgressTracker: Sendable {
         learnersNext = conf.learnersNext
         autoLeave = conf.autoLeave
         let members = conf.allMembers
-        var newProgress: [NodeID: Progress] = [:]
+        var newProgress = ProgressMap()
         for id in members {
             let learner = !voters.contains(id)
             if var existing = progress[id] {
@@ -84,12 +84,48 @@ struct ProgressTracker: Sendable {
         voters.hasQuorum { id in id == selfID || (progress[id]?.recentActive ?? false) }
     }
 
-    /// Applies `body` to every member's progress in id order.
+    /// Applies `body` to every member's progress in id order, in place.
     mutating func forEach(_ body: (NodeID, inout Progress) -> Void) {
         for id in ids {
-            guard var p = progress[id] else { continue }
-            body(id, &p)
-            progress[id] = p
+            guard let i = progress.index(of: id) else { continue }
+            body(id, &progress.values[i])
+        }
+    }
+
+    /// Runs `body` on one member's progress in place (no copy of its in-flight
+    /// buffers, which a copy-out/write-back would duplicate). Nil if not a member.
+    @discardableResult
+    mutating func update<R>(_ id: NodeID, _ body: (inout Progress) -> R) -> R? {
+        guard let i = progress.index(of: id) else { return nil }
+        return body(&progress.values[i])
+    }
+}
+
+/// Progress by member. Clusters are small (3–7 members), so a linear scan over short
+/// identifiers beats hashing strings on every message.
+struct ProgressMap: Sendable {
+    private(set) var keys: [NodeID] = []
+    var values: [Progress] = []
+
+    func index(of id: NodeID) -> Int? {
+        for i in keys.indices where keys[i] == id { return i }
+        return nil
+    }
+
+    subscript(id: NodeID) -> Progress? {
+        get { index(of: id).map { values[$0] } }
+        set {
+            if let i = index(of: id) {
+                if let v = newValue {
+                    values[i] = v
+                } else {
+                    keys.remove(at: i)
+                    values.remove(at: i)
+                }
+            } else if let v = newValue {
+                keys.append(id)
+                values.append(v)
+            }
         }
     }
 }
