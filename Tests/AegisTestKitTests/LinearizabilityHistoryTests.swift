@@ -78,6 +78,12 @@ import Testing
         #expect(ops == [read(9, 4, 1, 2, key: 3, client: .max)])
     }
 
+    @Test func test_jsonLines_splitsWindowsLineEndings() throws {
+        let ops = [write(0, 1, 0, 1), read(1, 1, 2, 3)]
+        let text = HistoryJSONLines.encode(ops).split(separator: "\n").joined(separator: "\r\n")
+        #expect(try HistoryJSONLines.decode(text) == ops)
+    }
+
     @Test func test_jsonLines_reportsTheBadLine() {
         let good = HistoryJSONLines.encode(write(0, 1, 0, 1))
         let cases: [(String, String)] = [

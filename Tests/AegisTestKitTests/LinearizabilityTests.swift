@@ -182,7 +182,7 @@ import Testing
         // visiting every subset of the writes.
         let history = (0..<10).map { write($0, UInt64($0), 0, 100) } + [read(10, 99, 0, 100)]
         let result = LinearizabilityChecker.check(history, maxStates: 50)
-        #expect(result.verdicts[0] == .unknown(.budgetExhausted(statesExplored: 51)))
+        #expect(result.verdicts[0] == .unknown(.budgetExhausted(statesExplored: 50)))
         #expect(!result.isLinearizable)
         #expect(result.unknownKeys.map(\.key) == [0])
         // With room, the same history is decided.

@@ -52,10 +52,11 @@ public enum HistoryJSONLines {
     /// Decodes every non-blank line of `text`.
     public static func decode(_ text: String) throws(HistoryDecodingError) -> [RegisterOperation] {
         var operations: [RegisterOperation] = []
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            guard line.utf8.contains(where: { !isSpace($0) }) else { continue }
+        // Split on bytes: as Characters, "\r\n" is one grapheme and would not split.
+        for (number, bytes) in text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            guard bytes.contains(where: { !isSpace($0) }) else { continue }
             do {
-                operations.append(try decodeLine(line))
+                operations.append(try decodeLine(Substring(bytes)))
             } catch {
                 throw HistoryDecodingError(line: number + 1, message: error.message)
             }

@@ -22,8 +22,12 @@ public enum LinearizabilityChecker {
     public static let defaultMaxStates = 1_000_000
 
     /// Checks `history` key by key, every register starting at `initialValue`
-    /// (`nil`: absent). A key whose search memoizes more than `maxStates` states is
-    /// reported `.unknown` rather than searched further.
+    /// (`nil`: absent). A key whose search would memoize more than `maxStates` states
+    /// is reported `.unknown` rather than searched further; callers should treat that
+    /// as a failure. A linearizable history usually needs about one state per
+    /// operation; the budget bounds pathological ones (many concurrent operations and
+    /// no order that works), whose memory grows with it (a state is a bitset of the
+    /// key's operations and a value).
     public static func check(
         _ history: [RegisterOperation], initialValue: UInt64? = nil, maxStates: Int = defaultMaxStates
     ) -> LinearizabilityResult {

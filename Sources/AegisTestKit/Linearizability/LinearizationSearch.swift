@@ -49,7 +49,7 @@ struct LinearizationSearch {
     private var next: [Int] = []
     private var previous: [Int] = []
     private let head: Int
-    /// Memoized states (the budget counts them).
+    /// Memoized states (the budget counts them; at most `maxStates`).
     private(set) var statesExplored = 0
 
     init(operations: [RegisterOperation], effects: [RegisterEffect]) {
@@ -97,8 +97,8 @@ struct LinearizationSearch {
                 if effects[operation].apply(to: &after) {
                     linearized.insert(operation)
                     if seen.insert(SearchState(linearized: linearized, value: after)).inserted {
+                        guard statesExplored < maxStates else { return .budgetExhausted }
                         statesExplored += 1
-                        if statesExplored > maxStates { return .budgetExhausted }
                         stack.append((node, value))
                         value = after
                         lift(node)
