@@ -66,7 +66,8 @@ public struct ConfChange: Sendable, Hashable {
             return next
         }
         if current.isJoint { throw .invalidConfigChange("a joint configuration must be left first") }
-        let joint = forceJoint || votersChanged(from: current) > 1
+        // From an empty configuration (bootstrap) the voters are simply set.
+        let joint = !current.voters.isEmpty && (forceJoint || votersChanged(from: current) > 1)
         if joint {
             next.outgoingVoters = current.voters
             next.autoLeave = autoLeave
@@ -178,6 +179,21 @@ struct ByteReader {
 }
 
 extension RaftCore {
+    /// Writes the first entry of a new cluster's log into an empty storage: a
+    /// configuration change adding `voters`, committed at index 1 in term 1. Every
+    /// founding member is bootstrapped the same way; a node added later starts empty
+    /// and learns the whole membership history, this entry included, from the log (or
+    /// from a snapshot), so every node derives the same configuration.
+    public static func bootstrap(_ storage: any RaftLogStorage, voters: [NodeID]) throws {
+        guard try storage.lastIndex() == 0 else {
+            throw RaftError.invalidConfig("bootstrap needs an empty log")
+        }
+        guard !voters.isEmpty else { throw RaftError.invalidConfig("bootstrap needs at least one voter") }
+        let change = ConfChange(voters.sorted().map { ConfChangeSingle(.addVoter, $0) })
+        try storage.append([LogEntry(index: 1, term: 1, type: .configChange, data: change.encoded())])
+        try storage.setHardState(RaftState(term: 1, votedFor: nil, commitIndex: 1))
+    }
+
     /// Proposes a membership change (leader only). Only one change may be pending:
     /// a second one is refused with `RaftError.configChangeInProgress` until the
     /// first is applied.

@@ -73,6 +73,8 @@ public struct RaftCore {
     var incomingSnapshot: IncomingSnapshot?
     /// `true` once a snapshot request has been handed out and not yet answered.
     var snapshotRequested = false
+    /// The index of the latest snapshot (taken locally or installed from a leader).
+    var lastSnapshotIndex: LogIndex = 0
     /// What the shell last persisted and saw (to compute `Ready` deltas).
     var previousHardState: RaftState
     var previousSoftState: SoftState
@@ -97,6 +99,7 @@ public struct RaftCore {
         var conf = storedConf
         if conf.voters.isEmpty && conf.learners.isEmpty && !peers.isEmpty { conf = ConfState(voters: Set(peers)) }
         let last = try log.lastIndex()
+        lastSnapshotIndex = try storage.snapshot().metadata.index
         tracker.apply(conf: conf, next: last + 1)
         if !hardState.isEmpty {
             if hardState.commitIndex > last {

@@ -91,6 +91,7 @@ extension RaftCore {
         if let snap = ready.snapshot {
             log.stableSnapshotTo(snap.metadata.index)
             log.applied = max(log.applied, snap.metadata.index)
+            lastSnapshotIndex = max(lastSnapshotIndex, snap.metadata.index)
         }
         if let last = ready.entries.last {
             log.stableTo(index: last.index, term: last.term)
@@ -105,13 +106,16 @@ extension RaftCore {
             reduceUncommittedBytes(ready.committedEntries)
             afterApply(ready.committedEntries)
         }
-        if ready.shouldSnapshot { snapshotRequested = false }
+        if ready.shouldSnapshot {
+            // The application snapshots at the applied index right after this call.
+            snapshotRequested = false
+            lastSnapshotIndex = log.applied
+        }
     }
 
     /// `true` if the applied log passed the snapshot threshold.
     var wantsSnapshot: Bool {
-        guard config.snapshotThreshold > 0, !snapshotRequested, let first = try? log.firstIndex() else { return false }
-        return log.applied >= first - 1 + config.snapshotThreshold
+        config.snapshotThreshold > 0 && !snapshotRequested && log.applied >= lastSnapshotIndex + config.snapshotThreshold
     }
 
     /// The index of the last entry applied (as confirmed by `advance`).

@@ -20,6 +20,10 @@ public struct SimulationOptions: Sendable {
     }()
     /// How many recent events a failure report shows.
     public var traceTail = 40
+    /// Membership changes, leadership transfers, snapshots and register clients
+    /// (reads and compare-and-sets checked for linearizability), at the rates the
+    /// seed draws. Off: plain replication of writes only.
+    public var fullWorkload = true
 
     /// Creates options for a seed.
     public init(seed: UInt64) { self.seed = seed }
@@ -50,9 +54,27 @@ public struct SimulationResult: Sendable {
     public var traceTail: [String] = []
     /// Virtual time at the end, in ticks.
     public var endTick: UInt64 = 0
+    /// The nodes' states when the run stopped on a violation.
+    public var finalState: String?
+    /// Configuration changes applied (counted on the leader that proposed them).
+    public var confChanges = 0
+    /// Snapshots installed on followers from a leader.
+    public var snapshotsInstalled = 0
+    /// Snapshots taken by nodes (log compactions).
+    public var snapshotsTaken = 0
+    /// Leadership transfers started, and those that ended with the target leading.
+    public var transfers = 0
+    public var transfersCompleted = 0
+    /// Register operations recorded, and the reads among them that returned a value.
+    public var operations = 0
+    public var readsChecked = 0
+    /// Keys whose history is not linearizable (or could not be decided).
+    public var linearizabilityViolations: [String] = []
 
     /// `true` if nothing went wrong.
-    public var passed: Bool { violations.isEmpty && livenessFailure == nil && unexpectedErrors.isEmpty }
+    public var passed: Bool {
+        violations.isEmpty && livenessFailure == nil && unexpectedErrors.isEmpty && linearizabilityViolations.isEmpty
+    }
 }
 
 /// A whole Raft cluster in one thread with virtual time, driven by one seed:
@@ -76,12 +98,21 @@ public final class Simulator {
         case propose
         case heal
         case livenessProbe
+        case membership
+        case transfer
+        case client
+        case retire(node: Int)
+        case clientTimeouts
     }
 
     enum Input {
         case tick
         case message(RaftMessage)
         case propose([UInt8])
+        case clientWrite(OperationID, [UInt8])
+        case clientRead(OperationID)
+        case confChange(ConfChange)
+        case transfer(NodeID)
     }
 
     final class Node {
@@ -92,6 +123,12 @@ public final class Simulator {
         var pending: Ready?
         var inbox: [Input] = []
         var machine = RegisterMachine()
+        /// Removed from the cluster: never restarted.
+        var retired = false
+        /// Client reads waiting for a read state, by context (= operation id).
+        var pendingReads: [UInt64: (key: UInt64, invoked: UInt64)] = [:]
+        /// Reads with a read index, waiting for it to be applied.
+        var readyReads: [(op: OperationID, key: UInt64, index: LogIndex)] = []
         init(id: NodeID, storage: MemoryStorage) {
             self.id = id
             self.storage = storage
@@ -103,7 +140,14 @@ public final class Simulator {
     var queue = EventQueue<Event>()
     var now: UInt64 = 0
     var nodes: [Node] = []
-    let ids: [NodeID]
+    /// Every node ever created, in creation order (`nodes[k].id == ids[k]`).
+    var ids: [NodeID]
+    var history = History()
+    /// Client writes waiting for their index to be applied: (operation, term).
+    var pendingWrites: [LogIndex: [(op: OperationID, term: Term)]] = [:]
+    /// The latest transfer: its target and the term it started in.
+    var pendingTransfer: (target: NodeID, term: Term)?
+    var nextClient: UInt64 = 1
     var checker = InvariantChecker()
     var result: SimulationResult
     var profile: FaultProfile
@@ -136,10 +180,12 @@ public final class Simulator {
 
     /// Runs the simulation to the end and returns its result.
     public func run() -> SimulationResult {
-        let conf = ConfState(voters: Set(ids))
         for (k, id) in ids.enumerated() {
-            let node = Node(id: id, storage: MemoryStorage(conf: conf))
-            nodes.append(node)
+            let storage = MemoryStorage()
+            do { try RaftCore.bootstrap(storage, voters: ids) } catch {
+                result.unexpectedErrors.append("bootstrap: \(error)")
+            }
+            nodes.append(Node(id: id, storage: storage))
             start(k)
         }
         let mainEnd = UInt64(options.ticks) * Self.tickUnits
@@ -147,6 +193,12 @@ public final class Simulator {
         if profile.partitionInterval > 0 { queue.push(.partition, at: draw(profile.partitionInterval * 2)) }
         if profile.crashInterval > 0 { queue.push(.crash, at: draw(profile.crashInterval * 2)) }
         queue.push(.propose, at: draw(profile.proposalInterval * 2))
+        if options.fullWorkload {
+            if profile.membershipInterval > 0 { queue.push(.membership, at: draw(profile.membershipInterval * 2)) }
+            if profile.transferInterval > 0 { queue.push(.transfer, at: draw(profile.transferInterval * 2)) }
+            queue.push(.client, at: draw(profile.clientInterval * 2))
+            queue.push(.clientTimeouts, at: now + 20 * Self.tickUnits)
+        }
         let deadline = mainEnd + UInt64(10 * options.raft.electionTimeout) * Self.tickUnits
         while !livenessDone, let (time, event) = queue.pop() {
             if time > deadline { break }
@@ -155,11 +207,11 @@ public final class Simulator {
             handle(event)
             if !checker.violations.isEmpty { break }
         }
-        if checker.violations.isEmpty && !livenessDone {
+        if !checker.violations.isEmpty || !livenessDone {
             let states = nodes.map { node -> String in
                 guard let c = node.core else { return "\(node.id): down" }
                 let last = (try? c.log.lastIndex()) ?? 0
-                var text = "\(node.id): \(c.role) term \(c.term) commit \(c.log.committed) applied \(c.appliedIndex) last \(last) busy \(node.pending != nil) inbox \(node.inbox.count)"
+                var text = "\(node.id)\(node.retired ? " (retired)" : ""): \(c.role) voters \(c.confState.voters.sorted()) out \(c.confState.outgoingVoters.sorted()) learners \(c.confState.learners.sorted()) term \(c.term) commit \(c.log.committed) applied \(c.appliedIndex) last \(last) busy \(node.pending != nil) inbox \(node.inbox.count)"
                 if c.role == .leader {
                     for id in ids where id != node.id {
                         if let p = c.progress(of: id) { text += " [\(id) \(p.state) match \(p.match) next \(p.next)]" }
@@ -167,8 +219,14 @@ public final class Simulator {
                 }
                 return text
             }
-            result.livenessFailure = "no leader committed a new proposal within 10 election timeouts after healing; " + states.joined(separator: "; ")
+            let detail = states.joined(separator: "; ")
+            if checker.violations.isEmpty {
+                result.livenessFailure = "no leader committed a new proposal within 10 election timeouts after healing; " + detail
+            } else {
+                result.finalState = detail
+            }
         }
+        if options.fullWorkload { checkHistory() }
         result.violations = checker.violations
         result.commits = checker.committedCount
         result.elections = leadersSeen.count
@@ -218,16 +276,46 @@ public final class Simulator {
             healAll()
         case .livenessProbe:
             livenessProbe()
+        case .membership:
+            if !healed {
+                changeMembership()
+                queue.push(.membership, at: draw(profile.membershipInterval * 2))
+            }
+        case .transfer:
+            if !healed {
+                startTransfer()
+                queue.push(.transfer, at: draw(profile.transferInterval * 2))
+            }
+        case .client:
+            if !healed {
+                clientOperation()
+                queue.push(.client, at: draw(profile.clientInterval * 2))
+            }
+        case .retire(let k):
+            retire(k)
+        case .clientTimeouts:
+            expireClientOperations()
+            queue.push(.clientTimeouts, at: now + 20 * Self.tickUnits)
         }
     }
 
-    func index(of id: NodeID) -> Int? { ids.firstIndex(of: id) }
+    func index(of id: NodeID) -> Int? {
+        for k in ids.indices where ids[k] == id { return k }
+        return nil
+    }
 
     // MARK: Nodes
 
     func start(_ k: Int) {
         let node = nodes[k]
+        guard !node.retired else { return }
         var config = options.raft
+        if options.fullWorkload {
+            config.snapshotThreshold = profile.snapshotThreshold
+            config.snapshotTrailingEntries = profile.snapshotTrailing
+            config.snapshotChunkSize = 64
+            config.snapshotApplyTimeout = 10
+        }
         config.randomSeed = options.seed &+ UInt64(k) &* 7919 &+ UInt64(node.incarnation) &* 104_729
         do {
             let snapshot = try node.storage.snapshot()
@@ -269,6 +357,25 @@ public final class Simulator {
             do { try core.step(m) } catch { result.unexpectedErrors.append("\(node.id) step \(m.kindName): \(error)") }
         case .propose(let data):
             _ = try? core.propose(data, timestamp: now)
+        case .clientWrite(let op, let data):
+            do {
+                if case .appended(let index, let term) = try core.propose(data, timestamp: now) {
+                    pendingWrites[index, default: []].append((op, term))
+                }
+            } catch {
+                history.complete(op, status: .fail, at: now)  // refused: never appended
+            }
+        case .clientRead(let op):
+            do {
+                try core.readIndex(context: UInt64(op.rawValue))
+                node.pendingReads[UInt64(op.rawValue)] = (history.operations[op.rawValue].key, now)
+            } catch {
+                history.complete(op, status: .fail, at: now)
+            }
+        case .confChange(let change):
+            _ = try? core.proposeConfChange(change)
+        case .transfer(let target):
+            if (try? core.transferLeadership(to: target)) != nil { result.transfers += 1 }
         }
         node.core = core
         observe(k)
@@ -281,61 +388,80 @@ public final class Simulator {
         checker.observeTerm(node: node.id, term: core.term)
         if core.role == .leader && !leadersSeen.contains(core.term) {
             leadersSeen.insert(core.term)
+            if let t = pendingTransfer, t.target == node.id, core.term > t.term {
+                result.transfersCompleted += 1
+                pendingTransfer = nil
+            }
             let log = core.log
             let snapshotIndex = ((try? log.firstIndex()) ?? 1) - 1
             checker.observeLeader(node: node.id, term: core.term, snapshotIndex: snapshotIndex) { try? log.term(at: $0) }
         }
     }
 
-    /// Takes the node's `Ready`: leader appends leave at once (the allowed parallel
-    /// write); everything else waits until the disk write completes.
+    /// Takes the node's `Ready`s: leader appends leave at once (the allowed parallel
+    /// write); everything else waits until the disk write completes. Writes without
+    /// disk latency finish in the loop (no recursion).
     func drive(_ k: Int) {
         let node = nodes[k]
-        guard node.pending == nil, var core = node.core, core.hasReady else { return }
-        let rd: Ready
-        do { rd = try core.ready() } catch {
-            result.unexpectedErrors.append("\(node.id) ready: \(error)")
-            return
-        }
-        node.core = core
-        for m in rd.messages where m.isLeaderAppend { send(m) }
-        let writes = !rd.entries.isEmpty || rd.hardState != nil || rd.snapshot != nil
-        if writes && profile.maxDiskDelay > 0 {
+        while node.pending == nil, var core = node.core, core.hasReady {
+            let rd: Ready
+            do { rd = try core.ready() } catch {
+                result.unexpectedErrors.append("\(node.id) ready: \(error)")
+                return
+            }
+            node.core = core
+            for m in rd.messages where m.isLeaderAppend { send(m) }
             node.pending = rd
-            queue.push(.diskDone(node: k, incarnation: node.incarnation), at: now + rng.next() % (profile.maxDiskDelay + 1))
-        } else {
-            node.pending = rd
-            complete(k, rd)
+            let writes = !rd.entries.isEmpty || rd.hardState != nil || rd.snapshot != nil
+            if writes && profile.maxDiskDelay > 0 {
+                queue.push(.diskDone(node: k, incarnation: node.incarnation), at: now + rng.next() % (profile.maxDiskDelay + 1))
+                return
+            }
+            finish(k, rd)
         }
     }
 
-    /// The disk write finished: persist, send, apply, advance, then take queued inputs.
+    /// The disk write finished: finish the `Ready`, then take the next ones.
     func complete(_ k: Int, _ rd: Ready) {
+        finish(k, rd)
+        drive(k)
+    }
+
+    /// Persist, send, apply, advance; then feed the core everything that queued up
+    /// during the write as one batch (like a real runtime), for the next `Ready`.
+    func finish(_ k: Int, _ rd: Ready) {
         let node = nodes[k]
         do {
             try persist(k, rd, entryLimit: rd.entries.count, withHardState: true)
             for m in rd.messages where !m.isLeaderAppend { send(m) }
+            if rd.snapshot != nil { result.snapshotsInstalled += 1 }
+            let confBefore = node.core?.confState
             for entry in rd.committedEntries where entry.index > node.machine.appliedIndex {
-                _ = node.machine.apply(entry)
+                let output = node.machine.apply(entry)
                 checker.observeApplied(node: node.id, entry: entry)
-                if healed, let marker = livenessMarker(entry) , livenessMarkers.contains(marker) { livenessDone = true }
+                if healed, let marker = livenessMarker(entry), livenessMarkers.contains(marker) { livenessDone = true }
+                completeWrite(k, entry, output)
             }
-            guard var core = node.core else { return }
-            core.advance(rd)
-            node.core = core
+            for state in rd.readStates { acceptReadState(k, state) }
+            if var core = node.core {
+                let wasLeader = core.role == .leader
+                core.advance(rd)
+                node.core = core
+                if let before = confBefore, before != core.confState {
+                    configurationApplied(k, from: before, to: core.confState, wasLeader: wasLeader)
+                }
+                serveReads(k)
+                if rd.shouldSnapshot { try takeSnapshot(k) }
+            }
         } catch {
             result.unexpectedErrors.append("\(node.id) persist: \(error)")
         }
         node.pending = nil
         observe(k)
-        drive(k)
-        // Like a real runtime, take everything that queued up during the write as
-        // one batch, then produce one Ready for all of it.
-        if node.pending == nil, node.core != nil, !node.inbox.isEmpty {
+        if node.core != nil, !node.inbox.isEmpty {
             let batch = node.inbox
             node.inbox = []
             for next in batch { apply(k, next) }
-            drive(k)
         }
     }
 
@@ -404,10 +530,11 @@ public final class Simulator {
     }
 
     func crashSomeNode() {
-        let up = nodes.indices.filter { nodes[$0].core != nil }
+        let live = nodes.indices.filter { !nodes[$0].retired }
+        let up = live.filter { nodes[$0].core != nil }
         // Keep a majority up during the faulty phase so that there is progress to
         // check; any node, the leader half of the time.
-        guard up.count > nodes.count / 2 + 1 || (up.count == nodes.count && nodes.count == 3) else { return }
+        guard up.count > live.count / 2 + 1 || (up.count == live.count && live.count == 3) else { return }
         var victim = up[Int(rng.next() % UInt64(up.count))]
         if rng.next() % 2 == 0, let leader = up.first(where: { nodes[$0].core?.role == .leader }) { victim = leader }
         crash(victim)
@@ -429,6 +556,7 @@ public final class Simulator {
         node.pending = nil
         node.inbox = []
         node.incarnation += 1
+        abandonClientOperations(k)
         result.crashes += 1
         trace.record(now, "crash", k)
         let log = node.storage
@@ -440,13 +568,14 @@ public final class Simulator {
     // MARK: Clients
 
     func clientPropose() {
-        let up = nodes.indices.filter { nodes[$0].core != nil }
+        let up = nodes.indices.filter { nodes[$0].core != nil && !nodes[$0].retired }
         guard !up.isEmpty else { return }
         var target = up[Int(rng.next() % UInt64(up.count))]
         if rng.next() % 5 != 0, let leader = up.first(where: { nodes[$0].core?.role == .leader }) { target = leader }
         let op = nextOperation
         nextOperation += 1
-        let command = RegisterMachine.Command.write(key: rng.next() % 8, value: op)
+        // Keys from 100 up: outside the registers whose history is checked.
+        let command = RegisterMachine.Command.write(key: 100 + rng.next() % 8, value: op)
         input(target, .propose(command.encoded(operation: op)))
     }
 
@@ -459,7 +588,7 @@ public final class Simulator {
         profile.lossRate = 0
         profile.duplicateRate = 0
         trace.record(now, "heal", 0)
-        for k in nodes.indices where nodes[k].core == nil { start(k) }
+        for k in nodes.indices where nodes[k].core == nil && !nodes[k].retired { start(k) }
         queue.push(.livenessProbe, at: now + Self.tickUnits)
     }
 

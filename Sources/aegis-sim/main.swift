@@ -36,6 +36,8 @@ struct AegisSim: ParsableCommand {
         let started = clock.now
         let seedList: [UInt64] = seed.map { [$0] } ?? (0..<UInt64(max(seeds, 0))).map { startSeed + $0 }
         var totals = (steps: 0, commits: 0, elections: 0, crashes: 0, partitions: 0)
+        var extra = (confChanges: 0, snapshotsInstalled: 0, snapshotsTaken: 0, transfers: 0, transfersCompleted: 0,
+                     operations: 0, readsChecked: 0, linearizability: 0)
         var violations = 0, livenessFailures = 0, nondeterministic = 0, failedSeeds: [UInt64] = []
         for s in seedList {
             var options = SimulationOptions(seed: s)
@@ -48,6 +50,14 @@ struct AegisSim: ParsableCommand {
             totals.crashes += result.crashes
             totals.partitions += result.partitions
             violations += result.violations.count
+            extra.confChanges += result.confChanges
+            extra.snapshotsInstalled += result.snapshotsInstalled
+            extra.snapshotsTaken += result.snapshotsTaken
+            extra.transfers += result.transfers
+            extra.transfersCompleted += result.transfersCompleted
+            extra.operations += result.operations
+            extra.readsChecked += result.readsChecked
+            extra.linearizability += result.linearizabilityViolations.count
             if result.livenessFailure != nil { livenessFailures += 1 }
             var deterministic = true
             if checkDeterminism {
@@ -56,7 +66,7 @@ struct AegisSim: ParsableCommand {
                 if !deterministic { nondeterministic += 1 }
             }
             if verbose {
-                print("seed \(s): nodes \(result.nodeCount) steps \(result.steps) commits \(result.commits) elections \(result.elections) crashes \(result.crashes) partitions \(result.partitions) [\(result.profile)] \(result.passed && deterministic ? "ok" : "FAIL")")
+                print("seed \(s): nodes \(result.nodeCount) steps \(result.steps) commits \(result.commits) elections \(result.elections) crashes \(result.crashes) partitions \(result.partitions) conf \(result.confChanges) snaps \(result.snapshotsTaken)/\(result.snapshotsInstalled) transfers \(result.transfersCompleted)/\(result.transfers) reads \(result.readsChecked)/\(result.operations) [\(result.profile)] \(result.passed && deterministic ? "ok" : "FAIL")")
             }
             if !result.passed || !deterministic {
                 failedSeeds.append(s)
@@ -65,7 +75,7 @@ struct AegisSim: ParsableCommand {
         }
         let seconds = Double((clock.now - started).components.attoseconds) / 1e18 + Double((clock.now - started).components.seconds)
         if json {
-            print("{\"seeds\":\(seedList.count),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
+            print("{\"seeds\":\(seedList.count),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
         } else {
             print("\(seedList.count) seeds, \(totals.steps) steps, \(totals.commits) commits, \(totals.elections) elections, \(totals.crashes) crashes, \(totals.partitions) partitions; violations \(violations), liveness failures \(livenessFailures)\(checkDeterminism ? ", nondeterministic \(nondeterministic)" : "") in \(String(format: seconds)) s")
         }
@@ -76,6 +86,8 @@ struct AegisSim: ParsableCommand {
         var lines = ["FAILED seed \(result.seed) (\(result.nodeCount) nodes, \(result.profile))"]
         for v in result.violations { lines.append("  violation: \(v)") }
         if let l = result.livenessFailure { lines.append("  liveness: \(l)") }
+        if let f = result.finalState { lines.append("  state: \(f)") }
+        for v in result.linearizabilityViolations.prefix(3) { lines.append("  linearizability: \(v)") }
         for e in result.unexpectedErrors.prefix(5) { lines.append("  error: \(e)") }
         if !deterministic { lines.append("  nondeterministic: the same seed produced a different trace") }
         lines.append("  last events:")
