@@ -109,8 +109,7 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     /// Writes hard state (if given and changed) and entries as one batch; with `sync`,
     /// returns once they are durable (sharing the `fdatasync` with concurrent callers).
     public func save(hardState: RaftState?, entries: [LogEntry], sync: Bool = true) throws(StorageError) {
-        let ticket = try submit(hardState: hardState, entries: entries)
-        if sync { try waitUntilDurable(ticket) }
+        try engine.save(hardState: hardState, entries: entries, sync: sync)
     }
 
     /// `save(hardState:entries:sync:)` for async callers: suspends, without blocking a
