@@ -6,6 +6,11 @@ public struct DiskStorageOptions: Sendable {
     /// A segment is closed and a new one started once a batch would take it past this
     /// many bytes (a segment can exceed it by at most one batch).
     public var segmentSize: Int
+    /// Whether each segment file is zero-filled to `segmentSize` when it is created, so
+    /// that appends overwrite existing bytes and `fdatasync` need not also write the
+    /// file's metadata (about twice the sync rate on ext4). Costs writing every
+    /// segment twice; recovery reads either kind.
+    public var preallocateSegments = true
     /// How many snapshot files to keep (at least 1).
     public var retainedSnapshots: Int
     /// The configuration a brand-new directory starts with (for bootstrapping).
@@ -72,7 +77,8 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
             log.snapshot.confState = snapshot.metadata.confState
         }
         let files = try SegmentWriter(directory: directory, segmentSize: options.segmentSize,
-                                      faults: options.faults, recovered: recovered, log: log)
+                                      preallocates: options.preallocateSegments, faults: options.faults,
+                                      recovered: recovered, log: log)
         files.retainedSnapshots = options.retainedSnapshots
         recovery = RecoveryReport(segments: recovered?.segments.count ?? 0, firstIndex: log.firstIndex,
                                   lastIndex: log.lastIndex, hardState: log.hardState,
@@ -101,6 +107,11 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         try engine.locked { (core) throws(StorageError) in try core.submit(hardState: hardState, entries: entries) }
     }
 
+    /// Whether the write behind `ticket` is durable already (never blocks).
+    public func isDurable(_ ticket: WriteTicket) -> Bool {
+        engine.locked { $0.durable >= ticket.sequence }
+    }
+
     /// Waits until the write behind `ticket` (and everything submitted before it) is durable.
     public func waitUntilDurable(_ ticket: WriteTicket) throws(StorageError) {
         try engine.wait(for: ticket)
@@ -109,8 +120,7 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     /// Writes hard state (if given and changed) and entries as one batch; with `sync`,
     /// returns once they are durable (sharing the `fdatasync` with concurrent callers).
     public func save(hardState: RaftState?, entries: [LogEntry], sync: Bool = true) throws(StorageError) {
-        let ticket = try submit(hardState: hardState, entries: entries)
-        if sync { try waitUntilDurable(ticket) }
+        try engine.save(hardState: hardState, entries: entries, sync: sync)
     }
 
     /// `save(hardState:entries:sync:)` for async callers: suspends, without blocking a

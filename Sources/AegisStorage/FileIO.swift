@@ -47,6 +47,31 @@ enum FileIO {
         if let failure { throw failure }
     }
 
+    /// Writes zeros over `[start, end)` of a file (not synced).
+    static func writeZeros(_ fd: Int32, from start: Int, to end: Int, path: String,
+                           faults: FaultInjector? = nil) throws(StorageError) {
+        var offset = start
+        while offset < end {
+            let count = min(end - offset, zeroChunk.count)
+            let failure: StorageError? = zeroChunk.withUnsafeBytes { raw in
+                do throws(StorageError) {
+                    try writeAll(fd, UnsafeRawBufferPointer(rebasing: raw[..<count]), at: offset, path: path, faults: faults)
+                } catch { return error }
+                return nil
+            }
+            if let failure { throw failure }
+            offset += count
+        }
+    }
+
+    /// The source of `writeZeros`.
+    private static let zeroChunk = [UInt8](repeating: 0, count: 1 << 20)
+
+    /// Shortens an open file to `length` bytes (not synced).
+    static func truncate(_ fd: Int32, to length: Int, path: String, faults: FaultInjector? = nil) throws(StorageError) {
+        try check(ftruncate(fd, off_t(length)), "ftruncate", path, faults)
+    }
+
     /// Flushes a file's data (and the metadata needed to read it back, such as its size).
     static func dataSync(_ fd: Int32, path: String, faults: FaultInjector? = nil) throws(StorageError) {
         #if os(Linux)

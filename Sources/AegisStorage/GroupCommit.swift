@@ -5,6 +5,9 @@ import Foundation
 /// thread writes the previous batch with one `write` and one `fdatasync`, then wakes
 /// every caller whose records it covered. A batch therefore holds everything that
 /// arrived while the previous fsync ran.
+///
+/// Only the writer (and `shutdown`) ever waits on `condition`; blocked callers park on
+/// a `Parker` of their own and are woken only once their batch is durable.
 final class GroupCommitEngine: @unchecked Sendable {
     typealias Continuation = CheckedContinuation<Result<Void, StorageError>, Never>
 
@@ -24,6 +27,8 @@ final class GroupCommitEngine: @unchecked Sendable {
         var running = false
         var writerIdle = false
         var waiters: [(ticket: UInt64, continuation: Continuation)] = []
+        /// Threads blocked in `wait(for:)`, released by the writer.
+        var parked: [(ticket: UInt64, parker: Parker)] = []
         var stats = WALStatistics()
 
         var latestTicket: WriteTicket { WriteTicket(sequence: issued) }
@@ -103,7 +108,7 @@ final class GroupCommitEngine: @unchecked Sendable {
     func locked<T, E: Error>(_ body: (inout Core) throws(E) -> T) throws(E) -> T {
         condition.lock()
         defer {
-            if core.writerIdle && !core.pending.isEmpty { condition.broadcast() }
+            wakeIdleWriter()
             condition.unlock()
         }
         return try body(&core)
@@ -123,12 +128,46 @@ final class GroupCommitEngine: @unchecked Sendable {
     /// Blocks until `ticket` is durable; throws the write's error if it failed.
     func wait(for ticket: WriteTicket) throws(StorageError) {
         condition.lock()
-        defer { condition.unlock() }
-        while core.durable < ticket.sequence {
-            if let failure = core.failure { throw failure }
-            if !core.running { throw .stopped(reason: "the storage was closed") }
-            condition.wait()
+        let parker: Parker?
+        do { parker = try park(for: ticket.sequence) } catch {
+            condition.unlock()
+            throw error
         }
+        condition.unlock()
+        if let error = parker?.park() { throw error }
+    }
+
+    /// Submits and, with `sync`, blocks until the write is durable: one trip through
+    /// the lock for both.
+    func save(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws(StorageError) {
+        condition.lock()
+        let parker: Parker?
+        do {
+            let ticket = try core.submit(hardState: hardState, entries: entries)
+            parker = sync ? try park(for: ticket.sequence) : nil
+        } catch {
+            wakeIdleWriter()
+            condition.unlock()
+            throw error
+        }
+        wakeIdleWriter()
+        condition.unlock()
+        if let error = parker?.park() { throw error }
+    }
+
+    /// Under the lock: `nil` when `ticket` is already durable, else a registered parker.
+    private func park(for ticket: UInt64) throws(StorageError) -> Parker? {
+        if core.durable >= ticket { return nil }
+        if let failure = core.failure { throw failure }
+        if !core.running { throw .stopped(reason: "the storage was closed") }
+        let parker = Parker()
+        core.parked.append((ticket, parker))
+        return parker
+    }
+
+    /// Under the lock: wakes the writer if it sleeps and work arrived.
+    private func wakeIdleWriter() {
+        if core.writerIdle && !core.pending.isEmpty { condition.broadcast() }
     }
 
     /// Submits and registers `continuation` to be resumed when the write is durable.
@@ -154,8 +193,11 @@ final class GroupCommitEngine: @unchecked Sendable {
     func fail(with error: StorageError) {
         condition.lock()
         if core.failure == nil { core.failure = error }
+        let parked = takeParked(all: true)
+        let outcome = core.failure ?? error
         condition.broadcast()
         condition.unlock()
+        Parker.wakeTree(parked, outcome: outcome)
     }
 
     /// Writes what is pending, stops the writer thread and closes the segment file.
@@ -197,17 +239,39 @@ final class GroupCommitEngine: @unchecked Sendable {
                 core.durable = batch.lastTicket
             }
             let ready = takeWaiters()
-            condition.broadcast()
+            let parked = takeParked(all: core.failure != nil)
+            let outcome = core.failure
             condition.unlock()
+            Parker.wakeTree(parked, outcome: outcome)
             for (continuation, result) in ready { continuation.resume(returning: result) }
             condition.lock()
         }
         let remaining = takeWaiters(all: true)
+        let parked = takeParked(all: true)
+        let outcome = core.failure ?? .stopped(reason: "the storage was closed")
         core.running = false
         condition.broadcast()
         condition.unlock()
         files.close()
+        Parker.wakeTree(parked, outcome: outcome)
         for (continuation, result) in remaining { continuation.resume(returning: result) }
+    }
+
+    /// Removes the parked threads whose tickets are durable (all of them with `all`,
+    /// after a failure or at shutdown, when none of the rest will ever be durable).
+    private func takeParked(all: Bool) -> [Parker] {
+        if all {
+            defer { core.parked.removeAll() }
+            return core.parked.map(\.parker)
+        }
+        var ready: [Parker] = []
+        let durable = core.durable
+        core.parked.removeAll { waiter in
+            guard waiter.ticket <= durable else { return false }
+            ready.append(waiter.parker)
+            return true
+        }
+        return ready
     }
 
     /// Removes the async waiters that can be answered now (all of them with `all`).

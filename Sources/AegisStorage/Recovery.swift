@@ -46,6 +46,9 @@ struct RecoveredWAL {
     var segments: [SegmentInfo]
     /// Byte size of the last segment after any torn tail was removed.
     var lastSegmentSize: Int
+    /// The last segment's file length: larger than `lastSegmentSize` when it ends in
+    /// preallocated (zero-filled) space.
+    var lastSegmentLength: Int
     var tornTail: TornTail?
 }
 
@@ -105,7 +108,7 @@ enum Recovery {
         var replayer = Replayer()
         var segments: [SegmentInfo] = []
         var tornTail: TornTail?
-        var lastSize = 0
+        var lastSize = 0, lastLength = 0
         while let name = segmentNames.first {
             segmentNames.removeFirst()
             let path = directory + "/" + name.fileName
@@ -146,11 +149,13 @@ enum Recovery {
                 tornTail = tail
             }
             lastSize = scan.validEnd
+            lastLength = tornTail?.file == path ? scan.validEnd : bytes.count
             segments.append(info)
         }
         if segments.isEmpty { return nil }
         try checkFinal(replayer, lastPath: segments[segments.count - 1].path, lastSize: lastSize)
-        return RecoveredWAL(log: replayer.log, segments: segments, lastSegmentSize: lastSize, tornTail: tornTail)
+        return RecoveredWAL(log: replayer.log, segments: segments, lastSegmentSize: lastSize,
+                            lastSegmentLength: lastLength, tornTail: tornTail)
     }
 
     /// The first record must be a header that matches the file name.

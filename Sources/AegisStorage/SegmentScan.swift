@@ -57,9 +57,16 @@ struct SegmentScan {
     /// Offset just past the last valid record.
     var validEnd = 0
     var damage: SegmentDamage?
+    /// `true` when the last segment ends in preallocated space: from `validEnd`, a
+    /// record boundary, to the end of the file every byte is zero.
+    var endsInPreallocatedSpace = false
 }
 
 /// Reads the records of a segment and classifies the first damaged one.
+///
+/// In the last segment, zeros from a record boundary to the end of the file are the
+/// preallocated space not yet written: the end of the log, not damage. (A record that
+/// never reached the disk at all looks the same, and was never acknowledged.)
 ///
 /// A damaged record is a **torn tail** only when it is in the last segment, no valid
 /// record follows it anywhere in the file, and it is either cut short by the end of
@@ -84,6 +91,10 @@ enum SegmentScanner {
                 offset = end
                 result.validEnd = end
                 continue
+            }
+            if case .zeroHeader = decoded, isLastSegment, allZero(raw, from: offset) {
+                result.endsInPreallocatedSpace = true
+                break
             }
             result.damage = classify(decoded, raw, at: offset, isLastSegment: isLastSegment)
             break

@@ -69,9 +69,15 @@ final class SegmentWriter {
     let directory: String
     let segmentSize: Int
     let faults: FaultInjector?
+    /// Zero-fill each segment to `segmentSize` when it is created (see `preallocate`).
+    let preallocates: Bool
     private(set) var segments: [SegmentInfo]
     private var fd: Int32 = -1
+    /// Bytes of records in the current segment: where the next batch is written.
     private var size: Int
+    /// The current segment file's length. Invariant: `size <= fileLength` after a
+    /// write, and the bytes between them are zero.
+    private var fileLength: Int
     /// `true` once the current segment holds at least one batch.
     private var hasBatches: Bool
     private var checkpoint: Checkpoint
@@ -79,18 +85,22 @@ final class SegmentWriter {
     var stats = WALStatistics()
 
     /// Continues the last recovered segment, or creates the first one.
-    init(directory: String, segmentSize: Int, faults: FaultInjector?,
+    init(directory: String, segmentSize: Int, preallocates: Bool, faults: FaultInjector?,
          recovered: RecoveredWAL?, log: LogState) throws(StorageError) {
         self.directory = directory
         self.segmentSize = segmentSize
+        self.preallocates = preallocates
         self.faults = faults
         checkpoint = Checkpoint(log)
         lastIndex = log.lastIndex
         segments = recovered?.segments ?? []
         size = recovered?.lastSegmentSize ?? 0
+        fileLength = recovered?.lastSegmentLength ?? 0
         hasBatches = true
         if let last = segments.last {
             fd = try FileIO.open(last.path, O_WRONLY_FLAG, faults)
+            // A segment written without preallocation, or cut back by recovery.
+            if try preallocate(path: last.path) { try FileIO.dataSync(fd, path: last.path, faults: faults) }
         } else {
             try startSegment(firstIndex: log.lastIndex + 1)
             try FileIO.dataSync(fd, path: currentPath, faults: faults)
@@ -109,6 +119,7 @@ final class SegmentWriter {
     func write(_ batch: Batch) throws(StorageError) {
         var created = false
         if hasBatches && size + batch.bytes.count > segmentSize {
+            try trimPreallocation()
             try startSegment(firstIndex: batch.firstEntryIndex ?? lastIndex + 1)
             created = true
         }
@@ -119,6 +130,7 @@ final class SegmentWriter {
             stats.directorySyncs += 1
         }
         size += batch.bytes.count
+        fileLength = max(fileLength, size)
         hasBatches = true
         segments[segments.count - 1].maxEntryIndex = max(segments[segments.count - 1].maxEntryIndex, batch.maxEntryIndex)
         checkpoint = batch.checkpoint
@@ -148,6 +160,9 @@ final class SegmentWriter {
         checkpoint.encode(into: &header)
         do {
             try FileIO.writeAll(newFD, header, at: 0, path: path, faults: faults)
+            if preallocates && segmentSize > header.count {
+                try FileIO.writeZeros(newFD, from: header.count, to: segmentSize, path: path, faults: faults)
+            }
         } catch {
             _ = closeFile(newFD)
             throw error
@@ -156,9 +171,35 @@ final class SegmentWriter {
         fd = newFD
         segments.append(SegmentInfo(name: name, path: path, maxEntryIndex: 0))
         size = header.count
+        fileLength = preallocates ? max(segmentSize, header.count) : header.count
         hasBatches = false
         stats.segmentsCreated += 1
         stats.bytes += header.count
+    }
+
+    /// Zero-fills the current segment up to `segmentSize` (not synced); `true` if it
+    /// wrote anything.
+    ///
+    /// Why: on ext4 and XFS, an `fdatasync` after a write that extends the file must
+    /// also write the inode (its size, new extents) — a second synchronous write.
+    /// Writing into bytes that already exist and were synced makes it a data-only flush.
+    /// `fallocate` is not enough: it leaves unwritten extents whose conversion on the
+    /// first write is again a metadata update.
+    private func preallocate(path: String) throws(StorageError) -> Bool {
+        guard preallocates, fileLength < segmentSize else { return false }
+        try FileIO.writeZeros(fd, from: fileLength, to: segmentSize, path: path, faults: faults)
+        fileLength = segmentSize
+        return true
+    }
+
+    /// Before a segment is closed for good: cuts its unused zero-filled end and syncs,
+    /// so that only the last segment ever ends in preallocated space (recovery treats
+    /// a zeroed end of any earlier segment as lost data).
+    private func trimPreallocation() throws(StorageError) {
+        guard fileLength > size else { return }
+        try FileIO.truncate(fd, to: size, path: currentPath, faults: faults)
+        try FileIO.dataSync(fd, path: currentPath, faults: faults)
+        fileLength = size
     }
 
     /// Deletes the oldest segments (never the current one) whose entries are all at or

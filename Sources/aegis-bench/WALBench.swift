@@ -9,6 +9,11 @@ import Glibc
 
 /// `aegis-bench wal`: durable appends through the group commit, against the disk's own
 /// serial fsync rate measured in the same run.
+///
+/// Two modes, printed separately: `wait-each` (every appender waits for each entry
+/// before the next, so at most one entry per appender shares an `fdatasync`) and, with
+/// `--inflight N`, `pipelined` (every appender keeps N entries outstanding, as the
+/// Raft runtime does when it hands batches to storage without waiting for each).
 struct WALBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wal",
@@ -26,6 +31,12 @@ struct WALBench: ParsableCommand {
     @Option(help: "Comma-separated appender counts.")
     var appenders: String = "1,16,64"
 
+    @Option(help: "Entries each appender keeps outstanding in the extra pipelined scenarios (0: none).")
+    var inflight: Int = 16
+
+    @Flag(inversion: .prefixedNo, help: "Zero-fill WAL segments when they are created (the default).")
+    var preallocate = true
+
     @Option(help: "Parent directory for the temporary data (its disk is what is measured).")
     var dir: String = NSTemporaryDirectory()
 
@@ -33,21 +44,27 @@ struct WALBench: ParsableCommand {
         let root = (dir.hasSuffix("/") ? dir : dir + "/") + "aegis-bench-wal-\(getpid())"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let disk = try Self.diskFsyncRate(path: root + "/disk-probe", seconds: min(seconds, 2))
+        let disk = try DiskProbe.measure(path: root + "/disk-probe", seconds: min(seconds, 2))
         if !json {
-            print("wal bench: \(entryBytes)-byte entries, every append waits for its fdatasync (group commit); "
+            print("wal bench (\(buildMode)): \(entryBytes)-byte entries, group commit with one fdatasync per batch; "
+                  + "segments \(preallocate ? "preallocated (zero-filled)" : "appended"); "
                   + "\(ProcessInfo.processInfo.activeProcessorCount) cores; data under \(root)")
-            print(String(format: "disk: %.0f serial 4 KiB write+fdatasync per second", disk))
+            print(String(format: "disk: serial 4 KiB write+fdatasync per second: %.0f into a preallocated (zero-filled, "
+                         + "synced) file, %.0f appending (median of %d interleaved rounds)",
+                         disk.preallocated, disk.appending, DiskProbe.rounds))
         }
-        for (k, count) in appenders.split(separator: ",").compactMap({ Int($0) }).enumerated() {
-            let result = try scenario(appenders: count, directory: root + "/s\(k)")
-            let line = result.report(diskFsyncsPerSec: disk, entryBytes: entryBytes)
+        let counts = appenders.split(separator: ",").compactMap { Int($0) }
+        var scenarios = counts.map { (appenders: $0, inflight: 1) }
+        if inflight > 1 { scenarios += counts.map { (appenders: $0, inflight: inflight) } }
+        for (k, scenario) in scenarios.enumerated() {
+            let result = try run(appenders: scenario.appenders, inflight: scenario.inflight, directory: root + "/s\(k)")
+            let line = result.report(disk: disk, preallocated: preallocate, entryBytes: entryBytes)
             print(json ? line.json : line.text)
         }
     }
 
     struct Result {
-        var appenders: Int, seconds: Double, entries: Int, bytes: Int, syncs: Int
+        var appenders: Int, inflight: Int, seconds: Double, entries: Int, bytes: Int, syncs: Int
         var latenciesNs: [UInt64]
 
         func percentile(_ p: Double) -> Double {
@@ -56,24 +73,33 @@ struct WALBench: ParsableCommand {
             return Double(latenciesNs[k]) / 1e6
         }
 
-        func report(diskFsyncsPerSec disk: Double, entryBytes: Int) -> (json: String, text: String) {
+        func report(disk: DiskProbe, preallocated: Bool, entryBytes: Int) -> (json: String, text: String) {
             let eps = Double(entries) / seconds, mbps = Double(bytes) / seconds / 1e6, fps = Double(syncs) / seconds
             let p50 = percentile(0.5), p99 = percentile(0.99)
-            let json = "{\"bench\":\"wal\",\"appenders\":\(appenders),\"entry_bytes\":\(entryBytes),"
+            let mode = inflight > 1 ? "pipelined" : "wait-each"
+            let reference = preallocated ? disk.preallocated : disk.appending
+            let json = "{\"bench\":\"wal\",\"mode\":\"\(mode)\",\"appenders\":\(appenders),\"inflight\":\(inflight),"
+                + "\"entry_bytes\":\(entryBytes),\"preallocated\":\(preallocated),"
                 + String(format: "\"seconds\":%.2f,\"entries\":%d,\"entries_per_sec\":%.0f,\"mb_per_sec\":%.2f,", seconds, entries, eps, mbps)
                 + String(format: "\"fsyncs_per_sec\":%.0f,\"entries_per_fsync\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,", fps,
                          Double(entries) / Double(max(syncs, 1)), p50, p99)
-                + String(format: "\"disk_fsyncs_per_sec\":%.0f,\"vs_disk_fsync_rate\":%.2f}", disk, fps / max(disk, 1))
-            let text = String(format: "%3d appenders: %9.0f entries/s  %7.2f MB/s  %7.0f fsyncs/s  %5.1f entries/fsync  "
-                              + "p50 %.3f ms  p99 %.3f ms", appenders, eps, mbps, fps,
+                + String(format: "\"disk_fsyncs_per_sec\":%.0f,\"disk_append_fsyncs_per_sec\":%.0f,"
+                         + "\"disk_preallocated_fsyncs_per_sec\":%.0f,\"vs_disk_fsync_rate\":%.2f}",
+                         reference, disk.appending, disk.preallocated, fps / max(reference, 1))
+            let text = String(format: "%-9@ %3d appenders x %2d in flight: %9.0f entries/s  %7.2f MB/s  %7.0f fsyncs/s "
+                              + "(%.2f of disk)  %5.1f entries/fsync  p50 %.3f ms  p99 %.3f ms",
+                              mode, appenders, inflight, eps, mbps, fps, fps / max(reference, 1),
                               Double(entries) / Double(max(syncs, 1)), p50, p99)
             return (json, text)
         }
     }
 
-    /// Runs `appenders` threads, each appending one entry at a time and waiting for it.
-    func scenario(appenders: Int, directory: String) throws -> Result {
-        let storage = try DiskStorage(directory: directory)
+    /// Runs `appenders` threads; each keeps up to `inflight` appended entries waiting to
+    /// become durable (1: appends one entry and waits for it before the next).
+    func run(appenders: Int, inflight: Int, directory: String) throws -> Result {
+        var options = DiskStorageOptions()
+        options.preallocateSegments = preallocate
+        let storage = try DiskStorage(directory: directory, options: options)
         defer { storage.close() }
         let payload = [UInt8](repeating: 0xA5, count: entryBytes)
         let lock = NSLock()
@@ -89,21 +115,33 @@ struct WALBench: ParsableCommand {
             Thread {
                 var mine: [UInt64] = []
                 mine.reserveCapacity(1 << 16)
-                while DispatchTime.now().uptimeNanoseconds < deadline {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    do {
-                        lock.lock()
-                        let entry = LogEntry(index: next, term: 1, data: payload, timestamp: t0 / 1_000_000)
-                        next += 1
-                        let ticket: WriteTicket
-                        do { ticket = try storage.submit(entries: [entry]) } catch { lock.unlock(); throw error }
-                        lock.unlock()
-                        try storage.waitUntilDurable(ticket)
-                    } catch {
-                        lock.lock(); failure = error; lock.unlock()
-                        break
+                var outstanding: [(ticket: WriteTicket, start: UInt64)] = []
+                var head = 0
+                do {
+                    while true {
+                        let now = DispatchTime.now().uptimeNanoseconds
+                        if now < deadline && outstanding.count - head < inflight {
+                            lock.lock()
+                            let entry = LogEntry(index: next, term: 1, data: payload, timestamp: now / 1_000_000)
+                            next += 1
+                            let ticket: WriteTicket
+                            do { ticket = try storage.submit(entries: [entry]) } catch { lock.unlock(); throw error }
+                            lock.unlock()
+                            outstanding.append((ticket, now))
+                            continue
+                        }
+                        guard head < outstanding.count else { break }
+                        try storage.waitUntilDurable(outstanding[head].ticket)
+                        // Everything up to the oldest is durable; collect what else already is.
+                        let end = DispatchTime.now().uptimeNanoseconds
+                        repeat {
+                            mine.append(end - outstanding[head].start)
+                            head += 1
+                        } while head < outstanding.count && storage.isDurable(outstanding[head].ticket)
+                        if head > 4096 { outstanding.removeFirst(head); head = 0 }
                     }
-                    mine.append(DispatchTime.now().uptimeNanoseconds - t0)
+                } catch {
+                    lock.lock(); failure = error; lock.unlock()
                 }
                 lock.lock(); latencies[worker] = mine; lock.unlock()
                 done.leave()
@@ -113,22 +151,51 @@ struct WALBench: ParsableCommand {
         if let failure { throw failure }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let after = storage.statistics
-        return Result(appenders: appenders, seconds: elapsed, entries: after.entries - before.entries,
+        return Result(appenders: appenders, inflight: inflight, seconds: elapsed, entries: after.entries - before.entries,
                       bytes: after.bytes - before.bytes, syncs: after.dataSyncs - before.dataSyncs,
                       latenciesNs: latencies.flatMap { $0 }.sorted())
     }
+}
 
-    /// Serial 4 KiB appending writes, each followed by `fdatasync`, per second.
-    static func diskFsyncRate(path: String, seconds: Double) throws -> Double {
+/// The disk's own rate of serial 4 KiB `pwrite` + `fdatasync`, measured two ways in
+/// interleaved rounds (so that a noisy neighbour hits both alike): appending to a file
+/// (each sync also writes the inode: new size and blocks) and overwriting a file that
+/// was zero-filled and synced beforehand (a data-only sync, as in a preallocated segment).
+struct DiskProbe {
+    static let rounds = 5
+    /// Per second, median over the rounds.
+    var appending: Double, preallocated: Double
+
+    static func measure(path: String, seconds: Double) throws -> DiskProbe {
+        let perRound = seconds / Double(2 * rounds)
+        var appending: [Double] = [], preallocated: [Double] = []
+        for _ in 0..<rounds {
+            appending.append(try rate(path: path, seconds: perRound, preallocated: false))
+            preallocated.append(try rate(path: path, seconds: perRound, preallocated: true))
+        }
+        return DiskProbe(appending: appending.sorted()[rounds / 2], preallocated: preallocated.sorted()[rounds / 2])
+    }
+
+    private static func rate(path: String, seconds: Double, preallocated: Bool) throws -> Double {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw StorageError.io(operation: "open", path: path, errno: errno) }
         defer { close(fd); unlink(path) }
+        let blocks = 16 << 8  // 16 MiB of 4 KiB blocks, reused round-robin
+        if preallocated {
+            let zeros = [UInt8](repeating: 0, count: 1 << 20)
+            for k in 0..<(blocks * 4096 / zeros.count) {
+                let written = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(k * $0.count)) }
+                if written != zeros.count { throw StorageError.io(operation: "write", path: path, errno: errno) }
+            }
+            if fsync(fd) != 0 { throw StorageError.io(operation: "fsync", path: path, errno: errno) }
+        }
         let block = [UInt8](repeating: 0x5A, count: 4096)
         let start = DispatchTime.now().uptimeNanoseconds
         let deadline = start + UInt64(seconds * 1e9)
         var count = 0
         while DispatchTime.now().uptimeNanoseconds < deadline {
-            let written = block.withUnsafeBytes { pwrite(fd, $0.baseAddress, 4096, off_t(count * 4096)) }
+            let offset = preallocated ? (count % blocks) * 4096 : count * 4096
+            let written = block.withUnsafeBytes { pwrite(fd, $0.baseAddress, 4096, off_t(offset)) }
             if written != 4096 { throw StorageError.io(operation: "write", path: path, errno: errno) }
             if fdatasync(fd) != 0 { throw StorageError.io(operation: "fdatasync", path: path, errno: errno) }
             count += 1

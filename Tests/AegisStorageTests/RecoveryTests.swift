@@ -7,7 +7,15 @@ import Testing
 struct DamageLab {
     let dir = TemporaryDirectory("aegis-recovery")
     var path: String { dir.path }
-    let options = DiskStorageOptions(segmentSize: 4096)
+    /// Whether segments are zero-filled when created (the default) or grow by appends.
+    var preallocate = true
+    var options: DiskStorageOptions {
+        var options = DiskStorageOptions(segmentSize: 4096)
+        options.preallocateSegments = preallocate
+        return options
+    }
+
+    init(preallocate: Bool = true) { self.preallocate = preallocate }
 
     func entry(_ index: LogIndex) -> LogEntry {
         LogEntry(index: index, term: 1, data: [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 100),
@@ -38,6 +46,16 @@ struct DamageLab {
 
     func bytes(_ file: String) throws -> [UInt8] { try FileIO.readAll(file) }
 
+    /// The offset just past a record (a preallocated file continues with zeros).
+    func end(of item: WALReader.Item) throws -> Int {
+        let bytes = try bytes(item.file)
+        guard case let .record(_, end) = bytes.withUnsafeBytes({ RecordFrame.decode($0, at: item.offset) }) else {
+            Issue.record("no record at \(item.offset) of \(item.file)")
+            return bytes.count
+        }
+        return end
+    }
+
     func replace(_ file: String, with bytes: [UInt8]) throws {
         try Data(bytes).write(to: URL(fileURLWithPath: file))
     }
@@ -59,15 +77,19 @@ struct DamageLab {
     }
 }
 
-@Test func test_recovery_truncatesATornLastRecordAtEveryByteOffset() throws {
-    let lab = DamageLab()
+/// The file ends inside the last record: a segment written without preallocation, or
+/// a batch that extended a preallocated one past its end.
+@Test(arguments: [true, false])
+func test_recovery_truncatesATornLastRecordAtEveryByteOffset(preallocate: Bool) throws {
+    let lab = DamageLab(preallocate: preallocate)
     try lab.write(20)
     guard let last = try lab.records().last, case .entry(let lastEntry) = last.record else {
         Issue.record("the last record is not an entry"); return
     }
     #expect(lastEntry.index == 20)
     let original = try lab.bytes(last.file)
-    for cut in last.offset..<original.count {
+    #expect((original.count == 4096) == preallocate)
+    for cut in last.offset..<(try lab.end(of: last)) {
         try lab.replace(last.file, with: Array(original[..<cut]))
         let storage = try lab.open()
         #expect(try storage.lastIndex() == 19, "cut at \(cut)")
@@ -83,13 +105,19 @@ struct DamageLab {
     }
 }
 
-@Test func test_recovery_truncatesAZeroedTailFromASectorBoundary() throws {
-    let lab = DamageLab()
+/// Sectors that never reached the disk, the file length unchanged. Zeros from inside a
+/// record are a torn tail; zeros from a record boundary are indistinguishable from
+/// preallocated space (and were never acknowledged): the log ends there, nothing to cut.
+@Test(arguments: [true, false])
+func test_recovery_truncatesAZeroedTailFromASectorBoundary(preallocate: Bool) throws {
+    let lab = DamageLab(preallocate: preallocate)
     try lab.write(30)
     let items = try lab.records()
     guard let file = items.last?.file else { Issue.record("no records"); return }
     let original = try lab.bytes(file)
     let inFile = items.filter { $0.file == file }
+    let ends = Dictionary(uniqueKeysWithValues: try inFile.map { ($0.offset, try lab.end(of: $0)) })
+    let dataEnd = ends[inFile[inFile.count - 1].offset] ?? original.count
     var starts = [inFile[inFile.count - 1].offset, inFile[inFile.count - 2].offset]
     starts += stride(from: (inFile[inFile.count - 3].offset / 512 + 1) * 512, to: original.count, by: 512)
     for start in starts {
@@ -97,17 +125,48 @@ struct DamageLab {
         for i in start..<damaged.count { damaged[i] = 0 }
         try lab.replace(file, with: damaged)
         let storage = try lab.open()
-        let ends = Dictionary(uniqueKeysWithValues: zip(inFile.map(\.offset), inFile.dropFirst().map(\.offset) + [original.count]))
         let survivors = items.compactMap { item -> LogIndex? in
             guard case .entry(let e) = item.record else { return nil }
             return item.file != file || (ends[item.offset] ?? .max) <= start ? e.index : nil
         }
         guard let lastSurvivor = survivors.last else { Issue.record("no survivor"); return }
+        let insideARecord = start < dataEnd && ends[start] == nil
         #expect(try storage.lastIndex() == lastSurvivor, "zeroed from \(start)")
-        #expect(storage.recovery.tornTail != nil, "zeroed from \(start)")
+        #expect((storage.recovery.tornTail != nil) == insideARecord, "zeroed from \(start)")
         storage.close()
         try lab.replace(file, with: original)
     }
+}
+
+@Test func test_recovery_keepsPreallocatedSpaceOnlyInTheLastSegment() throws {
+    let lab = DamageLab()
+    try lab.write(60)
+    let items = try lab.records()
+    let segments = lab.segments
+    #expect(segments.count >= 3)
+    for file in segments {
+        let length = try lab.bytes(file).count
+        guard let last = items.last(where: { $0.file == file }) else { Issue.record("empty \(file)"); continue }
+        // Earlier segments were cut to their records when the next one started.
+        #expect(length == (file == segments.last ? 4096 : try lab.end(of: last)), "\(file)")
+    }
+    let storage = try lab.open()
+    #expect(try storage.lastIndex() == 60 && storage.recovery.tornTail == nil)
+    storage.close()
+    #expect(try lab.bytes(segments[segments.count - 1]).count == 4096)
+
+    // A zeroed end of an earlier segment is lost synced data, not free space.
+    let middle = segments[segments.count / 2]
+    guard let target = items.last(where: { $0.file == middle }), case .entry(let entry) = target.record else {
+        Issue.record("no entry at the end of \(middle)"); return
+    }
+    let original = try lab.bytes(middle)
+    var damaged = original
+    for i in target.offset..<damaged.count { damaged[i] = 0 }
+    try lab.replace(middle, with: damaged)
+    let report = lab.expectCorruption()
+    #expect(report?.file == middle && report?.offset == target.offset)
+    #expect(report?.firstLostIndex == entry.index && report?.lastLostIndex == entry.index, "\(String(describing: report))")
 }
 
 @Test func test_recovery_refusesABitFlipInTheMiddleOfASegment() throws {
@@ -159,7 +218,7 @@ struct DamageLab {
     try lab.write(10)
     guard let last = try lab.records().last else { return }
     var damaged = try lab.bytes(last.file)
-    damaged[damaged.count - 3] ^= 0x10
+    damaged[try lab.end(of: last) - 3] ^= 0x10
     try lab.replace(last.file, with: damaged)
     let report = lab.expectCorruption()
     #expect(report?.offset == last.offset && report?.firstLostIndex == 10 && report?.lastLostIndex == nil)
