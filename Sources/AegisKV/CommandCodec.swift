@@ -31,12 +31,12 @@ extension Command {
         bytes.append(type.rawValue)
         switch self {
         case .get(let key), .delete(let key):
-            bytes.appendLengthPrefixed(key.bytes)
+            bytes.appendKey(key)
         case .set(let key, let value):
-            bytes.appendLengthPrefixed(key.bytes)
+            bytes.appendKey(key)
             bytes.appendLengthPrefixed(value)
         case .compareAndSwap(let key, let expected, let new):
-            bytes.appendLengthPrefixed(key.bytes)
+            bytes.appendKey(key)
             switch expected {
             case .value(let value):
                 bytes.append(0)
@@ -47,11 +47,11 @@ extension Command {
             }
             bytes.appendLengthPrefixed(new)
         case .increment(let key, let amount):
-            bytes.appendLengthPrefixed(key.bytes)
+            bytes.appendKey(key)
             bytes.appendVarint(zigZag(amount))
         case .custom(let name, let key, let payload):
             bytes.appendLengthPrefixed(Array(name.utf8))
-            bytes.appendLengthPrefixed(key.bytes)
+            bytes.appendKey(key)
             bytes.appendLengthPrefixed(payload)
         }
         return bytes
@@ -144,11 +144,19 @@ extension ByteReader {
             tooLong: { _ in .malformedCommand("the \(name) is too long") },
             badVarint: { .malformedCommand("the length of the \(name) is not a valid varint") })
         else { throw .malformedCommand("truncated in the \(name) (\(remaining) bytes left)") }
-        return [UInt8](field)
+        return copyBytes(field)
     }
 
     /// Reads the key field of a command.
-    @inlinable mutating func readKey() throws(KVError) -> Key { Key(try readField("key")) }
+    @inlinable mutating func readKey() throws(KVError) -> Key {
+        let remaining = self.remaining
+        guard let field = try readLengthPrefixed(
+            limit: Int.max,
+            tooLong: { _ in .malformedCommand("the key is too long") },
+            badVarint: { .malformedCommand("the length of the key is not a valid varint") })
+        else { throw .malformedCommand("truncated in the key (\(remaining) bytes left)") }
+        return Key(copying: field)
+    }
 
     /// Reads a varint field of a command.
     @inlinable mutating func readCommandVarint(_ name: String) throws(KVError) -> UInt64 {
@@ -156,5 +164,21 @@ extension ByteReader {
             throw .malformedCommand("truncated in the \(name)")
         }
         return value
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends a varint length followed by the key's bytes.
+    mutating func appendKey(_ key: Key) {
+        appendVarint(UInt64(key.count))
+        key.append(to: &self)
+    }
+}
+
+/// Copies raw bytes into a new array with one allocation and one `memcpy`.
+@inlinable func copyBytes(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
+    [UInt8](unsafeUninitializedCapacity: raw.count) { buffer, initialized in
+        UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
+        initialized = raw.count
     }
 }

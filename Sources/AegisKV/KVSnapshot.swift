@@ -27,7 +27,7 @@ let snapshotHeaderSize = 4 + 1 + 8 + 8 + 8
 /// The writer holds a copy-on-write view of the state taken when it was made; later
 /// writes to the state machine do not affect it.
 public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
-    let entries: [Key: StoredValue]
+    let entries: KVTable
     let keys: [Key]
     let appliedIndex: LogIndex
     let revision: UInt64
@@ -37,7 +37,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
     var crc = CRC32C()
     var finished = false
 
-    init(entries: [Key: StoredValue], keys: [Key], appliedIndex: LogIndex, revision: UInt64, chunkSize: Int) {
+    init(entries: KVTable, keys: [Key], appliedIndex: LogIndex, revision: UInt64, chunkSize: Int) {
         self.entries = entries
         self.keys = keys
         self.appliedIndex = appliedIndex
@@ -62,7 +62,8 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             let key = keys[position]
             position += 1
             guard let stored = entries[key] else { continue }  // unreachable: keys come from entries
-            chunk.appendLengthPrefixed(key.bytes)
+            chunk.appendVarint(UInt64(key.count))
+            key.append(to: &chunk)
             chunk.appendLengthPrefixed(stored.value)
             chunk.appendVarint(stored.version)
             chunk.appendVarint(stored.createRevision)
@@ -92,7 +93,7 @@ public struct KVSnapshotReader: Sendable {
     var appliedIndex: LogIndex = 0
     var revision: UInt64 = 0
     var expectedCount: UInt64 = 0
-    var entries: [Key: StoredValue] = [:]
+    var entries = KVTable()
     var keys: [Key] = []
 
     /// Creates a reader that enforces `limits` on the keys and values it reads.
@@ -187,7 +188,7 @@ public struct KVSnapshotReader: Sendable {
             reader.offset = start
             return false
         }
-        let key = Key([UInt8](keyBytes))
+        let key = Key(copying: keyBytes)
         guard key.count > 0 else { throw .malformedSnapshot("entry \(keys.count) has an empty key") }
         if let last = keys.last, !(last < key) {
             throw .malformedSnapshot("keys are not in strictly ascending order at entry \(keys.count)")
@@ -196,8 +197,9 @@ public struct KVSnapshotReader: Sendable {
             throw .malformedSnapshot("entry \(keys.count) has inconsistent version \(version) or revisions "
                 + "\(createRevision)...\(modRevision) (store revision \(revision))")
         }
-        entries[key] = StoredValue(value: [UInt8](valueBytes), version: version,
-                                   createRevision: createRevision, modRevision: modRevision)
+        let stored = StoredValue(value: [UInt8](valueBytes), version: version,
+                                 createRevision: createRevision, modRevision: modRevision)
+        entries.update(key) { $0 = stored }
         keys.append(key)
         return true
     }
@@ -233,7 +235,7 @@ extension StateMachine {
     public mutating func restore(from reader: consuming KVSnapshotReader) throws(KVError) {
         guard reader.isComplete else { throw .malformedSnapshot("the snapshot is truncated") }
         entries = reader.entries
-        orderedKeys = OrderedKeyIndex(sortedKeys: reader.keys)
+        orderedKeys = OrderedKeyIndex(sortedKeys: reader.keys, revision: reader.revision)
         appliedIndex = reader.appliedIndex
         revision = reader.revision
     }

@@ -1,53 +1,60 @@
 /// The keys of the store in ascending order, maintained lazily.
 ///
-/// Writes only record what changed: a created key is appended to `pending` (one
-/// reference, no copy of the key's bytes) and a removal sets a flag. The first
-/// ordered read afterwards calls `refresh(live:)`, which drops removed keys from
-/// `sorted` (one pass, O(n) hash lookups), sorts `pending` (O(p log p)) and merges the
-/// two (O(n + p)). A key removed and created again may sit in both lists; the merge
-/// keeps one copy. The trade-off against a B-tree: point writes stay a plain hash
-/// insert, and a bulk load followed by reads pays one sort; a workload alternating one
-/// write with one ordered read pays O(n) per read.
+/// Writes record nothing but a flag: a key created since the last refresh is
+/// recognisable by its create revision, which is above `indexedRevision`. The first
+/// ordered read after writes calls `refresh(live:)`, which drops removed keys from
+/// `sorted` (one pass of hash lookups, only if something was removed), collects the
+/// new keys with one scan of the table, sorts them (O(p log p)) and merges the two
+/// (O(n + p)). A key removed and created again sits in both lists; the merge keeps one
+/// copy.
+///
+/// The trade-off against a B-tree: point writes stay one hash probe with no extra
+/// allocation, and a bulk load followed by reads pays one sort; a workload that
+/// alternates single writes with ordered reads pays O(n) per read. The sorted array
+/// costs 32 bytes per key once an ordered read (or a restore) has built it.
 @usableFromInline struct OrderedKeyIndex: Sendable {
-    /// Keys in strictly ascending order as of the last refresh; may include keys
+    /// Keys in strictly ascending order as of `indexedRevision`; may include keys
     /// removed since.
-    @usableFromInline var sorted: [Key] = []
-    /// Keys created since the last refresh, in creation order; may include keys
-    /// removed since, and duplicates.
-    @usableFromInline var pending: [Key] = []
-    /// `true` if any key was removed since the last refresh.
+    var sorted: [Key] = []
+    /// The store revision `sorted` reflects.
+    var indexedRevision: UInt64 = 0
+    /// `true` if a key was created since the last refresh.
+    @usableFromInline var hasCreations = false
+    /// `true` if a key was removed since the last refresh.
     @usableFromInline var hasRemovals = false
 
-    @inlinable init() {}
+    init() {}
 
-    /// Creates an index that is already current for `sortedKeys`.
-    init(sortedKeys: [Key]) { self.sorted = sortedKeys }
+    /// Creates an index that is current for `sortedKeys` at `revision`.
+    init(sortedKeys: [Key], revision: UInt64) {
+        self.sorted = sortedKeys
+        self.indexedRevision = revision
+    }
 
-    /// Records that `key` was created.
-    @inlinable mutating func noteInserted(_ key: Key) { pending.append(key) }
+    /// Records that a key was created.
+    @inlinable mutating func noteCreated() { hasCreations = true }
 
     /// Records that some key was removed.
     @inlinable mutating func noteRemoved() { hasRemovals = true }
 
     /// `true` when `sorted` is exactly the live keys.
-    var isCurrent: Bool { pending.isEmpty && !hasRemovals }
+    var isCurrent: Bool { !hasCreations && !hasRemovals }
 
-    /// Brings `sorted` up to date with the live keys.
-    mutating func refresh<Value>(live: [Key: Value]) {
+    /// Brings `sorted` up to date with the live keys at store revision `revision`.
+    mutating func refresh(live: KVTable, revision: UInt64) {
         guard !isCurrent else { return }
         sorted = refreshed(live: live)
-        pending = []
+        indexedRevision = revision
+        hasCreations = false
         hasRemovals = false
     }
 
     /// The live keys in ascending order, computed without changing the index.
-    func refreshed<Value>(live: [Key: Value]) -> [Key] {
+    func refreshed(live: KVTable) -> [Key] {
         if isCurrent { return sorted }
-        if sorted.isEmpty && !hasRemovals && pending.count == live.count {
-            return pending.sorted()  // bulk load: no merge needed
-        }
-        let old = hasRemovals ? sorted.filter { live[$0] != nil } : sorted
-        let new = pending.filter { live[$0] != nil }.sorted()
+        let new = hasCreations ? live.keys(createdAfter: indexedRevision).sorted() : []
+        if sorted.isEmpty { return new }
+        let old = hasRemovals ? sorted.filter { live.contains($0) } : sorted
         var merged: [Key] = []
         merged.reserveCapacity(live.count)
         var i = 0, j = 0
@@ -88,7 +95,7 @@ extension StateMachine {
     /// them. `nil` bounds are open. Mutating only because it brings the lazily
     /// maintained key order up to date (see the type's documentation).
     public mutating func range(from start: Key? = nil, to end: Key? = nil, limit: Int = .max) -> [KeyValue] {
-        orderedKeys.refresh(live: entries)
+        orderedKeys.refresh(live: entries, revision: revision)
         let keys = orderedKeys.sorted
         var position = start.map { lowerBound(of: $0, in: keys) } ?? 0
         var records: [KeyValue] = []
@@ -103,7 +110,7 @@ extension StateMachine {
 
     /// Records whose key starts with `prefix`, in ascending key order, at most `limit`.
     public mutating func scan(prefix: Key, limit: Int = .max) -> [KeyValue] {
-        orderedKeys.refresh(live: entries)
+        orderedKeys.refresh(live: entries, revision: revision)
         let keys = orderedKeys.sorted
         var position = lowerBound(of: prefix, in: keys)
         var records: [KeyValue] = []
@@ -116,7 +123,7 @@ extension StateMachine {
 
     /// Every key in ascending order.
     public mutating func sortedKeys() -> [Key] {
-        orderedKeys.refresh(live: entries)
+        orderedKeys.refresh(live: entries, revision: revision)
         return orderedKeys.sorted
     }
 }

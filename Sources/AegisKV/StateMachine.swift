@@ -55,7 +55,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// The store revision: the number of successful writes so far.
     public internal(set) var revision: UInt64 = 0
 
-    @usableFromInline var entries: [Key: StoredValue] = [:]
+    @usableFromInline var entries = KVTable()
     @usableFromInline var orderedKeys = OrderedKeyIndex()
     var customHandlers: [String: CustomCommandHandler] = [:]
 
@@ -84,7 +84,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     public var count: Int { entries.count }
 
     /// `true` when there are no keys.
-    public var isEmpty: Bool { entries.isEmpty }
+    public var isEmpty: Bool { entries.count == 0 }
 
     // MARK: Applying
 
@@ -161,8 +161,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         let revision = self.revision
         var previous: [UInt8]?
         var version: UInt64 = 1
-        var created = false
-        updateSlot(&entries[key]) { slot in
+        let created = entries.update(key) { slot in
             if var stored = slot.take() {
                 previous = stored.value
                 stored.value = value
@@ -172,16 +171,15 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                 slot = stored
             } else {
                 slot = StoredValue(value: value, version: 1, createRevision: revision, modRevision: revision)
-                created = true
             }
         }
-        if created { orderedKeys.noteInserted(key) }
+        if created { orderedKeys.noteCreated() }
         return CommandResult(index: index, value: value, previousValue: previous, version: version, revision: revision)
     }
 
     /// Removes `key`; removing an absent key succeeds without changing the revision.
     mutating func remove(_ key: Key, at index: LogIndex) -> CommandResult {
-        guard let removed = entries.removeValue(forKey: key) else { return CommandResult(index: index, revision: revision) }
+        guard let removed = entries.remove(key) else { return CommandResult(index: index, revision: revision) }
         revision += 1
         orderedKeys.noteRemoved()
         return CommandResult(index: index, previousValue: removed.value, revision: revision)
@@ -229,11 +227,6 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return failure(.customCommandRejected(name: name, reason: reason), at: index, current: current)
         }
     }
-}
-
-/// Runs `body` on a dictionary slot in place (one hash lookup for read and write).
-@inlinable func updateSlot<Value>(_ slot: inout Value?, _ body: (inout Value?) -> Void) {
-    body(&slot)
 }
 
 /// Parses a canonical decimal 64-bit signed integer, as Redis does for INCR: an

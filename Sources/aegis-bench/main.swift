@@ -8,6 +8,7 @@ struct AegisBench: ParsableCommand {
         abstract: "Aegis benchmarks: each prints its setup and its figures.",
         subcommands: [
             // One line per benchmark; each lives in its own file.
+            KVBench.self,
         ])
 }
 
