@@ -93,6 +93,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// bytes do not decode fail with the decoding error and also advance the index
     /// (every replica fails them the same way). An entry at or below `appliedIndex`
     /// fails with `.alreadyApplied` and changes nothing.
+    @discardableResult
     public mutating func apply(_ entry: LogEntry) -> CommandResult {
         guard entry.index > appliedIndex else { return alreadyApplied(entry.index) }
         guard entry.type == .command else {
@@ -112,6 +113,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// Applies a decoded command as the entry at `index`. Indexes must increase; gaps
     /// are accepted (for example the first entry after a snapshot restore), so the
     /// caller must not skip committed entries.
+    @discardableResult
     public mutating func apply(_ command: Command, at index: LogIndex) -> CommandResult {
         guard index > appliedIndex else { return alreadyApplied(index) }
         appliedIndex = index
