@@ -182,7 +182,7 @@ import Testing
         let long = String(repeating: "z", count: 20)
         let keys = ["user:2", "user:10", "user", "users", "user:1:\(long)", "usea", "user:1"]
         for key in keys { applyAll(&machine, [.set(Key(key), [])]) }
-        #expect(machine.scan(prefix: "user:").map(\.key) == [Key("user:1"), Key("user:10"), Key("user:1:\(long)"), Key("user:2")]  // "0" < ":")
+        #expect(machine.scan(prefix: "user:").map(\.key) == [Key("user:1"), Key("user:10"), Key("user:1:\(long)"), Key("user:2")])  // "0" < ":"
         #expect(machine.scan(prefix: "user:", limit: 2).count == 2)
         #expect(machine.scan(prefix: "nothing").isEmpty)
         #expect(machine.scan(prefix: Key("user:1:\(long)")).count == 1)
