@@ -10,6 +10,7 @@ struct AegisBench: ParsableCommand {
             // One line per benchmark; each lives in its own file.
             CoreBench.self,
             WALBench.self,
+            KVBench.self,
             CRDTBench.self,
         ])
 }

@@ -1,2 +1,0 @@
-// AegisCluster: see the module's documentation. (Placeholder removed when the module's first type lands.)
-enum AegisClusterPlaceholder {}

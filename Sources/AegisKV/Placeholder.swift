@@ -1,2 +1,0 @@
-// AegisKV: see the module's documentation. (Placeholder removed when the module's first type lands.)
-enum AegisKVPlaceholder {}

@@ -1,0 +1,257 @@
+public import AegisRaft
+
+/// A stored value with its version information.
+@usableFromInline struct StoredValue: Sendable {
+    @usableFromInline var value: [UInt8]
+    /// Invariant: `version >= 1` for every stored key.
+    @usableFromInline var version: UInt64
+    /// Invariant: `createRevision <= modRevision <= StateMachine.revision`.
+    @usableFromInline var createRevision: UInt64
+    @usableFromInline var modRevision: UInt64
+
+    @inlinable init(value: [UInt8], version: UInt64, createRevision: UInt64, modRevision: UInt64) {
+        self.value = value
+        self.version = version
+        self.createRevision = createRevision
+        self.modRevision = modRevision
+    }
+}
+
+/// The replicated key-value state machine: a versioned store of byte keys and values
+/// that committed log entries are applied to.
+///
+/// Every key carries a version (writes since it was created), the revision of its
+/// creation and of its latest write; the store has a global revision that each
+/// successful write increments (etcd's model). Applying is deterministic, and an
+/// entry whose index is at or below `appliedIndex` is refused without effect, so each
+/// index is applied exactly once.
+///
+/// Storage is a hash map for point operations plus an ordered key index that is
+/// brought up to date lazily, on the first ordered read after writes (see
+/// `range(from:to:limit:)`): writes stay O(1), and an ordered read after `n` new keys
+/// costs O(n log n) once.
+public struct StateMachine: ReplicatedStateMachine, Sendable {
+    /// Size limits on keys and values. Every replica must use the same limits, or
+    /// replicas could disagree on which commands fail.
+    public struct Limits: Sendable, Hashable {
+        /// The longest key, in bytes.
+        public var maxKeySize: Int
+        /// The longest value, in bytes.
+        public var maxValueSize: Int
+
+        /// Creates limits; the defaults are 16 KiB keys and 1 MiB values.
+        public init(maxKeySize: Int = 16 * 1024, maxValueSize: Int = 1 << 20) {
+            self.maxKeySize = maxKeySize
+            self.maxValueSize = maxValueSize
+        }
+    }
+
+    public typealias Output = CommandResult
+
+    /// The size limits in force.
+    public let limits: Limits
+    /// The index of the last entry applied (0 if none).
+    public internal(set) var appliedIndex: LogIndex = 0
+    /// The store revision: the number of successful writes so far.
+    public internal(set) var revision: UInt64 = 0
+
+    @usableFromInline var entries = KVTable()
+    @usableFromInline var orderedKeys = OrderedKeyIndex()
+    var customHandlers: [String: CustomCommandHandler] = [:]
+
+    /// Creates an empty state machine.
+    ///
+    /// - Parameters:
+    ///   - limits: key and value size limits, the same on every replica.
+    ///   - customCommands: the application's custom commands, the same on every replica.
+    public init(limits: Limits = Limits(), customCommands: [CustomCommandHandler] = []) {
+        self.limits = limits
+        for handler in customCommands { customHandlers[handler.name] = handler }
+    }
+
+    /// Registers (or replaces) a custom command handler. Register the same handlers
+    /// on every replica before applying entries that use them.
+    public mutating func register(_ handler: CustomCommandHandler) {
+        customHandlers[handler.name] = handler
+    }
+
+    /// Reserves room for `keyCount` keys, avoiding rehashing while the store grows.
+    public mutating func reserveCapacity(_ keyCount: Int) {
+        entries.reserveCapacity(keyCount)
+    }
+
+    /// The number of keys.
+    public var count: Int { entries.count }
+
+    /// `true` when there are no keys.
+    public var isEmpty: Bool { entries.count == 0 }
+
+    // MARK: Applying
+
+    /// Applies one committed log entry. Command entries are decoded and executed;
+    /// `.noOp` and `.configChange` entries only advance `appliedIndex`. Entries whose
+    /// bytes do not decode fail with the decoding error and also advance the index
+    /// (every replica fails them the same way). An entry at or below `appliedIndex`
+    /// fails with `.alreadyApplied` and changes nothing.
+    @discardableResult
+    public mutating func apply(_ entry: LogEntry) -> CommandResult {
+        guard entry.index > appliedIndex else { return alreadyApplied(entry.index) }
+        guard entry.type == .command else {
+            appliedIndex = entry.index
+            return CommandResult(index: entry.index, revision: revision)
+        }
+        let decoded = entry.data.withUnsafeBytes { raw in Result { () throws(KVError) in try Command.decode(raw) } }
+        switch decoded {
+        case .success(let command):
+            return apply(command, at: entry.index)
+        case .failure(let error):
+            appliedIndex = entry.index
+            return CommandResult(index: entry.index, revision: revision, error: error)
+        }
+    }
+
+    /// Applies a decoded command as the entry at `index`. Indexes must increase; gaps
+    /// are accepted (for example the first entry after a snapshot restore), so the
+    /// caller must not skip committed entries.
+    @discardableResult
+    public mutating func apply(_ command: Command, at index: LogIndex) -> CommandResult {
+        guard index > appliedIndex else { return alreadyApplied(index) }
+        appliedIndex = index
+        if let error = validate(command.key) { return failure(error, at: index) }
+        switch command {
+        case .get(let key):
+            guard let stored = entries[key] else { return CommandResult(index: index, revision: revision) }
+            return CommandResult(index: index, value: stored.value, previousValue: stored.value,
+                                 version: stored.version, revision: revision)
+        case .set(let key, let value):
+            if let error = validate(value: value) { return failure(error, at: index) }
+            return write(key, value, at: index)
+        case .delete(let key):
+            return remove(key, at: index)
+        case .compareAndSwap(let key, let expected, let new):
+            if let error = validate(value: new) { return failure(error, at: index) }
+            return compareAndSwap(key, expected: expected, new: new, at: index)
+        case .increment(let key, let amount):
+            return increment(key, by: amount, at: index)
+        case .custom(let name, let key, let payload):
+            return custom(name, key: key, payload: payload, at: index)
+        }
+    }
+
+    func validate(_ key: Key) -> KVError? {
+        if key.count == 0 { return .emptyKey }
+        if key.count > limits.maxKeySize { return .keyTooLarge(size: key.count, limit: limits.maxKeySize) }
+        return nil
+    }
+
+    func validate(value: [UInt8]) -> KVError? {
+        value.count > limits.maxValueSize ? .valueTooLarge(size: value.count, limit: limits.maxValueSize) : nil
+    }
+
+    private func alreadyApplied(_ index: LogIndex) -> CommandResult {
+        failure(.alreadyApplied(index: index, appliedIndex: appliedIndex), at: index)
+    }
+
+    private func failure(_ error: KVError, at index: LogIndex, current: StoredValue? = nil) -> CommandResult {
+        CommandResult(index: index, value: current?.value, previousValue: current?.value,
+                      version: current?.version ?? 0, revision: revision, error: error)
+    }
+
+    /// Sets `key` to `value` with one hash lookup: creates the key or bumps its version.
+    mutating func write(_ key: Key, _ value: [UInt8], at index: LogIndex) -> CommandResult {
+        revision += 1
+        let revision = self.revision
+        var previous: [UInt8]?
+        var version: UInt64 = 1
+        let created = entries.update(key) { slot in
+            if var stored = slot.take() {
+                previous = stored.value
+                stored.value = value
+                stored.version += 1
+                stored.modRevision = revision
+                version = stored.version
+                slot = stored
+            } else {
+                slot = StoredValue(value: value, version: 1, createRevision: revision, modRevision: revision)
+            }
+        }
+        if created { orderedKeys.noteCreated() }
+        return CommandResult(index: index, value: value, previousValue: previous, version: version, revision: revision)
+    }
+
+    /// Removes `key`; removing an absent key succeeds without changing the revision.
+    mutating func remove(_ key: Key, at index: LogIndex) -> CommandResult {
+        guard let removed = entries.remove(key) else { return CommandResult(index: index, revision: revision) }
+        revision += 1
+        orderedKeys.noteRemoved()
+        return CommandResult(index: index, previousValue: removed.value, revision: revision)
+    }
+
+    mutating func compareAndSwap(_ key: Key, expected: Expectation, new: [UInt8], at index: LogIndex) -> CommandResult {
+        let current = entries[key]
+        let matches: Bool
+        switch expected {
+        case .value(let value): matches = current?.value == value
+        case .version(let version): matches = (current?.version ?? 0) == version
+        }
+        guard matches else { return failure(.compareFailed(currentVersion: current?.version ?? 0), at: index, current: current) }
+        return write(key, new, at: index)
+    }
+
+    mutating func increment(_ key: Key, by amount: Int64, at index: LogIndex) -> CommandResult {
+        let current = entries[key]
+        var number: Int64 = 0
+        if let value = current?.value {
+            guard let parsed = parseDecimalInt64(value) else { return failure(.notAnInteger, at: index, current: current) }
+            number = parsed
+        }
+        let (sum, overflow) = number.addingReportingOverflow(amount)
+        if overflow { return failure(.incrementOverflow(current: number, amount: amount), at: index, current: current) }
+        return write(key, Array(String(sum).utf8), at: index)
+    }
+
+    mutating func custom(_ name: String, key: Key, payload: [UInt8], at index: LogIndex) -> CommandResult {
+        guard let handler = customHandlers[name] else { return failure(.unknownCustomCommand(name: name), at: index) }
+        let current = entries[key]
+        let record = current.map {
+            KeyValue(key: key, value: $0.value, version: $0.version, createRevision: $0.createRevision, modRevision: $0.modRevision)
+        }
+        switch handler.body(record, payload) {
+        case .keep:
+            return CommandResult(index: index, value: current?.value, previousValue: current?.value,
+                                 version: current?.version ?? 0, revision: revision)
+        case .set(let value):
+            if let error = validate(value: value) { return failure(error, at: index, current: current) }
+            return write(key, value, at: index)
+        case .delete:
+            return remove(key, at: index)
+        case .reject(let reason):
+            return failure(.customCommandRejected(name: name, reason: reason), at: index, current: current)
+        }
+    }
+}
+
+/// Parses a canonical decimal 64-bit signed integer, as Redis does for INCR: an
+/// optional `-`, then digits without leading zeros (`"0"` itself is fine; `"-0"`,
+/// `"+1"`, `"01"`, `" 1"` and the empty string are not integers).
+func parseDecimalInt64(_ bytes: [UInt8]) -> Int64? {
+    guard !bytes.isEmpty, bytes.count <= 20 else { return nil }
+    let negative = bytes[0] == UInt8(ascii: "-")
+    let digits = negative ? bytes.dropFirst() : bytes[...]
+    guard let first = digits.first, (UInt8(ascii: "0") ... UInt8(ascii: "9")).contains(first) else { return nil }
+    if first == UInt8(ascii: "0") && (digits.count > 1 || negative) { return nil }
+    var magnitude: UInt64 = 0
+    for byte in digits {
+        guard (UInt8(ascii: "0") ... UInt8(ascii: "9")).contains(byte) else { return nil }
+        let (times10, o1) = magnitude.multipliedReportingOverflow(by: 10)
+        let (next, o2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+        if o1 || o2 { return nil }
+        magnitude = next
+    }
+    if negative {
+        guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+        return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
+    }
+    guard magnitude <= UInt64(Int64.max) else { return nil }
+    return Int64(magnitude)
+}

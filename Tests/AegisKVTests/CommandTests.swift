@@ -1,0 +1,101 @@
+@testable import AegisKV
+import PropertyBased
+import Testing
+
+@Suite struct CommandTests {
+    static let samples: [Command] = [
+        .get("a"),
+        .set("key", bytes("value")),
+        .set(Key([0, 255, 7]), []),
+        .delete("gone"),
+        .compareAndSwap("k", expected: .value(bytes("old")), new: bytes("new")),
+        .compareAndSwap("k", expected: .version(0), new: bytes("first")),
+        .compareAndSwap("k", expected: .version(UInt64.max), new: []),
+        .increment("counter", by: -5),
+        .increment("counter", by: Int64.min),
+        .increment("counter", by: Int64.max),
+        .custom(name: "append", key: Key(String(repeating: "long-key-", count: 10)), payload: [1, 2, 3]),
+    ]
+
+    @Test func test_encoding_roundTripsEveryCommandType() throws {
+        for command in Self.samples {
+            let encoded = command.encoded()
+            #expect(encoded.count == command.encodedSize)
+            #expect(try Command(decoding: encoded) == command)
+        }
+        #expect(Set(Self.samples.map(\.type)) == Set(CommandType.allCases))
+    }
+
+    @Test func test_encoding_setHasTheDocumentedLayout() {
+        // version 1, type set (2), key length 3 "key", value length 5 "value"
+        #expect(Command.set("key", bytes("value")).encoded() == [1, 2, 3] + bytes("key") + [5] + bytes("value"))
+        // zig-zag: -1 is 1, 1 is 2
+        #expect(Command.increment("n", by: -1).encoded() == [1, 5, 1, UInt8(ascii: "n"), 1])
+        #expect(Command.increment("n", by: 1).encoded() == [1, 5, 1, UInt8(ascii: "n"), 2])
+    }
+
+    @Test func test_decoding_rejectsMalformedBytes() {
+        let good = Command.set("key", bytes("value")).encoded()
+        let cases: [([UInt8], KVError)] = [
+            ([], .malformedCommand("no bytes")),
+            ([2, 2], .unsupportedEncodingVersion(2)),
+            ([1], .malformedCommand("missing the command type")),
+            ([1, 9, 0], .malformedCommand("unknown command type 9")),
+            ([1, 0, 0], .malformedCommand("unknown command type 0")),
+            (Array(good.dropLast()), .malformedCommand("truncated in the value (5 bytes left)")),
+            (good + [0], .malformedCommand("1 unexpected bytes after the set command")),
+            ([1, 1, 0x80, 0x80], .malformedCommand("truncated in the key (2 bytes left)")),
+            ([1, 1] + [UInt8](repeating: 0xFF, count: 10) + [1],
+             .malformedCommand("the length of the key is not a valid varint")),
+            ([1, 4, 1, 65, 7], .malformedCommand("unknown compare-and-swap expectation tag 7")),
+            ([1, 4, 1, 65], .malformedCommand("truncated before the compare-and-swap expectation")),
+            ([1, 6, 0, 1, 65, 0], .malformedCommand("the custom command name must be 1 to 255 bytes of UTF-8")),
+            ([1, 6, 1, 0xFF, 1, 65, 0], .malformedCommand("the custom command name must be 1 to 255 bytes of UTF-8")),
+            ([1, 5, 1, 65], .malformedCommand("truncated in the increment amount")),
+        ]
+        for (bytes, expected) in cases {
+            #expect(throws: expected, "\(bytes)") { try Command(decoding: bytes) }
+        }
+    }
+
+    @Test func test_decoding_errorsHaveActionableMessages() {
+        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads version 1"))
+        #expect(KVError.unknownCustomCommand(name: "x").description.contains("register it on every replica"))
+    }
+
+    @Test func test_encoding_roundTripsRandomCommands() async {
+        await propertyCheck(input: Gen.uint64(in: 0 ... UInt64.max)) { seed in
+            var script = CommandScript(seed: seed)
+            for _ in 0 ..< 20 {
+                let command = script.command()
+                #expect((try? Command(decoding: command.encoded())) == command)
+            }
+        }
+    }
+
+    @Test func test_decoding_neverAcceptsATruncatedCommand() throws {
+        for command in Self.samples {
+            let encoded = command.encoded()
+            for length in 0 ..< encoded.count {
+                #expect(throws: KVError.self) { try Command(decoding: Array(encoded.prefix(length))) }
+            }
+        }
+    }
+
+    @Test func test_key_ordersByUnsignedBytesAcrossInlineAndSpilledKeys() {
+        let texts = ["", "a", "a\u{0}", "a\u{0}b", "ab", "b", String(repeating: "a", count: 16),
+                     String(repeating: "a", count: 17), String(repeating: "a", count: 16) + "b",
+                     String(repeating: "a", count: 30), "\u{7F}", "é"]
+        let keys = texts.map { Key($0) }
+        let expected = texts.map { Array($0.utf8) }.sorted { $0.lexicographicallyPrecedes($1) }
+        #expect(keys.sorted().map(\.bytes) == expected)
+        for text in texts {
+            #expect(Key(text).bytes == Array(text.utf8))
+            #expect(Key(text) == Key(Array(text.utf8)))
+        }
+        #expect(Key(String(repeating: "a", count: 17)) != Key(String(repeating: "a", count: 16) + "b"))
+        #expect(Key("user:1").hasPrefix("user:"))
+        #expect(!Key("user").hasPrefix("user:"))
+        #expect(Key([0xFF, 0x00]).description == "0xff00")
+    }
+}
