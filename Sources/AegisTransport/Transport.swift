@@ -38,6 +38,11 @@ extension Transport {
         send([Message(from: localID, to: peer, payload: payload)])
     }
 
+    /// Queues one Raft message for its `to` node.
+    public func send(_ message: RaftMessage) {
+        send([Message(message)])
+    }
+
     /// Queues Raft messages (for example `Ready.messages`), each for its `to` node.
     public func send(_ messages: [RaftMessage]) {
         send(messages.map(Message.init))
