@@ -301,11 +301,12 @@ final class PeerConnection: Sendable {
             }
         }
         if buffer.readableBytes > 0 { channel.write(buffer, promise: nil) }
-        channel.flush()
+        // Counted before the flush, so a peer never sees more messages than were counted.
         state.withLockedValue { state in
             state.stats.messagesSent += sent
             state.stats.bytesSent += bytes
             state.stats.messagesDropped += oversized
         }
+        channel.flush()
     }
 }

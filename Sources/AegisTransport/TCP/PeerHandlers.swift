@@ -113,13 +113,15 @@ final class InboundContext: Sendable {
 
     /// Hands a batch to the consumer of `inbound`.
     func deliver(_ batch: [Message], bytes: Int) {
-        let result = continuation.yield(batch)
+        // Counted before the yield, so the consumer never sees more than was counted.
         stats.withLockedValue { stats in
             stats.bytesReceived += UInt64(bytes)
-            if case .dropped = result {
+            stats.messagesReceived += UInt64(batch.count)
+        }
+        if case .enqueued = continuation.yield(batch) {} else {
+            stats.withLockedValue { stats in
+                stats.messagesReceived -= UInt64(batch.count)
                 stats.inboundDropped += UInt64(batch.count)
-            } else {
-                stats.messagesReceived += UInt64(batch.count)
             }
         }
     }
