@@ -25,29 +25,24 @@ public enum WireFormat {
 // Primitive fields. Every length and count is checked against the bytes that remain
 // in the frame *before* anything is allocated, so a hostile length costs nothing.
 extension ByteBuffer {
+    /// Reads a big-endian integer; throws `truncated` when the frame ends first.
     @inline(__always)
-    mutating func readUInt64(_ field: StaticString) throws(CodecError) -> UInt64 {
-        guard let value = readInteger(as: UInt64.self) else { throw .truncated(field: "\(field)") }
+    mutating func readFixedWidth<T: FixedWidthInteger>(_ field: StaticString) throws(CodecError) -> T {
+        guard let value = readInteger(as: T.self) else { throw .truncated(field: "\(field)") }
         return value
     }
 
     @inline(__always)
-    mutating func readUInt32(_ field: StaticString) throws(CodecError) -> UInt32 {
-        guard let value = readInteger(as: UInt32.self) else { throw .truncated(field: "\(field)") }
-        return value
-    }
+    mutating func readUInt64(_ field: StaticString) throws(CodecError) -> UInt64 { try readFixedWidth(field) }
 
     @inline(__always)
-    mutating func readUInt16(_ field: StaticString) throws(CodecError) -> UInt16 {
-        guard let value = readInteger(as: UInt16.self) else { throw .truncated(field: "\(field)") }
-        return value
-    }
+    mutating func readUInt32(_ field: StaticString) throws(CodecError) -> UInt32 { try readFixedWidth(field) }
 
     @inline(__always)
-    mutating func readUInt8(_ field: StaticString) throws(CodecError) -> UInt8 {
-        guard let value = readInteger(as: UInt8.self) else { throw .truncated(field: "\(field)") }
-        return value
-    }
+    mutating func readUInt16(_ field: StaticString) throws(CodecError) -> UInt16 { try readFixedWidth(field) }
+
+    @inline(__always)
+    mutating func readUInt8(_ field: StaticString) throws(CodecError) -> UInt8 { try readFixedWidth(field) }
 
     @inline(__always)
     mutating func writeBool(_ value: Bool) {
@@ -66,7 +61,7 @@ extension ByteBuffer {
     /// Reads a `UInt32` length or count and checks that `count * minimumElementSize`
     /// bytes remain.
     mutating func readLength(_ field: StaticString, minimumElementSize: Int) throws(CodecError) -> Int {
-        guard let raw = readInteger(as: UInt32.self) else { throw .truncated(field: "\(field)") }
+        let raw = try readUInt32(field)
         let needed = UInt64(raw) * UInt64(minimumElementSize)
         guard needed <= UInt64(readableBytes) else {
             throw .lengthOutOfBounds(field: "\(field)", length: UInt64(raw), available: readableBytes)
