@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "AegisCRDT", targets: ["AegisCRDT"]),
         .library(name: "AegisStorage", targets: ["AegisStorage"]),
         .library(name: "AegisTestKit", targets: ["AegisTestKit"]),
+        .library(name: "AegisTransport", targets: ["AegisTransport"]),
         .executable(name: "aegis-sim", targets: ["aegis-sim"]),
         .executable(name: "aegis-bench", targets: ["aegis-bench"]),
         .executable(name: "aegis-crashtest", targets: ["aegis-crashtest"]),
@@ -23,6 +24,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Pure modules: no I/O, no clocks.
@@ -32,6 +35,14 @@ let package = Package(
         .target(name: "AegisCRDT", swiftSettings: strict),
         // Durable storage.
         .target(name: "AegisStorage", dependencies: ["AegisRaft"], swiftSettings: strict),
+        // Wire codec, Transport protocol, in-memory and TCP (SwiftNIO) transports.
+        .target(name: "AegisTransport", dependencies: [
+            "AegisRaft",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         // Simulator, fault injection and checkers (tests and tools only).
         .target(name: "AegisTestKit", dependencies: ["AegisRaft"], swiftSettings: strict),
 
@@ -58,6 +69,13 @@ let package = Package(
         .testTarget(name: "AegisClusterTests", dependencies: ["AegisCluster", "AegisRaft"], swiftSettings: strict),
         .testTarget(name: "AegisCRDTTests", dependencies: [
             "AegisCRDT", .product(name: "PropertyBased", package: "swift-property-based"),
+        ], swiftSettings: strict),
+        .testTarget(name: "AegisTransportTests", dependencies: [
+            "AegisTransport", "AegisRaft",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
     ],
