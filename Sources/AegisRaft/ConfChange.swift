@@ -204,7 +204,16 @@ extension RaftCore {
             throw RaftError.proposalDropped(reason: "leadership is being transferred to \(target)")
         }
         if pendingConfIndex > log.applied { throw RaftError.configChangeInProgress }
-        _ = try change.applied(to: tracker.confState)  // validate now, apply when committed
+        let current = tracker.confState
+        _ = try change.applied(to: current)  // validate now, apply when committed
+        let last = try log.lastIndex()
+        for single in change.changes where single.type == .addVoter && current.learners.contains(single.node) {
+            let match = tracker.progress[single.node]?.match ?? 0
+            if match + config.maxPromotionLag < last {
+                throw RaftError.invalidConfigChange(
+                    "learner \(single.node) is not caught up (has \(match) of \(last) entries); promote it once it is")
+            }
+        }
         let index = try appendLeaderEntries([LogEntry(index: 0, term: 0, type: .configChange, data: change.encoded())])
         pendingConfIndex = index
         return .appended(index: index, term: term)

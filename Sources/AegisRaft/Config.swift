@@ -49,6 +49,9 @@ public struct RaftConfig: Sendable, Hashable {
     /// When `true`, a follower forwards proposals to the known leader; when `false`
     /// it refuses them with `RaftError.notLeader` naming the leader.
     public var forwardProposals: Bool = false
+    /// A learner is promoted to voter only if its log is at most this many entries
+    /// behind the leader's (so a lagging voter cannot stall commits).
+    public var maxPromotionLag: UInt64 = 1_000
     /// How read-index requests are answered.
     public var readOnlyOption: ReadOnlyOption = .safe
     /// This node's priority for leadership (higher is preferred). A leader that sees

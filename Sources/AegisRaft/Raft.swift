@@ -226,16 +226,18 @@ public struct RaftCore {
         }
         if electionElapsed >= config.electionTimeout {
             electionElapsed = 0
+            if config.checkQuorum && !tracker.quorumActive(selfID: id) {
+                stats.checkQuorumStepDowns += 1
+                becomeFollower(term: term, leader: nil)
+                return
+            }
+            // Before activity is reset for the next round: a preferred node must have
+            // been heard from in this one.
+            maybeTransferToPreferred()
             if config.checkQuorum {
-                if !tracker.quorumActive(selfID: id) {
-                    stats.checkQuorumStepDowns += 1
-                    becomeFollower(term: term, leader: nil)
-                    return
-                }
                 let me = id
                 tracker.forEach { nodeID, p in if nodeID != me { p.recentActive = false } }
             }
-            maybeTransferToPreferred()
         }
         tickSnapshotTransfers()
         if heartbeatElapsed >= config.heartbeatInterval {

@@ -83,7 +83,13 @@ public final class InteractionEnv {
             readStates[id, default: []].append(contentsOf: rd.readStates)
             core.advance(rd)
             if rd.shouldSnapshot {
-                try storage.createSnapshot(at: core.appliedIndex, conf: core.confState, data: [])
+                // The "state machine" of the harness: a payload that depends on the index,
+                // long enough to need several chunks with a small chunk size.
+                let index = core.appliedIndex
+                try storage.createSnapshot(at: index, conf: core.confState,
+                                           data: Array(repeating: UInt8(truncatingIfNeeded: index), count: 100))
+                let keep = core.config.snapshotTrailingEntries
+                if index > keep { try storage.compact(upTo: index - keep) }
             }
         }
         cores[id] = core
