@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "AegisStorage", targets: ["AegisStorage"]),
         .library(name: "AegisTestKit", targets: ["AegisTestKit"]),
         .library(name: "AegisTransport", targets: ["AegisTransport"]),
+        .library(name: "AegisReplication", targets: ["AegisReplication"]),
         .executable(name: "aegis-sim", targets: ["aegis-sim"]),
         .executable(name: "aegis-bench", targets: ["aegis-bench"]),
         .executable(name: "aegis-crashtest", targets: ["aegis-crashtest"]),
@@ -26,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Pure modules: no I/O, no clocks.
@@ -45,6 +48,15 @@ let package = Package(
         ], swiftSettings: strict),
         // Simulator, fault injection and checkers (tests and tools only).
         .target(name: "AegisTestKit", dependencies: ["AegisRaft"], swiftSettings: strict),
+        // The node runtime and the seed's ReplicationEngine.
+        .target(name: "AegisReplication", dependencies: [
+            "AegisRaft", "AegisKV", "AegisCluster", "AegisStorage", "AegisTransport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: strict),
 
         .executableTarget(
             name: "aegis-sim",
@@ -53,7 +65,9 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(
             name: "aegis-bench",
-            dependencies: ["AegisRaft", "AegisKV", "AegisCRDT", "AegisStorage", "AegisTestKit",
+            dependencies: ["AegisRaft", "AegisKV", "AegisCRDT", "AegisStorage", "AegisTestKit", "AegisReplication",
+                           "AegisTransport", .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         .executableTarget(
@@ -61,6 +75,12 @@ let package = Package(
             dependencies: ["AegisStorage", "AegisRaft"],
             swiftSettings: strict),
 
+        .testTarget(name: "AegisReplicationTests", dependencies: [
+            "AegisReplication", "AegisRaft", "AegisKV", "AegisCluster", "AegisStorage", "AegisTransport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(name: "AegisRaftTests", dependencies: ["AegisRaft", "AegisTestKit"], swiftSettings: strict),
         .testTarget(name: "AegisTestKitTests", dependencies: ["AegisTestKit", "AegisRaft"], swiftSettings: strict),
         .testTarget(name: "AegisKVTests", dependencies: [

@@ -1,0 +1,249 @@
+import Foundation
+import AegisKV
+import AegisRaft
+import AegisTransport
+import Logging
+
+/// The single-threaded heart of a node: owns the Raft core, the state machine and the
+/// bookkeeping of waiting clients. Runs on its own thread (it blocks on fsync), takes
+/// inputs in batches and handles every `Ready` in the documented order.
+final class NodeLoop: @unchecked Sendable {
+    let config: NodeConfiguration
+    var core: RaftCore
+    var machine: StateMachine
+    let storage: any RuntimeStorage
+    let transport: any Transport
+    let queue: InputQueue
+    let logger: Logger
+    let metrics: RuntimeMetrics
+    let publish: @Sendable (NodeStatus) -> Void
+    var peerAddresses: [NodeID: String]
+
+    var tickCount = 0
+    var timeoutTicks: Int
+    /// Writes proposed here by log index, with the term they were proposed in.
+    var pendingWrites: [LogIndex: [(term: Term, waiter: WriteWaiter)]] = [:]
+    /// Writes waiting for a leader to be known.
+    var waitingForLeader: [(data: [UInt8], waiter: WriteWaiter)] = []
+    /// Requests forwarded to the leader, by request id.
+    var forwarded: [UInt64: (WriteWaiter, deadline: Int)] = [:]
+    /// Results of recently applied entries (index -> term, result), so a write whose
+    /// index was applied before its waiter registered still gets its answer.
+    var recentResults: [LogIndex: (term: Term, result: CommandResult)] = [:]
+    var nextRequestID: UInt64 = 1
+    /// Linearizable reads waiting for a read index, by context.
+    var pendingReads: [UInt64: (ReadRequest, deadline: Int)] = [:]
+    /// Reads whose read index is known, waiting for it to be applied.
+    var readyReads: [(ReadRequest, index: LogIndex)] = []
+    /// Reads waiting for a leader to be known.
+    var readsWaitingForLeader: [(ReadRequest, deadline: Int)] = []
+    var nextReadContext: UInt64 = 1
+    var transfersPending: [(NodeID, CheckedContinuation<Void, any Error>, deadline: Int)] = []
+    var confChangesPending: [LogIndex: CheckedContinuation<Void, any Error>] = [:]
+    var failure: ReplicationError?
+    var lastLeader: NodeID?
+    var lastCampaigns = 0
+
+    init(config: NodeConfiguration, core: RaftCore, machine: StateMachine, storage: any RuntimeStorage,
+         transport: any Transport, queue: InputQueue, logger: Logger, peerAddresses: [NodeID: String],
+         publish: @escaping @Sendable (NodeStatus) -> Void) {
+        self.config = config
+        self.core = core
+        self.machine = machine
+        self.storage = storage
+        self.transport = transport
+        self.queue = queue
+        self.logger = logger
+        self.publish = publish
+        self.peerAddresses = peerAddresses
+        metrics = RuntimeMetrics(node: config.nodeID.rawValue)
+        timeoutTicks = config.timeoutTicks
+    }
+
+    // MARK: The loop
+
+    /// Runs until `stop` is queued or storage fails.
+    func run() {
+        publishStatus(running: true)
+        while true {
+            let batch = queue.takeAll()
+            var stopping = false
+            for input in batch {
+                if case .stop = input {
+                    stopping = true
+                    continue
+                }
+                handle(input)
+            }
+            if failure == nil { processReadies() }
+            if stopping || failure != nil { break }
+            publishStatus(running: true)
+        }
+        let reason = failure ?? .shuttingDown
+        for input in queue.close() { reject(input, reason) }
+        failEverything(reason)
+        publishStatus(running: false)
+    }
+
+    func handle(_ input: RuntimeInput) {
+        switch input {
+        case .messages(let messages):
+            for m in messages { receive(m) }
+        case .tick:
+            tick()
+        case .execute(let data, let continuation):
+            metrics.proposals.increment()
+            submit(data, waiter: WriteWaiter(continuation: continuation, deadline: tickCount + timeoutTicks))
+        case .read(let request, let stale):
+            if stale {
+                serve(request)
+            } else {
+                startRead(request, deadline: tickCount + timeoutTicks)
+            }
+        case .admin(let request):
+            handleAdmin(request)
+        case .stop:
+            break
+        }
+    }
+
+    func tick() {
+        tickCount += 1
+        core.tick()
+        if tickCount % 10 == 0 { expireRequests() }
+        if !waitingForLeader.isEmpty || !readsWaitingForLeader.isEmpty { retryWaitingForLeader() }
+        if tickCount % 100 == 0 { metrics.updateTransport(transport.stats) }
+    }
+
+    // MARK: Messages
+
+    func receive(_ message: Message) {
+        switch message.payload {
+        case .raft:
+            guard let raft = message.raftMessage else { return }
+            do { try core.step(raft) } catch {
+                logger.debug("dropped a message", metadata: ["from": "\(message.from)", "error": "\(error)"])
+            }
+        case .clientRequest(let request):
+            proposeForFollower(request, from: message.from)
+        case .clientResponse(let response):
+            guard let (waiter, _) = forwarded.removeValue(forKey: response.requestID) else { return }
+            switch response.outcome {
+            case .success(let index, let value):
+                // The leader appended it at `index` in the term carried in `value`; the
+                // result comes from this node's own apply of that index.
+                let term = decodeTerm(value)
+                awaitIndex(index, term: term, waiter: waiter)
+            case .failure(let f):
+                waiter.continuation.resume(throwing: mapFailure(f))
+            }
+        }
+    }
+
+    /// The leader side of forwarding: append, and tell the follower where.
+    func proposeForFollower(_ request: ClientRequest, from: NodeID) {
+        let outcome: ClientResponse.Outcome
+        if core.isLeader {
+            do {
+                if case .appended(let index, let term) = try core.propose(request.command, timestamp: wallClockMillis()) {
+                    outcome = .success(index: index, value: encodeTerm(term))
+                } else {
+                    outcome = .failure(ClientFailure(code: .notLeader, message: "not the leader", leaderHint: core.leader))
+                }
+            } catch {
+                outcome = .failure(clientFailure(mapRaftError(error)))
+            }
+        } else {
+            outcome = .failure(ClientFailure(code: .notLeader, message: "not the leader", leaderHint: core.leader))
+        }
+        transport.send(.clientResponse(ClientResponse(requestID: request.requestID, outcome: outcome)), to: from)
+    }
+
+    // MARK: Writes
+
+    /// Proposes on the leader, forwards from a follower, or waits for a leader.
+    func submit(_ data: [UInt8], waiter: WriteWaiter) {
+        if core.isLeader {
+            do {
+                if case .appended(let index, let term) = try core.propose(data, timestamp: wallClockMillis()) {
+                    awaitIndex(index, term: term, waiter: waiter)
+                }
+            } catch {
+                waiter.continuation.resume(throwing: mapRaftError(error))
+            }
+            return
+        }
+        guard let leader = core.leader else {
+            waitingForLeader.append((data, waiter))
+            return
+        }
+        let id = nextRequestID
+        nextRequestID += 1
+        forwarded[id] = (waiter, waiter.deadline)
+        transport.send(.clientRequest(ClientRequest(requestID: id, kind: .write, command: data)), to: leader)
+    }
+
+    /// Waits for this node to apply `index`: the write succeeded if the entry there is
+    /// from `term`, and was lost otherwise.
+    func awaitIndex(_ index: LogIndex, term: Term, waiter: WriteWaiter) {
+        if index <= machine.appliedIndex {
+            if let recent = recentResults[index] {
+                if recent.term == term {
+                    waiter.continuation.resume(returning: recent.result)
+                } else {
+                    waiter.continuation.resume(throwing: ReplicationError.lost)
+                }
+            } else {
+                waiter.continuation.resume(throwing: ReplicationError.timeout)
+            }
+            return
+        }
+        pendingWrites[index, default: []].append((term, waiter))
+    }
+
+    func retryWaitingForLeader() {
+        guard core.leader != nil else { return }
+        let writes = waitingForLeader
+        waitingForLeader = []
+        for (data, waiter) in writes { submit(data, waiter: waiter) }
+        let reads = readsWaitingForLeader
+        readsWaitingForLeader = []
+        for (request, deadline) in reads { startRead(request, deadline: deadline) }
+    }
+
+    // MARK: Reads
+
+    func startRead(_ request: ReadRequest, deadline: Int) {
+        let context = nextReadContext
+        nextReadContext += 1
+        do {
+            try core.readIndex(context: context)
+            pendingReads[context] = (request, deadline)
+        } catch {
+            readsWaitingForLeader.append((request, deadline))
+        }
+    }
+
+    func serve(_ request: ReadRequest) {
+        if request.countOnly {
+            request.continuation.resume(returning: .count(machine.count))
+        } else {
+            request.continuation.resume(returning: .values(request.keys.map { machine.get($0) }))
+        }
+    }
+
+    func serveReadyReads() {
+        guard !readyReads.isEmpty else { return }
+        let applied = machine.appliedIndex
+        var waiting: [(ReadRequest, index: LogIndex)] = []
+        for (request, index) in readyReads {
+            if index <= applied { serve(request) } else { waiting.append((request, index)) }
+        }
+        readyReads = waiting
+    }
+
+    func wallClockMillis() -> UInt64 {
+        UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+    }
+}
+

@@ -1,0 +1,307 @@
+import Foundation
+import AegisKV
+public import AegisRaft
+public import AegisTransport
+import Logging
+
+extension NodeLoop {
+    // MARK: Ready
+
+    /// Handles every pending `Ready` in the documented order: leader appends go out
+    /// at once (in parallel with the local write), then persist (fsync when needed),
+    /// send the rest, apply, advance.
+    func processReadies() {
+        while core.hasReady {
+            do {
+                let rd = try core.ready()
+                var appends: [RaftMessage] = [], others: [RaftMessage] = []
+                for m in rd.messages { if m.isLeaderAppend { appends.append(m) } else { others.append(m) } }
+                if !appends.isEmpty { transport.send(appends) }
+                if let snapshot = rd.snapshot {
+                    try storage.applySnapshot(snapshot)
+                    try machine.restore(from: snapshot)
+                    recentResults = [:]
+                    logger.info("installed a snapshot from the leader", metadata: ["index": "\(snapshot.metadata.index)"])
+                }
+                if !rd.entries.isEmpty || rd.hardState != nil {
+                    let started = DispatchTime.now().uptimeNanoseconds
+                    try storage.persist(hardState: rd.hardState, entries: rd.entries, sync: rd.mustSync)
+                    if rd.mustSync { metrics.fsync.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started)) }
+                }
+                if !others.isEmpty { transport.send(others) }
+                for entry in rd.committedEntries { apply(entry) }
+                for state in rd.readStates {
+                    if let (request, _) = pendingReads.removeValue(forKey: state.context) {
+                        readyReads.append((request, state.index))
+                    }
+                }
+                if let soft = rd.softState { roleChanged(soft) }
+                core.advance(rd)
+                serveReadyReads()
+                if rd.shouldSnapshot { try takeSnapshot() }
+            } catch {
+                stopOnStorageFailure(error)
+                return
+            }
+        }
+        if core.stats.campaigns != lastCampaigns {
+            metrics.elections.increment(by: core.stats.campaigns - lastCampaigns)
+            lastCampaigns = core.stats.campaigns
+        }
+        metrics.applyLag.record(Double(core.log.committed - machine.appliedIndex))
+    }
+
+    /// Applies one committed entry and answers the writes waiting on its index.
+    func apply(_ entry: LogEntry) {
+        guard entry.index > machine.appliedIndex else { return }
+        if entry.type == .configChange { configurationEntryApplied(entry) }
+        let result = machine.apply(entry)
+        metrics.commits.increment()
+        if entry.type == .command {
+            recentResults[entry.index] = (entry.term, result)
+            if entry.index > 4_096 { recentResults[entry.index - 4_096] = nil }
+        }
+        guard let waiters = pendingWrites.removeValue(forKey: entry.index) else { return }
+        for (term, waiter) in waiters {
+            if term == entry.term {
+                waiter.continuation.resume(returning: result)
+            } else {
+                waiter.continuation.resume(throwing: ReplicationError.lost)
+            }
+        }
+    }
+
+    /// Membership entries carry the address of an added member in their context; the
+    /// transport learns it (and forgets removed members) on every node.
+    func configurationEntryApplied(_ entry: LogEntry) {
+        guard let change = try? ConfChange(decoding: entry.data) else { return }
+        let address = String(decoding: change.context, as: UTF8.self)
+        for single in change.changes {
+            switch single.type {
+            case .addVoter, .addLearner:
+                if !change.context.isEmpty, single.node != config.nodeID, let peer = PeerAddress(parsing: address) {
+                    peerAddresses[single.node] = address
+                    (transport as? any PeerDirectory)?.setPeer(single.node, address: peer)
+                }
+            case .removeNode:
+                if single.node != config.nodeID {
+                    peerAddresses[single.node] = nil
+                    (transport as? any PeerDirectory)?.removePeer(single.node)
+                }
+            }
+        }
+        if let continuation = confChangesPending.removeValue(forKey: entry.index) {
+            continuation.resume()
+        }
+    }
+
+    func roleChanged(_ soft: SoftState) {
+        if soft.leader != lastLeader {
+            metrics.leaderChanges.increment()
+            logger.info("leader changed", metadata: ["leader": "\(soft.leader.map(\.rawValue) ?? "none")",
+                                                     "role": "\(soft.role.rawValue)", "term": "\(core.term)"])
+            lastLeader = soft.leader
+        }
+        if soft.leader != nil { retryWaitingForLeader() }
+        if soft.role == .leader, let transfer = transfersPending.first, transfer.0 == config.nodeID {
+            transfer.1.resume()
+            transfersPending.removeFirst()
+        }
+        // A transfer completed when the target leads.
+        transfersPending.removeAll { target, continuation, _ in
+            guard soft.leader == target else { return false }
+            continuation.resume()
+            return true
+        }
+    }
+
+    func takeSnapshot() throws {
+        let index = core.appliedIndex
+        guard index == machine.appliedIndex, index > 0 else { return }
+        try storage.createSnapshot(at: index, conf: core.confState, data: machine.snapshotData())
+        let keep = config.raft.snapshotTrailingEntries
+        if index > keep { try storage.compact(upTo: index - keep) }
+        logger.info("took a snapshot", metadata: ["index": "\(index)"])
+    }
+
+    func stopOnStorageFailure(_ error: any Error) {
+        logger.critical("storage failed; the node stops (it must not run on a page cache it cannot trust)",
+                        metadata: ["error": "\(error)"])
+        failure = .storageFailed("\(error)")
+    }
+
+    // MARK: Admin
+
+    func handleAdmin(_ request: AdminRequest) {
+        switch request {
+        case .confChange(let change, let continuation):
+            do {
+                guard core.isLeader else { throw ReplicationError.notLeader(leader: core.leader) }
+                if case .appended(let index, _) = try core.proposeConfChange(change) {
+                    confChangesPending[index] = continuation
+                } else {
+                    continuation.resume(throwing: ReplicationError.notLeader(leader: core.leader))
+                }
+            } catch {
+                continuation.resume(throwing: mapRaftError(error))
+            }
+        case .transfer(let target, let continuation):
+            do {
+                guard core.isLeader else { throw ReplicationError.notLeader(leader: core.leader) }
+                let chosen = try target ?? bestTransferTarget()
+                try core.transferLeadership(to: chosen)
+                transfersPending.append((chosen, continuation, tickCount + timeoutTicks))
+            } catch {
+                continuation.resume(throwing: mapRaftError(error))
+            }
+        }
+    }
+
+    /// The most caught-up other voter.
+    func bestTransferTarget() throws -> NodeID {
+        let voters = core.confState.voters.sorted().filter { $0 != config.nodeID }
+        let best = voters.max { (core.progress(of: $0)?.match ?? 0) < (core.progress(of: $1)?.match ?? 0) }
+        guard let best else { throw ReplicationError.rejected("there is no other voter to transfer leadership to") }
+        return best
+    }
+
+    // MARK: Expiry and shutdown
+
+    func expireRequests() {
+        let now = tickCount
+        for (index, waiters) in pendingWrites {
+            let (expired, kept) = waiters.partitioned { $0.waiter.deadline <= now }
+            for w in expired { w.waiter.continuation.resume(throwing: ReplicationError.timeout) }
+            pendingWrites[index] = kept.isEmpty ? nil : kept
+        }
+        for (id, entry) in forwarded where entry.deadline <= now {
+            forwarded[id] = nil
+            entry.0.continuation.resume(throwing: ReplicationError.timeout)
+        }
+        let (lateWrites, keptWrites) = waitingForLeader.partitioned { $0.waiter.deadline <= now }
+        waitingForLeader = keptWrites
+        for w in lateWrites { w.waiter.continuation.resume(throwing: ReplicationError.noLeader) }
+        for (context, entry) in pendingReads where entry.deadline <= now {
+            pendingReads[context] = nil
+            entry.0.continuation.resume(throwing: ReplicationError.timeout)
+        }
+        let (lateReads, keptReads) = readsWaitingForLeader.partitioned { $0.deadline <= now }
+        readsWaitingForLeader = keptReads
+        for r in lateReads { r.0.continuation.resume(throwing: ReplicationError.noLeader) }
+        let (lateTransfers, keptTransfers) = transfersPending.partitioned { $0.2 <= now }
+        transfersPending = keptTransfers
+        for t in lateTransfers { t.1.resume(throwing: ReplicationError.timeout) }
+    }
+
+    func failEverything(_ reason: ReplicationError) {
+        for (_, waiters) in pendingWrites { for w in waiters { w.waiter.continuation.resume(throwing: reason) } }
+        pendingWrites = [:]
+        for (_, entry) in forwarded { entry.0.continuation.resume(throwing: reason) }
+        forwarded = [:]
+        for w in waitingForLeader { w.waiter.continuation.resume(throwing: reason) }
+        waitingForLeader = []
+        for (_, entry) in pendingReads { entry.0.continuation.resume(throwing: reason) }
+        pendingReads = [:]
+        for (request, _) in readyReads { request.continuation.resume(throwing: reason) }
+        readyReads = []
+        for (request, _) in readsWaitingForLeader { request.continuation.resume(throwing: reason) }
+        readsWaitingForLeader = []
+        for t in transfersPending { t.1.resume(throwing: reason) }
+        transfersPending = []
+        for (_, c) in confChangesPending { c.resume(throwing: reason) }
+        confChangesPending = [:]
+    }
+
+    func reject(_ input: RuntimeInput, _ reason: ReplicationError) {
+        switch input {
+        case .execute(_, let continuation): continuation.resume(throwing: reason)
+        case .read(let request, _): request.continuation.resume(throwing: reason)
+        case .admin(.confChange(_, let c)), .admin(.transfer(_, let c)): c.resume(throwing: reason)
+        case .messages, .tick, .stop: break
+        }
+    }
+
+    // MARK: Status
+
+    func publishStatus(running: Bool) {
+        var status = NodeStatus(nodeID: config.nodeID)
+        status.role = core.role
+        status.leader = core.leader
+        status.term = core.term
+        status.commitIndex = core.log.committed
+        status.appliedIndex = machine.appliedIndex
+        let last = (try? core.log.lastIndex()) ?? 0
+        status.lastIndex = last
+        let conf = core.confState
+        status.isJoint = conf.isJoint
+        status.members = conf.allMembers.map { id in
+            let progress = core.progress(of: id)
+            return MemberStatus(id: id, isVoter: conf.voters.contains(id) || conf.outgoingVoters.contains(id),
+                                match: progress?.match, next: progress?.next, state: progress?.state,
+                                lag: progress.map { last > $0.match ? last - $0.match : 0 },
+                                address: id == config.nodeID ? nil : peerAddresses[id])
+        }
+        status.keys = machine.count
+        status.failure = failure.map { "\($0)" }
+        status.running = running
+        publish(status)
+    }
+
+    // MARK: Error mapping
+
+    func mapRaftError(_ error: any Error) -> ReplicationError {
+        if let e = error as? ReplicationError { return e }
+        guard let raft = error as? RaftError else { return .rejected("\(error)") }
+        switch raft {
+        case .notLeader(let leader): return leader == nil ? .noLeader : .notLeader(leader: leader)
+        default: return .rejected(raft.description)
+        }
+    }
+
+    func mapFailure(_ failure: ClientFailure) -> ReplicationError {
+        switch failure.code {
+        case .notLeader: return failure.leaderHint == nil ? .noLeader : .notLeader(leader: failure.leaderHint)
+        case .timeout: return .timeout
+        case .unavailable: return .shuttingDown
+        default: return .rejected(failure.message)
+        }
+    }
+
+    func clientFailure(_ error: ReplicationError) -> ClientFailure {
+        switch error {
+        case .notLeader(let leader): return ClientFailure(code: .notLeader, message: error.description, leaderHint: leader)
+        case .noLeader: return ClientFailure(code: .notLeader, message: error.description)
+        case .timeout: return ClientFailure(code: .timeout, message: error.description)
+        case .shuttingDown, .storageFailed: return ClientFailure(code: .unavailable, message: error.description)
+        case .lost, .rejected: return ClientFailure(code: .rejected, message: error.description)
+        }
+    }
+
+    func encodeTerm(_ term: Term) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: term >> (8 * $0)) } }
+
+    func decodeTerm(_ bytes: [UInt8]) -> Term {
+        guard bytes.count == 8 else { return 0 }
+        var t: Term = 0
+        for k in 0..<8 { t |= Term(bytes[k]) << (8 * k) }
+        return t
+    }
+}
+
+extension Array {
+    /// Splits into the elements that satisfy `predicate` and those that do not.
+    func partitioned(_ predicate: (Element) -> Bool) -> (matching: [Element], rest: [Element]) {
+        var matching: [Element] = [], rest: [Element] = []
+        for e in self { if predicate(e) { matching.append(e) } else { rest.append(e) } }
+        return (matching, rest)
+    }
+}
+
+/// A transport whose peer address book can change at runtime.
+public protocol PeerDirectory: Sendable {
+    /// Adds or updates a peer's address.
+    func setPeer(_ peer: NodeID, address: PeerAddress)
+    /// Forgets a peer.
+    func removePeer(_ peer: NodeID)
+}
+
+extension TCPTransport: PeerDirectory {}

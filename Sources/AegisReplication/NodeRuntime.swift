@@ -1,0 +1,209 @@
+import Foundation
+public import AegisKV
+public import AegisRaft
+public import AegisTransport
+public import Logging
+public import ServiceLifecycle
+
+/// One node of a replicated key-value cluster: a Raft core on its own thread, a
+/// durable storage, a transport and the key-value state machine.
+///
+/// Clients call `execute` (writes, through consensus), `read` (linearizable through
+/// ReadIndex unless `stale`), and the membership methods; followers forward writes to
+/// the leader and answer once they applied them. Run it as a `Service` (or call
+/// `run()`); `stop()` ends it.
+public final class NodeRuntime: Service, @unchecked Sendable {
+    /// The configuration.
+    public let configuration: NodeConfiguration
+    private let loop: NodeLoop
+    private let queue: InputQueue
+    private let transport: any Transport
+    private let logger: Logger
+    private let statusLock = NSLock()
+    private var latestStatus: NodeStatus
+    private let finished = FinishSignal()
+
+    /// Opens a node over a storage and a transport. A node whose storage is empty and
+    /// whose configuration names `bootstrapVoters` bootstraps a new cluster; one with an
+    /// empty storage and no bootstrap voters waits to be added by a leader.
+    ///
+    /// - Parameter peerAddresses: known peer addresses (`host:port`), reported in status
+    ///   and passed on to members added later.
+    public init(configuration: NodeConfiguration, storage: any RuntimeStorage, transport: any Transport,
+                peerAddresses: [NodeID: String] = [:], logger: Logger) throws {
+        self.configuration = configuration
+        self.transport = transport
+        self.logger = logger
+        if try storage.lastIndex() == 0 && !configuration.bootstrapVoters.isEmpty {
+            try RaftCore.bootstrap(storage, voters: configuration.bootstrapVoters)
+            logger.info("bootstrapped a new cluster", metadata: ["voters": "\(configuration.bootstrapVoters.map(\.rawValue))"])
+        }
+        var machine = StateMachine(limits: configuration.limits)
+        let snapshot = try storage.snapshot()
+        if !snapshot.isEmpty { try machine.restore(from: snapshot) }
+        var raft = configuration.raft
+        raft.applied = machine.appliedIndex
+        raft.randomSeed = UInt64.random(in: 1...UInt64.max)
+        let core = try RaftCore(id: configuration.nodeID, config: raft, storage: storage)
+        queue = InputQueue()
+        latestStatus = NodeStatus(nodeID: configuration.nodeID)
+        let box = StatusBox()
+        loop = NodeLoop(config: configuration, core: core, machine: machine, storage: storage, transport: transport,
+                        queue: queue, logger: logger, peerAddresses: peerAddresses) { status in box.set(status) }
+        box.owner = self
+    }
+
+    // MARK: Lifecycle
+
+    /// Runs the node until `stop()` or graceful shutdown: the loop thread, the ticker
+    /// and the pump from the transport.
+    public func run() async throws {
+        let thread = Thread { [loop, finished] in
+            loop.run()
+            finished.signal()
+        }
+        thread.name = "aegis-node-\(configuration.nodeID)"
+        thread.stackSize = 4 << 20
+        thread.start()
+        let interval = configuration.tickInterval
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { [transport, queue] in
+                    for await batch in transport.inbound where !queue.push(.messages(batch)) { break }
+                }
+                group.addTask { [queue] in
+                    let clock = ContinuousClock()
+                    var next = clock.now
+                    while !Task.isCancelled {
+                        next = next.advanced(by: interval)
+                        try? await clock.sleep(until: next)
+                        if !queue.push(.tick) { break }
+                    }
+                }
+                await finished.wait()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: { [queue] in
+            queue.push(.stop)
+        }
+        logger.info("node stopped", metadata: ["node": "\(configuration.nodeID)"])
+    }
+
+    /// Asks the node to stop; `run()` returns once it has.
+    public func stop() { queue.push(.stop) }
+
+    // MARK: Client API
+
+    /// Runs a command through consensus and returns its result once this node applied
+    /// it. On a follower the command is forwarded to the leader.
+    public func execute(_ command: Command) async throws -> CommandResult {
+        let data = command.encoded()
+        return try await withCheckedThrowingContinuation { continuation in
+            if !queue.push(.execute(data, continuation)) { continuation.resume(throwing: ReplicationError.shuttingDown) }
+        }
+    }
+
+    /// Reads keys: linearizable (a ReadIndex round) by default, or this node's local
+    /// state, possibly behind, with `stale`.
+    public func read(_ keys: [Key], stale: Bool = false) async throws -> [KeyValue?] {
+        let outcome = try await readOutcome(keys: keys, countOnly: false, stale: stale)
+        if case .values(let values) = outcome { return values }
+        return []
+    }
+
+    /// The number of keys (linearizable unless `stale`).
+    public func count(stale: Bool = false) async throws -> Int {
+        let outcome = try await readOutcome(keys: [], countOnly: true, stale: stale)
+        if case .count(let n) = outcome { return n }
+        return 0
+    }
+
+    private func readOutcome(keys: [Key], countOnly: Bool, stale: Bool) async throws -> ReadOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            let request = ReadRequest(keys: keys, countOnly: countOnly, continuation: continuation)
+            if !queue.push(.read(request, stale: stale)) { continuation.resume(throwing: ReplicationError.shuttingDown) }
+        }
+    }
+
+    /// The node's state as of its last batch.
+    public var status: NodeStatus {
+        statusLock.lock()
+        defer { statusLock.unlock() }
+        return latestStatus
+    }
+
+    fileprivate func setStatus(_ status: NodeStatus) {
+        statusLock.lock()
+        latestStatus = status
+        statusLock.unlock()
+    }
+
+    // MARK: Membership
+
+    /// Adds a member (as a learner by default) whose peer address is `address`
+    /// (`host:port`); the address travels with the change to every node. Leader only.
+    public func addMember(_ id: NodeID, address: String, asLearner: Bool = true) async throws {
+        guard PeerAddress(parsing: address) != nil else {
+            throw ReplicationError.rejected("'\(address)' is not a host:port address")
+        }
+        let change = ConfChange([ConfChangeSingle(asLearner ? .addLearner : .addVoter, id)], context: Array(address.utf8))
+        try await admin { .confChange(change, $0) }
+    }
+
+    /// Promotes a caught-up learner to voter. Leader only.
+    public func promoteMember(_ id: NodeID) async throws {
+        try await admin { .confChange(ConfChange([ConfChangeSingle(.addVoter, id)]), $0) }
+    }
+
+    /// Removes a member (the leader itself included: it steps down once applied).
+    public func removeMember(_ id: NodeID) async throws {
+        try await admin { .confChange(ConfChange([ConfChangeSingle(.removeNode, id)]), $0) }
+    }
+
+    /// Hands leadership to `target` (or the most caught-up voter). Returns once the
+    /// target leads. Leader only.
+    public func transferLeadership(to target: NodeID? = nil) async throws {
+        try await admin { .transfer(target, $0) }
+    }
+
+    private func admin(_ make: (CheckedContinuation<Void, any Error>) -> AdminRequest) async throws {
+        try await withCheckedThrowingContinuation { continuation in
+            if !queue.push(.admin(make(continuation))) { continuation.resume(throwing: ReplicationError.shuttingDown) }
+        }
+    }
+}
+
+/// Hands status updates from the loop to the runtime without a retain cycle.
+private final class StatusBox: @unchecked Sendable {
+    weak var owner: NodeRuntime?
+    func set(_ status: NodeStatus) { owner?.setStatus(status) }
+}
+
+/// A one-shot signal a thread raises and an async task awaits.
+final class FinishSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func signal() {
+        lock.lock()
+        done = true
+        let w = waiters
+        waiters = []
+        lock.unlock()
+        for c in w { c.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if done {
+                lock.unlock()
+                c.resume()
+            } else {
+                waiters.append(c)
+                lock.unlock()
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+public import AegisKV
+public import AegisRaft
+public import AegisStorage
+public import AegisTransport
+
+/// Where a node of the cluster listens for its peers.
+public typealias PeerEndpoint = PeerAddress
+
+/// The configuration of one node runtime.
+public struct NodeConfiguration: Sendable {
+    /// This node.
+    public var nodeID: NodeID
+    /// The founding voters of a new cluster. Used only when the data directory is
+    /// empty: the log is bootstrapped with them. Empty for a node that joins an
+    /// existing cluster (it is added by the leader and learns the log from it).
+    public var bootstrapVoters: [NodeID]
+    /// The Raft settings (timeouts in ticks).
+    public var raft: RaftConfig
+    /// Real time per tick.
+    public var tickInterval: Duration = .milliseconds(10)
+    /// How long a client request may wait (for a leader, for commit, for a read index)
+    /// before it fails with `ReplicationError.timeout`.
+    public var requestTimeout: Duration = .seconds(5)
+    /// State machine limits (key and value sizes).
+    public var limits: StateMachine.Limits = StateMachine.Limits()
+
+    /// Creates a configuration.
+    public init(nodeID: NodeID, bootstrapVoters: [NodeID], raft: RaftConfig = NodeConfiguration.defaultRaft) {
+        self.nodeID = nodeID
+        self.bootstrapVoters = bootstrapVoters
+        self.raft = raft
+    }
+
+    /// Raft settings suited to a 10 ms tick: 1 s election timeout (randomised to
+    /// 1–2 s), 100 ms heartbeats, snapshots every 100,000 entries.
+    public static var defaultRaft: RaftConfig {
+        var c = RaftConfig(electionTimeout: 100, heartbeatInterval: 10)
+        c.snapshotThreshold = 100_000
+        c.snapshotTrailingEntries = 10_000
+        c.maxSizePerMessage = 4 << 20
+        c.maxInflightMessages = 512
+        c.maxInflightBytes = 64 << 20
+        c.maxUncommittedBytes = 256 << 20
+        c.snapshotApplyTimeout = 500
+        return c
+    }
+
+    var timeoutTicks: Int {
+        let t = requestTimeout.components, i = tickInterval.components
+        let total = Double(t.seconds) + Double(t.attoseconds) / 1e18
+        let tick = Double(i.seconds) + Double(i.attoseconds) / 1e18
+        return max(1, Int((total / max(tick, 1e-6)).rounded(.up)))
+    }
+}
+
+/// Why a client request failed.
+public enum ReplicationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// No leader is known (an election is in progress or no quorum is reachable).
+    case noLeader
+    /// The request was sent to the leader, which refused it; `leader` is the hint.
+    case notLeader(leader: NodeID?)
+    /// The outcome is unknown: the request timed out. A write may still commit.
+    case timeout
+    /// The write was not committed: another entry took its log position (leadership
+    /// changed before it was replicated).
+    case lost
+    /// The proposal was refused by Raft (for example the uncommitted-bytes limit or a
+    /// leadership transfer in progress); the text says why.
+    case rejected(String)
+    /// The node is stopping.
+    case shuttingDown
+    /// The node stopped because its storage failed; it must be repaired.
+    case storageFailed(String)
+
+    public var description: String {
+        switch self {
+        case .noLeader: return "no leader is elected"
+        case .notLeader(let leader): return "not the leader" + (leader.map { "; the leader is \($0)" } ?? "")
+        case .timeout: return "the request timed out; a write may or may not have been applied"
+        case .lost: return "the write was not committed (leadership changed); retry"
+        case .rejected(let why): return "rejected: \(why)"
+        case .shuttingDown: return "the node is shutting down"
+        case .storageFailed(let why): return "the node stopped after a storage failure: \(why)"
+        }
+    }
+}
+
+/// One member as the node sees it.
+public struct MemberStatus: Sendable, Hashable {
+    /// The member.
+    public var id: NodeID
+    /// `true` for a voter, `false` for a learner.
+    public var isVoter: Bool
+    /// The leader's view of its replication (leader only).
+    public var match: LogIndex?
+    public var next: LogIndex?
+    public var state: ProgressState?
+    /// Entries it is behind the leader's last index (leader only).
+    public var lag: UInt64?
+    /// Its peer address, if known.
+    public var address: String?
+}
+
+/// A snapshot of a node's state, refreshed after every batch of inputs.
+public struct NodeStatus: Sendable, Hashable {
+    public var nodeID: NodeID
+    public var role: RaftRole = .follower
+    public var leader: NodeID?
+    public var term: Term = 0
+    public var commitIndex: LogIndex = 0
+    public var appliedIndex: LogIndex = 0
+    public var lastIndex: LogIndex = 0
+    public var members: [MemberStatus] = []
+    public var isJoint = false
+    /// Keys in the state machine.
+    public var keys = 0
+    /// Set once the node stopped because of a storage failure.
+    public var failure: String?
+    /// Whether the node's loop is running.
+    public var running = false
+}
+
+/// The durable storage a runtime writes through: `RaftLogStorage` plus a batched
+/// write that is durable when it returns (if `sync`).
+public protocol RuntimeStorage: RaftLogStorage, Sendable {
+    /// Appends `entries` (replacing any conflicting suffix) and records `hardState`,
+    /// as one batch; with `sync`, returns only once both are durable.
+    func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws
+}
+
+extension DiskStorage: RuntimeStorage {
+    public func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
+        try save(hardState: hardState, entries: entries, sync: sync)
+    }
+}
