@@ -31,6 +31,9 @@ public final class LocalCluster: @unchecked Sendable {
 
         /// `host:port` of the peer listener.
         public var address: String { "\(host):\(port)" }
+
+        /// `fdatasync` calls of the member's WAL so far (0 when stopped).
+        public var dataSyncs: Int { storage?.statistics.dataSyncs ?? 0 }
     }
 
     /// The members, in order.

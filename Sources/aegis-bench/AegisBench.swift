@@ -2,7 +2,8 @@ import ArgumentParser
 
 /// `aegis-bench`: benchmark programs. Each prints its setup and its figures; with
 /// `--json`, one JSON object per scenario.
-struct AegisBench: ParsableCommand {
+@main
+struct AegisBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aegis-bench",
         abstract: "Aegis benchmarks: each prints its setup and its figures.",
@@ -11,8 +12,8 @@ struct AegisBench: ParsableCommand {
             CoreBench.self,
             WALBench.self,
             KVBench.self,
+            ClusterBench.self,
             CRDTBench.self,
         ])
 }
 
-AegisBench.main()
