@@ -92,12 +92,12 @@ public final class LocalCluster: @unchecked Sendable {
         let storage = try DiskStorage(directory: member.directory)
         var configuration = NodeConfiguration(nodeID: member.id, bootstrapVoters: members.map(\.id), raft: raft)
         configuration.tickInterval = tickInterval
-        var addresses: [NodeID: String] = [:]
-        for other in members where other.id != member.id { addresses[other.id] = other.address }
+        var addresses: [NodeID: MemberAddress] = [:]
+        for other in members { addresses[other.id] = MemberAddress(peer: other.address) }
         var nodeLogger = logger
         nodeLogger[metadataKey: "node"] = "\(member.id)"
         let runtime = try NodeRuntime(configuration: configuration, storage: storage, transport: transport,
-                                      peerAddresses: addresses, logger: nodeLogger)
+                                      addresses: addresses, logger: nodeLogger)
         member.storage = storage
         member.runtime = runtime
         member.task = Task { try await runtime.run() }

@@ -17,7 +17,7 @@ final class NodeLoop: @unchecked Sendable {
     let logger: Logger
     let metrics: RuntimeMetrics
     let publish: @Sendable (NodeStatus) -> Void
-    var peerAddresses: [NodeID: String]
+    var peerAddresses: [NodeID: MemberAddress]
 
     var tickCount = 0
     var timeoutTicks: Int
@@ -45,7 +45,7 @@ final class NodeLoop: @unchecked Sendable {
     var lastCampaigns = 0
 
     init(config: NodeConfiguration, core: RaftCore, machine: StateMachine, storage: any RuntimeStorage,
-         transport: any Transport, queue: InputQueue, logger: Logger, peerAddresses: [NodeID: String],
+         transport: any Transport, queue: InputQueue, logger: Logger, peerAddresses: [NodeID: MemberAddress],
          publish: @escaping @Sendable (NodeStatus) -> Void) {
         self.config = config
         self.core = core

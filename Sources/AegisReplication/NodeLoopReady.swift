@@ -75,13 +75,15 @@ extension NodeLoop {
     /// transport learns it (and forgets removed members) on every node.
     func configurationEntryApplied(_ entry: LogEntry) {
         guard let change = try? ConfChange(decoding: entry.data) else { return }
-        let address = String(decoding: change.context, as: UTF8.self)
+        let address = MemberAddress(parsing: String(decoding: change.context, as: UTF8.self))
         for single in change.changes {
             switch single.type {
             case .addVoter, .addLearner:
-                if !change.context.isEmpty, single.node != config.nodeID, let peer = PeerAddress(parsing: address) {
+                if let address {
                     peerAddresses[single.node] = address
-                    (transport as? any PeerDirectory)?.setPeer(single.node, address: peer)
+                    if single.node != config.nodeID, let peer = PeerAddress(parsing: address.peer) {
+                        (transport as? any PeerDirectory)?.setPeer(single.node, address: peer)
+                    }
                 }
             case .removeNode:
                 if single.node != config.nodeID {
@@ -239,7 +241,7 @@ extension NodeLoop {
             return MemberStatus(id: id, isVoter: conf.voters.contains(id) || conf.outgoingVoters.contains(id),
                                 match: progress?.match, next: progress?.next, state: progress?.state,
                                 lag: progress.map { last > $0.match ? last - $0.match : 0 },
-                                address: id == config.nodeID ? nil : peerAddresses[id])
+                                address: peerAddresses[id])
         }
         status.keys = machine.count
         status.failure = failure.map { "\($0)" }

@@ -27,10 +27,10 @@ public final class NodeRuntime: Service, @unchecked Sendable {
     /// whose configuration names `bootstrapVoters` bootstraps a new cluster; one with an
     /// empty storage and no bootstrap voters waits to be added by a leader.
     ///
-    /// - Parameter peerAddresses: known peer addresses (`host:port`), reported in status
-    ///   and passed on to members added later.
+    /// - Parameter addresses: the known members' addresses (this node's included),
+    ///   reported in status; members added later bring theirs in the change.
     public init(configuration: NodeConfiguration, storage: any RuntimeStorage, transport: any Transport,
-                peerAddresses: [NodeID: String] = [:], logger: Logger) throws {
+                addresses: [NodeID: MemberAddress] = [:], logger: Logger) throws {
         self.configuration = configuration
         self.transport = transport
         self.logger = logger
@@ -49,7 +49,7 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         latestStatus = NodeStatus(nodeID: configuration.nodeID)
         let box = StatusBox()
         loop = NodeLoop(config: configuration, core: core, machine: machine, storage: storage, transport: transport,
-                        queue: queue, logger: logger, peerAddresses: peerAddresses) { status in box.set(status) }
+                        queue: queue, logger: logger, peerAddresses: addresses) { status in box.set(status) }
         box.owner = self
     }
 
@@ -140,13 +140,14 @@ public final class NodeRuntime: Service, @unchecked Sendable {
 
     // MARK: Membership
 
-    /// Adds a member (as a learner by default) whose peer address is `address`
-    /// (`host:port`); the address travels with the change to every node. Leader only.
-    public func addMember(_ id: NodeID, address: String, asLearner: Bool = true) async throws {
-        guard PeerAddress(parsing: address) != nil else {
-            throw ReplicationError.rejected("'\(address)' is not a host:port address")
+    /// Adds a member (as a learner by default) at `address`; the address travels with
+    /// the change to every node, whose transports learn it. Leader only.
+    public func addMember(_ id: NodeID, address: MemberAddress, asLearner: Bool = true) async throws {
+        guard PeerAddress(parsing: address.peer) != nil else {
+            throw ReplicationError.rejected("'\(address.peer)' is not a host:port address")
         }
-        let change = ConfChange([ConfChangeSingle(asLearner ? .addLearner : .addVoter, id)], context: Array(address.utf8))
+        let change = ConfChange([ConfChangeSingle(asLearner ? .addLearner : .addVoter, id)],
+                                context: Array(address.description.utf8))
         try await admin { .confChange(change, $0) }
     }
 

@@ -97,8 +97,8 @@ public struct MemberStatus: Sendable, Hashable {
     public var state: ProgressState?
     /// Entries it is behind the leader's last index (leader only).
     public var lag: UInt64?
-    /// Its peer address, if known.
-    public var address: String?
+    /// Its addresses, if known.
+    public var address: MemberAddress?
 }
 
 /// A snapshot of a node's state, refreshed after every batch of inputs.
@@ -131,5 +131,31 @@ public protocol RuntimeStorage: RaftLogStorage, Sendable {
 extension DiskStorage: RuntimeStorage {
     public func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
         try save(hardState: hardState, entries: entries, sync: sync)
+    }
+}
+
+/// Where a member listens: for its peers (Raft traffic) and, for a server, for its
+/// clients (RESP). Travels in the context of the membership change that adds it.
+public struct MemberAddress: Sendable, Hashable, CustomStringConvertible {
+    /// `host:port` for peers.
+    public var peer: String
+    /// `host:port` for clients, if the member serves clients.
+    public var client: String?
+
+    /// Creates an address pair.
+    public init(peer: String, client: String? = nil) {
+        self.peer = peer
+        self.client = client
+    }
+
+    /// `peer` or `peer client`.
+    public var description: String { client.map { "\(peer) \($0)" } ?? peer }
+
+    /// Parses `peer` or `peer client`; nil unless each part is `host:port`.
+    public init?(parsing text: String) {
+        let parts = text.split(separator: " ").map(String.init)
+        guard (1...2).contains(parts.count), parts.allSatisfy({ PeerAddress(parsing: $0) != nil }) else { return nil }
+        peer = parts[0]
+        client = parts.count == 2 ? parts[1] : nil
     }
 }
