@@ -5,7 +5,8 @@ import AegisTransport
 
 /// A client on this node waiting for the outcome of a write.
 struct WriteWaiter: Sendable {
-    var continuation: CheckedContinuation<CommandResult, any Error>
+    /// Called exactly once with the outcome.
+    var resume: @Sendable (Result<CommandResult, any Error>) -> Void
     /// The tick after which the caller gets `ReplicationError.timeout`.
     var deadline: Int
 }
@@ -33,7 +34,8 @@ enum AdminRequest: Sendable {
 enum RuntimeInput: Sendable {
     case messages([Message])
     case tick
-    case execute([UInt8], CheckedContinuation<CommandResult, any Error>)
+    case execute([UInt8], @Sendable (Result<CommandResult, any Error>) -> Void)
+    case executeBatch([[UInt8]], @Sendable (Int, Result<CommandResult, any Error>) -> Void)
     case read(ReadRequest, stale: Bool)
     case admin(AdminRequest)
     case stop

@@ -91,9 +91,14 @@ final class NodeLoop: @unchecked Sendable {
             for m in messages { receive(m) }
         case .tick:
             tick()
-        case .execute(let data, let continuation):
+        case .execute(let data, let resume):
             metrics.proposals.increment()
-            submit(data, waiter: WriteWaiter(continuation: continuation, deadline: tickCount + timeoutTicks))
+            submit(data, waiter: WriteWaiter(resume: resume, deadline: tickCount + timeoutTicks))
+        case .executeBatch(let commands, let resume):
+            metrics.proposals.increment(by: commands.count)
+            for (k, data) in commands.enumerated() {
+                submit(data, waiter: WriteWaiter(resume: { resume(k, $0) }, deadline: tickCount + timeoutTicks))
+            }
         case .read(let request, let stale):
             if stale {
                 serve(request)
@@ -135,7 +140,7 @@ final class NodeLoop: @unchecked Sendable {
                 let term = decodeTerm(value)
                 awaitIndex(index, term: term, waiter: waiter)
             case .failure(let f):
-                waiter.continuation.resume(throwing: mapFailure(f))
+                waiter.resume(.failure(mapFailure(f)))
             }
         }
     }
@@ -169,7 +174,7 @@ final class NodeLoop: @unchecked Sendable {
                     awaitIndex(index, term: term, waiter: waiter)
                 }
             } catch {
-                waiter.continuation.resume(throwing: mapRaftError(error))
+                waiter.resume(.failure(mapRaftError(error)))
             }
             return
         }
@@ -189,12 +194,12 @@ final class NodeLoop: @unchecked Sendable {
         if index <= machine.appliedIndex {
             if let recent = recentResults[index] {
                 if recent.term == term {
-                    waiter.continuation.resume(returning: recent.result)
+                    waiter.resume(.success(recent.result))
                 } else {
-                    waiter.continuation.resume(throwing: ReplicationError.lost)
+                    waiter.resume(.failure(ReplicationError.lost))
                 }
             } else {
-                waiter.continuation.resume(throwing: ReplicationError.timeout)
+                waiter.resume(.failure(ReplicationError.timeout))
             }
             return
         }

@@ -64,9 +64,9 @@ extension NodeLoop {
         guard let waiters = pendingWrites.removeValue(forKey: entry.index) else { return }
         for (term, waiter) in waiters {
             if term == entry.term {
-                waiter.continuation.resume(returning: result)
+                waiter.resume(.success(result))
             } else {
-                waiter.continuation.resume(throwing: ReplicationError.lost)
+                waiter.resume(.failure(ReplicationError.lost))
             }
         }
     }
@@ -173,16 +173,16 @@ extension NodeLoop {
         let now = tickCount
         for (index, waiters) in pendingWrites {
             let (expired, kept) = waiters.partitioned { $0.waiter.deadline <= now }
-            for w in expired { w.waiter.continuation.resume(throwing: ReplicationError.timeout) }
+            for w in expired { w.waiter.resume(.failure(ReplicationError.timeout)) }
             pendingWrites[index] = kept.isEmpty ? nil : kept
         }
         for (id, entry) in forwarded where entry.deadline <= now {
             forwarded[id] = nil
-            entry.0.continuation.resume(throwing: ReplicationError.timeout)
+            entry.0.resume(.failure(ReplicationError.timeout))
         }
         let (lateWrites, keptWrites) = waitingForLeader.partitioned { $0.waiter.deadline <= now }
         waitingForLeader = keptWrites
-        for w in lateWrites { w.waiter.continuation.resume(throwing: ReplicationError.noLeader) }
+        for w in lateWrites { w.waiter.resume(.failure(ReplicationError.noLeader)) }
         for (context, entry) in pendingReads where entry.deadline <= now {
             pendingReads[context] = nil
             entry.0.continuation.resume(throwing: ReplicationError.timeout)
@@ -196,11 +196,11 @@ extension NodeLoop {
     }
 
     func failEverything(_ reason: ReplicationError) {
-        for (_, waiters) in pendingWrites { for w in waiters { w.waiter.continuation.resume(throwing: reason) } }
+        for (_, waiters) in pendingWrites { for w in waiters { w.waiter.resume(.failure(reason)) } }
         pendingWrites = [:]
-        for (_, entry) in forwarded { entry.0.continuation.resume(throwing: reason) }
+        for (_, entry) in forwarded { entry.0.resume(.failure(reason)) }
         forwarded = [:]
-        for w in waitingForLeader { w.waiter.continuation.resume(throwing: reason) }
+        for w in waitingForLeader { w.waiter.resume(.failure(reason)) }
         waitingForLeader = []
         for (_, entry) in pendingReads { entry.0.continuation.resume(throwing: reason) }
         pendingReads = [:]
@@ -216,7 +216,8 @@ extension NodeLoop {
 
     func reject(_ input: RuntimeInput, _ reason: ReplicationError) {
         switch input {
-        case .execute(_, let continuation): continuation.resume(throwing: reason)
+        case .execute(_, let resume): resume(.failure(reason))
+        case .executeBatch(let commands, let resume): for k in commands.indices { resume(k, .failure(reason)) }
         case .read(let request, _): request.continuation.resume(throwing: reason)
         case .admin(.confChange(_, let c)), .admin(.transfer(_, let c)): c.resume(throwing: reason)
         case .messages, .tick, .stop: break

@@ -99,7 +99,21 @@ public final class NodeRuntime: Service, @unchecked Sendable {
     public func execute(_ command: Command) async throws -> CommandResult {
         let data = command.encoded()
         return try await withCheckedThrowingContinuation { continuation in
-            if !queue.push(.execute(data, continuation)) { continuation.resume(throwing: ReplicationError.shuttingDown) }
+            if !queue.push(.execute(data, { continuation.resume(with: $0) })) {
+                continuation.resume(throwing: ReplicationError.shuttingDown)
+            }
+        }
+    }
+
+    /// Runs several commands in order (one client's pipeline): they are proposed
+    /// together, in this order, and the results come back in the same order.
+    public func execute(batch commands: [Command]) async -> [Result<CommandResult, ReplicationError>] {
+        guard !commands.isEmpty else { return [] }
+        let collector = BatchCollector(count: commands.count)
+        return await withCheckedContinuation { continuation in
+            collector.onComplete = { continuation.resume(returning: $0) }
+            let pushed = queue.push(.executeBatch(commands.map { $0.encoded() }, { k, result in collector.set(k, result) }))
+            if !pushed { for k in commands.indices { collector.set(k, .failure(ReplicationError.shuttingDown)) } }
         }
     }
 
@@ -206,5 +220,33 @@ final class FinishSignal: @unchecked Sendable {
                 lock.unlock()
             }
         }
+    }
+}
+
+/// Gathers the results of a batch and delivers them once all arrived.
+final class BatchCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<CommandResult, ReplicationError>?]
+    private var remaining: Int
+    var onComplete: (@Sendable ([Result<CommandResult, ReplicationError>]) -> Void)?
+
+    init(count: Int) {
+        results = Array(repeating: nil, count: count)
+        remaining = count
+    }
+
+    func set(_ k: Int, _ result: Result<CommandResult, any Error>) {
+        lock.lock()
+        guard k < results.count, results[k] == nil else {
+            lock.unlock()
+            return
+        }
+        results[k] = result.mapError { ($0 as? ReplicationError) ?? .rejected("\($0)") }
+        remaining -= 1
+        let done = remaining == 0
+        let final = done ? results.compactMap { $0 } : []
+        let callback = done ? onComplete : nil
+        lock.unlock()
+        callback?(final)
     }
 }
