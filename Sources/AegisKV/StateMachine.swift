@@ -1,22 +1,5 @@
 public import AegisRaft
 
-/// A stored value with its version information.
-@usableFromInline struct StoredValue: Sendable {
-    @usableFromInline var value: [UInt8]
-    /// Invariant: `version >= 1` for every stored key.
-    @usableFromInline var version: UInt64
-    /// Invariant: `createRevision <= modRevision <= StateMachine.revision`.
-    @usableFromInline var createRevision: UInt64
-    @usableFromInline var modRevision: UInt64
-
-    @inlinable init(value: [UInt8], version: UInt64, createRevision: UInt64, modRevision: UInt64) {
-        self.value = value
-        self.version = version
-        self.createRevision = createRevision
-        self.modRevision = modRevision
-    }
-}
-
 /// The replicated key-value state machine: a versioned store of byte keys and values
 /// that committed log entries are applied to.
 ///
@@ -120,9 +103,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         if let error = validate(command.key) { return failure(error, at: index) }
         switch command {
         case .get(let key):
-            guard let stored = entries[key] else { return CommandResult(index: index, revision: revision) }
-            return CommandResult(index: index, value: stored.value, previousValue: stored.value,
-                                 version: stored.version, revision: revision)
+            guard let slot = entries.find(key) else { return CommandResult(index: index, revision: revision) }
+            let value = entries.value(at: slot)
+            return CommandResult(index: index, value: value, previousValue: value,
+                                 version: entries.header(at: slot).version, revision: revision)
         case .set(let key, let value):
             if let error = validate(value: value) { return failure(error, at: index) }
             return write(key, value, at: index)
@@ -138,14 +122,20 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         }
     }
 
+    /// The largest key or value the table can hold whatever the limits say: record
+    /// sizes are 32-bit (see `TableSlot`).
+    static let storableSize = 1 << 30
+
     func validate(_ key: Key) -> KVError? {
         if key.count == 0 { return .emptyKey }
-        if key.count > limits.maxKeySize { return .keyTooLarge(size: key.count, limit: limits.maxKeySize) }
+        let limit = Swift.min(limits.maxKeySize, Self.storableSize)
+        if key.count > limit { return .keyTooLarge(size: key.count, limit: limit) }
         return nil
     }
 
     func validate(value: [UInt8]) -> KVError? {
-        value.count > limits.maxValueSize ? .valueTooLarge(size: value.count, limit: limits.maxValueSize) : nil
+        let limit = Swift.min(limits.maxValueSize, Self.storableSize)
+        return value.count > limit ? .valueTooLarge(size: value.count, limit: limit) : nil
     }
 
     private func alreadyApplied(_ index: LogIndex) -> CommandResult {
@@ -161,22 +151,11 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     mutating func write(_ key: Key, _ value: [UInt8], at index: LogIndex) -> CommandResult {
         revision += 1
         let revision = self.revision
-        var previous: [UInt8]?
-        var version: UInt64 = 1
-        let created = entries.update(key) { slot in
-            if var stored = slot.take() {
-                previous = stored.value
-                stored.value = value
-                stored.version += 1
-                stored.modRevision = revision
-                version = stored.version
-                slot = stored
-            } else {
-                slot = StoredValue(value: value, version: 1, createRevision: revision, modRevision: revision)
-            }
-        }
-        if created { orderedKeys.noteCreated() }
-        return CommandResult(index: index, value: value, previousValue: previous, version: version, revision: revision)
+        let hash = entries.hash(key)
+        let outcome = value.withUnsafeBytes { entries.write(key, hash: hash, value: $0, revision: revision) }
+        if outcome.created { orderedKeys.noteCreated() }
+        return CommandResult(index: index, value: value, previousValue: outcome.previous, version: outcome.version,
+                             revision: revision)
     }
 
     /// Removes `key`; removing an absent key succeeds without changing the revision.
