@@ -83,6 +83,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             appliedIndex = entry.index
             return CommandResult(index: entry.index, revision: revision)
         }
+        if let result = applyInPlace(entry) { return result }
         let decoded = entry.data.withUnsafeBytes { raw in Result { () throws(KVError) in try Command.decode(raw) } }
         switch decoded {
         case .success(let command):
@@ -103,13 +104,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         if let error = validate(command.key) { return failure(error, at: index) }
         switch command {
         case .get(let key):
-            guard let slot = entries.find(key) else { return CommandResult(index: index, revision: revision) }
-            let value = entries.value(at: slot)
-            return CommandResult(index: index, value: value, previousValue: value,
-                                 version: entries.header(at: slot).version, revision: revision)
+            return read(key, at: index)
         case .set(let key, let value):
             if let error = validate(value: value) { return failure(error, at: index) }
-            return write(key, value, at: index)
+            return write(key, value[...], at: index)
         case .delete(let key):
             return remove(key, at: index)
         case .compareAndSwap(let key, let expected, let new):
@@ -133,9 +131,11 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         return nil
     }
 
-    func validate(value: [UInt8]) -> KVError? {
+    func validate(value: [UInt8]) -> KVError? { validate(valueSize: value.count) }
+
+    func validate(valueSize: Int) -> KVError? {
         let limit = Swift.min(limits.maxValueSize, Self.storableSize)
-        return value.count > limit ? .valueTooLarge(size: value.count, limit: limit) : nil
+        return valueSize > limit ? .valueTooLarge(size: valueSize, limit: limit) : nil
     }
 
     private func alreadyApplied(_ index: LogIndex) -> CommandResult {
@@ -147,15 +147,24 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                       version: current?.version ?? 0, revision: revision, error: error)
     }
 
+    /// Reads `key` as the entry at `index` (a get through the log).
+    func read(_ key: Key, at index: LogIndex) -> CommandResult {
+        guard let slot = entries.find(key) else { return CommandResult(index: index, revision: revision) }
+        let value = entries.value(at: slot)[...]
+        return CommandResult(index: index, valueBytes: value, previousBytes: value,
+                             version: entries.header(at: slot).version, revision: revision)
+    }
+
     /// Sets `key` to `value` with one hash lookup: creates the key or bumps its version.
-    mutating func write(_ key: Key, _ value: [UInt8], at index: LogIndex) -> CommandResult {
+    /// `value` may be a view of the log entry's data; the result keeps that view.
+    mutating func write(_ key: Key, _ value: ArraySlice<UInt8>, at index: LogIndex) -> CommandResult {
         revision += 1
         let revision = self.revision
         let hash = entries.hash(key)
         let outcome = value.withUnsafeBytes { entries.write(key, hash: hash, value: $0, revision: revision) }
         if outcome.created { orderedKeys.noteCreated() }
-        return CommandResult(index: index, value: value, previousValue: outcome.previous, version: outcome.version,
-                             revision: revision)
+        return CommandResult(index: index, valueBytes: value, previousBytes: outcome.previous?[...],
+                             version: outcome.version, revision: revision)
     }
 
     /// Removes `key`; removing an absent key succeeds without changing the revision.
@@ -174,7 +183,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         case .version(let version): matches = (current?.version ?? 0) == version
         }
         guard matches else { return failure(.compareFailed(currentVersion: current?.version ?? 0), at: index, current: current) }
-        return write(key, new, at: index)
+        return write(key, new[...], at: index)
     }
 
     mutating func increment(_ key: Key, by amount: Int64, at index: LogIndex) -> CommandResult {
@@ -186,7 +195,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         }
         let (sum, overflow) = number.addingReportingOverflow(amount)
         if overflow { return failure(.incrementOverflow(current: number, amount: amount), at: index, current: current) }
-        return write(key, Array(String(sum).utf8), at: index)
+        return write(key, Array(String(sum).utf8)[...], at: index)
     }
 
     mutating func custom(_ name: String, key: Key, payload: [UInt8], at index: LogIndex) -> CommandResult {
@@ -201,12 +210,53 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                                  version: current?.version ?? 0, revision: revision)
         case .set(let value):
             if let error = validate(value: value) { return failure(error, at: index, current: current) }
-            return write(key, value, at: index)
+            return write(key, value[...], at: index)
         case .delete:
             return remove(key, at: index)
         case .reject(let reason):
             return failure(.customCommandRejected(name: name, reason: reason), at: index, current: current)
         }
+    }
+}
+
+extension StateMachine {
+    /// Applies a well-formed set or get entry without decoding it into a `Command`:
+    /// the key is read in place and the value is written to the table straight from
+    /// the entry's bytes (and the result keeps a view of them instead of a copy).
+    /// Returns `nil`, having changed nothing, for any other entry, including malformed
+    /// ones, which the general path then decodes (so errors are reported the same way).
+    /// Precondition: `entry` is a command entry above `appliedIndex`.
+    mutating func applyInPlace(_ entry: LogEntry) -> CommandResult? {
+        let data = entry.data
+        let parsed = data.withUnsafeBytes { raw -> (type: CommandType, key: Key, value: Range<Int>)? in
+            var reader = ByteReader(raw)
+            guard reader.readByte() == Command.encodingVersion, let rawType = reader.readByte(),
+                  let type = CommandType(rawValue: rawType), type == .set || type == .get,
+                  let key = reader.readFieldRange() else { return nil }
+            let keyBytes = UnsafeRawBufferPointer(rebasing: raw[key])
+            if type == .get { return reader.remaining == 0 ? (type, Key(copying: keyBytes), 0 ..< 0) : nil }
+            guard let value = reader.readFieldRange(), reader.remaining == 0 else { return nil }
+            return (type, Key(copying: keyBytes), value)
+        }
+        guard let (type, key, value) = parsed else { return nil }
+        let index = entry.index
+        appliedIndex = index
+        if let error = validate(key) { return failure(error, at: index) }
+        if type == .get { return read(key, at: index) }
+        if let error = validate(valueSize: value.count) { return failure(error, at: index) }
+        return write(key, data[value], at: index)
+    }
+}
+
+extension ByteReader {
+    /// Reads a varint length and skips that many bytes, returning their offsets; `nil`
+    /// (with the offset unspecified) if the field is malformed or truncated.
+    mutating func readFieldRange() -> Range<Int>? {
+        guard let length = try? readVarint(context: { .malformedCommand("") }) ?? nil,
+              length <= UInt64(remaining) else { return nil }
+        let start = offset
+        offset += Int(length)
+        return start ..< offset
     }
 }
 
