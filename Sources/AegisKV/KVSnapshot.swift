@@ -175,13 +175,16 @@ public struct KVSnapshotReader: Sendable {
     private mutating func readEntry(_ reader: inout ByteReader) throws(KVError) -> Bool {
         let start = reader.offset
         let badVarint = { KVError.malformedSnapshot("invalid varint in entry \(self.keys.count)") }
+        // Clamped like `StateMachine.validate`: records sizes are 32-bit.
+        let keyLimit = Swift.min(limits.maxKeySize, StateMachine.storableSize)
+        let valueLimit = Swift.min(limits.maxValueSize, StateMachine.storableSize)
         guard let keyBytes = try reader.readLengthPrefixed(
-                  limit: limits.maxKeySize, tooLong: { [limits] in
-                      .malformedSnapshot("a key of \($0) bytes exceeds the limit of \(limits.maxKeySize)") },
+                  limit: keyLimit, tooLong: {
+                      .malformedSnapshot("a key of \($0) bytes exceeds the limit of \(keyLimit)") },
                   badVarint: badVarint),
               let valueBytes = try reader.readLengthPrefixed(
-                  limit: limits.maxValueSize, tooLong: { [limits] in
-                      .malformedSnapshot("a value of \($0) bytes exceeds the limit of \(limits.maxValueSize)") },
+                  limit: valueLimit, tooLong: {
+                      .malformedSnapshot("a value of \($0) bytes exceeds the limit of \(valueLimit)") },
                   badVarint: badVarint),
               let version = try reader.readVarint(context: badVarint),
               let createRevision = try reader.readVarint(context: badVarint),

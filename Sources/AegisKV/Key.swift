@@ -17,7 +17,7 @@ public struct Key: Hashable, Comparable, Sendable, ExpressibleByStringLiteral, C
     /// Every byte, for keys longer than 16 bytes; `nil` otherwise.
     @usableFromInline var spill: [UInt8]?
 
-    /// The empty key, which also marks an empty slot of the store's table.
+    /// The empty key (never stored: the store refuses empty keys).
     @usableFromInline static let empty = Key(word0: 0, word1: 0, length: 0, spill: nil)
 
     @inlinable init(word0: UInt64, word1: UInt64, length: Int, spill: [UInt8]?) {
