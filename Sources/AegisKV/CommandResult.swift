@@ -29,22 +29,40 @@ public struct CommandResult: Sendable, Hashable {
     public var index: LogIndex
     /// The key's value after the command (for `get`, the value read), `nil` when the
     /// key does not exist. After a failed compare-and-swap, the current value.
-    public var value: [UInt8]?
+    public var value: [UInt8]? {
+        get { valueBytes.map { Array($0) } }
+        set { valueBytes = newValue.map { $0[...] } }
+    }
     /// The key's value before the command, `nil` when it did not exist.
-    public var previousValue: [UInt8]?
+    public var previousValue: [UInt8]? {
+        get { previousBytes.map { Array($0) } }
+        set { previousBytes = newValue.map { $0[...] } }
+    }
     /// The key's version after the command (0 when the key does not exist).
     public var version: UInt64
     /// The store's revision after the command.
     public var revision: UInt64
     /// Why the command failed; `nil` on success.
     public var error: KVError?
+    /// The bytes of `value`. For a set applied from a log entry this is a view of the
+    /// entry's data, so the result costs no copy; `value` copies on access.
+    @usableFromInline var valueBytes: ArraySlice<UInt8>?
+    /// The bytes of `previousValue`.
+    @usableFromInline var previousBytes: ArraySlice<UInt8>?
 
     /// Creates a result.
     public init(index: LogIndex, value: [UInt8]? = nil, previousValue: [UInt8]? = nil, version: UInt64 = 0,
                 revision: UInt64, error: KVError? = nil) {
+        self.init(index: index, valueBytes: value.map { $0[...] }, previousBytes: previousValue.map { $0[...] },
+                  version: version, revision: revision, error: error)
+    }
+
+    /// Creates a result whose values may be views of other buffers.
+    @usableFromInline init(index: LogIndex, valueBytes: ArraySlice<UInt8>?, previousBytes: ArraySlice<UInt8>?,
+                           version: UInt64, revision: UInt64, error: KVError? = nil) {
         self.index = index
-        self.value = value
-        self.previousValue = previousValue
+        self.valueBytes = valueBytes
+        self.previousBytes = previousBytes
         self.version = version
         self.revision = revision
         self.error = error

@@ -61,13 +61,15 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
         while position < keys.count && chunk.count < chunkSize {
             let key = keys[position]
             position += 1
-            guard let stored = entries[key] else { continue }  // unreachable: keys come from entries
+            guard let index = entries.find(key) else { continue }  // unreachable: keys come from entries
+            let header = entries.header(at: index)
             chunk.appendVarint(UInt64(key.count))
             key.append(to: &chunk)
-            chunk.appendLengthPrefixed(stored.value)
-            chunk.appendVarint(stored.version)
-            chunk.appendVarint(stored.createRevision)
-            chunk.appendVarint(stored.modRevision)
+            chunk.appendVarint(UInt64(header.valueLength))
+            entries.withValue(at: index) { chunk.append(contentsOf: $0) }
+            chunk.appendVarint(header.version)
+            chunk.appendVarint(header.createRevision)
+            chunk.appendVarint(header.modRevision)
         }
         crc.update(chunk)
         if position == keys.count {
@@ -173,13 +175,16 @@ public struct KVSnapshotReader: Sendable {
     private mutating func readEntry(_ reader: inout ByteReader) throws(KVError) -> Bool {
         let start = reader.offset
         let badVarint = { KVError.malformedSnapshot("invalid varint in entry \(self.keys.count)") }
+        // Clamped like `StateMachine.validate`: records sizes are 32-bit.
+        let keyLimit = Swift.min(limits.maxKeySize, StateMachine.storableSize)
+        let valueLimit = Swift.min(limits.maxValueSize, StateMachine.storableSize)
         guard let keyBytes = try reader.readLengthPrefixed(
-                  limit: limits.maxKeySize, tooLong: { [limits] in
-                      .malformedSnapshot("a key of \($0) bytes exceeds the limit of \(limits.maxKeySize)") },
+                  limit: keyLimit, tooLong: {
+                      .malformedSnapshot("a key of \($0) bytes exceeds the limit of \(keyLimit)") },
                   badVarint: badVarint),
               let valueBytes = try reader.readLengthPrefixed(
-                  limit: limits.maxValueSize, tooLong: { [limits] in
-                      .malformedSnapshot("a value of \($0) bytes exceeds the limit of \(limits.maxValueSize)") },
+                  limit: valueLimit, tooLong: {
+                      .malformedSnapshot("a value of \($0) bytes exceeds the limit of \(valueLimit)") },
                   badVarint: badVarint),
               let version = try reader.readVarint(context: badVarint),
               let createRevision = try reader.readVarint(context: badVarint),
@@ -197,9 +202,9 @@ public struct KVSnapshotReader: Sendable {
             throw .malformedSnapshot("entry \(keys.count) has inconsistent version \(version) or revisions "
                 + "\(createRevision)...\(modRevision) (store revision \(revision))")
         }
-        let stored = StoredValue(value: [UInt8](valueBytes), version: version,
-                                 createRevision: createRevision, modRevision: modRevision)
-        entries.update(key) { $0 = stored }
+        // Keys arrive in strictly ascending order, so each one is new.
+        entries.insertNew(key, hash: entries.hash(key), value: valueBytes, version: version,
+                          createRevision: createRevision, modRevision: modRevision)
         keys.append(key)
         return true
     }

@@ -17,7 +17,7 @@ public struct Key: Hashable, Comparable, Sendable, ExpressibleByStringLiteral, C
     /// Every byte, for keys longer than 16 bytes; `nil` otherwise.
     @usableFromInline var spill: [UInt8]?
 
-    /// The empty key, which also marks an empty slot of the store's table.
+    /// The empty key (never stored: the store refuses empty keys).
     @usableFromInline static let empty = Key(word0: 0, word1: 0, length: 0, spill: nil)
 
     @inlinable init(word0: UInt64, word1: UInt64, length: Int, spill: [UInt8]?) {
@@ -30,7 +30,11 @@ public struct Key: Hashable, Comparable, Sendable, ExpressibleByStringLiteral, C
     /// Creates a key from raw bytes, copying them only when there are more than 16.
     @inlinable init(copying raw: UnsafeRawBufferPointer) {
         var w0: UInt64 = 0, w1: UInt64 = 0
-        let head = Swift.min(raw.count, 16)
+        if raw.count >= 16 {
+            w0 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+            w1 = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
+        let head = raw.count >= 16 ? 0 : raw.count
         for i in 0 ..< head {
             let byte = UInt64(raw[i])
             if i < 8 { w0 |= byte << UInt64(56 - 8 * i) } else { w1 |= byte << UInt64(120 - 8 * i) }

@@ -89,7 +89,7 @@ extension StateMachine {
     }
 
     /// The key's value, or `nil` if it does not exist.
-    public func value(for key: Key) -> [UInt8]? { entries[key]?.value }
+    public func value(for key: Key) -> [UInt8]? { entries.find(key).map { entries.value(at: $0) } }
 
     /// Records with `start <= key < end`, in ascending key order, at most `limit` of
     /// them. `nil` bounds are open. Mutating only because it brings the lazily

@@ -1,22 +1,5 @@
 public import AegisRaft
 
-/// A stored value with its version information.
-@usableFromInline struct StoredValue: Sendable {
-    @usableFromInline var value: [UInt8]
-    /// Invariant: `version >= 1` for every stored key.
-    @usableFromInline var version: UInt64
-    /// Invariant: `createRevision <= modRevision <= StateMachine.revision`.
-    @usableFromInline var createRevision: UInt64
-    @usableFromInline var modRevision: UInt64
-
-    @inlinable init(value: [UInt8], version: UInt64, createRevision: UInt64, modRevision: UInt64) {
-        self.value = value
-        self.version = version
-        self.createRevision = createRevision
-        self.modRevision = modRevision
-    }
-}
-
 /// The replicated key-value state machine: a versioned store of byte keys and values
 /// that committed log entries are applied to.
 ///
@@ -100,6 +83,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             appliedIndex = entry.index
             return CommandResult(index: entry.index, revision: revision)
         }
+        if let result = applyInPlace(entry) { return result }
         let decoded = entry.data.withUnsafeBytes { raw in Result { () throws(KVError) in try Command.decode(raw) } }
         switch decoded {
         case .success(let command):
@@ -120,12 +104,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         if let error = validate(command.key) { return failure(error, at: index) }
         switch command {
         case .get(let key):
-            guard let stored = entries[key] else { return CommandResult(index: index, revision: revision) }
-            return CommandResult(index: index, value: stored.value, previousValue: stored.value,
-                                 version: stored.version, revision: revision)
+            return read(key, at: index)
         case .set(let key, let value):
             if let error = validate(value: value) { return failure(error, at: index) }
-            return write(key, value, at: index)
+            return write(key, value[...], at: index)
         case .delete(let key):
             return remove(key, at: index)
         case .compareAndSwap(let key, let expected, let new):
@@ -138,14 +120,22 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         }
     }
 
+    /// The largest key or value the table can hold whatever the limits say: record
+    /// sizes are 32-bit (see `TableSlot`).
+    static let storableSize = 1 << 30
+
     func validate(_ key: Key) -> KVError? {
         if key.count == 0 { return .emptyKey }
-        if key.count > limits.maxKeySize { return .keyTooLarge(size: key.count, limit: limits.maxKeySize) }
+        let limit = Swift.min(limits.maxKeySize, Self.storableSize)
+        if key.count > limit { return .keyTooLarge(size: key.count, limit: limit) }
         return nil
     }
 
-    func validate(value: [UInt8]) -> KVError? {
-        value.count > limits.maxValueSize ? .valueTooLarge(size: value.count, limit: limits.maxValueSize) : nil
+    func validate(value: [UInt8]) -> KVError? { validate(valueSize: value.count) }
+
+    func validate(valueSize: Int) -> KVError? {
+        let limit = Swift.min(limits.maxValueSize, Self.storableSize)
+        return valueSize > limit ? .valueTooLarge(size: valueSize, limit: limit) : nil
     }
 
     private func alreadyApplied(_ index: LogIndex) -> CommandResult {
@@ -157,26 +147,24 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                       version: current?.version ?? 0, revision: revision, error: error)
     }
 
+    /// Reads `key` as the entry at `index` (a get through the log).
+    func read(_ key: Key, at index: LogIndex) -> CommandResult {
+        guard let slot = entries.find(key) else { return CommandResult(index: index, revision: revision) }
+        let value = entries.value(at: slot)[...]
+        return CommandResult(index: index, valueBytes: value, previousBytes: value,
+                             version: entries.header(at: slot).version, revision: revision)
+    }
+
     /// Sets `key` to `value` with one hash lookup: creates the key or bumps its version.
-    mutating func write(_ key: Key, _ value: [UInt8], at index: LogIndex) -> CommandResult {
+    /// `value` may be a view of the log entry's data; the result keeps that view.
+    mutating func write(_ key: Key, _ value: ArraySlice<UInt8>, at index: LogIndex) -> CommandResult {
         revision += 1
         let revision = self.revision
-        var previous: [UInt8]?
-        var version: UInt64 = 1
-        let created = entries.update(key) { slot in
-            if var stored = slot.take() {
-                previous = stored.value
-                stored.value = value
-                stored.version += 1
-                stored.modRevision = revision
-                version = stored.version
-                slot = stored
-            } else {
-                slot = StoredValue(value: value, version: 1, createRevision: revision, modRevision: revision)
-            }
-        }
-        if created { orderedKeys.noteCreated() }
-        return CommandResult(index: index, value: value, previousValue: previous, version: version, revision: revision)
+        let hash = entries.hash(key)
+        let outcome = value.withUnsafeBytes { entries.write(key, hash: hash, value: $0, revision: revision) }
+        if outcome.created { orderedKeys.noteCreated() }
+        return CommandResult(index: index, valueBytes: value, previousBytes: outcome.previous?[...],
+                             version: outcome.version, revision: revision)
     }
 
     /// Removes `key`; removing an absent key succeeds without changing the revision.
@@ -195,7 +183,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         case .version(let version): matches = (current?.version ?? 0) == version
         }
         guard matches else { return failure(.compareFailed(currentVersion: current?.version ?? 0), at: index, current: current) }
-        return write(key, new, at: index)
+        return write(key, new[...], at: index)
     }
 
     mutating func increment(_ key: Key, by amount: Int64, at index: LogIndex) -> CommandResult {
@@ -207,7 +195,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         }
         let (sum, overflow) = number.addingReportingOverflow(amount)
         if overflow { return failure(.incrementOverflow(current: number, amount: amount), at: index, current: current) }
-        return write(key, Array(String(sum).utf8), at: index)
+        return write(key, Array(String(sum).utf8)[...], at: index)
     }
 
     mutating func custom(_ name: String, key: Key, payload: [UInt8], at index: LogIndex) -> CommandResult {
@@ -222,12 +210,53 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                                  version: current?.version ?? 0, revision: revision)
         case .set(let value):
             if let error = validate(value: value) { return failure(error, at: index, current: current) }
-            return write(key, value, at: index)
+            return write(key, value[...], at: index)
         case .delete:
             return remove(key, at: index)
         case .reject(let reason):
             return failure(.customCommandRejected(name: name, reason: reason), at: index, current: current)
         }
+    }
+}
+
+extension StateMachine {
+    /// Applies a well-formed set or get entry without decoding it into a `Command`:
+    /// the key is read in place and the value is written to the table straight from
+    /// the entry's bytes (and the result keeps a view of them instead of a copy).
+    /// Returns `nil`, having changed nothing, for any other entry, including malformed
+    /// ones, which the general path then decodes (so errors are reported the same way).
+    /// Precondition: `entry` is a command entry above `appliedIndex`.
+    mutating func applyInPlace(_ entry: LogEntry) -> CommandResult? {
+        let data = entry.data
+        let parsed = data.withUnsafeBytes { raw -> (type: CommandType, key: Key, value: Range<Int>)? in
+            var reader = ByteReader(raw)
+            guard reader.readByte() == Command.encodingVersion, let rawType = reader.readByte(),
+                  let type = CommandType(rawValue: rawType), type == .set || type == .get,
+                  let key = reader.readFieldRange() else { return nil }
+            let keyBytes = UnsafeRawBufferPointer(rebasing: raw[key])
+            if type == .get { return reader.remaining == 0 ? (type, Key(copying: keyBytes), 0 ..< 0) : nil }
+            guard let value = reader.readFieldRange(), reader.remaining == 0 else { return nil }
+            return (type, Key(copying: keyBytes), value)
+        }
+        guard let (type, key, value) = parsed else { return nil }
+        let index = entry.index
+        appliedIndex = index
+        if let error = validate(key) { return failure(error, at: index) }
+        if type == .get { return read(key, at: index) }
+        if let error = validate(valueSize: value.count) { return failure(error, at: index) }
+        return write(key, data[value], at: index)
+    }
+}
+
+extension ByteReader {
+    /// Reads a varint length and skips that many bytes, returning their offsets; `nil`
+    /// (with the offset unspecified) if the field is malformed or truncated.
+    mutating func readFieldRange() -> Range<Int>? {
+        guard let length = try? readVarint(context: { .malformedCommand("") }) ?? nil,
+              length <= UInt64(remaining) else { return nil }
+        let start = offset
+        offset += Int(length)
+        return start ..< offset
     }
 }
 

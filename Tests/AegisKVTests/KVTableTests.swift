@@ -1,0 +1,92 @@
+@testable import AegisKV
+import AegisRaft
+import PropertyBased
+import Testing
+
+/// The table and its value arena: compaction, copy-on-write sharing of slabs, large
+/// records, and the in-place apply path.
+@Suite struct KVTableTests {
+    /// `count` bytes derived from `seed` (cheap to build in debug builds).
+    static func value(_ seed: Int, count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: seed &* 31), count: count)
+        for i in 0 ..< Swift.min(count, 4) { bytes[i] = UInt8(truncatingIfNeeded: seed >> (8 * i)) }
+        return bytes
+    }
+
+    @Test func test_arena_compactsGarbageAndKeepsEveryValue() {
+        var machine = StateMachine()
+        let keys = 60_000
+        applyAll(&machine, (0 ..< keys).map { .set(Key("key-\($0)"), Self.value($0, count: 400)) })
+        // Scattered deletes and resizing overwrites leave every slab mostly garbage.
+        applyAll(&machine, (0 ..< keys).filter { $0 % 3 != 0 }.map { .delete(Key("key-\($0)")) })
+        applyAll(&machine, (0 ..< keys).filter { $0 % 6 == 0 }.map { .set(Key("key-\($0)"), Self.value($0 + 1, count: 500)) })
+        let arena = machine.entries.arena
+        #expect(arena.garbageBytes * 3 <= arena.usedBytes || arena.garbageBytes <= 2 * ValueArena.slabSize)
+        #expect(arena.usedBytes < 2 * arena.liveBytes + 2 * ValueArena.slabSize)
+        #expect(machine.count == keys / 3)
+        for i in stride(from: 0, to: keys, by: 3) {
+            let expected = i % 6 == 0 ? Self.value(i + 1, count: 500) : Self.value(i, count: 400)
+            #expect(machine.value(for: Key("key-\(i)")) == expected, "key-\(i)")
+        }
+        var restored = StateMachine()
+        #expect(throws: Never.self) { try restored.restore(fromChunks: machine.snapshotChunks()) }
+        #expect(restored.digest() == machine.digest())
+    }
+
+    @Test func test_snapshotWriterAndCopies_doNotSeeLaterWrites() {
+        var machine = StateMachine()
+        applyAll(&machine, (0 ..< 2000).map { .set(Key("key-\($0)"), Self.value($0, count: 100)) })
+        let expected = machine.snapshotData()
+        let writer = machine.snapshotChunks(chunkSize: 4096)
+        let copy = machine
+        // Same-size overwrites would be written in place if the slabs were not shared.
+        applyAll(&machine, (0 ..< 2000).map { .set(Key("key-\($0)"), Self.value($0 + 7, count: 100)) })
+        applyAll(&machine, (0 ..< 500).map { .delete(Key("key-\($0)")) })
+        applyAll(&machine, (0 ..< 500).map { .set(Key("new-\($0)"), Self.value($0, count: 60)) })
+        #expect(Array(writer.joined()) == expected)
+        #expect(copy.snapshotData() == expected)
+        #expect(machine.value(for: "key-1999") == Self.value(1999 + 7, count: 100))
+        #expect(machine.value(for: "key-0") == nil)
+    }
+
+    @Test func test_largeValues_getSlabsOfTheirOwn() {
+        var machine = StateMachine(limits: StateMachine.Limits(maxValueSize: 8 << 20))
+        let large = Self.value(1, count: 3 << 20)
+        applyAll(&machine, [.set("big", large), .set("small", [1, 2, 3])])
+        #expect(machine.value(for: "big") == large)
+        applyAll(&machine, [.set("big", Self.value(2, count: 5 << 20))])
+        #expect(machine.value(for: "big") == Self.value(2, count: 5 << 20))
+        applyAll(&machine, [.delete("big")])
+        #expect(machine.entries.arena.liveBytes < ValueArena.slabSize)
+        #expect(machine.value(for: "small") == [1, 2, 3])
+    }
+
+    @Test func test_inPlaceApply_matchesTheGeneralPath() async {
+        await propertyCheck(input: Gen.uint64(in: 0 ... UInt64.max), Gen.int(in: 1 ... 300)) { seed, count in
+            var script = CommandScript(seed: seed)
+            var viaEntries = StateMachine()
+            var viaCommands = StateMachine()
+            for index in 1 ... LogIndex(count) {
+                let command = script.command()
+                let fromEntry = viaEntries.apply(entry(index, command))
+                let fromCommand = viaCommands.apply(command, at: index)
+                #expect(fromEntry == fromCommand)
+                #expect(fromEntry.value == fromCommand.value && fromEntry.previousValue == fromCommand.previousValue)
+            }
+            #expect(viaEntries.digest() == viaCommands.digest())
+        }
+    }
+
+    @Test func test_inPlaceApply_reportsMalformedSetsLikeTheDecoder() {
+        let valid = Command.set("key", bytes("value")).encoded()
+        for bad in [Array(valid.dropLast()), valid + [0], [1, 2, 0x80], [1, 2, 3, 0x61, 0x62]] {
+            var machine = StateMachine()
+            let result = machine.apply(LogEntry(index: 1, term: 1, data: bad))
+            let expected: KVError? = {
+                do throws(KVError) { _ = try Command(decoding: bad); return nil } catch { return error }
+            }()
+            #expect(result.error != nil && result.error == expected)
+            #expect(machine.isEmpty && machine.appliedIndex == 1)
+        }
+    }
+}
