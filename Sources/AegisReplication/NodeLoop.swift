@@ -26,7 +26,7 @@ final class NodeLoop: @unchecked Sendable {
     /// Writes waiting for a leader to be known.
     var waitingForLeader: [(data: [UInt8], waiter: WriteWaiter)] = []
     /// Requests forwarded to the leader, by request id.
-    var forwarded: [UInt64: (WriteWaiter, deadline: Int)] = [:]
+    var forwarded: [UInt64: (WriteWaiter, deadline: Int, leader: NodeID)] = [:]
     /// Results of recently applied entries (index -> term, result), so a write whose
     /// index was applied before its waiter registered still gets its answer.
     var recentResults: [LogIndex: (term: Term, result: CommandResult)] = [:]
@@ -132,7 +132,7 @@ final class NodeLoop: @unchecked Sendable {
         case .clientRequest(let request):
             proposeForFollower(request, from: message.from)
         case .clientResponse(let response):
-            guard let (waiter, _) = forwarded.removeValue(forKey: response.requestID) else { return }
+            guard let (waiter, _, _) = forwarded.removeValue(forKey: response.requestID) else { return }
             switch response.outcome {
             case .success(let index, let value):
                 // The leader appended it at `index` in the term carried in `value`; the
@@ -184,7 +184,7 @@ final class NodeLoop: @unchecked Sendable {
         }
         let id = nextRequestID
         nextRequestID += 1
-        forwarded[id] = (waiter, waiter.deadline)
+        forwarded[id] = (waiter, waiter.deadline, leader)
         transport.send(.clientRequest(ClientRequest(requestID: id, kind: .write, command: data)), to: leader)
     }
 

@@ -99,6 +99,13 @@ extension NodeLoop {
 
     func roleChanged(_ soft: SoftState) {
         if soft.leader != lastLeader {
+            // Requests forwarded to the old leader will get no answer from it: their
+            // outcome is unknown (it may have appended them), so say so now rather
+            // than at the timeout; the client reads before retrying.
+            for (id, entry) in forwarded where entry.leader != soft.leader {
+                forwarded[id] = nil
+                entry.0.resume(.failure(ReplicationError.timeout))
+            }
             metrics.leaderChanges.increment()
             logger.info("leader changed", metadata: ["leader": "\(soft.leader.map(\.rawValue) ?? "none")",
                                                      "role": "\(soft.role.rawValue)", "term": "\(core.term)"])
