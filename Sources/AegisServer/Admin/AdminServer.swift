@@ -1,0 +1,329 @@
+import AegisKV
+import AegisRaft
+import Foundation
+public import Hummingbird
+public import Logging
+public import NIOCore
+public import Prometheus
+public import ServiceLifecycle
+
+/// The HTTP admin server (Hummingbird): health in the Kubernetes conventions,
+/// Prometheus metrics, cluster status and membership, and a JSON key-value API.
+///
+/// | Endpoint | |
+/// |---|---|
+/// | `GET /livez`, `/readyz`, `/healthz` | `ok`, or `[+]check ok` lines with `?verbose`; 500 on failure; `?exclude=<check>` |
+/// | `GET /metrics` | Prometheus text format |
+/// | `GET /v1/cluster` | `ClusterStatusDocument` |
+/// | `POST /v1/cluster/members` | add: `AddMemberRequest` (learner by default) * |
+/// | `POST /v1/cluster/members/{id}/promote` | learner → voter * |
+/// | `DELETE /v1/cluster/members/{id}` | remove * |
+/// | `POST /v1/cluster/transfer-leader` | optional `TransferLeaderRequest` * |
+/// | `GET /v1/kv/{key}` | `KeyValueDocument`, 404 if absent; `?stale=true` reads local state * |
+/// | `PUT /v1/kv/{key}` | the body is the value (raw bytes), or `{"value": "…"}` with `Content-Type: application/json`; `?ifVersion=N` writes only at version N (0: only if absent), else 412 * |
+/// | `DELETE /v1/kv/{key}` | `{"deleted": true/false, …}` * |
+///
+/// \* requires `Authorization: Bearer <token>` when an admin token is configured
+/// (401 otherwise). Keys in paths are percent-decoded and may contain `/`.
+/// Errors are JSON `AdminErrorDocument`s: 503 without a leader (with the leader hint
+/// when known), 504 on timeouts, 409 for refused membership changes, 400 for bad input.
+public struct AdminServer: Service {
+    private let configuration: AdminServerConfiguration
+    private let backend: any KVBackend
+    private let registry: PrometheusCollectorRegistry
+    private let logger: Logger
+    private let onListening: @Sendable (SocketAddress) async -> Void
+
+    /// Creates a server.
+    ///
+    /// - Parameters:
+    ///   - configuration: where to listen, the admin token, readiness threshold.
+    ///   - backend: the node.
+    ///   - registry: the Prometheus registry `/metrics` emits; bootstrap swift-metrics
+    ///     with a `PrometheusMetricsFactory` on the same registry so that every metric
+    ///     of the process appears.
+    ///   - logger: where the server logs.
+    ///   - onListening: called with the bound address once the server listens.
+    public init(configuration: AdminServerConfiguration, backend: any KVBackend, registry: PrometheusCollectorRegistry,
+                logger: Logger, onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
+        self.configuration = configuration
+        self.backend = backend
+        self.registry = registry
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    /// Serves until graceful shutdown or cancellation.
+    public func run() async throws {
+        try await makeApplication().run()
+    }
+
+    /// The Hummingbird application (for tests with `HummingbirdTesting`).
+    public func makeApplication() -> some ApplicationProtocol {
+        let onListening = self.onListening
+        return Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "aegis"),
+            onServerRunning: { channel in
+                if let address = channel.localAddress { await onListening(address) }
+            },
+            logger: logger)
+    }
+
+    private func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: MetricsMiddleware())
+        let handlers = AdminHandlers(configuration: configuration, backend: backend)
+        router.get("/livez") { request, _ in await handlers.health(.livez, request) }
+        router.get("/readyz") { request, _ in await handlers.health(.readyz, request) }
+        router.get("/healthz") { request, _ in await handlers.health(.healthz, request) }
+        let registry = self.registry
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        router.get("/v1/cluster") { _, _ in await handlers.clusterStatus() }
+        router.post("/v1/cluster/members") { request, _ in await handlers.addMember(request) }
+        router.post("/v1/cluster/members/{id}/promote") { request, context in
+            await handlers.changeMember(request, id: context.parameters.get("id") ?? "", promote: true)
+        }
+        router.delete("/v1/cluster/members/{id}") { request, context in
+            await handlers.changeMember(request, id: context.parameters.get("id") ?? "", promote: false)
+        }
+        router.post("/v1/cluster/transfer-leader") { request, _ in await handlers.transferLeader(request) }
+        router.get("/v1/kv/**") { request, _ in await handlers.getKey(request) }
+        router.put("/v1/kv/**") { request, _ in await handlers.putKey(request) }
+        router.delete("/v1/kv/**") { request, _ in await handlers.deleteKey(request) }
+        return router
+    }
+}
+
+/// The admin endpoints' logic, apart from routing.
+struct AdminHandlers: Sendable {
+    let configuration: AdminServerConfiguration
+    let backend: any KVBackend
+
+    // MARK: Health
+
+    enum HealthEndpoint: String {
+        case livez, readyz, healthz
+    }
+
+    /// Kubernetes-style health: `ok`, or with `?verbose` (and always on failure) one
+    /// `[+]name ok` / `[-]name failed: reason` line per check and a summary line.
+    func health(_ endpoint: HealthEndpoint, _ request: Request) async -> Response {
+        var checks: [(name: String, failure: String?)] = [("ping", nil)]
+        if endpoint != .livez {
+            let status = await backend.status()
+            checks.append(("leader", status.leader == nil ? "no leader known (term \(status.term))" : nil))
+            let lag = status.applyLag
+            checks.append(("apply-lag", lag > configuration.maxReadyApplyLag
+                ? "\(lag) committed entries not applied (commit \(status.commitIndex), applied \(status.appliedIndex), threshold \(configuration.maxReadyApplyLag))"
+                : nil))
+        }
+        let excluded = Set(request.uri.queryParameters.getAll("exclude").map { String($0) })
+        checks.removeAll { excluded.contains($0.name) }
+        let failed = checks.contains { $0.failure != nil }
+        let verbose = request.uri.queryParameters["verbose"] != nil
+        var body: String
+        if verbose || failed {
+            body = checks.map { check in
+                check.failure.map { "[-]\(check.name) failed: \($0)\n" } ?? "[+]\(check.name) ok\n"
+            }.joined()
+            body += "\(endpoint.rawValue) check \(failed ? "failed" : "passed")\n"
+        } else {
+            body = "ok"
+        }
+        return Response(status: failed ? .internalServerError : .ok,
+                        headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    // MARK: Cluster
+
+    func clusterStatus() async -> Response {
+        json(ClusterStatusDocument(await backend.status()))
+    }
+
+    func addMember(_ request: Request) async -> Response {
+        if let denied = authorize(request) { return denied }
+        let member: AddMemberRequest
+        switch await decodeBody(request, as: AddMemberRequest.self) {
+        case .success(let decoded?): member = decoded
+        case .success(nil): return error(.badRequest, "the body must be JSON: {\"id\": …, \"peerAddress\": …, \"clientAddress\": …, \"learner\": true}")
+        case .failure(let failure): return failure.response
+        }
+        guard !member.id.isEmpty else { return error(.badRequest, "the member id must not be empty") }
+        return await run { () async throws(BackendError) in
+            try await backend.addMember(NodeID(member.id), peerAddress: member.peerAddress,
+                                        clientAddress: member.clientAddress, asLearner: member.learner ?? true)
+        }
+    }
+
+    func changeMember(_ request: Request, id: String, promote: Bool) async -> Response {
+        if let denied = authorize(request) { return denied }
+        guard !id.isEmpty else { return error(.badRequest, "the member id is missing from the path") }
+        return await run { () async throws(BackendError) in
+            if promote { try await backend.promoteMember(NodeID(id)) } else { try await backend.removeMember(NodeID(id)) }
+        }
+    }
+
+    func transferLeader(_ request: Request) async -> Response {
+        if let denied = authorize(request) { return denied }
+        switch await decodeBody(request, as: TransferLeaderRequest.self) {
+        case .success(let body):
+            return await run { () async throws(BackendError) in
+                try await backend.transferLeadership(to: body?.target.map { NodeID($0) })
+            }
+        case .failure(let failure):
+            return failure.response
+        }
+    }
+
+    /// Runs an administrative change and answers with the cluster status after it.
+    private func run(_ change: () async throws(BackendError) -> Void) async -> Response {
+        do {
+            try await change()
+            return json(ClusterStatusDocument(await backend.status()))
+        } catch {
+            return self.error(error)
+        }
+    }
+
+    // MARK: Keys
+
+    func getKey(_ request: Request) async -> Response {
+        if let denied = authorize(request) { return denied }
+        guard let key = key(from: request) else { return error(.badRequest, "the key is missing or not percent-encoded correctly: use /v1/kv/<key>") }
+        let stale = request.uri.queryParameters["stale"].map { $0 == "true" || $0 == "1" } ?? false
+        do {
+            guard let record = try await backend.read([key], stale: stale).first ?? nil else {
+                return json(AdminErrorDocument(error: "key not found: \(key)"), status: .notFound)
+            }
+            return json(KeyValueDocument(key: key, value: record.value, version: record.version, revision: record.modRevision))
+        } catch {
+            return self.error(error)
+        }
+    }
+
+    func putKey(_ request: Request) async -> Response {
+        if let denied = authorize(request) { return denied }
+        guard let key = key(from: request) else { return error(.badRequest, "the key is missing or not percent-encoded correctly: use /v1/kv/<key>") }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maxBodySize)
+        } catch {
+            return self.error(.contentTooLarge, "the value is larger than the limit of \(configuration.maxBodySize) bytes")
+        }
+        var value = Array(body.readableBytesView)
+        if request.headers[.contentType]?.hasPrefix("application/json") == true {
+            guard let decoded = try? JSONDecoder().decode(PutValueRequest.self, from: Data(value)) else {
+                return error(.badRequest, "with Content-Type application/json the body must be {\"value\": \"…\"}; send other content types for raw bytes")
+            }
+            value = Array(decoded.value.utf8)
+        }
+        var command = Command.set(key, value)
+        if let raw = request.uri.queryParameters["ifVersion"] {
+            guard let version = UInt64(raw) else { return error(.badRequest, "ifVersion must be a non-negative integer (0: only if absent)") }
+            command = .compareAndSwap(key, expected: .version(version), new: value)
+        }
+        return await execute(command, key: key)
+    }
+
+    func deleteKey(_ request: Request) async -> Response {
+        if let denied = authorize(request) { return denied }
+        guard let key = key(from: request) else { return error(.badRequest, "the key is missing or not percent-encoded correctly: use /v1/kv/<key>") }
+        return await execute(.delete(key), key: key)
+    }
+
+    private func execute(_ command: Command, key: Key) async -> Response {
+        do {
+            let result = try await backend.execute(command)
+            if let failure = result.error {
+                if case .compareFailed(let current) = failure {
+                    return json(AdminErrorDocument(error: "\(failure); the key's current version is \(current)"), status: .preconditionFailed)
+                }
+                return error(.badRequest, failure.description)
+            }
+            if case .delete = command {
+                return json(KeyValueDocument(key: key, value: nil, version: 0, revision: result.revision,
+                                             deleted: result.previousValue != nil))
+            }
+            return json(KeyValueDocument(key: key, value: nil, version: result.version, revision: result.revision))
+        } catch {
+            return self.error(error)
+        }
+    }
+
+    /// The percent-decoded key after `/v1/kv/`.
+    private func key(from request: Request) -> Key? {
+        let path = request.uri.path
+        let prefix = "/v1/kv/"
+        guard path.hasPrefix(prefix) else { return nil }
+        guard let decoded = String(path.dropFirst(prefix.count)).removingPercentEncoding, !decoded.isEmpty else { return nil }
+        return Key(decoded)
+    }
+
+    // MARK: Helpers
+
+    /// `nil` when the request may proceed; a 401 response otherwise.
+    private func authorize(_ request: Request) -> Response? {
+        guard let token = configuration.adminToken else { return nil }
+        let presented = request.headers[.authorization] ?? ""
+        let expected = "Bearer " + token
+        if constantTimeEqual(Array(presented.utf8), Array(expected.utf8)) { return nil }
+        var response = json(AdminErrorDocument(error: presented.isEmpty
+            ? "this endpoint requires the admin token: send Authorization: Bearer <token>"
+            : "the admin token is wrong"), status: .unauthorized)
+        response.headers[.wwwAuthenticate] = "Bearer"
+        return response
+    }
+
+    /// The decoded JSON body; `nil` for an empty body; a 400/413 response if malformed.
+    private func decodeBody<T: Decodable>(_ request: Request, as type: T.Type) async -> Result<T?, ResponseFailure> {
+        var request = request
+        guard let body = try? await request.collectBody(upTo: 64 << 10) else {
+            return .failure(ResponseFailure(error(.contentTooLarge, "the body is larger than 64 KiB")))
+        }
+        guard body.readableBytes > 0 else { return .success(nil) }
+        do {
+            return .success(try JSONDecoder().decode(T.self, from: Data(body.readableBytesView)))
+        } catch {
+            return .failure(ResponseFailure(self.error(.badRequest, "the body is not valid JSON for this endpoint: \(error)")))
+        }
+    }
+
+    private func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        json(AdminErrorDocument(error: message), status: status)
+    }
+
+    private func error(_ error: BackendError) -> Response {
+        switch error {
+        case .notLeader(let leader), .noLeader(let leader):
+            var response = json(AdminErrorDocument(error: error.description, leader: leader?.id.rawValue,
+                                                   leaderClientAddress: leader?.clientAddress), status: .serviceUnavailable)
+            response.headers[.retryAfter] = "1"
+            return response
+        case .timeout: return self.error(.gatewayTimeout, error.description)
+        case .unavailable: return self.error(.serviceUnavailable, error.description)
+        case .command: return self.error(.badRequest, error.description)
+        case .rejected: return self.error(.conflict, error.description)
+        }
+    }
+
+    private func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        var buffer = ByteBuffer(bytes: data)
+        buffer.writeString("\n")
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
+    }
+}
+
+/// A response to send instead of continuing (a `Result` failure needs an `Error`).
+struct ResponseFailure: Error {
+    var response: Response
+    init(_ response: Response) { self.response = response }
+}

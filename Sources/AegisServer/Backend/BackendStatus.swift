@@ -1,0 +1,90 @@
+public import AegisRaft
+
+/// The role a node plays in the cluster, as the servers report it.
+public enum NodeRole: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Leads the cluster for its term.
+    case leader
+    /// A voter following a leader (or waiting for one).
+    case follower
+    /// A voter campaigning for leadership (including pre-vote).
+    case candidate
+    /// A non-voting member that receives the log (promoted to voter once caught up).
+    case learner
+
+    /// The role of a voter in the given Raft role.
+    public init(_ role: RaftRole) {
+        switch role {
+        case .leader: self = .leader
+        case .follower: self = .follower
+        case .preCandidate, .candidate: self = .candidate
+        }
+    }
+}
+
+/// One member of the cluster as this node sees it.
+public struct MemberStatus: Sendable, Hashable {
+    /// The member's node ID.
+    public var id: NodeID
+    /// `.learner` for non-voting members; otherwise the member's role when known to
+    /// this node (a leader knows that every other voter follows it).
+    public var role: NodeRole
+    /// The address other members reach it at for Raft traffic (`host:port`).
+    public var peerAddress: String
+    /// The address its RESP clients connect to (`host:port`).
+    public var clientAddress: String
+    /// The highest log index known to be replicated on the member; known on the leader.
+    public var matchIndex: LogIndex?
+    /// How many entries the member is behind the leader's last index; known on the leader.
+    public var lag: UInt64?
+    /// Whether the leader currently hears from the member; known on the leader.
+    public var reachable: Bool?
+
+    /// Creates a member status.
+    public init(id: NodeID, role: NodeRole, peerAddress: String, clientAddress: String,
+                matchIndex: LogIndex? = nil, lag: UInt64? = nil, reachable: Bool? = nil) {
+        self.id = id
+        self.role = role
+        self.peerAddress = peerAddress
+        self.clientAddress = clientAddress
+        self.matchIndex = matchIndex
+        self.lag = lag
+        self.reachable = reachable
+    }
+}
+
+/// A node's view of itself and its cluster, for INFO, health checks and the admin API.
+public struct BackendStatus: Sendable, Hashable {
+    /// This node's ID.
+    public var nodeID: NodeID
+    /// The cluster's ID, when configured.
+    public var clusterID: String?
+    /// This node's role.
+    public var role: NodeRole
+    /// The current leader, if known.
+    public var leader: LeaderHint?
+    /// This node's current term.
+    public var term: Term
+    /// The highest log index known to be committed.
+    public var commitIndex: LogIndex
+    /// The highest log index applied to this node's state machine.
+    /// Invariant: `appliedIndex <= commitIndex`.
+    public var appliedIndex: LogIndex
+    /// The members of the cluster, this node included.
+    public var members: [MemberStatus]
+
+    /// Creates a status.
+    public init(nodeID: NodeID, clusterID: String? = nil, role: NodeRole, leader: LeaderHint?, term: Term,
+                commitIndex: LogIndex, appliedIndex: LogIndex, members: [MemberStatus]) {
+        self.nodeID = nodeID
+        self.clusterID = clusterID
+        self.role = role
+        self.leader = leader
+        self.term = term
+        self.commitIndex = commitIndex
+        self.appliedIndex = appliedIndex
+        self.members = members
+    }
+
+    /// How many committed entries this node has not applied yet.
+    public var applyLag: UInt64 { commitIndex > appliedIndex ? commitIndex - appliedIndex : 0 }
+}

@@ -1,0 +1,95 @@
+/// What the server tells clients about a command (`COMMAND`, `COMMAND DOCS`).
+struct RESPCommandInfo: Sendable {
+    /// The upper-case name.
+    var name: String
+    /// Redis arity: the argument count including the name; negative means "at least".
+    var arity: Int
+    /// Redis flags, such as `write`, `readonly`, `fast`.
+    var flags: [String]
+    /// The position of the first key, the last key (-1: the last argument) and the step.
+    var keys: (first: Int, last: Int, step: Int)
+    /// The command group for `COMMAND DOCS`.
+    var group: String
+    /// One line for `COMMAND DOCS`.
+    var summary: String
+
+    /// The `COMMAND INFO` entry: name, arity, flags, first key, last key, step, ACL
+    /// categories, tips, key specifications, subcommands.
+    var infoReply: RESPValue {
+        .array([
+            .bulk(name.lowercased()), .integer(Int64(arity)),
+            .set(flags.map { .simpleString($0) }),
+            .integer(Int64(keys.first)), .integer(Int64(keys.last)), .integer(Int64(keys.step)),
+            .set([.simpleString("@" + group)]), .array([]), .array([]), .array([]),
+        ])
+    }
+
+    /// The `COMMAND DOCS` entry: a map with the summary, version and group.
+    var docsReply: RESPValue {
+        .map([
+            RESPMapEntry(.bulk("summary"), .bulk(summary)),
+            RESPMapEntry(.bulk("since"), .bulk("1.0.0")),
+            RESPMapEntry(.bulk("group"), .bulk(group)),
+        ])
+    }
+}
+
+/// The commands the RESP server knows.
+enum RESPCommandTable {
+    static let commands: [RESPCommandInfo] = [
+        RESPCommandInfo(name: "GET", arity: 2, flags: ["readonly", "fast"], keys: (1, 1, 1), group: "string",
+                        summary: "Returns the value of a key (linearizable; stale local read after READONLY)."),
+        RESPCommandInfo(name: "SET", arity: -3, flags: ["write", "denyoom"], keys: (1, 1, 1), group: "string",
+                        summary: "Sets a key; NX, XX, GET and IFEQ (compare-and-swap). No TTLs."),
+        RESPCommandInfo(name: "DEL", arity: -2, flags: ["write"], keys: (1, -1, 1), group: "keyspace",
+                        summary: "Deletes keys; returns how many existed."),
+        RESPCommandInfo(name: "EXISTS", arity: -2, flags: ["readonly", "fast"], keys: (1, -1, 1), group: "keyspace",
+                        summary: "Counts how many of the keys exist."),
+        RESPCommandInfo(name: "INCR", arity: 2, flags: ["write", "denyoom", "fast"], keys: (1, 1, 1), group: "string",
+                        summary: "Adds 1 to the integer value of a key."),
+        RESPCommandInfo(name: "INCRBY", arity: 3, flags: ["write", "denyoom", "fast"], keys: (1, 1, 1), group: "string",
+                        summary: "Adds an amount to the integer value of a key."),
+        RESPCommandInfo(name: "DECR", arity: 2, flags: ["write", "denyoom", "fast"], keys: (1, 1, 1), group: "string",
+                        summary: "Subtracts 1 from the integer value of a key."),
+        RESPCommandInfo(name: "DECRBY", arity: 3, flags: ["write", "denyoom", "fast"], keys: (1, 1, 1), group: "string",
+                        summary: "Subtracts an amount from the integer value of a key."),
+        RESPCommandInfo(name: "MGET", arity: -2, flags: ["readonly", "fast"], keys: (1, -1, 1), group: "string",
+                        summary: "Returns the values of keys."),
+        RESPCommandInfo(name: "MSET", arity: -3, flags: ["write", "denyoom"], keys: (1, -1, 2), group: "string",
+                        summary: "Sets keys (each key is applied in order; not atomic as a whole)."),
+        RESPCommandInfo(name: "DBSIZE", arity: 1, flags: ["readonly", "fast"], keys: (0, 0, 0), group: "server",
+                        summary: "Returns the number of keys."),
+        RESPCommandInfo(name: "PING", arity: -1, flags: ["fast", "stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "Returns PONG, or the argument."),
+        RESPCommandInfo(name: "ECHO", arity: 2, flags: ["fast", "stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "Returns the argument."),
+        RESPCommandInfo(name: "INFO", arity: -1, flags: ["stale"], keys: (0, 0, 0), group: "server",
+                        summary: "Returns server, clients, replication and keyspace information."),
+        RESPCommandInfo(name: "HELLO", arity: -1, flags: ["noauth", "fast", "stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "Handshakes: protocol version (2 or 3), AUTH and SETNAME."),
+        RESPCommandInfo(name: "AUTH", arity: -2, flags: ["noauth", "fast", "stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "Authenticates the connection with the configured password."),
+        RESPCommandInfo(name: "CLIENT", arity: -2, flags: ["stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "CLIENT ID, GETNAME, SETNAME, SETINFO, INFO."),
+        RESPCommandInfo(name: "SELECT", arity: 2, flags: ["fast", "stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "Selects a database; only database 0 exists."),
+        RESPCommandInfo(name: "COMMAND", arity: -1, flags: ["stale"], keys: (0, 0, 0), group: "server",
+                        summary: "Describes the commands: COMMAND, COUNT, INFO, DOCS, LIST."),
+        RESPCommandInfo(name: "CONFIG", arity: -2, flags: ["stale"], keys: (0, 0, 0), group: "server",
+                        summary: "CONFIG GET of a few Redis parameters, for client compatibility."),
+        RESPCommandInfo(name: "QUIT", arity: -1, flags: ["noauth", "fast", "stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "Closes the connection."),
+        RESPCommandInfo(name: "RESET", arity: 1, flags: ["noauth", "fast", "stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "Resets the connection: RESP2, no name, READWRITE, not authenticated."),
+        RESPCommandInfo(name: "READONLY", arity: 1, flags: ["fast", "stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "Allows stale local reads on this connection."),
+        RESPCommandInfo(name: "READWRITE", arity: 1, flags: ["fast", "stale"], keys: (0, 0, 0), group: "connection",
+                        summary: "Makes reads on this connection linearizable again (the default)."),
+    ]
+
+    /// The upper-case names.
+    static let names: [String] = commands.map(\.name)
+
+    /// The commands by upper-case name.
+    static let byName: [String: RESPCommandInfo] = Dictionary(uniqueKeysWithValues: commands.map { ($0.name, $0) })
+}

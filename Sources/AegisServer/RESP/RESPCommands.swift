@@ -1,0 +1,189 @@
+import AegisKV
+import NIOCore
+
+/// The data commands: parsing arguments into steps.
+extension RESPSession {
+    /// Commands allowed before `AUTH` when a password is configured.
+    static let allowedBeforeAuth: Set<String> = ["AUTH", "HELLO", "QUIT", "RESET"]
+
+    /// Turns one request into what to run and how to answer it.
+    mutating func plan(_ request: RESPRequest) -> Step {
+        guard let first = request.arguments.first else { return .reply(RESPError.syntax) }
+        let name = commandName(first)
+        server.metrics.recordCommand(name)
+        let arguments = request.arguments.dropFirst()
+        guard let info = RESPCommandTable.byName[name] else {
+            return .reply(RESPError.unknownCommand(String(buffer: first), arguments: arguments.map { String(buffer: $0) }[...]))
+        }
+        guard authenticated || Self.allowedBeforeAuth.contains(name) else { return .reply(RESPError.noAuth) }
+        let count = request.arguments.count
+        guard info.arity >= 0 ? count == info.arity : count >= -info.arity else {
+            return .reply(RESPError.wrongArity(name))
+        }
+        switch name {
+        case "GET":
+            return .read([key(arguments[arguments.startIndex])], .value)
+        case "MGET":
+            return .read(arguments.map(key), .values)
+        case "EXISTS":
+            return .read(arguments.map(key), .existsCount)
+        case "SET":
+            return planSet(arguments)
+        case "MSET":
+            guard arguments.count % 2 == 0 else { return .reply(RESPError.wrongArity(name)) }
+            var commands: [Command] = []
+            commands.reserveCapacity(arguments.count / 2)
+            var index = arguments.startIndex
+            while index < arguments.endIndex {
+                commands.append(.set(key(arguments[index]), bytes(arguments[index + 1])))
+                index += 2
+            }
+            return .write(commands, .ok)
+        case "DEL":
+            return .write(arguments.map { .delete(key($0)) }, .deletedCount)
+        case "INCR", "DECR", "INCRBY", "DECRBY":
+            return planIncrement(name, arguments)
+        case "DBSIZE":
+            return .deferred(.count)
+        case "INFO":
+            return .deferred(.info(arguments.map { String(buffer: $0).lowercased() }))
+        case "PING":
+            if let message = arguments.first { return arguments.count == 1 ? .reply(.bulkString(bytes(message))) : .reply(RESPError.wrongArity(name)) }
+            return .reply(.simpleString("PONG"))
+        case "ECHO":
+            return .reply(.bulkString(bytes(arguments[arguments.startIndex])))
+        default:
+            return .connection(name, arguments)
+        }
+    }
+
+    /// `SET key value [NX | XX | IFEQ comparison] [GET] [EX s | PX ms | EXAT | PXAT | KEEPTTL]`
+    /// (TTL options are refused: Aegis keys do not expire).
+    func planSet(_ arguments: ArraySlice<ByteBuffer>) -> Step {
+        let key = key(arguments[arguments.startIndex])
+        let value = bytes(arguments[arguments.startIndex + 1])
+        enum Condition { case none, notExists, exists, equals([UInt8]) }
+        var condition = Condition.none
+        var returnValue = false
+        var index = arguments.startIndex + 2
+        while index < arguments.endIndex {
+            let option = String(buffer: arguments[index]).uppercased()
+            switch option {
+            case "NX", "XX":
+                guard case .none = condition else { return .reply(RESPError.syntax) }
+                condition = option == "NX" ? .notExists : .exists
+            case "IFEQ":
+                guard case .none = condition, index + 1 < arguments.endIndex else { return .reply(RESPError.syntax) }
+                index += 1
+                condition = .equals(bytes(arguments[index]))
+            case "GET":
+                returnValue = true
+            case "EX", "PX", "EXAT", "PXAT", "KEEPTTL":
+                return .reply(RESPError.ttlUnsupported)
+            default:
+                return .reply(RESPError.syntax)
+            }
+            index += 1
+        }
+        switch condition {
+        case .none:
+            return .write([.set(key, value)], returnValue ? .previousValue : .ok)
+        case .notExists:
+            return .write([.compareAndSwap(key, expected: .version(0), new: value)], .conditional(returnValue: returnValue))
+        case .equals(let expected):
+            return .write([.compareAndSwap(key, expected: .value(expected), new: value)], .conditional(returnValue: returnValue))
+        case .exists:
+            return .deferred(.setIfExists(key, value, returnPrevious: returnValue))
+        }
+    }
+
+    func planIncrement(_ name: String, _ arguments: ArraySlice<ByteBuffer>) -> Step {
+        let key = key(arguments[arguments.startIndex])
+        var amount: Int64 = 1
+        if arguments.count == 2 {
+            guard let parsed = integer(arguments[arguments.startIndex + 1]) else { return .reply(RESPError.notInteger) }
+            amount = parsed
+        }
+        if name.hasPrefix("DECR") {
+            guard amount != .min else { return .reply(.error("ERR decrement would overflow")) }
+            amount = -amount
+        }
+        return .write([.increment(key, by: amount)], .integer)
+    }
+
+    /// Runs a backend call that is not batched.
+    func run(_ operation: DeferredOperation) async -> RESPValue {
+        let backend = server.backend
+        do {
+            switch operation {
+            case .count:
+                return .integer(Int64(try await backend.count(stale: staleReads)))
+            case .info(let sections):
+                return await info(sections)
+            case .setIfExists(let key, let value, let returnPrevious):
+                // Read the version, then write only at that version; retry if the key
+                // changed in between, give up (null) once it is gone.
+                while true {
+                    guard let current = try await backend.read([key], stale: false).first ?? nil else { return .null }
+                    let result = try await backend.execute(.compareAndSwap(key, expected: .version(current.version), new: value))
+                    switch result.error {
+                    case nil:
+                        return returnPrevious ? result.previousValue.map(RESPValue.bulkString) ?? .null : .ok
+                    case .compareFailed(let currentVersion):
+                        if currentVersion == 0 { return .null }
+                    case let error?:
+                        return RESPError.reply(for: error)
+                    }
+                }
+            }
+        } catch {
+            return RESPError.reply(for: error)
+        }
+    }
+
+    // MARK: Arguments
+
+    /// The upper-case command name, without allocating for names of up to 15 bytes.
+    func commandName(_ buffer: ByteBuffer) -> String {
+        buffer.withUnsafeReadableBytes { raw in
+            String(unsafeUninitializedCapacity: raw.count) { target in
+                for index in 0 ..< raw.count {
+                    let byte = raw[index]
+                    target[index] = byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") ? byte - 32 : byte
+                }
+                return raw.count
+            }
+        }
+    }
+
+    func key(_ buffer: ByteBuffer) -> Key { Key(bytes(buffer)) }
+
+    func bytes(_ buffer: ByteBuffer) -> [UInt8] {
+        buffer.withUnsafeReadableBytes { [UInt8]($0) }
+    }
+
+    /// A canonical decimal 64-bit integer, as Redis parses command arguments.
+    func integer(_ buffer: ByteBuffer) -> Int64? {
+        buffer.withUnsafeReadableBytes { raw -> Int64? in
+            guard raw.count > 0, raw.count <= 20 else { return nil }
+            let negative = raw[0] == UInt8(ascii: "-")
+            let start = negative ? 1 : 0
+            guard start < raw.count else { return nil }
+            if raw[start] == UInt8(ascii: "0") && (raw.count - start > 1 || negative) { return nil }
+            var magnitude: UInt64 = 0
+            for index in start ..< raw.count {
+                let byte = raw[index]
+                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+                let (times10, o1) = magnitude.multipliedReportingOverflow(by: 10)
+                let (next, o2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+                if o1 || o2 { return nil }
+                magnitude = next
+            }
+            if negative {
+                guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+                return magnitude == UInt64(Int64.max) + 1 ? .min : -Int64(magnitude)
+            }
+            return magnitude <= UInt64(Int64.max) ? Int64(magnitude) : nil
+        }
+    }
+}

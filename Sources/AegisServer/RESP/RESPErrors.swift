@@ -1,0 +1,67 @@
+import AegisKV
+
+/// The Redis-style error replies of the RESP server.
+///
+/// Errors from the cluster (see `BackendError`):
+/// - `-CLUSTERDOWN no leader elected (last known leader: node2 at 127.0.0.1:7002); retry shortly`
+///   while no leader is known; nothing was applied.
+/// - `-TRYAGAIN not the leader and forwarding to the leader failed (leader: node2 at 127.0.0.1:7002); …`
+///   when this node could not forward the command to the leader; nothing was applied.
+/// - `-TIMEOUT …` when the outcome is unknown: a write may still be applied.
+/// - `-UNAVAILABLE …` while the node is starting, shutting down or its storage failed.
+enum RESPError {
+    static let notInteger = RESPValue.error("ERR value is not an integer or out of range")
+    static let overflow = RESPValue.error("ERR increment or decrement would overflow")
+    static let syntax = RESPValue.error("ERR syntax error")
+    static let noAuth = RESPValue.error("NOAUTH Authentication required.")
+    static let wrongPass = RESPValue.error("WRONGPASS invalid username-password pair or user is disabled.")
+    static let authWithoutPassword = RESPValue.error(
+        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+    static let ttlUnsupported = RESPValue.error(
+        "ERR TTLs are not supported: Aegis keys do not expire (EX, PX, EXAT, PXAT and KEEPTTL are refused); set the key without an expiry")
+
+    static func wrongArity(_ name: String) -> RESPValue {
+        .error("ERR wrong number of arguments for '\(name.lowercased())' command")
+    }
+
+    static func unknownCommand(_ name: String, arguments: ArraySlice<String>) -> RESPValue {
+        let shown = arguments.prefix(8).map { "'\($0.prefix(128))' " }.joined()
+        return .error("ERR unknown command '\(name.prefix(128))', with args beginning with: \(shown)")
+    }
+
+    static func unknownSubcommand(_ sub: String, of command: String) -> RESPValue {
+        .error("ERR unknown subcommand '\(sub.prefix(128))'. Try \(command) HELP.")
+    }
+
+    /// The reply for a command the state machine refused.
+    static func reply(for error: KVError) -> RESPValue {
+        switch error {
+        case .notAnInteger: return notInteger
+        case .incrementOverflow: return overflow
+        case .emptyKey: return .error("ERR empty keys are not supported; keys need at least one byte")
+        case .keyTooLarge(let size, let limit): return .error("ERR key too large: \(size) bytes, the limit is \(limit)")
+        case .valueTooLarge(let size, let limit): return .error("ERR value too large: \(size) bytes, the limit is \(limit)")
+        default: return .error("ERR \(error.description)")
+        }
+    }
+
+    /// The reply for a request the backend could not run.
+    static func reply(for error: BackendError) -> RESPValue {
+        switch error {
+        case .noLeader(let last):
+            let known = last.map { "last known leader: \($0)" } ?? "no leader known yet"
+            return .error("CLUSTERDOWN no leader elected (\(known)); retry shortly")
+        case .notLeader(let leader):
+            let known = leader.map { "leader: \($0)" } ?? "leader unknown"
+            return .error("TRYAGAIN not the leader and forwarding to the leader failed (\(known)); retry, or connect to the leader")
+        case .timeout(let milliseconds):
+            return .error("TIMEOUT no reply from the cluster within \(milliseconds) ms; a write may still be applied, so read before retrying")
+        case .unavailable(let why):
+            return .error("UNAVAILABLE node unavailable: \(why)")
+        case .command(let kvError):
+            return reply(for: kvError)
+        case .rejected(let why):
+            return .error("ERR request rejected: \(why)")
+        }
+    }
+}

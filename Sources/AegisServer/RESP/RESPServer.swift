@@ -1,0 +1,164 @@
+public import CoreMetrics
+public import Logging
+public import NIOCore
+public import NIOPosix
+public import ServiceLifecycle
+
+/// The RESP (Redis protocol) server: accepts client connections and runs their
+/// commands against a `KVBackend`.
+///
+/// Run it in a `ServiceGroup`. On graceful shutdown it stops accepting connections,
+/// stops reading from open ones, answers the commands already received and closes.
+///
+/// ```swift
+/// let server = RESPServer(configuration: .init(port: 7001), backend: node, logger: logger)
+/// let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// ```
+public struct RESPServer: Service {
+    private let context: RESPServerContext
+    private let eventLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let onListening: @Sendable (SocketAddress) async -> Void
+
+    /// Creates a server.
+    ///
+    /// - Parameters:
+    ///   - configuration: where to listen, the password and the limits.
+    ///   - backend: what runs the commands.
+    ///   - eventLoopGroup: the event loops for the connections.
+    ///   - logger: where the server logs (connections at debug, failures at info).
+    ///   - metricsFactory: where the RESP metrics go; the global `MetricsSystem` by default.
+    ///   - onListening: called with the bound address once the server listens (useful
+    ///     with port 0).
+    public init(configuration: RESPServerConfiguration, backend: any KVBackend,
+                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                logger: Logger, metricsFactory: (any MetricsFactory)? = nil,
+                onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
+        self.context = RESPServerContext(configuration: configuration, backend: backend,
+                                         metrics: RESPMetrics(factory: metricsFactory ?? MetricsSystem.factory))
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    /// Listens and serves until graceful shutdown or cancellation.
+    public func run() async throws {
+        let configuration = context.configuration
+        let limits = configuration.limits
+        let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: configuration.backlog)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: configuration.host, port: configuration.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPRequestDecoder(limits: limits)))
+                    try channel.pipeline.syncOperations.addHandler(RESPBatchHandler(maxPendingReplies: limits.maxPendingReplies))
+                    return try NIOAsyncChannel<RESPBatch, RESPReplies>(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16)))
+                }
+            }
+        let address = serverChannel.channel.localAddress
+        logger.info("RESP server listening", metadata: ["address": "\(address.map { "\($0)" } ?? "?")"])
+        if let address { await onListening(address) }
+
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await serverChannel.executeThenClose { connections in
+                    var nextClientID: Int64 = 1
+                    for try await connection in connections {
+                        let clientID = nextClientID
+                        nextClientID += 1
+                        group.addTask { await serve(connection, clientID: clientID) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            serverChannel.channel.close(promise: nil)
+        }
+        logger.info("RESP server stopped")
+    }
+
+    /// Serves one connection until the client leaves, a protocol error, QUIT, or
+    /// graceful shutdown.
+    private func serve(_ connection: NIOAsyncChannel<RESPBatch, RESPReplies>, clientID: Int64) async {
+        let channel = connection.channel
+        var logger = self.logger
+        logger[metadataKey: "client"] = "\(clientID)"
+        logger[metadataKey: "remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
+        context.metrics.connectionsAccepted.increment()
+        let open = context.connectedClients.withLockedValue { count in
+            count += 1
+            return count
+        }
+        context.metrics.connectionsActive.record(open)
+        defer {
+            let open = context.connectedClients.withLockedValue { count in
+                count -= 1
+                return count
+            }
+            context.metrics.connectionsActive.record(open)
+        }
+        logger.debug("client connected")
+        do {
+            try await withGracefulShutdownHandler {
+                try await connection.executeThenClose { inbound, outbound in
+                    if let denial = protectedModeDenial(for: channel.remoteAddress) {
+                        var buffer = channel.allocator.buffer(capacity: 256)
+                        buffer.writeRESPValue(denial, version: .resp2)
+                        try await outbound.write(RESPReplies(buffer: buffer, count: 0))
+                        return
+                    }
+                    var session = RESPSession(server: context, clientID: clientID)
+                    for try await batch in inbound {
+                        var buffer = channel.allocator.buffer(capacity: 64 * max(1, batch.requests.count))
+                        var keepOpen = await session.handle(batch.requests, into: &buffer)
+                        if let error = batch.protocolError {
+                            context.metrics.recordProtocolError()
+                            logger.debug("closing connection after a protocol error", metadata: ["error": "\(error)"])
+                            buffer.writeRESPValue(.error("ERR \(error)"), version: session.protocolVersion)
+                            keepOpen = false
+                        }
+                        try await outbound.write(RESPReplies(buffer: buffer, count: batch.requests.count))
+                        if !keepOpen { return }
+                    }
+                }
+            } onGracefulShutdown: {
+                // Stop reading: the commands already received are answered, then the
+                // inbound stream ends and the connection closes.
+                let promise = channel.eventLoop.makePromise(of: Void.self)
+                promise.futureResult.whenFailure { _ in channel.close(promise: nil) }
+                channel.close(mode: .input, promise: promise)
+            }
+        } catch {
+            logger.debug("connection ended with an error", metadata: ["error": "\(error)"])
+        }
+        logger.debug("client disconnected")
+    }
+
+    /// Redis's protected mode: with no password, only loopback clients are served.
+    private func protectedModeDenial(for remote: SocketAddress?) -> RESPValue? {
+        let configuration = context.configuration
+        guard configuration.protectedMode, configuration.password == nil, let remote else { return nil }
+        if remote.isLoopback { return nil }
+        return .error("DENIED Aegis is running in protected mode: no password is configured, so only loopback clients are served. "
+            + "Configure a password (clients then send AUTH), or turn protected mode off if the network is trusted.")
+    }
+}
+
+extension SocketAddress {
+    /// `true` for 127.0.0.0/8, ::1 and Unix domain sockets.
+    var isLoopback: Bool {
+        switch self {
+        case .v4(let address):
+            return UInt32(bigEndian: address.address.sin_addr.s_addr) >> 24 == 127
+        case .v6:
+            let text = ipAddress ?? ""
+            return text == "::1" || text.hasPrefix("::ffff:127.")
+        case .unixDomainSocket:
+            return true
+        }
+    }
+}

@@ -1,0 +1,278 @@
+import AegisKV
+import CoreMetrics
+import Foundation
+import NIOConcurrencyHelpers
+public import NIOCore
+
+/// What every connection of one RESP server shares.
+final class RESPServerContext: Sendable {
+    let configuration: RESPServerConfiguration
+    let backend: any KVBackend
+    let metrics: RESPMetrics
+    let startTime = ContinuousClock.now
+    /// Connections open now, for `INFO clients`.
+    let connectedClients = NIOLockedValueBox(0)
+
+    init(configuration: RESPServerConfiguration, backend: any KVBackend, metrics: RESPMetrics) {
+        self.configuration = configuration
+        self.backend = backend
+        self.metrics = metrics
+    }
+}
+
+/// One client connection's state, and the execution of its commands.
+///
+/// Commands are executed in order and answered in order. Within one batch (the
+/// commands of one read), consecutive writes go to the backend in one
+/// `execute(_ commands:)` call and consecutive reads in one `read(_:stale:)` call;
+/// a read after a write waits for the write, so the pipeline behaves as if each
+/// command ran alone. Commands that change the connection's state (`HELLO`,
+/// `AUTH`, `READONLY`, …) first answer everything before them.
+public struct RESPSession {
+    /// What the connection shares with the server.
+    let server: RESPServerContext
+    /// The connection's ID (`CLIENT ID`).
+    let clientID: Int64
+    /// The protocol version of the replies.
+    var version: RESPVersion = .resp2
+    /// `false` until `AUTH` succeeds when a password is configured.
+    var authenticated: Bool
+    /// `CLIENT SETNAME`.
+    var name: String?
+    /// `CLIENT SETINFO LIB-NAME` / `LIB-VER`.
+    var library: (name: String?, version: String?) = (nil, nil)
+    /// `READONLY`: reads on this connection may be served from local, possibly stale, state.
+    var staleReads = false
+
+    /// Creates the state of a new connection.
+    init(server: RESPServerContext, clientID: Int64) {
+        self.server = server
+        self.clientID = clientID
+        self.authenticated = server.configuration.password == nil
+    }
+
+    /// Creates a session that runs commands against `backend` without a network
+    /// connection: for tests and embedding.
+    public init(backend: any KVBackend, configuration: RESPServerConfiguration = RESPServerConfiguration(),
+                clientID: Int64 = 1) {
+        let context = RESPServerContext(configuration: configuration, backend: backend,
+                                        metrics: RESPMetrics(factory: NOOPMetricsHandler.instance))
+        self.init(server: context, clientID: clientID)
+    }
+
+    /// The protocol version of this connection's replies.
+    public var protocolVersion: RESPVersion { version }
+
+    /// Executes `requests` in order and writes their replies, in order, to `out`.
+    /// Returns `false` when the connection must be closed after the replies are sent
+    /// (`QUIT`).
+    public mutating func handle(_ requests: [RESPRequest], into out: inout ByteBuffer) async -> Bool {
+        var queue = ExecutionQueue()
+        for request in requests {
+            switch plan(request) {
+            case .reply(let value):
+                queue.slots.append(.ready(value))
+            case .write(let commands, let kind):
+                if !queue.keys.isEmpty { await queue.runReads(server.backend, stale: staleReads) }
+                queue.commands.append(contentsOf: commands)
+                queue.slots.append(.write(count: commands.count, kind))
+            case .read(let keys, let kind):
+                if !queue.commands.isEmpty { await queue.runWrites(server.backend) }
+                queue.keys.append(contentsOf: keys)
+                queue.slots.append(.read(count: keys.count, kind))
+            case .deferred(let operation):
+                await queue.runAll(server.backend, stale: staleReads)
+                queue.slots.append(.ready(await run(operation)))
+            case .connection(let name, let arguments):
+                await queue.runAll(server.backend, stale: staleReads)
+                encode(&queue, into: &out)
+                let (reply, keepOpen) = handleConnectionCommand(name, arguments)
+                write(reply, into: &out)
+                if !keepOpen { return false }
+            }
+        }
+        await queue.runAll(server.backend, stale: staleReads)
+        encode(&queue, into: &out)
+        return true
+    }
+
+    /// Writes one reply, counting errors.
+    mutating func write(_ reply: RESPValue, into out: inout ByteBuffer) {
+        if case .error(let text) = reply { server.metrics.recordError(text) }
+        out.writeRESPValue(reply, version: version)
+    }
+
+    /// Writes the replies of the queue's slots (all executed) and empties it.
+    private mutating func encode(_ queue: inout ExecutionQueue, into out: inout ByteBuffer) {
+        var nextWrite = 0
+        var nextRead = 0
+        for slot in queue.slots {
+            switch slot {
+            case .ready(let value):
+                write(value, into: &out)
+            case .write(let count, let kind):
+                write(kind.reply(queue.writeResults[nextWrite ..< nextWrite + count]), into: &out)
+                nextWrite += count
+            case .read(let count, let kind):
+                write(kind.reply(queue.readResults[nextRead ..< nextRead + count]), into: &out)
+                nextRead += count
+            }
+        }
+        queue = ExecutionQueue()
+    }
+}
+
+/// What one command turns into.
+enum Step {
+    /// A reply that needs no backend.
+    case reply(RESPValue)
+    /// Writes through consensus; batched with neighbouring writes.
+    case write([Command], WriteReply)
+    /// Reads of keys; batched with neighbouring reads.
+    case read([Key], ReadReply)
+    /// A backend call that cannot be batched, run in order.
+    case deferred(DeferredOperation)
+    /// A command that reads or changes the connection's state, run after everything
+    /// before it is answered.
+    case connection(String, ArraySlice<ByteBuffer>)
+}
+
+/// How the results of a command's writes become its reply.
+enum WriteReply {
+    /// `+OK` (SET, MSET) once every write succeeded.
+    case ok
+    /// The value before the write, or null (SET … GET).
+    case previousValue
+    /// A conditional write (NX, IFEQ): on success `+OK` (or the previous value with
+    /// GET), when the condition failed null (or the current value with GET).
+    case conditional(returnValue: Bool)
+    /// The number of keys that existed (DEL).
+    case deletedCount
+    /// The new integer value (INCR family).
+    case integer
+
+    func reply(_ results: ArraySlice<Result<CommandResult, BackendError>>) -> RESPValue {
+        var deleted: Int64 = 0
+        for outcome in results {
+            switch outcome {
+            case .failure(let error):
+                return RESPError.reply(for: error)
+            case .success(let result):
+                if let error = result.error {
+                    if case .compareFailed = error, case .conditional(let returnValue) = self {
+                        return returnValue ? result.value.map(RESPValue.bulkString) ?? .null : .null
+                    }
+                    return RESPError.reply(for: error)
+                }
+                if result.previousValue != nil { deleted += 1 }
+            }
+        }
+        guard case .success(let last)? = results.last else { return .ok }
+        switch self {
+        case .ok: return .ok
+        case .previousValue: return last.previousValue.map(RESPValue.bulkString) ?? .null
+        case .conditional(let returnValue):
+            return returnValue ? last.previousValue.map(RESPValue.bulkString) ?? .null : .ok
+        case .deletedCount: return .integer(deleted)
+        case .integer:
+            guard let value = last.value, let number = Int64(String(decoding: value, as: UTF8.self)) else {
+                return RESPError.notInteger
+            }
+            return .integer(number)
+        }
+    }
+}
+
+/// How the records read for a command become its reply.
+enum ReadReply {
+    /// The value or null (GET).
+    case value
+    /// An array of values or nulls (MGET).
+    case values
+    /// How many of the keys exist (EXISTS).
+    case existsCount
+
+    func reply(_ results: ArraySlice<Result<KeyValue?, BackendError>>) -> RESPValue {
+        var records: [KeyValue?] = []
+        records.reserveCapacity(results.count)
+        for outcome in results {
+            switch outcome {
+            case .failure(let error): return RESPError.reply(for: error)
+            case .success(let record): records.append(record)
+            }
+        }
+        switch self {
+        case .value: return records.first.flatMap { $0.map { .bulkString($0.value) } } ?? .null
+        case .values: return .array(records.map { $0.map { .bulkString($0.value) } ?? .null })
+        case .existsCount: return .integer(Int64(records.count { $0 != nil }))
+        }
+    }
+}
+
+/// Backend calls run one at a time, in order.
+enum DeferredOperation {
+    /// SET … XX [GET]: write only if the key exists.
+    case setIfExists(Key, [UInt8], returnPrevious: Bool)
+    /// DBSIZE.
+    case count
+    /// INFO with the requested sections (lower-case; empty for the default ones).
+    case info([String])
+}
+
+/// The replies of a batch being assembled, and the backend calls not yet made.
+struct ExecutionQueue {
+    enum Slot {
+        case ready(RESPValue)
+        case write(count: Int, WriteReply)
+        case read(count: Int, ReadReply)
+    }
+
+    var slots: [Slot] = []
+    /// Writes queued and not yet sent to the backend.
+    var commands: [Command] = []
+    /// Keys queued and not yet read.
+    var keys: [Key] = []
+    /// The outcome of every write sent so far, in order.
+    var writeResults: [Result<CommandResult, BackendError>] = []
+    /// The outcome of every key read so far, in order.
+    var readResults: [Result<KeyValue?, BackendError>] = []
+
+    mutating func runWrites(_ backend: any KVBackend) async {
+        let commands = self.commands
+        self.commands = []
+        let results = commands.count == 1
+            ? [await Result(catching: { () async throws(BackendError) in try await backend.execute(commands[0]) })]
+            : await backend.execute(commands)
+        writeResults.append(contentsOf: results)
+        // A backend that returned too few outcomes must not shift later replies.
+        for _ in results.count ..< max(commands.count, results.count) {
+            writeResults.append(.failure(.unavailable("the backend returned no outcome for a command")))
+        }
+    }
+
+    mutating func runReads(_ backend: any KVBackend, stale: Bool) async {
+        let keys = self.keys
+        self.keys = []
+        do {
+            let records = try await backend.read(keys, stale: stale)
+            for index in keys.indices {
+                readResults.append(index < records.count ? .success(records[index])
+                                   : .failure(.unavailable("the backend returned no record for a key")))
+            }
+        } catch {
+            readResults.append(contentsOf: repeatElement(.failure(error), count: keys.count))
+        }
+    }
+
+    mutating func runAll(_ backend: any KVBackend, stale: Bool) async {
+        if !commands.isEmpty { await runWrites(backend) }
+        if !keys.isEmpty { await runReads(backend, stale: stale) }
+    }
+}
+
+extension Result where Failure == BackendError {
+    /// Captures the outcome of an async throwing call.
+    init(catching body: () async throws(BackendError) -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
+}
