@@ -1,0 +1,112 @@
+public import AegisKV
+public import AegisRaft
+public import AegisReplication
+
+/// The `KVBackend` of a real node: the RESP and HTTP servers talk to a
+/// `NodeRuntime` through it.
+public struct RuntimeBackend: KVBackend {
+    /// The node.
+    public let runtime: NodeRuntime
+    /// The cluster's ID, reported in status.
+    public let clusterID: String?
+
+    /// Wraps a runtime.
+    public init(runtime: NodeRuntime, clusterID: String? = nil) {
+        self.runtime = runtime
+        self.clusterID = clusterID
+    }
+
+    public func execute(_ command: Command) async throws(BackendError) -> CommandResult {
+        do {
+            return try await runtime.execute(command)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func execute(_ commands: [Command]) async -> [Result<CommandResult, BackendError>] {
+        let results = await runtime.execute(batch: commands)
+        return results.map { $0.mapError { map($0) } }
+    }
+
+    public func read(_ keys: [Key], stale: Bool) async throws(BackendError) -> [KeyValue?] {
+        do {
+            return try await runtime.read(keys, stale: stale)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func count(stale: Bool) async throws(BackendError) -> Int {
+        do {
+            return try await runtime.count(stale: stale)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func status() async -> BackendStatus {
+        let s = runtime.status
+        let members = s.members.map { m in
+            let role: NodeRole
+            if !m.isVoter {
+                role = .learner
+            } else if m.id == s.leader {
+                role = .leader
+            } else if m.id == s.nodeID {
+                role = NodeRole(s.role)
+            } else {
+                role = .follower
+            }
+            return MemberStatus(id: m.id, role: role, peerAddress: m.address?.peer ?? "",
+                                clientAddress: m.address?.client ?? "", matchIndex: m.match, lag: m.lag,
+                                reachable: m.state.map { $0 != .probe })
+        }
+        let selfIsLearner = s.members.first { $0.id == s.nodeID }.map { !$0.isVoter } ?? false
+        return BackendStatus(nodeID: s.nodeID, clusterID: clusterID, role: selfIsLearner ? .learner : NodeRole(s.role),
+                             leader: hint(s.leader), term: s.term, commitIndex: s.commitIndex,
+                             appliedIndex: s.appliedIndex, members: members)
+    }
+
+    public func addMember(_ id: NodeID, peerAddress: String, clientAddress: String, asLearner: Bool) async throws(BackendError) {
+        do {
+            try await runtime.addMember(id, address: MemberAddress(peer: peerAddress, client: clientAddress.isEmpty ? nil : clientAddress),
+                                        asLearner: asLearner)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func promoteMember(_ id: NodeID) async throws(BackendError) {
+        do { try await runtime.promoteMember(id) } catch { throw map(error) }
+    }
+
+    public func removeMember(_ id: NodeID) async throws(BackendError) {
+        do { try await runtime.removeMember(id) } catch { throw map(error) }
+    }
+
+    public func transferLeadership(to id: NodeID?) async throws(BackendError) {
+        do { try await runtime.transferLeadership(to: id) } catch { throw map(error) }
+    }
+
+    private func hint(_ id: NodeID?) -> LeaderHint? {
+        guard let id else { return nil }
+        let address = runtime.status.members.first { $0.id == id }?.address?.client
+        return LeaderHint(id: id, clientAddress: address)
+    }
+
+    private func map(_ error: any Error) -> BackendError {
+        guard let e = error as? ReplicationError else { return .unavailable("\(error)") }
+        switch e {
+        case .noLeader: return .noLeader(lastKnownLeader: hint(runtime.status.leader))
+        case .notLeader(let leader): return .notLeader(leader: hint(leader))
+        case .timeout:
+            let c = runtime.configuration.requestTimeout.components
+            return .timeout(milliseconds: c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
+        case .lost: return .unavailable("the write was not committed because leadership changed; retry")
+        case .rejected(let why): return .rejected(why)
+        case .shuttingDown: return .unavailable("the node is shutting down")
+        case .storageFailed(let why): return .unavailable("the node stopped after a storage failure: \(why)")
+        }
+    }
+}

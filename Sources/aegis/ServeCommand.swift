@@ -1,0 +1,188 @@
+import AegisRaft
+import AegisReplication
+import AegisServer
+import AegisStorage
+import AegisTransport
+import ArgumentParser
+import Foundation
+import Logging
+import Metrics
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+
+/// `aegis serve`: runs one node.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run one node of an Aegis cluster.",
+        discussion: """
+            Settings come from flags, then environment variables (AEGIS_<NAME>, e.g. \
+            AEGIS_DATA_DIR), then an optional file (--config) of `name = value` lines \
+            using the flag names (e.g. `data-dir = /var/lib/aegis`), then defaults.
+
+            A node whose data directory is empty bootstraps a new cluster from --peers \
+            (every founding member, this one included). With --join it starts empty \
+            and waits to be added by the leader: `aegis cluster add <id> --peer \
+            host:port --client host:port` (as a learner), then `aegis cluster promote <id>`.
+
+            Without a password, clients are accepted on loopback only (protected mode).
+
+            Examples:
+              aegis serve --id node1 --data-dir /var/lib/aegis --peer-listen 10.0.0.1:9001 \\
+                --client-listen 10.0.0.1:7001 --admin-listen 10.0.0.1:8001 \\
+                --peers node1=10.0.0.1:9001/10.0.0.1:7001,node2=10.0.0.2:9001/10.0.0.2:7001,node3=...
+              aegis serve --config /etc/aegis/node1.conf
+            """)
+
+    @Option(help: "A file of `name = value` lines (flag names without dashes).") var config: String?
+    @Option(help: "This node's ID.") var id: String?
+    @Option(help: "The data directory (WAL and snapshots).") var dataDir: String?
+    @Option(help: "The cluster ID: peers of another cluster are refused.") var clusterId: String?
+    @Option(help: "host:port for Raft traffic from peers.") var peerListen: String?
+    @Option(help: "host:port for RESP clients.") var clientListen: String?
+    @Option(help: "host:port for the HTTP admin API.") var adminListen: String?
+    @Option(help: "Members: id=peerHost:port/clientHost:port, comma-separated (this node included).") var peers: String?
+    @Flag(help: "Start empty and wait to be added to an existing cluster.") var join = false
+    @Option(help: "Password clients must send with AUTH.") var password: String?
+    @Option(help: "Bearer token for mutating admin endpoints.") var adminToken: String?
+    @Option(help: "Milliseconds per Raft tick (default 10).") var tickMs: Int?
+    @Option(help: "Election timeout in ticks (default 100).") var electionTicks: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+
+    func run() async throws {
+        let settings = try ServeSettings.resolve(self)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = settings.logLevel
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var logger = Logger(label: "aegis")
+        logger[metadataKey: "node"] = "\(settings.id)"
+
+        try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true)
+        let storage = try DiskStorage(directory: settings.dataDir)
+        defer { storage.close() }
+
+        var transportConfig = TCPTransport.Configuration(nodeID: settings.id, clusterID: settings.clusterID,
+                                                         host: settings.peerListen.host, port: settings.peerListen.port)
+        for (peer, address) in settings.members where peer != settings.id {
+            if let p = PeerAddress(parsing: address.peer) { transportConfig.peers[peer] = p }
+        }
+        let transport = try TCPTransport(configuration: transportConfig, logger: logger)
+        try await transport.start()
+
+        var nodeConfig = NodeConfiguration(nodeID: settings.id,
+                                           bootstrapVoters: settings.join ? [] : settings.members.keys.sorted())
+        nodeConfig.tickInterval = .milliseconds(settings.tickMs)
+        nodeConfig.raft.electionTimeout = settings.electionTicks
+        nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
+        var addresses = settings.members
+        addresses[settings.id] = MemberAddress(peer: settings.peerListen.description, client: settings.clientListen.description)
+        let runtime = try NodeRuntime(configuration: nodeConfig, storage: storage, transport: transport,
+                                      addresses: addresses, logger: logger)
+        let backend = RuntimeBackend(runtime: runtime, clusterID: settings.clusterID)
+        let resp = RESPServer(
+            configuration: RESPServerConfiguration(host: settings.clientListen.host, port: settings.clientListen.port,
+                                                   password: settings.password, protectedMode: settings.password == nil),
+            backend: backend, logger: logger)
+        let admin = AdminServer(
+            configuration: AdminServerConfiguration(host: settings.adminListen.host, port: settings.adminListen.port,
+                                                    adminToken: settings.adminToken),
+            backend: backend, registry: registry, logger: logger)
+        logger.info("node starting", metadata: [
+            "peers": "\(settings.peerListen)", "clients": "\(settings.clientListen)", "admin": "\(settings.adminListen)",
+            "data": "\(settings.dataDir)", "pid": "\(ProcessInfo.processInfo.processIdentifier)"])
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: runtime), .init(service: resp), .init(service: admin)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await transport.shutdown()
+    }
+}
+
+/// The resolved settings of `aegis serve` (flags > environment > file > defaults).
+struct ServeSettings {
+    var id: NodeID
+    var dataDir: String
+    var clusterID: String
+    var peerListen: PeerAddress
+    var clientListen: PeerAddress
+    var adminListen: PeerAddress
+    var members: [NodeID: MemberAddress]
+    var join: Bool
+    var password: String?
+    var adminToken: String?
+    var tickMs: Int
+    var electionTicks: Int
+    var logLevel: Logger.Level
+
+    static func resolve(_ flags: ServeCommand) throws -> ServeSettings {
+        let env = ProcessInfo.processInfo.environment
+        var file: [String: String] = [:]
+        if let path = flags.config { file = try parseConfigFile(path) }
+        func value(_ name: String, _ flag: String?) -> String? {
+            if let flag { return flag }
+            let envName = "AEGIS_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
+            if let v = env[envName], !v.isEmpty { return v }
+            return file[name]
+        }
+        func address(_ name: String, _ flag: String?, _ fallback: String) throws -> PeerAddress {
+            let text = value(name, flag) ?? fallback
+            guard let a = PeerAddress(parsing: text) else {
+                throw ValidationError("--\(name): '\(text)' is not host:port")
+            }
+            return a
+        }
+        guard let id = value("id", flags.id) else { throw ValidationError("--id is required (or AEGIS_ID, or id in --config)") }
+        let peerListen = try address("peer-listen", flags.peerListen, "127.0.0.1:9001")
+        let clientListen = try address("client-listen", flags.clientListen, "127.0.0.1:7001")
+        let adminListen = try address("admin-listen", flags.adminListen, "127.0.0.1:8001")
+        var members: [NodeID: MemberAddress] = [:]
+        if let list = value("peers", flags.peers) {
+            for item in list.split(separator: ",") {
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                let addrs = parts.count == 2 ? parts[1].split(separator: "/").map(String.init) : []
+                guard parts.count == 2, (1...2).contains(addrs.count), addrs.allSatisfy({ PeerAddress(parsing: $0) != nil }) else {
+                    throw ValidationError("--peers: '\(item)' is not id=peerHost:port[/clientHost:port]")
+                }
+                members[NodeID(parts[0])] = MemberAddress(peer: addrs[0], client: addrs.count == 2 ? addrs[1] : nil)
+            }
+        }
+        let join = flags.join || value("join", nil) == "true"
+        if !join && members[NodeID(id)] == nil {
+            members[NodeID(id)] = MemberAddress(peer: peerListen.description, client: clientListen.description)
+        }
+        let levelText = value("log-level", flags.logLevel) ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else { throw ValidationError("--log-level: unknown level '\(levelText)'") }
+        let tick = Int(value("tick-ms", flags.tickMs.map(String.init)) ?? "10") ?? 10
+        let election = Int(value("election-ticks", flags.electionTicks.map(String.init)) ?? "100") ?? 100
+        guard tick > 0, election > 2 else { throw ValidationError("--tick-ms must be positive and --election-ticks at least 3") }
+        return ServeSettings(
+            id: NodeID(id), dataDir: value("data-dir", flags.dataDir) ?? "./.aegis/\(id)",
+            clusterID: value("cluster-id", flags.clusterId) ?? "aegis", peerListen: peerListen,
+            clientListen: clientListen, adminListen: adminListen, members: members, join: join,
+            password: value("password", flags.password), adminToken: value("admin-token", flags.adminToken),
+            tickMs: tick, electionTicks: election, logLevel: level)
+    }
+
+    /// `name = value` lines; `#` starts a comment.
+    static func parseConfigFile(_ path: String) throws -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("--config: cannot read '\(path)'")
+        }
+        var result: [String: String] = [:]
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
+            if line.isEmpty { continue }
+            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("--config \(path):\(n + 1): expected `name = value`, got '\(line)'")
+            }
+            result[parts[0]] = parts[1]
+        }
+        return result
+    }
+}
