@@ -1,6 +1,7 @@
 import AegisServer
 import ArgumentParser
 import Foundation
+import UnixSignals
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,12 +65,11 @@ struct DevCommand: AsyncParsableCommand {
             say("  \(ids[k])  pid \(processes[k].processIdentifier)  RESP \(host):\(DevDefaults.respPorts[k])  HTTP http://\(host):\(DevDefaults.adminPorts[k])  log \(root)/\(ids[k]).log")
         }
         let stop = StopSignal()
-        let signals = [SIGINT, SIGTERM].map { sig -> any DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig)
-            source.setEventHandler { stop.fire() }
-            source.resume()
-            return source
+        let signals = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) {
+                stop.fire()
+                break
+            }
         }
         if let leader = await waitForLeader(stop: stop) {
             say("  leader: \(leader)")
@@ -90,7 +90,7 @@ struct DevCommand: AsyncParsableCommand {
         say("stopping...")
         for p in processes where p.isRunning { p.terminate() }
         for p in processes { p.waitUntilExit() }
-        _ = signals
+        signals.cancel()
         say("stopped; data kept in \(root)")
     }
 
@@ -147,25 +147,27 @@ enum RESPProbe {
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
+        while !isCompleteBulkString(data) {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             data.append(contentsOf: buffer[0..<n])
-            // A bulk string: "$<len>\r\n<payload>\r\n".
-            if let text = String(bytes: data, encoding: .utf8), let header = text.firstIndex(of: "\r"),
-               text.hasPrefix("$"), let length = Int(text[text.index(after: text.startIndex)..<header]),
-               data.count >= text.utf8.distance(from: text.utf8.startIndex, to: header.samePosition(in: text.utf8) ?? text.utf8.startIndex) + 2 + length {
-                break
-            }
-            if data.first == UInt8(ascii: "-") { return nil }
         }
-        guard let text = String(bytes: data, encoding: .utf8) else { return nil }
+        guard data.first == UInt8(ascii: "$"), let text = String(bytes: data, encoding: .utf8) else { return nil }
         var result: [String: String] = [:]
-        for line in text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) {
+        for line in text.split(whereSeparator: \.isNewline) {
             let parts = line.split(separator: ":", maxSplits: 1)
             if parts.count == 2 { result[String(parts[0])] = String(parts[1]) }
         }
         return result
+    }
+
+    /// `$<length>\r\n<payload>\r\n` fully received (or an error reply).
+    static func isCompleteBulkString(_ data: [UInt8]) -> Bool {
+        guard let first = data.first else { return false }
+        if first != UInt8(ascii: "$") { return data.last == UInt8(ascii: "\n") }
+        guard let cr = data.firstIndex(of: UInt8(ascii: "\r")),
+              let length = Int(String(decoding: data[1..<cr], as: UTF8.self)) else { return false }
+        return data.count >= cr + 2 + max(length, 0) + 2
     }
 }
 

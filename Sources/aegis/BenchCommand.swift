@@ -1,0 +1,186 @@
+import AegisServer
+import ArgumentParser
+import Foundation
+import Histogram
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Load-test a node or cluster over RESP and report throughput and latency percentiles.",
+        discussion: """
+        Opens -c connections (spread over the --server addresses), each keeping -P requests in flight: it sends \
+        a batch of -P commands, waits for all replies, then sends the next, as redis-benchmark does. Keys are \
+        random in key:000000000000 … key:<keyspace-1>; SET values are -d bytes. Each test (-t) runs -n requests \
+        in total. A progress line is printed every second; at the end, per test: throughput and the latency \
+        histogram (HdrHistogram, microsecond resolution): p50, p90, p99, p99.9 and max. Latency of a request in \
+        a pipelined batch is measured from sending the batch to reading the request's reply.
+
+        Examples:
+          aegis bench                   # 100000 SETs, then GETs: 50 clients, 127.0.0.1:7001
+          aegis bench -c 50 -n 200000 -d 256 -P 16 -t set
+          aegis bench --server 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --json
+        """)
+
+    @Option(help: ArgumentHelp("RESP addresses, comma-separated; connections are spread over them.", valueName: "host:port,…"))
+    var server: String = DevDefaults.respAddress
+
+    @Option(name: [.customShort("c"), .long], help: "Concurrent connections.") var clients: Int = 50
+    @Option(name: [.customShort("n"), .long], help: "Requests per test, in total.") var requests: Int = 100_000
+    @Option(name: [.customShort("d"), .customLong("data-size")], help: "SET value size in bytes.") var dataSize: Int = 256
+    @Option(name: [.customShort("P"), .long], help: "Requests in flight per connection (pipeline depth).") var pipeline: Int = 1
+    @Option(name: [.customShort("t"), .long], help: "Tests to run, comma-separated: set, get.") var tests: String = "set,get"
+    @Option(help: "Number of distinct keys.") var keyspace: UInt64 = 100_000
+    @Option(help: ArgumentHelp("The nodes' password (default: $AEGIS_PASSWORD).", valueName: "password")) var password: String?
+    @Flag(help: "Print the results as JSON (the progress line goes to standard error).") var json = false
+
+    func validate() throws {
+        guard clients > 0, requests > 0, pipeline > 0, dataSize >= 0, keyspace > 0 else {
+            throw ValidationError("-c, -n, -P and --keyspace must be positive and -d not negative")
+        }
+        for test in testList where BenchWorkload.Operation(rawValue: test) == nil {
+            throw ValidationError("unknown test '\(test)': use set, get or set,get")
+        }
+        for address in addresses { _ = try parseAddress(address) }
+    }
+
+    private var testList: [String] { tests.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+    private var addresses: [String] { server.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+    func run() async throws {
+        let setup = "servers \(addresses.joined(separator: ",")), \(clients) clients, \(requests) requests, \(dataSize)-byte values, "
+            + "pipeline \(pipeline), keyspace \(keyspace), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+        log("aegis bench: \(setup)")
+        var reports: [BenchReport] = []
+        for test in testList {
+            guard let operation = BenchWorkload.Operation(rawValue: test) else { continue }
+            let workload = BenchWorkload(operation: operation, requests: requests, pipeline: pipeline,
+                                         payload: Array(repeating: UInt8(ascii: "x"), count: dataSize), keyspace: keyspace,
+                                         password: password ?? ProcessInfo.processInfo.environment["AEGIS_PASSWORD"])
+            let report = try await runTest(workload)
+            reports.append(report)
+            if !json { print(report.text) }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(BenchOutput(setup: setup, results: reports)), as: UTF8.self))
+        }
+    }
+
+    private func runTest(_ workload: BenchWorkload) async throws -> BenchReport {
+        let progress = NIOLockedValueBox(0)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let start = ContinuousClock.now
+        var futures: [EventLoopFuture<ConnectionResult>] = []
+        for index in 0 ..< clients {
+            let quota = requests / clients + (index < requests % clients ? 1 : 0)
+            guard quota > 0 else { continue }
+            let (host, port) = try parseAddress(addresses[index % addresses.count])
+            let loop = group.next()
+            let done = loop.makePromise(of: ConnectionResult.self)
+            futures.append(done.futureResult)
+            let seed = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
+            let connect = ClientBootstrap(group: loop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            BenchConnectionHandler(workload: workload, quota: quota, seed: seed, progress: progress, done: done))
+                    }
+                }
+                .connect(host: host, port: port)
+            connect.whenFailure { error in
+                done.fail(ToolError("cannot connect to \(host):\(port): \(error)"))
+            }
+        }
+        let allFutures = futures
+        let results = try await withThrowingTaskGroup(of: [ConnectionResult]?.self) { tasks in
+            tasks.addTask {
+                var results: [ConnectionResult] = []
+                for future in allFutures { results.append(try await future.get()) }
+                return results
+            }
+            tasks.addTask {
+                var last = 0
+                while true {
+                    try await Task.sleep(for: .seconds(1))
+                    let done = progress.withLockedValue { $0 }
+                    let elapsed = ContinuousClock.now - start
+                    log("\(workload.operation.rawValue.uppercased()): \(done)/\(workload.requests) sent, \(done - last) req/s now, "
+                        + "\(Int(Double(done) / seconds(elapsed))) req/s overall")
+                    last = done
+                }
+            }
+            defer { tasks.cancelAll() }
+            while let next = try await tasks.next() {
+                if let results = next { return results }
+            }
+            return []
+        }
+        let elapsed = ContinuousClock.now - start
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var errors = 0
+        var firstError: String?
+        for result in results {
+            histogram.add(result.latencies)
+            errors += result.errors
+            firstError = firstError ?? result.firstError
+        }
+        return BenchReport(test: workload.operation.rawValue.uppercased(), requests: workload.requests, seconds: seconds(elapsed),
+                           histogram: histogram, errors: errors, firstError: firstError)
+    }
+}
+
+/// The figures of one test.
+struct BenchReport: Encodable {
+    var test: String
+    var requests: Int
+    var seconds: Double
+    var requestsPerSecond: Double
+    var errors: Int
+    var firstError: String?
+    /// Latency percentiles in milliseconds.
+    var latencyMilliseconds: [String: Double]
+
+    init(test: String, requests: Int, seconds: Double, histogram: Histogram<UInt64>, errors: Int, firstError: String?) {
+        self.test = test
+        self.requests = requests
+        self.seconds = seconds
+        self.requestsPerSecond = seconds > 0 ? Double(requests) / seconds : 0
+        self.errors = errors
+        self.firstError = firstError
+        let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9)]
+        var latency: [String: Double] = [:]
+        for (name, percentile) in percentiles { latency[name] = Double(histogram.valueAtPercentile(percentile)) / 1000 }
+        latency["max"] = Double(histogram.max) / 1000
+        latency["mean"] = histogram.mean / 1000
+        self.latencyMilliseconds = latency
+    }
+
+    var text: String {
+        func ms(_ name: String) -> String { String(format: "%.3f", latencyMilliseconds[name] ?? 0) }
+        var lines = [
+            "\(test): \(requests) requests in \(String(format: "%.2f", seconds)) s, \(Int(requestsPerSecond)) requests/s",
+            "  latency (ms): p50 \(ms("p50"))  p90 \(ms("p90"))  p99 \(ms("p99"))  p99.9 \(ms("p99.9"))  max \(ms("max"))",
+        ]
+        if errors > 0 { lines.append("  errors: \(errors) (first: \(firstError ?? "?"))") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+struct BenchOutput: Encodable {
+    var setup: String
+    var results: [BenchReport]
+}
+
+private func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+/// Progress and setup lines go to standard error, so `--json` output stays clean.
+private func log(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}

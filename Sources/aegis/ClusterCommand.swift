@@ -1,0 +1,194 @@
+import AegisServer
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Where the cluster tools connect.
+struct AdminOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The node's HTTP admin address (host:port).", valueName: "host:port"))
+    var admin: String = DevDefaults.adminAddress
+
+    @Option(name: .long, help: ArgumentHelp("The admin token for changes (default: $AEGIS_ADMIN_TOKEN).", valueName: "token"))
+    var token: String?
+
+    @Flag(help: "Print the node's JSON answer instead of a table.") var json = false
+
+    /// Sends a request to the admin API and returns the body; non-2xx answers throw
+    /// with the server's error text.
+    func request(_ method: String, _ path: String) async throws -> Data {
+        try await request(method, path, bodyData: nil)
+    }
+
+    /// Sends a request with a JSON body.
+    func request(_ method: String, _ path: String, body: some Encodable) async throws -> Data {
+        try await request(method, path, bodyData: try JSONEncoder().encode(body))
+    }
+
+    private func request(_ method: String, _ path: String, bodyData: Data?) async throws -> Data {
+        let (host, port) = try parseAddress(admin)
+        guard let url = URL(string: "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)") else {
+            throw ToolError("cannot build a URL from --admin \(admin)")
+        }
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        request.timeoutInterval = 30
+        if let token = token ?? ProcessInfo.processInfo.environment["AEGIS_ADMIN_TOKEN"] {
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        }
+        if let bodyData {
+            request.httpBody = bodyData
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await URLSession.shared.data(for: request)
+        } catch {
+            throw ToolError("cannot reach the admin API at \(admin): \(error.localizedDescription). Is the node running?")
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200 ..< 300).contains(status) else {
+            let message = (try? JSONDecoder().decode(AdminErrorDocument.self, from: data))?.error ?? String(decoding: data, as: UTF8.self)
+            throw ToolError("HTTP \(status): \(message)")
+        }
+        return data
+    }
+
+    /// Prints a cluster status answer as JSON or as a table.
+    func printStatus(_ data: Data) throws {
+        if json {
+            print(String(decoding: data, as: UTF8.self), terminator: "")
+            return
+        }
+        let status = try JSONDecoder().decode(ClusterStatusDocument.self, from: data)
+        print("answered by \(status.nodeID) (\(status.role)), term \(status.term), commit \(status.commitIndex), applied \(status.appliedIndex)")
+        print("leader: \(status.leader.map { "\($0) at \(status.leaderClientAddress ?? "?")" } ?? "none elected")")
+        let rows = [["ID", "ROLE", "CLIENT", "PEER", "MATCH", "LAG"]] + status.members.map { member in
+            [member.id, member.role, member.clientAddress, member.peerAddress,
+             member.matchIndex.map(String.init) ?? "-", member.lag.map(String.init) ?? "-"]
+        }
+        let widths = (0 ..< 6).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            let line = zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            print(line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression))
+        }
+    }
+}
+
+struct ClusterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Inspect and change an Aegis cluster's membership over the HTTP admin API.",
+        discussion: """
+        Talks to one node's admin API (--admin, default \(DevDefaults.adminAddress)). Changes need the admin token when \
+        the node has one (--token or $AEGIS_ADMIN_TOKEN) and go through Raft; any node forwards them to the leader.
+
+        Adding a node safely: start it (aegis serve … --join), add it as a learner, wait until its lag is small in \
+        `aegis cluster status`, then promote it to a voter.
+
+        Examples:
+          aegis cluster status
+          aegis cluster add node4 --peer 127.0.0.1:9004 --client 127.0.0.1:7004
+          aegis cluster promote node4
+          aegis cluster transfer-leader node2
+          aegis cluster remove node4
+        """,
+        subcommands: [Status.self, Add.self, Remove.self, Promote.self, TransferLeader.self])
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show members, roles, leader, term, indexes and each follower's lag.",
+            discussion: """
+            Lag and match indexes are known to the leader; ask the leader's admin address for them.
+
+            Examples:
+              aegis cluster status
+              aegis cluster status --admin 127.0.0.1:8002 --json
+            """)
+        @OptionGroup var options: AdminOptions
+
+        func run() async throws {
+            try options.printStatus(try await options.request("GET", "/v1/cluster"))
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a member, as a learner unless --voter.",
+            discussion: """
+            A learner receives the log but does not vote; promote it once it caught up. Adding a voter directly \
+            changes the quorum at once, before the new node has the log.
+
+            Examples:
+              aegis cluster add node4 --peer 127.0.0.1:9004 --client 127.0.0.1:7004
+            """)
+        @Argument(help: "The new member's node ID.") var id: String
+        @Option(help: ArgumentHelp("Its Raft peer address.", valueName: "host:port")) var peer: String
+        @Option(help: ArgumentHelp("Its RESP client address.", valueName: "host:port")) var client: String
+        @Flag(help: "Add as a voter right away instead of a learner.") var voter = false
+        @OptionGroup var options: AdminOptions
+
+        func run() async throws {
+            let body = AddMemberRequest(id: id, peerAddress: peer, clientAddress: client, learner: !voter)
+            try options.printStatus(try await options.request("POST", "/v1/cluster/members", body: body))
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a member (voter or learner).",
+            discussion: """
+            Removing the leader makes it step down after the change commits.
+
+            Examples:
+              aegis cluster remove node4
+            """)
+        @Argument(help: "The member's node ID.") var id: String
+        @OptionGroup var options: AdminOptions
+
+        func run() async throws {
+            try options.printStatus(try await options.request("DELETE", "/v1/cluster/members/\(pathComponent(id))"))
+        }
+    }
+
+    struct Promote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Promote a learner to a voter.",
+            discussion: """
+            Examples:
+              aegis cluster promote node4
+            """)
+        @Argument(help: "The learner's node ID.") var id: String
+        @OptionGroup var options: AdminOptions
+
+        func run() async throws {
+            try options.printStatus(try await options.request("POST", "/v1/cluster/members/\(pathComponent(id))/promote"))
+        }
+    }
+
+    struct TransferLeader: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "transfer-leader",
+            abstract: "Hand leadership to another voter.",
+            discussion: """
+            Without a target, the most up-to-date voter takes over. Useful before restarting the leader.
+
+            Examples:
+              aegis cluster transfer-leader node2
+              aegis cluster transfer-leader
+            """)
+        @Argument(help: "The voter to hand leadership to.") var target: String?
+        @OptionGroup var options: AdminOptions
+
+        func run() async throws {
+            try options.printStatus(try await options.request("POST", "/v1/cluster/transfer-leader", body: TransferLeaderRequest(target: target)))
+        }
+    }
+}
+
+/// Percent-encodes a path component.
+private func pathComponent(_ text: String) -> String {
+    text.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? text
+}

@@ -1,0 +1,111 @@
+import AegisKV
+import AegisRaft
+import AegisServer
+import NIOCore
+
+/// An in-memory `KVBackend` over a real `StateMachine`: every command is "committed"
+/// at the next index at once. Failures and cluster status are set by the test.
+actor FakeBackend: KVBackend {
+    var machine = StateMachine()
+    var nextIndex: LogIndex = 0
+    /// Thrown by every call while set.
+    var failure: BackendError?
+    var nodeStatus: BackendStatus
+    /// The size of every `execute(_ commands:)` batch, in order.
+    var batchSizes: [Int] = []
+    /// The `stale` flag of every read, in order.
+    var readStaleFlags: [Bool] = []
+    /// Administrative calls, as text, in order.
+    var adminCalls: [String] = []
+
+    init() {
+        nodeStatus = BackendStatus(
+            nodeID: "node1", clusterID: "test", role: .leader, leader: LeaderHint(id: "node1", clientAddress: "127.0.0.1:7001"),
+            term: 3, commitIndex: 0, appliedIndex: 0,
+            members: [
+                MemberStatus(id: "node1", role: .leader, peerAddress: "127.0.0.1:9001", clientAddress: "127.0.0.1:7001", matchIndex: 0, lag: 0),
+                MemberStatus(id: "node2", role: .follower, peerAddress: "127.0.0.1:9002", clientAddress: "127.0.0.1:7002", matchIndex: 0, lag: 0),
+            ])
+    }
+
+    func setFailure(_ failure: BackendError?) { self.failure = failure }
+    func setStatus(_ update: @Sendable (inout BackendStatus) -> Void) { update(&nodeStatus) }
+
+    func execute(_ command: Command) async throws(BackendError) -> CommandResult {
+        if let failure { throw failure }
+        nextIndex += 1
+        return machine.apply(command, at: nextIndex)
+    }
+
+    func execute(_ commands: [Command]) async -> [Result<CommandResult, BackendError>] {
+        batchSizes.append(commands.count)
+        var results: [Result<CommandResult, BackendError>] = []
+        for command in commands {
+            do { results.append(.success(try await execute(command))) } catch { results.append(.failure(error)) }
+        }
+        return results
+    }
+
+    func read(_ keys: [Key], stale: Bool) async throws(BackendError) -> [KeyValue?] {
+        if let failure { throw failure }
+        readStaleFlags.append(stale)
+        return keys.map { machine.get($0) }
+    }
+
+    func count(stale: Bool) async throws(BackendError) -> Int {
+        if let failure { throw failure }
+        return machine.count
+    }
+
+    func status() async -> BackendStatus {
+        var status = nodeStatus
+        status.commitIndex = max(status.commitIndex, nextIndex)
+        status.appliedIndex = max(status.appliedIndex, nextIndex)
+        return status
+    }
+
+    func addMember(_ id: NodeID, peerAddress: String, clientAddress: String, asLearner: Bool) async throws(BackendError) {
+        if let failure { throw failure }
+        adminCalls.append("add \(id) \(peerAddress) \(clientAddress) learner=\(asLearner)")
+        nodeStatus.members.append(MemberStatus(id: id, role: asLearner ? .learner : .follower, peerAddress: peerAddress, clientAddress: clientAddress))
+    }
+
+    func promoteMember(_ id: NodeID) async throws(BackendError) {
+        if let failure { throw failure }
+        adminCalls.append("promote \(id)")
+    }
+
+    func removeMember(_ id: NodeID) async throws(BackendError) {
+        if let failure { throw failure }
+        adminCalls.append("remove \(id)")
+        nodeStatus.members.removeAll { $0.id == id }
+    }
+
+    func transferLeadership(to id: NodeID?) async throws(BackendError) {
+        if let failure { throw failure }
+        adminCalls.append("transfer \(id?.rawValue ?? "any")")
+    }
+}
+
+/// Runs text commands through a session and returns the parsed replies.
+func send(_ session: inout RESPSession, _ commands: [[String]], keepOpen: Bool = true) async throws -> [RESPValue] {
+    var out = ByteBuffer()
+    let open = await session.handle(commands.map { RESPRequest(arguments: $0.map { ByteBuffer(string: $0) }) }, into: &out)
+    if keepOpen != open { throw TestFailure("the session's keep-open answer was \(open)") }
+    var replies: [RESPValue] = []
+    while let reply = try RESPValueParser.parse(&out) { replies.append(reply) }
+    if out.readableBytes != 0 { throw TestFailure("\(out.readableBytes) bytes left after the replies") }
+    return replies
+}
+
+/// Runs one text command and returns its reply.
+func send(_ session: inout RESPSession, _ command: String...) async throws -> RESPValue {
+    let replies = try await send(&session, [command])
+    guard replies.count == 1, let reply = replies.first else { throw TestFailure("expected one reply, got \(replies)") }
+    return reply
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
