@@ -130,8 +130,8 @@ public final class RaftNode<Machine: ReplicatedStateMachine> {
             if rd.shouldSnapshot {
                 let index = core.appliedIndex
                 try storage.createSnapshot(at: index, conf: core.confState, data: try stateMachine.snapshotData())
-                let keep = core.config.snapshotTrailingEntries
-                if index > keep { try storage.compact(upTo: index - keep) }
+                let upTo = core.compactionIndex(afterSnapshotAt: index)
+                if upTo > 0 { try storage.compact(upTo: upTo) }
             }
         }
     }

@@ -10,64 +10,87 @@ extension RaftCore {
     /// Starts sending the current snapshot to a follower whose next entry was
     /// compacted. Returns `true` if a chunk was sent.
     mutating func startSnapshotTransfer(to: NodeID) -> Bool {
-        guard var pr = tracker.progress[to], pr.recentActive else { return false }
         guard let snapshot = try? log.snapshot(), !snapshot.isEmpty else { return false }
-        pr.becomeSnapshot(snapshot.metadata.index)
-        tracker.progress[to] = pr
+        let started = tracker.update(to) { pr -> Bool in
+            guard pr.recentActive else { return false }
+            pr.becomeSnapshot(snapshot.metadata.index)
+            pr.snapshotInTransfer = snapshot
+            return true
+        }
+        guard started == true else { return false }
         sendSnapshotChunk(to: to)
         return true
     }
 
-    /// Sends the chunk at the follower's acknowledged offset. If a newer snapshot
-    /// replaced the one being sent, the transfer restarts with it.
+    /// Sends the chunk at the follower's acknowledged offset of the pinned snapshot.
     mutating func sendSnapshotChunk(to: NodeID) {
-        guard var pr = tracker.progress[to], pr.state == .snapshot,
-              let snapshot = try? log.snapshot(), !snapshot.isEmpty else { return }
-        if snapshot.metadata.index != pr.pendingSnapshot {
-            pr.becomeSnapshot(snapshot.metadata.index)
+        guard let request = tracker.update(to, { pr -> InstallSnapshotRequest? in
+            guard pr.state == .snapshot, let snapshot = pr.snapshotInTransfer else { return nil }
+            let total = snapshot.data.count
+            let start = min(Int(pr.snapshotOffset), total)
+            let end = min(start + config.snapshotChunkSize, total)
+            pr.snapshotChunkInFlight = true
+            pr.snapshotTicks = 0
+            return InstallSnapshotRequest(term: term, leaderID: id, metadata: snapshot.metadata, offset: UInt64(start),
+                                          data: Array(snapshot.data[start..<end]), done: end == total)
+        }), let request else { return }
+        send(to: to, .installSnapshot(request))
+    }
+
+    /// The lowest index the application may compact the log up to without cutting
+    /// away the entries that follow a snapshot being transferred (the follower needs
+    /// them right after installing it). `nil`: no limit.
+    public var compactionLimit: LogIndex? {
+        guard role == .leader else { return nil }
+        var limit: LogIndex?
+        for member in tracker.ids where member != id {
+            guard let pr = tracker.progress[member], pr.state == .snapshot else { continue }
+            limit = min(limit ?? pr.pendingSnapshot, pr.pendingSnapshot)
         }
-        let total = snapshot.data.count
-        let start = min(Int(pr.snapshotOffset), total)
-        let end = min(start + config.snapshotChunkSize, total)
-        send(to: to, .installSnapshot(InstallSnapshotRequest(term: term, leaderID: id, metadata: snapshot.metadata,
-                                                             offset: UInt64(start), data: Array(snapshot.data[start..<end]),
-                                                             done: end == total)))
-        pr.snapshotChunkInFlight = true
-        pr.snapshotTicks = 0
-        tracker.progress[to] = pr
+        return limit
     }
 
     mutating func handleInstallSnapshotResponse(_ response: InstallSnapshotResponse, from: NodeID) {
-        guard var pr = tracker.progress[from] else { return }
-        pr.recentActive = true
-        guard pr.state == .snapshot, response.snapshotIndex == pr.pendingSnapshot else {
-            tracker.progress[from] = pr
-            return
+        enum Next { case none, chunk, append }
+        let next = tracker.update(from) { pr -> Next in
+            pr.recentActive = true
+            guard pr.state == .snapshot, response.snapshotIndex == pr.pendingSnapshot else { return .none }
+            pr.snapshotResends = 0
+            if response.done && !response.rejected {
+                _ = pr.maybeUpdate(response.snapshotIndex)
+                pr.becomeProbe()
+                return .append
+            }
+            pr.snapshotOffset = response.rejected ? 0 : response.nextOffset
+            pr.snapshotChunkInFlight = false
+            return .chunk
         }
-        if response.done && !response.rejected {
-            _ = pr.maybeUpdate(response.snapshotIndex)
-            pr.becomeProbe()
-            tracker.progress[from] = pr
-            maybeSendAppend(to: from, sendIfEmpty: true)
-            return
+        switch next {
+        case .chunk: sendSnapshotChunk(to: from)
+        case .append: maybeSendAppend(to: from, sendIfEmpty: true)
+        default: break
         }
-        pr.snapshotOffset = response.rejected ? 0 : response.nextOffset
-        pr.snapshotChunkInFlight = false
-        tracker.progress[from] = pr
-        sendSnapshotChunk(to: from)
     }
 
     /// The snapshot apply timeout: a chunk (the last one includes the follower's
     /// install) not answered within `snapshotApplyTimeout` ticks is re-sent from the
-    /// last acknowledged offset; the transfer never restarts from scratch on its own.
+    /// last acknowledged offset. After 10 unanswered re-sends the transfer is dropped
+    /// (the follower is probed again later), releasing the pinned snapshot and the
+    /// compaction limit.
     mutating func tickSnapshotTransfers() {
         for member in tracker.ids where member != id {
-            guard var pr = tracker.progress[member], pr.state == .snapshot, pr.snapshotChunkInFlight else { continue }
-            pr.snapshotTicks += 1
-            tracker.progress[member] = pr
-            if pr.snapshotTicks >= config.snapshotApplyTimeout {
-                sendSnapshotChunk(to: member)
+            let action = tracker.update(member) { pr -> Int in
+                guard pr.state == .snapshot, pr.snapshotChunkInFlight else { return 0 }
+                pr.snapshotTicks += 1
+                guard pr.snapshotTicks >= config.snapshotApplyTimeout else { return 0 }
+                pr.snapshotResends += 1
+                if pr.snapshotResends > 10 {
+                    pr.becomeProbe()
+                    return 0
+                }
+                return 1
             }
+            if action == 1 { sendSnapshotChunk(to: member) }
         }
     }
 

@@ -118,6 +118,16 @@ extension RaftCore {
         config.snapshotThreshold > 0 && !snapshotRequested && log.applied >= lastSnapshotIndex + config.snapshotThreshold
     }
 
+    /// Where to compact the log after a snapshot at `snapshotIndex`: keep
+    /// `snapshotTrailingEntries` behind it, and nothing a snapshot transfer in
+    /// progress still needs (see `compactionLimit`). 0: do not compact.
+    public func compactionIndex(afterSnapshotAt snapshotIndex: LogIndex) -> LogIndex {
+        let keep = config.snapshotTrailingEntries
+        var index = snapshotIndex > keep ? snapshotIndex - keep : 0
+        if let limit = compactionLimit { index = min(index, limit) }
+        return index
+    }
+
     /// The index of the last entry applied (as confirmed by `advance`).
     public var appliedIndex: LogIndex { log.applied }
 }

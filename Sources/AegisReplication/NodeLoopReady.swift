@@ -128,8 +128,8 @@ extension NodeLoop {
         let index = core.appliedIndex
         guard index == machine.appliedIndex, index > 0 else { return }
         try storage.createSnapshot(at: index, conf: core.confState, data: machine.snapshotData())
-        let keep = config.raft.snapshotTrailingEntries
-        if index > keep { try storage.compact(upTo: index - keep) }
+        let upTo = core.compactionIndex(afterSnapshotAt: index)
+        if upTo > 0 { try storage.compact(upTo: upTo) }
         logger.info("took a snapshot", metadata: ["index": "\(index)"])
     }
 

@@ -88,8 +88,8 @@ public final class InteractionEnv {
                 let index = core.appliedIndex
                 try storage.createSnapshot(at: index, conf: core.confState,
                                            data: Array(repeating: UInt8(truncatingIfNeeded: index), count: 100))
-                let keep = core.config.snapshotTrailingEntries
-                if index > keep { try storage.compact(upTo: index - keep) }
+                let upTo = core.compactionIndex(afterSnapshotAt: index)
+                if upTo > 0 { try storage.compact(upTo: upTo) }
             }
         }
         cores[id] = core

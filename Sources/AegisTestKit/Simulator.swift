@@ -255,7 +255,7 @@ public final class Simulator {
             trace.record(now, "disk", k)
             complete(k, rd)
         case .crash:
-            crashSomeNode()
+            if !healed { crashSomeNode() }
             if !healed && profile.crashInterval > 0 { queue.push(.crash, at: draw(profile.crashInterval * 2)) }
         case .restart(let k):
             if nodes[k].core == nil { start(k) }

@@ -135,7 +135,8 @@ extension Simulator {
             return
         }
         try node.storage.createSnapshot(at: index, conf: core.confState, data: try node.machine.snapshotData())
-        if index > profile.snapshotTrailing { try node.storage.compact(upTo: index - profile.snapshotTrailing) }
+        let upTo = core.compactionIndex(afterSnapshotAt: index)
+        if upTo > 0 { try node.storage.compact(upTo: upTo) }
         result.snapshotsTaken += 1
     }
 

@@ -38,6 +38,11 @@ public struct Progress: Sendable, Hashable {
     var snapshotTicks = 0
     /// `true` while a chunk is in flight.
     var snapshotChunkInFlight = false
+    /// The snapshot being sent, pinned for the whole transfer: a newer snapshot taken
+    /// meanwhile does not restart it (which could otherwise never finish).
+    var snapshotInTransfer: Snapshot?
+    /// Chunks re-sent in a row without an answer.
+    var snapshotResends = 0
 
     init(next: LogIndex, maxInflight: Int, maxInflightBytes: Int, isLearner: Bool) {
         self.next = next
@@ -62,6 +67,8 @@ public struct Progress: Sendable, Hashable {
         snapshotOffset = 0
         snapshotTicks = 0
         snapshotChunkInFlight = false
+        snapshotInTransfer = nil
+        snapshotResends = 0
     }
 
     /// Enters `.probe`, restarting from the match (or past a just-installed snapshot).
