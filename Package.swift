@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "aegis-bench", targets: ["aegis-bench"]),
         .executable(name: "aegis-crashtest", targets: ["aegis-crashtest"]),
         .executable(name: "aegis", targets: ["aegis"]),
+        .executable(name: "aegis-check-history", targets: ["aegis-check-history"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -99,6 +100,12 @@ let package = Package(
                            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                            .product(name: "Histogram", package: "hdrhistogram-swift"),
                            .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // The linearizability verdict on a history recorded by scripts/aegis-jepsen.
+        .executableTarget(
+            name: "aegis-check-history",
+            dependencies: ["AegisTestKit"],
+            path: "Sources/aegis-jepsen",
             swiftSettings: strict),
         .executableTarget(
             name: "aegis-crashtest",

@@ -13,15 +13,26 @@ struct WriteWaiter: Sendable {
 
 /// A linearizable or stale read.
 struct ReadRequest: Sendable {
+    /// What a read asks for.
+    enum Kind: Sendable {
+        /// The records of `keys`.
+        case values
+        /// The number of keys.
+        case count
+        /// The state machine's digest and applied index (always local).
+        case digest
+    }
+
     var keys: [Key]
-    var countOnly: Bool
+    var kind: Kind
     var continuation: CheckedContinuation<ReadOutcome, any Error>
 }
 
-/// What a read returns: values per key, or the key count.
+/// What a read returns: values per key, the key count, or the local digest.
 enum ReadOutcome: Sendable {
     case values([KeyValue?])
     case count(Int)
+    case digest(appliedIndex: LogIndex, hex: String)
 }
 
 /// A membership change or leadership transfer requested through the runtime.

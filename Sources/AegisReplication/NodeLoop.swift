@@ -230,10 +230,13 @@ final class NodeLoop: @unchecked Sendable {
     }
 
     func serve(_ request: ReadRequest) {
-        if request.countOnly {
-            request.continuation.resume(returning: .count(machine.count))
-        } else {
+        switch request.kind {
+        case .values:
             request.continuation.resume(returning: .values(request.keys.map { machine.get($0) }))
+        case .count:
+            request.continuation.resume(returning: .count(machine.count))
+        case .digest:
+            request.continuation.resume(returning: .digest(appliedIndex: machine.appliedIndex, hex: machine.digestHex()))
         }
     }
 

@@ -120,21 +120,30 @@ public final class NodeRuntime: Service, @unchecked Sendable {
     /// Reads keys: linearizable (a ReadIndex round) by default, or this node's local
     /// state, possibly behind, with `stale`.
     public func read(_ keys: [Key], stale: Bool = false) async throws -> [KeyValue?] {
-        let outcome = try await readOutcome(keys: keys, countOnly: false, stale: stale)
+        let outcome = try await readOutcome(keys: keys, kind: .values, stale: stale)
         if case .values(let values) = outcome { return values }
         return []
     }
 
     /// The number of keys (linearizable unless `stale`).
     public func count(stale: Bool = false) async throws -> Int {
-        let outcome = try await readOutcome(keys: [], countOnly: true, stale: stale)
+        let outcome = try await readOutcome(keys: [], kind: .count, stale: stale)
         if case .count(let n) = outcome { return n }
         return 0
     }
 
-    private func readOutcome(keys: [Key], countOnly: Bool, stale: Bool) async throws -> ReadOutcome {
+    /// This node's state machine digest (SHA-256 of its canonical snapshot, in
+    /// hexadecimal) and the index it was taken at. Local, without ReadIndex: for
+    /// comparing replicas once they applied the same entries.
+    public func digest() async throws -> (appliedIndex: LogIndex, digest: String) {
+        let outcome = try await readOutcome(keys: [], kind: .digest, stale: true)
+        if case .digest(let index, let hex) = outcome { return (index, hex) }
+        return (0, "")
+    }
+
+    private func readOutcome(keys: [Key], kind: ReadRequest.Kind, stale: Bool) async throws -> ReadOutcome {
         try await withCheckedThrowingContinuation { continuation in
-            let request = ReadRequest(keys: keys, countOnly: countOnly, continuation: continuation)
+            let request = ReadRequest(keys: keys, kind: kind, continuation: continuation)
             if !queue.push(.read(request, stale: stale)) { continuation.resume(throwing: ReplicationError.shuttingDown) }
         }
     }

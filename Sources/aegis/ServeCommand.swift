@@ -49,6 +49,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds per Raft tick (default 10).") var tickMs: Int?
     @Option(help: "Election timeout in ticks (default 100).") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+    @Flag(help: "UNSAFE, for testing the linearizability checker only: serve every read from local state without ReadIndex (stale reads).")
+    var unsafeLocalReads = false
 
     func run() async throws {
         let settings = try ServeSettings.resolve(self)
@@ -83,7 +85,11 @@ struct ServeCommand: AsyncParsableCommand {
         addresses[settings.id] = MemberAddress(peer: settings.peerListen.description, client: settings.clientListen.description)
         let runtime = try NodeRuntime(configuration: nodeConfig, storage: storage, transport: transport,
                                       addresses: addresses, logger: logger)
-        let backend = RuntimeBackend(runtime: runtime, clusterID: settings.clusterID)
+        if settings.unsafeLocalReads {
+            logger.warning("UNSAFE: --unsafe-local-reads serves every read from this node's local state without ReadIndex; reads may be stale and the cluster is NOT linearizable. For testing the checker only.")
+        }
+        let backend = RuntimeBackend(runtime: runtime, clusterID: settings.clusterID,
+                                     unsafeLocalReads: settings.unsafeLocalReads)
         let resp = RESPServer(
             configuration: RESPServerConfiguration(host: settings.clientListen.host, port: settings.clientListen.port,
                                                    password: settings.password, protectedMode: settings.password == nil),
@@ -118,6 +124,8 @@ struct ServeSettings {
     var tickMs: Int
     var electionTicks: Int
     var logLevel: Logger.Level
+    /// Reads skip ReadIndex and serve local state: not linearizable, for testing only.
+    var unsafeLocalReads: Bool
 
     static func resolve(_ flags: ServeCommand) throws -> ServeSettings {
         let env = ProcessInfo.processInfo.environment
@@ -165,7 +173,8 @@ struct ServeSettings {
             clusterID: value("cluster-id", flags.clusterId) ?? "aegis", peerListen: peerListen,
             clientListen: clientListen, adminListen: adminListen, members: members, join: join,
             password: value("password", flags.password), adminToken: value("admin-token", flags.adminToken),
-            tickMs: tick, electionTicks: election, logLevel: level)
+            tickMs: tick, electionTicks: election, logLevel: level,
+            unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true")
     }
 
     /// `name = value` lines; `#` starts a comment.

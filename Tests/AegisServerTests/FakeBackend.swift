@@ -57,6 +57,11 @@ actor FakeBackend: KVBackend {
         return machine.count
     }
 
+    func digest() async throws(BackendError) -> (appliedIndex: LogIndex, digest: String) {
+        if let failure { throw failure }
+        return (machine.appliedIndex, machine.digestHex())
+    }
+
     func status() async -> BackendStatus {
         var status = nodeStatus
         status.commitIndex = max(status.commitIndex, nextIndex)

@@ -38,6 +38,11 @@ public protocol KVBackend: Sendable {
     /// The number of keys; linearizable unless `stale`.
     func count(stale: Bool) async throws(BackendError) -> Int
 
+    /// This node's state machine digest (hexadecimal SHA-256 of its canonical state)
+    /// and the applied index it was taken at. Always local, without ReadIndex: two
+    /// replicas at the same applied index must report the same digest.
+    func digest() async throws(BackendError) -> (appliedIndex: LogIndex, digest: String)
+
     /// This node's view of the cluster.
     func status() async -> BackendStatus
 

@@ -9,11 +9,16 @@ public struct RuntimeBackend: KVBackend {
     public let runtime: NodeRuntime
     /// The cluster's ID, reported in status.
     public let clusterID: String?
+    /// UNSAFE, for testing the linearizability checker only: serve every read from
+    /// this node's local state (as if `stale` were always set), skipping ReadIndex.
+    /// A partitioned or lagging node then returns stale values.
+    public let unsafeLocalReads: Bool
 
     /// Wraps a runtime.
-    public init(runtime: NodeRuntime, clusterID: String? = nil) {
+    public init(runtime: NodeRuntime, clusterID: String? = nil, unsafeLocalReads: Bool = false) {
         self.runtime = runtime
         self.clusterID = clusterID
+        self.unsafeLocalReads = unsafeLocalReads
     }
 
     public func execute(_ command: Command) async throws(BackendError) -> CommandResult {
@@ -31,7 +36,7 @@ public struct RuntimeBackend: KVBackend {
 
     public func read(_ keys: [Key], stale: Bool) async throws(BackendError) -> [KeyValue?] {
         do {
-            return try await runtime.read(keys, stale: stale)
+            return try await runtime.read(keys, stale: stale || unsafeLocalReads)
         } catch {
             throw map(error)
         }
@@ -39,7 +44,15 @@ public struct RuntimeBackend: KVBackend {
 
     public func count(stale: Bool) async throws(BackendError) -> Int {
         do {
-            return try await runtime.count(stale: stale)
+            return try await runtime.count(stale: stale || unsafeLocalReads)
+        } catch {
+            throw map(error)
+        }
+    }
+
+    public func digest() async throws(BackendError) -> (appliedIndex: LogIndex, digest: String) {
+        do {
+            return try await runtime.digest()
         } catch {
             throw map(error)
         }

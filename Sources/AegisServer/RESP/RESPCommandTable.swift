@@ -59,6 +59,8 @@ enum RESPCommandTable {
                         summary: "Sets keys (each key is applied in order; not atomic as a whole)."),
         RESPCommandInfo(name: "DBSIZE", arity: 1, flags: ["readonly", "fast"], keys: (0, 0, 0), group: "server",
                         summary: "Returns the number of keys."),
+        RESPCommandInfo(name: "AEGIS.DIGEST", arity: 1, flags: ["readonly", "stale"], keys: (0, 0, 0), group: "server",
+                        summary: "Returns [applied index, state digest] of this node, read locally (no ReadIndex)."),
         RESPCommandInfo(name: "PING", arity: -1, flags: ["fast", "stale"], keys: (0, 0, 0), group: "connection",
                         summary: "Returns PONG, or the argument."),
         RESPCommandInfo(name: "ECHO", arity: 2, flags: ["fast", "stale"], keys: (0, 0, 0), group: "connection",

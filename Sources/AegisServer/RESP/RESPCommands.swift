@@ -45,6 +45,8 @@ extension RESPSession {
             return planIncrement(name, arguments)
         case "DBSIZE":
             return .deferred(.count)
+        case "AEGIS.DIGEST":
+            return .deferred(.digest)
         case "INFO":
             return .deferred(.info(arguments.map { String(buffer: $0).lowercased() }))
         case "PING":
@@ -118,6 +120,9 @@ extension RESPSession {
             switch operation {
             case .count:
                 return .integer(Int64(try await backend.count(stale: staleReads)))
+            case .digest:
+                let (index, digest) = try await backend.digest()
+                return .array([.integer(Int64(index)), .bulk(digest)])
             case .info(let sections):
                 return await info(sections)
             case .setIfExists(let key, let value, let returnPrevious):

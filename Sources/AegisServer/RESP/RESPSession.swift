@@ -215,6 +215,8 @@ enum DeferredOperation {
     case setIfExists(Key, [UInt8], returnPrevious: Bool)
     /// DBSIZE.
     case count
+    /// AEGIS.DIGEST: the local applied index and state digest.
+    case digest
     /// INFO with the requested sections (lower-case; empty for the default ones).
     case info([String])
 }
