@@ -72,15 +72,7 @@ public final class MemoryStorage: RaftLogStorage {
         if low <= offset { throw RaftError.compacted }
         if high > lastIndexValue + 1 || low > high { throw RaftError.unavailable }
         if low == high { return [] }
-        let start = Int(low - offset), end = Int(high - offset)
-        var size = 0
-        var stop = start
-        while stop < end {
-            size += entries[stop].byteSize
-            if stop > start && size > maxBytes { break }
-            stop += 1
-        }
-        return Array(entries[start..<stop])
+        return entries.prefix(from: Int(low - offset), to: Int(high - offset), maxBytes: maxBytes)
     }
 
     public func term(at index: LogIndex) throws -> Term {

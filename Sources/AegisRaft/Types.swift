@@ -153,3 +153,19 @@ public struct Snapshot: Sendable, Hashable {
     /// `true` for the empty snapshot (index 0).
     public var isEmpty: Bool { metadata.index == 0 }
 }
+
+extension Array where Element == LogEntry {
+    /// The entries at positions `start..<end`, cut once their total `byteSize` passes
+    /// `maxBytes` — but always at least one when the range is not empty (a storage's
+    /// `entries(from:to:maxBytes:)` contract).
+    public func prefix(from start: Int, to end: Int, maxBytes: Int) -> [LogEntry] {
+        var size = 0
+        var stop = start
+        while stop < end {
+            size += self[stop].byteSize
+            if stop > start && size > maxBytes { break }
+            stop += 1
+        }
+        return Array(self[start..<stop])
+    }
+}

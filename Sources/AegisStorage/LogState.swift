@@ -33,15 +33,7 @@ struct LogState {
         if low <= offset { throw .compacted }
         if high > lastIndex + 1 || low > high { throw .unavailable }
         if low == high { return [] }
-        let start = Int(low - offset), end = Int(high - offset)
-        var size = 0
-        var stop = start
-        while stop < end {
-            size += entries[stop].byteSize
-            if stop > start && size > maxBytes { break }
-            stop += 1
-        }
-        return Array(entries[start..<stop])
+        return entries.prefix(from: Int(low - offset), to: Int(high - offset), maxBytes: maxBytes)
     }
 
     /// Checks an append against the contract and returns the part not already covered
