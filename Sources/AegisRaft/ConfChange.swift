@@ -236,8 +236,10 @@ extension RaftCore {
                     becomeFollower(term: term, leader: nil)
                     continue
                 }
-                // Members were added or removed: the quorum changed, maybe the commit too.
-                if maybeCommit() { pendingBroadcast = true } else { pendingBroadcast = true }
+                // Members were added or removed: the quorum changed, maybe the commit
+                // too; new members need their first append either way.
+                _ = maybeCommit()
+                pendingBroadcast = true
                 if next.isJoint && next.autoLeave && pendingConfIndex <= entry.index {
                     if let p = try? proposeConfChange(.leaveJoint), case .appended(let i, _) = p { pendingConfIndex = i }
                 }

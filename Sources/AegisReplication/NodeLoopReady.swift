@@ -112,10 +112,6 @@ extension NodeLoop {
             lastLeader = soft.leader
         }
         if soft.leader != nil { retryWaitingForLeader() }
-        if soft.role == .leader, let transfer = transfersPending.first, transfer.0 == config.nodeID {
-            transfer.1.resume()
-            transfersPending.removeFirst()
-        }
         // A transfer completed when the target leads.
         transfersPending.removeAll { target, continuation, _ in
             guard soft.leader == target else { return false }

@@ -90,3 +90,54 @@ import Testing
         #expect(snapshots <= 1)
     }
 }
+
+@Suite struct SnapshotPinningTests {
+    // Regression (simulator seed 924): snapshots taken while a transfer was running
+    // restarted it from offset 0 each time, so a lagging follower never caught up.
+    // The transfer now keeps the snapshot it started with until it is installed.
+    @Test func test_snapshot_newerSnapshotDoesNotRestartTransfer() throws {
+        var config = RaftConfig()
+        config.snapshotThreshold = 3
+        config.snapshotTrailingEntries = 0
+        config.snapshotChunkSize = 32
+        config.snapshotApplyTimeout = 3
+        let env = try InteractionEnv(count: 3, config: config)
+        try env.elect("n1")
+        env.isolate("n3")
+        for k in 0..<8 { try env.propose("n1", "p\(k)") }
+        try env.stabilize()
+        env.heal()
+        var chunks: [String] = []
+        func run(_ rounds: Int) throws {
+            for _ in 0..<rounds {
+                for _ in 0..<5 where !env.pending.isEmpty {
+                    chunks += try env.deliver().filter { $0.contains(" Snap ") }
+                }
+                try env.tick("n1")
+            }
+        }
+        // Start the transfer and let its first chunk through.
+        for _ in 0..<10 where chunks.isEmpty {
+            try env.tick("n1")
+            for _ in 0..<3 { chunks += try env.deliver().filter { $0.contains(" Snap ") } }
+        }
+        #expect(!chunks.isEmpty)
+        // Meanwhile the leader goes on writing and snapshots again (n3 cut off).
+        env.isolate("n3")
+        for k in 0..<6 { try env.propose("n1", "q\(k)") }
+        try run(2)
+        env.heal()
+        let newest = try #require(env.storages["n1"]).snapshot().metadata.index
+        try run(40)
+        func index(_ line: String) -> String {
+            String(line.split(separator: "(")[1].split(separator: ",")[0])
+        }
+        let first = index(try #require(chunks.first))
+        // A newer snapshot existed while the first transfer ran, yet that transfer
+        // went on to completion with the snapshot it started with.
+        #expect(UInt64(first).map { $0 < newest } == true)
+        #expect(chunks.contains { index($0) == first && $0.contains(" done") })
+        #expect(try env.core("n3").stats.snapshotsInstalled >= 1)
+        #expect(try env.core("n3").log.lastIndex() == (try env.core("n1").log.lastIndex()))
+    }
+}
