@@ -127,6 +127,7 @@ class Node:
         self.proc = None
         self.paused = False
         self.joined = False  # started with --join (re-added after a removal)
+        self.started_once = False
 
     @property
     def peer(self):
@@ -160,6 +161,11 @@ class Cluster:
                "--election-ticks", str(self.args.election_ticks), "--tick-ms", str(self.args.tick_ms)]
         if node.joined:
             cmd.append("--join")
+        elif not node.started_once:
+            # Only the first start founds the cluster; later starts find the identity
+            # file, and a node whose directory vanished must refuse (never re-found).
+            cmd += ["--initial-cluster-state", "new"]
+        node.started_once = True
         if self.args.unsafe_local_reads:
             cmd.append("--unsafe-local-reads")
         out = open(node.log_path, "ab")

@@ -54,20 +54,61 @@ enum RuntimeInput: Sendable {
 
 /// The node loop's inbox: any thread pushes, the loop thread takes everything queued
 /// at once (one batch per `Ready`). Once closed, pushes are refused.
+///
+/// Bounded: client requests (a batch counts each of its commands) beyond
+/// `clientLimit` are refused with ``ReplicationError/overloaded``, and peer message
+/// batches beyond `messageBatchLimit` are dropped and counted (Raft re-sends what
+/// matters). Ticks and `stop` are always taken.
 final class InputQueue: @unchecked Sendable {
+    /// The outcome of a push.
+    enum PushResult {
+        case queued
+        case closed
+        case full
+    }
+
     private let condition = NSCondition()
     private var items: [RuntimeInput] = []
     private var closed = false
+    private let clientLimit: Int
+    private let messageBatchLimit: Int
+    private var clientCount = 0
+    private var messageBatches = 0
+    /// Peer message batches dropped because the queue held `messageBatchLimit`.
+    private(set) var droppedMessageBatches = 0
 
-    /// Queues an input; `false` if the loop has stopped.
+    init(clientLimit: Int = .max, messageBatchLimit: Int = .max) {
+        self.clientLimit = max(1, clientLimit)
+        self.messageBatchLimit = max(1, messageBatchLimit)
+    }
+
+    /// Queues an input; `false` if the loop has stopped or the input was dropped
+    /// because the queue is full.
     @discardableResult
     func push(_ input: RuntimeInput) -> Bool {
+        if case .queued = offer(input) { return true }
+        return false
+    }
+
+    /// Queues an input and says why it was not.
+    func offer(_ input: RuntimeInput) -> PushResult {
+        let weight = input.clientWeight
         condition.lock()
         defer { condition.unlock() }
-        guard !closed else { return false }
+        guard !closed else { return .closed }
+        if weight > 0 {
+            guard clientCount == 0 || clientCount + weight <= clientLimit else { return .full }
+            clientCount += weight
+        } else if case .messages = input {
+            guard messageBatches < messageBatchLimit else {
+                droppedMessageBatches += 1
+                return .full
+            }
+            messageBatches += 1
+        }
         items.append(input)
         condition.signal()
-        return true
+        return .queued
     }
 
     /// Blocks until inputs are queued; returns them all.
@@ -76,6 +117,8 @@ final class InputQueue: @unchecked Sendable {
         while items.isEmpty { condition.wait() }
         let batch = items
         items.removeAll(keepingCapacity: true)
+        clientCount = 0
+        messageBatches = 0
         condition.unlock()
         return batch
     }
@@ -87,7 +130,20 @@ final class InputQueue: @unchecked Sendable {
         closed = true
         let rest = items
         items = []
+        clientCount = 0
+        messageBatches = 0
         return rest
+    }
+}
+
+extension RuntimeInput {
+    /// How many client requests this input holds (0 for peer messages, ticks, stop).
+    var clientWeight: Int {
+        switch self {
+        case .execute, .read, .admin: return 1
+        case .executeBatch(let commands, _): return max(1, commands.count)
+        case .messages, .tick, .stop: return 0
+        }
     }
 }
 

@@ -92,6 +92,7 @@ public final class LocalCluster: @unchecked Sendable {
         let storage = try DiskStorage(directory: member.directory)
         var configuration = NodeConfiguration(nodeID: member.id, bootstrapVoters: members.map(\.id), raft: raft)
         configuration.tickInterval = tickInterval
+        configuration.snapshotReceiveDirectory = member.directory
         var addresses: [NodeID: MemberAddress] = [:]
         for other in members { addresses[other.id] = MemberAddress(peer: other.address) }
         var nodeLogger = logger

@@ -39,8 +39,24 @@ final class NodeLoop: @unchecked Sendable {
     var readsWaitingForLeader: [(ReadRequest, deadline: Int)] = []
     var nextReadContext: UInt64 = 1
     var transfersPending: [(NodeID, CheckedContinuation<Void, any Error>, deadline: Int)] = []
-    var confChangesPending: [LogIndex: CheckedContinuation<Void, any Error>] = [:]
+    /// Membership changes proposed here by log index: answered when the entry at the
+    /// index is applied (success only if it is from `term`), or at the deadline.
+    var confChangesPending: [LogIndex: (term: Term, continuation: CheckedContinuation<Void, any Error>, deadline: Int)] = [:]
+    /// `true` while this node, created empty to join, has not yet applied the change
+    /// that adds it: it neither votes nor campaigns (see `NodeConfiguration.awaitingAdd`).
+    var awaitingAdd: Bool
+    /// Peer messages the core refused as invalid, and when the last warning was logged.
+    var invalidMessages = 0
+    /// The tick at which a write first failed for lack of disk space, while it lasts.
+    var diskFullSince: Int?
+    var lastDiskFullWarningTick = Int.min
+    var lastInvalidWarningTick = Int.min
     var failure: ReplicationError?
+    private let stoppedReasonBox = NSLockShim()
+    private var stoppedReasonValue: ReplicationError?
+    /// Why the loop stopped (a storage failure, a divergence), once it has; read from
+    /// any thread to answer requests that arrive after the stop.
+    var stoppedReason: ReplicationError? { stoppedReasonBox.with { stoppedReasonValue } }
     var lastLeader: NodeID?
     var lastCampaigns = 0
 
@@ -58,6 +74,7 @@ final class NodeLoop: @unchecked Sendable {
         self.peerAddresses = peerAddresses
         metrics = RuntimeMetrics(node: config.nodeID.rawValue)
         timeoutTicks = config.timeoutTicks
+        awaitingAdd = config.awaitingAdd
     }
 
     // MARK: The loop
@@ -80,6 +97,7 @@ final class NodeLoop: @unchecked Sendable {
             publishStatus(running: true)
         }
         let reason = failure ?? .shuttingDown
+        stoppedReasonBox.with { stoppedReasonValue = failure }
         for input in queue.close() { reject(input, reason) }
         failEverything(reason)
         publishStatus(running: false)
@@ -124,10 +142,13 @@ final class NodeLoop: @unchecked Sendable {
 
     func receive(_ message: Message) {
         switch message.payload {
-        case .raft:
+        case .raft(let payload):
             guard let raft = message.raftMessage else { return }
-            do { try core.step(raft) } catch {
-                logger.debug("dropped a message", metadata: ["from": "\(message.from)", "error": "\(error)"])
+            if awaitingAdd, case .vote = payload { return }  // not a voter until added
+            do { try core.step(raft) } catch RaftError.diverged(let divergence) {
+                stopOnDivergence(divergence)
+            } catch {
+                droppedInvalid(message, error)
             }
         case .clientRequest(let request):
             proposeForFollower(request, from: message.from)
@@ -145,10 +166,47 @@ final class NodeLoop: @unchecked Sendable {
         }
     }
 
+    /// Counts a peer message the core refused and logs it, at most once per election
+    /// timeout (a hostile or broken peer must not flood the log).
+    func droppedInvalid(_ message: Message, _ error: any Error) {
+        invalidMessages += 1
+        metrics.invalidMessages.increment()
+        guard tickCount - lastInvalidWarningTick >= config.raft.electionTimeout || lastInvalidWarningTick == Int.min else {
+            return
+        }
+        lastInvalidWarningTick = tickCount
+        logger.warning("dropped an invalid message from a peer", metadata: [
+            "from": "\(message.from)", "type": "\(message.type)", "error": "\(error)",
+            "droppedSoFar": "\(invalidMessages)"])
+    }
+
+    /// This node's committed log conflicts with the leader's: it must not serve a state
+    /// the cluster does not have. The loop stops; every request is answered with the reason.
+    func stopOnDivergence(_ divergence: Divergence) {
+        guard failure == nil else { return }
+        logger.critical("this node stops serving: its applied state conflicts with the leader's log",
+                        metadata: ["divergence": "\(divergence)"])
+        failure = .diverged("\(divergence)")
+    }
+
+    /// While this node cannot write its log for lack of space, new writes are refused at
+    /// once rather than queued behind a log that cannot grow.
+    var diskFullRefusal: ReplicationError? {
+        diskFullSince == nil ? nil : .rejected("the disk of \(config.nodeID) is full; writes resume when space is freed")
+    }
+
+    /// Why a proposal of `size` bytes is refused, or `nil`.
+    func oversize(_ size: Int) -> ReplicationError? {
+        guard size > config.maxEntryBytes else { return nil }
+        return .rejected("the command is \(size) bytes, over the maximum entry size of \(config.maxEntryBytes) bytes")
+    }
+
     /// The leader side of forwarding: append, and tell the follower where.
     func proposeForFollower(_ request: ClientRequest, from: NodeID) {
         let outcome: ClientResponse.Outcome
-        if core.isLeader {
+        if let refusal = oversize(request.command.count) ?? diskFullRefusal {
+            outcome = .failure(clientFailure(refusal))
+        } else if core.isLeader {
             do {
                 if case .appended(let index, let term) = try core.propose(request.command, timestamp: wallClockMillis()) {
                     outcome = .success(index: index, value: encodeTerm(term))
@@ -168,6 +226,10 @@ final class NodeLoop: @unchecked Sendable {
 
     /// Proposes on the leader, forwards from a follower, or waits for a leader.
     func submit(_ data: [UInt8], waiter: WriteWaiter) {
+        if let refusal = oversize(data.count) ?? diskFullRefusal {
+            waiter.resume(.failure(refusal))
+            return
+        }
         if core.isLeader {
             do {
                 if case .appended(let index, let term) = try core.propose(data, timestamp: wallClockMillis()) {

@@ -1,5 +1,6 @@
 import Foundation
 import AegisKV
+import AegisStorage
 public import AegisRaft
 public import AegisTransport
 import Logging
@@ -16,6 +17,7 @@ extension NodeLoop {
                 let rd = try core.ready()
                 var appends: [RaftMessage] = [], others: [RaftMessage] = []
                 for m in rd.messages { if m.isLeaderAppend { appends.append(m) } else { others.append(m) } }
+                if awaitingAdd { others.removeAll { if case .vote = $0.payload { return true } else { return false } } }
                 if !appends.isEmpty { transport.send(appends) }
                 if let snapshot = rd.snapshot {
                     try storage.applySnapshot(snapshot)
@@ -39,9 +41,24 @@ extension NodeLoop {
                 core.advance(rd)
                 serveReadyReads()
                 if rd.shouldSnapshot { try takeSnapshot() }
+            } catch StorageError.noSpace(let path, let needed, let available) {
+                // Nothing of this Ready was written, sent (after the append) or applied,
+                // and it was not advanced: the core hands it out again. Retry on a later
+                // tick; refuse client writes meanwhile (`submit`).
+                diskFullSince = diskFullSince ?? tickCount
+                if tickCount - lastDiskFullWarningTick >= config.raft.electionTimeout * 10 || lastDiskFullWarningTick == Int.min {
+                    lastDiskFullWarningTick = tickCount
+                    logger.error("the disk is full: writes are refused until space is freed", metadata: [
+                        "path": "\(path)", "needed": "\(needed)", "available": "\(available)"])
+                }
+                return
             } catch {
                 stopOnStorageFailure(error)
                 return
+            }
+            if let since = diskFullSince {
+                diskFullSince = nil
+                logger.notice("disk space is back: writes resume", metadata: ["fullForTicks": "\(tickCount - since)"])
             }
         }
         if core.stats.campaigns != lastCampaigns {
@@ -74,7 +91,20 @@ extension NodeLoop {
     /// Membership entries carry the address of an added member in their context; the
     /// transport learns it (and forgets removed members) on every node.
     func configurationEntryApplied(_ entry: LogEntry) {
+        if let pending = confChangesPending.removeValue(forKey: entry.index) {
+            if pending.term == entry.term {
+                pending.continuation.resume()
+            } else {
+                pending.continuation.resume(throwing: ReplicationError.lost)
+            }
+        }
         guard let change = try? ConfChange(decoding: entry.data) else { return }
+        if awaitingAdd && change.changes.contains(where: { $0.node == config.nodeID && $0.type != .removeNode }) {
+            awaitingAdd = false
+            logger.notice("this node was added to the cluster; it takes part in elections from now on",
+                          metadata: ["index": "\(entry.index)"])
+            config.onAdded?()
+        }
         let address = MemberAddress(parsing: String(decoding: change.context, as: UTF8.self))
         for single in change.changes {
             switch single.type {
@@ -91,9 +121,6 @@ extension NodeLoop {
                     (transport as? any PeerDirectory)?.removePeer(single.node)
                 }
             }
-        }
-        if let continuation = confChangesPending.removeValue(forKey: entry.index) {
-            continuation.resume()
         }
     }
 
@@ -142,8 +169,8 @@ extension NodeLoop {
         case .confChange(let change, let continuation):
             do {
                 guard core.isLeader else { throw ReplicationError.notLeader(leader: core.leader) }
-                if case .appended(let index, _) = try core.proposeConfChange(change) {
-                    confChangesPending[index] = continuation
+                if case .appended(let index, let term) = try core.proposeConfChange(change) {
+                    confChangesPending[index] = (term, continuation, tickCount + timeoutTicks)
                 } else {
                     continuation.resume(throwing: ReplicationError.notLeader(leader: core.leader))
                 }
@@ -193,6 +220,10 @@ extension NodeLoop {
         let (lateReads, keptReads) = readsWaitingForLeader.partitioned { $0.deadline <= now }
         readsWaitingForLeader = keptReads
         for r in lateReads { r.0.continuation.resume(throwing: ReplicationError.noLeader) }
+        for (index, entry) in confChangesPending where entry.deadline <= now {
+            confChangesPending[index] = nil
+            entry.continuation.resume(throwing: ReplicationError.timeout)
+        }
         let (lateTransfers, keptTransfers) = transfersPending.partitioned { $0.2 <= now }
         transfersPending = keptTransfers
         for t in lateTransfers { t.1.resume(throwing: ReplicationError.timeout) }
@@ -213,7 +244,7 @@ extension NodeLoop {
         readsWaitingForLeader = []
         for t in transfersPending { t.1.resume(throwing: reason) }
         transfersPending = []
-        for (_, c) in confChangesPending { c.resume(throwing: reason) }
+        for (_, c) in confChangesPending { c.continuation.resume(throwing: reason) }
         confChangesPending = [:]
     }
 
@@ -278,7 +309,8 @@ extension NodeLoop {
         case .notLeader(let leader): return ClientFailure(code: .notLeader, message: error.description, leaderHint: leader)
         case .noLeader: return ClientFailure(code: .notLeader, message: error.description)
         case .timeout: return ClientFailure(code: .timeout, message: error.description)
-        case .shuttingDown, .storageFailed: return ClientFailure(code: .unavailable, message: error.description)
+        case .shuttingDown, .storageFailed, .overloaded, .diverged:
+            return ClientFailure(code: .unavailable, message: error.description)
         case .lost, .rejected: return ClientFailure(code: .rejected, message: error.description)
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 public import AegisKV
 public import AegisRaft
+import AegisStorage
 public import AegisTransport
 public import Logging
 public import ServiceLifecycle
@@ -44,8 +45,12 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         var raft = configuration.raft
         raft.applied = machine.appliedIndex
         raft.randomSeed = UInt64.random(in: 1...UInt64.max)
-        let core = try RaftCore(id: configuration.nodeID, config: raft, storage: storage)
-        queue = InputQueue()
+        let receiver: any SnapshotReceiver = try configuration.snapshotReceiveDirectory.map {
+            try FileSnapshotReceiver(directory: $0)
+        } ?? MemorySnapshotReceiver()
+        let core = try RaftCore(id: configuration.nodeID, config: raft, storage: storage, snapshotReceiver: receiver)
+        queue = InputQueue(clientLimit: configuration.maxQueuedRequests,
+                           messageBatchLimit: configuration.maxQueuedMessageBatches)
         latestStatus = NodeStatus(nodeID: configuration.nodeID)
         let box = StatusBox()
         loop = NodeLoop(config: configuration, core: core, machine: machine, storage: storage, transport: transport,
@@ -69,7 +74,9 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { [transport, queue] in
-                    for await batch in transport.inbound where !queue.push(.messages(batch)) { break }
+                    for await batch in transport.inbound {
+                        if case .closed = queue.offer(.messages(batch)) { break }
+                    }
                 }
                 group.addTask { [queue] in
                     let clock = ContinuousClock()
@@ -99,8 +106,8 @@ public final class NodeRuntime: Service, @unchecked Sendable {
     public func execute(_ command: Command) async throws -> CommandResult {
         let data = command.encoded()
         return try await withCheckedThrowingContinuation { continuation in
-            if !queue.push(.execute(data, { continuation.resume(with: $0) })) {
-                continuation.resume(throwing: ReplicationError.shuttingDown)
+            if let refusal = submit(.execute(data, { continuation.resume(with: $0) })) {
+                continuation.resume(throwing: refusal)
             }
         }
     }
@@ -112,8 +119,8 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         let collector = BatchCollector(count: commands.count)
         return await withCheckedContinuation { continuation in
             collector.onComplete = { continuation.resume(returning: $0) }
-            let pushed = queue.push(.executeBatch(commands.map { $0.encoded() }, { k, result in collector.set(k, result) }))
-            if !pushed { for k in commands.indices { collector.set(k, .failure(ReplicationError.shuttingDown)) } }
+            let input = RuntimeInput.executeBatch(commands.map { $0.encoded() }, { k, result in collector.set(k, result) })
+            if let refusal = submit(input) { for k in commands.indices { collector.set(k, .failure(refusal)) } }
         }
     }
 
@@ -144,7 +151,7 @@ public final class NodeRuntime: Service, @unchecked Sendable {
     private func readOutcome(keys: [Key], kind: ReadRequest.Kind, stale: Bool) async throws -> ReadOutcome {
         try await withCheckedThrowingContinuation { continuation in
             let request = ReadRequest(keys: keys, kind: kind, continuation: continuation)
-            if !queue.push(.read(request, stale: stale)) { continuation.resume(throwing: ReplicationError.shuttingDown) }
+            if let refusal = submit(.read(request, stale: stale)) { continuation.resume(throwing: refusal) }
         }
     }
 
@@ -192,7 +199,16 @@ public final class NodeRuntime: Service, @unchecked Sendable {
 
     private func admin(_ make: (CheckedContinuation<Void, any Error>) -> AdminRequest) async throws {
         try await withCheckedThrowingContinuation { continuation in
-            if !queue.push(.admin(make(continuation))) { continuation.resume(throwing: ReplicationError.shuttingDown) }
+            if let refusal = submit(.admin(make(continuation))) { continuation.resume(throwing: refusal) }
+        }
+    }
+
+    /// Queues a client input; the error to answer with when it was not queued.
+    private func submit(_ input: RuntimeInput) -> ReplicationError? {
+        switch queue.offer(input) {
+        case .queued: return nil
+        case .closed: return loop.stoppedReason ?? .shuttingDown
+        case .full: return .overloaded
         }
     }
 }

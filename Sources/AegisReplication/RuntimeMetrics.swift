@@ -10,6 +10,8 @@ struct RuntimeMetrics {
     let leaderChanges: Counter
     let fsync: Timer
     let applyLag: Recorder
+    /// Peer messages the core refused as invalid (malformed values, wrong ranges).
+    let invalidMessages: Counter
     let node: String
 
     init(node: String) {
@@ -21,6 +23,7 @@ struct RuntimeMetrics {
         leaderChanges = Counter(label: "aegis_leader_changes_total", dimensions: dims)
         fsync = Timer(label: "aegis_fsync_seconds", dimensions: dims)
         applyLag = Recorder(label: "aegis_apply_lag_entries", dimensions: dims, aggregate: false)
+        invalidMessages = Counter(label: "aegis_invalid_peer_messages_total", dimensions: dims)
     }
 
     /// Per-peer message and byte counts, from the transport's counters.

@@ -23,6 +23,30 @@ public struct NodeConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(5)
     /// State machine limits (key and value sizes).
     public var limits: StateMachine.Limits = StateMachine.Limits()
+    /// The largest log entry (an encoded command) a client may propose, in bytes
+    /// (default 32 MiB). Larger ones are refused at once, before anything is logged.
+    /// Must stay below the transport's maximum frame size (64 MiB by default) with
+    /// room for the message header, so an append carrying it always fits in a frame.
+    public var maxEntryBytes: Int = 32 << 20
+    /// Client requests (a pipelined batch counts each command) that may wait in the
+    /// node's input queue (default 65,536); more are refused with
+    /// ``ReplicationError/overloaded`` until the loop catches up.
+    public var maxQueuedRequests: Int = 65_536
+    /// Batches of peer messages that may wait in the input queue (default 4,096); more
+    /// are dropped and counted (Raft re-sends).
+    public var maxQueuedMessageBatches: Int = 4_096
+    /// Where a snapshot arriving from the leader in chunks is reassembled: a temporary
+    /// file in this directory (normally the data directory), so a transfer costs disk,
+    /// not memory. `nil` reassembles in memory (tests). Either way the size is bounded
+    /// by `raft.maxSnapshotBytes`.
+    public var snapshotReceiveDirectory: String?
+    /// `true` for a node whose data directory was created empty to join an existing
+    /// cluster: it does not vote or campaign until the log it receives contains the
+    /// change that adds it (then ``onAdded`` is called, to persist that).
+    public var awaitingAdd = false
+    /// Called once on the loop thread when a node that was ``awaitingAdd`` applies the
+    /// change that adds it.
+    public var onAdded: (@Sendable () -> Void)?
 
     /// Creates a configuration.
     public init(nodeID: NodeID, bootstrapVoters: [NodeID], raft: RaftConfig = NodeConfiguration.defaultRaft) {
@@ -71,6 +95,11 @@ public enum ReplicationError: Error, Sendable, Hashable, CustomStringConvertible
     case shuttingDown
     /// The node stopped because its storage failed; it must be repaired.
     case storageFailed(String)
+    /// The node's input queue is full: the request was not queued. Retry later.
+    case overloaded
+    /// The node stopped serving: its state conflicts with the leader's log (it applied
+    /// an entry the cluster does not have). It must be replaced (removed and added back).
+    case diverged(String)
 
     public var description: String {
         switch self {
@@ -81,6 +110,8 @@ public enum ReplicationError: Error, Sendable, Hashable, CustomStringConvertible
         case .rejected(let why): return "rejected: \(why)"
         case .shuttingDown: return "the node is shutting down"
         case .storageFailed(let why): return "the node stopped after a storage failure: \(why)"
+        case .overloaded: return "the node is overloaded (its request queue is full); retry later"
+        case .diverged(let why): return "the node stopped serving: \(why)"
         }
     }
 }

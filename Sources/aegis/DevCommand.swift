@@ -39,8 +39,13 @@ struct DevCommand: AsyncParsableCommand {
         var processes: [Process] = []
         var entries: [String] = []
         let fresh = !FileManager.default.fileExists(atPath: "\(root)/\(ids[0])")
+        // A new cluster gets a random UUID; a second run finds it in each node's identity
+        // file, and a node whose directory went missing then refuses to start (it is not
+        // re-founded with an empty log).
+        let founding = fresh ? ["--initial-cluster-state", "new", "--cluster-uuid", UUID().uuidString]
+            : ["--initial-cluster-state", "existing"]
         for k in ids.indices {
-            let args = ["serve", "--id", ids[k], "--data-dir", "\(root)/\(ids[k])", "--cluster-id", "dev",
+            let args = ["serve", "--id", ids[k], "--data-dir", "\(root)/\(ids[k])", "--cluster-id", "dev"] + founding + [
                         "--peer-listen", "\(host):\(DevDefaults.peerPorts[k])",
                         "--client-listen", "\(host):\(DevDefaults.respPorts[k])",
                         "--admin-listen", "\(host):\(DevDefaults.adminPorts[k])",

@@ -21,10 +21,15 @@ struct ServeCommand: AsyncParsableCommand {
             AEGIS_DATA_DIR), then an optional file (--config) of `name = value` lines \
             using the flag names (e.g. `data-dir = /var/lib/aegis`), then defaults.
 
-            A node whose data directory is empty bootstraps a new cluster from --peers \
-            (every founding member, this one included). With --join it starts empty \
+            The data directory records the cluster ID, the cluster UUID and the node ID \
+            (file `identity`); a node refuses to start on a directory of another node or \
+            cluster. A node whose data directory is empty bootstraps a new cluster from \
+            --peers (every founding member, this one included) only with \
+            --initial-cluster-state new; otherwise it refuses to start (a member that \
+            lost its data must not vote with an empty log). With --join it starts empty \
             and waits to be added by the leader: `aegis cluster add <id> --peer \
-            host:port --client host:port` (as a learner), then `aegis cluster promote <id>`.
+            host:port --client host:port` (as a learner), then `aegis cluster promote <id>`; \
+            until the change that adds it arrives it neither votes nor campaigns.
 
             Without a password, clients are accepted on loopback only (protected mode).
 
@@ -44,6 +49,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "host:port for the HTTP admin API.") var adminListen: String?
     @Option(help: "Members: id=peerHost:port/clientHost:port, comma-separated (this node included).") var peers: String?
     @Flag(help: "Start empty and wait to be added to an existing cluster.") var join = false
+    @Option(help: "new: found a new cluster from --peers if the data directory is empty; existing (default): never bootstrap, refuse an empty data directory unless --join.")
+    var initialClusterState: String?
+    @Option(help: "The UUID of a new cluster (with --initial-cluster-state new; default: derived from --cluster-id and --peers).")
+    var clusterUuid: String?
     @Option(help: "Password clients must send with AUTH.") var password: String?
     @Option(help: "Bearer token for mutating admin endpoints.") var adminToken: String?
     @Option(help: "Milliseconds per Raft tick (default 10).") var tickMs: Int?
@@ -64,12 +73,38 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "aegis")
         logger[metadataKey: "node"] = "\(settings.id)"
 
+        let plan: DataDirectoryGuard.Plan
+        do {
+            plan = try DataDirectoryGuard.plan(
+                directory: settings.dataDir, clusterID: settings.clusterID, nodeID: settings.id.rawValue,
+                state: settings.initialClusterState, join: settings.join, clusterUUID: settings.clusterUUID,
+                founders: settings.members.map { "\($0.key)=\($0.value.peer)" })
+        } catch {
+            logger.critical("refusing to start: \(error)")
+            throw ExitCode(2)
+        }
+        let identity: IdentityFile
+        let bootstrap: Bool
+        switch plan {
+        case .bootstrap(let id):
+            identity = IdentityFile(id, directory: settings.dataDir)
+            bootstrap = true
+        case .start(let id, let write):
+            identity = IdentityFile(id, directory: settings.dataDir)
+            bootstrap = false
+            if write { try identity.save() }
+        }
         try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true)
         let storage = try DiskStorage(directory: settings.dataDir)
         defer { storage.close() }
 
         var transportConfig = TCPTransport.Configuration(nodeID: settings.id, clusterID: settings.clusterID,
                                                          host: settings.peerListen.host, port: settings.peerListen.port)
+        transportConfig.clusterUUID = identity.current.clusterUUID
+        transportConfig.onClusterUUIDLearned = { [logger] uuid in
+            logger.notice("learned the cluster UUID from a peer", metadata: ["uuid": "\(uuid)"])
+            identity.update { $0.clusterUUID = uuid }
+        }
         for (peer, address) in settings.members where peer != settings.id {
             if let p = PeerAddress(parsing: address.peer) { transportConfig.peers[peer] = p }
         }
@@ -77,7 +112,10 @@ struct ServeCommand: AsyncParsableCommand {
         try await transport.start()
 
         var nodeConfig = NodeConfiguration(nodeID: settings.id,
-                                           bootstrapVoters: settings.join ? [] : settings.members.keys.sorted())
+                                           bootstrapVoters: bootstrap ? settings.members.keys.sorted() : [])
+        nodeConfig.awaitingAdd = identity.current.membership == .awaitingAdd
+        nodeConfig.snapshotReceiveDirectory = settings.dataDir
+        nodeConfig.onAdded = { identity.update { $0.membership = .member } }
         nodeConfig.tickInterval = .milliseconds(settings.tickMs)
         nodeConfig.raft.electionTimeout = settings.electionTicks
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
@@ -85,6 +123,14 @@ struct ServeCommand: AsyncParsableCommand {
         addresses[settings.id] = MemberAddress(peer: settings.peerListen.description, client: settings.clientListen.description)
         let runtime = try NodeRuntime(configuration: nodeConfig, storage: storage, transport: transport,
                                       addresses: addresses, logger: logger)
+        if bootstrap {
+            // After the founding log is durable: a crash in between leaves a log without
+            // an identity, which the next start adopts.
+            try identity.save()
+        }
+        if nodeConfig.awaitingAdd {
+            logger.notice("this node waits to be added to the cluster and does not vote until then: add it with `aegis cluster add \(settings.id) --peer \(settings.peerListen) --client \(settings.clientListen)` on the leader")
+        }
         if settings.unsafeLocalReads {
             logger.warning("UNSAFE: --unsafe-local-reads serves every read from this node's local state without ReadIndex; reads may be stale and the cluster is NOT linearizable. For testing the checker only.")
         }
@@ -119,6 +165,8 @@ struct ServeSettings {
     var adminListen: PeerAddress
     var members: [NodeID: MemberAddress]
     var join: Bool
+    var initialClusterState: DataDirectoryGuard.InitialClusterState
+    var clusterUUID: String?
     var password: String?
     var adminToken: String?
     var tickMs: Int
@@ -163,6 +211,14 @@ struct ServeSettings {
         if !join && members[NodeID(id)] == nil {
             members[NodeID(id)] = MemberAddress(peer: peerListen.description, client: clientListen.description)
         }
+        let stateText = value("initial-cluster-state", flags.initialClusterState) ?? "existing"
+        guard let initialState = DataDirectoryGuard.InitialClusterState(rawValue: stateText) else {
+            throw ValidationError("--initial-cluster-state: '\(stateText)' is not new or existing")
+        }
+        let clusterUUID = value("cluster-uuid", flags.clusterUuid)
+        if let clusterUUID, UUID(uuidString: clusterUUID) == nil {
+            throw ValidationError("--cluster-uuid: '\(clusterUUID)' is not a UUID")
+        }
         let levelText = value("log-level", flags.logLevel) ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else { throw ValidationError("--log-level: unknown level '\(levelText)'") }
         let tick = Int(value("tick-ms", flags.tickMs.map(String.init)) ?? "10") ?? 10
@@ -172,6 +228,7 @@ struct ServeSettings {
             id: NodeID(id), dataDir: value("data-dir", flags.dataDir) ?? "./.aegis/\(id)",
             clusterID: value("cluster-id", flags.clusterId) ?? "aegis", peerListen: peerListen,
             clientListen: clientListen, adminListen: adminListen, members: members, join: join,
+            initialClusterState: initialState, clusterUUID: clusterUUID?.uppercased(),
             password: value("password", flags.password), adminToken: value("admin-token", flags.adminToken),
             tickMs: tick, electionTicks: election, logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true")
@@ -193,5 +250,42 @@ struct ServeSettings {
             result[parts[0]] = parts[1]
         }
         return result
+    }
+}
+
+/// The data directory's identity file, updated durably when the node learns its cluster
+/// UUID or is added to the cluster. Updates may come from any thread.
+final class IdentityFile: @unchecked Sendable {
+    private let lock = NSLock()
+    private var identity: DataDirectoryIdentity
+    private let directory: String
+
+    init(_ identity: DataDirectoryIdentity, directory: String) {
+        self.identity = identity
+        self.directory = directory
+    }
+
+    var current: DataDirectoryIdentity {
+        lock.lock()
+        defer { lock.unlock() }
+        return identity
+    }
+
+    func save() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try identity.write(to: directory)
+    }
+
+    /// Changes the identity and writes it; a failed write is logged by the caller's
+    /// next start (the file keeps its previous, still valid, content).
+    func update(_ change: (inout DataDirectoryIdentity) -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        var next = identity
+        change(&next)
+        guard next != identity else { return }
+        identity = next
+        try? identity.write(to: directory)
     }
 }

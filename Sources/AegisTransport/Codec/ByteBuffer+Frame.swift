@@ -7,15 +7,20 @@ public struct Handshake: Sendable, Hashable {
     public var protocolVersion: UInt16
     /// The cluster the connecting node belongs to.
     public var clusterID: String
+    /// The UUID of the cluster's incarnation, created with its data; empty when the
+    /// connecting node does not know it yet (it joined with an empty data directory).
+    public var clusterUUID: String
     /// The connecting node.
     public var from: NodeID
     /// The node it wants to reach.
     public var to: NodeID
 
     /// Creates a handshake.
-    public init(protocolVersion: UInt16 = WireFormat.protocolVersion, clusterID: String, from: NodeID, to: NodeID) {
+    public init(protocolVersion: UInt16 = WireFormat.protocolVersion, clusterID: String, clusterUUID: String = "",
+                from: NodeID, to: NodeID) {
         self.protocolVersion = protocolVersion
         self.clusterID = clusterID
+        self.clusterUUID = clusterUUID
         self.from = from
         self.to = to
     }
@@ -66,6 +71,7 @@ extension ByteBuffer {
             buffer.writeInteger(WireFormat.handshakeMagic)
             buffer.writeInteger(handshake.protocolVersion)
             buffer.writeLengthPrefixedString(handshake.clusterID)
+            buffer.writeLengthPrefixedString(handshake.clusterUUID)
             buffer.writeNodeID(handshake.from)
             buffer.writeNodeID(handshake.to)
         }
@@ -138,6 +144,7 @@ extension ByteBuffer {
         return Handshake(
             protocolVersion: try readUInt16("handshake.protocolVersion"),
             clusterID: try readLengthPrefixedString("handshake.clusterID"),
+            clusterUUID: try readLengthPrefixedString("handshake.clusterUUID"),
             from: try readNodeID("handshake.from"),
             to: try readNodeID("handshake.to"))
     }

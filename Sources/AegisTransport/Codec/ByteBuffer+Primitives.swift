@@ -11,10 +11,13 @@ public enum WireFormat {
     public static let headerSize = 2
     /// The default maximum frame size (length prefix excluded): 64 MiB.
     public static let defaultMaximumFrameSize = 64 << 20
+    /// The largest first frame of a connection (a handshake step), before the peer is
+    /// known: 4 KiB. Larger length prefixes close the connection at once.
+    public static let maximumHandshakeFrameSize = 4 << 10
     /// The first four bytes of a handshake body, "AEGS".
     public static let handshakeMagic: UInt32 = 0x4145_4753
     /// The protocol version carried in the handshake.
-    public static let protocolVersion: UInt16 = 1
+    public static let protocolVersion: UInt16 = 2
 
     /// The smallest encoding of a `LogEntry`: index, term, type, timestamp, data length.
     static let minimumEntrySize = 8 + 8 + 1 + 8 + 4
@@ -129,7 +132,9 @@ extension ByteBuffer {
 
     mutating func readNodeSet(_ field: StaticString) throws(CodecError) -> Set<NodeID> {
         let count = try readLength(field, minimumElementSize: WireFormat.minimumStringSize)
-        var nodes = Set<NodeID>(minimumCapacity: count)
+        // Reserve for a real membership, not for the count: a set of empty names costs
+        // 4 bytes each on the wire but far more in a hash table.
+        var nodes = Set<NodeID>(minimumCapacity: min(count, 64))
         for _ in 0..<count { nodes.insert(try readNodeID(field)) }
         return nodes
     }

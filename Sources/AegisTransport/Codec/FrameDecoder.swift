@@ -13,10 +13,21 @@ struct FrameDecoder: ByteToMessageDecoder {
 
     /// The largest frame accepted (length prefix excluded).
     let maximumFrameSize: Int
+    /// `true` until the first frame was decoded. The first frame on a connection is a
+    /// step of the handshake, which is small: it is held to
+    /// `WireFormat.maximumHandshakeFrameSize`, so a connection that has not identified
+    /// itself can make the node buffer at most that much.
+    private var awaitingFirstFrame = true
+
+    init(maximumFrameSize: Int) {
+        self.maximumFrameSize = maximumFrameSize
+    }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         let start = buffer.readerIndex
-        guard let frame = try buffer.readFrame(maximumFrameSize: maximumFrameSize) else { return .needMoreData }
+        let limit = awaitingFirstFrame ? min(maximumFrameSize, WireFormat.maximumHandshakeFrameSize) : maximumFrameSize
+        guard let frame = try buffer.readFrame(maximumFrameSize: limit) else { return .needMoreData }
+        awaitingFirstFrame = false
         context.fireChannelRead(Self.wrapInboundOut(ReceivedFrame(frame: frame, size: buffer.readerIndex - start)))
         return .continue
     }

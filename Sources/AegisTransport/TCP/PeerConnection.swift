@@ -8,6 +8,7 @@ internal import NIOPosix
 struct OutboundSettings: Sendable {
     var localID: NodeID
     var clusterID: String
+    var clusterUUID: ClusterUUIDCell
     /// The local address outbound sockets bind to (port 0), so that a node's traffic
     /// leaves from its own loopback address; `nil` lets the system choose.
     var bindAddress: SocketAddress?
@@ -243,7 +244,8 @@ final class PeerConnection: Sendable {
     // MARK: I/O
 
     private func connect(to address: PeerAddress, generation: UInt64) {
-        let handshake = Handshake(clusterID: settings.clusterID, from: settings.localID, to: peerID)
+        let handshake = Handshake(clusterID: settings.clusterID, clusterUUID: settings.clusterUUID.current,
+                                  from: settings.localID, to: peerID)
         let settings = self.settings
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(settings.connectTimeout.nanoseconds))

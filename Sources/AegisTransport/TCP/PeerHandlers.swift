@@ -73,6 +73,7 @@ final class OutboundPeerHandler: ChannelInboundHandler {
 final class InboundContext: Sendable {
     let localID: NodeID
     let clusterID: String
+    let clusterUUID: ClusterUUIDCell
     let maximumFrameSize: Int
     let handshakeTimeout: Duration
     let logger: Logger
@@ -82,10 +83,11 @@ final class InboundContext: Sendable {
     /// Accepted connections, closed at shutdown; `nil` once shut down.
     private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]?>([:])
 
-    init(localID: NodeID, clusterID: String, maximumFrameSize: Int, handshakeTimeout: Duration, logger: Logger,
+    init(localID: NodeID, clusterID: String, clusterUUID: ClusterUUIDCell, maximumFrameSize: Int, handshakeTimeout: Duration, logger: Logger,
          pool: ConnectionPool, continuation: AsyncStream<[Message]>.Continuation) {
         self.localID = localID
         self.clusterID = clusterID
+        self.clusterUUID = clusterUUID
         self.maximumFrameSize = maximumFrameSize
         self.handshakeTimeout = handshakeTimeout
         self.logger = logger
@@ -107,6 +109,9 @@ final class InboundContext: Sendable {
         }
         if !pool.contains(handshake.from) {
             return TransportError(.unknownPeer, "node '\(handshake.from)' is not in the address book of '\(localID)'")
+        }
+        if let refusal = clusterUUID.admit(handshake.clusterUUID) {
+            return TransportError(.clusterMismatch, refusal)
         }
         return nil
     }

@@ -22,6 +22,12 @@ public final class TCPTransport: Transport {
         public var nodeID: NodeID
         /// The cluster this node belongs to; peers of other clusters are refused.
         public var clusterID: String
+        /// The UUID of this cluster's incarnation (recorded in the data directory), or
+        /// `nil` while unknown (a node joining with an empty data directory adopts the
+        /// first UUID a peer of its cluster presents). Peers with another UUID are refused.
+        public var clusterUUID: String?
+        /// Called once when the node learns the cluster UUID from a peer (to persist it).
+        public var onClusterUUIDLearned: (@Sendable (String) -> Void)?
         /// The address to listen on; outbound connections leave from it too when
         /// `bindOutboundConnections` is set.
         public var host: String
@@ -63,6 +69,8 @@ public final class TCPTransport: Transport {
             self.handshakeTimeout = .seconds(2)
             self.bindOutboundConnections = true
             self.jitterSeed = nil
+            self.clusterUUID = nil
+            self.onClusterUUIDLearned = nil
         }
 
         func validate() throws(TransportError) {
@@ -111,8 +119,9 @@ public final class TCPTransport: Transport {
         self.configuration = configuration
         self.group = eventLoopGroup
         self.logger = logger
+        let uuid = ClusterUUIDCell(configuration.clusterUUID, onLearned: configuration.onClusterUUIDLearned)
         let settings = OutboundSettings(
-            localID: configuration.nodeID, clusterID: configuration.clusterID,
+            localID: configuration.nodeID, clusterID: configuration.clusterID, clusterUUID: uuid,
             bindAddress: configuration.bindOutboundConnections ? try? SocketAddress(ipAddress: configuration.host, port: 0) : nil,
             maximumFrameSize: configuration.maximumFrameSize, sendQueueLimit: configuration.sendQueueLimit,
             backoff: configuration.backoff, connectTimeout: configuration.connectTimeout,
@@ -124,7 +133,7 @@ public final class TCPTransport: Transport {
             of: [Message].self, bufferingPolicy: .bufferingOldest(configuration.inboundBatchLimit))
         self.inbound = stream
         self.shared = InboundContext(
-            localID: configuration.nodeID, clusterID: configuration.clusterID,
+            localID: configuration.nodeID, clusterID: configuration.clusterID, clusterUUID: uuid,
             maximumFrameSize: configuration.maximumFrameSize, handshakeTimeout: configuration.handshakeTimeout,
             logger: logger, pool: connections, continuation: continuation)
     }

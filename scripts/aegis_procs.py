@@ -1,0 +1,103 @@
+"""Three `aegis serve` processes on loopback, for the real-process tests in scripts/."""
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import redis
+
+IDS = ["n1", "n2", "n3"]
+HOST = "127.0.0.1"
+RESP = {n: 7311 + k for k, n in enumerate(IDS)}
+PEER = {n: 9311 + k for k, n in enumerate(IDS)}
+ADMIN = {n: 8311 + k for k, n in enumerate(IDS)}
+def wait_until(predicate, timeout=20.0, interval=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return True
+        except Exception:
+            pass
+        time.sleep(interval)
+    return False
+
+
+class Cluster:
+    """Nodes n1-n3 with RESP on 7311-7313 (or base+k), peers on 9311-, admin on 8311-.
+
+    The first start of each node founds the cluster (--initial-cluster-state new);
+    later starts use the default (existing), as an operator's restart would.
+    """
+
+    def __init__(self, aegis, work, extra=(), election_ticks=30):
+        self.aegis = aegis
+        self.work = work
+        self.extra = list(extra)
+        self.election_ticks = election_ticks
+        self.procs = {}
+        self.first = set(IDS)
+
+    def data(self, node):
+        return os.path.join(self.work, node)
+
+    def command(self, node, join=False, node_id=None, cluster_id="wipe"):
+        peers = ",".join(f"{n}={HOST}:{PEER[n]}/{HOST}:{RESP[n]}" for n in IDS)
+        cmd = [self.aegis, "serve", "--id", node_id or node, "--data-dir", self.data(node),
+               "--cluster-id", cluster_id, "--peer-listen", f"{HOST}:{PEER[node]}",
+               "--client-listen", f"{HOST}:{RESP[node]}", "--admin-listen", f"{HOST}:{ADMIN[node]}",
+               "--peers", peers, "--election-ticks", str(self.election_ticks)] + self.extra
+        if join:
+            cmd.append("--join")
+        elif node in self.first:
+            cmd += ["--initial-cluster-state", "new"]
+        return cmd
+
+    def start(self, node, **kw):
+        cmd = self.command(node, **kw)
+        self.first.discard(node)
+        log = open(os.path.join(self.work, f"{node}.log"), "ab")
+        self.procs[node] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        return self.procs[node]
+
+    def kill(self, node):
+        p = self.procs.pop(node, None)
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+
+    def stop_all(self):
+        for n in list(self.procs):
+            self.kill(n)
+
+    def client(self, node):
+        return redis.Redis(host=HOST, port=RESP[node], socket_timeout=3, socket_connect_timeout=1, retry_on_timeout=False)
+
+    def info(self, node):
+        return self.client(node).info("replication")
+
+    def leader(self, among=IDS):
+        for n in among:
+            try:
+                if self.info(n).get("aegis_role") == "leader":
+                    return n
+            except Exception:
+                pass
+        return None
+
+    def wait_leader(self, among=IDS, timeout=20):
+        found = []
+        wait_until(lambda: found.append(self.leader(among)) or found[-1] is not None, timeout)
+        return found[-1] if found else None
+
+    def admin(self, node, method, path, body=None):
+        req = urllib.request.Request(f"http://{HOST}:{ADMIN[node]}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read()
+
+
