@@ -21,6 +21,33 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case increment = 5
     /// Runs a handler registered by the embedding application.
     case custom = 6
+    /// Writes several keys at once, all or none (encoding version 2).
+    case setMany = 7
+    /// Removes several keys at once (encoding version 2).
+    case deleteMany = 8
+
+    /// The first encoding version that has this command type: `encoded()` writes it,
+    /// so entries of the older types stay readable by builds that only know version 1.
+    public var encodingVersion: UInt8 {
+        switch self {
+        case .get, .set, .delete, .compareAndSwap, .increment, .custom: return 1
+        case .setMany, .deleteMany: return 2
+        }
+    }
+}
+
+/// A key and the value to write to it, one part of a `Command.setMany`.
+public struct KeyValuePair: Sendable, Hashable {
+    /// The key.
+    public var key: Key
+    /// The value to write.
+    public var value: [UInt8]
+
+    /// Creates a pair.
+    public init(_ key: Key, _ value: [UInt8]) {
+        self.key = key
+        self.value = value
+    }
 }
 
 /// A command of the replicated key-value store, carried in a log entry.
@@ -45,6 +72,17 @@ public enum Command: Sendable, Hashable {
     /// Runs the custom command handler registered under `name` on the key, with an
     /// application-defined payload.
     case custom(name: String, key: Key, payload: [UInt8])
+    /// Writes every pair, in order, as one atomic step (Redis `MSET`; a key given
+    /// twice ends with its last value). When `onlyIfNoneExist`, nothing is written if
+    /// any of the keys exists (Redis `MSETNX`): the command then fails with
+    /// `KVError.compareFailed` carrying the version of the first existing key. Every
+    /// key and value is validated before anything is written, so an invalid one fails
+    /// the whole command and changes nothing.
+    case setMany([KeyValuePair], onlyIfNoneExist: Bool)
+    /// Removes every key as one atomic step (Redis `DEL`/`UNLINK` of several keys);
+    /// the result's `keyCount` is the number of keys that existed. Every key is
+    /// validated first; an invalid one fails the command and removes nothing.
+    case deleteMany([Key])
 
     /// The kind of the command.
     public var type: CommandType {
@@ -55,10 +93,13 @@ public enum Command: Sendable, Hashable {
         case .compareAndSwap: return .compareAndSwap
         case .increment: return .increment
         case .custom: return .custom
+        case .setMany: return .setMany
+        case .deleteMany: return .deleteMany
         }
     }
 
-    /// The key the command reads or writes.
+    /// The key the command reads or writes; for a multi-key command its first key
+    /// (the empty key when it has none). See `keys` for all of them.
     public var key: Key {
         switch self {
         case .get(let key), .set(let key, _), .delete(let key),
@@ -66,6 +107,19 @@ public enum Command: Sendable, Hashable {
             return key
         case .custom(_, let key, _):
             return key
+        case .setMany(let pairs, _):
+            return pairs.first?.key ?? .empty
+        case .deleteMany(let keys):
+            return keys.first ?? .empty
+        }
+    }
+
+    /// Every key the command reads or writes, in the command's order.
+    public var keys: [Key] {
+        switch self {
+        case .setMany(let pairs, _): return pairs.map(\.key)
+        case .deleteMany(let keys): return keys
+        default: return [key]
         }
     }
 

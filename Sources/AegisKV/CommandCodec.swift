@@ -1,8 +1,8 @@
 // The binary encoding of a command, stored as a log entry's data.
 //
-// Layout (version 1), all lengths and integers are unsigned LEB128 varints:
+// Layout, all lengths and integers are unsigned LEB128 varints:
 //
-//     byte 0      encoding version (1)
+//     byte 0      encoding version: 1, or 2 for the types version 2 added
 //     byte 1      CommandType raw value
 //     then, by type:
 //       get, delete      key
@@ -11,14 +11,24 @@
 //                        bytes (tag 0) or varint version (tag 1), new value
 //       increment        key, zig-zag varint amount
 //       custom           name (UTF-8, 1...255 bytes), key, payload
+//     version 2 adds:
+//       setMany          flags (bit 0 = only if none exist), varint count,
+//                        then count × (key, value)
+//       deleteMany       varint count, then count × key
 //     where key, value, bytes, name and payload are a varint length then the bytes.
 //
-// Decoding is strict: an unknown version or type, a truncated field, an overlong
-// varint or trailing bytes are errors.
+// Each command is written with the oldest version that has its type (see
+// `CommandType.encodingVersion`), so the version-1 types stay readable by builds that
+// only know version 1, and those builds refuse the new types with a clear
+// "unsupported encoding version" instead of misreading them.
+//
+// Decoding is strict: an unknown version or type, a type newer than the version,
+// a truncated field, an overlong varint or trailing bytes are errors.
 
 extension Command {
-    /// The encoding version `encoded()` writes and `init(decoding:)` reads.
-    public static let encodingVersion: UInt8 = 1
+    /// The newest encoding version `init(decoding:)` reads (it reads every older one
+    /// too). `encoded()` writes the oldest version that has the command's type.
+    public static let encodingVersion: UInt8 = 2
 
     /// The longest custom command name, in UTF-8 bytes.
     public static let maxCustomNameSize = 255
@@ -27,7 +37,7 @@ extension Command {
     public func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(encodedSize)
-        bytes.append(Command.encodingVersion)
+        bytes.append(type.encodingVersion)
         bytes.append(type.rawValue)
         switch self {
         case .get(let key), .delete(let key):
@@ -53,6 +63,16 @@ extension Command {
             bytes.appendLengthPrefixed(Array(name.utf8))
             bytes.appendKey(key)
             bytes.appendLengthPrefixed(payload)
+        case .setMany(let pairs, let onlyIfNoneExist):
+            bytes.append(onlyIfNoneExist ? 1 : 0)
+            bytes.appendVarint(UInt64(pairs.count))
+            for pair in pairs {
+                bytes.appendKey(pair.key)
+                bytes.appendLengthPrefixed(pair.value)
+            }
+        case .deleteMany(let keys):
+            bytes.appendVarint(UInt64(keys.count))
+            for key in keys { bytes.appendKey(key) }
         }
         return bytes
     }
@@ -76,6 +96,10 @@ extension Command {
             return 2 + field(key.count) + varintSize(zigZag(amount))
         case .custom(let name, let key, let payload):
             return 2 + field(name.utf8.count) + field(key.count) + field(payload.count)
+        case .setMany(let pairs, _):
+            return pairs.reduce(3 + varintSize(UInt64(pairs.count))) { $0 + field($1.key.count) + field($1.value.count) }
+        case .deleteMany(let keys):
+            return keys.reduce(2 + varintSize(UInt64(keys.count))) { $0 + field($1.count) }
         }
     }
 
@@ -92,10 +116,10 @@ extension Command {
     @inlinable static func decode(_ raw: UnsafeRawBufferPointer) throws(KVError) -> Command {
         var reader = ByteReader(raw)
         guard let version = reader.readByte() else { throw .malformedCommand("no bytes") }
-        guard version == encodingVersion else { throw .unsupportedEncodingVersion(version) }
+        guard version >= 1 && version <= encodingVersion else { throw .unsupportedEncodingVersion(version) }
         guard let rawType = reader.readByte() else { throw .malformedCommand("missing the command type") }
-        guard let type = CommandType(rawValue: rawType) else {
-            throw .malformedCommand("unknown command type \(rawType)")
+        guard let type = CommandType(rawValue: rawType), type.encodingVersion <= version else {
+            throw .malformedCommand("unknown command type \(rawType) in encoding version \(version)")
         }
         let command: Command
         switch type {
@@ -127,6 +151,23 @@ extension Command {
             }
             let key = try reader.readKey()
             command = .custom(name: name, key: key, payload: try reader.readField("custom payload"))
+        case .setMany:
+            guard let flags = reader.readByte() else { throw .malformedCommand("truncated before the set-many flags") }
+            guard flags <= 1 else { throw .malformedCommand("unknown set-many flags \(flags)") }
+            let count = try reader.readCount("set-many pair count", minimumBytesEach: 2)
+            var pairs: [KeyValuePair] = []
+            pairs.reserveCapacity(count)
+            for _ in 0 ..< count {
+                let key = try reader.readKey()
+                pairs.append(KeyValuePair(key, try reader.readField("value")))
+            }
+            command = .setMany(pairs, onlyIfNoneExist: flags == 1)
+        case .deleteMany:
+            let count = try reader.readCount("delete-many key count", minimumBytesEach: 1)
+            var keys: [Key] = []
+            keys.reserveCapacity(count)
+            for _ in 0 ..< count { keys.append(try reader.readKey()) }
+            command = .deleteMany(keys)
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")
@@ -156,6 +197,17 @@ extension ByteReader {
             badVarint: { .malformedCommand("the length of the key is not a valid varint") })
         else { throw .malformedCommand("truncated in the key (\(remaining) bytes left)") }
         return Key(copying: field)
+    }
+
+    /// Reads the number of elements that follow, each at least `minimumBytesEach`
+    /// bytes long: a count the remaining bytes cannot hold is malformed (so a forged
+    /// count never reserves memory).
+    @inlinable mutating func readCount(_ name: String, minimumBytesEach: Int) throws(KVError) -> Int {
+        let count = try readCommandVarint(name)
+        guard count <= UInt64(remaining / minimumBytesEach) else {
+            throw .malformedCommand("the \(name) \(count) is more than the \(remaining) bytes left can hold")
+        }
+        return Int(count)
     }
 
     /// Reads a varint field of a command.

@@ -44,6 +44,10 @@ public struct CommandResult: Sendable, Hashable {
     public var revision: UInt64
     /// Why the command failed; `nil` on success.
     public var error: KVError?
+    /// For a successful multi-key command, the number of keys it acted on: the keys
+    /// written by `setMany`, the keys that existed and were removed by `deleteMany`.
+    /// 0 for every other command.
+    public var keyCount: Int = 0
     /// The bytes of `value`. For a set applied from a log entry this is a view of the
     /// entry's data, so the result costs no copy; `value` copies on access.
     @usableFromInline var valueBytes: ArraySlice<UInt8>?

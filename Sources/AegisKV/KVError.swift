@@ -54,7 +54,7 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
         case .alreadyApplied(let index, let applied):
             return "entry \(index) is already applied (applied index \(applied)); nothing changed"
         case .unsupportedEncodingVersion(let version):
-            return "command encoding version \(version) is not supported (this build reads version \(Command.encodingVersion))"
+            return "command encoding version \(version) is not supported (this build reads versions 1 to \(Command.encodingVersion))"
         case .malformedCommand(let why):
             return "malformed command: \(why)"
         case .malformedSnapshot(let why):

@@ -27,6 +27,37 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             self.maxKeySize = maxKeySize
             self.maxValueSize = maxValueSize
         }
+
+        /// Why a state machine with these limits would refuse `command` whatever its
+        /// state (an empty or too long key, a too long value), or `nil`. A node checks
+        /// this before proposing, so such a command is refused without being logged.
+        public func violation(in command: Command) -> KVError? {
+            let keyLimit = Swift.min(maxKeySize, StateMachine.storableSize)
+            let valueLimit = Swift.min(maxValueSize, StateMachine.storableSize)
+            func check(_ key: Key) -> KVError? {
+                if key.count == 0 { return .emptyKey }
+                return key.count > keyLimit ? .keyTooLarge(size: key.count, limit: keyLimit) : nil
+            }
+            func check(value: [UInt8]) -> KVError? {
+                value.count > valueLimit ? .valueTooLarge(size: value.count, limit: valueLimit) : nil
+            }
+            switch command {
+            case .get(let key), .delete(let key), .increment(let key, _), .custom(_, let key, _):
+                return check(key)
+            case .set(let key, let value), .compareAndSwap(let key, _, let value):
+                return check(key) ?? check(value: value)
+            case .setMany(let pairs, _):
+                for pair in pairs {
+                    if let error = check(pair.key) ?? check(value: pair.value) { return error }
+                }
+                return nil
+            case .deleteMany(let keys):
+                for key in keys {
+                    if let error = check(key) { return error }
+                }
+                return nil
+            }
+        }
     }
 
     public typealias Output = CommandResult
@@ -101,6 +132,14 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     public mutating func apply(_ command: Command, at index: LogIndex) -> CommandResult {
         guard index > appliedIndex else { return alreadyApplied(index) }
         appliedIndex = index
+        switch command {
+        case .setMany(let pairs, let onlyIfNoneExist):
+            return setMany(pairs, onlyIfNoneExist: onlyIfNoneExist, at: index)
+        case .deleteMany(let keys):
+            return removeMany(keys, at: index)
+        default:
+            break
+        }
         if let error = validate(command.key) { return failure(error, at: index) }
         switch command {
         case .get(let key):
@@ -117,6 +156,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return increment(key, by: amount, at: index)
         case .custom(let name, let key, let payload):
             return custom(name, key: key, payload: payload, at: index)
+        case .setMany, .deleteMany:
+            return failure(.malformedCommand("multi-key command reached the single-key path"), at: index)
         }
     }
 
@@ -198,6 +239,38 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         return write(key, Array(String(sum).utf8)[...], at: index)
     }
 
+    /// Writes every pair as one step: validates every key and value first, then (for
+    /// `onlyIfNoneExist`) checks that no key exists, then writes them all.
+    mutating func setMany(_ pairs: [KeyValuePair], onlyIfNoneExist: Bool, at index: LogIndex) -> CommandResult {
+        for pair in pairs {
+            if let error = validate(pair.key) ?? validate(value: pair.value) { return failure(error, at: index) }
+        }
+        if onlyIfNoneExist {
+            for pair in pairs {
+                if let slot = entries.find(pair.key) {
+                    return failure(.compareFailed(currentVersion: entries.header(at: slot).version), at: index)
+                }
+            }
+        }
+        for pair in pairs { _ = write(pair.key, pair.value[...], at: index) }
+        var result = CommandResult(index: index, revision: revision)
+        result.keyCount = pairs.count
+        return result
+    }
+
+    /// Removes every key as one step, after validating them all; `keyCount` is the
+    /// number of keys that existed (a key given twice counts once).
+    mutating func removeMany(_ keys: [Key], at index: LogIndex) -> CommandResult {
+        for key in keys {
+            if let error = validate(key) { return failure(error, at: index) }
+        }
+        var removed = 0
+        for key in keys where remove(key, at: index).previousBytes != nil { removed += 1 }
+        var result = CommandResult(index: index, revision: revision)
+        result.keyCount = removed
+        return result
+    }
+
     mutating func custom(_ name: String, key: Key, payload: [UInt8], at index: LogIndex) -> CommandResult {
         guard let handler = customHandlers[name] else { return failure(.unknownCustomCommand(name: name), at: index) }
         let current = entries[key]
@@ -230,7 +303,8 @@ extension StateMachine {
         let data = entry.data
         let parsed = data.withUnsafeBytes { raw -> (type: CommandType, key: Key, value: Range<Int>)? in
             var reader = ByteReader(raw)
-            guard reader.readByte() == Command.encodingVersion, let rawType = reader.readByte(),
+            guard let version = reader.readByte(), version >= 1, version <= Command.encodingVersion,
+                  let rawType = reader.readByte(),
                   let type = CommandType(rawValue: rawType), type == .set || type == .get,
                   let key = reader.readFieldRange() else { return nil }
             let keyBytes = UnsafeRawBufferPointer(rebasing: raw[key])

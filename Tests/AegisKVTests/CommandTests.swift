@@ -15,6 +15,11 @@ import Testing
         .increment("counter", by: Int64.min),
         .increment("counter", by: Int64.max),
         .custom(name: "append", key: Key(String(repeating: "long-key-", count: 10)), payload: [1, 2, 3]),
+        .setMany([KeyValuePair("a", bytes("1")), KeyValuePair(Key(String(repeating: "b", count: 20)), [])], onlyIfNoneExist: false),
+        .setMany([KeyValuePair("a", bytes("1"))], onlyIfNoneExist: true),
+        .setMany([], onlyIfNoneExist: false),
+        .deleteMany(["a", "b", Key(String(repeating: "c", count: 30))]),
+        .deleteMany([]),
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {
@@ -34,14 +39,32 @@ import Testing
         #expect(Command.increment("n", by: 1).encoded() == [1, 5, 1, UInt8(ascii: "n"), 2])
     }
 
+    @Test func test_encoding_versionOneTypesKeepVersionOne_multiKeyTypesUseVersionTwo() throws {
+        // Entries written before version 2 existed still decode, and the old types are
+        // still written as version 1 (readable by older builds).
+        #expect(Command.delete("k").encoded() == [1, 3, 1, UInt8(ascii: "k")])
+        #expect(try Command(decoding: [1, 3, 1, UInt8(ascii: "k")]) == .delete("k"))
+        // setMany: version 2, type 7, flags, count, then key/value pairs.
+        #expect(Command.setMany([KeyValuePair("k", bytes("v"))], onlyIfNoneExist: true).encoded()
+                == [2, 7, 1, 1, 1, UInt8(ascii: "k"), 1, UInt8(ascii: "v")])
+        #expect(Command.deleteMany(["a", "b"]).encoded() == [2, 8, 2, 1, UInt8(ascii: "a"), 1, UInt8(ascii: "b")])
+        // Version 2 also reads the version-1 types.
+        #expect(try Command(decoding: [2, 3, 1, UInt8(ascii: "k")]) == .delete("k"))
+    }
+
     @Test func test_decoding_rejectsMalformedBytes() {
         let good = Command.set("key", bytes("value")).encoded()
         let cases: [([UInt8], KVError)] = [
             ([], .malformedCommand("no bytes")),
-            ([2, 2], .unsupportedEncodingVersion(2)),
+            ([3, 2], .unsupportedEncodingVersion(3)),
+            ([0, 2], .unsupportedEncodingVersion(0)),
+            ([1, 7, 0, 0], .malformedCommand("unknown command type 7 in encoding version 1")),
+            ([2, 8, 0x80, 0x80, 0x04], .malformedCommand("the delete-many key count 65536 is more than the 0 bytes left can hold")),
+            ([2, 7, 2, 0], .malformedCommand("unknown set-many flags 2")),
+            ([2, 7, 0, 1, 1, 65], .malformedCommand("truncated in the value (0 bytes left)")),
             ([1], .malformedCommand("missing the command type")),
-            ([1, 9, 0], .malformedCommand("unknown command type 9")),
-            ([1, 0, 0], .malformedCommand("unknown command type 0")),
+            ([1, 9, 0], .malformedCommand("unknown command type 9 in encoding version 1")),
+            ([1, 0, 0], .malformedCommand("unknown command type 0 in encoding version 1")),
             (Array(good.dropLast()), .malformedCommand("truncated in the value (5 bytes left)")),
             (good + [0], .malformedCommand("1 unexpected bytes after the set command")),
             ([1, 1, 0x80, 0x80], .malformedCommand("truncated in the key (2 bytes left)")),
@@ -59,7 +82,7 @@ import Testing
     }
 
     @Test func test_decoding_errorsHaveActionableMessages() {
-        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads version 1"))
+        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads versions 1 to 2"))
         #expect(KVError.unknownCustomCommand(name: "x").description.contains("register it on every replica"))
     }
 

@@ -22,6 +22,11 @@ struct ModelStore {
                 write(key, Array(String(sum).utf8))
             }
         case .custom: break
+        case .setMany(let pairs, let onlyIfNoneExist):
+            if onlyIfNoneExist && pairs.contains(where: { values[$0.key] != nil }) { break }
+            for pair in pairs { write(pair.key, pair.value) }
+        case .deleteMany(let keys):
+            for key in keys { values[key] = nil }
         }
     }
 

@@ -40,13 +40,17 @@ struct CommandScript {
 
     mutating func command() -> Command {
         let key = key()
-        switch next() % 7 {
+        switch next() % 9 {
         case 0: return .get(key)
         case 1, 2: return .set(key, bytes("v\(next() % 5)"))
         case 3: return .delete(key)
         case 4: return .compareAndSwap(key, expected: .version(next() % 3), new: bytes("c\(next() % 3)"))
         case 5: return .compareAndSwap(key, expected: .value(bytes("v\(next() % 5)")), new: bytes("w"))
-        default: return .increment(key, by: Int64(bitPattern: next() % 7) - 3)
+        case 6: return .increment(key, by: Int64(bitPattern: next() % 7) - 3)
+        case 7:
+            let pairs = (0 ..< 1 + next() % 3).map { _ in KeyValuePair(self.key(), bytes("m\(next() % 5)")) }
+            return .setMany([KeyValuePair(key, bytes("m"))] + pairs, onlyIfNoneExist: next() % 2 == 0)
+        default: return .deleteMany([key] + (0 ..< next() % 3).map { _ in self.key() })
         }
     }
 }
