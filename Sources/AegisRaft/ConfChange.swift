@@ -199,6 +199,7 @@ extension RaftCore {
     /// first is applied.
     @discardableResult
     public mutating func proposeConfChange(_ change: ConfChange) throws -> Proposal {
+        if let divergenceRecord { throw RaftError.diverged(divergenceRecord) }
         guard role == .leader else { throw RaftError.notLeader(leader: leader) }
         if let target = leadTransferee {
             throw RaftError.proposalDropped(reason: "leadership is being transferred to \(target)")

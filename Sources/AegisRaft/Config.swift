@@ -43,6 +43,16 @@ public struct RaftConfig: Sendable, Hashable {
     public var maxCommittedBytesPerReady: Int = 16 << 20
     /// Maximum bytes per `InstallSnapshot` chunk.
     public var snapshotChunkSize: Int = 1 << 20
+    /// The largest snapshot a follower accepts from a leader, in bytes (default
+    /// 4 GiB). A chunk that would take the reassembled snapshot past it is refused
+    /// (answered `rejected`, the partial snapshot dropped), so a faulty or hostile
+    /// leader cannot make a follower buffer without bound. The state machines Aegis
+    /// ships keep their whole state in memory and install a snapshot as one buffer,
+    /// so a legitimate snapshot is bounded by the leader's memory; 4 GiB is well above
+    /// the data sets they are meant for and below what a server can hold twice (the
+    /// snapshot and the state built from it). Raise it for larger data sets: it must
+    /// be at least the size of the largest snapshot any leader will send.
+    public var maxSnapshotBytes: UInt64 = 4 << 30
     /// Ticks a leader waits for a snapshot chunk to be acknowledged (including the
     /// follower's apply) before re-sending from the follower's last known offset.
     public var snapshotApplyTimeout: Int = 50
@@ -84,6 +94,9 @@ public struct RaftConfig: Sendable, Hashable {
             throw .invalidConfig("maxInflightBytes must be at least maxSizePerMessage")
         }
         if snapshotChunkSize <= 0 { throw .invalidConfig("snapshotChunkSize must be positive") }
+        if maxSnapshotBytes == 0 || maxSnapshotBytes > RaftMessage.maxTermOrIndex {
+            throw .invalidConfig("maxSnapshotBytes must be between 1 and \(RaftMessage.maxTermOrIndex)")
+        }
         if readOnlyOption == .leaseBased && !checkQuorum {
             throw .invalidConfig("lease-based reads require checkQuorum")
         }

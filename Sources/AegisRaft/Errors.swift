@@ -22,8 +22,18 @@ public enum RaftError: Error, Sendable, Hashable, CustomStringConvertible {
     case snapshotTemporarilyUnavailable
     /// The storage failed. Fatal for this node: it must stop and be repaired.
     case storage(String)
-    /// A message that cannot be processed (for example addressed to another node).
+    /// A message that cannot be processed (for example addressed to another node, or
+    /// with a field out of range). The message was dropped before it changed anything;
+    /// the node keeps running. The text names the field and why it is invalid.
     case invalidMessage(String)
+    /// This node's log conflicts with the leader's at an index it had already
+    /// committed (for example its peers lost acknowledged data). Sticky and fatal for
+    /// this node's participation: it no longer votes, campaigns, appends, commits or
+    /// applies; an operator must repair or replace it. See `RaftCore.divergence`.
+    case diverged(Divergence)
+    /// Receiving a snapshot failed locally (for example the `SnapshotReceiver` could
+    /// not write its temporary file). The transfer was dropped; the leader restarts it.
+    case snapshotReceiveFailed(String)
     /// `advance(_:)` was called without a matching `ready()`.
     case readyMismatch
 
@@ -43,6 +53,8 @@ public enum RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         case .snapshotTemporarilyUnavailable: return "snapshot is temporarily unavailable"
         case .storage(let why): return "storage failure: \(why)"
         case .invalidMessage(let why): return "invalid message: \(why)"
+        case .diverged(let divergence): return divergence.description
+        case .snapshotReceiveFailed(let why): return "snapshot receive failed: \(why)"
         case .readyMismatch: return "advance() called without a matching ready()"
         }
     }

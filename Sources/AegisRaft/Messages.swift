@@ -138,12 +138,18 @@ public struct HeartbeatResponse: Sendable, Hashable {
     public var followerID: NodeID
     /// The echoed read-index round identifier.
     public var context: UInt64
+    /// `true` when the heartbeat's commit index lies beyond what this follower has
+    /// confirmed to match the leader's log in this term (for example after it
+    /// restarted): it cannot commit that far until an append confirms its log, so it
+    /// asks the leader for one.
+    public var requestsAppend: Bool
 
     /// Creates a heartbeat response.
-    public init(term: Term, followerID: NodeID, context: UInt64 = 0) {
+    public init(term: Term, followerID: NodeID, context: UInt64 = 0, requestsAppend: Bool = false) {
         self.term = term
         self.followerID = followerID
         self.context = context
+        self.requestsAppend = requestsAppend
     }
 }
 

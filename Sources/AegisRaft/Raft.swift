@@ -71,6 +71,15 @@ public struct RaftCore {
     var readStates: [ReadState] = []
     /// Follower side of a snapshot transfer in progress.
     var incomingSnapshot: IncomingSnapshot?
+    /// Where chunks of an incoming snapshot are reassembled.
+    let snapshotReceiver: any SnapshotReceiver
+    /// Follower: the highest index confirmed to match the log of the current leader
+    /// of the current term, by a successful append (or an installed snapshot) from it.
+    /// Commits are clamped to it (Raft §5.3, see `handleHeartbeat`). Reset to 0 on
+    /// every role or term change.
+    var leaderConfirmedIndex: LogIndex = 0
+    /// See `divergence`.
+    var divergenceRecord: Divergence?
     /// `true` once a snapshot request has been handed out and not yet answered.
     var snapshotRequested = false
     /// The index of the latest snapshot (taken locally or installed from a leader).
@@ -86,10 +95,15 @@ public struct RaftCore {
     /// Creates a node over a storage. The initial configuration is the storage's
     /// (`initialState().conf`) unless it is empty, in which case `peers` (which should
     /// include `id`) become the voters.
-    public init(id: NodeID, config: RaftConfig, storage: any RaftStorage, peers: [NodeID] = []) throws {
+    ///
+    /// - Parameter snapshotReceiver: where snapshots sent by a leader are reassembled
+    ///   (default: in memory). The core owns it from now on.
+    public init(id: NodeID, config: RaftConfig, storage: any RaftStorage, peers: [NodeID] = [],
+                snapshotReceiver: any SnapshotReceiver = MemorySnapshotReceiver()) throws {
         try config.validate()
         self.id = id
         self.config = config
+        self.snapshotReceiver = snapshotReceiver
         log = try ReplicatedLog(storage: storage)
         tracker = ProgressTracker(maxInflight: config.maxInflightMessages, maxInflightBytes: config.maxInflightBytes)
         var seed = config.randomSeed
@@ -123,8 +137,9 @@ public struct RaftCore {
     /// The current configuration.
     public var confState: ConfState { tracker.confState }
 
-    /// `true` if this node may campaign: it is a voter and has no pending snapshot.
-    public var isPromotable: Bool { tracker.isVoter(id) && log.unstable.snapshot == nil }
+    /// `true` if this node may campaign: it is a voter, has no pending snapshot and
+    /// has not diverged.
+    public var isPromotable: Bool { tracker.isVoter(id) && log.unstable.snapshot == nil && divergenceRecord == nil }
 
     /// The leader's view of a member's replication progress (leaders only).
     public func progress(of node: NodeID) -> Progress? { role == .leader ? tracker.progress[node] : nil }
@@ -143,6 +158,7 @@ public struct RaftCore {
             votedFor = nil
         }
         leader = nil
+        leaderConfirmedIndex = 0
         electionElapsed = 0
         heartbeatElapsed = 0
         resetRandomizedElectionTimeout()
@@ -182,7 +198,9 @@ public struct RaftCore {
 
     /// Starts a real election in the next term, voting for itself.
     mutating func becomeCandidate() {
-        reset(term: term + 1)
+        // `term` came from validated messages (<= RaftMessage.maxTermOrIndex) or from
+        // campaigns, one term each: it cannot reach UInt64.max.
+        reset(term: term.saturatingSuccessor)
         votedFor = id
         role = .candidate
         stats.campaigns += 1
@@ -206,6 +224,7 @@ public struct RaftCore {
 
     /// Advances logical time by one tick.
     public mutating func tick() {
+        guard divergenceRecord == nil else { return }
         if role == .leader { tickHeartbeat() } else { tickElection() }
     }
 
@@ -258,7 +277,7 @@ public struct RaftCore {
         let voteTerm: Term
         if preVote {
             becomePreCandidate()
-            voteTerm = term + 1
+            voteTerm = term.saturatingSuccessor
         } else {
             becomeCandidate()
             voteTerm = term
@@ -303,4 +322,7 @@ public struct RaftStats: Sendable, Hashable {
     public var snapshotsInstalled = 0
     /// Leadership transfers this node started.
     public var transfersStarted = 0
+    /// Snapshot chunks refused because the snapshot would pass
+    /// `RaftConfig.maxSnapshotBytes`.
+    public var snapshotChunksRefused = 0
 }

@@ -8,6 +8,8 @@ extension RaftCore {
     ///
     /// - Parameter timestamp: wall-clock milliseconds recorded in the entry (the
     ///   shell's clock; the core has none).
+    ///
+    /// Throws `RaftError.diverged` once the node has diverged (`divergence`).
     @discardableResult
     public mutating func propose(_ data: [UInt8], timestamp: UInt64 = 0) throws -> Proposal {
         try proposeEntries([LogEntry(index: 0, term: 0, type: .command, data: data, timestamp: timestamp)])
@@ -21,6 +23,7 @@ extension RaftCore {
     }
 
     mutating func proposeEntries(_ entries: [LogEntry]) throws -> Proposal {
+        if let divergenceRecord { throw RaftError.diverged(divergenceRecord) }
         switch role {
         case .leader:
             if let target = leadTransferee {
@@ -127,7 +130,7 @@ extension RaftCore {
             case .probe:
                 pr.becomeReplicate()
             case .snapshot:
-                if pr.match + 1 >= firstIndex {
+                if pr.match.saturatingSuccessor >= firstIndex {
                     pr.becomeProbe()
                     pr.becomeReplicate()
                 }
@@ -159,7 +162,7 @@ extension RaftCore {
             // follower is reachable, so free one slot to send again. A gap it cannot
             // fill is rejected and sends the progress back to probing.
             if pr.state == .replicate && pr.inflights.isFull { pr.inflights.freeFirst() }
-            return pr.match < last || pr.state == .probe
+            return pr.match < last || pr.state == .probe || response.requestsAppend
         }
         if needsAppend == true { maybeSendAppend(to: from, sendIfEmpty: true) }
         if response.context != 0 {
@@ -193,7 +196,7 @@ extension RaftCore {
     @discardableResult
     mutating func maybeSendAppend(to: NodeID, sendIfEmpty: Bool) -> Bool {
         guard let next = tracker.update(to, { $0.isPaused ? nil : $0.next }), let next else { return false }
-        let prevIndex = next - 1
+        let prevIndex = next.saturatingPredecessor  // Invariant: next >= 1
         let prevTerm: Term
         let entries: [LogEntry]
         do {

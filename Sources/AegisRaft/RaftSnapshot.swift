@@ -1,7 +1,10 @@
-/// A snapshot being received in chunks (follower side).
+/// A snapshot being received in chunks (follower side). The bytes are in the
+/// `SnapshotReceiver`; this records which snapshot and how far.
 struct IncomingSnapshot: Sendable {
     var metadata: SnapshotMetadata
-    var data: [UInt8]
+    /// Bytes received so far: the offset of the next chunk.
+    /// Invariant: `received <= RaftConfig.maxSnapshotBytes`.
+    var received: UInt64
 }
 
 extension RaftCore {
@@ -26,9 +29,10 @@ extension RaftCore {
     mutating func sendSnapshotChunk(to: NodeID) {
         guard let request = tracker.update(to, { pr -> InstallSnapshotRequest? in
             guard pr.state == .snapshot, let snapshot = pr.snapshotInTransfer else { return nil }
+            // The offset comes from the follower's answer: clamp before converting.
             let total = snapshot.data.count
-            let start = min(Int(pr.snapshotOffset), total)
-            let end = min(start + config.snapshotChunkSize, total)
+            let start = Int(clamping: min(pr.snapshotOffset, UInt64(total)))
+            let end = start + min(config.snapshotChunkSize, total - start)
             pr.snapshotChunkInFlight = true
             pr.snapshotTicks = 0
             return InstallSnapshotRequest(term: term, leaderID: id, metadata: snapshot.metadata, offset: UInt64(start),
@@ -96,40 +100,85 @@ extension RaftCore {
 
     // MARK: Follower side
 
+    /// One chunk of a snapshot from the leader. The request was validated
+    /// (`RaftMessage.validate()`): its offset plus its size cannot overflow.
+    /// Chunks are reassembled by the `SnapshotReceiver`, at most
+    /// `RaftConfig.maxSnapshotBytes` in all.
     mutating func handleInstallSnapshot(_ request: InstallSnapshotRequest, from: NodeID) throws {
         let metadata = request.metadata
-        func answer(_ next: Int, done: Bool, rejected: Bool = false) {
+        func answer(_ next: UInt64, done: Bool, rejected: Bool = false) {
             send(to: from, .installSnapshotResponse(InstallSnapshotResponse(
-                term: term, followerID: id, snapshotIndex: metadata.index, nextOffset: UInt64(next),
+                term: term, followerID: id, snapshotIndex: metadata.index, nextOffset: next,
                 done: done, rejected: rejected)))
         }
         if metadata.index <= log.committed {
-            // Already have everything it covers.
-            incomingSnapshot = nil
+            // Already have everything it covers — if it agrees with what we committed
+            // (Leader Completeness, Raft §5.4).
+            if let local = try? log.term(at: metadata.index), local != metadata.term {
+                throw diverge(Divergence(index: metadata.index, localTerm: local, leaderTerm: metadata.term,
+                                         leader: from, term: term, committedIndex: log.committed))
+            }
+            abortIncomingSnapshot()
             answer(0, done: true)
             return
         }
+        let end = request.offset + UInt64(request.data.count)
+        if end > config.maxSnapshotBytes {
+            // Bounded reassembly: refuse, and drop what we have.
+            abortIncomingSnapshot()
+            stats.snapshotChunksRefused += 1
+            answer(0, done: false, rejected: true)
+            return
+        }
         if request.offset == 0 {
-            incomingSnapshot = IncomingSnapshot(metadata: metadata, data: [])
+            abortIncomingSnapshot()
+            try receiveSnapshot { try $0.begin(metadata) }
+            incomingSnapshot = IncomingSnapshot(metadata: metadata, received: 0)
         }
         guard var incoming = incomingSnapshot, incoming.metadata == metadata else {
             answer(0, done: false, rejected: true)
             return
         }
-        if request.offset != UInt64(incoming.data.count) {
-            // A duplicate or a gap: tell the leader where we are.
-            answer(incoming.data.count, done: false)
+        if request.offset != incoming.received {
+            // A duplicate or a gap (messages are reordered): tell the leader where we are.
+            answer(incoming.received, done: false)
             return
         }
-        incoming.data.append(contentsOf: request.data)
+        try receiveSnapshot { try $0.append(request.data, at: request.offset) }
+        incoming.received = end
         guard request.done else {
             incomingSnapshot = incoming
-            answer(incoming.data.count, done: false)
+            answer(end, done: false)
             return
         }
         incomingSnapshot = nil
-        restore(Snapshot(metadata: metadata, data: incoming.data))
-        answer(incoming.data.count, done: true)
+        var data: [UInt8] = []
+        try receiveSnapshot { data = try $0.finish() }
+        guard UInt64(data.count) == end else {
+            throw RaftError.snapshotReceiveFailed("the receiver returned \(data.count) bytes, expected \(end)")
+        }
+        restore(Snapshot(metadata: metadata, data: data))
+        // The snapshot is the leader's: its last entry is in the leader's log.
+        leaderConfirmedIndex = max(leaderConfirmedIndex, metadata.index)
+        answer(end, done: true)
+    }
+
+    /// Runs one step of the receiver; on failure drops the transfer and throws
+    /// `RaftError.snapshotReceiveFailed`.
+    mutating func receiveSnapshot(_ body: (any SnapshotReceiver) throws -> Void) throws {
+        do {
+            try body(snapshotReceiver)
+        } catch {
+            snapshotReceiver.abort()
+            incomingSnapshot = nil
+            throw RaftError.snapshotReceiveFailed("\(error)")
+        }
+    }
+
+    /// Drops a partial incoming snapshot, if any.
+    mutating func abortIncomingSnapshot() {
+        if incomingSnapshot != nil { snapshotReceiver.abort() }
+        incomingSnapshot = nil
     }
 
     /// Installs a snapshot from the leader: if the log already has its last entry,
@@ -143,7 +192,7 @@ extension RaftCore {
             return
         }
         log.restore(snapshot)
-        let next = meta.index + 1
+        let next = meta.index.saturatingSuccessor
         tracker.apply(conf: meta.confState, next: next)
         stats.snapshotsInstalled += 1
     }

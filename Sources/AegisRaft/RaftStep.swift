@@ -2,11 +2,19 @@ extension RaftCore {
     /// Processes a message from another node. Messages from older terms are answered
     /// or ignored as Raft requires; messages from newer terms update this node's term
     /// first (Raft §5.1).
+    ///
+    /// A message that is invalid on its own (`RaftMessage.validate()`) or for this
+    /// node's state is refused with `RaftError.invalidMessage` before it changes
+    /// anything. Once the node has diverged (`divergence`), every message is refused
+    /// with `RaftError.diverged`.
     public mutating func step(_ message: RaftMessage) throws {
+        if let divergenceRecord { throw RaftError.diverged(divergenceRecord) }
         guard message.to == id else {
             throw RaftError.invalidMessage("message for \(message.to) delivered to \(id)")
         }
         guard message.from != id else { throw RaftError.invalidMessage("message from this node to itself") }
+        try message.validate()
+        try validateAgainstState(message)
         let messageTerm = message.term
         if messageTerm > term {
             if case .vote(let request) = message.payload {
@@ -140,15 +148,27 @@ extension RaftCore {
 
     /// The follower side of AppendEntries (Raft §5.3), with the conflict hint of fast
     /// backtracking on rejection.
+    ///
+    /// The request was validated (`RaftMessage.validate()`): its entries follow
+    /// `prevLogIndex` contiguously, so whatever reaches the log's append starts at or
+    /// before its last index + 1 and after its commit index — input can never make the
+    /// storage refuse an append.
     mutating func handleAppendEntries(_ request: AppendEntriesRequest, from: NodeID) throws {
+        // Everything up to our commit index must match any later leader's log (Log
+        // Matching §5.3, Leader Completeness §5.4). Check the overlap; a conflict there
+        // means acknowledged data was lost somewhere: stop for good.
+        if let found = findCommittedConflict(request, from: from) { throw diverge(found) }
         if request.prevLogIndex < log.committed {
-            // Everything up to our commit index matches any leader's log (Raft §5.4).
+            leaderConfirmedIndex = max(leaderConfirmedIndex, log.committed)
             send(to: from, .appendEntriesResponse(AppendEntriesResponse(term: term, success: true, followerID: id,
                                                                          matchIndex: log.committed)))
             return
         }
+        // `maybeAppend` commits at most `min(leaderCommit, lastNew)`: only entries this
+        // append confirmed to match the leader's log.
         if let lastNew = try log.maybeAppend(prevIndex: request.prevLogIndex, prevTerm: request.prevLogTerm,
                                             leaderCommit: request.leaderCommit, entries: request.entries) {
+            leaderConfirmedIndex = max(leaderConfirmedIndex, lastNew)
             send(to: from, .appendEntriesResponse(AppendEntriesResponse(term: term, success: true, followerID: id,
                                                                          matchIndex: lastNew)))
             return
@@ -163,9 +183,22 @@ extension RaftCore {
                                                                      hintIndex: hint.index, hintTerm: hint.term)))
     }
 
+    /// A heartbeat asserts leadership and carries the commit index.
+    ///
+    /// Raft §5.3: a follower may only commit entries it knows to be in the leader's
+    /// log. An entry is known to be there once an append from this leader in this
+    /// term succeeded up to it (Log Matching: the same index and term means the same
+    /// entries before it). A heartbeat checks nothing about the log — an entry at the
+    /// commit index could still be a stale one from an old term, left over from a
+    /// deposed leader — so its commit index is clamped to `leaderConfirmedIndex`
+    /// (which is itself at most the last index). The honest leader sends
+    /// `min(commit, our match)`, which this clamp never cuts, except after this node
+    /// restarted and forgot its confirmations: it then asks for an append
+    /// (`requestsAppend`), which confirms its log and carries the commit index.
     mutating func handleHeartbeat(_ request: HeartbeatRequest, from: NodeID) {
-        // The leader sends min(commit, our match), so this never passes our log.
-        log.commit(to: request.commitIndex)
-        send(to: from, .heartbeatResponse(HeartbeatResponse(term: term, followerID: id, context: request.context)))
+        log.commit(to: min(request.commitIndex, leaderConfirmedIndex))
+        let wantsAppend = request.commitIndex > log.committed && request.commitIndex > leaderConfirmedIndex
+        send(to: from, .heartbeatResponse(HeartbeatResponse(term: term, followerID: id, context: request.context,
+                                                            requestsAppend: wantsAppend)))
     }
 }

@@ -47,6 +47,7 @@ extension RaftCore {
     /// once the applied index reaches `ReadState.index`. On a follower the request goes
     /// to the leader. Throws `RaftError.notLeader` when no leader is known.
     public mutating func readIndex(context: UInt64) throws {
+        if let divergenceRecord { throw RaftError.diverged(divergenceRecord) }
         if role == .leader {
             handleReadIndexRequest(context: context, from: id)
             return

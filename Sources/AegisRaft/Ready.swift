@@ -53,7 +53,7 @@ extension RaftCore {
         if pendingBroadcast || !messages.isEmpty || !readStates.isEmpty { return true }
         if softState != previousSoftState || hardState != previousHardState { return true }
         if !log.unstable.entries.isEmpty || log.unstable.snapshot != nil { return true }
-        if log.unstable.snapshot == nil && log.hasNextCommittedEntries { return true }
+        if log.unstable.snapshot == nil && log.hasNextCommittedEntries && divergenceRecord == nil { return true }
         return wantsSnapshot
     }
 
@@ -65,7 +65,9 @@ extension RaftCore {
         let ss = softState
         let entries = log.unstable.entries
         let snapshot = log.unstable.snapshot
-        let committed = snapshot == nil ? try log.nextCommittedEntries(maxBytes: config.maxCommittedBytesPerReady) : []
+        // A diverged node applies nothing more (see `divergence`).
+        let mayApply = snapshot == nil && divergenceRecord == nil
+        let committed = mayApply ? try log.nextCommittedEntries(maxBytes: config.maxCommittedBytesPerReady) : []
         let request = wantsSnapshot
         if request { snapshotRequested = true }
         let rd = Ready(

@@ -46,10 +46,17 @@ public final class InteractionEnv {
     /// Read access to a node.
     public subscript(_ id: NodeID) -> RaftCore? { cores[id] }
 
-    /// Mutates a node and then processes its `Ready`.
+    /// Mutates a node and then processes its `Ready`. When `body` throws, the node
+    /// keeps what it did (as a shell keeps its core after `step` throws, for example
+    /// a core that found it diverged) and the error is rethrown.
     public func with(_ id: NodeID, _ body: (inout RaftCore) throws -> Void) throws {
         guard var core = cores[id] else { throw RaftError.invalidMessage("no node \(id)") }
-        try body(&core)
+        do {
+            try body(&core)
+        } catch {
+            cores[id] = core
+            throw error
+        }
         cores[id] = core
         try process(id)
     }
@@ -154,7 +161,8 @@ public final class InteractionEnv {
         case .appendEntriesResponse(let r):
             return head + (r.success ? " match=\(r.matchIndex)" : " reject=\(r.rejectedIndex) hint=(\(r.hintIndex),\(r.hintTerm))")
         case .heartbeat(let r): return head + " commit=\(r.commitIndex)" + (r.context != 0 ? " ctx=\(r.context)" : "")
-        case .heartbeatResponse(let r): return head + (r.context != 0 ? " ctx=\(r.context)" : "")
+        case .heartbeatResponse(let r):
+            return head + (r.context != 0 ? " ctx=\(r.context)" : "") + (r.requestsAppend ? " wants-append" : "")
         case .installSnapshot(let r):
             return head + " snap=(\(r.metadata.index),\(r.metadata.term)) offset=\(r.offset) len=\(r.data.count)\(r.done ? " done" : "")"
         case .installSnapshotResponse(let r):

@@ -37,6 +37,28 @@ import Testing
         }
     }
 
+    // The generator leaves `requestsAppend` at its default; both values must survive.
+    @Test func test_codec_heartbeatResponseCarriesTheAppendRequest() throws {
+        for wants in [false, true] {
+            let raft = RaftMessage(from: "n2", to: "n1", payload: .heartbeatResponse(
+                HeartbeatResponse(term: 3, followerID: "n2", context: 9, requestsAppend: wants)))
+            var buffer = frame(Message(raft))
+            #expect(try buffer.readMessageFrame()?.raftMessage == raft)
+        }
+    }
+
+    // A node set of many empty names is 4 bytes each on the wire; decoding it must not
+    // reserve a hash table sized by the claimed count.
+    @Test func test_codec_hugeNodeSetOfEmptyNamesDecodesToOneName() throws {
+        var body = ByteBuffer()
+        body.writeInteger(UInt32(1_000_000))
+        for _ in 0..<1_000_000 { body.writeInteger(UInt32(0)) }
+        let nodes = try body.readNodeSet("voters")
+        #expect(nodes == [NodeID("")])
+        #expect(nodes.capacity < 1000)  // was >= 1,000,000: ~40 MB for a 4 MB frame
+        #expect(body.readableBytes == 0)
+    }
+
     @Test func test_codec_manyFramesInOneBufferDecodeInOrder() throws {
         var generator = MessageGenerator(seed: 11)
         let messages = (0..<200).map { _ in generator.message() }

@@ -143,7 +143,9 @@ public struct ReplicatedLog {
         let conflict = findConflict(entries[...])
         if conflict != 0 {
             if conflict <= committed {
-                throw RaftError.storage("entry \(conflict) conflicts with a committed entry (committed \(committed))")
+                // Unreachable: `RaftCore.findCommittedConflict` stops such an append
+                // first. Refused without touching the log, never as a storage failure.
+                throw RaftError.invalidMessage("entry \(conflict) conflicts with a committed entry (committed \(committed))")
             }
             let start = Int(conflict - (prevIndex + 1))
             try append(entries[start...])

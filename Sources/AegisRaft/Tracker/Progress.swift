@@ -76,17 +76,17 @@ public struct Progress: Sendable, Hashable {
         if state == .snapshot {
             let pending = pendingSnapshot
             resetState(.probe)
-            next = max(match + 1, pending + 1)
+            next = max(match.saturatingSuccessor, pending.saturatingSuccessor)
         } else {
             resetState(.probe)
-            next = match + 1
+            next = match.saturatingSuccessor
         }
     }
 
     /// Enters `.replicate`.
     mutating func becomeReplicate() {
         resetState(.replicate)
-        next = match + 1
+        next = match.saturatingSuccessor
     }
 
     /// Enters `.snapshot` for a snapshot at `index`.
@@ -101,7 +101,7 @@ public struct Progress: Sendable, Hashable {
         switch state {
         case .replicate:
             if count > 0 {
-                next = lastIndex + 1
+                next = lastIndex.saturatingSuccessor
                 inflights.add(lastIndex, bytes: bytes)
             }
         case .probe:
@@ -112,6 +112,8 @@ public struct Progress: Sendable, Hashable {
     }
 
     /// Raises `match` to `index` if it is higher. Returns `false` for a stale answer.
+    /// `index` may come from a message: the arithmetic saturates rather than trap
+    /// (`RaftCore.step` also refuses an index beyond the leader's log).
     mutating func maybeUpdate(_ index: LogIndex) -> Bool {
         var updated = false
         if match < index {
@@ -119,7 +121,7 @@ public struct Progress: Sendable, Hashable {
             updated = true
             probeSent = false
         }
-        next = max(next, index + 1)
+        next = max(next, index.saturatingSuccessor)
         return updated
     }
 
@@ -130,12 +132,13 @@ public struct Progress: Sendable, Hashable {
         if state == .replicate {
             // A rejection at or below match is stale (it answers an older message).
             if rejected <= match { return false }
-            next = match + 1
+            next = match.saturatingSuccessor
             return true
         }
-        // In probe, only the answer to the latest probe counts.
+        // In probe, only the answer to the latest probe counts. `rejected` and `hint`
+        // come from a message: saturating arithmetic, never a trap.
         if next == 0 || next - 1 != rejected { return false }
-        next = max(min(rejected, hint + 1), match + 1)
+        next = max(min(rejected, hint.saturatingSuccessor), match.saturatingSuccessor)
         probeSent = false
         return true
     }

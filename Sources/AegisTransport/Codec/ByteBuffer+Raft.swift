@@ -164,6 +164,7 @@ extension ByteBuffer {
         writeInteger(m.term)
         writeNodeID(m.followerID)
         writeInteger(m.context)
+        writeBool(m.requestsAppend)
     }
 
     /// Reads a heartbeat response.
@@ -171,7 +172,8 @@ extension ByteBuffer {
         HeartbeatResponse(
             term: try readUInt64("heartbeatResponse.term"),
             followerID: try readNodeID("heartbeatResponse.followerID"),
-            context: try readUInt64("heartbeatResponse.context"))
+            context: try readUInt64("heartbeatResponse.context"),
+            requestsAppend: try readBool("heartbeatResponse.requestsAppend"))
     }
 
     /// Writes snapshot metadata: index, term, then the configuration.
