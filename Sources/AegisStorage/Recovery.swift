@@ -183,7 +183,8 @@ enum Recovery {
     private static func report(_ damage: SegmentDamage, path: String, lastIndex: LogIndex,
                                nextFirstIndex: LogIndex?) -> CorruptionReport {
         var lastLost: LogIndex?
-        if let next = damage.nextValidIndex ?? nextFirstIndex { lastLost = next - 1 }
+        // A damaged file may name index 0 next (fuzz-wal): no lost range to report then.
+        if let next = damage.nextValidIndex ?? nextFirstIndex, next > 0 { lastLost = next - 1 }
         var reason = damage.reason
         if let next = damage.nextValidOffset { reason += "; valid records follow at offset \(next)" }
         return CorruptionReport(file: path, offset: damage.offset, firstLostIndex: lastIndex + 1,

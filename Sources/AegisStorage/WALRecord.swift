@@ -132,10 +132,30 @@ enum RecordFrame {
         if crc != stored { return .checksumMismatch(end: end) }
         do {
             let record = try decodePayload(typeByte, bytes, from: offset + headerSize, to: end)
+            try checkRange(record)
             return .record(record, end: end)
         } catch {
             return .malformed(error.reason)
         }
+    }
+
+    /// The largest index, term or sequence number a record may hold (the wire's limit
+    /// too): beyond any real log, and small enough that `index + 1` never overflows
+    /// during recovery. A record with a larger one is malformed (found by fuzz-wal).
+    static let maxIndexOrTerm: UInt64 = 1 << 62
+
+    private static func checkRange(_ record: WALRecord) throws(DecodeError) {
+        let largest: UInt64
+        switch record {
+        case let .segmentHeader(sequence, firstIndex): largest = max(sequence, firstIndex)
+        case let .entry(entry):
+            if entry.index == 0 { throw DecodeError(reason: "entry index 0") }  // the log starts at 1
+            largest = max(entry.index, entry.term)
+        case let .hardState(state): largest = max(state.term, state.commitIndex)
+        case let .snapshot(metadata, _): largest = max(metadata.index, metadata.term)
+        case let .compact(index, term): largest = max(index, term)
+        }
+        if largest > maxIndexOrTerm { throw DecodeError(reason: "index or term \(largest) is beyond 2^62") }
     }
 
     private static func decodePayload(_ typeByte: UInt8, _ bytes: UnsafeRawBufferPointer,

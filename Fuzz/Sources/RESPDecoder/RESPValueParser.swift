@@ -1,0 +1,1 @@
+../../../Sources/AegisServer/RESP/RESPValueParser.swift

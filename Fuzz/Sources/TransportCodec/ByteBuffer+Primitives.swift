@@ -1,0 +1,1 @@
+../../../Sources/AegisTransport/Codec/ByteBuffer+Primitives.swift

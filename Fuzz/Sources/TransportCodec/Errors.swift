@@ -1,0 +1,1 @@
+../../../Sources/AegisTransport/Errors.swift
