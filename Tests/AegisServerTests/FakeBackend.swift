@@ -17,6 +17,12 @@ actor FakeBackend: KVBackend {
     var readStaleFlags: [Bool] = []
     /// Administrative calls, as text, in order.
     var adminCalls: [String] = []
+    /// Commands received by `execute`, and the largest encoded one (bytes).
+    var executedCount = 0
+    var largestCommandBytes = 0
+    /// When set, `execute(_ commands:)` lets other callers in between its commands, as
+    /// a real node applying a batch entry by entry may serve reads in between.
+    var yieldsBetweenCommands = false
 
     init() {
         nodeStatus = BackendStatus(
@@ -29,10 +35,13 @@ actor FakeBackend: KVBackend {
     }
 
     func setFailure(_ failure: BackendError?) { self.failure = failure }
+    func setYieldsBetweenCommands(_ yields: Bool) { yieldsBetweenCommands = yields }
     func setStatus(_ update: @Sendable (inout BackendStatus) -> Void) { update(&nodeStatus) }
 
     func execute(_ command: Command) async throws(BackendError) -> CommandResult {
         if let failure { throw failure }
+        executedCount += 1
+        largestCommandBytes = max(largestCommandBytes, command.encodedSize)
         nextIndex += 1
         return machine.apply(command, at: nextIndex)
     }
@@ -42,6 +51,7 @@ actor FakeBackend: KVBackend {
         var results: [Result<CommandResult, BackendError>] = []
         for command in commands {
             do { results.append(.success(try await execute(command))) } catch { results.append(.failure(error)) }
+            if yieldsBetweenCommands { await Task.yield() }
         }
         return results
     }

@@ -1,5 +1,6 @@
 import AegisServer
 import NIOCore
+import NIOEmbedded
 import Testing
 
 /// Decodes every complete command in `input`.
@@ -81,14 +82,87 @@ private func decodeAll(_ input: String, limits: RESPLimits = RESPLimits()) throw
         #expect(throws: RESPProtocolError(message)) { try decodeAll(input) }
     }
 
-    @Test func test_decode_limits_areEnforced() {
-        let limits = RESPLimits(maxBulkLength: 10, maxArrayLength: 3, maxInlineLength: 16, maxRequestBytes: 15)
+    @Test func test_decode_protocolLimits_areEnforced() {
+        let limits = RESPLimits(maxValueSize: 10, maxRequestBytes: 45, maxBulkLength: 20, maxArrayLength: 3, maxInlineLength: 16)
         #expect(throws: RESPProtocolError.self) { try decodeAll("*4\r\n", limits: limits) }
-        #expect(throws: RESPProtocolError.self) { try decodeAll("*1\r\n$11\r\n", limits: limits) }
-        #expect(throws: RESPProtocolError.self) { try decodeAll("*2\r\n$10\r\n0123456789\r\n$6\r\n", limits: limits) }
+        #expect(throws: RESPProtocolError.self) { try decodeAll("*1\r\n$21\r\n", limits: limits) }
         #expect(throws: RESPProtocolError("too big inline request")) { try decodeAll(String(repeating: "A", count: 17), limits: limits) }
-        // At the limits, input is accepted.
-        #expect((try? decodeAll("*3\r\n$10\r\n0123456789\r\n$1\r\na\r\n$1\r\nb\r\n", limits: limits).requests.count) == 1)
+        // At the limits, input is accepted (each argument counts its length plus 10 bytes).
+        #expect((try? decodeAll("*3\r\n$10\r\n0123456789\r\n$3\r\nabc\r\n$1\r\nb\r\n", limits: limits).requests.count) == 1)
+    }
+
+    /// Every refused request, and the requests decoded, in order.
+    private func decodeRefusals(_ input: String, limits: RESPLimits, splitEvery step: Int = Int.max) throws -> [String] {
+        var decoder = RESPRequestDecoder(limits: limits)
+        var buffer = ByteBuffer()
+        var out: [String] = []
+        let bytes = Array(input.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + step)
+            buffer.writeBytes(bytes[offset ..< end])
+            offset = end
+            while let request = try decoder.next(from: &buffer) {
+                out.append(request.refusal ?? request.arguments.map { String(buffer: $0) }.joined(separator: " "))
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: [1, 3, 7, Int.max])
+    func test_decode_valueOverMaxValueSize_isRefusedAtItsHeader_andSkipped(splitEvery: Int) throws {
+        let limits = RESPLimits(maxValueSize: 10, maxRequestBytes: 1000)
+        let input = "*1\r\n$4\r\nPING\r\n" + "*4\r\n$4\r\nMSET\r\n$1\r\nk\r\n$11\r\n01234567890\r\n$2\r\nzz\r\n"
+            + "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+        let out = try decodeRefusals(input, limits: limits, splitEvery: splitEvery)
+        #expect(out.count == 3)
+        #expect(out[0] == "PING")
+        #expect(out[1].hasPrefix("ERR value too large: an argument of 11 bytes is over the limit of 10 bytes"))
+        #expect(out[2] == "GET k")
+    }
+
+    @Test func test_decode_refusal_comesBeforeTheValueArrives() throws {
+        var decoder = RESPRequestDecoder(limits: RESPLimits(maxValueSize: 10))
+        var buffer = ByteBuffer(string: "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n")
+        let refused = try #require(try decoder.next(from: &buffer))
+        #expect(refused.refusal?.hasPrefix("ERR value too large") == true)
+        #expect(refused.arguments.map { String(buffer: $0) } == ["SET"])
+        buffer.writeBytes([UInt8](repeating: 65, count: 1_000_000))
+        #expect(try decoder.next(from: &buffer) == nil)
+        #expect(buffer.readableBytes == 0)  // skipped, not kept
+        buffer.writeString("\r\nPING\r\n")
+        #expect(try decoder.next(from: &buffer)?.arguments.map { String(buffer: $0) } == ["PING"])
+    }
+
+    @Test func test_decode_requestOverMaxRequestBytes_isRefused() throws {
+        let limits = RESPLimits(maxValueSize: 10, maxRequestBytes: 40)
+        // 14 + 11 + 11 = 36, then 11 more is 47 > 40.
+        let out = try decodeRefusals("*4\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\nPING\r\n", limits: limits)
+        #expect(out.count == 2)
+        #expect(out[0].hasPrefix("ERR request too large: the command's arguments add up to more than 40 bytes"))
+        #expect(out[1] == "PING")
+    }
+
+    @Test func test_decode_partialRequests_areHeldWithinTheSharedBudget() throws {
+        let budget = RESPPartialRequestBudget(limit: 100)
+        func channel() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel()
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPRequestDecoder(budget: budget)))
+            return channel
+        }
+        let first = try channel(), second = try channel()
+        let partial = "*2\r\n$3\r\nSET\r\n$100\r\n" + String(repeating: "x", count: 40)  // 61 bytes held
+        try first.writeInbound(ByteBuffer(string: partial))
+        #expect(budget.heldBytes >= 50)
+        #expect(throws: RESPProtocolError.self) { try second.writeInbound(ByteBuffer(string: partial)) }
+        // Completing a command releases what it held; closing a connection releases the rest.
+        try first.writeInbound(ByteBuffer(string: String(repeating: "x", count: 60) + "\r\n"))
+        #expect(budget.heldBytes == 0)
+        try first.writeInbound(ByteBuffer(string: partial))
+        #expect(budget.heldBytes > 0)
+        _ = try? first.finish()
+        _ = try? second.finish()
+        #expect(budget.heldBytes == 0)
     }
 }
 

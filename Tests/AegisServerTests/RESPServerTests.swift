@@ -121,22 +121,53 @@ func withRESPServer(backend: FakeBackend, configuration: RESPServerConfiguration
         }
     }
 
-    @Test func test_batchHandler_pendingRepliesLimit_answersUpToTheLimitThenFails() throws {
+    /// Counts the reads that reach the socket.
+    final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
+        typealias OutboundIn = Any
+        var reads = 0
+        func read(context: ChannelHandlerContext) {
+            reads += 1
+            context.read()
+        }
+    }
+
+    @Test func test_batchHandler_pendingCommandsLimit_stopsReadingUntilRepliesGoOut() throws {
         let channel = EmbeddedChannel()
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter)
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPRequestDecoder()))
-        try channel.pipeline.syncOperations.addHandler(RESPBatchHandler(maxPendingReplies: 4))
+        try channel.pipeline.syncOperations.addHandler(RESPBatchHandler(maxPendingCommands: 4, maxPendingBytes: 1 << 20))
         try channel.writeInbound(ByteBuffer(string: String(repeating: "PING\r\n", count: 10)))
         let batch = try #require(try channel.readInbound(as: RESPBatch.self))
-        #expect(batch.requests.count == 4)
-        #expect(batch.protocolError?.message.hasPrefix("more than 4 commands sent without reading their replies") == true)
-        #expect(try channel.readInbound(as: RESPBatch.self) == nil)
+        #expect(batch.requests.count == 10 && batch.protocolError == nil)  // nothing is dropped or failed
+        channel.read()
+        #expect(counter.reads == 0)  // held: 10 commands unanswered
+        try channel.writeOutbound(RESPReplies(buffer: ByteBuffer(string: "+PONG\r\n"), count: 6))
+        #expect(counter.reads == 0)  // still 4 unanswered
+        try channel.writeOutbound(RESPReplies(buffer: ByteBuffer(string: "+PONG\r\n"), count: 1))
+        #expect(counter.reads == 1)  // under the limit: the held read goes out
+        _ = try? channel.finish()
+    }
+
+    @Test func test_batchHandler_pendingBytesLimit_stopsReading() throws {
+        let channel = EmbeddedChannel()
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter)
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPRequestDecoder()))
+        try channel.pipeline.syncOperations.addHandler(RESPBatchHandler(maxPendingCommands: 100, maxPendingBytes: 10))
+        try channel.writeInbound(ByteBuffer(string: "*2\r\n$4\r\nECHO\r\n$8\r\n12345678\r\n"))
+        _ = try #require(try channel.readInbound(as: RESPBatch.self))
+        channel.read()
+        #expect(counter.reads == 0)
+        try channel.writeOutbound(RESPReplies(buffer: ByteBuffer(string: "$8\r\n12345678\r\n"), count: 1))
+        #expect(counter.reads == 1)
         _ = try? channel.finish()
     }
 
     @Test func test_batchHandler_groupsOneReadIntoOneBatch() throws {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPRequestDecoder()))
-        try channel.pipeline.syncOperations.addHandler(RESPBatchHandler(maxPendingReplies: 100))
+        try channel.pipeline.syncOperations.addHandler(RESPBatchHandler(maxPendingCommands: 100, maxPendingBytes: 1 << 20))
         try channel.writeInbound(ByteBuffer(string: "PING\r\nPING\r\n*1\r\n$4\r\nPI"))
         let batch = try #require(try channel.readInbound(as: RESPBatch.self))
         #expect(batch.requests.count == 2)

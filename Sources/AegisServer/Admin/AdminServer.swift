@@ -307,6 +307,10 @@ struct AdminHandlers: Sendable {
             return response
         case .timeout: return self.error(.gatewayTimeout, error.description)
         case .unavailable: return self.error(.serviceUnavailable, error.description)
+        case .overloaded:
+            var response = self.error(.serviceUnavailable, error.description)
+            response.headers[.retryAfter] = "1"
+            return response
         case .command: return self.error(.badRequest, error.description)
         case .rejected: return self.error(.conflict, error.description)
         }

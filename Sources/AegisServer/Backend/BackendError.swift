@@ -39,6 +39,9 @@ public enum BackendError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The state machine (or a local check before proposing) refused the command;
     /// nothing changed.
     case command(KVError)
+    /// The node is too busy to take the request now (its request queue is full);
+    /// nothing was applied. Retry after a short pause.
+    case overloaded(String)
     /// The cluster refused an administrative request (for example a membership change
     /// while another is in progress, or an unknown member); the text says why.
     case rejected(String)
@@ -59,6 +62,8 @@ public enum BackendError: Error, Sendable, Hashable, CustomStringConvertible {
             return error.description
         case .rejected(let why):
             return "request rejected: \(why)"
+        case .overloaded(let why):
+            return "node overloaded: \(why)"
         }
     }
 }

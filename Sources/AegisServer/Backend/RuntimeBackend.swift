@@ -22,6 +22,8 @@ public struct RuntimeBackend: KVBackend {
     }
 
     public func execute(_ command: Command) async throws(BackendError) -> CommandResult {
+        // Refused here, not after it was logged and replicated.
+        if let violation = runtime.configuration.limits.violation(in: command) { throw .command(violation) }
         do {
             return try await runtime.execute(command)
         } catch {
@@ -30,8 +32,18 @@ public struct RuntimeBackend: KVBackend {
     }
 
     public func execute(_ commands: [Command]) async -> [Result<CommandResult, BackendError>] {
-        let results = await runtime.execute(batch: commands)
-        return results.map { $0.mapError { map($0) } }
+        let limits = runtime.configuration.limits
+        let violations = commands.map { limits.violation(in: $0) }
+        guard violations.contains(where: { $0 != nil }) else {
+            return await runtime.execute(batch: commands).map { $0.mapError { map($0) } }
+        }
+        // Propose only the valid commands; the others fail in their places.
+        let valid = commands.indices.filter { violations[$0] == nil }
+        var proposed = await runtime.execute(batch: valid.map { commands[$0] }).makeIterator()
+        return commands.indices.map { index in
+            if let violation = violations[index] { return .failure(.command(violation)) }
+            return proposed.next().map { $0.mapError { map($0) } } ?? .failure(.unavailable("the node returned no outcome for a command"))
+        }
     }
 
     public func read(_ keys: [Key], stale: Bool) async throws(BackendError) -> [KeyValue?] {
@@ -120,6 +132,8 @@ public struct RuntimeBackend: KVBackend {
         case .rejected(let why): return .rejected(why)
         case .shuttingDown: return .unavailable("the node is shutting down")
         case .storageFailed(let why): return .unavailable("the node stopped after a storage failure: \(why)")
+        case .overloaded: return .overloaded(e.description)
+        case .diverged: return .unavailable(e.description)
         }
     }
 }

@@ -8,6 +8,9 @@ import CoreMetrics
 ///   `CLUSTERDOWN`, …; `protocol` for malformed input).
 /// - `aegis_resp_connections_total`: connections accepted.
 /// - `aegis_resp_connections_active`: connections open now.
+/// - `aegis_resp_limit_closes_total{limit}`: connections refused or closed at a
+///   limit (`max_clients`, `output_buffer_hard`, `output_buffer_soft`,
+///   `partial_requests`).
 struct RESPMetrics: Sendable {
     private let commands: [String: Counter]
     private let unknownCommand: Counter
@@ -15,6 +18,11 @@ struct RESPMetrics: Sendable {
     private let otherErrors: Counter
     let connectionsAccepted: Counter
     let connectionsActive: Gauge
+    private let limitCloses: [String: Counter]
+    private let otherLimitCloses: Counter
+
+    /// The limits whose closes are counted separately.
+    static let limitNames = ["max_clients", "output_buffer_hard", "output_buffer_soft", "partial_requests"]
 
     /// Error codes the server sends, each with its own counter.
     static let errorCodes = ["ERR", "WRONGTYPE", "NOAUTH", "WRONGPASS", "NOPROTO", "TRYAGAIN", "CLUSTERDOWN",
@@ -35,6 +43,17 @@ struct RESPMetrics: Sendable {
         otherErrors = Counter(label: "aegis_resp_errors_total", dimensions: [("code", "other")], factory: factory)
         connectionsAccepted = Counter(label: "aegis_resp_connections_total", factory: factory)
         connectionsActive = Gauge(label: "aegis_resp_connections_active", factory: factory)
+        var limitCloses: [String: Counter] = [:]
+        for name in Self.limitNames {
+            limitCloses[name] = Counter(label: "aegis_resp_limit_closes_total", dimensions: [("limit", name)], factory: factory)
+        }
+        self.limitCloses = limitCloses
+        otherLimitCloses = Counter(label: "aegis_resp_limit_closes_total", dimensions: [("limit", "other")], factory: factory)
+    }
+
+    /// Counts one connection refused or closed at the named limit.
+    func recordLimitClose(_ limit: String) {
+        (limitCloses[limit] ?? otherLimitCloses).increment()
     }
 
     /// Counts one command by its upper-case name.

@@ -1,6 +1,7 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
-/// The commands of one read from a connection, answered together with one write.
+/// The commands of one read from a connection, answered together.
 struct RESPBatch: Sendable {
     /// The complete commands received, in order.
     var requests: [RESPRequest]
@@ -9,7 +10,7 @@ struct RESPBatch: Sendable {
     var protocolError: RESPProtocolError?
 }
 
-/// The replies to one `RESPBatch`, encoded.
+/// Encoded replies on their way to the client.
 struct RESPReplies: Sendable {
     /// The encoded replies.
     var buffer: ByteBuffer
@@ -17,39 +18,71 @@ struct RESPReplies: Sendable {
     var count: Int
 }
 
+/// The bytes of replies a connection wrote that the socket has not taken yet (the
+/// client has not read them): what `RESPLimits`'s output buffer limits bound.
+final class RESPOutputMeter: Sendable {
+    private let queued = NIOLockedValueBox(0)
+
+    /// Bytes written and not yet sent.
+    var queuedBytes: Int { queued.withLockedValue { $0 } }
+
+    func add(_ bytes: Int) { queued.withLockedValue { $0 += bytes } }
+}
+
 /// Groups the commands decoded from one read into a `RESPBatch` (so a pipeline is
-/// answered with one write and one flush), counts commands not yet answered, and
-/// turns decoding errors into a final batch that closes the connection.
+/// answered with few writes), counts commands not answered yet and stops reading the
+/// socket while there are too many of them (back-pressure), counts reply bytes not
+/// sent yet, and turns decoding errors into a final batch that closes the connection.
 final class RESPBatchHandler: ChannelDuplexHandler {
     typealias InboundIn = RESPRequest
     typealias InboundOut = RESPBatch
     typealias OutboundIn = RESPReplies
     typealias OutboundOut = ByteBuffer
 
-    private let maxPendingReplies: Int
+    private let maxPendingCommands: Int
+    private let maxPendingBytes: Int
+    private let meter: RESPOutputMeter
     private var current: [RESPRequest] = []
+    private var currentBytes = 0
+    /// Batches passed on and not fully answered, oldest first: commands not answered
+    /// yet and the bytes of the whole batch (released once it is fully answered).
+    private var unanswered: [(commands: Int, bytes: Int)] = []
+    private var firstUnanswered = 0
     /// Commands passed on but not answered yet.
-    private var pending = 0
+    private var pendingCommands = 0
+    /// Bytes of the batches not fully answered yet.
+    private var pendingBytes = 0
+    /// A read was asked for while over a limit; it is issued once under them again.
+    private var readHeld = false
     /// Set once the connection is being closed for a protocol error: input is ignored.
     private var failed = false
 
-    init(maxPendingReplies: Int) {
-        self.maxPendingReplies = maxPendingReplies
+    init(maxPendingCommands: Int, maxPendingBytes: Int, meter: RESPOutputMeter = RESPOutputMeter()) {
+        self.maxPendingCommands = maxPendingCommands
+        self.maxPendingBytes = maxPendingBytes
+        self.meter = meter
     }
+
+    private var overLimit: Bool { pendingCommands >= maxPendingCommands || pendingBytes >= maxPendingBytes }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
-        current.append(unwrapInboundIn(data))
-        if pending + current.count > maxPendingReplies {
-            current.removeLast()
-            fail(context: context, RESPProtocolError(
-                "more than \(maxPendingReplies) commands sent without reading their replies; read replies before sending more"))
-        }
+        let request = unwrapInboundIn(data)
+        current.append(request)
+        for argument in request.arguments { currentBytes += argument.readableBytes }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         if !current.isEmpty { forward(context: context, RESPBatch(requests: current, protocolError: nil)) }
         context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if overLimit {
+            readHeld = true
+        } else {
+            context.read()
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -58,24 +91,53 @@ final class RESPBatchHandler: ChannelDuplexHandler {
             context.fireErrorCaught(error)
             return
         }
-        fail(context: context, protocolError)
+        failed = true
+        forward(context: context, RESPBatch(requests: current, protocolError: protocolError))
+        context.fireChannelReadComplete()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let replies = unwrapOutboundIn(data)
-        pending -= replies.count
-        context.write(wrapOutboundOut(replies.buffer), promise: promise)
+        answered(replies.count)
+        let bytes = replies.buffer.readableBytes
+        meter.add(bytes)
+        let written = promise ?? context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { [meter] _ in meter.add(-bytes) }
+        context.write(wrapOutboundOut(replies.buffer), promise: written)
+        if readHeld && !overLimit {
+            readHeld = false
+            context.read()
+        }
     }
 
-    private func fail(context: ChannelHandlerContext, _ error: RESPProtocolError) {
-        failed = true
-        forward(context: context, RESPBatch(requests: current, protocolError: error))
-        context.fireChannelReadComplete()
+    /// Marks the oldest `count` pending commands answered.
+    private func answered(_ count: Int) {
+        var left = count
+        while left > 0 && firstUnanswered < unanswered.count {
+            let take = min(left, unanswered[firstUnanswered].commands)
+            unanswered[firstUnanswered].commands -= take
+            pendingCommands -= take
+            left -= take
+            if unanswered[firstUnanswered].commands == 0 {
+                pendingBytes -= unanswered[firstUnanswered].bytes
+                firstUnanswered += 1
+            }
+        }
+        if firstUnanswered == unanswered.count {
+            unanswered.removeAll(keepingCapacity: true)
+            firstUnanswered = 0
+        } else if firstUnanswered >= 64 && firstUnanswered * 2 >= unanswered.count {
+            unanswered.removeFirst(firstUnanswered)
+            firstUnanswered = 0
+        }
     }
 
     private func forward(context: ChannelHandlerContext, _ batch: RESPBatch) {
-        pending += batch.requests.count
+        pendingCommands += batch.requests.count
+        pendingBytes += currentBytes
+        if !batch.requests.isEmpty { unanswered.append((batch.requests.count, currentBytes)) }
         current = []
+        currentBytes = 0
         current.reserveCapacity(16)
         context.fireChannelRead(wrapInboundOut(batch))
     }

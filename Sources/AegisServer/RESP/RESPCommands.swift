@@ -8,6 +8,10 @@ extension RESPSession {
 
     /// Turns one request into what to run and how to answer it.
     mutating func plan(_ request: RESPRequest) -> Step {
+        if let refusal = request.refusal {
+            if let first = request.arguments.first { server.metrics.recordCommand(commandName(first)) }
+            return .reply(.error(refusal))
+        }
         guard let first = request.arguments.first else { return .reply(RESPError.syntax) }
         let name = commandName(first)
         server.metrics.recordCommand(name)
@@ -29,18 +33,21 @@ extension RESPSession {
             return .read(arguments.map(key), .existsCount)
         case "SET":
             return planSet(arguments)
-        case "MSET":
+        case "MSET", "MSETNX":
+            // One command, so one log entry: applied all or nothing, seen whole by readers.
             guard arguments.count % 2 == 0 else { return .reply(RESPError.wrongArity(name)) }
-            var commands: [Command] = []
-            commands.reserveCapacity(arguments.count / 2)
+            var pairs: [KeyValuePair] = []
+            pairs.reserveCapacity(arguments.count / 2)
             var index = arguments.startIndex
             while index < arguments.endIndex {
-                commands.append(.set(key(arguments[index]), bytes(arguments[index + 1])))
+                pairs.append(KeyValuePair(key(arguments[index]), bytes(arguments[index + 1])))
                 index += 2
             }
-            return .write(commands, .ok)
-        case "DEL":
-            return .write(arguments.map { .delete(key($0)) }, .deletedCount)
+            if name == "MSETNX" { return .write([.setMany(pairs, onlyIfNoneExist: true)], .setIfNoneExist) }
+            return .write([pairs.count == 1 ? .set(pairs[0].key, pairs[0].value) : .setMany(pairs, onlyIfNoneExist: false)], .ok)
+        case "DEL", "UNLINK":
+            if arguments.count == 1 { return .write([.delete(key(arguments[arguments.startIndex]))], .deletedCount) }
+            return .write([.deleteMany(arguments.map(key))], .deletedCount)
         case "INCR", "DECR", "INCRBY", "DECRBY":
             return planIncrement(name, arguments)
         case "DBSIZE":

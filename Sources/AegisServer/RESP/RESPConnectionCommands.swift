@@ -185,7 +185,7 @@ extension RESPSession {
         let configuration = server.configuration
         return [
             ("appendfsync", "always"), ("appendonly", "yes"), ("bind", configuration.host),
-            ("cluster-enabled", "no"), ("databases", "1"), ("maxclients", "10000"), ("maxmemory", "0"),
+            ("cluster-enabled", "no"), ("databases", "1"), ("maxclients", String(configuration.limits.maxClients)), ("maxmemory", "0"),
             ("maxmemory-policy", "noeviction"), ("port", String(configuration.port)),
             ("proto-max-bulk-len", String(configuration.limits.maxBulkLength)),
             ("protected-mode", configuration.protectedMode ? "yes" : "no"), ("save", ""), ("timeout", "0"),

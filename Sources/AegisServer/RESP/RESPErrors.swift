@@ -9,6 +9,8 @@ import AegisKV
 ///   when this node could not forward the command to the leader; nothing was applied.
 /// - `-TIMEOUT …` when the outcome is unknown: a write may still be applied.
 /// - `-UNAVAILABLE …` while the node is starting, shutting down or its storage failed.
+/// - `-TRYAGAIN the node is overloaded …` when the node's request queue is full;
+///   nothing was applied.
 enum RESPError {
     static let notInteger = RESPValue.error("ERR value is not an integer or out of range")
     static let overflow = RESPValue.error("ERR increment or decrement would overflow")
@@ -62,6 +64,8 @@ enum RESPError {
             return reply(for: kvError)
         case .rejected(let why):
             return .error("ERR request rejected: \(why)")
+        case .overloaded(let why):
+            return .error("TRYAGAIN \(why); nothing was applied")
         }
     }
 }

@@ -3,11 +3,18 @@ public import NIOCore
 /// One client command: its arguments as received, the command name first. Arguments
 /// stay bytes (slices of the read buffer, not copies).
 public struct RESPRequest: Sendable, Hashable {
-    /// The arguments, the command name first; never empty.
+    /// The arguments, the command name first; never empty unless `refusal` is set.
     public var arguments: [ByteBuffer]
+    /// Set when the command was refused while it was received (an argument or the
+    /// whole command over a limit): the error to reply in its place. `arguments` then
+    /// holds at most the command name, and the command is not run.
+    public var refusal: String?
 
     /// Creates a request from its arguments.
-    public init(arguments: [ByteBuffer]) { self.arguments = arguments }
+    public init(arguments: [ByteBuffer], refusal: String? = nil) {
+        self.arguments = arguments
+        self.refusal = refusal
+    }
 
     /// Creates a request from text arguments (for tests and tools).
     public init(_ arguments: String...) {
@@ -15,57 +22,48 @@ public struct RESPRequest: Sendable, Hashable {
     }
 }
 
-/// Limits on what one RESP connection may send. Input over a limit gets
-/// `-ERR Protocol error: …` and the connection is closed.
-public struct RESPLimits: Sendable, Hashable {
-    /// The longest bulk string (one argument), in bytes. Default 64 MiB (Redis allows
-    /// 512 MiB; the state machine's value limit is far below either).
-    public var maxBulkLength: Int
-    /// The most arguments in one command. Default 1,048,576.
-    public var maxArrayLength: Int
-    /// The longest inline command line (commands sent as plain text), in bytes.
-    /// Default 64 KiB, as in Redis.
-    public var maxInlineLength: Int
-    /// The most bytes of arguments in one command. Default 128 MiB.
-    public var maxRequestBytes: Int
-    /// The most commands received on a connection but not yet answered. A client that
-    /// keeps sending without reading the replies is answered up to the limit, then
-    /// gets an error and is disconnected. Default 65,536.
-    public var maxPendingReplies: Int
-
-    /// Creates limits; see each property for its default.
-    public init(maxBulkLength: Int = 64 << 20, maxArrayLength: Int = 1 << 20, maxInlineLength: Int = 64 << 10,
-                maxRequestBytes: Int = 128 << 20, maxPendingReplies: Int = 65_536) {
-        self.maxBulkLength = maxBulkLength
-        self.maxArrayLength = maxArrayLength
-        self.maxInlineLength = maxInlineLength
-        self.maxRequestBytes = maxRequestBytes
-        self.maxPendingReplies = maxPendingReplies
-    }
-}
-
 /// A streaming decoder of client commands: RESP arrays of bulk strings, and inline
 /// commands (a line of space-separated words, as `redis-cli` and telnet users send).
 ///
 /// Partial input is kept until the rest arrives; the arguments of a command already
-/// received are consumed as they complete, so a large command is scanned once.
-/// Malformed input and input over the limits throw `RESPProtocolError`.
+/// received are consumed as they complete, so a large command is scanned once. A
+/// command with an argument over `RESPLimits.maxValueSize`, or arguments over
+/// `RESPLimits.maxRequestBytes`, is returned at once as a request with a `refusal`,
+/// and its remaining bytes are skipped as they arrive. Malformed input and input over
+/// the protocol limits throw `RESPProtocolError`.
 public struct RESPRequestDecoder: ByteToMessageDecoder, Sendable {
     public typealias InboundOut = RESPRequest
 
     /// The limits in force.
     public let limits: RESPLimits
-    /// The command being received: its announced argument count and the arguments
-    /// complete so far. Invariant: `arguments.count < expected`.
+    /// The command being received: its announced argument count, the arguments
+    /// complete so far and the bytes they count toward `maxRequestBytes`.
+    /// Invariant: `arguments.count < expected`.
     private var partial: (expected: Int, arguments: [ByteBuffer], bytes: Int)?
+    /// A refused command being skipped: the bytes left of the current argument
+    /// (including its CRLF), then how many arguments follow.
+    private var skipping: (bytes: Int, arguments: Int)?
+    /// The server-wide cap on bytes held for unfinished commands, if any.
+    private let budget: RESPPartialRequestBudget?
+    /// The bytes this decoder holds in `budget`.
+    private var reserved = 0
 
-    /// Creates a decoder with the given limits.
-    public init(limits: RESPLimits = RESPLimits()) {
+    /// Creates a decoder with the given limits; `budget`, when given, bounds what all
+    /// decoders sharing it hold for unfinished commands.
+    public init(limits: RESPLimits = RESPLimits(), budget: RESPPartialRequestBudget? = nil) {
         self.limits = limits
+        self.budget = budget
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let request = try next(from: &buffer) else { return .needMoreData }
+        guard let request = try next(from: &buffer) else {
+            try hold((partial?.bytes ?? 0) + buffer.readableBytes)
+            return .needMoreData
+        }
+        // Release what the finished command held (the decoder may not be called again
+        // when nothing is left); never grow here, the rest may be complete commands.
+        let held = (partial?.bytes ?? 0) + buffer.readableBytes
+        if held < reserved { try hold(held) }
         context.fireChannelRead(Self.wrapInboundOut(request))
         return .continue
     }
@@ -75,11 +73,31 @@ public struct RESPRequestDecoder: ByteToMessageDecoder, Sendable {
         try decode(context: context, buffer: &buffer)
     }
 
-    /// Reads the next complete command from `buffer`, consuming its bytes; `nil` when
-    /// more bytes are needed. Empty inline lines and empty arrays are skipped, as
-    /// Redis does.
+    public mutating func decoderRemoved(context: ChannelHandlerContext) {
+        _ = budget?.update(from: reserved, to: 0)
+        reserved = 0
+    }
+
+    /// Records that this connection holds `bytes` of unfinished input, within the
+    /// server-wide budget.
+    private mutating func hold(_ bytes: Int) throws(RESPProtocolError) {
+        guard let budget, bytes != reserved else { return }
+        guard budget.update(from: reserved, to: bytes) else {
+            throw RESPProtocolError("unfinished commands of all clients would hold more than \(budget.limit) bytes, "
+                + "the server's limit; send the command again when the server is less busy")
+        }
+        reserved = bytes
+    }
+
+    /// Reads the next complete (or refused) command from `buffer`, consuming its
+    /// bytes; `nil` when more bytes are needed. Empty inline lines and empty arrays are
+    /// skipped, as Redis does.
     public mutating func next(from buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPRequest? {
         while true {
+            if skipping != nil {
+                guard try skip(in: &buffer) else { return nil }
+                continue
+            }
             if partial == nil {
                 guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return nil }
                 guard first == UInt8(ascii: "*") else {
@@ -98,18 +116,70 @@ public struct RESPRequestDecoder: ByteToMessageDecoder, Sendable {
             }
             guard var current = partial else { continue }
             partial = nil  // keeps `current.arguments` uniquely referenced while it grows
-            defer { if current.arguments.count < current.expected { partial = current } }
             while current.arguments.count < current.expected {
-                guard let argument = try nextBulk(from: &buffer, requestBytes: current.bytes) else { return nil }
-                current.bytes += argument.readableBytes
-                current.arguments.append(argument)
+                guard let header = try bulkHeader(buffer) else {
+                    partial = current
+                    return nil
+                }
+                let size = RESPLimits.requestBytes(forArgumentOf: header.length)
+                if let refusal = refusal(length: header.length, requestBytes: current.bytes + size) {
+                    // Refused before its bytes arrive: skip them, keep the stream in sync.
+                    buffer.moveReaderIndex(to: header.next)
+                    skipping = (header.length + 2, current.expected - current.arguments.count - 1)
+                    return RESPRequest(arguments: Array(current.arguments.prefix(1)), refusal: refusal)
+                }
+                guard buffer.writerIndex - header.next >= header.length + 2 else {
+                    partial = current
+                    return nil
+                }
+                guard buffer.getInteger(at: header.next + header.length, as: UInt16.self) == 0x0D0A else {
+                    throw RESPProtocolError("bulk string of \(header.length) bytes not followed by CRLF")
+                }
+                buffer.moveReaderIndex(to: header.next)
+                current.arguments.append(buffer.readSlice(length: header.length) ?? ByteBuffer())
+                buffer.moveReaderIndex(forwardBy: 2)
+                current.bytes += size
             }
             return RESPRequest(arguments: current.arguments)
         }
     }
 
-    /// Reads one `$<length>\r\n<bytes>\r\n` argument, consuming it only when complete.
-    private func nextBulk(from buffer: inout ByteBuffer, requestBytes: Int) throws(RESPProtocolError) -> ByteBuffer? {
+    /// The error reply for an argument of `length` bytes that brings its command to
+    /// `requestBytes`, or `nil` when both are within the limits.
+    private func refusal(length: Int, requestBytes: Int) -> String? {
+        if length > limits.maxValueSize {
+            return "ERR value too large: an argument of \(length) bytes is over the limit of \(limits.maxValueSize) bytes "
+                + "(max value size); the command was not run"
+        }
+        if requestBytes > limits.maxRequestBytes {
+            return "ERR request too large: the command's arguments add up to more than \(limits.maxRequestBytes) bytes "
+                + "(max request size, counting 10 bytes per argument); the command was not run"
+        }
+        return nil
+    }
+
+    /// Skips what is left of a refused command; `true` once it is all skipped.
+    private mutating func skip(in buffer: inout ByteBuffer) throws(RESPProtocolError) -> Bool {
+        while var current = skipping {
+            let count = min(current.bytes, buffer.readableBytes)
+            buffer.moveReaderIndex(forwardBy: count)
+            current.bytes -= count
+            skipping = current
+            if current.bytes > 0 { return false }
+            guard current.arguments > 0 else {
+                skipping = nil
+                return true
+            }
+            guard let header = try bulkHeader(buffer) else { return false }
+            buffer.moveReaderIndex(to: header.next)
+            skipping = (header.length + 2, current.arguments - 1)
+        }
+        return true
+    }
+
+    /// Reads a `$<length>\r\n` header without consuming it: the length and the index
+    /// after the CRLF; `nil` when the header has not arrived.
+    private func bulkHeader(_ buffer: ByteBuffer) throws(RESPProtocolError) -> (length: Int, next: Int)? {
         guard let type = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return nil }
         guard type == UInt8(ascii: "$") else {
             throw RESPProtocolError("expected '$', got '\(Character(Unicode.Scalar(type)))'")
@@ -119,18 +189,7 @@ public struct RESPRequestDecoder: ByteToMessageDecoder, Sendable {
         guard header.value <= limits.maxBulkLength else {
             throw RESPProtocolError("an argument of \(header.value) bytes is over the limit of \(limits.maxBulkLength) bytes")
         }
-        let length = Int(header.value)
-        guard requestBytes + length <= limits.maxRequestBytes else {
-            throw RESPProtocolError("a command of more than \(limits.maxRequestBytes) bytes is over the limit")
-        }
-        guard buffer.writerIndex - header.next >= length + 2 else { return nil }
-        guard buffer.getInteger(at: header.next + length, as: UInt16.self) == 0x0D0A else {
-            throw RESPProtocolError("bulk string of \(length) bytes not followed by CRLF")
-        }
-        buffer.moveReaderIndex(to: header.next)
-        let argument = buffer.readSlice(length: length)
-        buffer.moveReaderIndex(forwardBy: 2)
-        return argument
+        return (Int(header.value), header.next)
     }
 
     /// Reads a decimal number terminated by CRLF starting at `index`: its value and

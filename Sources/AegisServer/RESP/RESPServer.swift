@@ -46,6 +46,7 @@ public struct RESPServer: Service {
     public func run() async throws {
         let configuration = context.configuration
         let limits = configuration.limits
+        let budget = context.partialRequests
         let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -53,11 +54,16 @@ public struct RESPServer: Service {
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPRequestDecoder(limits: limits)))
-                    try channel.pipeline.syncOperations.addHandler(RESPBatchHandler(maxPendingReplies: limits.maxPendingReplies))
-                    return try NIOAsyncChannel<RESPBatch, RESPReplies>(
+                    let meter = RESPOutputMeter()
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(RESPRequestDecoder(limits: limits, budget: budget)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        RESPBatchHandler(maxPendingCommands: limits.maxPendingCommands, maxPendingBytes: limits.maxPendingBytes,
+                                         meter: meter))
+                    let asyncChannel = try NIOAsyncChannel<RESPBatch, RESPReplies>(
                         wrappingChannelSynchronously: channel,
                         configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16)))
+                    return RESPConnection(channel: asyncChannel, meter: meter)
                 }
             }
         let address = serverChannel.channel.localAddress
@@ -81,17 +87,25 @@ public struct RESPServer: Service {
         logger.info("RESP server stopped")
     }
 
-    /// Serves one connection until the client leaves, a protocol error, QUIT, or
-    /// graceful shutdown.
-    private func serve(_ connection: NIOAsyncChannel<RESPBatch, RESPReplies>, clientID: Int64) async {
-        let channel = connection.channel
+    /// Serves one connection until the client leaves, a protocol error, QUIT, a
+    /// limit, or graceful shutdown.
+    private func serve(_ connection: RESPConnection, clientID: Int64) async {
+        let channel = connection.channel.channel
         var logger = self.logger
         logger[metadataKey: "client"] = "\(clientID)"
         logger[metadataKey: "remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
         context.metrics.connectionsAccepted.increment()
-        let open = context.connectedClients.withLockedValue { count in
+        let maxClients = context.configuration.limits.maxClients
+        let open = context.connectedClients.withLockedValue { count -> Int? in
+            guard count < maxClients else { return nil }
             count += 1
             return count
+        }
+        guard let open else {
+            context.metrics.recordLimitClose("max_clients")
+            logger.info("refused a client: max number of clients reached", metadata: ["limit": "\(maxClients)"])
+            await refuse(connection.channel, with: .error("ERR max number of clients reached"))
+            return
         }
         context.metrics.connectionsActive.record(open)
         defer {
@@ -104,7 +118,7 @@ public struct RESPServer: Service {
         logger.debug("client connected")
         do {
             try await withGracefulShutdownHandler {
-                try await connection.executeThenClose { inbound, outbound in
+                try await connection.channel.executeThenClose { inbound, outbound in
                     if let denial = protectedModeDenial(for: channel.remoteAddress) {
                         var buffer = channel.allocator.buffer(capacity: 256)
                         buffer.writeRESPValue(denial, version: .resp2)
@@ -112,17 +126,22 @@ public struct RESPServer: Service {
                         return
                     }
                     var session = RESPSession(server: context, clientID: clientID)
+                    var writer = RESPConnectionWriter(channel: channel, meter: connection.meter, limits: context.configuration.limits,
+                                                      metrics: context.metrics, logger: logger)
                     for try await batch in inbound {
-                        var buffer = channel.allocator.buffer(capacity: 64 * max(1, batch.requests.count))
-                        var keepOpen = await session.handle(batch.requests, into: &buffer)
-                        if let error = batch.protocolError {
+                        var buffer = channel.allocator.buffer(capacity: 64 * max(1, min(batch.requests.count, 1024)))
+                        var keepOpen = await session.handle(batch.requests, into: &buffer, output: &writer)
+                        if let error = batch.protocolError, keepOpen {
                             context.metrics.recordProtocolError()
+                            if error.message.hasPrefix("unfinished commands of all clients") {
+                                context.metrics.recordLimitClose("partial_requests")
+                            }
                             logger.debug("closing connection after a protocol error", metadata: ["error": "\(error)"])
-                            buffer.writeRESPValue(.error("ERR \(error)"), version: session.protocolVersion)
+                            session.write(.error("ERR \(error)"), into: &buffer)
                             keepOpen = false
                         }
-                        try await outbound.write(RESPReplies(buffer: buffer, count: batch.requests.count))
-                        if !keepOpen { return }
+                        let sent = await writer.send(&buffer, replies: &session.unsentReplies)
+                        if !keepOpen || !sent { return }
                     }
                 }
             } onGracefulShutdown: {
@@ -138,6 +157,19 @@ public struct RESPServer: Service {
         logger.debug("client disconnected")
     }
 
+    /// Answers a connection that is not served with one error and closes it.
+    private func refuse(_ connection: NIOAsyncChannel<RESPBatch, RESPReplies>, with error: RESPValue) async {
+        do {
+            try await connection.executeThenClose { _, outbound in
+                var buffer = connection.channel.allocator.buffer(capacity: 64)
+                buffer.writeRESPValue(error, version: .resp2)
+                try await outbound.write(RESPReplies(buffer: buffer, count: 0))
+            }
+        } catch {
+            logger.debug("could not answer a refused client", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Redis's protected mode: with no password, only loopback clients are served.
     private func protectedModeDenial(for remote: SocketAddress?) -> RESPValue? {
         let configuration = context.configuration
@@ -146,6 +178,13 @@ public struct RESPServer: Service {
         return .error("DENIED Aegis is running in protected mode: no password is configured, so only loopback clients are served. "
             + "Configure a password (clients then send AUTH), or turn protected mode off if the network is trusted.")
     }
+}
+
+/// A connection as the server's accept loop receives it.
+struct RESPConnection: Sendable {
+    let channel: NIOAsyncChannel<RESPBatch, RESPReplies>
+    /// The connection's unread reply bytes, counted by its `RESPBatchHandler`.
+    let meter: RESPOutputMeter
 }
 
 extension SocketAddress {

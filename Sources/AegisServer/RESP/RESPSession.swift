@@ -10,10 +10,13 @@ final class RESPServerContext: Sendable {
     let backend: any KVBackend
     let metrics: RESPMetrics
     let startTime = ContinuousClock.now
-    /// Connections open now, for `INFO clients`.
+    /// Connections open now, for `INFO clients` and `RESPLimits.maxClients`.
     let connectedClients = NIOLockedValueBox(0)
+    /// The bytes all connections hold for unfinished commands.
+    let partialRequests: RESPPartialRequestBudget
 
     init(configuration: RESPServerConfiguration, backend: any KVBackend, metrics: RESPMetrics) {
+        self.partialRequests = RESPPartialRequestBudget(limit: configuration.limits.maxPartialRequestBytesTotal)
         self.configuration = configuration
         self.backend = backend
         self.metrics = metrics
@@ -43,6 +46,10 @@ public struct RESPSession {
     var library: (name: String?, version: String?) = (nil, nil)
     /// `READONLY`: reads on this connection may be served from local, possibly stale, state.
     var staleReads = false
+    /// Replies written to the output buffer and not handed to the connection yet.
+    var unsentReplies = 0
+    /// Keys per backend read call; see `readChunkBytes`.
+    var readChunk = 16
 
     /// Creates the state of a new connection.
     init(server: RESPServerContext, clientID: Int64) {
@@ -67,6 +74,16 @@ public struct RESPSession {
     /// Returns `false` when the connection must be closed after the replies are sent
     /// (`QUIT`).
     public mutating func handle(_ requests: [RESPRequest], into out: inout ByteBuffer) async -> Bool {
+        var keepEverything = KeepReplies()
+        return await handle(requests, into: &out, output: &keepEverything)
+    }
+
+    /// Executes `requests` in order, writing their replies to `out` and offering them
+    /// to `output` after every few backend calls, so that a large pipeline is answered
+    /// (and its memory released) as it runs. Returns `false` when the connection must
+    /// be closed: after the replies in `out` for `QUIT`, at once when `output` says so.
+    mutating func handle(_ requests: [RESPRequest], into out: inout ByteBuffer,
+                         output: inout some RESPReplyOutput) async -> Bool {
         var queue = ExecutionQueue()
         for request in requests {
             switch plan(request) {
@@ -90,16 +107,38 @@ public struct RESPSession {
                 write(reply, into: &out)
                 if !keepOpen { return false }
             }
+            if queue.keys.count >= readChunk || queue.commands.count >= Self.writeChunk || queue.slots.count >= Self.writeChunk {
+                await queue.runAll(server.backend, stale: staleReads)
+                adaptReadChunk(to: queue)
+                encode(&queue, into: &out)
+                guard await output.offer(&out, replies: &unsentReplies) else { return false }
+            }
         }
         await queue.runAll(server.backend, stale: staleReads)
+        adaptReadChunk(to: queue)
         encode(&queue, into: &out)
         return true
+    }
+
+    /// The most commands queued for one backend write call (and slots encoded at once).
+    static let writeChunk = 256
+    /// About how many bytes of values one backend read call should return: the number
+    /// of keys per read call is adapted to the values seen, so that a pipeline of reads
+    /// of large values holds little at a time and one of small values stays batched.
+    static let readChunkBytes = 1 << 20
+
+    /// Sets the keys per read call from the bytes per key of the reads just run.
+    private mutating func adaptReadChunk(to queue: ExecutionQueue) {
+        guard queue.readResults.count > 0 else { return }
+        let perKey = max(1, queue.readBytes / queue.readResults.count)
+        readChunk = min(512, max(1, Self.readChunkBytes / perKey))
     }
 
     /// Writes one reply, counting errors.
     mutating func write(_ reply: RESPValue, into out: inout ByteBuffer) {
         if case .error(let text) = reply { server.metrics.recordError(text) }
         out.writeRESPValue(reply, version: version)
+        unsentReplies += 1
     }
 
     /// Writes the replies of the queue's slots (all executed) and empties it.
@@ -120,6 +159,19 @@ public struct RESPSession {
         }
         queue = ExecutionQueue()
     }
+}
+
+/// Where a session hands replies while it runs a batch.
+protocol RESPReplyOutput {
+    /// Offered the replies encoded so far (`replies` of them, in `buffer`) while more
+    /// are coming. It may send them, emptying `buffer` and setting `replies` to 0, or
+    /// leave them for later. Returns `false` when the connection must close at once.
+    mutating func offer(_ buffer: inout ByteBuffer, replies: inout Int) async -> Bool
+}
+
+/// Keeps every reply in the buffer (for `handle(_:into:)`).
+struct KeepReplies: RESPReplyOutput {
+    func offer(_ buffer: inout ByteBuffer, replies: inout Int) async -> Bool { true }
 }
 
 /// What one command turns into.
@@ -146,8 +198,10 @@ enum WriteReply {
     /// A conditional write (NX, IFEQ): on success `+OK` (or the previous value with
     /// GET), when the condition failed null (or the current value with GET).
     case conditional(returnValue: Bool)
-    /// The number of keys that existed (DEL).
+    /// The number of keys that existed (DEL, UNLINK).
     case deletedCount
+    /// 1 when every key was set, 0 when none was because one existed (MSETNX).
+    case setIfNoneExist
     /// The new integer value (INCR family).
     case integer
 
@@ -162,9 +216,10 @@ enum WriteReply {
                     if case .compareFailed = error, case .conditional(let returnValue) = self {
                         return returnValue ? result.value.map(RESPValue.bulkString) ?? .null : .null
                     }
+                    if case .compareFailed = error, case .setIfNoneExist = self { return .integer(0) }
                     return RESPError.reply(for: error)
                 }
-                if result.previousValue != nil { deleted += 1 }
+                deleted += result.keyCount > 0 ? Int64(result.keyCount) : (result.previousValue != nil ? 1 : 0)
             }
         }
         guard case .success(let last)? = results.last else { return .ok }
@@ -174,6 +229,7 @@ enum WriteReply {
         case .conditional(let returnValue):
             return returnValue ? last.previousValue.map(RESPValue.bulkString) ?? .null : .ok
         case .deletedCount: return .integer(deleted)
+        case .setIfNoneExist: return .integer(1)
         case .integer:
             guard let value = last.value, let number = Int64(String(decoding: value, as: UTF8.self)) else {
                 return RESPError.notInteger
@@ -238,6 +294,8 @@ struct ExecutionQueue {
     var writeResults: [Result<CommandResult, BackendError>] = []
     /// The outcome of every key read so far, in order.
     var readResults: [Result<KeyValue?, BackendError>] = []
+    /// The bytes of the values in `readResults`.
+    var readBytes = 0
 
     mutating func runWrites(_ backend: any KVBackend) async {
         let commands = self.commands
@@ -260,6 +318,7 @@ struct ExecutionQueue {
             for index in keys.indices {
                 readResults.append(index < records.count ? .success(records[index])
                                    : .failure(.unavailable("the backend returned no record for a key")))
+                if index < records.count { readBytes += records[index]?.value.count ?? 0 }
             }
         } catch {
             readResults.append(contentsOf: repeatElement(.failure(error), count: keys.count))
