@@ -60,6 +60,7 @@ extension RaftMessage {
             try Self.inRange(m.commitIndex, "heartbeat.commitIndex")
         case .heartbeatResponse(let m):
             try sentBy(m.followerID, "heartbeatResponse.followerID")
+            try Self.inRange(m.lastIndex, "heartbeatResponse.lastIndex")
         case .installSnapshot(let m):
             try sentBy(m.leaderID, "installSnapshot.leaderID")
             try Self.inRange(m.metadata.index, "installSnapshot.metadata.index")
@@ -133,9 +134,12 @@ extension RaftCore {
     /// Only what an honest sender can never produce is refused:
     /// - an append answer, to this leader in its term, whose match or rejected index
     ///   lies beyond the leader's last index (the leader never sent such an index);
-    /// - a snapshot answer, to this leader in its term, beyond the snapshot it sends;
-    /// - a heartbeat whose commit index lies beyond this node's last index (the leader
-    ///   sends `min(commit, match)`, and the match is an index this node acknowledged).
+    /// - a snapshot answer, to this leader in its term, beyond the snapshot it sends.
+    ///
+    /// A heartbeat whose commit index lies beyond this node's last index is *not*
+    /// refused: an honest leader sends one to a node that lost acknowledged entries (a
+    /// wiped disk). Refusing it would leave the node without a leader, campaigning; it
+    /// is handled instead (`handleHeartbeat`: no commit, and the leader is told).
     func validateAgainstState(_ message: RaftMessage) throws(RaftError) {
         switch message.payload {
         case .appendEntriesResponse(let m) where role == .leader && m.term == term:
@@ -155,12 +159,6 @@ extension RaftCore {
             if m.nextOffset > UInt64(snapshot.data.count) {
                 throw .invalidMessage("snapshotResponse.nextOffset \(m.nextOffset) from \(message.from) is beyond the "
                                       + "snapshot's \(snapshot.data.count) bytes")
-            }
-        case .heartbeat(let m) where m.term >= term:
-            let last = lastIndexOrZero
-            if m.commitIndex > last {
-                throw .invalidMessage("heartbeat.commitIndex \(m.commitIndex) from \(message.from) is beyond this "
-                                      + "node's last index \(last)")
             }
         default:
             break

@@ -143,13 +143,19 @@ public struct HeartbeatResponse: Sendable, Hashable {
     /// restarted): it cannot commit that far until an append confirms its log, so it
     /// asks the leader for one.
     public var requestsAppend: Bool
+    /// With `requestsAppend`: this follower's last log index. Below the index the
+    /// leader believes it holds, the follower has lost entries it acknowledged (a
+    /// wiped or restored disk); the leader then lowers its match and probes from here.
+    public var lastIndex: LogIndex
 
     /// Creates a heartbeat response.
-    public init(term: Term, followerID: NodeID, context: UInt64 = 0, requestsAppend: Bool = false) {
+    public init(term: Term, followerID: NodeID, context: UInt64 = 0, requestsAppend: Bool = false,
+                lastIndex: LogIndex = 0) {
         self.term = term
         self.followerID = followerID
         self.context = context
         self.requestsAppend = requestsAppend
+        self.lastIndex = lastIndex
     }
 }
 

@@ -158,6 +158,12 @@ extension RaftCore {
         let needsAppend = tracker.update(from) { pr -> Bool in
             pr.recentActive = true
             pr.probeSent = false
+            if response.requestsAppend && response.lastIndex < pr.match {
+                // The follower holds less than it acknowledged: it lost data (a wiped
+                // or restored disk). Stop counting what it no longer has and probe
+                // from its real end, or appends would never go below the old match.
+                pr.lowerMatch(to: response.lastIndex)
+            }
             // Appends in flight may all have been lost; a heartbeat answer proves the
             // follower is reachable, so free one slot to send again. A gap it cannot
             // fill is rejected and sends the progress back to probing.

@@ -194,11 +194,13 @@ extension RaftCore {
     /// (which is itself at most the last index). The honest leader sends
     /// `min(commit, our match)`, which this clamp never cuts, except after this node
     /// restarted and forgot its confirmations: it then asks for an append
-    /// (`requestsAppend`), which confirms its log and carries the commit index.
+    /// (`requestsAppend`), which confirms its log and carries the commit index. If
+    /// the commit index is even beyond our last index, we lost entries we had
+    /// acknowledged (a wiped disk): `lastIndex` tells the leader where we really are.
     mutating func handleHeartbeat(_ request: HeartbeatRequest, from: NodeID) {
         log.commit(to: min(request.commitIndex, leaderConfirmedIndex))
         let wantsAppend = request.commitIndex > log.committed && request.commitIndex > leaderConfirmedIndex
         send(to: from, .heartbeatResponse(HeartbeatResponse(term: term, followerID: id, context: request.context,
-                                                            requestsAppend: wantsAppend)))
+                                                            requestsAppend: wantsAppend, lastIndex: lastIndexOrZero)))
     }
 }

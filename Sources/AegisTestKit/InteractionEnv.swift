@@ -162,7 +162,7 @@ public final class InteractionEnv {
             return head + (r.success ? " match=\(r.matchIndex)" : " reject=\(r.rejectedIndex) hint=(\(r.hintIndex),\(r.hintTerm))")
         case .heartbeat(let r): return head + " commit=\(r.commitIndex)" + (r.context != 0 ? " ctx=\(r.context)" : "")
         case .heartbeatResponse(let r):
-            return head + (r.context != 0 ? " ctx=\(r.context)" : "") + (r.requestsAppend ? " wants-append" : "")
+            return head + (r.context != 0 ? " ctx=\(r.context)" : "") + (r.requestsAppend ? " wants-append last=\(r.lastIndex)" : "")
         case .installSnapshot(let r):
             return head + " snap=(\(r.metadata.index),\(r.metadata.term)) offset=\(r.offset) len=\(r.data.count)\(r.done ? " done" : "")"
         case .installSnapshotResponse(let r):

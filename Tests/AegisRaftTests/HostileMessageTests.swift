@@ -148,14 +148,46 @@ private func message(_ from: NodeID, _ to: NodeID, _ payload: RaftMessage.Payloa
             leaderCommit: last))), "below the term")
     }
 
-    @Test func test_hostile_heartbeatCommitBeyondTheLogIsRefused() throws {
+    @Test func test_hostile_heartbeatCommitOutOfRangeIsRefused() throws {
         let env = try cluster()
         let term = try env.core("n1").term
-        let last = try env.core("n2").log.lastIndex()
-        try expectRefused(env, message("n1", "n2", .heartbeat(HeartbeatRequest(
-            term: term, leaderID: "n1", commitIndex: last + 100))), "heartbeat.commitIndex")
         try expectRefused(env, message("n1", "n2", .heartbeat(HeartbeatRequest(
             term: term, leaderID: "n1", commitIndex: .max))), "heartbeat.commitIndex")
+    }
+
+    // A commit index beyond the log is what an honest leader sends to a node that lost
+    // acknowledged entries, so it is not refused (the node would lose its leader and
+    // campaign): nothing is committed, and the answer tells the leader where the log
+    // really ends.
+    @Test func test_hostile_heartbeatCommitBeyondTheLogCommitsNothing() throws {
+        let env = try cluster()
+        let term = try env.core("n1").term
+        var core = try env.core("n2")
+        let before = try Observed(core)
+        try core.step(message("n1", "n2", .heartbeat(HeartbeatRequest(
+            term: term, leaderID: "n1", commitIndex: before.lastIndex + 100))))
+        #expect(core.log.committed == before.committed)
+        let rd = try core.ready()
+        #expect(rd.committedEntries.isEmpty && rd.entries.isEmpty)
+        #expect(rd.messages.map(InteractionEnv.describe) == [
+            "n2->n1 HeartbeatResp term=\(term) wants-append last=\(before.lastIndex)",
+        ])
+    }
+
+    // The wipe-and-restart: the leader kept the old match of a follower whose
+    // log now ends at 0, counted it, and never probed below that match. The follower's
+    // heartbeat answer now says where its log ends; the leader probes from there and
+    // the follower catches up.
+    @Test func test_heartbeat_wipedFollowerIsProbedFromItsRealEndAndCatchesUp() throws {
+        let env = try cluster()
+        let last = try env.core("n1").log.lastIndex()
+        #expect(try env.core("n1").progress(of: "n2")?.match == last)
+        try env.replace("n2", storage: MemoryStorage(conf: ConfState(voters: ["n1", "n2", "n3"])), config: plainConfig())
+        try env.tick("n1")
+        try env.stabilize()
+        #expect(try env.core("n2").log.lastIndex() == last)
+        #expect(try env.core("n2").log.committed == (try env.core("n1").log.committed))
+        #expect(try env.core("n1").progress(of: "n2")?.match == last)
     }
 
     @Test func test_hostile_absurdSnapshotOffsetIsRefused() throws {
@@ -237,7 +269,7 @@ private func message(_ from: NodeID, _ to: NodeID, _ payload: RaftMessage.Payloa
         #expect(core.log.committed == 0)
         let rd = try core.ready()
         #expect(rd.committedEntries.isEmpty)
-        #expect(rd.messages.map(InteractionEnv.describe) == ["n2->n1 HeartbeatResp term=2 wants-append"])
+        #expect(rd.messages.map(InteractionEnv.describe) == ["n2->n1 HeartbeatResp term=2 wants-append last=3"])
         core.advance(rd)
         // An append confirms the log up to 2: now the commit may move to 2, not 3.
         try core.step(message("n1", "n2", .appendEntries(AppendEntriesRequest(

@@ -125,6 +125,16 @@ public struct Progress: Sendable, Hashable {
         return updated
     }
 
+    /// The follower lost entries up to `match` (its log now ends at `index`): lowers
+    /// `match` to `index` and probes from there. The leader's commit index does not
+    /// move back; only the follower's share of future quorums does.
+    mutating func lowerMatch(to index: LogIndex) {
+        guard index < match else { return }
+        match = index
+        resetState(.probe)
+        next = match.saturatingSuccessor
+    }
+
     /// Handles a rejection of the append whose previous index was `rejected`;
     /// `hint` is the highest index at which the logs may still match.
     /// Returns `false` if the rejection is stale.

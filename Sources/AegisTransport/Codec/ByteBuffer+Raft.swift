@@ -165,6 +165,7 @@ extension ByteBuffer {
         writeNodeID(m.followerID)
         writeInteger(m.context)
         writeBool(m.requestsAppend)
+        writeInteger(m.lastIndex)
     }
 
     /// Reads a heartbeat response.
@@ -173,7 +174,8 @@ extension ByteBuffer {
             term: try readUInt64("heartbeatResponse.term"),
             followerID: try readNodeID("heartbeatResponse.followerID"),
             context: try readUInt64("heartbeatResponse.context"),
-            requestsAppend: try readBool("heartbeatResponse.requestsAppend"))
+            requestsAppend: try readBool("heartbeatResponse.requestsAppend"),
+            lastIndex: try readUInt64("heartbeatResponse.lastIndex"))
     }
 
     /// Writes snapshot metadata: index, term, then the configuration.
