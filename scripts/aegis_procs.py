@@ -74,7 +74,7 @@ class Cluster:
             self.kill(n)
 
     def client(self, node):
-        return redis.Redis(host=HOST, port=RESP[node], socket_timeout=3, socket_connect_timeout=1, retry_on_timeout=False)
+        return redis.Redis(host=HOST, port=RESP[node], socket_timeout=3, socket_connect_timeout=1)
 
     def info(self, node):
         return self.client(node).info("replication")

@@ -49,8 +49,8 @@ final class NodeLoop: @unchecked Sendable {
     var invalidMessages = 0
     /// The tick at which a write first failed for lack of disk space, while it lasts.
     var diskFullSince: Int?
-    var lastDiskFullWarningTick = Int.min
-    var lastInvalidWarningTick = Int.min
+    var lastDiskFullWarningTick: Int?
+    var lastInvalidWarningTick: Int?
     var failure: ReplicationError?
     private let stoppedReasonBox = NSLockShim()
     private var stoppedReasonValue: ReplicationError?
@@ -171,9 +171,7 @@ final class NodeLoop: @unchecked Sendable {
     func droppedInvalid(_ message: Message, _ error: any Error) {
         invalidMessages += 1
         metrics.invalidMessages.increment()
-        guard tickCount - lastInvalidWarningTick >= config.raft.electionTimeout || lastInvalidWarningTick == Int.min else {
-            return
-        }
+        if let last = lastInvalidWarningTick, tickCount - last < config.raft.electionTimeout { return }
         lastInvalidWarningTick = tickCount
         logger.warning("dropped an invalid message from a peer", metadata: [
             "from": "\(message.from)", "type": "\(message.type)", "error": "\(error)",

@@ -46,7 +46,7 @@ extension NodeLoop {
                 // and it was not advanced: the core hands it out again. Retry on a later
                 // tick; refuse client writes meanwhile (`submit`).
                 diskFullSince = diskFullSince ?? tickCount
-                if tickCount - lastDiskFullWarningTick >= config.raft.electionTimeout * 10 || lastDiskFullWarningTick == Int.min {
+                if lastDiskFullWarningTick.map({ tickCount - $0 >= config.raft.electionTimeout * 10 }) ?? true {
                     lastDiskFullWarningTick = tickCount
                     logger.error("the disk is full: writes are refused until space is freed", metadata: [
                         "path": "\(path)", "needed": "\(needed)", "available": "\(available)"])

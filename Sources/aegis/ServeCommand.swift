@@ -55,6 +55,9 @@ struct ServeCommand: AsyncParsableCommand {
     var clusterUuid: String?
     @Option(help: "Password clients must send with AUTH.") var password: String?
     @Option(help: "Bearer token for mutating admin endpoints.") var adminToken: String?
+    @Option(help: "Most client connections at once (default 10000); more are refused.") var maxClients: Int?
+    @Option(help: "Largest value a client may write, in bytes (default 1048576); refused when the request is parsed.")
+    var maxValueBytes: Int?
     @Option(help: "Milliseconds per Raft tick (default 10).") var tickMs: Int?
     @Option(help: "Election timeout in ticks (default 100).") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -115,6 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
                                            bootstrapVoters: bootstrap ? settings.members.keys.sorted() : [])
         nodeConfig.awaitingAdd = identity.current.membership == .awaitingAdd
         nodeConfig.snapshotReceiveDirectory = settings.dataDir
+        nodeConfig.limits.maxValueSize = settings.maxValueBytes
         nodeConfig.onAdded = { identity.update { $0.membership = .member } }
         nodeConfig.tickInterval = .milliseconds(settings.tickMs)
         nodeConfig.raft.electionTimeout = settings.electionTicks
@@ -137,8 +141,13 @@ struct ServeCommand: AsyncParsableCommand {
         let backend = RuntimeBackend(runtime: runtime, clusterID: settings.clusterID,
                                      unsafeLocalReads: settings.unsafeLocalReads)
         let resp = RESPServer(
-            configuration: RESPServerConfiguration(host: settings.clientListen.host, port: settings.clientListen.port,
-                                                   password: settings.password, protectedMode: settings.password == nil),
+            configuration: RESPServerConfiguration(
+                host: settings.clientListen.host, port: settings.clientListen.port,
+                password: settings.password, protectedMode: settings.password == nil,
+                // One source for the sizes: the server refuses at parse exactly what the
+                // state machine and the log would refuse later.
+                limits: RESPLimits(maxClients: settings.maxClients, maxValueSize: nodeConfig.limits.maxValueSize,
+                                   maxRequestBytes: nodeConfig.maxEntryBytes)),
             backend: backend, logger: logger)
         let admin = AdminServer(
             configuration: AdminServerConfiguration(host: settings.adminListen.host, port: settings.adminListen.port,
@@ -169,6 +178,8 @@ struct ServeSettings {
     var clusterUUID: String?
     var password: String?
     var adminToken: String?
+    var maxClients: Int
+    var maxValueBytes: Int
     var tickMs: Int
     var electionTicks: Int
     var logLevel: Logger.Level
@@ -219,6 +230,13 @@ struct ServeSettings {
         if let clusterUUID, UUID(uuidString: clusterUUID) == nil {
             throw ValidationError("--cluster-uuid: '\(clusterUUID)' is not a UUID")
         }
+        let maxClients = Int(value("max-clients", flags.maxClients.map(String.init)) ?? "10000") ?? -1
+        let maxValueBytes = Int(value("max-value-bytes", flags.maxValueBytes.map(String.init)) ?? "\(1 << 20)") ?? -1
+        guard maxClients > 0 else { throw ValidationError("--max-clients must be a positive number") }
+        // The value plus its key and framing must fit in one log entry (32 MiB).
+        guard maxValueBytes > 0, maxValueBytes <= 16 << 20 else {
+            throw ValidationError("--max-value-bytes must be between 1 and 16777216")
+        }
         let levelText = value("log-level", flags.logLevel) ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else { throw ValidationError("--log-level: unknown level '\(levelText)'") }
         let tick = Int(value("tick-ms", flags.tickMs.map(String.init)) ?? "10") ?? 10
@@ -230,6 +248,7 @@ struct ServeSettings {
             clientListen: clientListen, adminListen: adminListen, members: members, join: join,
             initialClusterState: initialState, clusterUUID: clusterUUID?.uppercased(),
             password: value("password", flags.password), adminToken: value("admin-token", flags.adminToken),
+            maxClients: maxClients, maxValueBytes: maxValueBytes,
             tickMs: tick, electionTicks: election, logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true")
     }

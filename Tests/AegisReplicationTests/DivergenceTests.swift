@@ -64,6 +64,8 @@ import Testing
         } catch let error as ReplicationError {
             #expect("\(error)".contains("diverged"), "unexpected error: \(error)")
         }
+        // The rest of Y keeps serving (the stopped node is taken out of the wait).
+        await y.stop(2)
         let leader = try #require(y.members[try await y.waitForLeader()].runtime)
         #expect(try await write(leader, "after", "ok").isSuccess)
         let values = try await leader.read(["x0", "y0"])

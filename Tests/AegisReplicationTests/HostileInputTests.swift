@@ -20,9 +20,10 @@ import Testing
         var buffer = channel.allocator.buffer(capacity: 256)
         buffer.writeHandshakeFrame(Handshake(clusterID: "local", from: messages[0].from, to: target.id))
         for m in messages { buffer.writeMessageFrame(Message(m)) }
-        try await channel.writeAndFlush(buffer)
+        // The node may close the connection on a message it refuses: that is fine.
+        try? await channel.writeAndFlush(buffer)
         try await Task.sleep(for: .milliseconds(300))
-        try await channel.close()
+        try? await channel.close()
     }
 
     /// The node serves, a new write through it commits, and all nodes converge on one
