@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "AegisTestKit", targets: ["AegisTestKit"]),
         .library(name: "AegisTransport", targets: ["AegisTransport"]),
         .library(name: "AegisReplication", targets: ["AegisReplication"]),
+        .library(name: "AegisTLS", targets: ["AegisTLS"]),
         .executable(name: "aegis-sim", targets: ["aegis-sim"]),
         .executable(name: "aegis-bench", targets: ["aegis-bench"]),
         .executable(name: "aegis-crashtest", targets: ["aegis-crashtest"]),
@@ -34,6 +35,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // Pure modules: no I/O, no clocks.
@@ -43,9 +48,21 @@ let package = Package(
         .target(name: "AegisCRDT", swiftSettings: strict),
         // Durable storage.
         .target(name: "AegisStorage", dependencies: ["AegisRaft"], swiftSettings: strict),
+        // Certificates: a cluster CA, node certificates (the node ID as the SAN), loading
+        // and reloading (SIGHUP), expiry; TLS configurations for every port.
+        .target(name: "AegisTLS", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         // Wire codec, Transport protocol, in-memory and TCP (SwiftNIO) transports.
         .target(name: "AegisTransport", dependencies: [
-            "AegisRaft",
+            "AegisRaft", "AegisTLS",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -53,7 +70,11 @@ let package = Package(
         ], swiftSettings: strict),
         // RESP and HTTP admin servers, the backend protocol they call.
         .target(name: "AegisServer", dependencies: [
-            "AegisKV", "AegisRaft", "AegisReplication",
+            "AegisKV", "AegisRaft", "AegisReplication", "AegisTLS",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -90,6 +111,7 @@ let package = Package(
         .executableTarget(
             name: "aegis",
             dependencies: ["AegisServer", "AegisKV", "AegisRaft", "AegisReplication", "AegisStorage", "AegisTransport",
+                           "AegisTLS",
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -136,11 +158,20 @@ let package = Package(
         ], swiftSettings: strict),
         .testTarget(name: "AegisServerTests", dependencies: [
             "AegisServer", "AegisKV", "AegisRaft",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "AegisTLSTests", dependencies: [
+            "AegisTLS", "AegisTransport", "AegisRaft",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
