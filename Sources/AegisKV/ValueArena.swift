@@ -23,7 +23,8 @@
 @usableFromInline typealias ArenaLocation = UInt64
 
 /// Append-only byte storage for the table's records (values, and the bytes of long
-/// keys beyond the 16 kept inline), in slabs of `slabSize` bytes.
+/// keys beyond the 16 kept inline), in slabs of up to `slabSize` bytes (`firstSlabSize`
+/// at first).
 ///
 /// Why: one `[UInt8]` per value costs a heap allocation, a 32-byte header and a
 /// reference count per key, and scatters values across the heap. Here a new record is
@@ -41,6 +42,10 @@
 @usableFromInline struct ValueArena: Sendable {
     /// The size of an ordinary slab. Larger records get a slab of their own.
     @usableFromInline static let slabSize = 4 << 20
+    /// The size of the smallest tail slab. A new tail slab is as large as the bytes
+    /// already in use (at least this, at most `slabSize`), so tail slabs double from
+    /// here as the arena grows and a small store does not claim 4 MiB up front.
+    @usableFromInline static let firstSlabSize = 64 << 10
 
     /// The slabs by number; `nil` for a freed number awaiting reuse.
     @usableFromInline var slabs: ContiguousArray<ArenaSlab?> = []
@@ -91,8 +96,8 @@
             let number = openSlab(capacity: count)
             return claim(count, in: number)
         }
-        if tail < 0 || used[tail] + count > Self.slabSize || !isKnownUniquelyReferenced(&slabs[tail]) {
-            tail = openSlab(capacity: Self.slabSize)
+        if tail < 0 || used[tail] + count > (slabs[tail]?.capacity ?? 0) || !isKnownUniquelyReferenced(&slabs[tail]) {
+            tail = openSlab(capacity: Swift.min(Self.slabSize, Swift.max(Self.firstSlabSize, usedBytes, count)))
         }
         return claim(count, in: tail)
     }

@@ -59,6 +59,29 @@ public final class MemoryStorage: RaftLogStorage {
 
     private var offset: LogIndex { entries[0].index }
 
+    /// A new storage holding the same entries, hard state and snapshot. Cheap: the
+    /// copies share their buffers until one of them is written (copy-on-write).
+    ///
+    /// With `restore(from:)`, lets a harness or simulator prepare a state once and
+    /// rerun from it many times (the libFuzzer target for `RaftCore.step` does).
+    public func copy() -> MemoryStorage {
+        let other = MemoryStorage()
+        other.restore(from: self)
+        return other
+    }
+
+    /// Replaces everything this storage holds (entries, hard state, snapshot) with
+    /// what `other` holds, sharing buffers like `copy()`; `other` is not changed.
+    ///
+    /// A `RaftCore` keeps reading the storage object it was created over, so a copy of
+    /// a prepared core (`RaftCore` is a value) starts from the prepared state once its
+    /// storage has been restored from a `copy()` taken when the core was prepared.
+    public func restore(from other: MemoryStorage) {
+        entries = other.entries
+        hardState = other.hardState
+        currentSnapshot = other.currentSnapshot
+    }
+
     public func initialState() throws -> (state: RaftState, conf: ConfState) {
         (hardState, currentSnapshot.metadata.confState)
     }

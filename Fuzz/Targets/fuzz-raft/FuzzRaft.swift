@@ -1,8 +1,10 @@
 // Fuzz target: `RaftCore.step` fed with arbitrary messages from a hostile peer.
 //
 // Every input starts from the same three-node cluster (n1 elected leader, a few
-// entries proposed and committed everywhere). The input is then read as a script of
-// actions: deliver a crafted message to the leader or a follower, let the honest
+// entries proposed and committed everywhere), elected once per process and reset
+// before each input (`Cluster.reset(to:)`; AEGIS_FUZZ_CHECK_RESET=1 also runs each
+// input on a freshly elected cluster and compares). The input is then read as a script
+// of actions: deliver a crafted message to the leader or a follower, let the honest
 // traffic flow, tick a node, propose on the leader. Crafted messages are decoded from
 // the input by `MessageReader` below (not from the wire format, so that the fuzzer
 // spends its time on field values rather than on framing): terms and indexes are
@@ -24,12 +26,41 @@ import Darwin
 #endif
 
 private let strictReady = getenv("AEGIS_FUZZ_STRICT_READY").map { String(cString: $0) == "1" } ?? false
+/// AEGIS_FUZZ_CHECK_RESET=1: also run every input on a cluster elected from scratch and
+/// crash if it ends in a different state than the reused one (checks the reset).
+private let checkReset = getenv("AEGIS_FUZZ_CHECK_RESET").map { String(cString: $0) == "1" } ?? false
+
+/// The cluster every input runs on: elected once, reset to that state before each input
+/// (building and electing it took most of the time of an input). libFuzzer calls the
+/// fuzz function from one thread.
+nonisolated(unsafe) private let shared: (cluster: Cluster, prepared: Cluster.Checkpoint) = {
+    do {
+        let cluster = try Cluster.elected()
+        return (cluster, cluster.checkpoint())
+    } catch {
+        fatalError("the harness could not set up its cluster: \(error)")
+    }
+}()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    var input = ByteStream(UnsafeBufferPointer(start: data, count: size))
-    let cluster: Cluster
-    do { cluster = try Cluster.elected() } catch { fatalError("the harness could not set up its cluster: \(error)") }
+    let input = UnsafeBufferPointer(start: data, count: size)
+    let (cluster, prepared) = shared
+    cluster.reset(to: prepared)
+    run(input, on: cluster)
+    if checkReset {
+        let fresh: Cluster
+        do { fresh = try Cluster.elected() } catch { fatalError("the harness could not set up its cluster: \(error)") }
+        run(input, on: fresh)
+        let reused = cluster.summary(), expected = fresh.summary()
+        precondition(reused == expected, "the reset cluster ended in \(reused), a fresh one in \(expected)")
+    }
+    return 0
+}
+
+/// Runs one input's script of actions on `cluster`.
+private func run(_ bytes: UnsafeBufferPointer<UInt8>, on cluster: Cluster) {
+    var input = ByteStream(bytes)
     var actions = 0
     while !input.isEmpty && actions < 64 {
         actions += 1
@@ -37,23 +68,22 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         switch op % 10 {
         case 0...5:
             // A crafted message to the leader (n1) or a follower (n2, sometimes n3).
-            let target: NodeID = op & 0x10 != 0 ? "n1" : (op & 0x20 != 0 ? "n3" : "n2")
-            guard let core = cluster.cores[target] else { continue }
-            var reader = MessageReader(input: input, receiver: core)
-            let message = reader.message(to: target)
+            let target = op & 0x10 != 0 ? 0 : (op & 0x20 != 0 ? 2 : 1)
+            var reader = MessageReader(input: input, receiver: cluster.cores[target])
+            let message = reader.message(to: cluster.ids[target])
             input = reader.input
             cluster.step(target, message)
         case 6:
             cluster.deliverAll(rounds: Int(op >> 4) + 1)
         case 7:
-            let node = cluster.ids[Int(op >> 4) % cluster.ids.count]
+            let node = Int(op >> 4) % cluster.ids.count
             cluster.tick(node, count: Int(input.u8() % 24) + 1)
         case 8:
-            let node = cluster.ids[Int(op >> 4) % cluster.ids.count]
+            let node = Int(op >> 4) % cluster.ids.count
             cluster.with(node) { core in _ = try core.propose(input.bytes(Int(op >> 4))) }
         default:
             // A client read or a leadership transfer on a node.
-            let node = cluster.ids[Int(op >> 4) % cluster.ids.count]
+            let node = Int(op >> 4) % cluster.ids.count
             if op & 0x80 != 0 {
                 let to = cluster.ids[Int(input.u8()) % cluster.ids.count]
                 cluster.with(node) { try $0.transferLeadership(to: to) }
@@ -65,28 +95,30 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     // Let the cluster run on: crafted state must not make the honest traffic trap.
     cluster.deliverAll(rounds: 8)
-    for node in cluster.ids { cluster.tick(node, count: 12) }
+    for node in cluster.ids.indices { cluster.tick(node, count: 12) }
     cluster.deliverAll(rounds: 8)
-    return 0
 }
 
-/// Three nodes over `MemoryStorage`, messages held until delivered.
+/// Three nodes over `MemoryStorage`, messages held until delivered. Nodes are
+/// addressed by their position in `ids`; the cores are mutated in place in `cores`
+/// (taking one out and putting it back would copy its buffers on every step).
 final class Cluster {
     let ids: [NodeID] = ["n1", "n2", "n3"]
-    var cores: [NodeID: RaftCore] = [:]
-    var storages: [NodeID: MemoryStorage] = [:]
+    var cores: [RaftCore] = []
+    let storages: [MemoryStorage]
+    let receivers: [MemorySnapshotReceiver]
     var pending: [RaftMessage] = []
     /// Nodes whose storage refused a write: a real node stops there.
-    var stopped: Set<NodeID> = []
+    var stopped: [Bool] = [false, false, false]
 
     /// A cluster with n1 as leader and three committed commands.
     static func elected() throws -> Cluster {
         let cluster = try Cluster()
-        cluster.with("n1") { $0.campaign() }
+        cluster.with(0) { $0.campaign() }
         cluster.deliverAll(rounds: 20)
-        for k in 0..<3 { cluster.with("n1") { _ = try $0.propose([UInt8(k), 1, 2, 3]) } }
+        for k in 0..<3 { cluster.with(0) { _ = try $0.propose([UInt8(k), 1, 2, 3]) } }
         cluster.deliverAll(rounds: 20)
-        guard cluster.cores["n1"]?.isLeader == true else { throw RaftError.invalidMessage("n1 did not win") }
+        guard cluster.cores[0].isLeader else { throw RaftError.invalidMessage("n1 did not win") }
         return cluster
     }
 
@@ -101,27 +133,72 @@ final class Cluster {
         config.maxInflightBytes = 1024
         config.maxUncommittedBytes = 4096
         let conf = ConfState(voters: Set(ids))
+        storages = ids.map { _ in MemoryStorage(conf: conf) }
+        receivers = ids.map { _ in MemorySnapshotReceiver() }
         for (k, id) in ids.enumerated() {
-            let storage = MemoryStorage(conf: conf)
-            storages[id] = storage
             var c = config
             c.randomSeed = UInt64(k + 1)
-            cores[id] = try RaftCore(id: id, config: c, storage: storage)
+            cores.append(try RaftCore(id: id, config: c, storage: storages[k], snapshotReceiver: receivers[k]))
         }
     }
 
-    /// Runs `body` on a node (errors are refusals), then handles its `Ready`.
-    func with(_ id: NodeID, _ body: (inout RaftCore) throws -> Void) {
-        guard !stopped.contains(id), var core = cores[id] else { return }
-        do { try body(&core) } catch {}
-        cores[id] = core
-        process(id)
+    /// Everything a run changes, saved to start again from here (`reset(to:)`).
+    struct Checkpoint {
+        let cores: [RaftCore]
+        /// Copies of `storages` taken at the checkpoint, never written.
+        let storages: [MemoryStorage]
+        let pending: [RaftMessage]
+        let stopped: [Bool]
     }
 
-    func step(_ id: NodeID, _ message: RaftMessage) { with(id) { try $0.step(message) } }
+    /// Saves the current state. Only valid while no snapshot transfer is in progress
+    /// (the receivers' partial data is not saved; `reset` empties them).
+    func checkpoint() -> Checkpoint {
+        Checkpoint(cores: cores, storages: storages.map { $0.copy() }, pending: pending, stopped: stopped)
+    }
 
-    func tick(_ id: NodeID, count: Int) {
-        for _ in 0..<count { with(id) { $0.tick() } }
+    /// Returns to `checkpoint`: the cores are copied back (values sharing their buffers
+    /// until written), the storages and snapshot receivers, which the cores reference,
+    /// get the checkpoint's contents again.
+    func reset(to checkpoint: Checkpoint) {
+        for (storage, saved) in zip(storages, checkpoint.storages) { storage.restore(from: saved) }
+        for receiver in receivers { receiver.abort() }
+        cores = checkpoint.cores
+        pending = checkpoint.pending
+        stopped = checkpoint.stopped
+    }
+
+    /// What the consistency check of AEGIS_FUZZ_CHECK_RESET compares.
+    func summary() -> [String] {
+        var lines = ids.indices.map { k -> String in
+            let core = cores[k], storage = storages[k]
+            let last = (try? core.log.lastIndex()) ?? 0
+            return "\(ids[k]): term \(core.term) vote \(String(describing: core.votedFor)) role \(core.role) "
+                + "leader \(String(describing: core.leader)) last \(last) committed \(core.log.committed) "
+                + "applied \(core.appliedIndex) stats \(core.stats) stopped \(stopped[k]) "
+                + "stored \(storage.storedHardState) \(String(describing: try? storage.firstIndex()))"
+                + "...\(String(describing: try? storage.lastIndex()))"
+        }
+        lines.append("pending \(pending.count)")
+        return lines
+    }
+
+    /// The position of a node in `ids`, `nil` for a node outside the cluster.
+    func position(of id: NodeID) -> Int? { ids.firstIndex(of: id) }
+
+    /// Runs `body` on a node (errors are refusals), then handles its `Ready`.
+    func with(_ node: Int, _ body: (inout RaftCore) throws -> Void) {
+        guard !stopped[node] else { return }
+        let storage = storages[node]
+        // One in-place access for the whole turn: reading a core out of the array
+        // (even for `hasReady`) would copy it.
+        if !Self.turn(&cores[node], storage: storage, pending: &pending, body) { stopped[node] = true }
+    }
+
+    func step(_ node: Int, _ message: RaftMessage) { with(node) { try $0.step(message) } }
+
+    func tick(_ node: Int, count: Int) {
+        for _ in 0..<count { with(node) { $0.tick() } }
     }
 
     /// Delivers pending messages, `rounds` times.
@@ -129,14 +206,16 @@ final class Cluster {
         for _ in 0..<rounds where !pending.isEmpty {
             let batch = pending
             pending = []
-            for m in batch where cores[m.to] != nil { step(m.to, m) }
+            for m in batch { if let node = position(of: m.to) { step(node, m) } }
         }
         if pending.count > 4096 { pending.removeAll() }
     }
 
-    /// Persists, sends and applies a node's `Ready` in the order the shell must follow.
-    func process(_ id: NodeID) {
-        guard var core = cores[id], let storage = storages[id] else { return }
+    /// Runs `body` on `core`, then persists, sends and applies its `Ready` in the order
+    /// the shell must follow. Returns `false` if the node must stop.
+    private static func turn(_ core: inout RaftCore, storage: MemoryStorage, pending: inout [RaftMessage],
+                             _ body: (inout RaftCore) throws -> Void) -> Bool {
+        do { try body(&core) } catch {}
         do {
             var rounds = 0
             while core.hasReady && rounds < 16 {
@@ -147,9 +226,8 @@ final class Cluster {
                     try storage.append(rd.entries)
                     if let hs = rd.hardState { try storage.setHardState(hs) }
                 } catch {
-                    if strictReady { fatalError("\(id): the storage refused the core's Ready: \(error)") }
-                    stopped.insert(id)
-                    return
+                    if strictReady { fatalError("\(core.id): the storage refused the core's Ready: \(error)") }
+                    return false
                 }
                 pending.append(contentsOf: rd.messages)
                 core.advance(rd)
@@ -163,9 +241,9 @@ final class Cluster {
             }
         } catch {
             // `ready()` or the snapshot bookkeeping refused: the node stops.
-            stopped.insert(id)
+            return false
         }
-        cores[id] = core
+        return true
     }
 }
 
