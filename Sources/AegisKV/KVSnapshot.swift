@@ -168,7 +168,10 @@ public struct KVSnapshotReader: Sendable {
         guard expectedCount <= revision else {
             throw .malformedSnapshot("\(expectedCount) keys cannot exist at revision \(revision)")
         }
-        entries.reserveCapacity(Int(min(expectedCount, 1 << 22)))
+        // The count comes from the file: reserve only a little up front (a crafted
+        // header must not make the reader allocate for millions of keys); the array
+        // grows with the entries actually read.
+        entries.reserveCapacity(Int(min(expectedCount, 1 << 16)))
     }
 
     /// Reads one entry; returns `false` (consuming nothing) if it is not complete yet.
