@@ -10,7 +10,7 @@ import CoreMetrics
 /// - `aegis_resp_connections_active`: connections open now.
 /// - `aegis_resp_limit_closes_total{limit}`: connections refused or closed at a
 ///   limit (`max_clients`, `output_buffer_hard`, `output_buffer_soft`,
-///   `partial_requests`).
+///   `partial_requests`, `auth_failures`).
 struct RESPMetrics: Sendable {
     private let commands: [String: Counter]
     private let unknownCommand: Counter
@@ -22,10 +22,11 @@ struct RESPMetrics: Sendable {
     private let otherLimitCloses: Counter
 
     /// The limits whose closes are counted separately.
-    static let limitNames = ["max_clients", "output_buffer_hard", "output_buffer_soft", "partial_requests"]
+    static let limitNames = ["max_clients", "output_buffer_hard", "output_buffer_soft", "partial_requests",
+                             "auth_failures"]
 
     /// Error codes the server sends, each with its own counter.
-    static let errorCodes = ["ERR", "WRONGTYPE", "NOAUTH", "WRONGPASS", "NOPROTO", "TRYAGAIN", "CLUSTERDOWN",
+    static let errorCodes = ["ERR", "WRONGTYPE", "NOAUTH", "WRONGPASS", "NOPERM", "NOPROTO", "TRYAGAIN", "CLUSTERDOWN",
                              "TIMEOUT", "UNAVAILABLE", "DENIED", "protocol"]
 
     init(factory: any MetricsFactory) {

@@ -89,6 +89,8 @@ enum RESPCommandTable {
                         summary: "Resets the connection: RESP2, no name, READWRITE, not authenticated."),
         RESPCommandInfo(name: "READONLY", arity: 1, flags: ["fast", "stale"], keys: (0, 0, 0), group: "connection",
                         summary: "Allows stale local reads on this connection."),
+        RESPCommandInfo(name: "ACL", arity: -2, flags: ["admin", "stale"], keys: (0, 0, 0), group: "server",
+                        summary: "Users and rights of this node: SETUSER, DELUSER, GETUSER, LIST, USERS, WHOAMI, CAT, LOAD, SAVE."),
         RESPCommandInfo(name: "READWRITE", arity: 1, flags: ["fast", "stale"], keys: (0, 0, 0), group: "connection",
                         summary: "Makes reads on this connection linearizable again (the default)."),
     ]

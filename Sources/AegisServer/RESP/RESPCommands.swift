@@ -24,6 +24,7 @@ extension RESPSession {
         guard info.arity >= 0 ? count == info.arity : count >= -info.arity else {
             return .reply(RESPError.wrongArity(name))
         }
+        if let denial = permissionDenial(name, info, arguments) { return .reply(denial) }
         switch name {
         case "GET":
             return .read([key(arguments[arguments.startIndex])], .value)

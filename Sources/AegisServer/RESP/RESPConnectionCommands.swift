@@ -7,11 +7,12 @@ import NIOCore
 extension RESPSession {
     /// Runs a command that reads or changes the connection's state. Returns the
     /// reply and whether the connection stays open.
-    mutating func handleConnectionCommand(_ name: String, _ arguments: ArraySlice<ByteBuffer>) -> (RESPValue, Bool) {
+    mutating func handleConnectionCommand(_ name: String, _ arguments: ArraySlice<ByteBuffer>) async -> (RESPValue, Bool) {
         let words = arguments.map { String(buffer: $0) }
         switch name {
-        case "HELLO": return (hello(words), true)
-        case "AUTH": return (authenticate(words), true)
+        case "HELLO": return await hello(words)
+        case "AUTH": return await authenticate(words)
+        case "ACL": return (acl(words), true)
         case "CLIENT": return (client(words, raw: arguments), true)
         case "SELECT":
             guard let index = integer(arguments[arguments.startIndex]) else { return (RESPError.notInteger, true) }
@@ -24,7 +25,7 @@ extension RESPSession {
             self.name = nil
             library = (nil, nil)
             staleReads = false
-            authenticated = server.configuration.password == nil
+            user = initialUser()
             return (.simpleString("RESET"), true)
         case "READONLY":
             staleReads = true
@@ -37,39 +38,41 @@ extension RESPSession {
         }
     }
 
-    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`.
-    private mutating func hello(_ words: [String]) -> RESPValue {
+    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`. Returns the
+    /// reply and whether the connection stays open (see `RESPAuthThrottle`).
+    private mutating func hello(_ words: [String]) async -> (RESPValue, Bool) {
         var requested = version
         if let first = words.first {
-            guard let number = Int(first) else { return .error("ERR Protocol version is not an integer or out of range") }
-            guard let parsed = RESPVersion(rawValue: number) else { return .error("NOPROTO unsupported protocol version") }
+            guard let number = Int(first) else { return (.error("ERR Protocol version is not an integer or out of range"), true) }
+            guard let parsed = RESPVersion(rawValue: number) else { return (.error("NOPROTO unsupported protocol version"), true) }
             requested = parsed
         }
         var newName: String?
+        var credentials: (user: String, password: String)?
         var index = 1
-        var authenticatedNow = authenticated
         while index < words.count {
             switch words[index].uppercased() {
             case "AUTH" where index + 2 < words.count:
-                let reply = checkPassword(username: words[index + 1], password: words[index + 2])
-                if case .error = reply { return reply }
-                authenticatedNow = true
+                credentials = (words[index + 1], words[index + 2])
                 index += 3
             case "SETNAME" where index + 1 < words.count:
-                guard Self.isValidName(words[index + 1]) else { return Self.invalidNameError }
+                guard Self.isValidName(words[index + 1]) else { return (Self.invalidNameError, true) }
                 newName = words[index + 1]
                 index += 2
             default:
-                return .error("ERR Syntax error in HELLO option '\(words[index].prefix(64))'")
+                return (.error("ERR Syntax error in HELLO option '\(words[index].prefix(64))'"), true)
             }
         }
-        guard authenticatedNow else {
-            return .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+        if let credentials {
+            let (reply, keepOpen) = await logIn(username: credentials.user, password: credentials.password)
+            if case .error = reply { return (reply, keepOpen) }
         }
-        authenticated = true
+        guard authenticated else {
+            return (.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"), true)
+        }
         version = requested
         if let newName { name = newName }
-        return .map([
+        return (.map([
             RESPMapEntry(.bulk("server"), .bulk("redis")),
             RESPMapEntry(.bulk("version"), .bulk(AegisVersion.redisCompatibility)),
             RESPMapEntry(.bulk("proto"), .integer(Int64(version.rawValue))),
@@ -78,26 +81,38 @@ extension RESPSession {
             RESPMapEntry(.bulk("role"), .bulk("master")),
             RESPMapEntry(.bulk("modules"), .array([])),
             RESPMapEntry(.bulk("aegis_version"), .bulk(AegisVersion.current)),
-        ])
+        ]), true)
     }
 
     /// `AUTH [username] password`.
-    private mutating func authenticate(_ words: [String]) -> RESPValue {
-        guard words.count <= 2 else { return RESPError.syntax }
-        let reply = words.count == 2 ? checkPassword(username: words[0], password: words[1])
-                                     : checkPassword(username: "default", password: words[0])
-        if case .error = reply { return reply }
-        authenticated = true
-        return .ok
+    private mutating func authenticate(_ words: [String]) async -> (RESPValue, Bool) {
+        guard words.count <= 2 else { return (RESPError.syntax, true) }
+        if words.count == 1, let defaultUser = server.acl.user(named: "default"), defaultUser.noPassword, defaultUser.enabled {
+            return (RESPError.authWithoutPassword, true)
+        }
+        return words.count == 2 ? await logIn(username: words[0], password: words[1])
+                                : await logIn(username: "default", password: words[0])
     }
 
-    /// `+OK` when the credentials match the configured password, an error otherwise.
-    private func checkPassword(username: String, password: String) -> RESPValue {
-        guard let configured = server.configuration.password else { return RESPError.authWithoutPassword }
-        guard username == "default", constantTimeEqual(Array(password.utf8), Array(configured.utf8)) else {
-            return RESPError.wrongPass
+    /// Authenticates as `username`: `+OK`, or after a failure `-WRONGPASS`, logged at a
+    /// bounded rate, delayed and finally answered by closing the connection as
+    /// `RESPAuthThrottle` says. Returns the reply and whether the connection stays open.
+    private mutating func logIn(username: String, password: String) async -> (RESPValue, Bool) {
+        if let found = server.acl.authenticate(username: username, password: password) {
+            user = found
+            userGeneration = server.acl.generation
+            return (.ok, true)
         }
-        return .ok
+        failedAuths += 1
+        let throttle = server.configuration.authThrottle
+        let closing = failedAuths >= throttle.maxFailures
+        if closing { server.metrics.recordLimitClose("auth_failures") }
+        server.authLog.notice("authentication failed", metadata: [
+            "user": "\(username.prefix(64))", "remote": "\(remote)", "client": "\(clientID)",
+            "failures": "\(failedAuths)", "closing": "\(closing)"])
+        let delay = throttle.delay(afterFailures: failedAuths)
+        if delay > .zero { try? await Task.sleep(for: delay) }
+        return (RESPError.wrongPass, !closing)
     }
 
     /// `CLIENT ID | GETNAME | SETNAME name | SETINFO LIB-NAME|LIB-VER value | INFO`.
@@ -254,23 +269,4 @@ func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
     var difference: UInt8 = 0
     for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
     return difference == 0
-}
-
-/// Glob matching with `*` and `?`, as CONFIG GET patterns use.
-func globMatch(_ pattern: String, _ text: String) -> Bool {
-    let p = Array(pattern.utf8), t = Array(text.utf8)
-    var pi = 0, ti = 0, star = -1, mark = 0
-    while ti < t.count {
-        if pi < p.count && (p[pi] == UInt8(ascii: "?") || p[pi] == t[ti]) {
-            pi += 1; ti += 1
-        } else if pi < p.count && p[pi] == UInt8(ascii: "*") {
-            star = pi; mark = ti; pi += 1
-        } else if star >= 0 {
-            pi = star + 1; mark += 1; ti = mark
-        } else {
-            return false
-        }
-    }
-    while pi < p.count && p[pi] == UInt8(ascii: "*") { pi += 1 }
-    return pi == p.count
 }

@@ -1,7 +1,9 @@
 public import CoreMetrics
 public import Logging
+import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
+public import NIOSSL
 public import ServiceLifecycle
 
 /// The RESP (Redis protocol) server: accepts client connections and runs their
@@ -17,43 +19,99 @@ public import ServiceLifecycle
 /// ```
 public struct RESPServer: Service {
     private let context: RESPServerContext
+    private let tls: (@Sendable () throws -> NIOSSLContext)?
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let onListening: @Sendable (SocketAddress) async -> Void
+    private let onPlaintextListening: @Sendable (SocketAddress) async -> Void
 
     /// Creates a server.
     ///
     /// - Parameters:
     ///   - configuration: where to listen, the password and the limits.
     ///   - backend: what runs the commands.
+    ///   - acl: the users (`ACL SETUSER`, `AUTH user password`); by default only
+    ///     `default`, with `configuration.password`.
+    ///   - tls: with TLS, the server context for each new connection (called per
+    ///     connection, so certificates reloaded on SIGHUP apply to the next one);
+    ///     `configuration.plaintextHost` then adds a plaintext listener.
     ///   - eventLoopGroup: the event loops for the connections.
-    ///   - logger: where the server logs (connections at debug, failures at info).
+    ///   - logger: where the server logs (connections at debug, failures at info,
+    ///     failed authentications at notice, rate-limited).
     ///   - metricsFactory: where the RESP metrics go; the global `MetricsSystem` by default.
     ///   - onListening: called with the bound address once the server listens (useful
     ///     with port 0).
-    public init(configuration: RESPServerConfiguration, backend: any KVBackend,
+    ///   - onPlaintextListening: the same for the plaintext listener.
+    public init(configuration: RESPServerConfiguration, backend: any KVBackend, acl: ACLStore? = nil,
+                tls: (@Sendable () throws -> NIOSSLContext)? = nil,
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger, metricsFactory: (any MetricsFactory)? = nil,
-                onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
+                onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in },
+                onPlaintextListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
         self.context = RESPServerContext(configuration: configuration, backend: backend,
-                                         metrics: RESPMetrics(factory: metricsFactory ?? MetricsSystem.factory))
+                                         metrics: RESPMetrics(factory: metricsFactory ?? MetricsSystem.factory),
+                                         acl: acl, logger: logger)
+        self.tls = tls
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.onListening = onListening
+        self.onPlaintextListening = onPlaintextListening
     }
 
     /// Listens and serves until graceful shutdown or cancellation.
     public func run() async throws {
         let configuration = context.configuration
-        let limits = configuration.limits
+        var bound = [try await listen(host: configuration.host, port: configuration.port, tls: tls)]
+        if tls != nil, let plainHost = configuration.plaintextHost {
+            bound.append(try await listen(host: plainHost, port: configuration.plaintextPort, tls: nil))
+        }
+        let listeners = bound
+        for (index, listener) in listeners.enumerated() {
+            let address = listener.channel.localAddress
+            logger.info(index == 0 ? "RESP server listening" : "RESP server listening (plaintext)", metadata: [
+                "address": "\(address.map { "\($0)" } ?? "?")", "tls": "\(index == 0 && tls != nil)"])
+            if let address { await index == 0 ? onListening(address) : onPlaintextListening(address) }
+        }
+        let nextClientID = NIOLockedValueBox<Int64>(1)
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                for listener in listeners {
+                    group.addTask {
+                        try await withThrowingDiscardingTaskGroup { connectionsGroup in
+                            try await listener.executeThenClose { connections in
+                                for try await connection in connections {
+                                    let clientID = nextClientID.withLockedValue { id in
+                                        defer { id += 1 }
+                                        return id
+                                    }
+                                    connectionsGroup.addTask { await serve(connection, clientID: clientID) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            for listener in listeners { listener.channel.close(promise: nil) }
+        }
+        logger.info("RESP server stopped")
+    }
+
+    /// Binds one listener; with `tls`, every connection starts with a TLS handshake.
+    private func listen(host: String, port: Int, tls: (@Sendable () throws -> NIOSSLContext)?) async throws
+        -> NIOAsyncChannel<RESPConnection, Never> {
+        let limits = context.configuration.limits
         let budget = context.partialRequests
-        let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
-            .serverChannelOption(.backlog, value: configuration.backlog)
+        return try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: context.configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: configuration.host, port: configuration.port) { channel in
+            .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: try tls()))
+                    }
                     let meter = RESPOutputMeter()
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RESPRequestDecoder(limits: limits, budget: budget)))
@@ -66,25 +124,6 @@ public struct RESPServer: Service {
                     return RESPConnection(channel: asyncChannel, meter: meter)
                 }
             }
-        let address = serverChannel.channel.localAddress
-        logger.info("RESP server listening", metadata: ["address": "\(address.map { "\($0)" } ?? "?")"])
-        if let address { await onListening(address) }
-
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await serverChannel.executeThenClose { connections in
-                    var nextClientID: Int64 = 1
-                    for try await connection in connections {
-                        let clientID = nextClientID
-                        nextClientID += 1
-                        group.addTask { await serve(connection, clientID: clientID) }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            serverChannel.channel.close(promise: nil)
-        }
-        logger.info("RESP server stopped")
     }
 
     /// Serves one connection until the client leaves, a protocol error, QUIT, a
@@ -126,6 +165,7 @@ public struct RESPServer: Service {
                         return
                     }
                     var session = RESPSession(server: context, clientID: clientID)
+                    session.remote = channel.remoteAddress.map { "\($0)" } ?? "?"
                     var writer = RESPConnectionWriter(channel: channel, meter: connection.meter, limits: context.configuration.limits,
                                                       metrics: context.metrics, logger: logger)
                     for try await batch in inbound {
@@ -170,10 +210,14 @@ public struct RESPServer: Service {
         }
     }
 
-    /// Redis's protected mode: with no password, only loopback clients are served.
+    /// Redis's protected mode: while the default user needs no password, only loopback
+    /// clients are served.
     private func protectedModeDenial(for remote: SocketAddress?) -> RESPValue? {
         let configuration = context.configuration
-        guard configuration.protectedMode, configuration.password == nil, let remote else { return nil }
+        guard configuration.protectedMode, let remote else { return nil }
+        guard let defaultUser = context.acl.user(named: "default"), defaultUser.enabled, defaultUser.noPassword else {
+            return nil
+        }
         if remote.isLoopback { return nil }
         return .error("DENIED Aegis is running in protected mode: no password is configured, so only loopback clients are served. "
             + "Configure a password (clients then send AUTH), or turn protected mode off if the network is trusted.")

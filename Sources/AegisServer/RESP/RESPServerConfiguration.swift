@@ -5,10 +5,11 @@ public struct RESPServerConfiguration: Sendable, Hashable {
     /// The port to bind; 0 picks a free port (see `RESPServer`'s `onListening`).
     /// Default 6379.
     public var port: Int
-    /// The password clients must send with `AUTH` (or `HELLO … AUTH`) before any
-    /// other command; `nil` for none.
+    /// The password of the `default` user, which clients send with `AUTH password` (or
+    /// `HELLO … AUTH default password`) before any other command; `nil` for none. With
+    /// an `ACLStore` given to the server, its `default` user wins.
     public var password: String?
-    /// Redis's protected mode: with no password configured, connections from
+    /// Redis's protected mode: while the `default` user needs no password, connections from
     /// addresses other than loopback get `-DENIED` and are closed. Default `true`.
     /// Turn it off only behind a firewall you trust.
     public var protectedMode: Bool
@@ -16,16 +17,27 @@ public struct RESPServerConfiguration: Sendable, Hashable {
     public var limits: RESPLimits
     /// The listen backlog. Default 256.
     public var backlog: Int32
+    /// How failed `AUTH`s are slowed down and when the connection is closed.
+    public var authThrottle: RESPAuthThrottle
+    /// With TLS (`RESPServer`'s `tls`), a second, plaintext listener, for clients on
+    /// the same host: `nil` for none. Serve it on loopback only.
+    public var plaintextHost: String?
+    /// The plaintext listener's port (0 picks one); see `plaintextHost`.
+    public var plaintextPort: Int
 
     /// Creates a configuration; see each property for its default.
     public init(host: String = "127.0.0.1", port: Int = 6379, password: String? = nil, protectedMode: Bool = true,
-                limits: RESPLimits = RESPLimits(), backlog: Int32 = 256) {
+                limits: RESPLimits = RESPLimits(), backlog: Int32 = 256,
+                authThrottle: RESPAuthThrottle = RESPAuthThrottle(), plaintextHost: String? = nil, plaintextPort: Int = 0) {
         self.host = host
         self.port = port
         self.password = password
         self.protectedMode = protectedMode
         self.limits = limits
         self.backlog = backlog
+        self.authThrottle = authThrottle
+        self.plaintextHost = plaintextHost
+        self.plaintextPort = plaintextPort
     }
 }
 

@@ -1,6 +1,7 @@
 import AegisKV
 import CoreMetrics
 import Foundation
+public import Logging
 import NIOConcurrencyHelpers
 public import NIOCore
 
@@ -14,12 +15,19 @@ final class RESPServerContext: Sendable {
     let connectedClients = NIOLockedValueBox(0)
     /// The bytes all connections hold for unfinished commands.
     let partialRequests: RESPPartialRequestBudget
+    /// The ACL users.
+    let acl: ACLStore
+    /// Failed authentications, logged at a bounded rate.
+    let authLog: RateLimitedLog
 
-    init(configuration: RESPServerConfiguration, backend: any KVBackend, metrics: RESPMetrics) {
+    init(configuration: RESPServerConfiguration, backend: any KVBackend, metrics: RESPMetrics, acl: ACLStore?,
+         logger: Logger) {
         self.partialRequests = RESPPartialRequestBudget(limit: configuration.limits.maxPartialRequestBytesTotal)
         self.configuration = configuration
         self.backend = backend
         self.metrics = metrics
+        self.acl = acl ?? ACLStore(defaultPassword: configuration.password)
+        self.authLog = RateLimitedLog(logger: logger)
     }
 }
 
@@ -38,8 +46,15 @@ public struct RESPSession {
     let clientID: Int64
     /// The protocol version of the replies.
     var version: RESPVersion = .resp2
-    /// `false` until `AUTH` succeeds when a password is configured.
-    var authenticated: Bool
+    /// The ACL user the connection runs as; `nil` until `AUTH` succeeds (at once the
+    /// `default` user when it needs no password).
+    var user: ACLUser?
+    /// The `ACLStore.generation` `user` was read at; re-read when it changes.
+    var userGeneration: UInt64 = 0
+    /// Failed `AUTH`s on this connection, for `RESPAuthThrottle`.
+    var failedAuths = 0
+    /// The client's address, for the log.
+    var remote = "?"
     /// `CLIENT SETNAME`.
     var name: String?
     /// `CLIENT SETINFO LIB-NAME` / `LIB-VER`.
@@ -55,16 +70,43 @@ public struct RESPSession {
     init(server: RESPServerContext, clientID: Int64) {
         self.server = server
         self.clientID = clientID
-        self.authenticated = server.configuration.password == nil
+        self.user = initialUser()
     }
 
     /// Creates a session that runs commands against `backend` without a network
     /// connection: for tests and embedding.
+    ///
+    /// - Parameters:
+    ///   - acl: the users; by default only `default`, with `configuration.password`.
+    ///   - logger: where failed authentications are logged.
     public init(backend: any KVBackend, configuration: RESPServerConfiguration = RESPServerConfiguration(),
-                clientID: Int64 = 1) {
+                clientID: Int64 = 1, acl: ACLStore? = nil,
+                logger: Logger = Logger(label: "aegis.resp", factory: { _ in SwiftLogNoOpLogHandler() })) {
         let context = RESPServerContext(configuration: configuration, backend: backend,
-                                        metrics: RESPMetrics(factory: NOOPMetricsHandler.instance))
+                                        metrics: RESPMetrics(factory: NOOPMetricsHandler.instance), acl: acl, logger: logger)
         self.init(server: context, clientID: clientID)
+    }
+
+    /// The user a new (or RESET) connection runs as: `default` when it needs no password.
+    func initialUser() -> ACLUser? {
+        guard let user = server.acl.user(named: "default"), user.enabled, user.noPassword else { return nil }
+        return user
+    }
+
+    /// Whether the connection is authenticated.
+    var authenticated: Bool { user != nil }
+
+    /// The name of the user the connection runs as, `nil` before `AUTH`.
+    public var userName: String? { user?.name }
+
+    /// Re-reads the connection's user after an ACL change: a deleted or disabled user's
+    /// connection is no longer authenticated.
+    mutating func refreshUser() {
+        let generation = server.acl.generation
+        guard generation != userGeneration else { return }
+        userGeneration = generation
+        guard let current = user else { return }
+        user = server.acl.user(named: current.name).flatMap { $0.enabled ? $0 : nil }
     }
 
     /// The protocol version of this connection's replies.
@@ -85,6 +127,7 @@ public struct RESPSession {
     mutating func handle(_ requests: [RESPRequest], into out: inout ByteBuffer,
                          output: inout some RESPReplyOutput) async -> Bool {
         var queue = ExecutionQueue()
+        refreshUser()
         for request in requests {
             switch plan(request) {
             case .reply(let value):
@@ -103,9 +146,10 @@ public struct RESPSession {
             case .connection(let name, let arguments):
                 await queue.runAll(server.backend, stale: staleReads)
                 encode(&queue, into: &out)
-                let (reply, keepOpen) = handleConnectionCommand(name, arguments)
+                let (reply, keepOpen) = await handleConnectionCommand(name, arguments)
                 write(reply, into: &out)
                 if !keepOpen { return false }
+                refreshUser()
             }
             if queue.keys.count >= readChunk || queue.commands.count >= Self.writeChunk || queue.slots.count >= Self.writeChunk {
                 await queue.runAll(server.backend, stale: staleReads)
