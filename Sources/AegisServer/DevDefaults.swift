@@ -20,6 +20,23 @@ public enum DevDefaults {
     /// The data folder of the dev cluster, relative to the working directory.
     public static let dataDirectory = ".aegis/dev"
 
+    /// The file in the dev data folder holding the admin token `aegis dev` generated;
+    /// the tools read it when no token is given.
+    public static let adminTokenFileName = "admin-token"
+    /// The folder in the dev data folder with the throw-away CA (`ca.pem`) and the
+    /// node certificates; the tools trust its `ca.pem` when no CA is given.
+    public static let tlsDirectoryName = "tls"
+    /// A file in the dev data folder that says the dev cluster runs without TLS
+    /// (`aegis dev --no-tls`): the tools then connect in plaintext by default.
+    public static let plaintextMarkerName = "no-tls"
+
+    /// The admin token file of the dev cluster in `root`.
+    public static func adminTokenPath(in root: String = dataDirectory) -> String { "\(root)/\(adminTokenFileName)" }
+    /// The CA certificate of the dev cluster in `root`.
+    public static func caPath(in root: String = dataDirectory) -> String { "\(root)/\(tlsDirectoryName)/ca.pem" }
+    /// The plaintext marker of the dev cluster in `root`.
+    public static func plaintextMarkerPath(in root: String = dataDirectory) -> String { "\(root)/\(plaintextMarkerName)" }
+
     /// The RESP address the tools use when `--server` is not given: the first dev node.
     public static var respAddress: String { "\(host):\(respPorts[0])" }
     /// The admin address the tools use when `--admin` is not given: the first dev node.

@@ -12,9 +12,13 @@ import Testing
     let backend = FakeBackend()
     let registry = PrometheusCollectorRegistry()
 
-    func app(token: String? = nil, maxLag: UInt64 = 1000) -> some ApplicationProtocol {
+    /// The token `app()` is configured with by default.
+    let auth: HTTPFields = [.authorization: "Bearer t"]
+
+    func app(token: String? = "t", maxLag: UInt64 = 1000, logger: Logger = Logger(label: "test"),
+             certificates: @escaping @Sendable () -> [ServedCertificate] = { [] }) -> some ApplicationProtocol {
         AdminServer(configuration: AdminServerConfiguration(port: 0, adminToken: token, maxReadyApplyLag: maxLag),
-                    backend: backend, registry: registry, logger: Logger(label: "test")).makeApplication()
+                    backend: backend, registry: registry, logger: logger, certificates: certificates).makeApplication()
     }
 
     @Test func test_livez_readyz_healthz_whenHealthy() async throws {
@@ -24,7 +28,7 @@ import Testing
                 #expect(response.status == .ok)
                 #expect(String(buffer: response.body) == "ok")
             }
-            let verbose = try await client.execute(uri: "/healthz?verbose", method: .get)
+            let verbose = try await client.execute(uri: "/healthz?verbose", method: .get, headers: auth)
             #expect(String(buffer: verbose.body) == "[+]ping ok\n[+]leader ok\n[+]apply-lag ok\nhealthz check passed\n")
         }
     }
@@ -38,7 +42,7 @@ import Testing
             #expect(body.contains("[-]leader failed: no leader known (term 3)\n"))
             #expect(body.contains("[-]apply-lag failed: 4990 committed entries not applied"))
             #expect(body.hasSuffix("readyz check failed\n"))
-            let health = try await client.execute(uri: "/healthz?verbose=1", method: .get)
+            let health = try await client.execute(uri: "/healthz?verbose=1", method: .get, headers: auth)
             #expect(health.status == .internalServerError)
             #expect(String(buffer: health.body).hasSuffix("healthz check failed\n"))
             let excluded = try await client.execute(uri: "/readyz?exclude=leader&exclude=apply-lag", method: .get)
@@ -63,7 +67,8 @@ import Testing
 
     @Test func test_cluster_status_json() async throws {
         try await app().test(.router) { client in
-            let response = try await client.execute(uri: "/v1/cluster", method: .get)
+            #expect(try await client.execute(uri: "/v1/cluster", method: .get).status == .unauthorized)
+            let response = try await client.execute(uri: "/v1/cluster", method: .get, headers: auth)
             #expect(response.status == .ok)
             let document = try JSONDecoder().decode(ClusterStatusDocument.self, from: Data(response.body.readableBytesView))
             #expect(document.nodeID == "node1")
@@ -102,29 +107,29 @@ import Testing
             ])
             let bad = try await client.execute(uri: "/v1/cluster/members", method: .post, headers: auth, body: ByteBuffer(string: "{"))
             #expect(bad.status == .badRequest)
-            // Reads of status stay open.
-            #expect(try await client.execute(uri: "/v1/cluster", method: .get).status == .ok)
+            // Reads of status need the token too.
+            #expect(try await client.execute(uri: "/v1/cluster", method: .get).status == .unauthorized)
+            #expect(try await client.execute(uri: "/v1/cluster", method: .get, headers: auth).status == .ok)
         }
     }
 
     @Test func test_backendErrors_mapToHTTPStatus() async throws {
         try await app().test(.router) { client in
             await backend.setFailure(.rejected("a configuration change is already in progress"))
-            #expect(try await client.execute(uri: "/v1/cluster/members/node2", method: .delete).status == .conflict)
+            #expect(try await client.execute(uri: "/v1/cluster/members/node2", method: .delete, headers: auth).status == .conflict)
             await backend.setFailure(.noLeader(lastKnownLeader: LeaderHint(id: "node2", clientAddress: "127.0.0.1:7002")))
-            let response = try await client.execute(uri: "/v1/kv/k", method: .put, body: ByteBuffer(string: "v"))
+            let response = try await client.execute(uri: "/v1/kv/k", method: .put, headers: auth, body: ByteBuffer(string: "v"))
             #expect(response.status == .serviceUnavailable)
             let error = try JSONDecoder().decode(AdminErrorDocument.self, from: Data(response.body.readableBytesView))
             #expect(error.leader == "node2")
             #expect(error.leaderClientAddress == "127.0.0.1:7002")
             await backend.setFailure(.timeout(milliseconds: 100))
-            #expect(try await client.execute(uri: "/v1/kv/k", method: .get).status == .gatewayTimeout)
+            #expect(try await client.execute(uri: "/v1/kv/k", method: .get, headers: auth).status == .gatewayTimeout)
         }
     }
 
     @Test func test_kv_putGetDelete() async throws {
         try await app(token: "t").test(.router) { client in
-            let auth: HTTPFields = [.authorization: "Bearer t"]
             #expect(try await client.execute(uri: "/v1/kv/a%2Fb", method: .put, body: ByteBuffer(string: "x")).status == .unauthorized)
             #expect(try await client.execute(uri: "/v1/kv/a%2Fb", method: .get).status == .unauthorized)
             let put = try await client.execute(uri: "/v1/kv/a%2Fb", method: .put, headers: auth, body: ByteBuffer(string: "raw value"))
@@ -151,6 +156,65 @@ import Testing
             let again = try await client.execute(uri: "/v1/kv/a/b", method: .delete, headers: auth)
             #expect(try JSONDecoder().decode(KeyValueDocument.self, from: Data(again.body.readableBytesView)).deleted == false)
             #expect(try await client.execute(uri: "/v1/kv/a/b", method: .get, headers: auth).status == .notFound)
+        }
+    }
+
+    /// Every endpoint but the probes and /metrics is refused without the token, also
+    /// when no token is configured (403, saying how to set one), and the refusals are
+    /// logged at a bounded rate.
+    @Test func test_noToken_refusedAndLogged() async throws {
+        let recorder = LogRecorder()
+        let protected: [(String, HTTPRequest.Method)] = [
+            ("/v1/cluster", .get), ("/v1/cluster/members", .post), ("/v1/cluster/members/node2/promote", .post),
+            ("/v1/cluster/members/node2", .delete), ("/v1/cluster/transfer-leader", .post), ("/v1/kv/k", .get),
+            ("/v1/kv/k", .put), ("/v1/kv/k", .delete), ("/healthz?verbose", .get), ("/readyz?verbose", .get),
+        ]
+        try await app(token: nil, logger: recorder.logger()).test(.router) { client in
+            for (path, method) in protected {
+                let response = try await client.execute(uri: path, method: method, headers: auth, body: ByteBuffer(string: "v"))
+                #expect(response.status == .forbidden, "\(method) \(path)")
+                #expect(String(buffer: response.body).contains("--admin-token"))
+            }
+            for path in ["/livez", "/readyz", "/healthz", "/metrics"] {
+                #expect(try await client.execute(uri: path, method: .get).status == .ok, "\(path)")
+            }
+        }
+        try await app(token: "right", logger: recorder.logger()).test(.router) { client in
+            for _ in 0 ..< 20 {
+                let response = try await client.execute(uri: "/v1/kv/k", method: .put, headers: auth, body: ByteBuffer(string: "v"))
+                #expect(response.status == .unauthorized)
+            }
+        }
+        #expect(await backend.executedCount == 0)
+        #expect(await backend.adminCalls.isEmpty)
+        let refusals = recorder.lines.filter { $0.message.hasPrefix("admin request refused") }
+        #expect(refusals.first?.metadata["path"] == "/v1/cluster")
+        // 10 + 20 refusals, at most 5 lines per server and window.
+        #expect(refusals.count >= 2 && refusals.count <= 10, "\(refusals.count) lines")
+        #expect(!recorder.lines.contains { $0.metadata.values.contains { $0.contains("Bearer") } })
+    }
+
+    @Test func test_certificateExpiry_warnsAndIsAMetric() async throws {
+        let soon = Date().addingTimeInterval(5 * 86_400 + 3_600)
+        let later = Date().addingTimeInterval(300 * 86_400)
+        try await app(certificates: { [ServedCertificate(name: "node", notValidAfter: soon),
+                                       ServedCertificate(name: "ca", notValidAfter: later)] }).test(.router) { client in
+            let health = try await client.execute(uri: "/healthz?verbose", method: .get, headers: auth)
+            #expect(health.status == .ok)
+            let body = String(buffer: health.body)
+            #expect(body.contains("[!]tls-certificates warn: node certificate expires in 5 days"), "\(body)")
+            #expect(!body.contains("ca certificate"))
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix(#"aegis_tls_certificate_expiry_seconds{certificate="node"}"#) }
+            let seconds = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+            #expect(seconds > 5 * 86_400 && seconds < 6 * 86_400, "\(line ?? "no line")")
+        }
+        let expired = Date().addingTimeInterval(-60)
+        try await app(certificates: { [ServedCertificate(name: "node", notValidAfter: expired)] }).test(.router) { client in
+            let health = try await client.execute(uri: "/healthz", method: .get)
+            #expect(health.status == .internalServerError)
+            #expect(String(buffer: health.body).contains("[-]tls-certificates failed: node certificate expired"))
+            #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
         }
     }
 }

@@ -2,8 +2,10 @@ import AegisKV
 import AegisRaft
 import Foundation
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 public import NIOCore
+public import NIOSSL
 public import Prometheus
 public import ServiceLifecycle
 
@@ -23,8 +25,15 @@ public import ServiceLifecycle
 /// | `PUT /v1/kv/{key}` | the body is the value (raw bytes), or `{"value": "…"}` with `Content-Type: application/json`; `?ifVersion=N` writes only at version N (0: only if absent), else 412 * |
 /// | `DELETE /v1/kv/{key}` | `{"deleted": true/false, …}` * |
 ///
-/// \* requires `Authorization: Bearer <token>` when an admin token is configured
-/// (401 otherwise). Keys in paths are percent-decoded and may contain `/`.
+/// \* requires `Authorization: Bearer <token>` (compared in constant time), on every
+/// address including loopback: 401 without it or with a wrong one, 403 when the node
+/// has no admin token configured (the answer says how to set one). Refusals are logged
+/// at a bounded rate. `GET /v1/cluster` and the health endpoints with `?verbose` need
+/// the token too; only `/livez`, `/readyz`, `/healthz` and `/metrics` are open.
+/// Keys in paths are percent-decoded and may contain `/`.
+///
+/// With a TLS context the server speaks HTTPS only; the context is asked for on every
+/// connection, so certificates re-read on SIGHUP apply to new connections.
 /// Errors are JSON `AdminErrorDocument`s: 503 without a leader (with the leader hint
 /// when known), 504 on timeouts, 409 for refused membership changes, 400 for bad input.
 public struct AdminServer: Service {
@@ -32,6 +41,8 @@ public struct AdminServer: Service {
     private let backend: any KVBackend
     private let registry: PrometheusCollectorRegistry
     private let logger: Logger
+    private let tls: (@Sendable () throws -> NIOSSLContext)?
+    private let certificates: @Sendable () -> [ServedCertificate]
     private let onListening: @Sendable (SocketAddress) async -> Void
 
     /// Creates a server.
@@ -43,13 +54,20 @@ public struct AdminServer: Service {
     ///     with a `PrometheusMetricsFactory` on the same registry so that every metric
     ///     of the process appears.
     ///   - logger: where the server logs.
+    ///   - tls: with HTTPS, the server context for each new connection.
+    ///   - certificates: the certificates the node uses and their expiry, for the
+    ///     `aegis_tls_certificate_expiry_seconds` gauge and the health check.
     ///   - onListening: called with the bound address once the server listens.
     public init(configuration: AdminServerConfiguration, backend: any KVBackend, registry: PrometheusCollectorRegistry,
-                logger: Logger, onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
+                logger: Logger, tls: (@Sendable () throws -> NIOSSLContext)? = nil,
+                certificates: @escaping @Sendable () -> [ServedCertificate] = { [] },
+                onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
         self.configuration = configuration
         self.backend = backend
         self.registry = registry
         self.logger = logger
+        self.tls = tls
+        self.certificates = certificates
         self.onListening = onListening
     }
 
@@ -63,6 +81,7 @@ public struct AdminServer: Service {
         let onListening = self.onListening
         return Application(
             router: makeRouter(),
+            server: tls.map { HTTPServerBuilder.reloadingTLS($0) } ?? .http1(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "aegis"),
             onServerRunning: { channel in
                 if let address = channel.localAddress { await onListening(address) }
@@ -73,16 +92,25 @@ public struct AdminServer: Service {
     private func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: MetricsMiddleware())
-        let handlers = AdminHandlers(configuration: configuration, backend: backend)
+        let handlers = AdminHandlers(configuration: configuration, backend: backend, certificates: certificates,
+                                     refusals: RateLimitedLog(logger: logger))
         router.get("/livez") { request, _ in await handlers.health(.livez, request) }
         router.get("/readyz") { request, _ in await handlers.health(.readyz, request) }
         router.get("/healthz") { request, _ in await handlers.health(.healthz, request) }
         let registry = self.registry
+        let certificates = self.certificates
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            for certificate in certificates() {
+                registry.makeGauge(descriptor: MetricNameDescriptor(
+                    namespace: "aegis", subsystem: "tls", metricName: "certificate_expiry", unitName: "seconds",
+                    helpText: "Seconds until the certificate expires (negative once expired)."),
+                                   labels: [("certificate", certificate.name)])
+                    .set(certificate.notValidAfter.timeIntervalSinceNow)
+            }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
-        router.get("/v1/cluster") { _, _ in await handlers.clusterStatus() }
+        router.get("/v1/cluster") { request, _ in await handlers.clusterStatus(request) }
         router.post("/v1/cluster/members") { request, _ in await handlers.addMember(request) }
         router.post("/v1/cluster/members/{id}/promote") { request, context in
             await handlers.changeMember(request, id: context.parameters.get("id") ?? "", promote: true)
@@ -102,6 +130,10 @@ public struct AdminServer: Service {
 struct AdminHandlers: Sendable {
     let configuration: AdminServerConfiguration
     let backend: any KVBackend
+    /// The node's certificates, for the `tls-certificates` check.
+    let certificates: @Sendable () -> [ServedCertificate]
+    /// Requests refused for a missing or wrong token, logged at a bounded rate.
+    let refusals: RateLimitedLog
 
     // MARK: Health
 
@@ -110,9 +142,14 @@ struct AdminHandlers: Sendable {
     }
 
     /// Kubernetes-style health: `ok`, or with `?verbose` (and always on failure) one
-    /// `[+]name ok` / `[-]name failed: reason` line per check and a summary line.
+    /// `[+]name ok` / `[!]name warn: reason` / `[-]name failed: reason` line per check
+    /// and a summary line. Warnings (a certificate expiring soon) do not fail the check.
+    /// `?verbose` needs the admin token.
     func health(_ endpoint: HealthEndpoint, _ request: Request) async -> Response {
+        let verbose = request.uri.queryParameters["verbose"] != nil
+        if verbose, let denied = authorize(request) { return denied }
         var checks: [(name: String, failure: String?)] = [("ping", nil)]
+        var warnings: [String: String] = [:]
         if endpoint != .livez {
             let status = await backend.status()
             checks.append(("leader", status.leader == nil ? "no leader known (term \(status.term))" : nil))
@@ -121,14 +158,19 @@ struct AdminHandlers: Sendable {
                 ? "\(lag) committed entries not applied (commit \(status.commitIndex), applied \(status.appliedIndex), threshold \(configuration.maxReadyApplyLag))"
                 : nil))
         }
+        if endpoint == .healthz, let (failure, warning) = certificateCheck() {
+            checks.append(("tls-certificates", failure))
+            if let warning { warnings["tls-certificates"] = warning }
+        }
         let excluded = Set(request.uri.queryParameters.getAll("exclude").map { String($0) })
         checks.removeAll { excluded.contains($0.name) }
         let failed = checks.contains { $0.failure != nil }
-        let verbose = request.uri.queryParameters["verbose"] != nil
         var body: String
         if verbose || failed {
             body = checks.map { check in
-                check.failure.map { "[-]\(check.name) failed: \($0)\n" } ?? "[+]\(check.name) ok\n"
+                if let failure = check.failure { return "[-]\(check.name) failed: \(failure)\n" }
+                if let warning = warnings[check.name] { return "[!]\(check.name) warn: \(warning)\n" }
+                return "[+]\(check.name) ok\n"
             }.joined()
             body += "\(endpoint.rawValue) check \(failed ? "failed" : "passed")\n"
         } else {
@@ -139,10 +181,33 @@ struct AdminHandlers: Sendable {
                         body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
+    /// `nil` without certificates; otherwise a failure when one has expired and a
+    /// warning when one expires within `certificateExpiryWarning`.
+    private func certificateCheck() -> (failure: String?, warning: String?)? {
+        let certificates = certificates()
+        guard !certificates.isEmpty else { return nil }
+        let now = Date()
+        let warnBefore = Double(configuration.certificateExpiryWarning.components.seconds)
+        var expired: [String] = []
+        var expiring: [String] = []
+        for certificate in certificates.sorted(by: { $0.notValidAfter < $1.notValidAfter }) {
+            let left = certificate.notValidAfter.timeIntervalSince(now)
+            let when = ISO8601DateFormatter().string(from: certificate.notValidAfter)
+            if left <= 0 {
+                expired.append("\(certificate.name) certificate expired at \(when)")
+            } else if left < warnBefore {
+                expiring.append("\(certificate.name) certificate expires in \(Int(left / 86_400)) days (\(when)); renew it and send SIGHUP")
+            }
+        }
+        return (expired.isEmpty ? nil : expired.joined(separator: "; "),
+                expiring.isEmpty ? nil : expiring.joined(separator: "; "))
+    }
+
     // MARK: Cluster
 
-    func clusterStatus() async -> Response {
-        json(ClusterStatusDocument(await backend.status()))
+    func clusterStatus(_ request: Request) async -> Response {
+        if let denied = authorize(request) { return denied }
+        return json(ClusterStatusDocument(await backend.status()))
     }
 
     func addMember(_ request: Request) async -> Response {
@@ -267,12 +332,22 @@ struct AdminHandlers: Sendable {
 
     // MARK: Helpers
 
-    /// `nil` when the request may proceed; a 401 response otherwise.
+    /// `nil` when the request carries the admin token; a 401 response (403 when no
+    /// token is configured) otherwise, logged at a bounded rate.
+    ///
+    /// The comparison is of SHA-256 digests in constant time, so neither the token's
+    /// length nor the position of the first wrong byte shows in the time it takes.
     private func authorize(_ request: Request) -> Response? {
-        guard let token = configuration.adminToken else { return nil }
         let presented = request.headers[.authorization] ?? ""
-        let expected = "Bearer " + token
-        if constantTimeEqual(Array(presented.utf8), Array(expected.utf8)) { return nil }
+        guard let token = configuration.adminToken else {
+            refusals.notice("admin request refused: no admin token configured", metadata: [
+                "method": "\(request.method)", "path": "\(request.uri.path.prefix(128))"])
+            return json(AdminErrorDocument(error: "this endpoint requires an admin token, and this node has none: start it with --admin-token <token> or --admin-token-file <path> (or AEGIS_ADMIN_TOKEN), then send Authorization: Bearer <token>"),
+                        status: .forbidden)
+        }
+        if constantTimeEqual(sha256(presented), sha256("Bearer " + token)) { return nil }
+        refusals.notice("admin request refused: \(presented.isEmpty ? "no" : "wrong") token", metadata: [
+            "method": "\(request.method)", "path": "\(request.uri.path.prefix(128))"])
         var response = json(AdminErrorDocument(error: presented.isEmpty
             ? "this endpoint requires the admin token: send Authorization: Bearer <token>"
             : "the admin token is wrong"), status: .unauthorized)
