@@ -48,6 +48,9 @@ public struct WriteTicket: Sendable, Hashable, Comparable {
 /// Nothing is acknowledged before it is durable: the `RaftLogStorage` methods and
 /// `save(hardState:entries:sync:)` return only after the batch holding their records
 /// was fsynced. After a failed write or fsync every call throws: the node must stop.
+/// A full disk is the exception: the write throws `StorageError.noSpace`, nothing of it
+/// is acknowledged, the storage stays open, and the write can be retried (see
+/// `StorageError` for which errors are retryable).
 public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     /// The directory holding the segments and snapshot files.
     public let directory: String
@@ -82,7 +85,11 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         files.retainedSnapshots = options.retainedSnapshots
         recovery = RecoveryReport(segments: recovered?.segments.count ?? 0, firstIndex: log.firstIndex,
                                   lastIndex: log.lastIndex, hardState: log.hardState,
-                                  snapshotIndex: log.snapshot.index, tornTail: recovered?.tornTail)
+                                  snapshotIndex: log.snapshot.index, tornTail: recovered?.tornTail,
+                                  droppedBelowSnapshot: recovered?.droppedBelowSnapshot ?? [],
+                                  warnings: (recovered?.droppedBelowSnapshot ?? []).map {
+                                      $0.droppedWarning(snapshotIndex: log.snapshot.index)
+                                  })
         engine = GroupCommitEngine(log: log, snapshotData: snapshotData, files: files)
         engine.start()
     }
@@ -170,12 +177,15 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
 
     // MARK: RaftLogStorage
 
+    // These throw `RaftError.storage` for fatal errors, and `StorageError.noSpace`
+    // itself (retryable, see `StorageError`).
+
     public func append(_ entries: [LogEntry]) throws {
-        do { try save(hardState: nil, entries: entries) } catch { throw error.asRaftError }
+        do { try save(hardState: nil, entries: entries) } catch { throw error.raftFacing }
     }
 
     public func setHardState(_ state: RaftState) throws {
-        do { try save(hardState: state, entries: []) } catch { throw error.asRaftError }
+        do { try save(hardState: state, entries: []) } catch { throw error.raftFacing }
     }
 
     public func applySnapshot(_ snapshot: Snapshot) throws {
@@ -216,17 +226,19 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         try waitOrRaftError(ticket)
     }
 
-    private func writeSnapshotFile(_ snapshot: Snapshot) throws(RaftError) {
+    /// Writes a snapshot file; a full disk leaves nothing behind and is retryable, any
+    /// other failure stops the storage.
+    private func writeSnapshotFile(_ snapshot: Snapshot) throws {
         do {
             try SnapshotFile.write(snapshot, directory: directory, faults: options.faults)
         } catch {
-            engine.fail(with: error)
-            throw error.asRaftError
+            if !error.isRetryable { engine.fail(with: error) }
+            throw error.raftFacing
         }
     }
 
-    private func waitOrRaftError(_ ticket: WriteTicket?) throws(RaftError) {
+    private func waitOrRaftError(_ ticket: WriteTicket?) throws {
         guard let ticket else { return }
-        do { try engine.wait(for: ticket) } catch { throw error.asRaftError }
+        do { try engine.wait(for: ticket) } catch { throw error.raftFacing }
     }
 }

@@ -16,6 +16,59 @@ enum FileIO {
         if result < 0 { throw .io(operation: operation, path: path, errno: errno) }
     }
 
+    /// Whether `code` means the file system (or the user's quota) is out of space.
+    static func isNoSpace(_ code: Int32) -> Bool { code == ENOSPC || code == EDQUOT }
+
+    /// Bytes an unprivileged writer can still allocate on the file system of `fd`
+    /// (`fstatvfs`: available blocks × fragment size); `nil` if the call fails.
+    static func availableBytes(_ fd: Int32) -> Int? {
+        var st = statvfs()
+        guard fstatvfs(fd, &st) == 0 else { return nil }
+        let (bytes, overflow) = Int(st.f_bavail).multipliedReportingOverflow(by: Int(st.f_frsize))
+        return overflow ? .max : bytes
+    }
+
+    /// The length of an open file.
+    static func length(_ fd: Int32, path: String) throws(StorageError) -> Int {
+        var st = stat()
+        try check(fstat(fd, &st), "fstat", path)
+        return Int(st.st_size)
+    }
+
+    /// Makes sure `[start, end)` of the file is allocated and reads as zeros, growing the
+    /// file to `end` if it is shorter; writes no other byte. On a full file system it
+    /// throws `StorageError.noSpace` and the file holds at most some of those zeros (at
+    /// its old length or longer): never a partial record.
+    ///
+    /// Linux: `posix_fallocate` (falls back to writing zeros where it is not supported);
+    /// elsewhere: zeros are written.
+    static func reserveZeros(_ fd: Int32, from start: Int, to end: Int, path: String,
+                             faults: FaultInjector? = nil) throws(StorageError) {
+        guard end > start else { return }
+        if let code = faults?("reserve", path) {
+            if isNoSpace(code) { throw noSpace(fd, path: path, needed: end - start) }
+            throw .io(operation: "reserve", path: path, errno: code)
+        }
+        #if os(Linux)
+        // posix_fallocate returns the error number (it does not set errno).
+        var code: Int32
+        repeat { code = posix_fallocate(fd, off_t(start), off_t(end - start)) } while code == EINTR
+        if code == 0 { return }
+        if isNoSpace(code) { throw noSpace(fd, path: path, needed: end - start) }
+        if code != EOPNOTSUPP && code != ENOSYS { throw .io(operation: "fallocate", path: path, errno: code) }
+        #endif
+        do {
+            try writeZeros(fd, from: start, to: end, path: path, faults: faults)
+        } catch let StorageError.io(_, _, code) where isNoSpace(code) {
+            throw noSpace(fd, path: path, needed: end - start)
+        }
+    }
+
+    /// The `noSpace` error for a write of `needed` bytes into the file system of `fd`.
+    static func noSpace(_ fd: Int32, path: String, needed: Int) -> StorageError {
+        .noSpace(path: path, needed: needed, available: availableBytes(fd) ?? 0)
+    }
+
     static func open(_ path: String, _ flags: Int32, _ faults: FaultInjector? = nil) throws(StorageError) -> Int32 {
         let fd = Glibc_open(path, flags | O_CLOEXEC, 0o644)
         try check(fd, "open", path, faults)
@@ -72,20 +125,50 @@ enum FileIO {
         try check(ftruncate(fd, off_t(length)), "ftruncate", path, faults)
     }
 
-    /// Flushes a file's data (and the metadata needed to read it back, such as its size).
+    /// Flushes a file's data (and the metadata needed to read it back, such as its size)
+    /// to stable storage.
+    ///
+    /// Linux: `fdatasync`. Darwin: `fcntl(F_FULLFSYNC)`, because `fsync` there only
+    /// hands the data to the drive, whose volatile cache may still lose it on power
+    /// loss; if the file system does not support it, `fsync`.
     static func dataSync(_ fd: Int32, path: String, faults: FaultInjector? = nil) throws(StorageError) {
-        #if os(Linux)
+        #if canImport(Darwin)
+        try check(fullSync(fd), "fsync", path, faults)
+        #elseif os(Linux)
         try check(fdatasync(fd), "fdatasync", path, faults)
         #else
         try check(fsync(fd), "fsync", path, faults)
         #endif
     }
 
+    /// Flushes a file's data and all its metadata to stable storage: `fsync`, or
+    /// `F_FULLFSYNC` on Darwin (see `dataSync`).
+    static func fileSync(_ fd: Int32, path: String, faults: FaultInjector? = nil) throws(StorageError) {
+        #if canImport(Darwin)
+        try check(fullSync(fd), "fsync", path, faults)
+        #else
+        try check(fsync(fd), "fsync", path, faults)
+        #endif
+    }
+
+    #if canImport(Darwin)
+    /// `F_FULLFSYNC` (flushes the drive's cache too), falling back to `fsync` where the
+    /// file system refuses it.
+    private static func fullSync(_ fd: Int32) -> Int32 {
+        if fcntl(fd, F_FULLFSYNC) == 0 { return 0 }
+        return fsync(fd)
+    }
+    #endif
+
     /// Makes created, renamed and removed names in `directory` durable.
     static func syncDirectory(_ directory: String, faults: FaultInjector? = nil) throws(StorageError) {
         let fd = try open(directory, O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
+        #if canImport(Darwin)
+        try check(fullSync(fd), "fsync (directory)", directory, faults)
+        #else
         try check(fsync(fd), "fsync (directory)", directory, faults)
+        #endif
     }
 
     /// The whole content of a file.
@@ -115,12 +198,15 @@ enum FileIO {
         let temporary = path + ".tmp"
         let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC, faults)
         do {
+            try reserveZeros(fd, from: 0, to: bytes.count, path: temporary, faults: faults)
             try writeAll(fd, bytes, at: 0, path: temporary, faults: faults)
-            try check(fsync(fd), "fsync", temporary, faults)
+            try fileSync(fd, path: temporary, faults: faults)
         } catch {
+            var failure = error
+            if case let .io(_, _, code) = error, isNoSpace(code) { failure = noSpace(fd, path: temporary, needed: bytes.count) }
             close(fd)
             unlink(temporary)
-            throw error
+            throw failure
         }
         close(fd)
         try check(rename(temporary, path), "rename", path, faults)
@@ -132,7 +218,7 @@ enum FileIO {
         let fd = try open(path, O_WRONLY)
         defer { close(fd) }
         try check(ftruncate(fd, off_t(length)), "ftruncate", path)
-        try check(fsync(fd), "fsync", path)
+        try fileSync(fd, path: path)
     }
 
     static func remove(_ path: String, faults: FaultInjector? = nil) throws(StorageError) {
@@ -181,3 +267,7 @@ let O_CREAT_EXCL_WRONLY_FLAGS: Int32 = O_WRONLY | O_CREAT | O_EXCL
 /// `close(2)`.
 @discardableResult
 func closeFile(_ fd: Int32) -> Int32 { close(fd) }
+
+/// `unlink(2)`.
+@discardableResult
+func unlinkFile(_ path: String) -> Int32 { unlink(path) }

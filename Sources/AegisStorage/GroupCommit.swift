@@ -26,6 +26,10 @@ final class GroupCommitEngine: @unchecked Sendable {
         var closing = false
         var running = false
         var writerIdle = false
+        /// Set when the last write failed for want of space: the pending batch (which
+        /// starts with the failed one) waits until a caller asks again (a new write or a
+        /// wait), so that a full disk is not retried in a loop.
+        var heldAfterNoSpace = false
         var waiters: [(ticket: UInt64, continuation: Continuation)] = []
         /// Threads blocked in `wait(for:)`, released by the writer.
         var parked: [(ticket: UInt64, parker: Parker)] = []
@@ -87,6 +91,7 @@ final class GroupCommitEngine: @unchecked Sendable {
         }
 
         private mutating func enqueue() -> WriteTicket {
+            heldAfterNoSpace = false
             issued += 1
             pending.lastTicket = issued
             return WriteTicket(sequence: issued)
@@ -156,10 +161,15 @@ final class GroupCommitEngine: @unchecked Sendable {
     }
 
     /// Under the lock: `nil` when `ticket` is already durable, else a registered parker.
+    /// Waiting for a write that failed for want of space retries it.
     private func park(for ticket: UInt64) throws(StorageError) -> Parker? {
         if core.durable >= ticket { return nil }
         if let failure = core.failure { throw failure }
         if !core.running { throw .stopped(reason: "the storage was closed") }
+        if core.heldAfterNoSpace {
+            core.heldAfterNoSpace = false
+            wakeIdleWriter()
+        }
         let parker = Parker()
         core.parked.append((ticket, parker))
         return parker
@@ -167,7 +177,7 @@ final class GroupCommitEngine: @unchecked Sendable {
 
     /// Under the lock: wakes the writer if it sleeps and work arrived.
     private func wakeIdleWriter() {
-        if core.writerIdle && !core.pending.isEmpty { condition.broadcast() }
+        if core.writerIdle && !core.pending.isEmpty && !core.heldAfterNoSpace { condition.broadcast() }
     }
 
     /// Submits and registers `continuation` to be resumed when the write is durable.
@@ -178,6 +188,7 @@ final class GroupCommitEngine: @unchecked Sendable {
         switch outcome {
         case .success(let ticket) where ticket.sequence > core.durable:
             core.waiters.append((ticket.sequence, continuation))
+            core.heldAfterNoSpace = false
             if core.writerIdle { condition.broadcast() }
             condition.unlock()
         case .success:
@@ -210,15 +221,21 @@ final class GroupCommitEngine: @unchecked Sendable {
     }
 
     /// The writer thread: take the pending batch, write and sync it, acknowledge it.
+    ///
+    /// A write that fails for want of space (`StorageError.noSpace`) is not fatal: its
+    /// batch goes back in front of the pending one, every caller waiting so far gets the
+    /// error, and the writer waits for a caller to ask again (see `heldAfterNoSpace`).
     private func run() {
         condition.lock()
         while true {
-            while core.pending.isEmpty && !core.closing && core.failure == nil {
+            while (core.pending.isEmpty || core.heldAfterNoSpace) && !core.closing && core.failure == nil {
                 core.writerIdle = true
                 condition.wait()
             }
             core.writerIdle = false
-            if core.pending.isEmpty || core.failure != nil { break }
+            // Closing after a failed retryable write: those records were never
+            // acknowledged (their callers got the error), and the disk is still full.
+            if core.pending.isEmpty || core.failure != nil || (core.closing && core.heldAfterNoSpace) { break }
             var batch = core.pending
             batch.checkpoint = Checkpoint(core.log)
             batch.lastIndexAfter = core.log.lastIndex
@@ -228,19 +245,26 @@ final class GroupCommitEngine: @unchecked Sendable {
 
             var failure: StorageError?
             do { try files.write(batch) } catch { failure = error }
-            batch.bytes.removeAll(keepingCapacity: true)
 
             condition.lock()
-            core.spare = batch.bytes
             core.stats = files.stats
-            if let failure {
-                if core.failure == nil { core.failure = failure }
+            var outcome: StorageError?
+            if let failure, failure.isRetryable {
+                core.pending.prepend(batch)
+                core.heldAfterNoSpace = true
+                outcome = failure
             } else {
-                core.durable = batch.lastTicket
+                batch.bytes.removeAll(keepingCapacity: true)
+                core.spare = batch.bytes
+                if let failure {
+                    if core.failure == nil { core.failure = failure }
+                } else {
+                    core.durable = batch.lastTicket
+                }
+                outcome = core.failure
             }
-            let ready = takeWaiters()
-            let parked = takeParked(all: core.failure != nil)
-            let outcome = core.failure
+            let ready = takeWaiters(failingWith: outcome)
+            let parked = takeParked(all: outcome != nil)
             condition.unlock()
             Parker.wakeTree(parked, outcome: outcome)
             for (continuation, result) in ready { continuation.resume(returning: result) }
@@ -274,10 +298,12 @@ final class GroupCommitEngine: @unchecked Sendable {
         return ready
     }
 
-    /// Removes the async waiters that can be answered now (all of them with `all`).
-    private func takeWaiters(all: Bool = false) -> [(Continuation, Result<Void, StorageError>)] {
+    /// Removes the async waiters that can be answered now (all of them with `all` or
+    /// a `failure`; by default the storage's fatal failure, if any).
+    private func takeWaiters(all: Bool = false,
+                             failingWith error: StorageError? = nil) -> [(Continuation, Result<Void, StorageError>)] {
         var ready: [(Continuation, Result<Void, StorageError>)] = []
-        let durable = core.durable, failure = core.failure
+        let durable = core.durable, failure = error ?? core.failure
         core.waiters.removeAll { waiter in
             if waiter.ticket <= durable {
                 ready.append((waiter.continuation, .success(())))

@@ -46,6 +46,20 @@ struct Batch {
     }
 
     var isEmpty: Bool { lastTicket == 0 }
+
+    /// Puts a batch that failed with a retryable error (no space) in front of this
+    /// one, so that its records are written first, at the offset where it failed.
+    mutating func prepend(_ failed: Batch) {
+        bytes = failed.bytes + bytes
+        firstEntryIndex = failed.firstEntryIndex ?? firstEntryIndex
+        maxEntryIndex = max(maxEntryIndex, failed.maxEntryIndex)
+        entryCount += failed.entryCount
+        if let through = failed.obsoleteThrough { obsoleteThrough = max(obsoleteThrough ?? 0, through) }
+        if let keep = failed.pruneSnapshotsKeeping {
+            pruneSnapshotsKeeping = max(pruneSnapshotsKeeping ?? 0, keep)
+        }
+        lastTicket = max(lastTicket, failed.lastTicket)
+    }
 }
 
 /// Counters of the write-ahead log's work since it was opened.
@@ -116,14 +130,28 @@ final class SegmentWriter {
     }
 
     /// Writes a batch, makes it durable, then carries out its deletions.
+    ///
+    /// Throws `StorageError.noSpace` when the file system is full, before any byte of
+    /// the batch was written (the space it needs past the end of the file is reserved
+    /// first); the writer is then unchanged, and writing the same batch again later is
+    /// safe. Any other error is fatal.
     func write(_ batch: Batch) throws(StorageError) {
         var created = false
         if hasBatches && size + batch.bytes.count > segmentSize {
             try trimPreallocation()
-            try startSegment(firstIndex: batch.firstEntryIndex ?? lastIndex + 1)
+            try startSegment(firstIndex: batch.firstEntryIndex ?? lastIndex + 1, reserving: batch.bytes.count)
             created = true
+        } else {
+            try reserve(upTo: size + batch.bytes.count)
         }
-        try FileIO.writeAll(fd, batch.bytes, at: size, path: currentPath, faults: faults)
+        do {
+            try FileIO.writeAll(fd, batch.bytes, at: size, path: currentPath, faults: faults)
+        } catch let StorageError.io(_, _, code) where FileIO.isNoSpace(code) {
+            // Only on file systems that allocate on overwrite (copy-on-write): the bytes
+            // written are a prefix of what the retry writes at the same offset.
+            fileLength = max(fileLength, (try? FileIO.length(fd, path: currentPath)) ?? fileLength)
+            throw FileIO.noSpace(fd, path: currentPath, needed: batch.bytes.count)
+        }
         try FileIO.dataSync(fd, path: currentPath, faults: faults)
         if created {
             try FileIO.syncDirectory(directory, faults: faults)
@@ -150,35 +178,40 @@ final class SegmentWriter {
     }
 
     /// Creates the next segment and writes its header and the current checkpoint (not
-    /// yet synced: the batch that follows is synced with it).
-    private func startSegment(firstIndex: LogIndex) throws(StorageError) {
+    /// yet synced: the batch that follows is synced with it), with room for `reserving`
+    /// more bytes. On a full file system the new file is removed again and
+    /// `StorageError.noSpace` thrown; the writer is unchanged.
+    private func startSegment(firstIndex: LogIndex, reserving: Int = 0) throws(StorageError) {
         let name = SegmentName(sequence: (segments.last?.name.sequence ?? 0) + 1, firstIndex: firstIndex)
         let path = directory + "/" + name.fileName
         let newFD = try FileIO.open(path, O_CREAT_EXCL_WRONLY_FLAGS, faults)
         var header: [UInt8] = []
         RecordFrame.appendSegmentHeader(sequence: name.sequence, firstIndex: firstIndex, to: &header)
         checkpoint.encode(into: &header)
+        let length: Int
         do {
+            try FileIO.reserveZeros(newFD, from: 0, to: header.count + reserving, path: path, faults: faults)
             try FileIO.writeAll(newFD, header, at: 0, path: path, faults: faults)
-            if preallocates && segmentSize > header.count {
-                try FileIO.writeZeros(newFD, from: header.count, to: segmentSize, path: path, faults: faults)
-            }
+            let target = preallocationTarget(newFD, atLeast: header.count + reserving)
+            length = try zeroFill(newFD, from: header.count, to: target, path: path)
         } catch {
+            // Never synced nor acknowledged: a later attempt creates it afresh.
             _ = closeFile(newFD)
+            _ = unlinkFile(path)
             throw error
         }
         close()
         fd = newFD
         segments.append(SegmentInfo(name: name, path: path, maxEntryIndex: 0))
         size = header.count
-        fileLength = preallocates ? max(segmentSize, header.count) : header.count
+        fileLength = max(length, header.count + reserving)
         hasBatches = false
         stats.segmentsCreated += 1
         stats.bytes += header.count
     }
 
-    /// Zero-fills the current segment up to `segmentSize` (not synced); `true` if it
-    /// wrote anything.
+    /// Zero-fills the current segment up to its preallocation target (not synced);
+    /// `true` if it wrote anything.
     ///
     /// Why: on ext4 and XFS, an `fdatasync` after a write that extends the file must
     /// also write the inode (its size, new extents) — a second synchronous write.
@@ -186,10 +219,50 @@ final class SegmentWriter {
     /// `fallocate` is not enough: it leaves unwritten extents whose conversion on the
     /// first write is again a metadata update.
     private func preallocate(path: String) throws(StorageError) -> Bool {
-        guard preallocates, fileLength < segmentSize else { return false }
-        try FileIO.writeZeros(fd, from: fileLength, to: segmentSize, path: path, faults: faults)
-        fileLength = segmentSize
+        let target = preallocationTarget(fd, atLeast: fileLength)
+        guard target > fileLength else { return false }
+        fileLength = try zeroFill(fd, from: fileLength, to: target, path: path)
         return true
+    }
+
+    /// How far a segment is zero-filled: `segmentSize`, but at most a quarter of the
+    /// space still free on its file system (so that a small disk keeps room for
+    /// snapshots and the next segment), and never less than `needed`. Without
+    /// preallocation, `needed`.
+    private func preallocationTarget(_ fd: Int32, atLeast needed: Int) -> Int {
+        guard preallocates else { return needed }
+        let spare = (FileIO.availableBytes(fd) ?? .max) / 4
+        let target = min(segmentSize, spare) / 4096 * 4096
+        return max(needed, target)
+    }
+
+    /// Writes zeros over `[start, end)` of `fd` (not synced) and returns the file's new
+    /// length. Best effort: on a full file system it stops early (the file then ends in
+    /// however many zeros were written) instead of failing.
+    private func zeroFill(_ fd: Int32, from start: Int, to end: Int, path: String) throws(StorageError) -> Int {
+        guard end > start else { return start }
+        do {
+            try FileIO.writeZeros(fd, from: start, to: end, path: path, faults: faults)
+            return end
+        } catch let StorageError.io(_, _, code) where FileIO.isNoSpace(code) {
+            return try FileIO.length(fd, path: path)
+        }
+    }
+
+    /// Makes sure the current segment has room up to `end` before records are written
+    /// there: past its zero-filled end, the space is allocated first (`noSpace` if the
+    /// file system is full, with nothing written but zeros).
+    private func reserve(upTo end: Int) throws(StorageError) {
+        guard end > fileLength else { return }
+        do {
+            try FileIO.reserveZeros(fd, from: fileLength, to: end, path: currentPath, faults: faults)
+            fileLength = end
+        } catch {
+            if case .noSpace = error {
+                fileLength = max(fileLength, (try? FileIO.length(fd, path: currentPath)) ?? fileLength)
+            }
+            throw error
+        }
     }
 
     /// Before a segment is closed for good: cuts its unused zero-filled end and syncs,

@@ -4,11 +4,12 @@ import AegisTestKit
 import Foundation
 import Testing
 
-/// A fresh directory under /tmp, removed by `cleanup()`.
+/// A fresh, empty directory under /tmp, removed when released.
 final class TemporaryDirectory {
     let path: String
     init(_ label: String = "aegis-storage-test") {
         path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
     func sub(_ name: String) -> String { path + "/" + name }
