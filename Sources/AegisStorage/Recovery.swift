@@ -36,8 +36,14 @@ public struct RecoveryReport: Sendable, Hashable {
     public var hardState: RaftState
     /// The index of the snapshot the log continues from (0 if none).
     public var snapshotIndex: LogIndex
-    /// The torn tail that was truncated, if any.
+    /// The torn tail that was truncated, if any (also stray bytes found in the
+    /// preallocated space after the last record, which are not data).
     public var tornTail: TornTail?
+    /// Damaged records that the snapshot already covered: dropped, not refused. Each
+    /// report names the file, offset and the (covered) index range.
+    public var droppedBelowSnapshot: [CorruptionReport] = []
+    /// What recovery warns about, in words (one line per dropped record).
+    public var warnings: [String] = []
 }
 
 /// What `Recovery.recover` rebuilds from a directory.
@@ -50,6 +56,8 @@ struct RecoveredWAL {
     /// preallocated (zero-filled) space.
     var lastSegmentLength: Int
     var tornTail: TornTail?
+    /// Damaged records covered by the snapshot, dropped with a warning.
+    var droppedBelowSnapshot: [CorruptionReport] = []
 }
 
 /// Replays records into a `LogState`, tolerating the hole that deleting compacted
@@ -109,6 +117,7 @@ enum Recovery {
         var segments: [SegmentInfo] = []
         var tornTail: TornTail?
         var lastSize = 0, lastLength = 0
+        var ledger = CoveredDamageLedger()
         while let name = segmentNames.first {
             segmentNames.removeFirst()
             let path = directory + "/" + name.fileName
@@ -133,29 +142,45 @@ enum Recovery {
                 log?("removed \(name.fileName): its header was never completed (\(bytes.count) bytes)")
                 continue
             }
-            for item in scan.records {
+            var damages = scan.damages[...]
+            for (position, item) in scan.records.enumerated() {
+                while let damage = damages.first, damage.recordsBefore == position {
+                    damages.removeFirst()
+                    // Records follow it in this segment: it is not the tail.
+                    ledger.note(report(damage, path: path, lastIndex: replayer.log.lastIndex,
+                                       nextFirstIndex: segmentNames.first?.firstIndex),
+                                firstLost: replayer.log.lastIndex + 1, isSingleRecord: damage.isSingleRecord)
+                }
                 if case .entry(let entry) = item.record { info.maxEntryIndex = max(info.maxEntryIndex, entry.index) }
+                ledger.observe(item.record)
                 replayer.apply(item.record, file: path, offset: item.offset)
             }
-            if let damage = scan.damage {
+            if let damage = damages.first {
+                let found = report(damage, path: path, lastIndex: replayer.log.lastIndex,
+                                   nextFirstIndex: segmentNames.first?.firstIndex)
                 if !damage.isTornTail {
-                    throw .corruption(report(damage, path: path, lastIndex: replayer.log.lastIndex,
-                                             nextFirstIndex: segmentNames.first?.firstIndex))
+                    // The rest of an earlier segment can be skipped if the snapshot covers
+                    // it: the next segment starts with a full checkpoint.
+                    if isLast { throw .corruption(found) }
+                    ledger.note(found, firstLost: replayer.log.lastIndex + 1, isSingleRecord: false)
+                } else {
+                    try FileIO.truncate(path, to: scan.validEnd)
+                    let tail = TornTail(file: path, offset: scan.validEnd, discardedBytes: bytes.count - scan.validEnd,
+                                        reason: damage.reason)
+                    log?(tail.description)
+                    tornTail = tail
                 }
-                try FileIO.truncate(path, to: scan.validEnd)
-                let tail = TornTail(file: path, offset: scan.validEnd, discardedBytes: bytes.count - scan.validEnd,
-                                    reason: damage.reason)
-                log?(tail.description)
-                tornTail = tail
             }
             lastSize = scan.validEnd
             lastLength = tornTail?.file == path ? scan.validEnd : bytes.count
             segments.append(info)
         }
         if segments.isEmpty { return nil }
+        let dropped = try ledger.settle(&replayer)
+        for report in dropped { log?(report.droppedWarning(snapshotIndex: replayer.log.snapshot.index)) }
         try checkFinal(replayer, lastPath: segments[segments.count - 1].path, lastSize: lastSize)
         return RecoveredWAL(log: replayer.log, segments: segments, lastSegmentSize: lastSize,
-                            lastSegmentLength: lastLength, tornTail: tornTail)
+                            lastSegmentLength: lastLength, tornTail: tornTail, droppedBelowSnapshot: dropped)
     }
 
     /// The first record must be a header that matches the file name.

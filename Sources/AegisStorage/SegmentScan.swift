@@ -37,26 +37,40 @@ struct ScannedRecord {
     var offset: Int
 }
 
-/// The first undecodable record of a segment and how it was classified.
+/// An undecodable record of a segment and how it was classified.
 struct SegmentDamage {
     /// Offset of the bad record.
     var offset: Int
     /// What is wrong with it.
     var reason: String
-    /// `true` for a torn tail: the unacknowledged end of the last segment.
+    /// `true` for a torn tail: the unacknowledged end of the last segment (or stray
+    /// bytes in its preallocated space, see `isFreeSpace`).
     var isTornTail: Bool
+    /// `true` when the bytes are not a record at all but stray bytes in the
+    /// preallocated space after the last record (a kind of torn tail).
+    var isFreeSpace = false
     /// Offset of the first valid record found after the damage, if any.
     var nextValidOffset: Int?
     /// Index of the first entry at or after `nextValidOffset`, if any.
     var nextValidIndex: LogIndex?
+    /// `true` when the damage is exactly one record whose frame (its length field)
+    /// ends where the next valid record starts: the scan resumed there.
+    var isSingleRecord = false
+    /// How many valid records of the segment precede the damage.
+    var recordsBefore = 0
 }
 
-/// The records of one segment, up to the first damage.
+/// The records of one segment. The scan continues after a damaged record only when the
+/// record's own length leads to the next valid record (`SegmentDamage.isSingleRecord`);
+/// otherwise it stops at the damage.
 struct SegmentScan {
     var records: [ScannedRecord] = []
     /// Offset just past the last valid record.
     var validEnd = 0
-    var damage: SegmentDamage?
+    /// Every damage found, in file order.
+    var damages: [SegmentDamage] = []
+    /// The first damage, if any.
+    var damage: SegmentDamage? { damages.first }
     /// `true` when the last segment ends in preallocated space: from `validEnd`, a
     /// record boundary, to the end of the file every byte is zero.
     var endsInPreallocatedSpace = false
@@ -67,6 +81,11 @@ struct SegmentScan {
 /// In the last segment, zeros from a record boundary to the end of the file are the
 /// preallocated space not yet written: the end of the log, not damage. (A record that
 /// never reached the disk at all looks the same, and was never acknowledged.)
+///
+/// After the last valid record of the last segment, with no valid record anywhere
+/// after it, bytes whose header shows at most one sign of a record (see
+/// `recordSigns`) are **not a record**: stray bytes in the preallocated space, or a
+/// write whose first bytes never reached the disk. The log ends there.
 ///
 /// A damaged record is a **torn tail** only when it is in the last segment, no valid
 /// record follows it anywhere in the file, and it is either cut short by the end of
@@ -96,10 +115,31 @@ enum SegmentScanner {
                 result.endsInPreallocatedSpace = true
                 break
             }
-            result.damage = classify(decoded, raw, at: offset, isLastSegment: isLastSegment)
-            break
+            var damage = classify(decoded, raw, at: offset, isLastSegment: isLastSegment)
+            damage.recordsBefore = result.records.count
+            result.damages.append(damage)
+            guard damage.isSingleRecord, let next = damage.nextValidOffset else { break }
+            offset = next
         }
         return result
+    }
+
+    /// How many of the three signs of a record the log writes the header at `offset`
+    /// shows: a known type after the segment header (entry, hard state, snapshot,
+    /// compaction), a length of at least the smallest payload (16 bytes), a non-zero
+    /// checksum. A written header shows all three; damage to one of its fields
+    /// (one flipped bit or byte) leaves at least two. Zeros with one damaged field show
+    /// at most one.
+    static func recordSigns(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Int {
+        guard raw.count - offset >= RecordFrame.headerSize else { return 0 }
+        let length = raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian
+        let crc = raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self).littleEndian
+        let type = raw[offset + 8]
+        var signs = 0
+        if type >= RecordType.entry.rawValue && type <= RecordType.compact.rawValue { signs += 1 }
+        if length >= RecordFrame.minimumPayload { signs += 1 }
+        if crc != 0 { signs += 1 }
+        return signs
     }
 
     private static func classify(_ decoded: RecordFrame.Decoded, _ raw: UnsafeRawBufferPointer, at offset: Int,
@@ -108,6 +148,12 @@ enum SegmentScanner {
         var damage = SegmentDamage(offset: offset, reason: "", isTornTail: false,
                                    nextValidOffset: next?.offset, nextValidIndex: next?.index)
         let tailAllowed = isLastSegment && next == nil
+        if tailAllowed && raw.count - offset >= RecordFrame.headerSize && recordSigns(raw, at: offset) <= 1 {
+            damage.reason = "stray bytes after the last record (no record starts here)"
+            damage.isTornTail = true
+            damage.isFreeSpace = true
+            return damage
+        }
         switch decoded {
         case .record: break
         case .incomplete:
@@ -119,10 +165,17 @@ enum SegmentScanner {
         case .checksumMismatch(let end):
             damage.reason = "checksum mismatch"
             damage.isTornTail = tailAllowed && allZero(raw, from: end) && hasZeroedSector(raw, from: offset, to: end)
+            damage.isSingleRecord = next?.offset == end
         case .malformed(let why):
             damage.reason = "malformed record (\(why))"
+            damage.isSingleRecord = next?.offset == frameEnd(raw, at: offset)
         }
         return damage
+    }
+
+    /// Where the record at `offset` ends according to its length field.
+    private static func frameEnd(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Int {
+        offset + RecordFrame.headerSize + Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian)
     }
 
     /// `true` when the bytes from a sector boundary inside `(start, end)` to `end` are zero.

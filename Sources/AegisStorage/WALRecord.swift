@@ -34,6 +34,8 @@ enum RecordFrame {
     static let headerSize = 9
     /// The largest payload a record may declare; anything larger is damage.
     static let maxPayload = 1 << 30
+    /// The smallest payload of a record after a segment header (a compaction record).
+    static let minimumPayload: UInt32 = 16
     /// The magic number in a segment header payload ("AEGW").
     static let segmentMagic: UInt32 = 0x5747_4541
     /// The format version in segment headers and snapshot files.

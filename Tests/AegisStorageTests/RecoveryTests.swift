@@ -9,13 +9,17 @@ struct DamageLab {
     var path: String { dir.path }
     /// Whether segments are zero-filled when created (the default) or grow by appends.
     var preallocate = true
+    var segmentSize = 4096
     var options: DiskStorageOptions {
-        var options = DiskStorageOptions(segmentSize: 4096)
+        var options = DiskStorageOptions(segmentSize: segmentSize)
         options.preallocateSegments = preallocate
         return options
     }
 
-    init(preallocate: Bool = true) { self.preallocate = preallocate }
+    init(preallocate: Bool = true, segmentSize: Int = 4096) {
+        self.preallocate = preallocate
+        self.segmentSize = segmentSize
+    }
 
     func entry(_ index: LogIndex) -> LogEntry {
         LogEntry(index: index, term: 1, data: [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 100),
