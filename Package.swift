@@ -63,6 +63,7 @@ let package = Package(
         .target(name: "AegisTransport", dependencies: [
             "AegisRaft", "AegisTLS",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

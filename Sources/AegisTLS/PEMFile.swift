@@ -47,7 +47,7 @@ enum PEMFile {
     ///   or when the file cannot be written.
     static func writeAtomically(_ text: String, to path: String, mode: mode_t, overwrite: Bool) throws(TLSError) {
         if !overwrite, FileManager.default.fileExists(atPath: path) {
-            throw TLSError(.writeFailed, "\(path) exists; remove it or ask to overwrite it")
+            throw TLSError(.writeFailed, "\(path) exists; remove it or overwrite it (aegis certs: --force)")
         }
         let temporary = "\(path).tmp-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)

@@ -65,6 +65,9 @@ public struct TransportError: Error, Sendable, Hashable, CustomStringConvertible
         public static let invalidConfiguration = Code(rawValue: 7)
         /// The peer refused the handshake for a reason this build does not know.
         public static let refused = Code(rawValue: 8)
+        /// The peer's TLS certificate does not name the node ID it claims in the handshake
+        /// (or the node dialled), or the peer presented no certificate.
+        public static let identityMismatch = Code(rawValue: 9)
     }
 
     /// The category.

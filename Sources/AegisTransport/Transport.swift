@@ -71,6 +71,8 @@ public struct PeerStats: Sendable, Hashable {
     public var reconnects: UInt64 = 0
     /// Whether a connection is established (handshake accepted).
     public var isConnected: Bool = false
+    /// Outbound TLS handshakes that failed, or whose certificate did not name this peer.
+    public var tlsFailures: UInt64 = 0
 
     /// Creates zeroed counters.
     public init() {}
@@ -92,8 +94,15 @@ public struct TransportStats: Sendable, Hashable {
     public var inboundDropped: UInt64 = 0
     /// Connection attempts after the first one, summed over peers.
     public var reconnects: UInt64 = 0
-    /// Inbound handshakes refused (other cluster, unknown node, wrong destination).
+    /// Inbound handshakes refused (other cluster, unknown node, wrong destination,
+    /// a TLS certificate that does not name the claimed node).
     public var handshakesRefused: UInt64 = 0
+    /// Inbound connections whose TLS handshake failed (no or untrusted client
+    /// certificate, a client that speaks no TLS).
+    public var tlsHandshakesFailed: UInt64 = 0
+    /// Client requests and responses dropped because they arrived on a connection whose
+    /// peer is not authenticated (see `TCPTransport.Configuration.allowUnauthenticatedClientRequests`).
+    public var clientRequestsRefused: UInt64 = 0
     /// Inbound connections closed for malformed frames or protocol violations.
     public var protocolErrors: UInt64 = 0
     /// Per-peer counters of the send side.

@@ -12,7 +12,7 @@ struct Aegis: AsyncParsableCommand {
         """,
         subcommands: [
             ServeCommand.self, DevCommand.self,
-            KVCommand.self, ClusterCommand.self, BenchCommand.self,
+            KVCommand.self, ClusterCommand.self, BenchCommand.self, CertsCommand.self,
         ])
 }
 

@@ -1,4 +1,5 @@
 internal import AegisRaft
+internal import AegisTLS
 internal import Logging
 internal import NIOConcurrencyHelpers
 internal import NIOCore
@@ -17,6 +18,8 @@ struct OutboundSettings: Sendable {
     var backoff: Backoff
     var connectTimeout: Duration
     var handshakeTimeout: Duration
+    /// The node's certificates for mutual TLS, or `nil` for plaintext.
+    var tls: CertificateStore?
     var logger: Logger
 
     /// A write is issued once this many bytes are encoded; the flush comes at the end
@@ -182,6 +185,11 @@ final class PeerConnection: Sendable {
         }
     }
 
+    /// The TLS handshake failed, or the peer's certificate does not name this peer.
+    func recordTLSFailure() {
+        state.withLockedValue { $0.stats.tlsFailures += 1 }
+    }
+
     /// The channel can take more bytes again.
     func writable() {
         perform(state.withLockedValue { Self.nextAction(&$0) })
@@ -253,10 +261,12 @@ final class PeerConnection: Sendable {
             .channelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let store = settings.tls { try PeerTLS.addClientHandler(to: channel, store: store) }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(FrameDecoder(maximumFrameSize: settings.maximumFrameSize)))
                     try channel.pipeline.syncOperations.addHandler(
-                        OutboundPeerHandler(peer: self, generation: generation, handshake: handshake))
+                        OutboundPeerHandler(peer: self, generation: generation, handshake: handshake,
+                                            awaitsTLS: settings.tls != nil))
                 }
             }
         if let bindAddress = settings.bindAddress {

@@ -1,4 +1,5 @@
 public import AegisRaft
+internal import AegisTLS
 public import Logging
 internal import NIOConcurrencyHelpers
 public import NIOCore
@@ -12,6 +13,12 @@ public import NIOPosix
 /// another cluster, from a node missing from the address book, or meant for another
 /// node is refused with a logged reason. Messages travel in length-prefixed frames
 /// (see ``WireFormat``); malformed frames close the connection, never the process.
+///
+/// With ``Configuration/tls`` set, every connection runs mutual TLS and a peer is
+/// accepted only with a certificate of the cluster CA that names the node ID it
+/// claims; see ``TLSSettings``. Client requests forwarded between members are accepted
+/// only from such authenticated peers (or, on a plaintext transport, when
+/// ``Configuration/allowUnauthenticatedClientRequests`` says so).
 ///
 /// Call ``start()`` to listen and ``shutdown()`` to close everything. Outbound
 /// connections work without `start()`: they open on the first message to a peer.
@@ -52,6 +59,17 @@ public final class TCPTransport: Transport {
         public var bindOutboundConnections: Bool
         /// Seeds the backoff jitter; `nil` draws a seed from the system generator.
         public var jitterSeed: UInt64?
+        /// Mutual TLS between peers, or `nil` for plaintext (the default, for tests and
+        /// in-process clusters; servers should use TLS).
+        public var tls: TLSSettings?
+        /// Whether a plaintext transport accepts client requests (and their answers)
+        /// forwarded by other members. **Insecure:** on a plaintext connection the
+        /// sender is whoever knows the cluster ID and a member's name, so anyone who can
+        /// reach the peer port can then write any key. `true` by default so that
+        /// plaintext test clusters keep forwarding; set it to `false` on a plaintext
+        /// transport that must not take client traffic. Ignored with ``tls``: mutually
+        /// authenticated peers may always forward.
+        public var allowUnauthenticatedClientRequests: Bool
 
         /// Creates a configuration with defaults suited to a LAN.
         public init(nodeID: NodeID, clusterID: String, host: String = "127.0.0.1", port: Int = 0,
@@ -71,6 +89,8 @@ public final class TCPTransport: Transport {
             self.jitterSeed = nil
             self.clusterUUID = nil
             self.onClusterUUIDLearned = nil
+            self.tls = nil
+            self.allowUnauthenticatedClientRequests = true
         }
 
         func validate() throws(TransportError) {
@@ -82,6 +102,13 @@ public final class TCPTransport: Transport {
             }
             guard (0...65535).contains(port) else {
                 throw TransportError(.invalidConfiguration, "port \(port) is not a TCP port")
+            }
+            if let tls {
+                let names = tls.certificates.material.identities
+                guard names.contains(nodeID.rawValue) else {
+                    throw TransportError(.invalidConfiguration,
+                                         "the TLS certificate \(tls.certificates.files.certificatePath) names \(names), not this node '\(nodeID)'; peers would refuse it")
+                }
             }
         }
     }
@@ -125,7 +152,7 @@ public final class TCPTransport: Transport {
             bindAddress: configuration.bindOutboundConnections ? try? SocketAddress(ipAddress: configuration.host, port: 0) : nil,
             maximumFrameSize: configuration.maximumFrameSize, sendQueueLimit: configuration.sendQueueLimit,
             backoff: configuration.backoff, connectTimeout: configuration.connectTimeout,
-            handshakeTimeout: configuration.handshakeTimeout, logger: logger)
+            handshakeTimeout: configuration.handshakeTimeout, tls: configuration.tls?.certificates, logger: logger)
         var system = SystemRandomNumberGenerator()
         self.connections = ConnectionPool(settings: settings, group: eventLoopGroup, peers: configuration.peers,
                                           seed: configuration.jitterSeed ?? system.next())
@@ -135,6 +162,8 @@ public final class TCPTransport: Transport {
         self.shared = InboundContext(
             localID: configuration.nodeID, clusterID: configuration.clusterID, clusterUUID: uuid,
             maximumFrameSize: configuration.maximumFrameSize, handshakeTimeout: configuration.handshakeTimeout,
+            tls: configuration.tls?.certificates,
+            acceptsUnauthenticatedClientRequests: configuration.tls == nil && configuration.allowUnauthenticatedClientRequests,
             logger: logger, pool: connections, continuation: continuation)
     }
 
@@ -160,6 +189,7 @@ public final class TCPTransport: Transport {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let store = shared.tls { try PeerTLS.addServerHandler(to: channel, store: store) }
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(FrameDecoder(maximumFrameSize: shared.maximumFrameSize)))
                         try channel.pipeline.syncOperations.addHandler(InboundPeerHandler(context: shared))
