@@ -222,6 +222,48 @@ final class LogRecorder: Sendable {
         #expect(try RESPValueParser.parse(&out) == .ok)
     }
 
+    /// A guesser that reconnects after every failure is counted per address: its
+    /// eleventh try, on a fresh connection, is delayed and closes the connection.
+    @Test func test_wrongAuths_countedPerAddressAcrossConnections() async throws {
+        let throttle = RESPAuthThrottle(freeFailures: 3, baseDelay: .milliseconds(20), maxDelay: .milliseconds(20), maxFailures: 10)
+        let context = RESPServerContext(configuration: RESPServerConfiguration(authThrottle: throttle), backend: backend,
+                                        metrics: RESPMetrics(factory: AegisMetrics.factory(recordingInto: PrometheusCollectorRegistry())),
+                                        acl: try store(), logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
+        func attempt(from host: String, _ password: String) async throws -> (RESPValue?, open: Bool, Duration) {
+            var session = RESPSession(server: context, clientID: 1)
+            session.remoteHost = host
+            var out = ByteBuffer()
+            let start = ContinuousClock.now
+            let open = await session.handle([RESPRequest("AUTH", "reader", password)], into: &out)
+            return (try RESPValueParser.parse(&out), open, ContinuousClock.now - start)
+        }
+        for n in 0 ..< 3 {
+            let (_, open, took) = try await attempt(from: "10.0.0.1", "guess\(n)")
+            #expect(open && took < .milliseconds(20))
+        }
+        for n in 3 ..< 9 {
+            let (reply, open, took) = try await attempt(from: "10.0.0.1", "guess\(n)")
+            #expect(reply == RESPError.wrongPass && open && took >= .milliseconds(20), "try \(n + 1)")
+        }
+        let (tenth, tenthOpen, _) = try await attempt(from: "10.0.0.1", "guess9")
+        #expect(tenth == RESPError.wrongPass && !tenthOpen)
+        // Another address is not slowed down; the right password is never delayed.
+        let (_, otherOpen, otherTook) = try await attempt(from: "10.0.0.2", "guess")
+        #expect(otherOpen && otherTook < .milliseconds(20))
+        let (right, rightOpen, rightTook) = try await attempt(from: "10.0.0.1", "read-pw")
+        #expect(right == .ok && rightOpen && rightTook < .milliseconds(20))
+    }
+
+    @Test func test_failuresByAddress_boundedAndForgotten() {
+        let tracker = AuthFailuresByAddress(throttle: RESPAuthThrottle(forgetAfter: .seconds(60), maxAddresses: 100))
+        let start = ContinuousClock.now
+        for n in 0 ..< 1_000 { _ = tracker.recordFailure(from: "10.0.\(n / 256).\(n % 256)", now: start) }
+        #expect(tracker.count <= 100)
+        #expect(tracker.recordFailure(from: "192.0.2.1", now: start) == 1)
+        #expect(tracker.recordFailure(from: "192.0.2.1", now: start + .seconds(1)) == 2)
+        #expect(tracker.recordFailure(from: "192.0.2.1", now: start + .seconds(120)) == 1)
+    }
+
     @Test func test_throttle_delays() {
         let throttle = RESPAuthThrottle(freeFailures: 3, baseDelay: .milliseconds(100), maxDelay: .seconds(1), maxFailures: 10)
         #expect(throttle.delay(afterFailures: 3) == .zero)

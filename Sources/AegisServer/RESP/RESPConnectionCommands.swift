@@ -105,12 +105,14 @@ extension RESPSession {
         }
         failedAuths += 1
         let throttle = server.configuration.authThrottle
-        let closing = failedAuths >= throttle.maxFailures
+        let fromAddress = remoteHost.map { server.authFailures.recordFailure(from: $0) } ?? 0
+        let failures = max(failedAuths, fromAddress)
+        let closing = failures >= throttle.maxFailures
         if closing { server.metrics.recordLimitClose("auth_failures") }
         server.authLog.notice("authentication failed", metadata: [
             "user": "\(username.prefix(64))", "remote": "\(remote)", "client": "\(clientID)",
-            "failures": "\(failedAuths)", "closing": "\(closing)"])
-        let delay = throttle.delay(afterFailures: failedAuths)
+            "failures": "\(failedAuths)", "address-failures": "\(fromAddress)", "closing": "\(closing)"])
+        let delay = throttle.delay(afterFailures: failures)
         if delay > .zero { try? await Task.sleep(for: delay) }
         return (RESPError.wrongPass, !closing)
     }

@@ -166,6 +166,7 @@ public struct RESPServer: Service {
                     }
                     var session = RESPSession(server: context, clientID: clientID)
                     session.remote = channel.remoteAddress.map { "\($0)" } ?? "?"
+                    session.remoteHost = channel.remoteAddress?.ipAddress
                     var writer = RESPConnectionWriter(channel: channel, meter: connection.meter, limits: context.configuration.limits,
                                                       metrics: context.metrics, logger: logger)
                     for try await batch in inbound {

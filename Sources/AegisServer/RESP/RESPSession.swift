@@ -19,6 +19,8 @@ final class RESPServerContext: Sendable {
     let acl: ACLStore
     /// Failed authentications, logged at a bounded rate.
     let authLog: RateLimitedLog
+    /// Failed authentications per client address.
+    let authFailures: AuthFailuresByAddress
 
     init(configuration: RESPServerConfiguration, backend: any KVBackend, metrics: RESPMetrics, acl: ACLStore?,
          logger: Logger) {
@@ -28,6 +30,7 @@ final class RESPServerContext: Sendable {
         self.metrics = metrics
         self.acl = acl ?? ACLStore(defaultPassword: configuration.password)
         self.authLog = RateLimitedLog(logger: logger)
+        self.authFailures = AuthFailuresByAddress(throttle: configuration.authThrottle)
     }
 }
 
@@ -53,8 +56,11 @@ public struct RESPSession {
     var userGeneration: UInt64 = 0
     /// Failed `AUTH`s on this connection, for `RESPAuthThrottle`.
     var failedAuths = 0
-    /// The client's address, for the log.
+    /// The client's address and port, for the log.
     var remote = "?"
+    /// The client's IP address, under which failed `AUTH`s are counted across its
+    /// connections (`nil`: per connection only).
+    var remoteHost: String?
     /// `CLIENT SETNAME`.
     var name: String?
     /// `CLIENT SETINFO LIB-NAME` / `LIB-VER`.
