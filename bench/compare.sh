@@ -50,9 +50,10 @@ bench() {
 echo "setup: $(nproc) cores, $N requests per test, 50 clients, 256-byte values, keyspace 100000"
 
 # --- Aegis: three nodes, writes acknowledged after fsync on a quorum.
+# Plaintext (--no-tls) like the Redis and etcd runs it is compared with.
 # The production election timeout (100 ticks = 1 s), not dev's 150 ms: at saturation
 # on 2 cores, follower answers can lag past 150 ms and trigger elections mid-benchmark.
-"$AEGIS" dev --data-dir "$WORK/aegis" --election-ticks 100 > "$WORK/aegis-dev.log" 2>&1 &
+"$AEGIS" dev --data-dir "$WORK/aegis" --election-ticks 100 --no-tls > "$WORK/aegis-dev.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 300); do
   leader=$(for p in 7001 7002 7003; do redis-cli -p $p info replication 2>/dev/null | grep -q '^aegis_role:leader' && echo $p; done | head -1) || true

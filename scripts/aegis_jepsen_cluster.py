@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import socket
+import secrets
 import subprocess
 import threading
 import time
@@ -150,6 +151,12 @@ class Cluster:
         self.lock = threading.Lock()
         os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
         os.makedirs(os.path.join(run_dir, "data"), exist_ok=True)
+        # The admin API needs a bearer token on every endpoint but the probes and /metrics.
+        self.token = secrets.token_hex(16)
+        self.token_file = os.path.join(run_dir, "admin-token")
+        with open(self.token_file, "w") as f:
+            f.write(self.token + "\n")
+        os.chmod(self.token_file, 0o600)
 
     def peers_flag(self):
         return ",".join(f"{n.id}={n.peer}/{n.client}" for n in self.nodes)
@@ -158,7 +165,8 @@ class Cluster:
         cmd = [self.args.aegis, "serve", "--id", node.id, "--data-dir", node.data_dir,
                "--cluster-id", "jepsen", "--peer-listen", node.peer, "--client-listen", node.client,
                "--admin-listen", node.admin, "--peers", self.peers_flag(),
-               "--election-ticks", str(self.args.election_ticks), "--tick-ms", str(self.args.tick_ms)]
+               "--election-ticks", str(self.args.election_ticks), "--tick-ms", str(self.args.tick_ms),
+               "--admin-token-file", self.token_file]
         if node.joined:
             cmd.append("--join")
         elif not node.started_once:
@@ -220,7 +228,8 @@ class Cluster:
     def admin_call(self, node, method, path, body=None, timeout=5.0):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"http://{node.admin}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {self.token}"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 text = resp.read().decode()

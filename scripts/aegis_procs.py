@@ -1,6 +1,7 @@
 """Three `aegis serve` processes on loopback, for the real-process tests in scripts/."""
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -35,6 +36,12 @@ class Cluster:
     def __init__(self, aegis, work, extra=(), election_ticks=30):
         self.aegis = aegis
         self.work = work
+        # The admin API needs a bearer token on every endpoint but the probes and /metrics.
+        self.token = secrets.token_hex(16)
+        self.token_file = os.path.join(work, "admin-token")
+        with open(self.token_file, "w") as f:
+            f.write(self.token + "\n")
+        os.chmod(self.token_file, 0o600)
         self.extra = list(extra)
         self.election_ticks = election_ticks
         self.procs = {}
@@ -48,7 +55,8 @@ class Cluster:
         cmd = [self.aegis, "serve", "--id", node_id or node, "--data-dir", self.data(node),
                "--cluster-id", cluster_id, "--peer-listen", f"{HOST}:{PEER[node]}",
                "--client-listen", f"{HOST}:{RESP[node]}", "--admin-listen", f"{HOST}:{ADMIN[node]}",
-               "--peers", peers, "--election-ticks", str(self.election_ticks)] + self.extra
+               "--peers", peers, "--election-ticks", str(self.election_ticks),
+               "--admin-token-file", self.token_file] + self.extra
         if join:
             cmd.append("--join")
         elif node in self.first:
@@ -96,7 +104,8 @@ class Cluster:
     def admin(self, node, method, path, body=None):
         req = urllib.request.Request(f"http://{HOST}:{ADMIN[node]}{path}", method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {self.token}"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read()
 

@@ -5,7 +5,10 @@ leader with SIGKILL (repeatedly), measures the time until a write is acknowledge
 again, restarts the killed node and checks that it catches up and that no
 acknowledged write was lost.
 
-Usage: scripts/real_client_test.py [--aegis PATH] [--kills N] [--keep]
+`aegis dev` runs TLS on every port by default: the clients trust its throw-away CA
+(<data-dir>/tls/ca.pem); --no-tls runs the same checks in plaintext.
+
+Usage: scripts/real_client_test.py [--aegis PATH] [--kills N] [--keep] [--no-tls]
 Prints one line per check, the failover figures as JSON, and finally
 "N passed, M failed". Exit status 1 if any check failed.
 """
@@ -29,6 +32,7 @@ ADMIN = [8001, 8002, 8003]
 passed = 0
 failed = 0
 restarted = []  # nodes this script restarted (not children of `aegis dev`)
+CA = None  # the dev CA certificate when the cluster runs TLS
 
 
 def check(name, condition, detail=""):
@@ -52,8 +56,14 @@ def attempt(name, fn):
 def client(port, **kw):
     # No client-side retries: the test measures the server, and tries the next node
     # itself when one refuses.
+    if CA:
+        kw.update(ssl=True, ssl_ca_certs=CA)
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=2,
                        retry=Retry(NoBackoff(), 0), **kw)
+
+
+def cli_args():
+    return ["--tls", "--cacert", CA] if CA else []
 
 
 def wait_until(predicate, timeout=30.0, interval=0.05):
@@ -158,10 +168,10 @@ def redis_cli():
     if not cli:
         check("redis-cli installed", False, "redis-cli not found (apt-get install redis-tools)")
         return
-    out = subprocess.run([cli, "-p", "7001", "set", "cli-key", "cli-value"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run([cli, *cli_args(), "-p", "7001", "set", "cli-key", "cli-value"], capture_output=True, text=True, timeout=10)
     check("redis-cli SET via node1", out.stdout.strip() == "OK", out.stdout + out.stderr)
     for port in PORTS:
-        out = subprocess.run([cli, "-p", str(port), "get", "cli-key"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([cli, *cli_args(), "-p", str(port), "get", "cli-key"], capture_output=True, text=True, timeout=10)
         check(f"redis-cli GET via {port}", out.stdout.strip() == "cli-value", out.stdout + out.stderr)
 
 
@@ -215,11 +225,14 @@ def main():
     parser.add_argument("--aegis", default=".build/release/aegis")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--no-tls", action="store_true", help="run aegis dev --no-tls and connect in plaintext")
     args = parser.parse_args()
+    global CA
     work = tempfile.mkdtemp(prefix="aegis-real-client-")
     data_dir = os.path.join(work, "dev")
     log_path = os.path.join(work, "dev.log")
-    dev = subprocess.Popen([os.path.abspath(args.aegis), "dev", "--data-dir", data_dir],
+    CA = None if args.no_tls else os.path.join(data_dir, "tls", "ca.pem")
+    dev = subprocess.Popen([os.path.abspath(args.aegis), "dev", "--data-dir", data_dir] + (["--no-tls"] if args.no_tls else []),
                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
     acked = {}
     try:

@@ -5,6 +5,7 @@ import Histogram
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,6 +36,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Number of distinct keys.") var keyspace: UInt64 = 100_000
     @Option(help: ArgumentHelp("The nodes' password (default: $AEGIS_PASSWORD).", valueName: "password")) var password: String?
     @Flag(help: "Print the results as JSON (the progress line goes to standard error).") var json = false
+    @OptionGroup var tls: ToolTLSOptions
 
     func validate() throws {
         guard clients > 0, requests > 0, pipeline > 0, dataSize >= 0, keyspace > 0 else {
@@ -71,6 +73,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     private func runTest(_ workload: BenchWorkload) async throws -> BenchReport {
+        let tlsContext = try tls.clientContext()
         let progress = NIOLockedValueBox(0)
         let group = MultiThreadedEventLoopGroup.singleton
         let start = ContinuousClock.now
@@ -87,6 +90,11 @@ struct BenchCommand: AsyncParsableCommand {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tlsContext {
+                            let isIP = (try? SocketAddress(ipAddress: host, port: port)) != nil
+                            try channel.pipeline.syncOperations.addHandler(
+                                try NIOSSLClientHandler(context: tlsContext, serverHostname: isIP ? nil : host))
+                        }
                         try channel.pipeline.syncOperations.addHandler(
                             BenchConnectionHandler(workload: workload, quota: quota, seed: seed, progress: progress, done: done))
                     }

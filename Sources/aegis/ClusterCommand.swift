@@ -1,17 +1,13 @@
 import AegisServer
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Where the cluster tools connect.
 struct AdminOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The node's HTTP admin address (host:port).", valueName: "host:port"))
     var admin: String = DevDefaults.adminAddress
 
-    @Option(name: .long, help: ArgumentHelp("The admin token for changes (default: $AEGIS_ADMIN_TOKEN).", valueName: "token"))
-    var token: String?
+    @OptionGroup var security: ToolSecurityOptions
 
     @Flag(help: "Print the node's JSON answer instead of a table.") var json = false
 
@@ -28,32 +24,25 @@ struct AdminOptions: ParsableArguments {
 
     private func request(_ method: String, _ path: String, bodyData: Data?) async throws -> Data {
         let (host, port) = try parseAddress(admin)
-        guard let url = URL(string: "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)") else {
-            throw ToolError("cannot build a URL from --admin \(admin)")
-        }
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        request.timeoutInterval = 30
-        if let token = token ?? ProcessInfo.processInfo.environment["AEGIS_ADMIN_TOKEN"] {
-            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        }
-        if let bodyData {
-            request.httpBody = bodyData
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let data: Data
-        let response: URLResponse
+        var headers: [(String, String)] = []
+        if let token = security.resolvedAdminToken { headers.append(("Authorization", "Bearer \(token)")) }
+        if bodyData != nil { headers.append(("Content-Type", "application/json")) }
+        let tls = try security.clientContext()
+        let response: AdminHTTPClient.Response
         do {
-            (data, response) = try await URLSession.shared.data(for: request)
+            response = try await AdminHTTPClient.send(method: method, host: host, port: port, path: path, headers: headers,
+                                                      body: bodyData, tls: tls)
+        } catch let error as ToolError {
+            throw error
         } catch {
-            throw ToolError("cannot reach the admin API at \(admin): \(error.localizedDescription). Is the node running?")
+            throw ToolError("cannot reach the admin API at \(tls == nil ? "http" : "https")://\(admin): \(error). Is the node running\(tls == nil ? "" : " with TLS (else --no-tls)")?")
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200 ..< 300).contains(status) else {
-            let message = (try? JSONDecoder().decode(AdminErrorDocument.self, from: data))?.error ?? String(decoding: data, as: UTF8.self)
-            throw ToolError("HTTP \(status): \(message)")
+        guard (200 ..< 300).contains(response.status) else {
+            let message = (try? JSONDecoder().decode(AdminErrorDocument.self, from: response.body))?.error
+                ?? String(decoding: response.body, as: UTF8.self)
+            throw ToolError("HTTP \(response.status): \(message)")
         }
-        return data
+        return response.body
     }
 
     /// Prints a cluster status answer as JSON or as a table.
@@ -82,8 +71,9 @@ struct ClusterCommand: AsyncParsableCommand {
         commandName: "cluster",
         abstract: "Inspect and change an Aegis cluster's membership over the HTTP admin API.",
         discussion: """
-        Talks to one node's admin API (--admin, default \(DevDefaults.adminAddress)). Changes need the admin token when \
-        the node has one (--token or $AEGIS_ADMIN_TOKEN) and go through Raft; any node forwards them to the leader.
+        Talks to one node's admin API (--admin, default \(DevDefaults.adminAddress)). Every call needs the admin token \
+        (--admin-token, $AEGIS_ADMIN_TOKEN, or the one `aegis dev` keeps in its data folder); with TLS the tools trust \
+        --tls-ca (or $AEGIS_TLS_CA, or the dev CA). Changes go through Raft; any node forwards them to the leader.
 
         Adding a node safely: start it (aegis serve … --join), add it as a learner, wait until its lag is small in \
         `aegis cluster status`, then promote it to a voter.

@@ -1,10 +1,8 @@
 import AegisServer
+import AegisTLS
 import ArgumentParser
 import Foundation
 import UnixSignals
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `aegis dev`: a local three-node cluster on loopback, one process per node.
 struct DevCommand: AsyncParsableCommand {
@@ -22,11 +20,17 @@ struct DevCommand: AsyncParsableCommand {
               node2   127.0.0.1:7002        127.0.0.1:8002      127.0.0.1:9002
               node3   127.0.0.1:7003        127.0.0.1:8003      127.0.0.1:9003
 
-            Try: redis-cli -p 7001 set k v; redis-cli -p 7002 get k; aegis cluster status
+            Security, on by default: a throw-away CA and node certificates under \
+            <data-dir>/tls (TLS on RESP, the admin API and between peers; the tools and \
+            redis-cli trust <data-dir>/tls/ca.pem), and an admin token in \
+            <data-dir>/admin-token, which the tools read. --no-tls runs in plaintext.
+
+            Try: redis-cli --tls --cacert .aegis/dev/tls/ca.pem -p 7001 set k v; aegis kv get k; aegis cluster status
             """)
 
     @Option(help: "Where the nodes keep their data.") var dataDir: String = DevDefaults.dataDirectory
     @Option(help: "Election timeout in 10 ms ticks (randomised up to twice that).") var electionTicks: Int = 15
+    @Flag(help: "Plaintext on every port (no CA, no certificates).") var noTls = false
 
     func run() async throws {
         let root = URL(fileURLWithPath: dataDir).standardizedFileURL.path
@@ -44,12 +48,23 @@ struct DevCommand: AsyncParsableCommand {
         // re-founded with an empty log).
         let founding = fresh ? ["--initial-cluster-state", "new", "--cluster-uuid", UUID().uuidString]
             : ["--initial-cluster-state", "existing"]
+        let tokenPath = try Self.adminToken(in: root)
+        let tlsDirectory = noTls ? nil : try Self.certificates(in: root, nodes: ids)
+        let caPath = DevDefaults.caPath(in: root)
+        if noTls {
+            // The tools read this and connect in plaintext by default.
+            FileManager.default.createFile(atPath: DevDefaults.plaintextMarkerPath(in: root), contents: nil)
+        }
         for k in ids.indices {
             let args = ["serve", "--id", ids[k], "--data-dir", "\(root)/\(ids[k])", "--cluster-id", "dev"] + founding + [
                         "--peer-listen", "\(host):\(DevDefaults.peerPorts[k])",
                         "--client-listen", "\(host):\(DevDefaults.respPorts[k])",
                         "--admin-listen", "\(host):\(DevDefaults.adminPorts[k])",
-                        "--peers", peers, "--election-ticks", "\(electionTicks)"]
+                        "--peers", peers, "--election-ticks", "\(electionTicks)", "--admin-token-file", tokenPath]
+                + (tlsDirectory.map { directory in
+                    let files = TLSFiles(directory: directory, name: ids[k])
+                    return ["--tls-ca", files.caPath, "--tls-cert", files.certificatePath, "--tls-key", files.keyPath]
+                } ?? [])
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = args
@@ -67,8 +82,10 @@ struct DevCommand: AsyncParsableCommand {
         try Data(#"{"nodes":[\#(entries.joined(separator: ","))]}"#.utf8).write(to: URL(fileURLWithPath: "\(root)/nodes.json"))
         say("aegis dev: \(fresh ? "new" : "existing") cluster in \(root)")
         for k in ids.indices {
-            say("  \(ids[k])  pid \(processes[k].processIdentifier)  RESP \(host):\(DevDefaults.respPorts[k])  HTTP http://\(host):\(DevDefaults.adminPorts[k])  log \(root)/\(ids[k]).log")
+            say("  \(ids[k])  pid \(processes[k].processIdentifier)  RESP \(host):\(DevDefaults.respPorts[k])  HTTP \(noTls ? "http" : "https")://\(host):\(DevDefaults.adminPorts[k])  log \(root)/\(ids[k]).log")
         }
+        say("  admin token: \(tokenPath) (curl -H \"Authorization: Bearer $(cat \(tokenPath))\"\(noTls ? "" : " --cacert \(caPath)") \(noTls ? "http" : "https")://\(host):\(DevDefaults.adminPorts[0])/v1/cluster)")
+        if !noTls { say("  TLS on every port; CA certificate: \(caPath)") }
         let stop = StopSignal()
         let signals = Task {
             for await _ in await UnixSignalsSequence(trapping: .sigint, .sigterm) {
@@ -76,9 +93,10 @@ struct DevCommand: AsyncParsableCommand {
                 break
             }
         }
-        if let leader = await waitForLeader(stop: stop) {
+        if let leader = await waitForLeader(stop: stop, ca: tlsDirectory == nil ? nil : caPath) {
             say("  leader: \(leader)")
-            say("ready: redis-cli -p \(DevDefaults.respPorts[0]) set k v; redis-cli -p \(DevDefaults.respPorts[1]) get k   (Ctrl-C stops)")
+            let cli = noTls ? "redis-cli" : "redis-cli --tls --cacert \(caPath)"
+            say("ready: \(cli) -p \(DevDefaults.respPorts[0]) set k v; \(cli) -p \(DevDefaults.respPorts[1]) get k   (Ctrl-C stops)")
         } else if !stop.fired {
             say("no leader yet after 30 s; see the logs in \(root)")
         }
@@ -100,19 +118,63 @@ struct DevCommand: AsyncParsableCommand {
     }
 
     /// Polls each node's RESP port with INFO replication until one reports a leader.
-    private func waitForLeader(stop: StopSignal) async -> String? {
+    private func waitForLeader(stop: StopSignal, ca: String?) async -> String? {
+        var tls = ToolTLSOptions()
+        tls.tlsCA = ca
+        tls.noTLS = ca == nil
         let deadline = ContinuousClock.now.advanced(by: .seconds(30))
         while ContinuousClock.now < deadline && !stop.fired {
             for port in DevDefaults.respPorts {
-                if let info = RESPProbe.infoReplication(host: DevDefaults.host, port: port),
-                   let leader = info["leader_id"], !leader.isEmpty, leader != "none" {
-                    return leader
+                let reply = try? await RESPConnection.with("\(DevDefaults.host):\(port)", password: nil, tls: try tls.clientContext()) {
+                    try await $0.call(["INFO", "replication"])
+                }
+                for line in (reply?.text ?? "").split(whereSeparator: \.isNewline) where line.hasPrefix("leader_id:") {
+                    let leader = line.dropFirst("leader_id:".count)
+                    if !leader.isEmpty && leader != "none" { return String(leader) }
                 }
             }
             try? await Task.sleep(for: .milliseconds(100))
         }
         return nil
     }
+
+    /// The dev cluster's admin token file, created with a random token (mode 0600)
+    /// on the first run. Returns its path.
+    static func adminToken(in root: String) throws -> String {
+        let path = DevDefaults.adminTokenPath(in: root)
+        if FileManager.default.fileExists(atPath: path) { return path }
+        var generator = SystemRandomNumberGenerator()
+        let token = (0 ..< 4).map { _ in String(generator.next() as UInt64, radix: 16).leftPadded(to: 16) }.joined()
+        guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8),
+                                             attributes: [.posixPermissions: 0o600]) else {
+            throw ToolError("cannot write the admin token file \(path)")
+        }
+        return path
+    }
+
+    /// The dev cluster's CA (created on the first TLS run, kept after) and a fresh
+    /// certificate per node for 127.0.0.1 and localhost. Returns the folder.
+    static func certificates(in root: String, nodes: [String]) throws -> String {
+        let directory = "\(root)/\(DevDefaults.tlsDirectoryName)"
+        do {
+            let ca = FileManager.default.fileExists(atPath: DevDefaults.caPath(in: root))
+                ? try CertificateAuthority.load(from: directory)
+                : try CertificateAuthority.create(commonName: "Aegis dev CA (throw-away)")
+            try ca.write(to: directory, overwrite: true)
+            for node in nodes {
+                try ca.issue(nodeID: node, hosts: [DevDefaults.host, "localhost"]).write(to: directory, overwrite: true)
+            }
+        } catch {
+            throw ToolError("cannot create the dev certificates in \(directory): \(error.message); delete the folder to start over")
+        }
+        try? FileManager.default.removeItem(atPath: DevDefaults.plaintextMarkerPath(in: root))
+        return directory
+    }
+}
+
+extension String {
+    /// The string with leading zeros up to `width` characters.
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 final class StopSignal: @unchecked Sendable {
@@ -130,51 +192,6 @@ final class StopSignal: @unchecked Sendable {
     }
 }
 
-
-/// A minimal blocking RESP probe: `INFO replication` over a plain socket, used by
-/// `aegis dev` to wait for a leader before printing it.
-enum RESPProbe {
-    static func infoReplication(host: String, port: Int) -> [String: String]? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return nil }
-        let request = Array("*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n".utf8)
-        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while !isCompleteBulkString(data) {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            data.append(contentsOf: buffer[0..<n])
-        }
-        guard data.first == UInt8(ascii: "$"), let text = String(bytes: data, encoding: .utf8) else { return nil }
-        var result: [String: String] = [:]
-        for line in text.split(whereSeparator: \.isNewline) {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2 { result[String(parts[0])] = String(parts[1]) }
-        }
-        return result
-    }
-
-    /// `$<length>\r\n<payload>\r\n` fully received (or an error reply).
-    static func isCompleteBulkString(_ data: [UInt8]) -> Bool {
-        guard let first = data.first else { return false }
-        if first != UInt8(ascii: "$") { return data.last == UInt8(ascii: "\n") }
-        guard let cr = data.firstIndex(of: UInt8(ascii: "\r")),
-              let length = Int(String(decoding: data[1..<cr], as: UTF8.self)) else { return false }
-        return data.count >= cr + 2 + max(length, 0) + 2
-    }
-}
 
 /// Writes a line to standard output at once (no buffering, also into pipes).
 func say(_ text: String) {

@@ -11,7 +11,18 @@ struct RESPConnectionOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The node's password, if it has one (default: $AEGIS_PASSWORD).", valueName: "password"))
     var password: String?
 
+    @Option(name: .long, help: ArgumentHelp("The ACL user to authenticate as with --password (default: $AEGIS_USER, else default).", valueName: "name"))
+    var user: String?
+
+    @OptionGroup var tls: ToolTLSOptions
+
     var resolvedPassword: String? { password ?? ProcessInfo.processInfo.environment["AEGIS_PASSWORD"] }
+    var resolvedUser: String? { user ?? ProcessInfo.processInfo.environment["AEGIS_USER"] }
+
+    /// Connects (over TLS unless --no-tls or no CA is known), authenticates and runs `body`.
+    func with<Result: Sendable>(_ body: (inout RESPConnection) async throws -> Result) async throws -> Result {
+        try await RESPConnection.with(server, password: resolvedPassword, user: resolvedUser, tls: try tls.clientContext(), body)
+    }
 }
 
 struct KVCommand: AsyncParsableCommand {
@@ -48,7 +59,7 @@ struct KVCommand: AsyncParsableCommand {
         @OptionGroup var connection: RESPConnectionOptions
 
         func run() async throws {
-            let reply = try await RESPConnection.with(connection.server, password: connection.resolvedPassword) { connection in
+            let reply = try await connection.with { connection in
                 if stale { _ = try await connection.call(["READONLY"]) }
                 return try await connection.call(["GET", key])
             }
@@ -83,7 +94,7 @@ struct KVCommand: AsyncParsableCommand {
             var command = ["SET", key, value]
             if ifAbsent { command.append("NX") }
             if ifPresent { command.append("XX") }
-            let reply = try await RESPConnection.with(connection.server, password: connection.resolvedPassword) { try await $0.call(command) }
+            let reply = try await connection.with { try await $0.call(command) }
             try finish(reply, missing: ifAbsent ? "key '\(key)' already exists; nothing written" : "key '\(key)' does not exist; nothing written")
         }
     }
@@ -108,7 +119,7 @@ struct KVCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let reply = try await RESPConnection.with(connection.server, password: connection.resolvedPassword) { try await $0.call(["DEL"] + keys) }
+            let reply = try await connection.with { try await $0.call(["DEL"] + keys) }
             try finish(reply, missing: "")
         }
     }
@@ -131,7 +142,7 @@ struct KVCommand: AsyncParsableCommand {
         @OptionGroup var connection: RESPConnectionOptions
 
         func run() async throws {
-            let (reply, current) = try await RESPConnection.with(connection.server, password: connection.resolvedPassword) { connection in
+            let (reply, current) = try await connection.with { connection in
                 let reply = try await connection.call(["SET", key, new, "IFEQ", expected])
                 return (reply, reply == .null ? try await connection.call(["GET", key]) : .null)
             }
@@ -160,7 +171,7 @@ struct KVCommand: AsyncParsableCommand {
         @OptionGroup var connection: RESPConnectionOptions
 
         func run() async throws {
-            let reply = try await RESPConnection.with(connection.server, password: connection.resolvedPassword) {
+            let reply = try await connection.with {
                 try await $0.call(["INCRBY", key, String(by)])
             }
             try finish(reply, missing: "")

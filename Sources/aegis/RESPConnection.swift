@@ -1,6 +1,7 @@
 import AegisServer
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Errors of the command-line tools, printed as they are.
 struct ToolError: Error, CustomStringConvertible {
@@ -23,17 +24,24 @@ struct RESPConnection {
     private var replies: NIOAsyncChannelInboundStream<RESPValue>.AsyncIterator
     private let writer: NIOAsyncChannelOutboundWriter<ByteBuffer>
 
-    /// Connects to `address`, authenticates with `password` if given, runs `body`
-    /// and closes the connection.
-    static func with<Result: Sendable>(_ address: String, password: String?,
+    /// Connects to `address` (over TLS with `tls`, checking the server's certificate
+    /// names the address), authenticates with `password` (as `user` when given) if
+    /// given, runs `body` and closes the connection.
+    static func with<Result: Sendable>(_ address: String, password: String?, user: String? = nil, tls: NIOSSLContext? = nil,
                                        _ body: (inout RESPConnection) async throws -> Result) async throws -> Result {
         let (host, port) = try parseAddress(address)
         let channel: NIOAsyncChannel<RESPValue, ByteBuffer>
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(5))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            let isIP = (try? SocketAddress(ipAddress: host, port: port)) != nil
+                            try channel.pipeline.syncOperations.addHandler(
+                                try NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : host))
+                        }
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPValueDecoder()))
                         return try NIOAsyncChannel<RESPValue, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
@@ -44,7 +52,7 @@ struct RESPConnection {
         return try await channel.executeThenClose { inbound, outbound in
             var connection = RESPConnection(replies: inbound.makeAsyncIterator(), writer: outbound)
             if let password {
-                let reply = try await connection.call(["AUTH", password])
+                let reply = try await connection.call(["AUTH"] + (user.map { [$0] } ?? []) + [password])
                 if case .error(let text) = reply { throw ToolError("authentication failed: \(text)") }
             }
             return try await body(&connection)

@@ -2,12 +2,14 @@ import AegisRaft
 import AegisReplication
 import AegisServer
 import AegisStorage
+import AegisTLS
 import AegisTransport
 import ArgumentParser
 import Foundation
 import Logging
 import Metrics
 import NIOPosix
+import NIOSSL
 import Prometheus
 import ServiceLifecycle
 
@@ -33,6 +35,17 @@ struct ServeCommand: AsyncParsableCommand {
 
             Without a password, clients are accepted on loopback only (protected mode).
 
+            TLS: --tls-ca, --tls-cert and --tls-key (PEM; `aegis certs` makes them; the \
+            certificate must name the node ID) turn on mutual TLS between peers, TLS on \
+            the RESP port (redis-cli --tls --cacert ca.pem) and HTTPS on the admin port. \
+            SIGHUP re-reads the three files; new connections use them, a bad file is \
+            logged and the old certificates stay. --client-listen-plain adds a plaintext \
+            RESP listener on a loopback address.
+
+            Every admin endpoint but /livez, /readyz, /healthz and /metrics needs \
+            `Authorization: Bearer <token>` (--admin-token-file); without a token they \
+            answer 403.
+
             Examples:
               aegis serve --id node1 --data-dir /var/lib/aegis --peer-listen 10.0.0.1:9001 \\
                 --client-listen 10.0.0.1:7001 --admin-listen 10.0.0.1:8001 \\
@@ -47,14 +60,22 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "host:port for Raft traffic from peers.") var peerListen: String?
     @Option(help: "host:port for RESP clients.") var clientListen: String?
     @Option(help: "host:port for the HTTP admin API.") var adminListen: String?
+    @Option(help: "With TLS, a plaintext RESP listener as host:port; loopback addresses only.") var clientListenPlain: String?
+    @Option(help: "PEM file of the cluster CA certificate (with --tls-cert and --tls-key: TLS on every port).") var tlsCa: String?
+    @Option(help: "PEM file of this node's certificate (its SAN names the node ID).") var tlsCert: String?
+    @Option(help: "PEM file of this node's private key.") var tlsKey: String?
     @Option(help: "Members: id=peerHost:port/clientHost:port, comma-separated (this node included).") var peers: String?
     @Flag(help: "Start empty and wait to be added to an existing cluster.") var join = false
     @Option(help: "new: found a new cluster from --peers if the data directory is empty; existing (default): never bootstrap, refuse an empty data directory unless --join.")
     var initialClusterState: String?
     @Option(help: "The UUID of a new cluster (with --initial-cluster-state new; default: derived from --cluster-id and --peers).")
     var clusterUuid: String?
-    @Option(help: "Password clients must send with AUTH.") var password: String?
-    @Option(help: "Bearer token for mutating admin endpoints.") var adminToken: String?
+    @Option(help: "Password of the default user, which clients send with AUTH <password>.") var password: String?
+    @Option(help: "Redis ACL users (users.acl format: `user <name> on >password ~pattern +@read`); ACL LOAD and ACL SAVE use it. Per node: give every node the same file.")
+    var aclFile: String?
+    @Option(help: "Bearer token every admin endpoint but /livez, /readyz, /healthz and /metrics requires (visible in ps: prefer --admin-token-file or AEGIS_ADMIN_TOKEN).")
+    var adminToken: String?
+    @Option(help: "A file holding the admin token (its first line).") var adminTokenFile: String?
     @Option(help: "Most client connections at once (default 10000); more are refused.") var maxClients: Int?
     @Option(help: "Largest value a client may write, in bytes (default 1048576); refused when the request is parsed.")
     var maxValueBytes: Int?
@@ -111,6 +132,20 @@ struct ServeCommand: AsyncParsableCommand {
         for (peer, address) in settings.members where peer != settings.id {
             if let p = PeerAddress(parsing: address.peer) { transportConfig.peers[peer] = p }
         }
+        var loaded: CertificateStore?
+        if let files = settings.tls {
+            do {
+                let store = try CertificateStore(files: files, requiredIdentity: settings.id.rawValue)
+                transportConfig.tls = TCPTransport.TLSSettings(certificates: store)
+                loaded = store
+            } catch {
+                logger.critical("refusing to start: \(error.message)")
+                throw ExitCode(2)
+            }
+        } else {
+            logger.warning("no TLS (--tls-ca, --tls-cert, --tls-key): peers, clients and operators talk in plaintext, and the peer port cannot tell members from strangers")
+        }
+        let certificates = loaded
         let transport = try TCPTransport(configuration: transportConfig, logger: logger)
         try await transport.start()
 
@@ -140,24 +175,43 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let backend = RuntimeBackend(runtime: runtime, clusterID: settings.clusterID,
                                      unsafeLocalReads: settings.unsafeLocalReads)
+        let acl: ACLStore
+        do {
+            acl = try settings.aclFile.map { try ACLStore(file: $0, defaultPassword: settings.password) }
+                ?? ACLStore(defaultPassword: settings.password)
+        } catch {
+            logger.critical("refusing to start: \(error)")
+            throw ExitCode(2)
+        }
+        if settings.adminToken == nil {
+            logger.warning("no admin token (--admin-token-file, --admin-token or AEGIS_ADMIN_TOKEN): the admin API answers 403 to everything but /livez, /readyz, /healthz and /metrics")
+        }
+        let defaultUser = acl.user(named: "default")
+        // RESP and admin clients show no certificate; they authenticate with passwords and tokens.
+        let serverTLS: (@Sendable () throws -> NIOSSLContext)? = certificates.map { store in
+            { @Sendable () throws -> NIOSSLContext in try store.serverContext(clientAuthentication: .none) }
+        }
         let resp = RESPServer(
             configuration: RESPServerConfiguration(
                 host: settings.clientListen.host, port: settings.clientListen.port,
-                password: settings.password, protectedMode: settings.password == nil,
+                password: settings.password, protectedMode: defaultUser?.noPassword ?? true,
                 // One source for the sizes: the server refuses at parse exactly what the
                 // state machine and the log would refuse later.
                 limits: RESPLimits(maxClients: settings.maxClients, maxValueSize: nodeConfig.limits.maxValueSize,
-                                   maxRequestBytes: nodeConfig.maxEntryBytes)),
-            backend: backend, logger: logger)
+                                   maxRequestBytes: nodeConfig.maxEntryBytes),
+                plaintextHost: settings.clientListenPlain?.host, plaintextPort: settings.clientListenPlain?.port ?? 0),
+            backend: backend, acl: acl, tls: serverTLS, logger: logger)
         let admin = AdminServer(
             configuration: AdminServerConfiguration(host: settings.adminListen.host, port: settings.adminListen.port,
                                                     adminToken: settings.adminToken),
-            backend: backend, registry: registry, logger: logger)
+            backend: backend, registry: registry, logger: logger,
+            tls: serverTLS, certificates: { certificates.map(CertificateReloader.served) ?? [] })
         logger.info("node starting", metadata: [
             "peers": "\(settings.peerListen)", "clients": "\(settings.clientListen)", "admin": "\(settings.adminListen)",
             "data": "\(settings.dataDir)", "pid": "\(ProcessInfo.processInfo.processIdentifier)"])
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: runtime), .init(service: resp), .init(service: admin)],
+            services: [.init(service: runtime), .init(service: resp), .init(service: admin)]
+                + (certificates.map { [.init(service: CertificateReloader(store: $0, logger: logger))] } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await transport.shutdown()
@@ -172,11 +226,14 @@ struct ServeSettings {
     var peerListen: PeerAddress
     var clientListen: PeerAddress
     var adminListen: PeerAddress
+    var clientListenPlain: PeerAddress?
+    var tls: TLSFiles?
     var members: [NodeID: MemberAddress]
     var join: Bool
     var initialClusterState: DataDirectoryGuard.InitialClusterState
     var clusterUUID: String?
     var password: String?
+    var aclFile: String?
     var adminToken: String?
     var maxClients: Int
     var maxValueBytes: Int
@@ -207,6 +264,22 @@ struct ServeSettings {
         let peerListen = try address("peer-listen", flags.peerListen, "127.0.0.1:9001")
         let clientListen = try address("client-listen", flags.clientListen, "127.0.0.1:7001")
         let adminListen = try address("admin-listen", flags.adminListen, "127.0.0.1:8001")
+        let tlsPaths = [value("tls-ca", flags.tlsCa), value("tls-cert", flags.tlsCert), value("tls-key", flags.tlsKey)]
+        let tls: TLSFiles?
+        switch tlsPaths.compactMap({ $0 }).count {
+        case 0: tls = nil
+        case 3: tls = TLSFiles(caPath: tlsPaths[0] ?? "", certificatePath: tlsPaths[1] ?? "", keyPath: tlsPaths[2] ?? "")
+        default: throw ValidationError("--tls-ca, --tls-cert and --tls-key go together (all three or none)")
+        }
+        var clientListenPlain: PeerAddress?
+        if let text = value("client-listen-plain", flags.clientListenPlain) {
+            guard tls != nil else { throw ValidationError("--client-listen-plain needs TLS (--tls-ca, --tls-cert, --tls-key); without TLS --client-listen is plaintext already") }
+            let plain = try address("client-listen-plain", text, text)
+            guard plain.host == "localhost" || plain.host == "::1" || plain.host.hasPrefix("127.") else {
+                throw ValidationError("--client-listen-plain: '\(text)' is not a loopback address; plaintext RESP is for clients on this host only")
+            }
+            clientListenPlain = plain
+        }
         var members: [NodeID: MemberAddress] = [:]
         if let list = value("peers", flags.peers) {
             for item in list.split(separator: ",") {
@@ -237,6 +310,14 @@ struct ServeSettings {
         guard maxValueBytes > 0, maxValueBytes <= 16 << 20 else {
             throw ValidationError("--max-value-bytes must be between 1 and 16777216")
         }
+        var adminToken = value("admin-token", flags.adminToken)
+        if adminToken == nil, let path = value("admin-token-file", flags.adminTokenFile) {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                  let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty else {
+                throw ValidationError("--admin-token-file: cannot read a token from '\(path)'")
+            }
+            adminToken = String(line).trimmingCharacters(in: .whitespaces)
+        }
         let levelText = value("log-level", flags.logLevel) ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else { throw ValidationError("--log-level: unknown level '\(levelText)'") }
         let tick = Int(value("tick-ms", flags.tickMs.map(String.init)) ?? "10") ?? 10
@@ -245,9 +326,10 @@ struct ServeSettings {
         return ServeSettings(
             id: NodeID(id), dataDir: value("data-dir", flags.dataDir) ?? "./.aegis/\(id)",
             clusterID: value("cluster-id", flags.clusterId) ?? "aegis", peerListen: peerListen,
-            clientListen: clientListen, adminListen: adminListen, members: members, join: join,
+            clientListen: clientListen, adminListen: adminListen, clientListenPlain: clientListenPlain, tls: tls,
+            members: members, join: join,
             initialClusterState: initialState, clusterUUID: clusterUUID?.uppercased(),
-            password: value("password", flags.password), adminToken: value("admin-token", flags.adminToken),
+            password: value("password", flags.password), aclFile: value("acl-file", flags.aclFile), adminToken: adminToken,
             maxClients: maxClients, maxValueBytes: maxValueBytes,
             tickMs: tick, electionTicks: election, logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true")
