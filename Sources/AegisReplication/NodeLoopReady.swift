@@ -40,7 +40,14 @@ extension NodeLoop {
                 if let soft = rd.softState { roleChanged(soft) }
                 core.advance(rd)
                 serveReadyReads()
-                if rd.shouldSnapshot { try takeSnapshot() }
+                if rd.shouldSnapshot {
+                    do { try takeSnapshot() } catch StorageError.noSpace(let path, _, let available) {
+                        // The Ready is already advanced: the snapshot is skipped (nothing
+                        // was left behind) and taken at the next request.
+                        logger.warning("no space for a snapshot; it is skipped until the next one",
+                                       metadata: ["path": "\(path)", "available": "\(available)"])
+                    }
+                }
             } catch StorageError.noSpace(let path, let needed, let available) {
                 // Nothing of this Ready was written, sent (after the append) or applied,
                 // and it was not advanced: the core hands it out again. Retry on a later
