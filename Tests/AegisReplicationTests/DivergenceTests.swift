@@ -16,9 +16,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let x = try LocalCluster(count: 3, directory: dir + "/x")
         try await x.start()
-        _ = try await x.waitForLeader()
+        _ = try await x.waitForLeader(timeout: .seconds(60))
         for k in 0..<20 {
-            let leader = try #require(x.members[try await x.waitForLeader()].runtime)
+            let leader = try #require(x.members[try await x.waitForLeader(timeout: .seconds(60))].runtime)
             #expect(try await write(leader, "x\(k)", "from-x").isSuccess)
         }
         // n3 of X applied all of it.
@@ -31,14 +31,14 @@ import Testing
 
         let y = try LocalCluster(count: 3, directory: dir + "/y")
         try await y.start()
-        _ = try await y.waitForLeader()
+        _ = try await y.waitForLeader(timeout: .seconds(60))
         // Raise Y's term well above X's, then write other data at the same indexes.
         for _ in 0..<3 {
-            let l = try await y.waitForLeader()
+            let l = try await y.waitForLeader(timeout: .seconds(60))
             try? await y.members[l].runtime?.transferLeadership()
         }
         for k in 0..<40 {
-            let leader = try #require(y.members[try await y.waitForLeader()].runtime)
+            let leader = try #require(y.members[try await y.waitForLeader(timeout: .seconds(60))].runtime)
             #expect(try await write(leader, "y\(k)", "from-y").isSuccess)
         }
         // Replace Y's n3 with X's n3.
@@ -66,7 +66,7 @@ import Testing
         }
         // The rest of Y keeps serving (the stopped node is taken out of the wait).
         await y.stop(2)
-        let leader = try #require(y.members[try await y.waitForLeader()].runtime)
+        let leader = try #require(y.members[try await y.waitForLeader(timeout: .seconds(60))].runtime)
         #expect(try await write(leader, "after", "ok").isSuccess)
         let values = try await leader.read(["x0", "y0"])
         #expect(values[0] == nil)

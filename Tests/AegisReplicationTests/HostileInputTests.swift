@@ -35,7 +35,7 @@ import Testing
             #expect(runtime.status.failure == nil, "\(member.id) failed after \(tag): \(runtime.status.failure ?? "")")
         }
         let key = "after-\(tag)"
-        let leader = try #require(cluster.members[try await cluster.waitForLeader()].runtime)
+        let leader = try #require(cluster.members[try await cluster.waitForLeader(timeout: .seconds(60))].runtime)
         let result = try await write(leader, key, tag)
         #expect(result.isSuccess)
         written[key] = tag
@@ -67,10 +67,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cluster = try LocalCluster(count: 3, directory: dir)
         try await cluster.start()
-        let l = try await cluster.waitForLeader()
+        let l = try await cluster.waitForLeader(timeout: .seconds(60))
         var written: [String: String] = [:]
         for k in 0..<10 {
-            let leader = try #require(cluster.members[try await cluster.waitForLeader()].runtime)
+            let leader = try #require(cluster.members[try await cluster.waitForLeader(timeout: .seconds(60))].runtime)
             #expect(try await write(leader, "k\(k)", "v\(k)").isSuccess)
             written["k\(k)"] = "v\(k)"
         }
@@ -141,7 +141,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let cluster = try LocalCluster(count: 3, directory: dir)
         try await cluster.start()
-        _ = try await cluster.waitForLeader()
+        _ = try await cluster.waitForLeader(timeout: .seconds(60))
         let target = cluster.members[0]
         var channels: [any Channel] = []
         for _ in 0..<8 {
@@ -161,7 +161,7 @@ import Testing
         }
         #expect(closed == 8)
         for channel in channels where channel.isActive { try? await channel.close() }
-        let leader = try #require(cluster.members[try await cluster.waitForLeader()].runtime)
+        let leader = try #require(cluster.members[try await cluster.waitForLeader(timeout: .seconds(60))].runtime)
         #expect(try await write(leader, "still", "serving").isSuccess)
         await cluster.shutdown()
     }

@@ -46,7 +46,7 @@ final class LogRecorder: @unchecked Sendable {
 }
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) async -> Bool {
+func eventually(timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now.advanced(by: timeout)
     while ContinuousClock.now < deadline {
         if await condition() { return true }
@@ -56,7 +56,7 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) 
 }
 
 /// Runs `operation`, giving up with `nil` after `timeout`.
-func withTimeout<T: Sendable>(_ timeout: Duration = .seconds(5), _ operation: @escaping @Sendable () async throws -> T) async -> T? {
+func withTimeout<T: Sendable>(_ timeout: Duration = .seconds(30), _ operation: @escaping @Sendable () async throws -> T) async -> T? {
     await withTaskGroup(of: T?.self) { group in
         group.addTask { try? await operation() }
         group.addTask {
