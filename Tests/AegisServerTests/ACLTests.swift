@@ -213,7 +213,10 @@ final class LogRecorder: Sendable {
         // Per connection: failures 4…10 wait 4+8+16+16+16+16+16 ms = 92 ms; ten connections.
         #expect(elapsed >= .milliseconds(900))
         let lines = recorder.lines.filter { $0.message == "authentication failed" }
-        #expect(lines.count >= 1 && lines.count <= 5, "\(lines.count) log lines for 100 failures")
+        // At most 5 lines per 10 s window (a loaded machine can stretch the loop over
+        // several windows); far fewer than the 100 failures either way.
+        let windows = Int(elapsed.components.seconds / 10) + 1
+        #expect(lines.count >= 1 && lines.count <= 5 * windows, "\(lines.count) log lines for 100 failures in \(elapsed)")
         #expect(lines.first?.metadata["user"] == "reader")
         #expect(!recorder.lines.contains { $0.metadata.values.contains { $0.contains("guess") } })  // no password in the log
         // The right password still works on a fresh connection.
