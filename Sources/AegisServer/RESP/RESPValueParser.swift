@@ -82,9 +82,13 @@ public enum RESPValueParser {
             guard let count = Int(text()), count >= -1 else { throw RESPProtocolError("invalid aggregate length '\(text())'") }
             if count == -1 { return .null }
             let isPairs = type == UInt8(ascii: "%") || type == UInt8(ascii: "|")
+            // A map's count is of pairs: twice as many values (checked: the count comes
+            // from the peer; found by fuzz-resp).
+            let (total, overflow) = count.multipliedReportingOverflow(by: isPairs ? 2 : 1)
+            guard !overflow else { throw RESPProtocolError("invalid aggregate length '\(count)'") }
             var elements: [RESPValue] = []
-            elements.reserveCapacity(min(count * (isPairs ? 2 : 1), 1024))
-            for _ in 0 ..< count * (isPairs ? 2 : 1) {
+            elements.reserveCapacity(min(total, 1024))
+            for _ in 0 ..< total {
                 guard let element = try parseValue(buffer, at: &cursor, depth: depth + 1) else { return nil }
                 elements.append(element)
             }
