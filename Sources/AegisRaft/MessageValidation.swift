@@ -61,6 +61,7 @@ extension RaftMessage {
         case .heartbeatResponse(let m):
             try sentBy(m.followerID, "heartbeatResponse.followerID")
             try Self.inRange(m.lastIndex, "heartbeatResponse.lastIndex")
+            try Self.inRange(m.heartbeatCommit, "heartbeatResponse.heartbeatCommit")
         case .installSnapshot(let m):
             try sentBy(m.leaderID, "installSnapshot.leaderID")
             try Self.inRange(m.metadata.index, "installSnapshot.metadata.index")

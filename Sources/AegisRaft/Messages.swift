@@ -147,15 +147,21 @@ public struct HeartbeatResponse: Sendable, Hashable {
     /// leader believes it holds, the follower has lost entries it acknowledged (a
     /// wiped or restored disk); the leader then lowers its match and probes from here.
     public var lastIndex: LogIndex
+    /// The commit index of the heartbeat this answers. The leader sends
+    /// `min(commit, match)`, so it is an index this follower acknowledged in this term;
+    /// a `lastIndex` below it proves the follower lost acknowledged entries, however
+    /// late or duplicated the answer arrives.
+    public var heartbeatCommit: LogIndex
 
     /// Creates a heartbeat response.
     public init(term: Term, followerID: NodeID, context: UInt64 = 0, requestsAppend: Bool = false,
-                lastIndex: LogIndex = 0) {
+                lastIndex: LogIndex = 0, heartbeatCommit: LogIndex = 0) {
         self.term = term
         self.followerID = followerID
         self.context = context
         self.requestsAppend = requestsAppend
         self.lastIndex = lastIndex
+        self.heartbeatCommit = heartbeatCommit
     }
 }
 

@@ -158,10 +158,15 @@ extension RaftCore {
         let needsAppend = tracker.update(from) { pr -> Bool in
             pr.recentActive = true
             pr.probeSent = false
-            if response.requestsAppend && response.lastIndex < pr.match {
-                // The follower holds less than it acknowledged: it lost data (a wiped
-                // or restored disk). Stop counting what it no longer has and probe
-                // from its real end, or appends would never go below the old match.
+            if response.lastIndex < response.heartbeatCommit && response.lastIndex < pr.match {
+                // The follower holds less than an index it acknowledged in this term
+                // (the heartbeat's commit is at most its match): it lost data (a wiped
+                // or restored disk). Stop counting what it no longer has and probe from
+                // its real end, or appends would never go below the old match. The
+                // proof does not depend on when the answer arrives, so a late or
+                // duplicated answer cannot lower a match by mistake (simulator seed
+                // 1116: comparing with the current match did, and a removed node's
+                // acknowledged entries stopped counting).
                 pr.lowerMatch(to: response.lastIndex)
             }
             // Appends in flight may all have been lost; a heartbeat answer proves the

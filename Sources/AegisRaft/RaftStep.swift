@@ -201,6 +201,7 @@ extension RaftCore {
         log.commit(to: min(request.commitIndex, leaderConfirmedIndex))
         let wantsAppend = request.commitIndex > log.committed && request.commitIndex > leaderConfirmedIndex
         send(to: from, .heartbeatResponse(HeartbeatResponse(term: term, followerID: id, context: request.context,
-                                                            requestsAppend: wantsAppend, lastIndex: lastIndexOrZero)))
+                                                            requestsAppend: wantsAppend, lastIndex: lastIndexOrZero,
+                                                            heartbeatCommit: request.commitIndex)))
     }
 }

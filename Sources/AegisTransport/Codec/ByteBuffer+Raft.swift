@@ -166,6 +166,7 @@ extension ByteBuffer {
         writeInteger(m.context)
         writeBool(m.requestsAppend)
         writeInteger(m.lastIndex)
+        writeInteger(m.heartbeatCommit)
     }
 
     /// Reads a heartbeat response.
@@ -175,7 +176,8 @@ extension ByteBuffer {
             followerID: try readNodeID("heartbeatResponse.followerID"),
             context: try readUInt64("heartbeatResponse.context"),
             requestsAppend: try readBool("heartbeatResponse.requestsAppend"),
-            lastIndex: try readUInt64("heartbeatResponse.lastIndex"))
+            lastIndex: try readUInt64("heartbeatResponse.lastIndex"),
+            heartbeatCommit: try readUInt64("heartbeatResponse.heartbeatCommit"))
     }
 
     /// Writes snapshot metadata: index, term, then the configuration.
