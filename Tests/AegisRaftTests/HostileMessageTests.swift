@@ -190,6 +190,27 @@ private func message(_ from: NodeID, _ to: NodeID, _ payload: RaftMessage.Payloa
         #expect(try env.core("n1").progress(of: "n2")?.match == last)
     }
 
+    // A late or duplicated heartbeat answer from before the follower caught up says
+    // its log ended lower than the leader's match now; that alone is no proof of loss
+    // and must not lower the match (aegis-sim seed 1116 stalled when it did). Only an
+    // answer whose last index is below the commit of the heartbeat it answers is.
+    @Test func test_heartbeat_staleAnswerDoesNotLowerTheMatch() throws {
+        let env = try cluster()
+        let term = try env.core("n1").term
+        let match = try #require(try env.core("n1").progress(of: "n2")?.match)
+        #expect(match > 2)
+        try env.with("n1") {
+            try $0.step(message("n2", "n1", .heartbeatResponse(HeartbeatResponse(
+                term: term, followerID: "n2", requestsAppend: true, lastIndex: 1, heartbeatCommit: 1))))
+        }
+        #expect(try env.core("n1").progress(of: "n2")?.match == match)
+        try env.with("n1") {
+            try $0.step(message("n2", "n1", .heartbeatResponse(HeartbeatResponse(
+                term: term, followerID: "n2", requestsAppend: true, lastIndex: 1, heartbeatCommit: match))))
+        }
+        #expect(try env.core("n1").progress(of: "n2")?.match == 1)
+    }
+
     @Test func test_hostile_absurdSnapshotOffsetIsRefused() throws {
         let env = try cluster()
         let term = try env.core("n1").term
