@@ -4,26 +4,16 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 import urllib.request
 
 import redis
+from checks import wait_until
 
 IDS = ["n1", "n2", "n3"]
 HOST = "127.0.0.1"
 RESP = {n: 7311 + k for k, n in enumerate(IDS)}
 PEER = {n: 9311 + k for k, n in enumerate(IDS)}
 ADMIN = {n: 8311 + k for k, n in enumerate(IDS)}
-def wait_until(predicate, timeout=20.0, interval=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return True
-        except Exception:
-            pass
-        time.sleep(interval)
-    return False
 
 
 class Cluster:

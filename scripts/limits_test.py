@@ -24,21 +24,12 @@ import tempfile
 import threading
 import time
 
-from aegis_procs import HOST, IDS, PEER, RESP, Cluster, wait_until
+from checks import check, results
+from aegis_procs import HOST, IDS, PEER, RESP, Cluster
 
-failures = []
-passed = 0
 figures = {}
 
 
-def check(name, ok, detail=""):
-    global passed
-    if ok:
-        passed += 1
-        print(f"ok   {name} {detail}")
-    else:
-        failures.append(name)
-        print(f"FAIL {name} {detail}")
 
 
 def rss_mb(pid):
@@ -297,11 +288,11 @@ def main():
         check("the node still serves", cl.client(leader).set("end", "1"))
     finally:
         cl.stop_all()
-        if not failures:
+        if not results.failures:
             shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"passed": passed, "failed": len(failures), "seconds": round(time.time() - started, 1),
+    print(json.dumps({"passed": results.passed, "failed": results.failed, "seconds": round(time.time() - started, 1),
                       "rss_bound_mb": args.rss_bound_mb, **figures}))
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if results.failures else 0)
 
 
 if __name__ == "__main__":

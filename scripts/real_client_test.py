@@ -24,33 +24,18 @@ import tempfile
 import time
 
 import redis
+from checks import attempt, check, results, wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 PORTS = [7001, 7002, 7003]
 ADMIN = [8001, 8002, 8003]
-passed = 0
-failed = 0
 restarted = []  # nodes this script restarted (not children of `aegis dev`)
 CA = None  # the dev CA certificate when the cluster runs TLS
 
 
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
 
 
-def attempt(name, fn):
-    """Runs a check that may raise; an exception is a failure of that check only."""
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001 - report and go on
-        check(name, False, f"{type(e).__name__}: {e}")
 
 
 def client(port, **kw):
@@ -66,16 +51,6 @@ def cli_args():
     return ["--tls", "--cacert", CA] if CA else []
 
 
-def wait_until(predicate, timeout=30.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except Exception:
-            pass
-        time.sleep(interval)
-    return False
 
 
 def info(port):
@@ -262,12 +237,12 @@ def main():
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if failed and not args.keep:
+        if results.failed and not args.keep:
             print(f"logs kept in {work}")
         elif not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    print(f"{results.passed} passed, {results.failed} failed")
+    sys.exit(1 if results.failed else 0)
 
 
 if __name__ == "__main__":

@@ -33,41 +33,17 @@ import urllib.error
 import urllib.request
 
 import redis
+from checks import attempt, check, results, wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 PORTS = [7001, 7002, 7003]
-passed = 0
-failed = 0
 
 
-def check(name, condition, detail=""):
-    global passed, failed
-    if condition:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
 
 
-def attempt(name, fn):
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001 - report and go on
-        check(name, False, f"{type(e).__name__}: {e}")
 
 
-def wait_until(predicate, timeout=30.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except Exception:
-            pass
-        time.sleep(interval)
-    return False
 
 
 class Dev:
@@ -308,12 +284,12 @@ def main():
         attempt("certificate rotation", lambda: rotation(dev))
     finally:
         dev.stop()
-        if failed or args.keep:
+        if results.failed or args.keep:
             print(f"logs kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    print(f"{results.passed} passed, {results.failed} failed")
+    sys.exit(1 if results.failed else 0)
 
 
 if __name__ == "__main__":

@@ -23,20 +23,11 @@ import sys
 import tempfile
 import time
 
+from checks import check, results
 from aegis_procs import HOST, IDS, PEER, RESP, Cluster, wait_until
 
-failures = []
-passed = 0
 
 
-def check(name, ok, detail=""):
-    global passed
-    if ok:
-        passed += 1
-        print(f"ok   {name}")
-    else:
-        failures.append(name)
-        print(f"FAIL {name} {detail}")
 
 
 def all_keys_present(cl, node, keys):
@@ -160,11 +151,11 @@ def main():
         scenario_foreign(cl)
     finally:
         cl.stop_all()
-        if not args.keep and not failures:
+        if not args.keep and not results.failures:
             shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"passed": passed, "failed": len(failures), "seconds": round(time.time() - started, 1),
-                      "work": work if failures or args.keep else None}))
-    sys.exit(1 if failures else 0)
+    print(json.dumps({"passed": results.passed, "failed": results.failed, "seconds": round(time.time() - started, 1),
+                      "work": work if results.failures or args.keep else None}))
+    sys.exit(1 if results.failures else 0)
 
 
 if __name__ == "__main__":
