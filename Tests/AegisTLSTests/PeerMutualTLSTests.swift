@@ -131,7 +131,8 @@ import Testing
         defer { Task { await node1.transport.shutdown(); await node2.transport.shutdown() } }
         connect([node1, node2])
         let (channel, collector) = try await rawConnection(to: node1.address, tls: nil)
-        try await channel.writeAndFlush(handshakeFrame(from: "node2", to: "node1"))
+        // The node may already have closed the connection (it is not TLS): that is fine.
+        try? await channel.writeAndFlush(handshakeFrame(from: "node2", to: "node1"))
         #expect(await closes(channel))
         #expect(!isAccepted(collector.received))
         #expect(await eventually { node1.transport.stats.tlsHandshakesFailed == 1 })
