@@ -17,7 +17,8 @@ public struct DiskStorageOptions: Sendable {
     public var initialConf: ConfState
     /// Receives notable events (a torn tail truncated, a leftover file removed).
     public var log: (@Sendable (String) -> Void)?
-    /// Test hook: makes named system calls fail.
+    /// Test hook: makes named system calls fail (only with the POSIX file system, that
+    /// is `DiskStorage.init(directory:options:)`).
     var faults: FaultInjector?
 
     /// Creates options; the defaults suit production (64 MiB segments, 2 snapshots).
@@ -58,6 +59,8 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     public let recovery: RecoveryReport
     let engine: GroupCommitEngine
     private let options: DiskStorageOptions
+    /// Every file of the log and its snapshots is read and written through it.
+    private let fileSystem: any FileSystem
     /// Serialises snapshot-file writers (which run outside the main lock).
     private let snapshotLock = NSLock()
 
@@ -65,22 +68,35 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     ///
     /// Throws `StorageError.corruption` when synced data is damaged: the node must not
     /// start as a voter. A torn tail is truncated and reported in `recovery`.
-    public init(directory: String, options: DiskStorageOptions = DiskStorageOptions()) throws(StorageError) {
+    public convenience init(directory: String, options: DiskStorageOptions = DiskStorageOptions()) throws(StorageError) {
+        try self.init(directory: directory, fileSystem: PosixFileSystem(faults: options.faults), options: options)
+    }
+
+    /// Opens (or creates) the storage in `directory` of `fileSystem`, recovering the log:
+    /// every file of the log and its snapshots is read and written through it (for
+    /// example a `SimulatedFileSystem` that loses unsynced writes on a power loss).
+    ///
+    /// Throws `StorageError.corruption` when synced data is damaged (see
+    /// `init(directory:options:)`).
+    public init(directory: String, fileSystem: any FileSystem,
+                options: DiskStorageOptions = DiskStorageOptions()) throws(StorageError) {
         if options.segmentSize < 4096 { throw .invalidArgument("segment size \(options.segmentSize) is below 4096 bytes") }
         self.directory = directory
         self.options = options
-        try FileIO.makeDirectory(directory)
-        let recovered = try Recovery.recover(directory: directory, log: options.log)
+        self.fileSystem = fileSystem
+        try fileSystem.makeDirectory(directory)
+        let recovered = try Recovery.recover(directory: directory, fileSystem: fileSystem, log: options.log)
         var log = recovered?.log ?? LogState(snapshot: SnapshotMetadata(confState: options.initialConf))
         var snapshotData: [UInt8] = []
         let snapshotPath = directory + "/" + SnapshotFile.fileName(index: log.snapshot.index, term: log.snapshot.term)
-        if log.snapshot.index > 0 || access(snapshotPath, F_OK) == 0 {
-            let snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term)
+        if log.snapshot.index > 0 || fileSystem.exists(snapshotPath) {
+            let snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term,
+                                                 fileSystem: fileSystem)
             snapshotData = snapshot.data
             log.snapshot.confState = snapshot.metadata.confState
         }
         let files = try SegmentWriter(directory: directory, segmentSize: options.segmentSize,
-                                      preallocates: options.preallocateSegments, faults: options.faults,
+                                      preallocates: options.preallocateSegments, fileSystem: fileSystem,
                                       recovered: recovered, log: log)
         files.retainedSnapshots = options.retainedSnapshots
         recovery = RecoveryReport(segments: recovered?.segments.count ?? 0, firstIndex: log.firstIndex,
@@ -230,7 +246,7 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     /// other failure stops the storage.
     private func writeSnapshotFile(_ snapshot: Snapshot) throws {
         do {
-            try SnapshotFile.write(snapshot, directory: directory, faults: options.faults)
+            try SnapshotFile.write(snapshot, directory: directory, fileSystem: fileSystem)
         } catch {
             if !error.isRetryable { engine.fail(with: error) }
             throw error.raftFacing

@@ -8,7 +8,9 @@ import Darwin
 /// `("fdatasync", EIO)`), to check that the storage stops on I/O errors.
 typealias FaultInjector = @Sendable (_ operation: String, _ path: String) -> Int32?
 
-/// Thin, throwing wrappers over the POSIX calls the storage needs.
+/// Thin, throwing wrappers over the POSIX calls the storage needs. `DiskStorage` reaches
+/// them through `PosixFileSystem` (see `FileSystem`); the data-directory identity and the
+/// snapshot receive file call them directly.
 enum FileIO {
     static func check(_ result: Int32, _ operation: String, _ path: String,
                       _ faults: FaultInjector? = nil) throws(StorageError) {
@@ -117,8 +119,8 @@ enum FileIO {
         }
     }
 
-    /// The source of `writeZeros`.
-    private static let zeroChunk = [UInt8](repeating: 0, count: 1 << 20)
+    /// The source of `writeZeros` (and of `FileSystem.writeZeros`).
+    static let zeroChunk = [UInt8](repeating: 0, count: 1 << 20)
 
     /// Shortens an open file to `length` bytes (not synced).
     static func truncate(_ fd: Int32, to length: Int, path: String, faults: FaultInjector? = nil) throws(StorageError) {
@@ -213,14 +215,6 @@ enum FileIO {
         try syncDirectory(directory, faults: faults)
     }
 
-    /// Shortens a file to `length` bytes and makes that durable.
-    static func truncate(_ path: String, to length: Int) throws(StorageError) {
-        let fd = try open(path, O_WRONLY)
-        defer { close(fd) }
-        try check(ftruncate(fd, off_t(length)), "ftruncate", path)
-        try fileSync(fd, path: path)
-    }
-
     static func remove(_ path: String, faults: FaultInjector? = nil) throws(StorageError) {
         try check(unlink(path), "unlink", path, faults)
     }
@@ -260,9 +254,6 @@ private func Glibc_open(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32
     return Darwin.open(path, flags, mode)
     #endif
 }
-
-let O_WRONLY_FLAG: Int32 = O_WRONLY
-let O_CREAT_EXCL_WRONLY_FLAGS: Int32 = O_WRONLY | O_CREAT | O_EXCL
 
 /// `close(2)`.
 @discardableResult

@@ -106,10 +106,11 @@ struct Replayer {
 
 /// Rebuilds the log from the segment files and classifies any damage.
 enum Recovery {
-    static func recover(directory: String, log: (@Sendable (String) -> Void)?) throws(StorageError) -> RecoveredWAL? {
-        let names = try FileIO.list(directory)
+    static func recover(directory: String, fileSystem: any FileSystem,
+                        log: (@Sendable (String) -> Void)?) throws(StorageError) -> RecoveredWAL? {
+        let names = try fileSystem.list(directory)
         for name in names where name.hasSuffix(".tmp") {
-            try FileIO.remove(directory + "/" + name)
+            try fileSystem.remove(directory + "/" + name)
             log?("removed an unfinished temporary file \(name)")
         }
         var segmentNames = names.compactMap(SegmentName.init(fileName:)).sorted()
@@ -128,7 +129,7 @@ enum Recovery {
                     reason: "segment files \(previous.name.sequence + 1)...\(name.sequence - 1) are missing "
                         + "(a gap between \(previous.name.fileName) and \(name.fileName))"))
             }
-            let bytes = try FileIO.readAll(path)
+            let bytes = try fileSystem.readAll(path)
             let isLast = segmentNames.isEmpty
             let scan = SegmentScanner.scan(bytes, isLastSegment: isLast)
             var info = SegmentInfo(name: name, path: path, maxEntryIndex: 0)
@@ -137,8 +138,8 @@ enum Recovery {
             if scan.records.isEmpty {
                 // The file ends inside its own header: a segment being created when the
                 // process stopped. Nothing in it was ever acknowledged.
-                try FileIO.remove(path)
-                try FileIO.syncDirectory(directory)
+                try fileSystem.remove(path)
+                try fileSystem.syncDirectory(directory)
                 log?("removed \(name.fileName): its header was never completed (\(bytes.count) bytes)")
                 continue
             }
@@ -164,7 +165,7 @@ enum Recovery {
                     if isLast { throw .corruption(found) }
                     ledger.note(found, firstLost: replayer.log.lastIndex + 1, isSingleRecord: false)
                 } else {
-                    try FileIO.truncate(path, to: scan.validEnd)
+                    try fileSystem.truncateDurably(path, to: scan.validEnd)
                     let tail = TornTail(file: path, offset: scan.validEnd, discardedBytes: bytes.count - scan.validEnd,
                                         reason: damage.reason)
                     log?(tail.description)

@@ -82,7 +82,8 @@ public struct WALStatistics: Sendable, Hashable {
 final class SegmentWriter {
     let directory: String
     let segmentSize: Int
-    let faults: FaultInjector?
+    /// Where the segment files live.
+    let fileSystem: any FileSystem
     /// Zero-fill each segment to `segmentSize` when it is created (see `preallocate`).
     let preallocates: Bool
     private(set) var segments: [SegmentInfo]
@@ -99,12 +100,12 @@ final class SegmentWriter {
     var stats = WALStatistics()
 
     /// Continues the last recovered segment, or creates the first one.
-    init(directory: String, segmentSize: Int, preallocates: Bool, faults: FaultInjector?,
+    init(directory: String, segmentSize: Int, preallocates: Bool, fileSystem: any FileSystem,
          recovered: RecoveredWAL?, log: LogState) throws(StorageError) {
         self.directory = directory
         self.segmentSize = segmentSize
         self.preallocates = preallocates
-        self.faults = faults
+        self.fileSystem = fileSystem
         checkpoint = Checkpoint(log)
         lastIndex = log.lastIndex
         segments = recovered?.segments ?? []
@@ -112,20 +113,20 @@ final class SegmentWriter {
         fileLength = recovered?.lastSegmentLength ?? 0
         hasBatches = true
         if let last = segments.last {
-            fd = try FileIO.open(last.path, O_WRONLY_FLAG, faults)
+            fd = try fileSystem.open(last.path, .writeExisting)
             // A segment written without preallocation, or cut back by recovery.
-            if try preallocate(path: last.path) { try FileIO.dataSync(fd, path: last.path, faults: faults) }
+            if try preallocate(path: last.path) { try fileSystem.dataSync(fd, path: last.path) }
         } else {
             try startSegment(firstIndex: log.lastIndex + 1)
-            try FileIO.dataSync(fd, path: currentPath, faults: faults)
-            try FileIO.syncDirectory(directory, faults: faults)
+            try fileSystem.dataSync(fd, path: currentPath)
+            try fileSystem.syncDirectory(directory)
         }
     }
 
     private var currentPath: String { segments.last?.path ?? directory }
 
     func close() {
-        if fd >= 0 { _ = closeFile(fd) }
+        if fd >= 0 { fileSystem.close(fd) }
         fd = -1
     }
 
@@ -145,16 +146,16 @@ final class SegmentWriter {
             try reserve(upTo: size + batch.bytes.count)
         }
         do {
-            try FileIO.writeAll(fd, batch.bytes, at: size, path: currentPath, faults: faults)
+            try fileSystem.writeAll(fd, batch.bytes, at: size, path: currentPath)
         } catch let StorageError.io(_, _, code) where FileIO.isNoSpace(code) {
             // Only on file systems that allocate on overwrite (copy-on-write): the bytes
             // written are a prefix of what the retry writes at the same offset.
-            fileLength = max(fileLength, (try? FileIO.length(fd, path: currentPath)) ?? fileLength)
-            throw FileIO.noSpace(fd, path: currentPath, needed: batch.bytes.count)
+            fileLength = max(fileLength, (try? fileSystem.length(fd, path: currentPath)) ?? fileLength)
+            throw fileSystem.noSpace(fd, path: currentPath, needed: batch.bytes.count)
         }
-        try FileIO.dataSync(fd, path: currentPath, faults: faults)
+        try fileSystem.dataSync(fd, path: currentPath)
         if created {
-            try FileIO.syncDirectory(directory, faults: faults)
+            try fileSystem.syncDirectory(directory)
             stats.directorySyncs += 1
         }
         size += batch.bytes.count
@@ -174,7 +175,7 @@ final class SegmentWriter {
     var retainedSnapshots = 2
 
     private func pruneSnapshots(keeping index: LogIndex) throws(StorageError) {
-        try SnapshotFile.prune(directory: directory, retain: retainedSnapshots, keep: index, faults: faults)
+        try SnapshotFile.prune(directory: directory, retain: retainedSnapshots, keep: index, fileSystem: fileSystem)
     }
 
     /// Creates the next segment and writes its header and the current checkpoint (not
@@ -184,20 +185,20 @@ final class SegmentWriter {
     private func startSegment(firstIndex: LogIndex, reserving: Int = 0) throws(StorageError) {
         let name = SegmentName(sequence: (segments.last?.name.sequence ?? 0) + 1, firstIndex: firstIndex)
         let path = directory + "/" + name.fileName
-        let newFD = try FileIO.open(path, O_CREAT_EXCL_WRONLY_FLAGS, faults)
+        let newFD = try fileSystem.open(path, .createExclusive)
         var header: [UInt8] = []
         RecordFrame.appendSegmentHeader(sequence: name.sequence, firstIndex: firstIndex, to: &header)
         checkpoint.encode(into: &header)
         let length: Int
         do {
-            try FileIO.reserveZeros(newFD, from: 0, to: header.count + reserving, path: path, faults: faults)
-            try FileIO.writeAll(newFD, header, at: 0, path: path, faults: faults)
+            try fileSystem.reserveZeros(newFD, from: 0, to: header.count + reserving, path: path)
+            try fileSystem.writeAll(newFD, header, at: 0, path: path)
             let target = preallocationTarget(newFD, atLeast: header.count + reserving)
             length = try zeroFill(newFD, from: header.count, to: target, path: path)
         } catch {
             // Never synced nor acknowledged: a later attempt creates it afresh.
-            _ = closeFile(newFD)
-            _ = unlinkFile(path)
+            fileSystem.close(newFD)
+            try? fileSystem.remove(path)
             throw error
         }
         close()
@@ -231,7 +232,7 @@ final class SegmentWriter {
     /// preallocation, `needed`.
     private func preallocationTarget(_ fd: Int32, atLeast needed: Int) -> Int {
         guard preallocates else { return needed }
-        let spare = (FileIO.availableBytes(fd) ?? .max) / 4
+        let spare = (fileSystem.availableBytes(fd) ?? .max) / 4
         let target = min(segmentSize, spare) / 4096 * 4096
         return max(needed, target)
     }
@@ -242,10 +243,10 @@ final class SegmentWriter {
     private func zeroFill(_ fd: Int32, from start: Int, to end: Int, path: String) throws(StorageError) -> Int {
         guard end > start else { return start }
         do {
-            try FileIO.writeZeros(fd, from: start, to: end, path: path, faults: faults)
+            try fileSystem.writeZeros(fd, from: start, to: end, path: path)
             return end
         } catch let StorageError.io(_, _, code) where FileIO.isNoSpace(code) {
-            return try FileIO.length(fd, path: path)
+            return try fileSystem.length(fd, path: path)
         }
     }
 
@@ -255,11 +256,11 @@ final class SegmentWriter {
     private func reserve(upTo end: Int) throws(StorageError) {
         guard end > fileLength else { return }
         do {
-            try FileIO.reserveZeros(fd, from: fileLength, to: end, path: currentPath, faults: faults)
+            try fileSystem.reserveZeros(fd, from: fileLength, to: end, path: currentPath)
             fileLength = end
         } catch {
             if case .noSpace = error {
-                fileLength = max(fileLength, (try? FileIO.length(fd, path: currentPath)) ?? fileLength)
+                fileLength = max(fileLength, (try? fileSystem.length(fd, path: currentPath)) ?? fileLength)
             }
             throw error
         }
@@ -270,8 +271,8 @@ final class SegmentWriter {
     /// a zeroed end of any earlier segment as lost data).
     private func trimPreallocation() throws(StorageError) {
         guard fileLength > size else { return }
-        try FileIO.truncate(fd, to: size, path: currentPath, faults: faults)
-        try FileIO.dataSync(fd, path: currentPath, faults: faults)
+        try fileSystem.truncate(fd, to: size, path: currentPath)
+        try fileSystem.dataSync(fd, path: currentPath)
         fileLength = size
     }
 
@@ -280,12 +281,12 @@ final class SegmentWriter {
     private func deleteSegments(through index: LogIndex) throws(StorageError) {
         var removed = 0
         while segments.count > 1, segments[0].maxEntryIndex <= index {
-            try FileIO.remove(segments[0].path, faults: faults)
+            try fileSystem.remove(segments[0].path)
             segments.removeFirst()
             removed += 1
         }
         if removed > 0 {
-            try FileIO.syncDirectory(directory, faults: faults)
+            try fileSystem.syncDirectory(directory)
             stats.directorySyncs += 1
             stats.segmentsDeleted += removed
         }

@@ -36,20 +36,21 @@ enum SnapshotFile {
     }
 
     /// Writes `snapshot` durably into `directory`.
-    static func write(_ snapshot: Snapshot, directory: String, faults: FaultInjector?) throws(StorageError) {
+    static func write(_ snapshot: Snapshot, directory: String, fileSystem: any FileSystem) throws(StorageError) {
         let name = fileName(index: snapshot.metadata.index, term: snapshot.metadata.term)
-        try FileIO.writeDurably(encode(snapshot), to: directory + "/" + name, directory: directory, faults: faults)
+        try fileSystem.writeDurably(encode(snapshot), to: directory + "/" + name, directory: directory)
     }
 
     /// Reads and verifies the snapshot at `index`/`term` in `directory`.
-    static func read(directory: String, index: LogIndex, term: Term) throws(StorageError) -> Snapshot {
+    static func read(directory: String, index: LogIndex, term: Term,
+                     fileSystem: any FileSystem = PosixFileSystem()) throws(StorageError) -> Snapshot {
         let path = directory + "/" + fileName(index: index, term: term)
         func damaged(_ why: String, _ offset: Int = 0) -> StorageError {
             .corruption(CorruptionReport(file: path, offset: offset, firstLostIndex: 1, lastLostIndex: index,
                                          reason: "snapshot file \(why)"))
         }
         let bytes: [UInt8]
-        do { bytes = try FileIO.readAll(path) } catch { throw damaged("cannot be read (\(error))") }
+        do { bytes = try fileSystem.readAll(path) } catch { throw damaged("cannot be read (\(error))") }
         if bytes.count < 4 { throw damaged("is truncated") }
         let body = bytes.count - 4
         let stored = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: body, as: UInt32.self).littleEndian }
@@ -83,14 +84,15 @@ enum SnapshotFile {
     }
 
     /// Deletes all but the `retain` newest snapshot files, and never `keep`.
-    static func prune(directory: String, retain: Int, keep: LogIndex, faults: FaultInjector?) throws(StorageError) {
-        let snapshots = try FileIO.list(directory).compactMap { name in parse(name).map { (name, $0.index) } }
+    static func prune(directory: String, retain: Int, keep: LogIndex,
+                      fileSystem: any FileSystem) throws(StorageError) {
+        let snapshots = try fileSystem.list(directory).compactMap { name in parse(name).map { (name, $0.index) } }
             .sorted { $0.1 > $1.1 }
         var removed = false
         for (name, index) in snapshots.dropFirst(max(retain, 1)) where index != keep {
-            try FileIO.remove(directory + "/" + name, faults: faults)
+            try fileSystem.remove(directory + "/" + name)
             removed = true
         }
-        if removed { try FileIO.syncDirectory(directory, faults: faults) }
+        if removed { try fileSystem.syncDirectory(directory) }
     }
 }
