@@ -7,6 +7,7 @@
 // names it `snap-0…0-0…0` instead. A thrown `StorageError` is fine; a trap or an
 // ASan report is a bug.
 internal import AegisRaft
+internal import FuzzSupport
 @testable internal import AegisStorage
 
 #if canImport(Glibc)
@@ -15,13 +16,7 @@ import Glibc
 import Darwin
 #endif
 
-private let workDirectory: String = {
-    let base = getenv("AEGIS_FUZZ_TMP").map { String(cString: $0) } ?? "/tmp"
-    let path = "\(base)/snapshot-\(getpid())"
-    mkdir(base, 0o755)
-    mkdir(path, 0o755)
-    return path
-}()
+private let workDirectory = fuzzWorkDirectory("snapshot")
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

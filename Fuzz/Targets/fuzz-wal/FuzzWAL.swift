@@ -16,6 +16,7 @@
 // storage opens, the harness reads the log back and appends one entry. A thrown
 // `StorageError` is fine; a trap or an ASan report is a bug.
 internal import AegisRaft
+internal import FuzzSupport
 @testable internal import AegisStorage
 
 #if canImport(Glibc)
@@ -24,14 +25,7 @@ import Glibc
 import Darwin
 #endif
 
-/// A directory of this process for the segment files (on tmpfs when the script can).
-private let workDirectory: String = {
-    let base = getenv("AEGIS_FUZZ_TMP").map { String(cString: $0) } ?? "/tmp"
-    let path = "\(base)/wal-\(getpid())"
-    mkdir(base, 0o755)
-    mkdir(path, 0o755)
-    return path
-}()
+private let workDirectory = fuzzWorkDirectory("wal")
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
