@@ -127,7 +127,7 @@ struct ServeCommand: AsyncParsableCommand {
         transportConfig.clusterUUID = identity.current.clusterUUID
         transportConfig.onClusterUUIDLearned = { [logger] uuid in
             logger.notice("learned the cluster UUID from a peer", metadata: ["uuid": "\(uuid)"])
-            identity.update { $0.clusterUUID = uuid }
+            identity.update(logger: logger) { $0.clusterUUID = uuid }
         }
         for (peer, address) in settings.members where peer != settings.id {
             if let p = PeerAddress(parsing: address.peer) { transportConfig.peers[peer] = p }
@@ -154,7 +154,7 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.awaitingAdd = identity.current.membership == .awaitingAdd
         nodeConfig.snapshotReceiveDirectory = settings.dataDir
         nodeConfig.limits.maxValueSize = settings.maxValueBytes
-        nodeConfig.onAdded = { identity.update { $0.membership = .member } }
+        nodeConfig.onAdded = { [logger] in identity.update(logger: logger) { $0.membership = .member } }
         nodeConfig.tickInterval = .milliseconds(settings.tickMs)
         nodeConfig.raft.electionTimeout = settings.electionTicks
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
@@ -378,15 +378,18 @@ final class IdentityFile: @unchecked Sendable {
         try identity.write(to: directory)
     }
 
-    /// Changes the identity and writes it; a failed write is logged by the caller's
-    /// next start (the file keeps its previous, still valid, content).
-    func update(_ change: (inout DataDirectoryIdentity) -> Void) {
+    /// Changes the identity and writes it. A failed write is logged as an error: the
+    /// file keeps its previous, still valid, content (it is replaced atomically) and
+    /// the running node keeps the change in memory; the next update writes it again.
+    func update(logger: Logger, _ change: (inout DataDirectoryIdentity) -> Void) {
         lock.lock()
         defer { lock.unlock() }
         var next = identity
         change(&next)
         guard next != identity else { return }
         identity = next
-        try? identity.write(to: directory)
+        do { try identity.write(to: directory) } catch {
+            logger.error("could not update the data directory's identity file", metadata: ["error": "\(error)"])
+        }
     }
 }
