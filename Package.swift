@@ -86,7 +86,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // Simulator, fault injection and checkers (tests and tools only).
-        .target(name: "AegisTestKit", dependencies: ["AegisRaft"], swiftSettings: strict),
+        .target(name: "AegisTestKit", dependencies: [
+            "AegisRaft", "AegisKV", "AegisStorage", "AegisReplication", "AegisTransport",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         // The node runtime and the seed's ReplicationEngine.
         .target(name: "AegisReplication", dependencies: [
             "AegisRaft", "AegisKV", "AegisCluster", "AegisStorage", "AegisTransport",
@@ -99,7 +102,7 @@ let package = Package(
 
         .executableTarget(
             name: "aegis-sim",
-            dependencies: ["AegisTestKit", "AegisRaft",
+            dependencies: ["AegisTestKit", "AegisRaft", "AegisStorage",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         .executableTarget(

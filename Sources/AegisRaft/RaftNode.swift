@@ -113,26 +113,56 @@ public final class RaftNode<Machine: ReplicatedStateMachine> {
     }
 
     private func handleReady() throws {
-        while core.hasReady {
-            let rd = try core.ready()
-            if let snapshot = rd.snapshot {
-                try storage.applySnapshot(snapshot)
-                try stateMachine.restore(from: snapshot)
-            }
-            try storage.append(rd.entries)
-            if let hs = rd.hardState { try storage.setHardState(hs) }
-            outbox.append(contentsOf: rd.messages)
-            for entry in rd.committedEntries where entry.index > stateMachine.appliedIndex {
-                results.append(stateMachine.apply(entry))
-            }
-            readStates.append(contentsOf: rd.readStates)
-            core.advance(rd)
-            if rd.shouldSnapshot {
-                let index = core.appliedIndex
-                try storage.createSnapshot(at: index, conf: core.confState, data: try stateMachine.snapshotData())
-                let upTo = core.compactionIndex(afterSnapshotAt: index)
-                if upTo > 0 { try storage.compact(upTo: upTo) }
-            }
+        try ReadyExecutor().run(RaftNodeShell(self))
+    }
+
+    fileprivate func install(_ snapshot: Snapshot) throws {
+        try storage.applySnapshot(snapshot)
+        try stateMachine.restore(from: snapshot)
+    }
+
+    fileprivate func persist(hardState: RaftState?, entries: [LogEntry]) throws {
+        try storage.append(entries)
+        if let hardState { try storage.setHardState(hardState) }
+    }
+
+    fileprivate func queue(_ messages: [RaftMessage]) { outbox.append(contentsOf: messages) }
+
+    fileprivate func apply(_ entries: [LogEntry]) {
+        for entry in entries where entry.index > stateMachine.appliedIndex {
+            results.append(stateMachine.apply(entry))
         }
     }
+
+    fileprivate func accept(_ states: [ReadState]) { readStates.append(contentsOf: states) }
+
+    fileprivate func nextReady() throws -> Ready? { core.hasReady ? try core.ready() : nil }
+
+    fileprivate func advance(_ ready: Ready) { core.advance(ready) }
+
+    fileprivate func snapshotIfAsked(_ ready: Ready) throws {
+        guard ready.shouldSnapshot else { return }
+        let index = core.appliedIndex
+        try storage.createSnapshot(at: index, conf: core.confState, data: try stateMachine.snapshotData())
+        let upTo = core.compactionIndex(afterSnapshotAt: index)
+        if upTo > 0 { try storage.compact(upTo: upTo) }
+    }
+}
+
+/// `RaftNode` as a `ReadyShell`: the in-memory storage is synchronous, reads are handed
+/// to the caller (`takeReadStates`), so the shell is a thin adapter.
+private final class RaftNodeShell<Machine: ReplicatedStateMachine>: ReadyShell {
+    let node: RaftNode<Machine>
+    init(_ node: RaftNode<Machine>) { self.node = node }
+    func nextReady() throws -> Ready? { try node.nextReady() }
+    func send(_ messages: [RaftMessage]) { node.queue(messages) }
+    func installSnapshot(_ snapshot: Snapshot) throws { try node.install(snapshot) }
+    func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
+        try node.persist(hardState: hardState, entries: entries)
+    }
+    func apply(_ entries: [LogEntry]) throws { node.apply(entries) }
+    func accept(_ readStates: [ReadState]) { node.accept(readStates) }
+    func softStateChanged(_ state: SoftState) {}
+    func advance(_ ready: Ready) { node.advance(ready) }
+    func advanced(_ ready: Ready) throws { try node.snapshotIfAsked(ready) }
 }

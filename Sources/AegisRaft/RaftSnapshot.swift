@@ -65,6 +65,12 @@ extension RaftCore {
                 pr.becomeProbe()
                 return .append
             }
+            // One chunk in flight at a time: an answer that asks for the chunk already in
+            // flight is a duplicate (a duplicated or re-sent message); acting on it would
+            // send that chunk twice, and each copy would be answered, doubling the stream.
+            if !response.rejected && (!pr.snapshotChunkInFlight || response.nextOffset == pr.snapshotOffset) {
+                return .none
+            }
             pr.snapshotOffset = response.rejected ? 0 : response.nextOffset
             pr.snapshotChunkInFlight = false
             return .chunk

@@ -25,7 +25,25 @@ struct ReadRequest: Sendable {
 
     var keys: [Key]
     var kind: Kind
-    var continuation: CheckedContinuation<ReadOutcome, any Error>
+    var continuation: Reply<ReadOutcome>
+}
+
+/// A one-shot answer to a waiting caller: a checked continuation in the runtime, a
+/// closure in the simulator. Called exactly once.
+struct Reply<Value: Sendable>: Sendable {
+    let deliver: @Sendable (Result<Value, any Error>) -> Void
+
+    init(_ deliver: @escaping @Sendable (Result<Value, any Error>) -> Void) { self.deliver = deliver }
+
+    /// Bridges a continuation.
+    init(_ continuation: CheckedContinuation<Value, any Error>) { deliver = { continuation.resume(with: $0) } }
+
+    func resume(returning value: Value) { deliver(.success(value)) }
+    func resume(throwing error: any Error) { deliver(.failure(error)) }
+}
+
+extension Reply where Value == Void {
+    func resume() { deliver(.success(())) }
 }
 
 /// What a read returns: values per key, the key count, or the local digest.
@@ -37,8 +55,8 @@ enum ReadOutcome: Sendable {
 
 /// A membership change or leadership transfer requested through the runtime.
 enum AdminRequest: Sendable {
-    case confChange(ConfChange, CheckedContinuation<Void, any Error>)
-    case transfer(NodeID?, CheckedContinuation<Void, any Error>)
+    case confChange(ConfChange, Reply<Void>)
+    case transfer(NodeID?, Reply<Void>)
 }
 
 /// Everything that reaches the node loop.

@@ -1,6 +1,7 @@
 import Foundation
 import AegisKV
 import AegisRaft
+import AegisStorage
 import AegisTransport
 import Logging
 
@@ -18,6 +19,12 @@ final class NodeLoop: @unchecked Sendable {
     let metrics: RuntimeMetrics
     let publish: @Sendable (NodeStatus) -> Void
     var peerAddresses: [NodeID: MemberAddress]
+    /// Wall-clock time in milliseconds (entry timestamps); injected by the simulator.
+    let clock: @Sendable () -> UInt64
+    /// Executes each `Ready` in the documented order (a mutation only in tests).
+    let executor: ReadyExecutor
+    /// Told of every entry applied to the state machine (the simulator's checks).
+    var applyObserver: ((LogEntry) -> Void)?
 
     var tickCount = 0
     var timeoutTicks: Int
@@ -30,7 +37,18 @@ final class NodeLoop: @unchecked Sendable {
     /// Results of recently applied entries (index -> term, result), so a write whose
     /// index was applied before its waiter registered still gets its answer.
     var recentResults: [LogIndex: (term: Term, result: CommandResult)] = [:]
+    /// Identifies requests this node forwards; starts at a value drawn from the core's
+    /// random seed, so a restarted node does not reuse the identifiers of its previous
+    /// run (the leader deduplicates by identifier, see `answeredForwards`).
     var nextRequestID: UInt64 = 1
+    /// Forwarded writes this leader already appended, by (follower, request id): a
+    /// request that arrives twice (a duplicated or re-sent message) is answered with
+    /// the first position instead of being appended again. Bounded by
+    /// `maxRememberedForwards`, oldest first out.
+    var answeredForwards: [ForwardKey: ClientResponse.Outcome] = [:]
+    var answeredForwardOrder: [ForwardKey] = []
+    var answeredForwardHead = 0
+    static let maxRememberedForwards = 8_192
     /// Linearizable reads waiting for a read index, by context.
     var pendingReads: [UInt64: (ReadRequest, deadline: Int)] = [:]
     /// Reads whose read index is known, waiting for it to be applied.
@@ -38,10 +56,10 @@ final class NodeLoop: @unchecked Sendable {
     /// Reads waiting for a leader to be known.
     var readsWaitingForLeader: [(ReadRequest, deadline: Int)] = []
     var nextReadContext: UInt64 = 1
-    var transfersPending: [(NodeID, CheckedContinuation<Void, any Error>, deadline: Int)] = []
+    var transfersPending: [(NodeID, Reply<Void>, deadline: Int)] = []
     /// Membership changes proposed here by log index: answered when the entry at the
     /// index is applied (success only if it is from `term`), or at the deadline.
-    var confChangesPending: [LogIndex: (term: Term, continuation: CheckedContinuation<Void, any Error>, deadline: Int)] = [:]
+    var confChangesPending: [LogIndex: (term: Term, continuation: Reply<Void>, deadline: Int)] = [:]
     /// `true` while this node, created empty to join, has not yet applied the change
     /// that adds it: it neither votes nor campaigns (see `NodeConfiguration.awaitingAdd`).
     var awaitingAdd: Bool
@@ -62,8 +80,12 @@ final class NodeLoop: @unchecked Sendable {
 
     init(config: NodeConfiguration, core: RaftCore, machine: StateMachine, storage: any RuntimeStorage,
          transport: any Transport, queue: InputQueue, logger: Logger, peerAddresses: [NodeID: MemberAddress],
+         clock: @escaping @Sendable () -> UInt64 = NodeLoop.systemClockMillis,
+         executor: ReadyExecutor = ReadyExecutor(),
          publish: @escaping @Sendable (NodeStatus) -> Void) {
         self.config = config
+        self.clock = clock
+        self.executor = executor
         self.core = core
         self.machine = machine
         self.storage = storage
@@ -73,6 +95,7 @@ final class NodeLoop: @unchecked Sendable {
         self.publish = publish
         self.peerAddresses = peerAddresses
         metrics = RuntimeMetrics(node: config.nodeID.rawValue)
+        nextRequestID = (core.config.randomSeed &* 0x9E37_79B9_7F4A_7C15) | 1
         timeoutTicks = config.timeoutTicks
         awaitingAdd = config.awaitingAdd
     }
@@ -199,8 +222,14 @@ final class NodeLoop: @unchecked Sendable {
         return .rejected("the command is \(size) bytes, over the maximum entry size of \(config.maxEntryBytes) bytes")
     }
 
-    /// The leader side of forwarding: append, and tell the follower where.
+    /// The leader side of forwarding: append, and tell the follower where. A request
+    /// seen before gets the answer it got then.
     func proposeForFollower(_ request: ClientRequest, from: NodeID) {
+        let key = ForwardKey(from: from, requestID: request.requestID)
+        if let answered = answeredForwards[key] {
+            transport.send(.clientResponse(ClientResponse(requestID: request.requestID, outcome: answered)), to: from)
+            return
+        }
         let outcome: ClientResponse.Outcome
         if let refusal = oversize(request.command.count) ?? diskFullRefusal {
             outcome = .failure(clientFailure(refusal))
@@ -217,7 +246,21 @@ final class NodeLoop: @unchecked Sendable {
         } else {
             outcome = .failure(ClientFailure(code: .notLeader, message: "not the leader", leaderHint: core.leader))
         }
+        if case .success = outcome { rememberForward(key, outcome) }
         transport.send(.clientResponse(ClientResponse(requestID: request.requestID, outcome: outcome)), to: from)
+    }
+
+    func rememberForward(_ key: ForwardKey, _ outcome: ClientResponse.Outcome) {
+        answeredForwards[key] = outcome
+        answeredForwardOrder.append(key)
+        if answeredForwardOrder.count - answeredForwardHead > Self.maxRememberedForwards {
+            answeredForwards[answeredForwardOrder[answeredForwardHead]] = nil
+            answeredForwardHead += 1
+            if answeredForwardHead >= Self.maxRememberedForwards {
+                answeredForwardOrder.removeFirst(answeredForwardHead)
+                answeredForwardHead = 0
+            }
+        }
     }
 
     // MARK: Writes
@@ -310,8 +353,39 @@ final class NodeLoop: @unchecked Sendable {
         readyReads = waiting
     }
 
-    func wallClockMillis() -> UInt64 {
+    func wallClockMillis() -> UInt64 { clock() }
+
+    /// The system's wall clock in milliseconds since 1970.
+    @Sendable static func systemClockMillis() -> UInt64 {
         UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+    }
+
+    /// Opens the pieces of a node over `storage`: bootstraps a new cluster when the
+    /// storage is empty and the configuration names founding voters, restores the state
+    /// machine from the stored snapshot and creates the core. Shared by `NodeRuntime`
+    /// and `ReplicaNode`.
+    static func open(configuration: NodeConfiguration, storage: any RuntimeStorage, randomSeed: UInt64,
+                     logger: Logger) throws -> (core: RaftCore, machine: StateMachine) {
+        if try storage.lastIndex() == 0 && !configuration.bootstrapVoters.isEmpty {
+            try RaftCore.bootstrap(storage, voters: configuration.bootstrapVoters)
+            logger.info("bootstrapped a new cluster", metadata: ["voters": "\(configuration.bootstrapVoters.map(\.rawValue))"])
+        }
+        var machine = StateMachine(limits: configuration.limits)
+        let snapshot = try storage.snapshot()
+        if !snapshot.isEmpty { try machine.restore(from: snapshot) }
+        var raft = configuration.raft
+        raft.applied = machine.appliedIndex
+        raft.randomSeed = randomSeed
+        let receiver: any SnapshotReceiver = try configuration.snapshotReceiveDirectory.map {
+            try FileSnapshotReceiver(directory: $0)
+        } ?? MemorySnapshotReceiver()
+        let core = try RaftCore(id: configuration.nodeID, config: raft, storage: storage, snapshotReceiver: receiver)
+        return (core, machine)
     }
 }
 
+/// A forwarded request: the follower that sent it and its identifier there.
+struct ForwardKey: Hashable {
+    var from: NodeID
+    var requestID: UInt64
+}

@@ -5,68 +5,86 @@ public import AegisRaft
 public import AegisTransport
 import Logging
 
-extension NodeLoop {
-    // MARK: Ready
+extension NodeLoop: ReadyShell {
+    // MARK: Ready (the shell's steps; `ReadyExecutor` orders them)
 
-    /// Handles every pending `Ready` in the documented order: leader appends go out
-    /// at once (in parallel with the local write), then persist (fsync when needed),
-    /// send the rest, apply, advance.
+    func nextReady() throws -> Ready? { core.hasReady ? try core.ready() : nil }
+
+    func send(_ messages: [RaftMessage]) {
+        // A node waiting to be added does not vote.
+        if awaitingAdd {
+            let kept = messages.filter { if case .vote = $0.payload { return false } else { return true } }
+            if !kept.isEmpty { transport.send(kept) }
+        } else {
+            transport.send(messages)
+        }
+    }
+
+    func installSnapshot(_ snapshot: Snapshot) throws {
+        try storage.applySnapshot(snapshot)
+        try machine.restore(from: snapshot)
+        recentResults = [:]
+        logger.info("installed a snapshot from the leader", metadata: ["index": "\(snapshot.metadata.index)"])
+    }
+
+    func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        try storage.persist(hardState: hardState, entries: entries, sync: sync)
+        if sync { metrics.fsync.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started)) }
+    }
+
+    func apply(_ entries: [LogEntry]) throws {
+        for entry in entries { apply(entry) }
+    }
+
+    func accept(_ readStates: [ReadState]) {
+        for state in readStates {
+            if let (request, _) = pendingReads.removeValue(forKey: state.context) {
+                readyReads.append((request, state.index))
+            }
+        }
+    }
+
+    func softStateChanged(_ state: SoftState) { roleChanged(state) }
+
+    func advance(_ ready: Ready) { core.advance(ready) }
+
+    func advanced(_ ready: Ready) throws {
+        serveReadyReads()
+        guard ready.shouldSnapshot else { return }
+        do { try takeSnapshot() } catch StorageError.noSpace(let path, _, let available) {
+            // The Ready is already advanced: the snapshot is skipped (nothing was left
+            // behind) and taken at the next request.
+            logger.warning("no space for a snapshot; it is skipped until the next one",
+                           metadata: ["path": "\(path)", "available": "\(available)"])
+        }
+    }
+
+
+    /// Handles every pending `Ready` through the shared `ReadyExecutor` (the one
+    /// implementation of the order: leader appends at once, persist with fsync when
+    /// needed, send the rest, apply, advance), with this loop as the shell.
     func processReadies() {
-        while core.hasReady {
-            do {
-                let rd = try core.ready()
-                var appends: [RaftMessage] = [], others: [RaftMessage] = []
-                for m in rd.messages { if m.isLeaderAppend { appends.append(m) } else { others.append(m) } }
-                if awaitingAdd { others.removeAll { if case .vote = $0.payload { return true } else { return false } } }
-                if !appends.isEmpty { transport.send(appends) }
-                if let snapshot = rd.snapshot {
-                    try storage.applySnapshot(snapshot)
-                    try machine.restore(from: snapshot)
-                    recentResults = [:]
-                    logger.info("installed a snapshot from the leader", metadata: ["index": "\(snapshot.metadata.index)"])
-                }
-                if !rd.entries.isEmpty || rd.hardState != nil {
-                    let started = DispatchTime.now().uptimeNanoseconds
-                    try storage.persist(hardState: rd.hardState, entries: rd.entries, sync: rd.mustSync)
-                    if rd.mustSync { metrics.fsync.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started)) }
-                }
-                if !others.isEmpty { transport.send(others) }
-                for entry in rd.committedEntries { apply(entry) }
-                for state in rd.readStates {
-                    if let (request, _) = pendingReads.removeValue(forKey: state.context) {
-                        readyReads.append((request, state.index))
-                    }
-                }
-                if let soft = rd.softState { roleChanged(soft) }
-                core.advance(rd)
-                serveReadyReads()
-                if rd.shouldSnapshot {
-                    do { try takeSnapshot() } catch StorageError.noSpace(let path, _, let available) {
-                        // The Ready is already advanced: the snapshot is skipped (nothing
-                        // was left behind) and taken at the next request.
-                        logger.warning("no space for a snapshot; it is skipped until the next one",
-                                       metadata: ["path": "\(path)", "available": "\(available)"])
-                    }
-                }
-            } catch StorageError.noSpace(let path, let needed, let available) {
-                // Nothing of this Ready was written, sent (after the append) or applied,
-                // and it was not advanced: the core hands it out again. Retry on a later
-                // tick; refuse client writes meanwhile (`submit`).
-                diskFullSince = diskFullSince ?? tickCount
-                if lastDiskFullWarningTick.map({ tickCount - $0 >= config.raft.electionTimeout * 10 }) ?? true {
-                    lastDiskFullWarningTick = tickCount
-                    logger.error("the disk is full: writes are refused until space is freed", metadata: [
-                        "path": "\(path)", "needed": "\(needed)", "available": "\(available)"])
-                }
-                return
-            } catch {
-                stopOnStorageFailure(error)
-                return
+        do {
+            try executor.run(self)
+        } catch StorageError.noSpace(let path, let needed, let available) {
+            // Nothing of the failed Ready was written, sent (after the leader's appends)
+            // or applied, and it was not advanced: the core hands it out again. Retry on
+            // a later tick; refuse client writes meanwhile (`submit`).
+            diskFullSince = diskFullSince ?? tickCount
+            if lastDiskFullWarningTick.map({ tickCount - $0 >= config.raft.electionTimeout * 10 }) ?? true {
+                lastDiskFullWarningTick = tickCount
+                logger.error("the disk is full: writes are refused until space is freed", metadata: [
+                    "path": "\(path)", "needed": "\(needed)", "available": "\(available)"])
             }
-            if let since = diskFullSince {
-                diskFullSince = nil
-                logger.notice("disk space is back: writes resume", metadata: ["fullForTicks": "\(tickCount - since)"])
-            }
+            return
+        } catch {
+            stopOnStorageFailure(error)
+            return
+        }
+        if let since = diskFullSince {
+            diskFullSince = nil
+            logger.notice("disk space is back: writes resume", metadata: ["fullForTicks": "\(tickCount - since)"])
         }
         if core.stats.campaigns != lastCampaigns {
             metrics.elections.increment(by: core.stats.campaigns - lastCampaigns)
@@ -80,6 +98,7 @@ extension NodeLoop {
         guard entry.index > machine.appliedIndex else { return }
         if entry.type == .configChange { configurationEntryApplied(entry) }
         let result = machine.apply(entry)
+        applyObserver?(entry)
         metrics.commits.increment()
         if entry.type == .command {
             recentResults[entry.index] = (entry.term, result)

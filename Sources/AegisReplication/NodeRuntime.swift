@@ -35,20 +35,8 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         self.configuration = configuration
         self.transport = transport
         self.logger = logger
-        if try storage.lastIndex() == 0 && !configuration.bootstrapVoters.isEmpty {
-            try RaftCore.bootstrap(storage, voters: configuration.bootstrapVoters)
-            logger.info("bootstrapped a new cluster", metadata: ["voters": "\(configuration.bootstrapVoters.map(\.rawValue))"])
-        }
-        var machine = StateMachine(limits: configuration.limits)
-        let snapshot = try storage.snapshot()
-        if !snapshot.isEmpty { try machine.restore(from: snapshot) }
-        var raft = configuration.raft
-        raft.applied = machine.appliedIndex
-        raft.randomSeed = UInt64.random(in: 1...UInt64.max)
-        let receiver: any SnapshotReceiver = try configuration.snapshotReceiveDirectory.map {
-            try FileSnapshotReceiver(directory: $0)
-        } ?? MemorySnapshotReceiver()
-        let core = try RaftCore(id: configuration.nodeID, config: raft, storage: storage, snapshotReceiver: receiver)
+        let (core, machine) = try NodeLoop.open(configuration: configuration, storage: storage,
+                                                randomSeed: UInt64.random(in: 1...UInt64.max), logger: logger)
         queue = InputQueue(clientLimit: configuration.maxQueuedRequests,
                            messageBatchLimit: configuration.maxQueuedMessageBatches)
         latestStatus = NodeStatus(nodeID: configuration.nodeID)
@@ -150,7 +138,7 @@ public final class NodeRuntime: Service, @unchecked Sendable {
 
     private func readOutcome(keys: [Key], kind: ReadRequest.Kind, stale: Bool) async throws -> ReadOutcome {
         try await withCheckedThrowingContinuation { continuation in
-            let request = ReadRequest(keys: keys, kind: kind, continuation: continuation)
+            let request = ReadRequest(keys: keys, kind: kind, continuation: Reply(continuation))
             if let refusal = submit(.read(request, stale: stale)) { continuation.resume(throwing: refusal) }
         }
     }
@@ -197,9 +185,9 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         try await admin { .transfer(target, $0) }
     }
 
-    private func admin(_ make: (CheckedContinuation<Void, any Error>) -> AdminRequest) async throws {
-        try await withCheckedThrowingContinuation { continuation in
-            if let refusal = submit(.admin(make(continuation))) { continuation.resume(throwing: refusal) }
+    private func admin(_ make: (Reply<Void>) -> AdminRequest) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            if let refusal = submit(.admin(make(Reply(continuation)))) { continuation.resume(throwing: refusal) }
         }
     }
 

@@ -17,6 +17,12 @@ public struct DiskStorageOptions: Sendable {
     public var initialConf: ConfState
     /// Receives notable events (a torn tail truncated, a leftover file removed).
     public var log: (@Sendable (String) -> Void)?
+    /// Whether a dedicated writer thread performs the group commit (the default). With
+    /// `false` there is no thread: a caller that needs durability (`save(sync: true)`,
+    /// `sync()`, snapshots, compaction) writes and syncs the pending batch itself, and
+    /// writes submitted without `sync` stay in memory until then. Deterministic: the
+    /// simulator runs the storage this way on a simulated file system.
+    public var writerThread = true
     /// Test hook: makes named system calls fail (only with the POSIX file system, that
     /// is `DiskStorage.init(directory:options:)`).
     var faults: FaultInjector?
@@ -106,7 +112,7 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
                                   warnings: (recovered?.droppedBelowSnapshot ?? []).map {
                                       $0.droppedWarning(snapshotIndex: log.snapshot.index)
                                   })
-        engine = GroupCommitEngine(log: log, snapshotData: snapshotData, files: files)
+        engine = GroupCommitEngine(log: log, snapshotData: snapshotData, files: files, threaded: options.writerThread)
         engine.start()
     }
 

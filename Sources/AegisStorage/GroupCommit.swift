@@ -103,10 +103,15 @@ final class GroupCommitEngine: @unchecked Sendable {
     /// Confined to the writer thread once it has started.
     private let files: SegmentWriter
 
-    init(log: LogState, snapshotData: [UInt8], files: SegmentWriter) {
+    /// `false`: no writer thread; a caller that waits for durability writes the
+    /// pending batches itself (`DiskStorageOptions.writerThread`).
+    private let threaded: Bool
+
+    init(log: LogState, snapshotData: [UInt8], files: SegmentWriter, threaded: Bool = true) {
         core = Core(log: log, snapshotData: snapshotData, pending: Batch(log))
         core.stats = files.stats
         self.files = files
+        self.threaded = threaded
     }
 
     /// Runs `body` under the lock, then wakes the writer if it sleeps and work arrived.
@@ -125,6 +130,7 @@ final class GroupCommitEngine: @unchecked Sendable {
         condition.lock()
         core.running = true
         condition.unlock()
+        guard threaded else { return }
         let thread = Thread { [self] in self.run() }
         thread.name = "aegis-wal-writer"
         thread.start()
@@ -132,6 +138,7 @@ final class GroupCommitEngine: @unchecked Sendable {
 
     /// Blocks until `ticket` is durable; throws the write's error if it failed.
     func wait(for ticket: WriteTicket) throws(StorageError) {
+        if !threaded { return try writeInline(until: ticket.sequence) }
         condition.lock()
         let parker: Parker?
         do { parker = try park(for: ticket.sequence) } catch {
@@ -145,6 +152,11 @@ final class GroupCommitEngine: @unchecked Sendable {
     /// Submits and, with `sync`, blocks until the write is durable: one trip through
     /// the lock for both.
     func save(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws(StorageError) {
+        if !threaded {
+            let ticket = try locked { (core) throws(StorageError) in try core.submit(hardState: hardState, entries: entries) }
+            if sync { try writeInline(until: ticket.sequence) }
+            return
+        }
         condition.lock()
         let parker: Parker?
         do {
@@ -182,6 +194,18 @@ final class GroupCommitEngine: @unchecked Sendable {
 
     /// Submits and registers `continuation` to be resumed when the write is durable.
     func submitAsync(hardState: RaftState?, entries: [LogEntry], continuation: Continuation) {
+        if !threaded {
+            do {
+                let ticket = try locked { (core) throws(StorageError) in
+                    try core.submit(hardState: hardState, entries: entries)
+                }
+                try writeInline(until: ticket.sequence)
+                continuation.resume(returning: .success(()))
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+            return
+        }
         condition.lock()
         let outcome: Result<WriteTicket, StorageError>
         do { outcome = .success(try core.submit(hardState: hardState, entries: entries)) } catch { outcome = .failure(error) }
@@ -213,6 +237,20 @@ final class GroupCommitEngine: @unchecked Sendable {
 
     /// Writes what is pending, stops the writer thread and closes the segment file.
     func shutdown() {
+        if !threaded {
+            condition.lock()
+            let wasRunning = core.running
+            core.closing = true
+            let last = core.issued
+            condition.unlock()
+            guard wasRunning else { return }
+            try? writeInline(until: last, closing: true)
+            condition.lock()
+            core.running = false
+            condition.unlock()
+            files.close()
+            return
+        }
         condition.lock()
         core.closing = true
         condition.broadcast()
@@ -236,35 +274,7 @@ final class GroupCommitEngine: @unchecked Sendable {
             // Closing after a failed retryable write: those records were never
             // acknowledged (their callers got the error), and the disk is still full.
             if core.pending.isEmpty || core.failure != nil || (core.closing && core.heldAfterNoSpace) { break }
-            var batch = core.pending
-            batch.checkpoint = Checkpoint(core.log)
-            batch.lastIndexAfter = core.log.lastIndex
-            core.pending = Batch(core.log, reusing: core.spare)
-            core.spare = []
-            condition.unlock()
-
-            var failure: StorageError?
-            do { try files.write(batch) } catch { failure = error }
-
-            condition.lock()
-            core.stats = files.stats
-            var outcome: StorageError?
-            if let failure, failure.isRetryable {
-                core.pending.prepend(batch)
-                core.heldAfterNoSpace = true
-                outcome = failure
-            } else {
-                batch.bytes.removeAll(keepingCapacity: true)
-                core.spare = batch.bytes
-                if let failure {
-                    if core.failure == nil { core.failure = failure }
-                } else {
-                    core.durable = batch.lastTicket
-                }
-                outcome = core.failure
-            }
-            let ready = takeWaiters(failingWith: outcome)
-            let parked = takeParked(all: outcome != nil)
+            let (parked, ready, outcome) = writeBatch()
             condition.unlock()
             Parker.wakeTree(parked, outcome: outcome)
             for (continuation, result) in ready { continuation.resume(returning: result) }
@@ -279,6 +289,67 @@ final class GroupCommitEngine: @unchecked Sendable {
         files.close()
         Parker.wakeTree(parked, outcome: outcome)
         for (continuation, result) in remaining { continuation.resume(returning: result) }
+    }
+
+    /// Under the lock, which it releases around the I/O: writes and syncs the pending
+    /// batch and records the outcome. Returns who to wake (outside the lock).
+    private func writeBatch() -> (parked: [Parker], ready: [(Continuation, Result<Void, StorageError>)],
+                                  outcome: StorageError?) {
+        var batch = core.pending
+        batch.checkpoint = Checkpoint(core.log)
+        batch.lastIndexAfter = core.log.lastIndex
+        core.pending = Batch(core.log, reusing: core.spare)
+        core.spare = []
+        condition.unlock()
+
+        var failure: StorageError?
+        do { try files.write(batch) } catch { failure = error }
+
+        condition.lock()
+        core.stats = files.stats
+        var outcome: StorageError?
+        if let failure, failure.isRetryable {
+            core.pending.prepend(batch)
+            core.heldAfterNoSpace = true
+            outcome = failure
+        } else {
+            batch.bytes.removeAll(keepingCapacity: true)
+            core.spare = batch.bytes
+            if let failure {
+                if core.failure == nil { core.failure = failure }
+            } else {
+                core.durable = batch.lastTicket
+            }
+            outcome = core.failure
+        }
+        let ready = takeWaiters(failingWith: outcome)
+        let parked = takeParked(all: outcome != nil)
+        return (parked, ready, outcome)
+    }
+
+    /// Without a writer thread: writes pending batches on the calling thread until
+    /// `ticket` is durable (deterministic: the simulator's storage).
+    private func writeInline(until ticket: UInt64, closing: Bool = false) throws(StorageError) {
+        condition.lock()
+        while core.durable < ticket {
+            if let failure = core.failure {
+                condition.unlock()
+                throw failure
+            }
+            if !closing && !core.running {
+                condition.unlock()
+                throw .stopped(reason: "the storage was closed")
+            }
+            if core.pending.isEmpty { break }
+            core.heldAfterNoSpace = false
+            let (parked, ready, outcome) = writeBatch()
+            condition.unlock()
+            Parker.wakeTree(parked, outcome: outcome)
+            for (continuation, result) in ready { continuation.resume(returning: result) }
+            if let outcome { throw outcome }
+            condition.lock()
+        }
+        condition.unlock()
     }
 
     /// Removes the parked threads whose tickets are durable (all of them with `all`,

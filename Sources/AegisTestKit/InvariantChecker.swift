@@ -102,6 +102,13 @@ public struct InvariantChecker: Sendable {
         terms[node] = durableTerm
     }
 
+    /// `node` was replaced: its data was wiped and it joins again as a new member, so
+    /// its terms start over.
+    public mutating func observeReplaced(node: NodeID) {
+        terms[node] = nil
+        durableTerms[node] = nil
+    }
+
     /// `node` persisted a hard state with `term`.
     public mutating func observePersistedTerm(node: NodeID, term: Term) {
         if let previous = durableTerms[node], term < previous {

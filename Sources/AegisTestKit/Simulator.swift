@@ -24,6 +24,8 @@ public struct SimulationOptions: Sendable {
     /// (reads and compare-and-sets checked for linearizability), at the rates the
     /// seed draws. Off: plain replication of writes only.
     public var fullWorkload = true
+    /// An ordering bug to inject into every node's `Ready` handling (mutation tests).
+    public var mutation: ReadyMutation = .none
 
     /// Creates options for a seed.
     public init(seed: UInt64) { self.seed = seed }
@@ -161,10 +163,13 @@ public final class Simulator {
     var nextOperation: UInt64 = 1
     var leadersSeen: Set<Term> = []
     var trace = TraceRecorder(capacity: 40)
+    /// The shared `Ready` ordering, with the options' mutation.
+    let executor: ReadyExecutor
 
     /// Prepares a run.
     public init(options: SimulationOptions) {
         self.options = options
+        executor = ReadyExecutor(mutation: options.mutation)
         var generator = SplitMix64(seed: options.seed &* 0x9E37_79B9_7F4A_7C15 &+ 1)
         profile = FaultProfile.draw(&generator)
         let n = options.nodeCount ?? (generator.next() % 2 == 0 ? 3 : 5)
@@ -398,19 +403,20 @@ public final class Simulator {
         }
     }
 
-    /// Takes the node's `Ready`s: leader appends leave at once (the allowed parallel
-    /// write); everything else waits until the disk write completes. Writes without
-    /// disk latency finish in the loop (no recursion).
+    /// Takes the node's `Ready`s through the shared `ReadyExecutor`: its first step
+    /// (leader appends leave at once) runs now; the rest waits until the disk write
+    /// completes. Writes without disk latency finish in the loop (no recursion).
     func drive(_ k: Int) {
         let node = nodes[k]
-        while node.pending == nil, var core = node.core, core.hasReady {
-            let rd: Ready
-            do { rd = try core.ready() } catch {
+        let shell = SimulatorShell(self, k)
+        while node.pending == nil {
+            let next: Ready?
+            do { next = try shell.nextReady() } catch {
                 result.unexpectedErrors.append("\(node.id) ready: \(error)")
                 return
             }
-            node.core = core
-            for m in rd.messages where m.isLeaderAppend { send(m) }
+            guard let rd = next else { return }
+            executor.begin(rd, shell: shell)
             node.pending = rd
             let writes = !rd.entries.isEmpty || rd.hardState != nil || rd.snapshot != nil
             if writes && profile.maxDiskDelay > 0 {
@@ -427,34 +433,18 @@ public final class Simulator {
         drive(k)
     }
 
-    /// Persist, send, apply, advance; then feed the core everything that queued up
-    /// during the write as one batch (like a real runtime), for the next `Ready`.
+    /// The rest of the `Ready` (persist, send, apply, advance: `ReadyExecutor.finish`);
+    /// then feed the core everything that queued up during the write as one batch (like
+    /// a real runtime), for the next `Ready`.
     func finish(_ k: Int, _ rd: Ready) {
         let node = nodes[k]
-        do {
-            try persist(k, rd, entryLimit: rd.entries.count, withHardState: true)
-            for m in rd.messages where !m.isLeaderAppend { send(m) }
-            if rd.snapshot != nil { result.snapshotsInstalled += 1 }
-            let confBefore = node.core?.confState
-            for entry in rd.committedEntries where entry.index > node.machine.appliedIndex {
-                let output = node.machine.apply(entry)
-                checker.observeApplied(node: node.id, entry: entry)
-                if healed, let marker = livenessMarker(entry), livenessMarkers.contains(marker) { livenessDone = true }
-                completeWrite(k, entry, output)
-            }
-            for state in rd.readStates { acceptReadState(k, state) }
-            if var core = node.core {
-                let wasLeader = core.role == .leader
-                core.advance(rd)
-                node.core = core
-                if let before = confBefore, before != core.confState {
-                    configurationApplied(k, from: before, to: core.confState, wasLeader: wasLeader)
-                }
-                serveReads(k)
-                if rd.shouldSnapshot { try takeSnapshot(k) }
-            }
-        } catch {
+        let confBefore = node.core?.confState
+        let wasLeader = node.core?.role == .leader
+        do { try executor.finish(rd, shell: SimulatorShell(self, k)) } catch {
             result.unexpectedErrors.append("\(node.id) persist: \(error)")
+        }
+        if let before = confBefore, let after = node.core?.confState, before != after {
+            configurationApplied(k, from: before, to: after, wasLeader: wasLeader)
         }
         node.pending = nil
         observe(k)
@@ -465,24 +455,23 @@ public final class Simulator {
         }
     }
 
-    /// Writes a `Ready` to the node's durable storage: the snapshot, then the first
-    /// `entryLimit` entries, then (if all entries made it and `withHardState`) the
-    /// hard state. A crash mid-write persists a prefix.
-    func persist(_ k: Int, _ rd: Ready, entryLimit: Int, withHardState: Bool) throws {
+    /// Writes to the node's durable storage: the snapshot, then the entries, then the
+    /// hard state (if given), telling the checker what became durable. A crash
+    /// mid-write (`crash`) persists a prefix.
+    func persist(_ k: Int, snapshot: Snapshot?, entries: [LogEntry], hardState: RaftState?) throws {
         let node = nodes[k]
-        if let snapshot = rd.snapshot {
+        if let snapshot {
             try node.storage.applySnapshot(snapshot)
             try node.machine.restore(from: snapshot)
         }
-        let written = Array(rd.entries.prefix(entryLimit))
-        if !written.isEmpty {
-            try node.storage.append(written)
-            for entry in written {
+        if !entries.isEmpty {
+            try node.storage.append(entries)
+            for entry in entries {
                 let previous = entry.index > 1 ? ((try? node.storage.term(at: entry.index - 1)) ?? 0) : 0
                 checker.observeLogEntry(node: node.id, entry: entry, previousTerm: previous)
             }
         }
-        if withHardState && entryLimit == rd.entries.count, let hs = rd.hardState {
+        if let hs = hardState {
             try node.storage.setHardState(hs)
             checker.observePersistedTerm(node: node.id, term: hs.term)
         }
@@ -548,7 +537,11 @@ public final class Simulator {
         let node = nodes[k]
         if let rd = node.pending {
             let limit = rd.entries.isEmpty ? 0 : Int(rng.next() % UInt64(rd.entries.count + 1))
-            do { try persist(k, rd, entryLimit: limit, withHardState: rng.next() % 2 == 0) } catch {
+            let keepsHardState = rng.next() % 2 == 0 && limit == rd.entries.count
+            do {
+                try persist(k, snapshot: rd.snapshot, entries: Array(rd.entries.prefix(limit)),
+                            hardState: keepsHardState ? rd.hardState : nil)
+            } catch {
                 result.unexpectedErrors.append("\(node.id) torn write: \(error)")
             }
         }

@@ -42,12 +42,45 @@ struct CoreBench: ParsableCommand {
     }
 }
 
+/// One benchmark node as a `ReadyShell` (the documented minimal subset: in-memory
+/// storage, no state machine; the `Ready` order is `ReadyExecutor`'s).
+final class BenchNode: ReadyShell {
+    var core: RaftCore
+    let storage: MemoryStorage
+    /// Messages produced since the cluster last collected them.
+    var outbox: [RaftMessage] = []
+    /// Command entries applied since the cluster last counted them.
+    var appliedCommands = 0
+
+    init(core: RaftCore, storage: MemoryStorage) {
+        self.core = core
+        self.storage = storage
+    }
+
+    func nextReady() throws -> Ready? { core.hasReady ? try core.ready() : nil }
+    func send(_ messages: [RaftMessage]) { outbox.append(contentsOf: messages) }
+    func installSnapshot(_ snapshot: Snapshot) throws { try storage.applySnapshot(snapshot) }
+    func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
+        try storage.append(entries)
+        if let hardState { try storage.setHardState(hardState) }
+    }
+    func apply(_ entries: [LogEntry]) throws {
+        for e in entries where e.type == .command { appliedCommands += 1 }
+    }
+    func accept(_ readStates: [ReadState]) {}
+    func softStateChanged(_ state: SoftState) {}
+    func advance(_ ready: Ready) { core.advance(ready) }
+    func advanced(_ ready: Ready) throws {
+        if ready.shouldSnapshot { try storage.createSnapshot(at: core.appliedIndex, conf: core.confState, data: []) }
+    }
+}
+
 /// Three cores wired together by function calls.
 struct CoreCluster {
     let ids: [NodeID] = ["n1", "n2", "n3"]
-    var cores: [RaftCore] = []
-    var storages: [MemoryStorage] = []
+    var nodes: [BenchNode] = []
     let payload: [UInt8]
+    let executor = ReadyExecutor()
 
     init(payload size: Int) throws {
         payload = [UInt8](repeating: 0xab, count: size)
@@ -60,44 +93,36 @@ struct CoreCluster {
             let s = MemoryStorage(conf: ConfState(voters: Set(ids)))
             var c = config
             c.randomSeed = UInt64(k + 1)
-            storages.append(s)
-            cores.append(try RaftCore(id: id, config: c, storage: s))
+            nodes.append(BenchNode(core: try RaftCore(id: id, config: c, storage: s), storage: s))
         }
     }
 
     /// Handles every node's Ready once; returns the messages they produced and the
     /// command entries the leader (node 0) applied.
-    mutating func handleReadies(into outbox: inout [RaftMessage]) throws -> Int {
-        var applied = 0
-        for k in cores.indices where cores[k].hasReady {
-            let rd = try cores[k].ready()
-            let storage = storages[k]
-            try storage.append(rd.entries)
-            if let hs = rd.hardState { try storage.setHardState(hs) }
-            outbox.append(contentsOf: rd.messages)
-            if k == 0 {
-                for e in rd.committedEntries where e.type == .command { applied += 1 }
-            }
-            cores[k].advance(rd)
-            if rd.shouldSnapshot {
-                try storage.createSnapshot(at: cores[k].appliedIndex, conf: cores[k].confState, data: [])
-            }
+    func handleReadies(into outbox: inout [RaftMessage]) throws -> Int {
+        for node in nodes where node.core.hasReady {
+            guard let rd = try node.nextReady() else { continue }
+            executor.begin(rd, shell: node)
+            try executor.finish(rd, shell: node)
+            outbox.append(contentsOf: node.outbox)
+            node.outbox.removeAll(keepingCapacity: true)
         }
-        return applied
+        defer { nodes[0].appliedCommands = 0 }
+        return nodes[0].appliedCommands
     }
 
-    mutating func deliver(_ messages: [RaftMessage]) throws {
+    func deliver(_ messages: [RaftMessage]) throws {
         for m in messages {
             switch m.to.rawValue {
-            case "n1": try cores[0].step(m)
-            case "n2": try cores[1].step(m)
-            default: try cores[2].step(m)
+            case "n1": try nodes[0].core.step(m)
+            case "n2": try nodes[1].core.step(m)
+            default: try nodes[2].core.step(m)
             }
         }
     }
 
     mutating func measure(proposers: Int, seconds: Double) throws -> (commits: Int, seconds: Double, perSecond: Double, rounds: Int) {
-        cores[0].campaign()
+        nodes[0].core.campaign()
         var outbox: [RaftMessage] = []
         for _ in 0..<20 {
             _ = try handleReadies(into: &outbox)
@@ -105,7 +130,7 @@ struct CoreCluster {
             outbox.removeAll(keepingCapacity: true)
             try deliver(batch)
         }
-        guard cores[0].isLeader else { throw RaftError.notLeader(leader: cores[0].leader) }
+        guard nodes[0].core.isLeader else { throw RaftError.notLeader(leader: nodes[0].core.leader) }
         var idle = proposers
         var commits = 0, rounds = 0
         let start = monotonicSeconds()
@@ -113,7 +138,7 @@ struct CoreCluster {
         while now - start < seconds {
             for _ in 0..<64 {
                 while idle > 0 {
-                    try cores[0].propose(payload)
+                    try nodes[0].core.propose(payload)
                     idle -= 1
                 }
                 let applied = try handleReadies(into: &outbox)
@@ -123,7 +148,7 @@ struct CoreCluster {
                 outbox.removeAll(keepingCapacity: true)
                 try deliver(batch)
                 rounds += 1
-                if rounds % 1024 == 0 { for k in cores.indices { cores[k].tick() } }
+                if rounds % 1024 == 0 { for node in nodes { node.core.tick() } }
             }
             now = monotonicSeconds()
         }

@@ -1,4 +1,5 @@
 import AegisRaft
+import AegisStorage
 import AegisTestKit
 import ArgumentParser
 #if canImport(Glibc)
@@ -30,6 +31,12 @@ struct AegisSim: ParsableCommand {
     @Flag(help: "Run each seed twice and require identical trace hashes.") var checkDeterminism = false
     @Flag(help: "Print one JSON object as the last line.") var json = false
     @Flag(help: "Print one line per seed.") var verbose = false
+    @Option(help: "Which simulators to run per seed: core (the Raft core over in-memory storage, with membership changes and transfers), node (the production node loop over DiskStorage on a simulated disk that loses unsynced writes), or both.")
+    var layer: Layer = .both
+    @Option(help: "Inject one bug (mutation test): send-before-persist, apply-before-persist, or a removed sync of the simulated disk: \(SyncMutation.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var mutate: String?
+
+    enum Layer: String, ExpressibleByArgument { case core, node, both }
 
     func run() throws {
         let clock = ContinuousClock()
@@ -39,10 +46,45 @@ struct AegisSim: ParsableCommand {
         var extra = (confChanges: 0, snapshotsInstalled: 0, snapshotsTaken: 0, transfers: 0, transfersCompleted: 0,
                      operations: 0, readsChecked: 0, linearizability: 0)
         var violations = 0, livenessFailures = 0, nondeterministic = 0, failedSeeds: [UInt64] = []
+        var readyMutation = ReadyMutation.none
+        var syncMutations: Set<SyncMutation> = []
+        if let mutate {
+            if let m = ReadyMutation(rawValue: mutate) { readyMutation = m }
+            else if let m = SyncMutation(rawValue: mutate) { syncMutations = [m] }
+            else { throw ValidationError("unknown mutation '\(mutate)'") }
+        }
+        var node = NodeTotals()
         for s in seedList {
+            if layer != .core {
+                var options = NodeSimulationOptions(seed: s)
+                options.ticks = ticks
+                options.nodeCount = nodes
+                options.mutation = readyMutation
+                options.syncMutations = syncMutations
+                let result = NodeSimulator(options: options).run()
+                var deterministic = true
+                if checkDeterminism {
+                    let again = NodeSimulator(options: options).run()
+                    deterministic = again.traceHash == result.traceHash && again.steps == result.steps
+                    if !deterministic { nondeterministic += 1 }
+                }
+                node.add(result)
+                violations += result.violations.count + (result.lostAcked > 0 && result.violations.isEmpty ? 1 : 0)
+                extra.linearizability += result.linearizabilityViolations.count
+                if result.livenessFailure != nil { livenessFailures += 1 }
+                if verbose {
+                    print("seed \(s) node-sim: nodes \(result.nodeCount) steps \(result.steps) commits \(result.commits) elections \(result.elections) crashes \(result.crashes) power losses \(result.powerLosses) torn \(result.tornWrites) corruptions \(result.corruptionsDetected)/\(result.corruptionsInjected) refusals \(result.refusals) replaced \(result.replacements) acked \(result.ackedWrites) lost \(result.lostAcked) reads \(result.readsChecked)/\(result.operations) \(result.passed && deterministic ? "ok" : "FAIL")")
+                }
+                if !result.passed || !deterministic {
+                    failedSeeds.append(s)
+                    reportNode(result, deterministic: deterministic)
+                }
+            }
+            guard layer != .node else { continue }
             var options = SimulationOptions(seed: s)
             options.ticks = ticks
             options.nodeCount = nodes
+            options.mutation = readyMutation
             let result = Simulator(options: options).run()
             totals.steps += result.steps
             totals.commits += result.commits
@@ -69,14 +111,17 @@ struct AegisSim: ParsableCommand {
                 print("seed \(s): nodes \(result.nodeCount) steps \(result.steps) commits \(result.commits) elections \(result.elections) crashes \(result.crashes) partitions \(result.partitions) conf \(result.confChanges) snaps \(result.snapshotsTaken)/\(result.snapshotsInstalled) transfers \(result.transfersCompleted)/\(result.transfers) reads \(result.readsChecked)/\(result.operations) [\(result.profile)] \(result.passed && deterministic ? "ok" : "FAIL")")
             }
             if !result.passed || !deterministic {
-                failedSeeds.append(s)
+                if failedSeeds.last != s { failedSeeds.append(s) }
                 report(result, deterministic: deterministic)
             }
         }
         let seconds = Double((clock.now - started).components.attoseconds) / 1e18 + Double((clock.now - started).components.seconds)
         if json {
-            print("{\"seeds\":\(seedList.count),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
+            print("{\"seeds\":\(seedList.count),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"power_losses\":\(node.powerLosses),\"process_kills\":\(node.crashes - node.powerLosses),\"torn_writes\":\(node.tornWrites),\"corruptions_injected\":\(node.corruptionsInjected),\"corruptions_detected\":\(node.corruptionsDetected),\"refusals\":\(node.refusals),\"replacements\":\(node.replacements),\"acked_writes\":\(node.ackedWrites),\"lost_acked\":\(node.lostAcked),\"node_sim_commits\":\(node.commits),\"node_sim_reads_checked\":\(node.readsChecked),\"layer\":\"\(layer.rawValue)\",\"mutation\":\"\(mutate ?? "none")\",\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
         } else {
+            if layer != .core {
+                print("node simulator: \(node.commits) commits, \(node.crashes) crashes (\(node.powerLosses) power losses, \(node.tornWrites) torn writes), corruptions injected \(node.corruptionsInjected), detected \(node.corruptionsDetected), refusals \(node.refusals), replacements \(node.replacements), acked writes \(node.ackedWrites), lost acked \(node.lostAcked)")
+            }
             print("\(seedList.count) seeds, \(totals.steps) steps, \(totals.commits) commits, \(totals.elections) elections, \(totals.crashes) crashes, \(totals.partitions) partitions; violations \(violations), liveness failures \(livenessFailures)\(checkDeterminism ? ", nondeterministic \(nondeterministic)" : "") in \(String(format: seconds)) s")
         }
         if !failedSeeds.isEmpty { throw ExitCode(1) }
@@ -94,6 +139,42 @@ struct AegisSim: ParsableCommand {
         for t in result.traceTail { lines.append("    \(t)") }
         lines.append("  replay: swift run -c release aegis-sim --seed \(result.seed) --ticks \(ticks) --verbose")
         printError(lines.joined(separator: "\n"))
+    }
+}
+
+extension AegisSim {
+    func reportNode(_ result: NodeSimulationResult, deterministic: Bool) {
+        var lines = ["FAILED seed \(result.seed) in the node simulator (\(result.nodeCount) nodes, \(result.profile))"]
+        for v in result.violations { lines.append("  violation: \(v)") }
+        if result.lostAcked > 0 { lines.append("  lost acknowledged writes: \(result.lostAcked)") }
+        if let l = result.livenessFailure { lines.append("  liveness: \(l)") }
+        for v in result.linearizabilityViolations.prefix(3) { lines.append("  linearizability: \(v)") }
+        for e in result.unexpectedErrors.prefix(5) { lines.append("  error: \(e)") }
+        if !deterministic { lines.append("  nondeterministic: the same seed produced a different trace") }
+        lines.append("  last events:")
+        for t in result.traceTail { lines.append("    \(t)") }
+        lines.append("  replay: swift run -c release aegis-sim --layer node --seed \(result.seed) --ticks \(ticks)\(mutate.map { " --mutate \($0)" } ?? "") --verbose")
+        printError(lines.joined(separator: "\n"))
+    }
+}
+
+/// The node simulator's counters over all seeds.
+struct NodeTotals {
+    var commits = 0, crashes = 0, powerLosses = 0, tornWrites = 0, corruptionsInjected = 0, corruptionsDetected = 0
+    var refusals = 0, replacements = 0, ackedWrites = 0, lostAcked = 0, readsChecked = 0
+
+    mutating func add(_ r: NodeSimulationResult) {
+        commits += r.commits
+        crashes += r.crashes
+        powerLosses += r.powerLosses
+        tornWrites += r.tornWrites
+        corruptionsInjected += r.corruptionsInjected
+        corruptionsDetected += r.corruptionsDetected
+        refusals += r.refusals
+        replacements += r.replacements
+        ackedWrites += r.ackedWrites
+        lostAcked += r.lostAcked
+        readsChecked += r.readsChecked
     }
 }
 

@@ -9,7 +9,7 @@ import Darwin
 
 /// A sync that a mutation test removes, to show that the storage needs it: with the
 /// mutation the simulated call does nothing (and reports success).
-enum SyncMutation: String, Sendable, Hashable, CaseIterable {
+public enum SyncMutation: String, Sendable, Hashable, CaseIterable {
     /// `dataSync` of a segment file (`.wal`): the group commit's `fdatasync`.
     case segmentDataSync
     /// `fileSync` of a snapshot's temporary file before it is renamed.
@@ -58,7 +58,7 @@ public final class SimulatedFileSystem: FileSystem, @unchecked Sendable {
         /// What `availableBytes` reports.
         public var capacity = 1 << 40
         /// Syncs that do nothing (mutation tests).
-        var mutations: Set<SyncMutation> = []
+        public var mutations: Set<SyncMutation> = []
 
         /// A disk that loses unsynced data and tears writes, but corrupts nothing synced.
         public init(tornWrites: Bool = true, orderedNameChanges: Bool = true, bitFlipRate: Double = 0,
