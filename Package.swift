@@ -21,7 +21,7 @@ let package = Package(
         .library(name: "AegisTLS", targets: ["AegisTLS"]),
         .executable(name: "aegis-sim", targets: ["aegis-sim"]),
         .executable(name: "aegis-bench", targets: ["aegis-bench"]),
-        .executable(name: "aegis-crashtest", targets: ["aegis-crashtest"]),
+        .executable(name: "aegis-killtest", targets: ["aegis-killtest"]),
         .executable(name: "aegis", targets: ["aegis"]),
         .executable(name: "aegis-check-history", targets: ["aegis-check-history"]),
     ],
@@ -136,7 +136,7 @@ let package = Package(
             path: "Sources/aegis-jepsen",
             swiftSettings: strict),
         .executableTarget(
-            name: "aegis-crashtest",
+            name: "aegis-killtest",
             dependencies: ["AegisStorage", "AegisRaft"],
             swiftSettings: strict),
 
@@ -147,7 +147,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisRaftTests", dependencies: ["AegisRaft", "AegisTestKit"], swiftSettings: strict),
-        .testTarget(name: "AegisTestKitTests", dependencies: ["AegisTestKit", "AegisRaft"], swiftSettings: strict),
+        .testTarget(name: "AegisTestKitTests", dependencies: ["AegisTestKit", "AegisRaft", "AegisStorage"], swiftSettings: strict),
         .testTarget(name: "AegisKVTests", dependencies: [
             "AegisKV", "AegisRaft", .product(name: "PropertyBased", package: "swift-property-based"),
         ], swiftSettings: strict),

@@ -77,29 +77,18 @@ public final class InteractionEnv {
         return result
     }
 
-    /// Handles a node's `Ready`: persist to its storage, queue messages, apply.
+    /// Handles a node's `Ready`s through `ReadyExecutor`: persist to its storage,
+    /// queue messages, record applied entries and read states.
     public func process(_ id: NodeID) throws {
-        guard var core = cores[id], let storage = storages[id] else { return }
-        while core.hasReady {
-            let rd = try core.ready()
-            if let snapshot = rd.snapshot { try storage.applySnapshot(snapshot) }
-            try storage.append(rd.entries)
-            if let hs = rd.hardState { try storage.setHardState(hs) }
-            pending.append(contentsOf: rd.messages)
-            applied[id, default: []].append(contentsOf: rd.committedEntries)
-            readStates[id, default: []].append(contentsOf: rd.readStates)
-            core.advance(rd)
-            if rd.shouldSnapshot {
-                // The "state machine" of the harness: a payload that depends on the index,
-                // long enough to need several chunks with a small chunk size.
-                let index = core.appliedIndex
-                try storage.createSnapshot(at: index, conf: core.confState,
-                                           data: Array(repeating: UInt8(truncatingIfNeeded: index), count: 100))
-                let upTo = core.compactionIndex(afterSnapshotAt: index)
-                if upTo > 0 { try storage.compact(upTo: upTo) }
-            }
+        guard let core = cores[id], let storage = storages[id] else { return }
+        let shell = InteractionShell(core: core, storage: storage)
+        defer {
+            cores[id] = shell.core
+            pending.append(contentsOf: shell.sent)
+            applied[id, default: []].append(contentsOf: shell.applied)
+            readStates[id, default: []].append(contentsOf: shell.readStates)
         }
-        cores[id] = core
+        try ReadyExecutor().run(shell)
     }
 
     /// Delivers pending messages (all, or those matching `filter`) and returns their
@@ -172,5 +161,40 @@ public final class InteractionEnv {
         case .readIndexResponse(_, let ctx, let index): return head + " ctx=\(ctx) index=\(index)"
         case .forwardedProposal(_, let entries): return head + " entries=\(entries.count)"
         }
+    }
+}
+
+/// One harness node as a `ReadyShell`. Its "state machine" for snapshots is a payload
+/// that depends on the index, long enough to need several chunks with a small chunk size.
+private final class InteractionShell: ReadyShell {
+    var core: RaftCore
+    let storage: MemoryStorage
+    var sent: [RaftMessage] = []
+    var applied: [LogEntry] = []
+    var readStates: [ReadState] = []
+
+    init(core: RaftCore, storage: MemoryStorage) {
+        self.core = core
+        self.storage = storage
+    }
+
+    func nextReady() throws -> Ready? { core.hasReady ? try core.ready() : nil }
+    func send(_ messages: [RaftMessage]) { sent.append(contentsOf: messages) }
+    func installSnapshot(_ snapshot: Snapshot) throws { try storage.applySnapshot(snapshot) }
+    func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
+        try storage.append(entries)
+        if let hardState { try storage.setHardState(hardState) }
+    }
+    func apply(_ entries: [LogEntry]) throws { applied.append(contentsOf: entries) }
+    func accept(_ readStates: [ReadState]) { self.readStates.append(contentsOf: readStates) }
+    func softStateChanged(_ state: SoftState) {}
+    func advance(_ ready: Ready) { core.advance(ready) }
+    func advanced(_ ready: Ready) throws {
+        guard ready.shouldSnapshot else { return }
+        let index = core.appliedIndex
+        try storage.createSnapshot(at: index, conf: core.confState,
+                                   data: Array(repeating: UInt8(truncatingIfNeeded: index), count: 100))
+        let upTo = core.compactionIndex(afterSnapshotAt: index)
+        if upTo > 0 { try storage.compact(upTo: upTo) }
     }
 }

@@ -119,6 +119,8 @@ public final class NodeSimulator: @unchecked Sendable {
         var refused = false
         /// Replaced nodes start empty and wait to be added.
         var joining = false
+        /// A brownout is under way: the machine goes dark at its `powerOff` event.
+        var losingPower = false
         init(id: NodeID, disk: SimulatedFileSystem) {
             self.id = id
             self.disk = disk
@@ -300,11 +302,15 @@ public final class NodeSimulator: @unchecked Sendable {
 
     /// Feeds the checker the node's term and, for a new leader, its log.
     func observe(_ k: Int) {
+        if nodes[k].losingPower && nodes[k].disk.isPowerOff {
+            powerOff(k)
+            return
+        }
         guard let replica = nodes[k].replica else { return }
         if let failure = replica.failure {
             // A storage failure (an unreadable sector) or a divergence stops the node
             // for good: it is replaced. (With the power going out, it is the power.)
-            if !nodes[k].disk.isPowerOff { refuse(k, "\(failure)") }
+            if !nodes[k].losingPower { refuse(k, "\(failure)") }
             return
         }
         let core = replica.core

@@ -66,8 +66,14 @@ extension NodeSimulator {
         guard !node.refused else { return }
         node.refused = true
         result.refusals += 1
-        if !node.disk.statistics.damagedFiles.isEmpty { result.corruptionsDetected += 1 }
         trace.record(now, "refused", k)
+        if !node.disk.statistics.damagedFiles.isEmpty {
+            result.corruptionsDetected += 1
+        } else {
+            // The disk lost only what was never synced: the storage promises to recover
+            // from that (Docs/storage.md), so a refusal means a sync is missing or wrong.
+            result.unexpectedErrors.append("\(node.id) refused to start although its disk damaged nothing it had synced: \(why)")
+        }
         if debugging { print("DEBUG refused \(node.id) damaged=\(node.disk.statistics.damagedFiles) \(why)") }
         if !isPromised(why) { result.unexpectedErrors.append("\(node.id) could not open its storage: \(why)") }
     }
@@ -96,23 +102,25 @@ extension NodeSimulator {
         // Faults stay within a minority: no crash while a node waits to be replaced, and
         // a majority stays up so that there is progress to check.
         guard replacing == nil, !nodes.contains(where: { $0.refused || $0.joining }) else { return }
-        let up = nodes.indices.filter { nodes[$0].replica != nil && !nodes[$0].disk.isPowerOff }
+        let up = nodes.indices.filter { nodes[$0].replica != nil && !nodes[$0].losingPower }
         guard up.count > nodes.count / 2 + 1 || (up.count == nodes.count && nodes.count == 3) else { return }
         var victim = up[Int(rng.next() % UInt64(up.count))]
         if rng.next() % 2 == 0, let leader = currentLeader, up.contains(leader) { victim = leader }
         let node = nodes[victim]
-        switch rng.next() % 3 {
+        switch rng.next() % 4 {
         case 0:
             // The power goes between two writes: nothing more reaches the disk.
             node.disk.cutPower(afterOperations: 0)
             powerOff(victim)
-        case 1:
-            // The power goes in the middle of the node's next writes: a few more disk
-            // operations succeed (a write without its sync), then every one fails; the
-            // node stops on the I/O error and the machine goes dark a little later.
-            node.disk.cutPower(afterOperations: 1 + Int(rng.next() % 6))
+        case 1, 2:
+            // The power goes at a random disk operation to come (within the next 150):
+            // in the middle of a batch, between a write and its sync, inside a snapshot
+            // or a compaction. The node stops on the I/O error and the machine goes dark
+            // at once (`observe`), or after 50 ticks if the node did not write as much.
+            node.disk.cutPower(afterOperations: 1 + Int(rng.next() % 150))
+            node.losingPower = true
             trace.record(now, "brownout", victim)
-            queue.push(.powerOff(node: victim, incarnation: node.incarnation), at: now + 1 + rng.next() % (3 * Self.tickUnits))
+            queue.push(.powerOff(node: victim, incarnation: node.incarnation), at: now + 50 * Self.tickUnits)
         default:
             // A process kill: everything written survives (the page cache).
             node.replica?.stop()
@@ -133,6 +141,7 @@ extension NodeSimulator {
         node.replica = nil
         node.incarnation += 1
         node.disk.powerLoss(seed: rng.next())
+        node.losingPower = false
         result.crashes += 1
         result.powerLosses += 1
         trace.record(now, "power-loss", k)
@@ -157,7 +166,7 @@ extension NodeSimulator {
         let n = nodes.count
         partitionID += 1
         blocked = []
-        switch rng.next() % 3 {
+        switch rng.next() % 4 {
         case 0:
             let k = Int(rng.next() % UInt64(n))
             for j in 0..<n where j != k {

@@ -35,6 +35,7 @@ struct AegisSim: ParsableCommand {
     var layer: Layer = .both
     @Option(help: "Inject one bug (mutation test): send-before-persist, apply-before-persist, or a removed sync of the simulated disk: \(SyncMutation.allCases.map(\.rawValue).joined(separator: ", ")).")
     var mutate: String?
+    @Flag(help: "Stop at the first failing seed (mutation checks).") var stopOnFailure = false
 
     enum Layer: String, ExpressibleByArgument { case core, node, both }
 
@@ -54,7 +55,10 @@ struct AegisSim: ParsableCommand {
             else { throw ValidationError("unknown mutation '\(mutate)'") }
         }
         var node = NodeTotals()
+        var seedsRun = 0
         for s in seedList {
+            if stopOnFailure && !failedSeeds.isEmpty { break }
+            seedsRun += 1
             if layer != .core {
                 var options = NodeSimulationOptions(seed: s)
                 options.ticks = ticks
@@ -80,7 +84,7 @@ struct AegisSim: ParsableCommand {
                     reportNode(result, deterministic: deterministic)
                 }
             }
-            guard layer != .node else { continue }
+            guard layer != .node, !(stopOnFailure && failedSeeds.last == s) else { continue }
             var options = SimulationOptions(seed: s)
             options.ticks = ticks
             options.nodeCount = nodes
@@ -117,12 +121,12 @@ struct AegisSim: ParsableCommand {
         }
         let seconds = Double((clock.now - started).components.attoseconds) / 1e18 + Double((clock.now - started).components.seconds)
         if json {
-            print("{\"seeds\":\(seedList.count),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"power_losses\":\(node.powerLosses),\"process_kills\":\(node.crashes - node.powerLosses),\"torn_writes\":\(node.tornWrites),\"corruptions_injected\":\(node.corruptionsInjected),\"corruptions_detected\":\(node.corruptionsDetected),\"refusals\":\(node.refusals),\"replacements\":\(node.replacements),\"acked_writes\":\(node.ackedWrites),\"lost_acked\":\(node.lostAcked),\"node_sim_commits\":\(node.commits),\"node_sim_reads_checked\":\(node.readsChecked),\"layer\":\"\(layer.rawValue)\",\"mutation\":\"\(mutate ?? "none")\",\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
+            print("{\"seeds\":\(seedsRun),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"power_losses\":\(node.powerLosses),\"process_kills\":\(node.crashes - node.powerLosses),\"torn_writes\":\(node.tornWrites),\"corruptions_injected\":\(node.corruptionsInjected),\"corruptions_detected\":\(node.corruptionsDetected),\"refusals\":\(node.refusals),\"replacements\":\(node.replacements),\"acked_writes\":\(node.ackedWrites),\"lost_acked\":\(node.lostAcked),\"node_sim_commits\":\(node.commits),\"node_sim_reads_checked\":\(node.readsChecked),\"layer\":\"\(layer.rawValue)\",\"mutation\":\"\(mutate ?? "none")\",\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
         } else {
             if layer != .core {
                 print("node simulator: \(node.commits) commits, \(node.crashes) crashes (\(node.powerLosses) power losses, \(node.tornWrites) torn writes), corruptions injected \(node.corruptionsInjected), detected \(node.corruptionsDetected), refusals \(node.refusals), replacements \(node.replacements), acked writes \(node.ackedWrites), lost acked \(node.lostAcked)")
             }
-            print("\(seedList.count) seeds, \(totals.steps) steps, \(totals.commits) commits, \(totals.elections) elections, \(totals.crashes) crashes, \(totals.partitions) partitions; violations \(violations), liveness failures \(livenessFailures)\(checkDeterminism ? ", nondeterministic \(nondeterministic)" : "") in \(String(format: seconds)) s")
+             print("\(seedsRun) seeds, \(totals.steps) steps, \(totals.commits) commits, \(totals.elections) elections, \(totals.crashes) crashes, \(totals.partitions) partitions; violations \(violations), liveness failures \(livenessFailures)\(checkDeterminism ? ", nondeterministic \(nondeterministic)" : "") in \(String(format: seconds)) s")
         }
         if !failedSeeds.isEmpty { throw ExitCode(1) }
     }

@@ -1,21 +1,21 @@
 import Foundation
 import Testing
 
-/// The built `aegis-crashtest`, next to the test bundle or under `.build/debug`.
+/// The built `aegis-killtest`, next to the test bundle or under `.build/debug`.
 private func crashTestExecutable() -> String? {
     var candidates: [String] = []
     if let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-        candidates.append(URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("aegis-crashtest").path)
+        candidates.append(URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("aegis-killtest").path)
     }
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    candidates.append(root.appendingPathComponent(".build/debug/aegis-crashtest").path)
+    candidates.append(root.appendingPathComponent(".build/debug/aegis-killtest").path)
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
 
 @Test func test_crashTest_killedAppenderLosesNoAcknowledgedEntry() throws {
     guard let executable = crashTestExecutable() else {
         // Only when the executable was genuinely not built (e.g. `swift build --target`).
-        Issue.record("aegis-crashtest is not built; run `swift build --build-tests` first")
+        Issue.record("aegis-killtest is not built; run `swift build --build-tests` first")
         return
     }
     let process = Process()

@@ -211,39 +211,75 @@ final class Cluster {
         if pending.count > 4096 { pending.removeAll() }
     }
 
-    /// Runs `body` on `core`, then persists, sends and applies its `Ready` in the order
-    /// the shell must follow. Returns `false` if the node must stop.
+    /// Runs `body` on `core`, then handles its `Ready`s (at most 16) through the shared
+    /// `ReadyExecutor`. Returns `false` if the node must stop.
     private static func turn(_ core: inout RaftCore, storage: MemoryStorage, pending: inout [RaftMessage],
                              _ body: (inout RaftCore) throws -> Void) -> Bool {
         do { try body(&core) } catch {}
+        let shell = FuzzShell(core: core, storage: storage)
+        defer {
+            core = shell.core
+            pending.append(contentsOf: shell.sent)
+        }
         do {
-            var rounds = 0
-            while core.hasReady && rounds < 16 {
-                rounds += 1
-                let rd = try core.ready()
-                do {
-                    if let snapshot = rd.snapshot { try storage.applySnapshot(snapshot) }
-                    try storage.append(rd.entries)
-                    if let hs = rd.hardState { try storage.setHardState(hs) }
-                } catch {
-                    if strictReady { fatalError("\(core.id): the storage refused the core's Ready: \(error)") }
-                    return false
-                }
-                pending.append(contentsOf: rd.messages)
-                core.advance(rd)
-                if rd.shouldSnapshot {
-                    let index = core.appliedIndex
-                    _ = try storage.createSnapshot(at: index, conf: core.confState,
-                                                   data: Array(repeating: UInt8(truncatingIfNeeded: index), count: 40))
-                    let upTo = core.compactionIndex(afterSnapshotAt: index)
-                    if upTo > 0 { try storage.compact(upTo: upTo) }
-                }
-            }
+            try ReadyExecutor().run(shell)
+        } catch let refusal as StorageRefusal {
+            if strictReady { fatalError("\(shell.core.id): the storage refused the core's Ready: \(refusal.error)") }
+            return false
         } catch {
             // `ready()` or the snapshot bookkeeping refused: the node stops.
             return false
         }
         return true
+    }
+}
+
+/// The storage refused what the core asked it to persist.
+struct StorageRefusal: Error {
+    var error: any Error
+}
+
+/// A fuzzed node as a `ReadyShell`: in-memory storage, no state machine (a snapshot's
+/// data depends only on its index), at most 16 `Ready`s per turn.
+final class FuzzShell: ReadyShell {
+    var core: RaftCore
+    let storage: MemoryStorage
+    var sent: [RaftMessage] = []
+    var rounds = 0
+
+    init(core: RaftCore, storage: MemoryStorage) {
+        self.core = core
+        self.storage = storage
+    }
+
+    func nextReady() throws -> Ready? {
+        guard core.hasReady && rounds < 16 else { return nil }
+        rounds += 1
+        return try core.ready()
+    }
+    func send(_ messages: [RaftMessage]) { sent.append(contentsOf: messages) }
+    func installSnapshot(_ snapshot: Snapshot) throws {
+        do { try storage.applySnapshot(snapshot) } catch { throw StorageRefusal(error: error) }
+    }
+    func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
+        do {
+            try storage.append(entries)
+            if let hardState { try storage.setHardState(hardState) }
+        } catch {
+            throw StorageRefusal(error: error)
+        }
+    }
+    func apply(_ entries: [LogEntry]) throws {}
+    func accept(_ readStates: [ReadState]) {}
+    func softStateChanged(_ state: SoftState) {}
+    func advance(_ ready: Ready) { core.advance(ready) }
+    func advanced(_ ready: Ready) throws {
+        guard ready.shouldSnapshot else { return }
+        let index = core.appliedIndex
+        _ = try storage.createSnapshot(at: index, conf: core.confState,
+                                       data: Array(repeating: UInt8(truncatingIfNeeded: index), count: 40))
+        let upTo = core.compactionIndex(afterSnapshotAt: index)
+        if upTo > 0 { try storage.compact(upTo: upTo) }
     }
 }
 

@@ -81,6 +81,8 @@ private func checkScan(_ scan: SegmentScan, size: Int) {
 private func openAndUse(_ directory: String) {
     var options = DiskStorageOptions(segmentSize: 4096)
     options.preallocateSegments = false
+    // No writer thread per input: the same recovery and write path, on this thread.
+    options.writerThread = false
     let storage: DiskStorage
     do { storage = try DiskStorage(directory: directory, options: options) } catch { return }
     defer { storage.close() }

@@ -1,8 +1,12 @@
-// aegis-crashtest: kills a WAL appender with SIGKILL at random moments and checks that
+// aegis-killtest: kills a WAL appender with SIGKILL at random moments and checks that
 // every acknowledged entry survives, intact, with nothing after a gap.
 //
-//   aegis-crashtest --runs 50 [--json] [--seed N] [--appenders 8] [--max-delay-ms 300]
-//   aegis-crashtest child --dir D [--appenders 8] [--segment-size BYTES]
+// A process kill, not a power loss: the page cache survives it, so this cannot show
+// that a sync is needed (it passes without any). Power losses are simulated by
+// `SimulatedFileSystem` (PowerLossTests, `aegis-sim --layer node`).
+//
+//   aegis-killtest --runs 50 [--json] [--seed N] [--appenders 8] [--max-delay-ms 300]
+//   aegis-killtest child --dir D [--appenders 8] [--segment-size BYTES]
 //
 // The driver spawns itself as a child, which appends entries to a DiskStorage from
 // several threads and prints each index once its append is acknowledged (durable).
@@ -44,7 +48,7 @@ func option(_ name: String, in args: [String]) -> String? {
 }
 
 func fail(_ message: String, code: Int32 = 2) -> Never {
-    FileHandle.standardError.write(Data("aegis-crashtest: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("aegis-killtest: \(message)\n".utf8))
     exit(code)
 }
 
@@ -183,7 +187,7 @@ func runDriver(_ args: [String]) -> Never {
     var seed = UInt64(option("--seed", in: args) ?? "") ?? UInt64(Date().timeIntervalSince1970 * 1000)
     let maxDelay = Int(option("--max-delay-ms", in: args) ?? "300") ?? 300
     let appenders = option("--appenders", in: args) ?? "8"
-    let dir = option("--dir", in: args) ?? NSTemporaryDirectory() + "aegis-crashtest-\(getpid())-\(seed)"
+    let dir = option("--dir", in: args) ?? NSTemporaryDirectory() + "aegis-killtest-\(getpid())-\(seed)"
     let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     let started = Date()
     var totals = Totals()
