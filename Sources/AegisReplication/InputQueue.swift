@@ -67,7 +67,19 @@ enum RuntimeInput: Sendable {
     case executeBatch([[UInt8]], @Sendable (Int, Result<CommandResult, any Error>) -> Void)
     case read(ReadRequest, stale: Bool)
     case admin(AdminRequest)
+    /// A snapshot taken off the loop finished (see `NodeLoop.takeSnapshot`).
+    case snapshotTaken(SnapshotOutcome)
     case stop
+}
+
+/// How a snapshot taken off the loop ended.
+struct SnapshotOutcome: Sendable {
+    /// The applied index it was taken at.
+    var index: LogIndex
+    /// Its size in bytes, or why it failed.
+    var result: Result<Int, any Error>
+    /// Seconds spent serializing and writing it.
+    var seconds: Double
 }
 
 /// The node loop's inbox: any thread pushes, the loop thread takes everything queued
@@ -160,7 +172,7 @@ extension RuntimeInput {
         switch self {
         case .execute, .read, .admin: return 1
         case .executeBatch(let commands, _): return max(1, commands.count)
-        case .messages, .tick, .stop: return 0
+        case .messages, .tick, .stop, .snapshotTaken: return 0
         }
     }
 }

@@ -25,6 +25,13 @@ final class NodeLoop: @unchecked Sendable {
     let executor: ReadyExecutor
     /// Told of every entry applied to the state machine (the simulator's checks).
     var applyObserver: ((LogEntry) -> Void)?
+    /// Runs a snapshot's serialization and file write away from the loop: a background
+    /// queue in production, a later event in the simulator.
+    let snapshotRunner: SnapshotRunner
+    /// Hands a finished snapshot back to the loop (as `RuntimeInput.snapshotTaken`).
+    let snapshotDone: @Sendable (SnapshotOutcome) -> Void
+    /// The index of the snapshot being taken off the loop, if one is.
+    var snapshotInFlight: LogIndex?
 
     var tickCount = 0
     var timeoutTicks: Int
@@ -82,8 +89,12 @@ final class NodeLoop: @unchecked Sendable {
          transport: any Transport, queue: InputQueue, logger: Logger, peerAddresses: [NodeID: MemberAddress],
          clock: @escaping @Sendable () -> UInt64 = NodeLoop.systemClockMillis,
          executor: ReadyExecutor = ReadyExecutor(),
+         snapshotRunner: @escaping SnapshotRunner = NodeLoop.backgroundSnapshots,
+         snapshotDone: @escaping @Sendable (SnapshotOutcome) -> Void,
          publish: @escaping @Sendable (NodeStatus) -> Void) {
         self.config = config
+        self.snapshotRunner = snapshotRunner
+        self.snapshotDone = snapshotDone
         self.clock = clock
         self.executor = executor
         self.core = core
@@ -148,6 +159,8 @@ final class NodeLoop: @unchecked Sendable {
             }
         case .admin(let request):
             handleAdmin(request)
+        case .snapshotTaken(let outcome):
+            snapshotFinished(outcome)
         case .stop:
             break
         }
@@ -381,6 +394,20 @@ final class NodeLoop: @unchecked Sendable {
         } ?? MemorySnapshotReceiver()
         let core = try RaftCore(id: configuration.nodeID, config: raft, storage: storage, snapshotReceiver: receiver)
         return (core, machine)
+    }
+}
+
+/// Runs snapshot work somewhere other than the node loop.
+typealias SnapshotRunner = @Sendable (@escaping @Sendable () -> Void) -> Void
+
+extension NodeLoop {
+    /// One background queue for every node's snapshots: they are rare and each is a
+    /// single serialize-and-write.
+    static let snapshotQueue = DispatchQueue(label: "aegis-snapshot", qos: .utility)
+
+    /// The production runner: the snapshot queue.
+    @Sendable static func backgroundSnapshots(_ work: @escaping @Sendable () -> Void) {
+        snapshotQueue.async(execute: work)
     }
 }
 

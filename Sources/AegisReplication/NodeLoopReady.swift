@@ -51,13 +51,7 @@ extension NodeLoop: ReadyShell {
 
     func advanced(_ ready: Ready) throws {
         serveReadyReads()
-        guard ready.shouldSnapshot else { return }
-        do { try takeSnapshot() } catch StorageError.noSpace(let path, _, let available) {
-            // The Ready is already advanced: the snapshot is skipped (nothing was left
-            // behind) and taken at the next request.
-            logger.warning("no space for a snapshot; it is skipped until the next one",
-                           metadata: ["path": "\(path)", "available": "\(available)"])
-        }
+        if ready.shouldSnapshot { try takeSnapshot() }
     }
 
 
@@ -173,13 +167,62 @@ extension NodeLoop: ReadyShell {
         }
     }
 
+    /// Starts a snapshot of the state machine at the applied index, serialized and
+    /// written off the loop: the loop hands the runner a copy of the state machine (a
+    /// copy-on-write value: the loop's next write copies what it changes, the snapshot
+    /// reads the rest) and goes on serving. The log is compacted when the snapshot is
+    /// durable (`snapshotFinished`). One at a time; a request while one runs is skipped
+    /// (the core asks again after `snapshotThreshold` more entries).
     func takeSnapshot() throws {
         let index = core.appliedIndex
-        guard index == machine.appliedIndex, index > 0 else { return }
-        try storage.createSnapshot(at: index, conf: core.confState, data: machine.snapshotData())
-        let upTo = core.compactionIndex(afterSnapshotAt: index)
-        if upTo > 0 { try storage.compact(upTo: upTo) }
-        logger.info("took a snapshot", metadata: ["index": "\(index)"])
+        guard snapshotInFlight == nil, index == machine.appliedIndex, index > 0 else { return }
+        snapshotInFlight = index
+        let view = machine
+        let conf = core.confState
+        let storage = self.storage
+        let done = snapshotDone
+        snapshotRunner {
+            let started = DispatchTime.now().uptimeNanoseconds
+            let result: Result<Int, any Error>
+            do {
+                let data = view.snapshotData()
+                try storage.createSnapshot(at: index, conf: conf, data: data)
+                result = .success(data.count)
+            } catch {
+                result = .failure(error)
+            }
+            done(SnapshotOutcome(index: index, result: result,
+                                 seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
+        }
+    }
+
+    /// A snapshot taken off the loop is durable (or failed): compact the log behind it,
+    /// within what a transfer in progress still needs (`RaftCore.compactionIndex`).
+    func snapshotFinished(_ outcome: SnapshotOutcome) {
+        snapshotInFlight = nil
+        switch outcome.result {
+        case .success(let bytes):
+            let upTo = core.compactionIndex(afterSnapshotAt: outcome.index)
+            do {
+                if upTo > 0 { try storage.compact(upTo: upTo) }
+            } catch StorageError.noSpace(let path, _, let available) {
+                logger.warning("no space to compact the log; it is compacted at the next snapshot",
+                               metadata: ["path": "\(path)", "available": "\(available)"])
+            } catch {
+                stopOnStorageFailure(error)
+                return
+            }
+            logger.info("took a snapshot", metadata: [
+                "index": "\(outcome.index)", "bytes": "\(bytes)", "seconds": "\(outcome.seconds)"])
+        case .failure(StorageError.noSpace(let path, _, let available)):
+            logger.warning("no space for a snapshot; it is skipped until the next one",
+                           metadata: ["path": "\(path)", "available": "\(available)"])
+        case .failure(RaftError.snapshotTemporarilyUnavailable):
+            // A newer snapshot (one from the leader) was installed meanwhile.
+            break
+        case .failure(let error):
+            stopOnStorageFailure(error)
+        }
     }
 
     func stopOnStorageFailure(_ error: any Error) {
@@ -280,7 +323,7 @@ extension NodeLoop: ReadyShell {
         case .executeBatch(let commands, let resume): for k in commands.indices { resume(k, .failure(reason)) }
         case .read(let request, _): request.continuation.resume(throwing: reason)
         case .admin(.confChange(_, let c)), .admin(.transfer(_, let c)): c.resume(throwing: reason)
-        case .messages, .tick, .stop: break
+        case .messages, .tick, .stop, .snapshotTaken: break
         }
     }
 

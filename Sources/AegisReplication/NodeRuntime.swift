@@ -42,7 +42,8 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         latestStatus = NodeStatus(nodeID: configuration.nodeID)
         let box = StatusBox()
         loop = NodeLoop(config: configuration, core: core, machine: machine, storage: storage, transport: transport,
-                        queue: queue, logger: logger, peerAddresses: addresses) { status in box.set(status) }
+                        queue: queue, logger: logger, peerAddresses: addresses,
+                        snapshotDone: { [queue] in queue.push(.snapshotTaken($0)) }) { status in box.set(status) }
         box.owner = self
     }
 

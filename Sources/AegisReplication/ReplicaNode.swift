@@ -25,12 +25,24 @@ public final class ReplicaNode {
     public init(configuration: NodeConfiguration, storage: any RuntimeStorage, transport: any Transport,
                 addresses: [NodeID: MemberAddress] = [:], logger: Logger,
                 clock: @escaping @Sendable () -> UInt64, randomSeed: UInt64,
+                snapshotRunner: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void,
                 mutation: ReadyMutation = .none) throws {
         let (core, machine) = try NodeLoop.open(configuration: configuration, storage: storage,
                                                 randomSeed: randomSeed, logger: logger)
+        let finished = FinishedSnapshots()
+        self.finished = finished
         loop = NodeLoop(config: configuration, core: core, machine: machine, storage: storage, transport: transport,
                         queue: InputQueue(), logger: logger, peerAddresses: addresses, clock: clock,
-                        executor: ReadyExecutor(mutation: mutation)) { _ in }
+                        executor: ReadyExecutor(mutation: mutation), snapshotRunner: snapshotRunner,
+                        snapshotDone: { finished.add($0) }) { _ in }
+    }
+
+    private let finished: FinishedSnapshots
+
+    /// Hands the loop the snapshots whose work (given to the `snapshotRunner`) has run:
+    /// it compacts the log behind each. Call after running such work.
+    public func collectSnapshots() {
+        for outcome in finished.takeAll() { run(.snapshotTaken(outcome)) }
     }
 
     private func run(_ input: RuntimeInput) {
@@ -42,6 +54,9 @@ public final class ReplicaNode {
         if loop.failure == nil { loop.processReadies() }
         if let failure = loop.failure { loop.failEverything(failure) }
     }
+
+    /// `true` while a snapshot handed to the `snapshotRunner` has not been collected.
+    public var snapshotInFlight: Bool { loop.snapshotInFlight != nil }
 
     /// Delivers messages from peers.
     public func deliver(_ messages: [Message]) { run(.messages(messages)) }
@@ -94,4 +109,12 @@ public final class ReplicaNode {
     }
     /// `true` while a node created empty to join has not been added yet.
     public var awaitingAdd: Bool { loop.awaitingAdd }
+}
+
+/// Snapshots finished by the runner, waiting for `ReplicaNode.collectSnapshots`.
+private final class FinishedSnapshots: @unchecked Sendable {
+    private let lock = NSLockShim()
+    private var outcomes: [SnapshotOutcome] = []
+    func add(_ outcome: SnapshotOutcome) { lock.with { outcomes.append(outcome) } }
+    func takeAll() -> [SnapshotOutcome] { lock.with { defer { outcomes = [] }; return outcomes } }
 }

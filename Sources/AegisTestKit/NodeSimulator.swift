@@ -107,6 +107,7 @@ public final class NodeSimulator: @unchecked Sendable {
         case heal
         case livenessProbe
         case replace
+        case snapshotWork(node: Int, incarnation: Int, work: @Sendable () -> Void)
     }
 
     final class SimNode {
@@ -288,6 +289,13 @@ public final class NodeSimulator: @unchecked Sendable {
             healAll()
         case .livenessProbe:
             livenessProbe()
+        case .snapshotWork(let k, let incarnation, let work):
+            guard nodes[k].incarnation == incarnation, let replica = nodes[k].replica else { return }
+            trace.record(now, "snapshot", k)
+            work()
+            replica.collectSnapshots()
+            result.snapshotsTaken += 1
+            observe(k)
         case .replace:
             continueReplacement()
             queue.push(.replace, at: now + 20 * Self.tickUnits)

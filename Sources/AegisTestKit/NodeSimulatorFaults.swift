@@ -41,6 +41,12 @@ extension NodeSimulator {
             replica = try ReplicaNode(configuration: configuration, storage: storage, transport: transport,
                                       logger: logger, clock: { [clock] in clock.now },
                                       randomSeed: options.seed &+ UInt64(k) &* 7919 &+ UInt64(node.incarnation) &* 104_729,
+                                      snapshotRunner: { [unowned self] work in
+                                          // Snapshot work runs off the loop: a later event.
+                                          let incarnation = self.nodes[k].incarnation
+                                          self.queue.push(.snapshotWork(node: k, incarnation: incarnation, work: work),
+                                                          at: self.now + 1 + self.rng.next() % (5 * Self.tickUnits))
+                                      },
                                       mutation: options.mutation)
         } catch {
             refuse(k, "\(error)")

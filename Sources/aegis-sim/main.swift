@@ -121,7 +121,7 @@ struct AegisSim: ParsableCommand {
         }
         let seconds = Double((clock.now - started).components.attoseconds) / 1e18 + Double((clock.now - started).components.seconds)
         if json {
-            print("{\"seeds\":\(seedsRun),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"power_losses\":\(node.powerLosses),\"process_kills\":\(node.crashes - node.powerLosses),\"torn_writes\":\(node.tornWrites),\"corruptions_injected\":\(node.corruptionsInjected),\"corruptions_detected\":\(node.corruptionsDetected),\"refusals\":\(node.refusals),\"replacements\":\(node.replacements),\"acked_writes\":\(node.ackedWrites),\"lost_acked\":\(node.lostAcked),\"node_sim_commits\":\(node.commits),\"node_sim_reads_checked\":\(node.readsChecked),\"layer\":\"\(layer.rawValue)\",\"mutation\":\"\(mutate ?? "none")\",\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
+            print("{\"seeds\":\(seedsRun),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"power_losses\":\(node.powerLosses),\"process_kills\":\(node.crashes - node.powerLosses),\"torn_writes\":\(node.tornWrites),\"corruptions_injected\":\(node.corruptionsInjected),\"corruptions_detected\":\(node.corruptionsDetected),\"refusals\":\(node.refusals),\"replacements\":\(node.replacements),\"acked_writes\":\(node.ackedWrites),\"lost_acked\":\(node.lostAcked),\"node_sim_commits\":\(node.commits),\"node_sim_reads_checked\":\(node.readsChecked),\"node_sim_snapshots\":\(node.snapshots),\"layer\":\"\(layer.rawValue)\",\"mutation\":\"\(mutate ?? "none")\",\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
         } else {
             if layer != .core {
                 print("node simulator: \(node.commits) commits, \(node.crashes) crashes (\(node.powerLosses) power losses, \(node.tornWrites) torn writes), corruptions injected \(node.corruptionsInjected), detected \(node.corruptionsDetected), refusals \(node.refusals), replacements \(node.replacements), acked writes \(node.ackedWrites), lost acked \(node.lostAcked)")
@@ -165,7 +165,7 @@ extension AegisSim {
 /// The node simulator's counters over all seeds.
 struct NodeTotals {
     var commits = 0, crashes = 0, powerLosses = 0, tornWrites = 0, corruptionsInjected = 0, corruptionsDetected = 0
-    var refusals = 0, replacements = 0, ackedWrites = 0, lostAcked = 0, readsChecked = 0
+    var refusals = 0, replacements = 0, ackedWrites = 0, lostAcked = 0, readsChecked = 0, snapshots = 0
 
     mutating func add(_ r: NodeSimulationResult) {
         commits += r.commits
@@ -179,6 +179,7 @@ struct NodeTotals {
         ackedWrites += r.ackedWrites
         lostAcked += r.lostAcked
         readsChecked += r.readsChecked
+        snapshots += r.snapshotsTaken
     }
 }
 

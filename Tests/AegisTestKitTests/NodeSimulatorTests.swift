@@ -31,7 +31,7 @@ import Testing
         // Over a few seeds the simulated disks lose power, tear writes and damage synced
         // data, and a damaged node is detected and replaced.
         var powerLosses = 0, corruptions = 0, replacements = 0
-        for seed in UInt64(1)...12 {
+        for seed in UInt64(10)...16 {
             var options = NodeSimulationOptions(seed: seed)
             options.ticks = 800
             let r = NodeSimulator(options: options).run()
