@@ -4,8 +4,11 @@
 #     against the Aegis three-node cluster (`aegis dev`, durable: fsync on a quorum)
 #     and against one redis-server with appendonly yes + appendfsync always;
 #   - `etcdctl check perf --load=l` against a three-node etcd on loopback.
-# Prints one table with throughput, p99 and ratios. Installs redis-server, redis-tools,
-# etcd-server and etcd-client from Debian if missing. Everything runs on 127.0.0.1.
+# Prints one table: successful replies per second (error replies, read from the
+# servers' own counters, are shown apart and never counted), p99, the servers' CPU per
+# SET (user+system from /proc), through the leader and through a follower; and ratios.
+# Installs redis-server, redis-tools, etcd-server and etcd-client from Debian if
+# missing. Everything runs on 127.0.0.1.
 #
 # Usage: bench/compare.sh [-n REQUESTS] [--skip-etcd]
 set -euo pipefail
@@ -40,11 +43,54 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Runs redis-benchmark and prints "rps p99" for each test (set, get).
-bench() {
+# Runs one redis-benchmark test (set or get) against a port and prints
+# "successful_rps p99_ms errors cpu_us_per_successful_op". redis-benchmark counts an
+# error reply as a request: the errors are read from the server's own counters
+# (`$ERRORS` names a function printing the total so far) and taken out of the
+# throughput. CPU is the servers' user+system time from /proc (`$SERVER_PIDS`).
+bench_one() {
+  local port=$1 test=$2; shift 2
+  local errors_before cpu_before line rps p99 errors cpu_after
+  errors_before=$($ERRORS)
+  cpu_before=$(cpu_seconds $SERVER_PIDS)
+  line=$(redis-benchmark -h 127.0.0.1 -p "$port" -t "$test" -n "$N" -c 50 -d 256 -r 100000 --csv "$@" 2>/dev/null |
+    awk -F',' 'NR>1 { gsub(/"/,""); print $2, $7 }' | head -n 1 || true)
+  cpu_after=$(cpu_seconds $SERVER_PIDS)
+  errors=$(( $($ERRORS) - errors_before ))
+  rps=${line%% *}; p99=${line##* }
+  awk -v rps="${rps:-0}" -v p99="${p99:-0}" -v n="$N" -v e="$errors" -v c0="$cpu_before" -v c1="$cpu_after" 'BEGIN {
+    ok = n - e; if (ok < 0) ok = 0
+    printf "%d %s %d %s\n", rps * ok / n, p99, e, (ok > 0 ? sprintf("%.1f", (c1 - c0) * 1e6 / ok) : "n/a") }'
+}
+
+# User+system CPU seconds of the given processes, from /proc/PID/stat.
+cpu_seconds() {
+  local hz total=0 p
+  hz=$(getconf CLK_TCK)
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    total=$(awk -v t="$total" -v hz="$hz" '{ sub(/^.*\) /, ""); print t + ($12 + $13) / hz }' "/proc/$p/stat")
+  done
+  echo "$total"
+}
+
+# Error replies so far: Aegis counts them per node (aegis_resp_errors_total on /metrics),
+# Redis in INFO stats (total_error_replies).
+aegis_errors() {
+  local total=0 port n
+  for port in 8001 8002 8003; do
+    n=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^aegis_resp_errors_total/ { s += $NF } END { printf "%d", s }')
+    total=$((total + ${n:-0}))
+  done
+  echo "$total"
+}
+redis_errors() { redis-cli -p 7100 info stats | tr -d '\r' | awk -F: '/^total_error_replies/ { print $2 }'; }
+
+# "set-line get-line" for one server and option set.
+bench_pair() {
   local port=$1; shift
-  redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$N" -c 50 -d 256 -r 100000 --csv "$@" 2>/dev/null |
-    awk -F',' 'NR>1 { gsub(/"/,""); print tolower($1), $2, $7 }' || true
+  echo "set $(bench_one "$port" set "$@")"
+  echo "get $(bench_one "$port" get "$@")"
 }
 
 echo "setup: $(nproc) cores, $N requests per test, 50 clients, 256-byte values, keyspace 100000"
@@ -61,8 +107,12 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 [ -n "${leader:-}" ] || { echo "aegis dev did not elect a leader"; cat "$WORK/aegis-dev.log"; exit 1; }
-aegis_plain=$(bench "$leader")
-aegis_pipe=$(bench "$leader" -P 16)
+follower=$(for p in 7001 7002 7003; do [ "$p" != "$leader" ] && echo $p; done | head -1)
+SERVER_PIDS=$(pgrep -f "aegis serve.*$WORK" | tr '\n' ' ')
+ERRORS=aegis_errors
+aegis_plain=$(bench_pair "$leader")
+aegis_follower=$(bench_pair "$follower")
+aegis_pipe=$(bench_pair "$leader" -P 16)
 kill -INT "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
 
 # --- Redis: one server, every write fsynced before the reply.
@@ -70,8 +120,10 @@ redis-server --port 7100 --bind 127.0.0.1 --dir "$WORK" --appendonly yes --appen
   --save "" --daemonize no > "$WORK/redis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do redis-cli -p 7100 ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis_plain=$(bench 7100)
-redis_pipe=$(bench 7100 -P 16)
+SERVER_PIDS=${PIDS[0]}
+ERRORS=redis_errors
+redis_plain=$(bench_pair 7100)
+redis_pipe=$(bench_pair 7100 -P 16)
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
 
 # --- etcd: three members on loopback.
@@ -98,15 +150,23 @@ fi
 
 get() { echo "$1" | awk -v t="$2" -v f="$3" '$1==t { print $f }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+row() {
+  printf '%-36s %10s %9s %7s %10s %9s %7s %12s\n' "$1" "$(get "$2" set 2)" "$(get "$2" set 3)ms" "$(get "$2" set 4)" \
+    "$(get "$2" get 2)" "$(get "$2" get 3)ms" "$(get "$2" get 4)" "$(get "$2" set 5)"
+}
 
-printf '\n%-34s %12s %10s %12s %10s\n' "system / test" "SET ops/s" "SET p99" "GET ops/s" "GET p99"
-printf '%-34s %12s %10s %12s %10s\n' "aegis (3 nodes, quorum fsync)" "$(get "$aegis_plain" set 2)" "$(get "$aegis_plain" set 3)ms" "$(get "$aegis_plain" get 2)" "$(get "$aegis_plain" get 3)ms"
-printf '%-34s %12s %10s %12s %10s\n' "aegis -P 16" "$(get "$aegis_pipe" set 2)" "$(get "$aegis_pipe" set 3)ms" "$(get "$aegis_pipe" get 2)" "$(get "$aegis_pipe" get 3)ms"
-printf '%-34s %12s %10s %12s %10s\n' "redis (1 node, appendfsync always)" "$(get "$redis_plain" set 2)" "$(get "$redis_plain" set 3)ms" "$(get "$redis_plain" get 2)" "$(get "$redis_plain" get 3)ms"
-printf '%-34s %12s %10s %12s %10s\n' "redis -P 16" "$(get "$redis_pipe" set 2)" "$(get "$redis_pipe" set 3)ms" "$(get "$redis_pipe" get 2)" "$(get "$redis_pipe" get 3)ms"
-printf '%-34s %s\n' "etcd (3 nodes) check perf --load=l" "$etcd_line"
 echo
-echo "ratios: aegis/redis SET $(ratio "$(get "$aegis_plain" set 2)" "$(get "$redis_plain" set 2)"), GET $(ratio "$(get "$aegis_plain" get 2)" "$(get "$redis_plain" get 2)"); with -P 16 SET $(ratio "$(get "$aegis_pipe" set 2)" "$(get "$redis_pipe" set 2)")"
+echo "ops/s count successful replies only; errors are the error replies the servers counted (not in ops/s);"
+echo "CPU is the servers' user+system time (all Aegis processes together) per successful SET."
+printf '%-36s %10s %9s %7s %10s %9s %7s %12s\n' "system / test" "SET ops/s" "SET p99" "errors" "GET ops/s" "GET p99" "errors" "CPU us/SET"
+row "aegis (3 nodes, quorum fsync)" "$aegis_plain"
+row "aegis through a follower" "$aegis_follower"
+row "aegis -P 16" "$aegis_pipe"
+row "redis (1 node, appendfsync always)" "$redis_plain"
+row "redis -P 16" "$redis_pipe"
+printf '%-36s %s\n' "etcd (3 nodes) check perf --load=l" "$etcd_line"
+echo
+echo "ratios: aegis/redis SET $(ratio "$(get "$aegis_plain" set 2)" "$(get "$redis_plain" set 2)"), GET $(ratio "$(get "$aegis_plain" get 2)" "$(get "$redis_plain" get 2)"); follower/leader SET $(ratio "$(get "$aegis_follower" set 2)" "$(get "$aegis_plain" set 2)"); with -P 16 SET $(ratio "$(get "$aegis_pipe" set 2)" "$(get "$redis_pipe" set 2)")"
 if [ "$SKIP_ETCD" = 0 ]; then
   echo "ratio: aegis SET / etcd writes $(ratio "$(get "$aegis_plain" set 2)" "${etcd_tput:-0}")"
 fi

@@ -32,6 +32,10 @@ struct ReadOnlyState: Sendable {
     /// Acknowledgements per round.
     var acks: [UInt64: Set<NodeID>] = [:]
     var nextRound: UInt64 = 1
+    /// The round collecting reads since the last `Ready`: its heartbeat goes out once,
+    /// when the shell takes the next `Ready`, and confirms every read it collected
+    /// (they all arrived before it was sent). `nil` when no read is waiting for one.
+    var openRound: UInt64?
 
     /// Follower reads forwarded to the leader, by context.
     mutating func resolveForwarded(context: UInt64, index: LogIndex, into readStates: inout [ReadState]) {
@@ -74,12 +78,26 @@ extension RaftCore {
             // Valid while the lease holds (check-quorum is required by validation).
             answerRead(ReadState(index: log.committed, context: context), requester: requester)
         case .safe:
-            let round = readOnly.nextRound
-            readOnly.nextRound += 1
+            // Batched: every read that arrives before the next `Ready` joins one round,
+            // one heartbeat broadcast (sent by `broadcastOpenReadRound`).
+            let round: UInt64
+            if let open = readOnly.openRound {
+                round = open
+            } else {
+                round = readOnly.nextRound
+                readOnly.nextRound += 1
+                readOnly.acks[round] = [id]
+                readOnly.openRound = round
+            }
             readOnly.pending.append(.init(index: log.committed, context: context, requester: requester, round: round))
-            readOnly.acks[round] = [id]
-            broadcastHeartbeat(context: round)
         }
+    }
+
+    /// Sends the heartbeat of the round collecting reads, if any (from `ready()`).
+    mutating func broadcastOpenReadRound() {
+        guard let round = readOnly.openRound else { return }
+        readOnly.openRound = nil
+        if role == .leader { broadcastHeartbeat(context: round) }
     }
 
     mutating func answerRead(_ state: ReadState, requester: NodeID) {

@@ -50,7 +50,7 @@ public struct Ready: Sendable {
 extension RaftCore {
     /// `true` if `ready()` would return a non-empty `Ready`.
     public var hasReady: Bool {
-        if pendingBroadcast || !messages.isEmpty || !readStates.isEmpty { return true }
+        if pendingBroadcast || !messages.isEmpty || !readStates.isEmpty || readOnly.openRound != nil { return true }
         if softState != previousSoftState || hardState != previousHardState { return true }
         if !log.unstable.entries.isEmpty || log.unstable.snapshot != nil { return true }
         if log.unstable.snapshot == nil && log.hasNextCommittedEntries && divergenceRecord == nil { return true }
@@ -60,6 +60,7 @@ extension RaftCore {
     /// The work for the shell. Hand it back with `advance(_:)` when done.
     public mutating func ready() throws -> Ready {
         if pendingBroadcast && role == .leader { broadcastAppend() }
+        broadcastOpenReadRound()
         pendingBroadcast = false
         let hs = hardState
         let ss = softState

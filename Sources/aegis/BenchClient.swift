@@ -81,8 +81,10 @@ final class BenchConnectionHandler: ChannelInboundHandler {
                     continue
                 }
                 if case .error(let text) = reply {
+                    // Errors are counted, never timed: the figures are of successful replies.
                     result.errors += 1
                     if result.firstError == nil { result.firstError = text }
+                    continue
                 }
                 let elapsed = now - batchStart
                 _ = result.latencies.record(UInt64(max(1, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)))

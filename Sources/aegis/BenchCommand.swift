@@ -147,6 +147,9 @@ struct BenchReport: Encodable {
     var test: String
     var requests: Int
     var seconds: Double
+    /// Requests answered without an error reply.
+    var successful: Int
+    /// Successful replies per second (errors are reported apart, never counted here).
     var requestsPerSecond: Double
     var errors: Int
     var firstError: String?
@@ -157,7 +160,8 @@ struct BenchReport: Encodable {
         self.test = test
         self.requests = requests
         self.seconds = seconds
-        self.requestsPerSecond = seconds > 0 ? Double(requests) / seconds : 0
+        self.successful = max(0, requests - errors)
+        self.requestsPerSecond = seconds > 0 ? Double(successful) / seconds : 0
         self.errors = errors
         self.firstError = firstError
         let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9)]
@@ -171,10 +175,10 @@ struct BenchReport: Encodable {
     var text: String {
         func ms(_ name: String) -> String { String(format: "%.3f", latencyMilliseconds[name] ?? 0) }
         var lines = [
-            "\(test): \(requests) requests in \(String(format: "%.2f", seconds)) s, \(Int(requestsPerSecond)) requests/s",
-            "  latency (ms): p50 \(ms("p50"))  p90 \(ms("p90"))  p99 \(ms("p99"))  p99.9 \(ms("p99.9"))  max \(ms("max"))",
+            "\(test): \(successful) of \(requests) requests answered without error in \(String(format: "%.2f", seconds)) s, \(Int(requestsPerSecond)) successful requests/s",
+            "  latency of successful replies (ms): p50 \(ms("p50"))  p90 \(ms("p90"))  p99 \(ms("p99"))  p99.9 \(ms("p99.9"))  max \(ms("max"))",
         ]
-        if errors > 0 { lines.append("  errors: \(errors) (first: \(firstError ?? "?"))") }
+        if errors > 0 { lines.append("  errors: \(errors), not counted above (first: \(firstError ?? "?"))") }
         return lines.joined(separator: "\n")
     }
 }
