@@ -56,7 +56,14 @@ extension NodeSimulator {
         node.replica = replica
         node.started = true
         node.incarnation += 1
-        checker.observeRestart(node: node.id, durableTerm: storage.storedHardState.term)
+        // What survived on disk: the durable term never goes down, and the log holds
+        // every entry up to the durable commit index, each the committed one.
+        let hardState = storage.storedHardState
+        checker.observeRestart(node: node.id, durableTerm: hardState.term)
+        let first = (try? storage.firstIndex()) ?? 1
+        checker.observeDurableLog(node: node.id, snapshotIndex: first - 1, commitIndex: hardState.commitIndex) {
+            try? storage.term(at: $0)
+        }
         observe(k)
         trace.record(now, "start", k)
         queue.push(.tick(node: k, incarnation: node.incarnation), at: now + 1 + rng.next() % Self.tickUnits)
