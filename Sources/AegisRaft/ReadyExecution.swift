@@ -79,8 +79,20 @@ public struct ReadyExecutor: Sendable {
             if !rd.messages.isEmpty { shell.send(rd.messages) }
             return
         }
-        let appends = rd.messages.filter(\.isLeaderAppend)
-        if !appends.isEmpty { shell.send(appends) }
+        switch Self.leaderAppends(in: rd.messages) {
+        case 0: return
+        case rd.messages.count: shell.send(rd.messages)
+        default: shell.send(rd.messages.filter(\.isLeaderAppend))
+        }
+    }
+
+    /// How many of `messages` are a leader's appends (counted without allocating: most
+    /// `Ready`s hold only appends, or none).
+    @inlinable
+    static func leaderAppends(in messages: [RaftMessage]) -> Int {
+        var count = 0
+        for m in messages where m.isLeaderAppend { count += 1 }
+        return count
     }
 
     /// Steps 2 to 5, once the write may start (after ``begin(_:shell:)``). If a step
@@ -111,8 +123,11 @@ public struct ReadyExecutor: Sendable {
     @inlinable
     func sendRest<Shell: ReadyShell>(_ rd: Ready, shell: Shell) {
         guard mutation != .sendBeforePersist else { return }
-        let rest = rd.messages.filter { !$0.isLeaderAppend }
-        if !rest.isEmpty { shell.send(rest) }
+        switch Self.leaderAppends(in: rd.messages) {
+        case rd.messages.count: return
+        case 0: shell.send(rd.messages)
+        default: shell.send(rd.messages.filter { !$0.isLeaderAppend })
+        }
     }
 
     @inlinable

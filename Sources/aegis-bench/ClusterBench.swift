@@ -18,6 +18,10 @@ struct ClusterBench: AsyncParsableCommand {
     @Option(help: "Comma-separated numbers of clients in flight.") var clients: String = "1,64,256"
     @Option(help: "Value size in bytes.") var valueBytes: Int = 256
     @Option(help: "Directory for the nodes' data (a fresh subdirectory is used).") var dir: String = NSTemporaryDirectory()
+    @Option(help: "Keys written before each scenario (batches of 1,000 through the leader), so that snapshots during the measurement serialize a large state.")
+    var preloadKeys: Int = 0
+    @Option(help: "Snapshot every N applied entries (RaftConfig.snapshotThreshold; the production default is 100000).")
+    var snapshotEvery: UInt64 = 100_000
 
     func run() async throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -25,16 +29,26 @@ struct ClusterBench: AsyncParsableCommand {
         if !json {
             print("aegis-bench cluster: 3 nodes in one process, TCP on 127.0.0.1-3, DiskStorage with fdatasync, \(valueBytes)-byte values, \(seconds) s per scenario, \(cores) cores, \(buildMode) build")
             print("each client writes through the leader and waits for its write to be applied before the next")
+            print("preloaded keys \(preloadKeys), snapshot every \(snapshotEvery) entries (serialized off the node loop)")
         }
         for count in counts {
             let root = "\(dir)/aegis-bench-cluster-\(UUID().uuidString)"
             defer { try? FileManager.default.removeItem(atPath: root) }
             var logger = Logger(label: "aegis.bench")
             logger.logLevel = .warning
-            let cluster = try LocalCluster(count: 3, directory: root, logger: logger)
+            var raft = NodeConfiguration.defaultRaft
+            raft.electionTimeout = 30
+            raft.heartbeatInterval = 3
+            raft.snapshotThreshold = snapshotEvery
+            let cluster = try LocalCluster(count: 3, directory: root, raft: raft, logger: logger)
             try await cluster.start()
             let leader = try await cluster.waitForLeader()
             guard let runtime = cluster.members[leader].runtime else { continue }
+            if preloadKeys > 0 {
+                let loaded = monotonicSeconds()
+                try await preload(runtime)
+                if !json { print("  preloaded \(preloadKeys) keys in \(fmt(monotonicSeconds() - loaded)) s") }
+            }
             let syncsBefore = cluster.members.map(\.dataSyncs)
             let r = try await measure(runtime, clients: count)
             let syncs = zip(cluster.members.map(\.dataSyncs), syncsBefore).map { Double($0 - $1) / r.seconds }
@@ -50,6 +64,28 @@ struct ClusterBench: AsyncParsableCommand {
                 print("clients \(count): \(Int(perSec)) writes/s, p50 \(fmt(pct(0.5))) ms, p99 \(fmt(pct(0.99))) ms, p99.9 \(fmt(pct(0.999))) ms, errors \(r.errors), fsyncs/s per node \(syncs.map { Int($0) })")
             }
         }
+    }
+
+    /// Writes `preloadKeys` keys (`p0`…) in batches of 1,000, four batches in flight.
+    func preload(_ runtime: NodeRuntime) async throws {
+        let value = [UInt8](repeating: 0x62, count: valueBytes)
+        let batches = (preloadKeys + 999) / 1000
+        var failures = 0
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for lane in 0..<4 {
+                group.addTask {
+                    var failed = 0
+                    for b in stride(from: lane, to: batches, by: 4) {
+                        let keys = (b * 1000)..<min(preloadKeys, (b + 1) * 1000)
+                        let results = await runtime.execute(batch: keys.map { .set(Key(Array("p\($0)".utf8)), value) })
+                        failed += results.filter { if case .success(let r) = $0 { return !r.isSuccess } else { return true } }.count
+                    }
+                    return failed
+                }
+            }
+            for try await f in group { failures += f }
+        }
+        if failures > 0 { throw ValidationError("\(failures) preload writes failed") }
     }
 
     func measure(_ runtime: NodeRuntime, clients: Int) async throws -> (latencies: [Double], errors: Int, seconds: Double) {
