@@ -1,5 +1,5 @@
 import Foundation
-public import AegisKV
+import AegisKV
 public import AegisRaft
 import AegisStorage
 import AegisTransport
