@@ -1,4 +1,5 @@
 public import AegisRaft
+import Foundation
 
 /// A segment as the writer tracks it.
 struct SegmentInfo {
@@ -110,7 +111,11 @@ enum Recovery {
                         log: (@Sendable (String) -> Void)?) throws(StorageError) -> RecoveredWAL? {
         let names = try fileSystem.list(directory)
         for name in names where name.hasSuffix(".tmp") {
-            try fileSystem.remove(directory + "/" + name)
+            do {
+                try fileSystem.remove(directory + "/" + name)
+            } catch .io(_, _, let code) where code == ENOENT {
+                continue  // already gone (its writer removed it)
+            }
             log?("removed an unfinished temporary file \(name)")
         }
         var segmentNames = names.compactMap(SegmentName.init(fileName:)).sorted()

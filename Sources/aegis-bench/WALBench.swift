@@ -66,6 +66,8 @@ struct WALBench: ParsableCommand {
     struct Result {
         var appenders: Int, inflight: Int, seconds: Double, entries: Int, bytes: Int, syncs: Int
         var latenciesNs: [UInt64]
+        /// Segment files started during the run.
+        var segments: Int = 0
 
         func percentile(_ p: Double) -> Double {
             guard !latenciesNs.isEmpty else { return 0 }
@@ -75,21 +77,22 @@ struct WALBench: ParsableCommand {
 
         func report(disk: DiskProbe, preallocated: Bool, entryBytes: Int) -> (json: String, text: String) {
             let eps = Double(entries) / seconds, mbps = Double(bytes) / seconds / 1e6, fps = Double(syncs) / seconds
-            let p50 = percentile(0.5), p99 = percentile(0.99)
+            let p50 = percentile(0.5), p99 = percentile(0.99), p999 = percentile(0.999)
+            let maxMs = Double(latenciesNs.last ?? 0) / 1e6
             let mode = inflight > 1 ? "pipelined" : "wait-each"
             let reference = preallocated ? disk.preallocated : disk.appending
             let json = "{\"bench\":\"wal\",\"mode\":\"\(mode)\",\"appenders\":\(appenders),\"inflight\":\(inflight),"
                 + "\"entry_bytes\":\(entryBytes),\"preallocated\":\(preallocated),"
                 + String(format: "\"seconds\":%.2f,\"entries\":%d,\"entries_per_sec\":%.0f,\"mb_per_sec\":%.2f,", seconds, entries, eps, mbps)
-                + String(format: "\"fsyncs_per_sec\":%.0f,\"entries_per_fsync\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,", fps,
-                         Double(entries) / Double(max(syncs, 1)), p50, p99)
+                + String(format: "\"fsyncs_per_sec\":%.0f,\"entries_per_fsync\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"segments_created\":%d,", fps,
+                         Double(entries) / Double(max(syncs, 1)), p50, p99, p999, maxMs, segments)
                 + String(format: "\"disk_fsyncs_per_sec\":%.0f,\"disk_append_fsyncs_per_sec\":%.0f,"
                          + "\"disk_preallocated_fsyncs_per_sec\":%.0f,\"vs_disk_fsync_rate\":%.2f}",
                          reference, disk.appending, disk.preallocated, fps / max(reference, 1))
             let text = String(format: "%-9@ %3d appenders x %2d in flight: %9.0f entries/s  %7.2f MB/s  %7.0f fsyncs/s "
-                              + "(%.2f of disk)  %5.1f entries/fsync  p50 %.3f ms  p99 %.3f ms",
+                              + "(%.2f of disk)  %5.1f entries/fsync  p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  (%d segments created)",
                               mode, appenders, inflight, eps, mbps, fps, fps / max(reference, 1),
-                              Double(entries) / Double(max(syncs, 1)), p50, p99)
+                              Double(entries) / Double(max(syncs, 1)), p50, p99, p999, maxMs, segments)
             return (json, text)
         }
     }
@@ -153,7 +156,8 @@ struct WALBench: ParsableCommand {
         let after = storage.statistics
         return Result(appenders: appenders, inflight: inflight, seconds: elapsed, entries: after.entries - before.entries,
                       bytes: after.bytes - before.bytes, syncs: after.dataSyncs - before.dataSyncs,
-                      latenciesNs: latencies.flatMap { $0 }.sorted())
+                      latenciesNs: latencies.flatMap { $0 }.sorted(),
+                      segments: after.segmentsCreated - before.segmentsCreated)
     }
 }
 
