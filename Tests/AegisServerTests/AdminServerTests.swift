@@ -189,8 +189,10 @@ import Testing
         #expect(await backend.adminCalls.isEmpty)
         let refusals = recorder.lines.filter { $0.message.hasPrefix("admin request refused") }
         #expect(refusals.first?.metadata["path"] == "/v1/cluster")
-        // 10 + 20 refusals, at most 5 lines per server and window.
-        #expect(refusals.count >= 2 && refusals.count <= 10, "\(refusals.count) lines")
+        // 10 + 20 refusals, at most 5 lines per server and window: fewer lines than
+        // refusals (a loaded machine can stretch the requests over several windows, so
+        // the bound is not 10).
+        #expect(refusals.count >= 2 && refusals.count < 30, "\(refusals.count) lines")
         #expect(!recorder.lines.contains { $0.metadata.values.contains { $0.contains("Bearer") } })
     }
 
