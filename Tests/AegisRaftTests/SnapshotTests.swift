@@ -37,6 +37,30 @@ import Testing
         #expect(try env.core("n3").log.lastIndex() == (try env.core("n1").log.lastIndex()))
     }
 
+    // Regression (node simulator): a duplicated answer to a chunk made the leader send
+    // the next chunk twice; each copy was answered, doubling the stream. The leader acts
+    // only on an answer that moves past the chunk in flight.
+    @Test func test_snapshot_duplicatedChunkAnswerSendsTheNextChunkOnce() throws {
+        let env = try InteractionEnv(count: 3, config: snapshotConfig())
+        try env.elect("n1")
+        env.isolate("n3")
+        for k in 0..<12 { try env.propose("n1", "p\(k)") }
+        try env.stabilize()
+        env.heal()
+        try env.tick("n1")
+        func isAnswer(_ m: RaftMessage) -> Bool { m.kindName == "SnapResp" && m.from == "n3" }
+        for _ in 0..<10 where !env.pending.contains(where: isAnswer) { try env.deliver() }
+        let answer = try #require(env.pending.first(where: isAnswer))
+        try env.deliver(where: isAnswer)
+        // The same answer arrives a second time.
+        try env.with("n1") { try $0.step(answer) }
+        try env.process("n1")
+        let chunks = env.pending.filter { $0.kindName == "Snap" && $0.to == "n3" }
+        #expect(chunks.count == 1, "\(chunks.map(InteractionEnv.describe))")
+        try env.stabilize()
+        #expect(try env.core("n3").stats.snapshotsInstalled == 1)
+    }
+
     // A lost chunk is re-sent from the last acknowledged offset after the apply
     // timeout; the transfer does not restart from scratch.
     @Test func test_snapshot_lostChunkResumesFromAcknowledgedOffset() throws {
