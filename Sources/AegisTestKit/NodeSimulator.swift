@@ -250,7 +250,7 @@ public final class NodeSimulator: @unchecked Sendable {
     }
 
     func draw(_ mean: UInt64) -> UInt64 { now + 1 + rng.next() % max(mean, 1) }
-    func chance(_ p: Double) -> Bool { Double(rng.next() >> 11) / Double(1 << 53) < p }
+    func chance(_ p: Double) -> Bool { SimulatedNetwork.chance(p, &rng) }
 
     func handle(_ event: Event) {
         switch event {

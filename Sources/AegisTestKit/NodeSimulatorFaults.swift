@@ -165,34 +165,14 @@ extension NodeSimulator {
 
     func send(_ messages: [Message]) {
         for m in messages {
-            guard let from = index(of: m.from), let to = index(of: m.to) else { continue }
-            if blocked.contains(from * 16 + to) || chance(profile.lossRate) { continue }
-            let spread = profile.maxDelay - profile.minDelay + 1
-            queue.push(.deliver(m), at: now + profile.minDelay + rng.next() % spread)
-            if chance(profile.duplicateRate) {
-                queue.push(.deliver(m), at: now + profile.minDelay + rng.next() % (spread * 2))
-            }
+            guard let from = index(of: m.from), let to = index(of: m.to), !blocked.contains(from * 16 + to) else { continue }
+            for time in SimulatedNetwork.arrivals(at: now, profile, &rng) { queue.push(.deliver(m), at: time) }
         }
     }
 
     func startPartition() {
-        let n = nodes.count
         partitionID += 1
-        blocked = []
-        switch rng.next() % 4 {
-        case 0:
-            let k = Int(rng.next() % UInt64(n))
-            for j in 0..<n where j != k {
-                blocked.insert(k * 16 + j)
-                blocked.insert(j * 16 + k)
-            }
-        case 1:
-            var side = [Bool](repeating: false, count: n)
-            for j in 0..<n { side[j] = rng.next() % 2 == 0 }
-            for a in 0..<n { for b in 0..<n where side[a] != side[b] { blocked.insert(a * 16 + b) } }
-        default:
-            for a in 0..<n { for b in 0..<n where a != b && rng.next() % 3 == 0 { blocked.insert(a * 16 + b) } }
-        }
+        blocked = SimulatedNetwork.partition(nodes: nodes.count, &rng)
         result.partitions += 1
         trace.record(now, "partition", 0, UInt64(blocked.count))
         queue.push(.healPartition(id: partitionID), at: draw(1_500))
