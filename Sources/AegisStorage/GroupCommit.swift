@@ -196,10 +196,7 @@ final class GroupCommitEngine: @unchecked Sendable {
     func submitAsync(hardState: RaftState?, entries: [LogEntry], continuation: Continuation) {
         if !threaded {
             do {
-                let ticket = try locked { (core) throws(StorageError) in
-                    try core.submit(hardState: hardState, entries: entries)
-                }
-                try writeInline(until: ticket.sequence)
+                try save(hardState: hardState, entries: entries, sync: true)
                 continuation.resume(returning: .success(()))
             } catch {
                 continuation.resume(returning: .failure(error))
@@ -276,8 +273,7 @@ final class GroupCommitEngine: @unchecked Sendable {
             if core.pending.isEmpty || core.failure != nil || (core.closing && core.heldAfterNoSpace) { break }
             let (parked, ready, outcome) = writeBatch()
             condition.unlock()
-            Parker.wakeTree(parked, outcome: outcome)
-            for (continuation, result) in ready { continuation.resume(returning: result) }
+            wake(parked, ready, outcome)
             condition.lock()
         }
         let remaining = takeWaiters(all: true)
@@ -327,6 +323,13 @@ final class GroupCommitEngine: @unchecked Sendable {
         return (parked, ready, outcome)
     }
 
+    /// Outside the lock: wakes the parked threads and resumes the async waiters a
+    /// `writeBatch` released.
+    private func wake(_ parked: [Parker], _ ready: [(Continuation, Result<Void, StorageError>)], _ outcome: StorageError?) {
+        Parker.wakeTree(parked, outcome: outcome)
+        for (continuation, result) in ready { continuation.resume(returning: result) }
+    }
+
     /// Without a writer thread: writes pending batches on the calling thread until
     /// `ticket` is durable (deterministic: the simulator's storage).
     private func writeInline(until ticket: UInt64, closing: Bool = false) throws(StorageError) {
@@ -344,8 +347,7 @@ final class GroupCommitEngine: @unchecked Sendable {
             core.heldAfterNoSpace = false
             let (parked, ready, outcome) = writeBatch()
             condition.unlock()
-            Parker.wakeTree(parked, outcome: outcome)
-            for (continuation, result) in ready { continuation.resume(returning: result) }
+            wake(parked, ready, outcome)
             if let outcome { throw outcome }
             condition.lock()
         }
