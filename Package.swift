@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "AegisTransport", targets: ["AegisTransport"]),
         .library(name: "AegisReplication", targets: ["AegisReplication"]),
         .library(name: "AegisTLS", targets: ["AegisTLS"]),
+        .library(name: "AegisBackup", targets: ["AegisBackup"]),
         .executable(name: "aegis-sim", targets: ["aegis-sim"]),
         .executable(name: "aegis-bench", targets: ["aegis-bench"]),
         .executable(name: "aegis-killtest", targets: ["aegis-killtest"]),
@@ -84,6 +85,11 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // Backups, point-in-time recovery, compression codecs (loaded at run time), targets.
+        .target(name: "AegisBackup", dependencies: [
+            "AegisKV", "AegisRaft", "AegisStorage",
+            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         // Simulator, fault injection and checkers (tests and tools only).
         .target(name: "AegisTestKit", dependencies: [
@@ -180,6 +186,8 @@ let package = Package(
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .testTarget(name: "AegisBackupTests", dependencies: ["AegisBackup", "AegisKV", "AegisRaft", "AegisStorage"],
+                    swiftSettings: strict),
         .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
