@@ -72,7 +72,7 @@ let package = Package(
         ], swiftSettings: strict),
         // RESP and HTTP admin servers, the backend protocol they call.
         .target(name: "AegisServer", dependencies: [
-            "AegisKV", "AegisRaft", "AegisReplication", "AegisTLS",
+            "AegisKV", "AegisRaft", "AegisReplication", "AegisTLS", "AegisBackup",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -121,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "aegis",
             dependencies: ["AegisServer", "AegisKV", "AegisRaft", "AegisReplication", "AegisStorage", "AegisTransport",
-                           "AegisTLS",
+                           "AegisTLS", "AegisBackup",
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -84,6 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
     @Flag(help: "UNSAFE, for testing the linearizability checker only: serve every read from local state without ReadIndex (stale reads).")
     var unsafeLocalReads = false
+    @OptionGroup(title: "Backups") var backup: ServeBackupOptions
 
     func run() async throws {
         let settings = try ServeSettings.resolve(self)
@@ -201,17 +202,20 @@ struct ServeCommand: AsyncParsableCommand {
                                    maxRequestBytes: nodeConfig.maxEntryBytes),
                 plaintextHost: settings.clientListenPlain?.host, plaintextPort: settings.clientListenPlain?.port ?? 0),
             backend: backend, acl: acl, tls: serverTLS, logger: logger)
+        let backupService = try backup.makeService(config: config, dataDirectory: settings.dataDir, logger: logger)
         let admin = AdminServer(
             configuration: AdminServerConfiguration(host: settings.adminListen.host, port: settings.adminListen.port,
                                                     adminToken: settings.adminToken),
             backend: backend, registry: registry, logger: logger,
-            tls: serverTLS, certificates: { certificates.map(CertificateReloader.served) ?? [] })
+            tls: serverTLS, certificates: { certificates.map(CertificateReloader.served) ?? [] },
+            extensions: backupService.map { [BackupAdminExtension(service: $0)] } ?? [])
         logger.info("node starting", metadata: [
             "peers": "\(settings.peerListen)", "clients": "\(settings.clientListen)", "admin": "\(settings.adminListen)",
             "data": "\(settings.dataDir)", "pid": "\(ProcessInfo.processInfo.processIdentifier)"])
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: runtime), .init(service: resp), .init(service: admin)]
-                + (certificates.map { [.init(service: CertificateReloader(store: $0, logger: logger))] } ?? []),
+                + (certificates.map { [.init(service: CertificateReloader(store: $0, logger: logger))] } ?? [])
+                + (backupService.map { [.init(service: $0)] } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await transport.shutdown()

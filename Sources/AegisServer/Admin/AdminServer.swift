@@ -44,6 +44,7 @@ public struct AdminServer: Service {
     private let tls: (@Sendable () throws -> NIOSSLContext)?
     private let certificates: @Sendable () -> [ServedCertificate]
     private let onListening: @Sendable (SocketAddress) async -> Void
+    private let extensions: [any AdminExtension]
 
     /// Creates a server.
     ///
@@ -61,7 +62,9 @@ public struct AdminServer: Service {
     public init(configuration: AdminServerConfiguration, backend: any KVBackend, registry: PrometheusCollectorRegistry,
                 logger: Logger, tls: (@Sendable () throws -> NIOSSLContext)? = nil,
                 certificates: @escaping @Sendable () -> [ServedCertificate] = { [] },
-                onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
+                onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in },
+                extensions: [any AdminExtension] = []) {
+        self.extensions = extensions
         self.configuration = configuration
         self.backend = backend
         self.registry = registry
@@ -93,7 +96,8 @@ public struct AdminServer: Service {
         let router = Router()
         router.add(middleware: MetricsMiddleware())
         let handlers = AdminHandlers(configuration: configuration, backend: backend, certificates: certificates,
-                                     refusals: RateLimitedLog(logger: logger))
+                                     refusals: RateLimitedLog(logger: logger), extensions: extensions)
+        for e in extensions { e.register(on: router, authorize: { handlers.authorize($0) }) }
         router.get("/livez") { request, _ in await handlers.health(.livez, request) }
         router.get("/readyz") { request, _ in await handlers.health(.readyz, request) }
         router.get("/healthz") { request, _ in await handlers.health(.healthz, request) }
@@ -134,6 +138,8 @@ struct AdminHandlers: Sendable {
     let certificates: @Sendable () -> [ServedCertificate]
     /// Requests refused for a missing or wrong token, logged at a bounded rate.
     let refusals: RateLimitedLog
+    /// More endpoints and health checks (backups).
+    var extensions: [any AdminExtension] = []
 
     // MARK: Health
 
@@ -161,6 +167,14 @@ struct AdminHandlers: Sendable {
         if endpoint == .healthz, let (failure, warning) = certificateCheck() {
             checks.append(("tls-certificates", failure))
             if let warning { warnings["tls-certificates"] = warning }
+        }
+        if endpoint == .healthz {
+            for e in extensions {
+                for check in await e.healthChecks() {
+                    checks.append((check.name, check.failure))
+                    if let warning = check.warning { warnings[check.name] = warning }
+                }
+            }
         }
         let excluded = Set(request.uri.queryParameters.getAll("exclude").map { String($0) })
         checks.removeAll { excluded.contains($0.name) }
@@ -337,7 +351,7 @@ struct AdminHandlers: Sendable {
     ///
     /// The comparison is of SHA-256 digests in constant time, so neither the token's
     /// length nor the position of the first wrong byte shows in the time it takes.
-    private func authorize(_ request: Request) -> Response? {
+    func authorize(_ request: Request) -> Response? {
         let presented = request.headers[.authorization] ?? ""
         guard let token = configuration.adminToken else {
             refusals.notice("admin request refused: no admin token configured", metadata: [
