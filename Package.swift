@@ -113,7 +113,7 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(
             name: "aegis-bench",
-            dependencies: ["AegisRaft", "AegisKV", "AegisCRDT", "AegisStorage", "AegisTestKit", "AegisReplication",
+            dependencies: ["AegisRaft", "AegisKV", "AegisCRDT", "AegisStorage", "AegisTestKit", "AegisReplication", "AegisBackup",
                            "AegisTransport", .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -14,6 +14,7 @@ struct AegisBench: AsyncParsableCommand {
             KVBench.self,
             ClusterBench.self,
             CRDTBench.self,
+            BackupBench.self,
         ])
 }
 
