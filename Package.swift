@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Pure modules: no I/O, no clocks.
@@ -90,6 +91,9 @@ let package = Package(
         .target(name: "AegisBackup", dependencies: [
             "AegisKV", "AegisRaft", "AegisStorage",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ], swiftSettings: strict),
         // Simulator, fault injection and checkers (tests and tools only).
         .target(name: "AegisTestKit", dependencies: [

@@ -188,3 +188,9 @@ final class LocalObjectWriter: BackupObjectWriter {
         unlink(partial)
     }
 }
+
+/// The target a repository location names: `s3://bucket/prefix` (see
+/// `S3Target.fromURL(_:environment:)`) or a local directory.
+public func makeBackupTarget(_ location: String) throws(BackupError) -> any BackupTarget {
+    location.hasPrefix("s3://") ? try S3Target.fromURL(location) : LocalDirectoryTarget(root: location)
+}

@@ -5,7 +5,7 @@ import Foundation
 
 /// Where the backup tools find the repository and the member to back up.
 struct RepositoryOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The backup repository: a directory.", valueName: "path"))
+    @Option(help: ArgumentHelp("The backup repository: a directory, or s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).", valueName: "path"))
     var repo: String = ".aegis/backups"
     @Option(help: "Compression of new files: none, gzip, lz4, zstd.") var compression: String = "zstd"
     @Option(help: "Compression level (default: the codec's).") var level: Int?
@@ -15,7 +15,7 @@ struct RepositoryOptions: ParsableArguments {
         guard let codec = BackupCompression(rawValue: compression) else {
             throw ValidationError("--compression: '\(compression)' is not none, gzip, lz4 or zstd")
         }
-        return BackupRepository(target: LocalDirectoryTarget(root: repo),
+        return BackupRepository(target: try makeBackupTarget(repo),
                                 settings: BackupSettings(compression: codec, level: level))
     }
 

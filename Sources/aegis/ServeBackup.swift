@@ -44,7 +44,7 @@ struct ServeBackupOptions: ParsableArguments {
             throw ValidationError("--backup-compression: '\(codecName)' is not none, gzip, lz4 or zstd")
         }
         try codec.checkAvailable()
-        var configuration = BackupServiceConfiguration(target: LocalDirectoryTarget(root: repo),
+        var configuration = BackupServiceConfiguration(target: try makeBackupTarget(repo),
                                                        settings: BackupSettings(compression: codec))
         configuration.archiveInterval = try duration("archive-interval", archiveInterval) ?? .seconds(1)
         configuration.archive = !(noArchive || value("no-archive", nil) == "true")

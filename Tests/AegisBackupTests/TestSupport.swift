@@ -124,3 +124,19 @@ final class TestClock: @unchecked Sendable {
         return millis
     }
 }
+
+extension FakeNode {
+    /// Commits `keys` SETs of random (incompressible) values.
+    func writeRandom(keys: Int, valueBytes: Int) throws {
+        var entries: [LogEntry] = []
+        for i in 0..<keys {
+            index += 1
+            let value = (0..<valueBytes).map { _ in UInt8.random(in: 0...255) }
+            let entry = LogEntry(index: index, term: term, type: .command,
+                                 data: Command.set(Key("random\(i)"), value).encoded(), timestamp: Self.time(index))
+            entries.append(entry)
+            machine.apply(entry)
+        }
+        try storage.save(hardState: RaftState(term: term, votedFor: nil, commitIndex: index), entries: entries)
+    }
+}
