@@ -173,7 +173,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisServerTests", dependencies: [
-            "AegisServer", "AegisKV", "AegisRaft", "AegisTLS",
+            "AegisServer", "AegisKV", "AegisRaft", "AegisTLS", "AegisBackup",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -40,6 +40,68 @@ ADMIN = {n: 8411 + k for k, n in enumerate(IDS)}
 RESTORED_RESP, RESTORED_PEER, RESTORED_ADMIN = 7421, 9421, 8421
 
 
+class LocalStore:
+    """The repository as a local directory."""
+
+    def __init__(self, root):
+        self.root = root
+        self.url = root
+
+    def keys(self, prefix):
+        base = os.path.join(self.root, prefix)
+        return sorted(os.path.relpath(p, self.root) for p in glob.glob(base + "**", recursive=True) if os.path.isfile(p))
+
+    def get(self, key):
+        with open(os.path.join(self.root, key), "rb") as f:
+            return f.read()
+
+    def put(self, key, data):
+        with open(os.path.join(self.root, key), "wb") as f:
+            f.write(data)
+
+
+class S3Store:
+    """The repository in moto_server on 127.0.0.1, read and written with boto3 (an independent client)."""
+
+    def __init__(self, work):
+        import boto3  # noqa: PLC0415
+        self.port = 5411
+        log = open(os.path.join(work, "moto.log"), "ab")
+        self.proc = subprocess.Popen(["moto_server", "-H", HOST, "-p", str(self.port)], stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.endpoint = f"http://{HOST}:{self.port}"
+        self.s3 = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                               aws_access_key_id="test", aws_secret_access_key="test")
+        if not wait_until(lambda: self.s3.list_buckets() is not None, 30):
+            raise RuntimeError("moto_server did not start")
+        self.s3.create_bucket(Bucket="aegis-backups")
+        self.url = "s3://aegis-backups/bk"
+        os.environ.update({"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "test",
+                           "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"})
+
+    def keys(self, prefix):
+        out, token = [], None
+        while True:
+            kw = {"Bucket": "aegis-backups", "Prefix": "bk/" + prefix}
+            if token:
+                kw["ContinuationToken"] = token
+            page = self.s3.list_objects_v2(**kw)
+            out += [o["Key"][3:] for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return sorted(out)
+            token = page["NextContinuationToken"]
+
+    def get(self, key):
+        return self.s3.get_object(Bucket="aegis-backups", Key="bk/" + key)["Body"].read()
+
+    def put(self, key, data):
+        self.s3.put_object(Bucket="aegis-backups", Key="bk/" + key, Body=data)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
 class Cluster:
     def __init__(self, aegis, work, repo):
         self.aegis, self.work, self.repo = aegis, work, repo
@@ -162,20 +224,20 @@ def recover_and_compare(aegis, work, repo, name, target_args, expected, all_keys
     return report
 
 
-def corruption_checks(aegis, work, repo):
+def corruption_checks(aegis, work, repo, store):
     backups = json.loads(run(aegis, ["backup", "list", "--repo", repo, "--json"]).stdout)["backups"]
     full = next(b for b in backups if b["kind"] == "full")
     incr = next(b for b in backups if b["kind"] == "incremental")
     victims = {
-        "state file": glob.glob(os.path.join(repo, "backups", full["id"], "state.akvs*"))[0],
-        "log file": glob.glob(os.path.join(repo, "backups", incr["id"], "log-*"))[0],
-        "manifest": os.path.join(repo, "backups", incr["id"], "manifest.json"),
+        "state file": [k for k in store.keys(f"backups/{full['id']}/") if "/state.akvs" in k][0],
+        "log file": [k for k in store.keys(f"backups/{incr['id']}/") if "/log-" in k][0],
+        "manifest": f"backups/{incr['id']}/manifest.json",
     }
     for what, path in victims.items():
-        original = open(path, "rb").read()
+        original = store.get(path)
         damaged = bytearray(original)
         damaged[len(damaged) // 2] ^= 0x5A
-        open(path, "wb").write(bytes(damaged))
+        store.put(path, bytes(damaged))
         try:
             v = run(aegis, ["backup", "verify", incr["id"], "--repo", repo], check_rc=False)
             name = os.path.basename(path)
@@ -189,7 +251,7 @@ def corruption_checks(aegis, work, repo):
                   r.returncode != 0 and name in r.stderr + r.stdout and not os.path.exists(target),
                   (r.stderr + r.stdout).strip()[-300:])
         finally:
-            open(path, "wb").write(original)
+            store.put(path, original)
     v = run(aegis, ["backup", "verify", "--repo", repo], check_rc=False)
     check("every backup verifies again once repaired", v.returncode == 0, v.stdout.strip()[-300:])
 
@@ -199,10 +261,12 @@ def main():
     ap.add_argument("--aegis", default=".build/release/aegis")
     ap.add_argument("--keys", type=int, default=100_000)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--s3", action="store_true", help="the repository in moto_server on 127.0.0.1 (PyPI moto[server])")
     args = ap.parse_args()
     aegis = os.path.abspath(args.aegis)
     work = tempfile.mkdtemp(prefix="aegis-backup-")
-    repo = os.path.join(work, "repo")
+    store = S3Store(work) if args.s3 else LocalStore(os.path.join(work, "repo"))
+    repo = store.url
     cl = Cluster(aegis, work, repo)
     started = time.time()
     model, phases = {}, {}
@@ -257,11 +321,23 @@ def main():
         index, expected = phases["incremental"]
         recover_and_compare(aegis, work, repo, "to-index", ["--to-index", str(index)], expected, all_keys)
         recover_and_compare(aegis, work, repo, "to-time", ["--to-time", str(time_mark)], expected, all_keys)
-        corruption_checks(aegis, work, repo)
+        if args.s3:
+            # The objects as an independent client sees them; one decompressed by the zstd tool.
+            keys = store.keys("")
+            check("s3: backups and archive pieces are objects in the bucket",
+                  any(k.startswith("backups/") for k in keys) and any(k.startswith("archive/") for k in keys),
+                  f"{len(keys)} objects")
+            state_key = [k for k in store.keys(f"backups/{full['id']}/") if "/state.akvs" in k][0]
+            z = subprocess.run(["zstd", "-d", "-c"], input=store.get(state_key), capture_output=True)
+            check("s3: a state object downloaded with boto3 decompresses with the zstd tool",
+                  z.returncode == 0 and z.stdout[:4] == b"AKVS", f"{len(z.stdout)} bytes")
+        corruption_checks(aegis, work, repo, store)
     except Exception as e:  # noqa: BLE001
         check("scenario ran to the end", False, f"{type(e).__name__}: {e}")
     finally:
         cl.kill_all()
+        if args.s3:
+            store.stop()
         if not args.keep and not results.failures:
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"passed": results.passed, "failed": results.failed, "seconds": round(time.time() - started, 1),

@@ -117,18 +117,19 @@ public final class BackupService: Service, @unchecked Sendable {
 
     /// Archives every `archiveInterval` and takes scheduled backups, until shutdown.
     public func run() async throws {
-        await loadLastBackup()
-        var lastTaken: [BackupKind: ContinuousClock.Instant] = [:]
+        // When each kind was last taken: from the repository, so a restart does not take
+        // a backup that is not due yet.
+        var lastTaken = await loadLastBackups()
         var lastVerified = ContinuousClock.now
         let clock = ContinuousClock()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if configuration.archive { await archivePass() }
+            let now = BackupRepository.wallClockMillis()
             for kind in [BackupKind.full, .differential, .incremental] {
                 guard let every = configuration.schedule[kind] else { continue }
-                if let last = lastTaken[kind], clock.now - last < every { continue }
-                // The first full is taken at start; others wait one period (they need a full).
-                if lastTaken[kind] == nil && kind != .full { lastTaken[kind] = clock.now; continue }
-                lastTaken[kind] = clock.now
+                let period = UInt64(every.components.seconds) * 1000 + UInt64(every.components.attoseconds / 1_000_000_000_000_000)
+                if let last = lastTaken[kind], now < last + period { continue }
+                lastTaken[kind] = now  // a failure is retried next period (and logged, counted, shown in /healthz)
                 _ = try? await takeBackup(kind)
             }
             if let every = configuration.verifyInterval, clock.now - lastVerified >= every {
@@ -140,13 +141,19 @@ public final class BackupService: Service, @unchecked Sendable {
         if configuration.archive { await archivePass() }  // ship what was committed before stopping
     }
 
-    private func loadLastBackup() async {
-        guard let newest = try? await repository.listBackups().backups.last else { return }
-        update {
-            $0.lastSuccessfulBackupID = newest.id
-            $0.lastSuccessfulBackupAt = newest.createdAt
+    /// The newest backup of each kind (creation time), and the status of the newest one.
+    private func loadLastBackups() async -> [BackupKind: UInt64] {
+        guard let backups = try? await repository.listBackups().backups else { return [:] }
+        var last: [BackupKind: UInt64] = [:]
+        for backup in backups { last[backup.kind] = max(last[backup.kind] ?? 0, backup.createdAt) }
+        if let newest = backups.last {
+            update {
+                $0.lastSuccessfulBackupID = newest.id
+                $0.lastSuccessfulBackupAt = newest.createdAt
+            }
+            lastSuccessGauge.record(Double(newest.createdAt) / 1000)
         }
-        lastSuccessGauge.record(Double(newest.createdAt) / 1000)
+        return last
     }
 
     private func archivePass() async {
