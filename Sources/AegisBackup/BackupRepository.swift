@@ -12,6 +12,8 @@ public struct BackupRepository: Sendable {
     public var settings: BackupSettings
     /// Milliseconds since 1970 (injected by tests).
     public var now: @Sendable () -> UInt64
+    /// Called as bytes are written or read (progress bars); `nil`: no reports.
+    public var progress: (@Sendable (BackupProgress) -> Void)?
 
     public init(target: any BackupTarget, settings: BackupSettings = BackupSettings(),
                 now: @escaping @Sendable () -> UInt64 = BackupRepository.wallClockMillis) {
@@ -92,10 +94,11 @@ public struct BackupRepository: Sendable {
             logFirst: nil, logLast: nil, start: LogPosition(index: 0, term: 0), end: commit,
             leaderTimeFirst: nil, leaderTimeLast: nil, digest: "", keyCount: machine.count, createdAt: createdAt,
             files: [])
+        let counter = ProgressCounter("backup", total: nil, report: progress)
         if kind == .full {
             let writer = try await StoredFileWriter(target: target, folder: folder,
                                                     name: "state.akvs" + settings.compression.fileExtension,
-                                                    role: .state, settings: settings)
+                                                    role: .state, settings: settings, progress: counter)
             do {
                 for chunk in machine.snapshotChunks(chunkSize: settings.chunkSize) { try await writer.write(chunk) }
                 let file = try await writer.finish()
@@ -131,13 +134,13 @@ public struct BackupRepository: Sendable {
             manifest.parent = parent.id
             manifest.start = parent.end
             if !entries.isEmpty {
-                manifest.files = [try await writeLog(entries, folder: folder)]
+                manifest.files = [try await writeLog(entries, folder: folder, progress: counter)]
                 manifest.logFirst = entries.first?.index
                 manifest.logLast = entries.last?.index
                 manifest.leaderTimeFirst = entries.first?.timestamp
                 manifest.leaderTimeLast = entries.last?.timestamp
             }
-            manifest.digest = machine.digestHex()
+            manifest.digest = stateDigest(machine)
         }
         try manifest.validate(file: folder)
         try await target.write(folder + "/" + BackupManifest.fileName, try manifest.encoded())
@@ -145,11 +148,11 @@ public struct BackupRepository: Sendable {
     }
 
     /// Writes `entries` as one log file of `folder`.
-    func writeLog(_ entries: [LogEntry], folder: String) async throws(BackupError) -> BackupFile {
+    func writeLog(_ entries: [LogEntry], folder: String, progress: ProgressCounter? = nil) async throws(BackupError) -> BackupFile {
         let first = entries.first?.index ?? 0, last = entries.last?.index ?? 0
         let name = "log-\(Self.hex16(first))-\(Self.hex16(last)).awal" + settings.compression.fileExtension
         let writer = try await StoredFileWriter(target: target, folder: folder, name: name, role: .log,
-                                                settings: settings)
+                                                settings: settings, progress: progress)
         do {
             var buffer: [UInt8] = []
             buffer.reserveCapacity(settings.chunkSize + 4096)

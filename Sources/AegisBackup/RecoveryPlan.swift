@@ -36,6 +36,8 @@ public struct RecoveryPlan: Sendable {
 
     /// Every manifest read, base first.
     public var chain: [BackupManifest] { [base] + steps }
+    /// The stored bytes of every file of the chain.
+    public var storedBytes: UInt64 { chain.reduce(0) { $0 &+ $1.storedBytes } }
 }
 
 extension RecoveryPlan {

@@ -24,10 +24,11 @@ extension BackupRepository {
     @discardableResult
     public func preflight(_ plan: RecoveryPlan) async throws(BackupError) -> UInt64 {
         var bytes: UInt64 = 0
+        let counter = ProgressCounter("preflight", total: plan.storedBytes, report: progress)
         for manifest in plan.chain {
             for file in manifest.files {
                 try await StoredFileReader.checkStored(file, folder: Self.folder(of: manifest), target: target,
-                                                       chunkSize: settings.chunkSize)
+                                                       chunkSize: settings.chunkSize, progress: counter)
                 bytes += file.size
             }
         }
@@ -45,7 +46,9 @@ extension BackupRepository {
             throw .damaged(file: baseFolder + "/" + BackupManifest.fileName, detail: "a full backup without a state file")
         }
         var reader = KVSnapshotReader(limits: limits)
-        try await StoredFileReader.read(stateFile, folder: baseFolder, target: target, chunkSize: settings.chunkSize) {
+        let counter = ProgressCounter("restore", total: plan.storedBytes, report: progress)
+        try await StoredFileReader.read(stateFile, folder: baseFolder, target: target, chunkSize: settings.chunkSize,
+                                        progress: counter) {
             (piece) throws(BackupError) in
             do { try reader.feed(piece) } catch {
                 throw .damaged(file: baseFolder + "/" + stateFile.name, detail: "\(error)")
@@ -68,7 +71,8 @@ extension BackupRepository {
                 state.bytesRead += file.size
                 var pending: [UInt8] = []
                 let label = folder + "/" + file.name
-                try await StoredFileReader.read(file, folder: folder, target: target, chunkSize: settings.chunkSize) {
+                try await StoredFileReader.read(file, folder: folder, target: target, chunkSize: settings.chunkSize,
+                                                progress: counter) {
                     (piece) throws(BackupError) in
                     pending.append(contentsOf: piece)
                     let decoded: (entries: [LogEntry], consumed: Int)
@@ -85,7 +89,7 @@ extension BackupRepository {
                 }
             }
             if !stopped, state.position == step.end, !step.digest.isEmpty {
-                let actual = state.machine.digestHex()
+                let actual = stateDigest(state.machine)
                 guard actual == step.digest else {
                     throw .digestMismatch(backup: step.id, atIndex: step.end.index, expected: step.digest, actual: actual)
                 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 public import AegisKV
 public import AegisRaft
@@ -110,7 +111,7 @@ extension BackupRepository {
                                 digest: nil, entriesReplayed: 0)
         }
         let state = try await replay(plan, limits: limits)
-        let digest = state.machine.digestHex()
+        let digest = stateDigest(state.machine)
         guard digest == last.digest else {
             throw .digestMismatch(backup: last.id, atIndex: last.end.index, expected: last.digest, actual: digest)
         }
@@ -153,14 +154,15 @@ extension BackupRepository {
             throw .invalidArgument("the restored cluster needs a new UUID, not the backed-up cluster's \(newUUID)")
         }
         let clusterID = options.clusterID ?? plan.base.clusterID
-        try Self.writeDataDirectory(state: state, options: options, clusterID: clusterID, clusterUUID: newUUID)
+        let digest = try Self.writeDataDirectory(state: state, options: options, clusterID: clusterID,
+                                                 clusterUUID: newUUID)
         let elapsed = (DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
         var rpo: UInt64?
         if case .latest = target, let time = state.leaderTime { rpo = now() > time ? now() - time : 0 }
         return RestoreReport(chain: plan.chain.map(\.id), target: target, reached: state.position,
                              reachedTime: state.leaderTime, lastRecoverable: plan.lastRecoverable,
                              lastRecoverableTime: plan.lastRecoverableTime, entriesReplayed: state.entriesReplayed,
-                             keyCount: state.machine.count, digest: state.machine.digestHex(),
+                             keyCount: state.machine.count, digest: digest,
                              bytesRead: state.bytesRead, clusterID: clusterID, clusterUUID: newUUID,
                              durationMillis: elapsed, rpoMillis: rpo)
     }
@@ -172,9 +174,10 @@ extension BackupRepository {
         }
     }
 
-    /// Writes the data directory next to its final place, then renames it there.
+    /// Writes the data directory next to its final place, then renames it there; returns
+    /// the digest of the state written.
     static func writeDataDirectory(state: RestoredState, options: RestoreOptions, clusterID: String,
-                                   clusterUUID: String) throws(BackupError) {
+                                   clusterUUID: String) throws(BackupError) -> String {
         let final = options.dataDirectory
         let temporary = final + ".restoring-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         let node = NodeID(options.nodeID)
@@ -182,7 +185,9 @@ extension BackupRepository {
         do {
             let storage = try DiskStorage(directory: temporary, options: DiskStorageOptions(initialConf: conf))
             let metadata = SnapshotMetadata(index: state.position.index, term: state.position.term, confState: conf)
-            try storage.applySnapshot(Snapshot(metadata: metadata, data: state.machine.snapshotData()))
+            let data = state.machine.snapshotData()
+            let digest = hex(Crypto.SHA256.hash(data: data))
+            try storage.applySnapshot(Snapshot(metadata: metadata, data: data))
             try storage.setHardState(RaftState(term: state.position.term, votedFor: nil,
                                                commitIndex: state.position.index))
             storage.close()
@@ -191,6 +196,7 @@ extension BackupRepository {
             try checkEmptyDestination(final)
             if FileManager.default.fileExists(atPath: final) { try FileManager.default.removeItem(atPath: final) }
             try FileManager.default.moveItem(atPath: temporary, toPath: final)
+            return digest
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
             if let error = error as? BackupError { throw error }

@@ -1,3 +1,4 @@
+import AegisKV
 import Crypto
 
 /// Settings that bound memory and choose codecs for backup I/O.
@@ -17,6 +18,46 @@ public struct BackupSettings: Sendable, Hashable {
     }
 }
 
+/// `StateMachine.digest()` (the SHA-256 of the canonical snapshot bytes) in hexadecimal,
+/// hashed with swift-crypto (BoringSSL's SHA-256, several times faster than the pure
+/// Swift one `AegisKV` uses to stay dependency-free); equal by definition, and the tests
+/// compare the two.
+func stateDigest(_ machine: StateMachine) -> String {
+    var hash = Crypto.SHA256()
+    for chunk in machine.snapshotChunks() { hash.update(data: chunk) }
+    return hex(hash.finalize())
+}
+
+/// How far a long operation is (for progress bars).
+public struct BackupProgress: Sendable, Hashable {
+    /// `backup`, `verify` or `restore`.
+    public var operation: String
+    /// Bytes processed so far (raw bytes for a backup, stored bytes for a read).
+    public var bytes: UInt64
+    /// The total, when known in advance (reads).
+    public var totalBytes: UInt64?
+}
+
+/// Adds up bytes and reports them (one per operation).
+final class ProgressCounter: @unchecked Sendable {
+    // Safety: used by one task at a time (the operation that made it).
+    private let operation: String
+    private let total: UInt64?
+    private let report: (@Sendable (BackupProgress) -> Void)?
+    private var done: UInt64 = 0
+
+    init(_ operation: String, total: UInt64?, report: (@Sendable (BackupProgress) -> Void)?) {
+        self.operation = operation
+        self.total = total
+        self.report = report
+    }
+
+    func add(_ count: Int) {
+        done += UInt64(count)
+        report?(BackupProgress(operation: operation, bytes: done, totalBytes: total))
+    }
+}
+
 /// Writes one stored file: raw bytes in, hashed, compressed, hashed again, streamed to
 /// the target.
 final class StoredFileWriter {
@@ -30,9 +71,11 @@ final class StoredFileWriter {
     private var rawSize: UInt64 = 0
     private var storedSize: UInt64 = 0
     private var pending: [[UInt8]] = []
+    private let progress: ProgressCounter?
 
     init(target: any BackupTarget, folder: String, name: String, role: BackupFile.Role,
-         settings: BackupSettings) async throws(BackupError) {
+         settings: BackupSettings, progress: ProgressCounter? = nil) async throws(BackupError) {
+        self.progress = progress
         self.name = name
         self.role = role
         compression = settings.compression
@@ -44,6 +87,7 @@ final class StoredFileWriter {
     func write(_ raw: [UInt8]) async throws(BackupError) {
         rawHash.update(data: raw)
         rawSize += UInt64(raw.count)
+        progress?.add(raw.count)
         try compressor.compress(raw, final: false) { pending.append($0) }
         try await flush()
     }
@@ -76,6 +120,7 @@ enum StoredFileReader {
     /// then checks the checksums. `body` must not keep effects until this returns: on a
     /// mismatch it throws after the last piece.
     static func read(_ file: BackupFile, folder: String, target: any BackupTarget, chunkSize: Int,
+                     progress: ProgressCounter? = nil,
                      _ body: ([UInt8]) throws(BackupError) -> Void) async throws(BackupError) {
         let label = folder + "/" + file.name
         let decompressor = try file.compression.makeDecompressor(file: label)
@@ -85,6 +130,7 @@ enum StoredFileReader {
         try await target.read(label, chunkSize: chunkSize) { (piece) throws(BackupError) in
             storedHash.update(data: piece)
             storedSize += UInt64(piece.count)
+            progress?.add(piece.count)
             guard decodeError == nil else { return }
             do throws(BackupError) {
                 try decompressor.decompress(piece) { (raw) throws(BackupError) in
@@ -113,13 +159,14 @@ enum StoredFileReader {
 
     /// Checks `file`'s stored size and checksum only (no decompression).
     static func checkStored(_ file: BackupFile, folder: String, target: any BackupTarget,
-                            chunkSize: Int) async throws(BackupError) {
+                            chunkSize: Int, progress: ProgressCounter? = nil) async throws(BackupError) {
         let label = folder + "/" + file.name
         var hash = Crypto.SHA256()
         var size: UInt64 = 0
         try await target.read(label, chunkSize: chunkSize) { piece in
             hash.update(data: piece)
             size += UInt64(piece.count)
+            progress?.add(piece.count)
         }
         let digest = hex(hash.finalize())
         if size != file.size || digest != file.sha256 {

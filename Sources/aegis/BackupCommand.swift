@@ -10,13 +10,19 @@ struct RepositoryOptions: ParsableArguments {
     @Option(help: "Compression of new files: none, gzip, lz4, zstd.") var compression: String = "zstd"
     @Option(help: "Compression level (default: the codec's).") var level: Int?
     @Flag(help: "Print JSON instead of text.") var json = false
+    @Flag(help: "No progress reports on standard error.") var quiet = false
 
     func repository() throws -> BackupRepository {
         guard let codec = BackupCompression(rawValue: compression) else {
             throw ValidationError("--compression: '\(compression)' is not none, gzip, lz4 or zstd")
         }
-        return BackupRepository(target: try makeBackupTarget(repo),
-                                settings: BackupSettings(compression: codec, level: level))
+        var repository = BackupRepository(target: try makeBackupTarget(repo),
+                                          settings: BackupSettings(compression: codec, level: level))
+        if !quiet {
+            let printer = ProgressPrinter(json: json)
+            repository.progress = { printer.report($0) }
+        }
+        return repository
     }
 
     /// Prints `value` as JSON (with --json) or `text`.

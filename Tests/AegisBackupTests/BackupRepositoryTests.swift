@@ -142,3 +142,13 @@ import Testing
         #expect(throws: BackupError.self) { _ = try BackupManifest.decode(Array("{not json".utf8), file: "m") }
     }
 }
+
+@Suite struct DigestTests {
+    @Test func test_stateDigest_isStateMachineDigest() throws {
+        let scratch = ScratchDirectory()
+        let node = try FakeNode(directory: scratch.sub("node"))
+        try node.write(3000, keySpace: 2000)
+        #expect(stateDigest(node.machine) == node.machine.digestHex())
+        #expect(stateDigest(StateMachine()) == StateMachine().digestHex())
+    }
+}

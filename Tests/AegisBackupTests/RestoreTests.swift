@@ -136,3 +136,29 @@ import Testing
         try expectState(dataDir, equals: f.node.model, at: 225, uuid: f.node.uuid)
     }
 }
+
+/// Collects progress reports.
+final class ProgressLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [BackupProgress] = []
+    func add(_ p: BackupProgress) { lock.lock(); items.append(p); lock.unlock() }
+    var all: [BackupProgress] { lock.lock(); defer { lock.unlock() }; return items }
+}
+
+@Suite struct ProgressTests {
+    @Test func test_progress_reportsEveryByteOfARestoreAgainstItsTotal() async throws {
+        let scratch = ScratchDirectory()
+        let node = try FakeNode(directory: scratch.sub("node"))
+        try node.write(500)
+        let log = ProgressLog()
+        var repo = BackupRepository(target: LocalDirectoryTarget(root: scratch.sub("repo")),
+                                    settings: BackupSettings(chunkSize: 4096))
+        repo.progress = { log.add($0) }
+        let full = try await repo.createBackup(.full, from: try CommittedHistory.read(dataDirectory: node.directory))
+        #expect(log.all.last?.operation == "backup" && log.all.last?.bytes == full.files[0].rawSize)
+        _ = try await repo.restore(to: .latest, options: RestoreOptions(dataDirectory: scratch.sub("restored")))
+        let restore = log.all.filter { $0.operation == "restore" }
+        #expect(restore.last?.bytes == full.storedBytes && restore.last?.totalBytes == full.storedBytes)
+        #expect(log.all.contains { $0.operation == "preflight" })
+    }
+}
