@@ -86,21 +86,36 @@ public struct BackupRepository: Sendable {
         let createdAt = now()
         let id = Self.makeID(createdAt: createdAt, kind: kind, existing: Set(existing.map(\.id)))
         let folder = Self.backupsFolder + "/" + id
-        let (machine, conf) = try history.stateAtCommit(limits: limits)
+        // When the node's own snapshot is at the commit index, its bytes are the canonical
+        // snapshot of the state there (the format is canonical): they are stored as they
+        // are, without rebuilding the state. Otherwise the state is rebuilt.
+        let snapshotIsCommit = kind == .full ? history.snapshotAtCommit : nil
+        let (machine, conf) = snapshotIsCommit == nil ? try history.stateAtCommit(limits: limits)
+            : (StateMachine(limits: limits), history.snapshot.confState)
         let commit = history.commit
         var manifest = BackupManifest(
             format: BackupManifest.formatVersion, id: id, kind: kind, clusterID: history.identity.clusterID,
             clusterUUID: uuid, nodeID: history.identity.nodeID, parent: nil, snapshot: nil, membership: nil,
             logFirst: nil, logLast: nil, start: LogPosition(index: 0, term: 0), end: commit,
-            leaderTimeFirst: nil, leaderTimeLast: nil, digest: "", keyCount: machine.count, createdAt: createdAt,
-            files: [])
+            leaderTimeFirst: nil, leaderTimeLast: nil, digest: "", keyCount: snapshotIsCommit ?? machine.count,
+            createdAt: createdAt, files: [])
         let counter = ProgressCounter("backup", total: nil, report: progress)
         if kind == .full {
             let writer = try await StoredFileWriter(target: target, folder: folder,
                                                     name: "state.akvs" + settings.compression.fileExtension,
                                                     role: .state, settings: settings, progress: counter)
             do {
-                for chunk in machine.snapshotChunks(chunkSize: settings.chunkSize) { try await writer.write(chunk) }
+                if snapshotIsCommit != nil {
+                    var start = 0
+                    let data = history.snapshotData
+                    while start < data.count {
+                        let end = min(data.count, start + settings.chunkSize)
+                        try await writer.write(Array(data[start..<end]))
+                        start = end
+                    }
+                } else {
+                    for chunk in machine.snapshotChunks(chunkSize: settings.chunkSize) { try await writer.write(chunk) }
+                }
                 let file = try await writer.finish()
                 manifest.files = [file]
                 // The digest is the SHA-256 of the canonical snapshot bytes (StateMachine.digest()).

@@ -105,6 +105,19 @@ public struct CommittedHistory: Sendable {
                                 snapshotData: data)
     }
 
+    /// When the node's snapshot is the state at the commit index (no committed entry
+    /// after it) and its bytes were read: the key count its header records; else `nil`.
+    var snapshotAtCommit: Int? {
+        guard entries.isEmpty, snapshot.index > 0, snapshotData.count >= 29 else { return nil }
+        func u64(_ at: Int) -> UInt64 {
+            (0..<8).reduce(UInt64(0)) { $0 | UInt64(snapshotData[at + $1]) << (8 * UInt64($1)) }
+        }
+        // "AKVS", version, applied index (5), revision (13), key count (21): see AegisKV's KVSnapshot.
+        guard Array(snapshotData[0..<4]) == Array("AKVS".utf8), u64(5) == snapshot.index,
+              u64(21) <= UInt64(Int.max) else { return nil }
+        return Int(u64(21))
+    }
+
     /// The committed entries `from...through` (both inclusive), or `nil` when the WAL no
     /// longer holds all of them.
     public func entries(from: LogIndex, through: LogIndex) -> [LogEntry]? {

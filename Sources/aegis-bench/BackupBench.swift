@@ -21,6 +21,8 @@ struct BackupBench: AsyncParsableCommand {
     @Option(help: "Keys.") var keys: Int = 1_000_000
     @Option(help: "Value bytes.") var valueBytes: Int = 256
     @Option(help: "Comma-separated codecs.") var codecs: String = "none,lz4,zstd,gzip"
+    @Option(help: "Committed entries after the node's snapshot (0: the backup stores the node's snapshot bytes as they are; more: the state is rebuilt from the snapshot and the log).")
+    var entriesAfterSnapshot: Int = 0
     @Option(help: "Parent directory for the temporary data.") var dir: String = NSTemporaryDirectory()
 
     func run() async throws {
@@ -31,7 +33,8 @@ struct BackupBench: AsyncParsableCommand {
         let setupStart = monotonicSeconds()
         try makeDataDirectory(node)
         if !json {
-            print("backup bench (\(buildMode)): \(keys) keys of \(valueBytes) B, \(ProcessInfo.processInfo.activeProcessorCount) "
+            print("backup bench (\(buildMode)): \(keys) keys of \(valueBytes) B, \(entriesAfterSnapshot) committed entries "
+                  + "after the node's snapshot, \(ProcessInfo.processInfo.activeProcessorCount) "
                   + "cores; data directory written in \(fmt(monotonicSeconds() - setupStart)) s under \(root)")
         }
         for name in codecs.split(separator: ",") {
@@ -55,6 +58,7 @@ struct BackupBench: AsyncParsableCommand {
             try? FileManager.default.removeItem(atPath: root + "/repo-\(name)")
             if json {
                 print(#"{"bench":"backup","codec":"\#(name)","keys":\#(keys),"value_bytes":\#(valueBytes),"#
+                      + #""entries_after_snapshot":\#(entriesAfterSnapshot),"#
                       + #""raw_bytes":\#(Int(raw)),"stored_bytes":\#(Int(stored)),"ratio":\#(fmt(raw / max(stored, 1))),"#
                       + #""backup_seconds":\#(fmt(backupSeconds)),"backup_mb_per_s":\#(fmt(raw / 1e6 / backupSeconds)),"#
                       + #""restore_seconds":\#(fmt(restoreSeconds)),"restore_mb_per_s":\#(fmt(raw / 1e6 / restoreSeconds)),"#
@@ -96,5 +100,11 @@ struct BackupBench: AsyncParsableCommand {
         try storage.sync()
         try storage.createSnapshot(at: index, conf: ConfState(voters: ["n1"]), data: machine.snapshotData())
         try storage.compact(upTo: index)
+        for k in 0..<entriesAfterSnapshot {
+            index += 1
+            batch.append(LogEntry(index: index, term: 1, type: .command,
+                                  data: Command.set(Key("key:\(k % keys)"), value).encoded(), timestamp: now))
+        }
+        if !batch.isEmpty { try storage.save(hardState: RaftState(term: 1, votedFor: nil, commitIndex: index), entries: batch) }
     }
 }

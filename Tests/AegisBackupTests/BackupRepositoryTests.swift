@@ -152,3 +152,22 @@ import Testing
         #expect(stateDigest(StateMachine()) == StateMachine().digestHex())
     }
 }
+
+@Suite struct SnapshotAtCommitTests {
+    /// A full backup taken right at the node's snapshot stores its bytes as they are; the
+    /// result is the same as rebuilding the state (same digest, key count, and it verifies).
+    @Test func test_fullBackupAtTheNodesSnapshot_equalsTheRebuiltState() async throws {
+        let scratch = ScratchDirectory()
+        let node = try FakeNode(directory: scratch.sub("node"))
+        try node.write(300, keySpace: 120)
+        try node.snapshotAndCompact()
+        let history = try CommittedHistory.read(dataDirectory: node.directory)
+        #expect(history.snapshotAtCommit == 120)
+        let repo = BackupRepository(target: LocalDirectoryTarget(root: scratch.sub("repo")))
+        let full = try await repo.createBackup(.full, from: history)
+        #expect(full.digest == node.machine.digestHex() && full.keyCount == 120 && full.end.index == 300)
+        #expect(try await repo.verify(full.id).digest == full.digest)
+        try node.write(1)
+        #expect(try CommittedHistory.read(dataDirectory: node.directory).snapshotAtCommit == nil)
+    }
+}
