@@ -14,6 +14,8 @@ public enum BackupError: Error, Sendable, Hashable, CustomStringConvertible {
     case target(operation: String, name: String, detail: String)
     /// The data directory to back up from cannot be read, or lacks what is asked.
     case source(String)
+    /// Continuous archiving lost its place: the member compacted its log past the cursor.
+    case archiveGap(String)
     /// No chain of backups reaches what was asked.
     case unreachable(String)
     /// The verification's state digest differs from the one recorded at backup time.
@@ -37,6 +39,7 @@ public enum BackupError: Error, Sendable, Hashable, CustomStringConvertible {
         case let .target(operation, name, detail): return "\(operation) \(name) failed: \(detail)"
         case .source(let why): return "cannot back up: \(why)"
         case .unreachable(let why): return "no backup chain reaches the target: \(why)"
+        case .archiveGap(let why): return why
         case let .digestMismatch(backup, index, expected, actual):
             return "backup \(backup): the state restored at index \(index) has digest \(actual), but \(expected) "
                 + "was recorded when the backup was taken"

@@ -31,6 +31,12 @@ public struct ArchiveStatus: Sendable, Hashable, Codable {
 /// for operators). With no piece yet it starts at the newest backup's end. The log is
 /// the same on every member (Raft's log matching), so a follower archives it as well as
 /// the leader, and only committed entries are shipped.
+///
+/// If the member compacted its log past the cursor before a pass shipped it (writes
+/// faster than the interval allows, or archiving stopped for a while), the pass throws
+/// `BackupError.archiveGap`: the entries are gone from this member. A new full backup
+/// starts a new stretch (like a new Litestream generation): the next pass continues from
+/// it, and point-in-time recovery works from it on (`BackupService` takes it at once).
 public struct WALArchiver: Sendable {
     public let repository: BackupRepository
     public let dataDirectory: String
@@ -73,7 +79,8 @@ public struct WALArchiver: Sendable {
         }
         guard let entries = history.entries(from: start.index + 1, through: commit.index) else {
             status.lagMillis = history.entries.first.map { lagSince($0.timestamp) } ?? 0
-            throw .source("archive gap: the member no longer holds the log from index \(start.index + 1) (compacted); "
+            cursor = nil  // the next pass starts again from the repository (a new full backup, if one was taken)
+            throw .archiveGap("archive gap: the member no longer holds the log from index \(start.index + 1) (compacted); "
                 + "take a full backup: archiving resumes from it")
         }
         status.lagMillis = entries.first.map { lagSince($0.timestamp) } ?? 0
@@ -100,13 +107,12 @@ public struct WALArchiver: Sendable {
     }
 
     private mutating func initialCursor(uuid: String, history: CommittedHistory) async throws(BackupError) -> LogPosition {
-        if let last = try await repository.listArchive().pieces.last(where: { $0.clusterUUID == uuid }) {
-            return last.end
-        }
-        if let newest = try await repository.listBackups().backups.filter({ $0.clusterUUID == uuid })
-            .max(by: { $0.end.index < $1.end.index }) {
-            return newest.end
-        }
+        // The furthest of the newest piece and the newest backup: after a gap (see
+        // `archiveOnce`) a new full backup is where archiving starts again.
+        let piece = try await repository.listArchive().pieces.last(where: { $0.clusterUUID == uuid })?.end
+        let backup = try await repository.listBackups().backups.filter({ $0.clusterUUID == uuid })
+            .max(by: { $0.end.index < $1.end.index })?.end
+        if let found = [piece, backup].compactMap({ $0 }).max() { return found }
         // Nothing yet: from the oldest entry the member holds.
         let first = (history.entriesBeforeSnapshot.first ?? history.entries.first)?.index ?? (history.snapshot.index + 1)
         let before = first - 1

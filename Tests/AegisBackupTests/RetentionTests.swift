@@ -125,5 +125,12 @@ import Testing
         var archiver = WALArchiver(repository: repo, dataDirectory: node.directory)
         await #expect(throws: BackupError.self) { try await archiver.archiveOnce() }
         #expect(try await repo.listArchive().pieces.isEmpty)
+        // A new full backup starts a new stretch: archiving continues from it.
+        _ = try await repo.createBackup(.full, from: try CommittedHistory.read(dataDirectory: node.directory))
+        try node.write(4)
+        let status = try await archiver.archiveOnce()
+        #expect(status.archived.index == 27)
+        let report = try await repo.restore(to: .latest, options: RestoreOptions(dataDirectory: scratch.sub("restored")))
+        #expect(report.reached.index == 27)
     }
 }

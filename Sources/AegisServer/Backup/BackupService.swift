@@ -169,6 +169,12 @@ public final class BackupService: Service, @unchecked Sendable {
             }
         } catch {
             failures.increment()
+            if case .archiveGap = error {
+                // The entries are gone from this member: start a new stretch with a full backup.
+                logger.warning("WAL archiving lost its place (the log was compacted first); taking a full backup",
+                               metadata: ["error": "\(error)"])
+                _ = try? await takeBackup(.full)
+            }
             let lag = archiver.currentStatus
             archiveLagEntries.record(Double(lag.lagEntries))
             archiveLagSeconds.record(Double(lag.lagMillis) / 1000)
