@@ -42,7 +42,9 @@ let package = Package(
     ],
     targets: [
         // Pure modules: no I/O, no clocks.
-        .target(name: "AegisRaft", swiftSettings: strict),
+        .target(name: "AegisRaft", dependencies: ["CAegisCRC32C"], swiftSettings: strict),
+        // CRC-32C with the CPU's instruction (SSE4.2 / ARMv8 CRC), checked at run time.
+        .target(name: "CAegisCRC32C"),
         .target(name: "AegisKV", dependencies: ["AegisRaft"], swiftSettings: strict),
         .target(name: "AegisCluster", dependencies: ["AegisRaft"], swiftSettings: strict),
         .target(name: "AegisCRDT", swiftSettings: strict),

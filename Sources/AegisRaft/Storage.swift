@@ -19,6 +19,14 @@ public protocol RaftStorage: AnyObject {
     func lastIndex() throws -> LogIndex
     /// The most recent snapshot.
     func snapshot() throws -> Snapshot
+    /// Where the most recent snapshot stands, without its bytes (a storage that keeps
+    /// them in a file need not read it).
+    func snapshotMetadata() throws -> SnapshotMetadata
+}
+
+extension RaftStorage {
+    /// The default: the metadata of `snapshot()`.
+    public func snapshotMetadata() throws -> SnapshotMetadata { try snapshot().metadata }
 }
 
 /// A storage the shell can also write: what the `Ready` contract asks it to persist.
@@ -36,8 +44,30 @@ public protocol RaftLogStorage: RaftStorage {
     /// applied, hence in the log), with the configuration at that point.
     @discardableResult
     func createSnapshot(at index: LogIndex, conf: ConfState, data: [UInt8]) throws -> Snapshot
+    /// Records a snapshot the local state machine made at `index` whose bytes arrive
+    /// as `chunks`, `byteCount` bytes in all, so that a storage writing them to a file
+    /// never holds the whole snapshot in memory. Throws `RaftError.storage` if the
+    /// chunks do not add up to `byteCount`, recording nothing.
+    @discardableResult
+    func createSnapshot<Chunks: Sequence<[UInt8]>>(at index: LogIndex, conf: ConfState, byteCount: Int,
+                                                   chunks: Chunks) throws -> SnapshotMetadata
     /// Discards the entries before `index` (they must be covered by a snapshot).
     func compact(upTo index: LogIndex) throws
+}
+
+extension RaftLogStorage {
+    /// The default: gathers the chunks and records them with `createSnapshot(at:conf:data:)`.
+    @discardableResult
+    public func createSnapshot<Chunks: Sequence<[UInt8]>>(at index: LogIndex, conf: ConfState, byteCount: Int,
+                                                          chunks: Chunks) throws -> SnapshotMetadata {
+        var data: [UInt8] = []
+        data.reserveCapacity(byteCount)
+        for chunk in chunks { data.append(contentsOf: chunk) }
+        guard data.count == byteCount else {
+            throw RaftError.storage("the snapshot at \(index) has \(data.count) bytes, not the \(byteCount) announced")
+        }
+        return try createSnapshot(at: index, conf: conf, data: data).metadata
+    }
 }
 
 /// An in-memory `RaftLogStorage`, for tests, the simulator and the seed's examples.

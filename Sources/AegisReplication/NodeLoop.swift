@@ -384,8 +384,16 @@ final class NodeLoop: @unchecked Sendable {
             logger.info("bootstrapped a new cluster", metadata: ["voters": "\(configuration.bootstrapVoters.map(\.rawValue))"])
         }
         var machine = StateMachine(limits: configuration.limits)
+        let started = DispatchTime.now().uptimeNanoseconds
         let snapshot = try storage.snapshot()
-        if !snapshot.isEmpty { try machine.restore(from: snapshot) }
+        if !snapshot.isEmpty {
+            let read = DispatchTime.now().uptimeNanoseconds
+            try machine.restore(from: snapshot)
+            let done = DispatchTime.now().uptimeNanoseconds
+            logger.info("restored the state machine from the stored snapshot", metadata: [
+                "index": "\(snapshot.metadata.index)", "bytes": "\(snapshot.data.count)", "keys": "\(machine.count)",
+                "read_seconds": "\(Double(read - started) / 1e9)", "restore_seconds": "\(Double(done - read) / 1e9)"])
+        }
         var raft = configuration.raft
         raft.applied = machine.appliedIndex
         raft.randomSeed = randomSeed

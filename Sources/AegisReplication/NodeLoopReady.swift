@@ -185,9 +185,12 @@ extension NodeLoop: ReadyShell {
             let started = DispatchTime.now().uptimeNanoseconds
             let result: Result<Int, any Error>
             do {
-                let data = view.snapshotData()
-                try storage.createSnapshot(at: index, conf: conf, data: data)
-                result = .success(data.count)
+                // Streamed into the file one chunk at a time: the whole snapshot is never
+                // in memory (it is as large as the state).
+                let chunks = view.snapshotChunks()
+                let bytes = chunks.byteCount
+                try storage.createSnapshot(at: index, conf: conf, byteCount: bytes, chunks: chunks)
+                result = .success(bytes)
             } catch {
                 result = .failure(error)
             }

@@ -69,6 +69,12 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     private let fileSystem: any FileSystem
     /// Serialises snapshot-file writers (which run outside the main lock).
     private let snapshotLock = NSLock()
+    /// The snapshot read and verified when the storage opened, kept until the first
+    /// `snapshot()` call (the node restoring its state machine) takes it or a newer
+    /// snapshot replaces it; guarded by `openedLock`. Otherwise a snapshot's bytes live
+    /// only in its file: `snapshot()` reads them when asked (a leader sending it).
+    private var openedSnapshot: Snapshot?
+    private let openedLock = NSLock()
 
     /// Opens (or creates) the storage in `directory`, recovering the log.
     ///
@@ -93,13 +99,12 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         try fileSystem.makeDirectory(directory)
         let recovered = try Recovery.recover(directory: directory, fileSystem: fileSystem, log: options.log)
         var log = recovered?.log ?? LogState(snapshot: SnapshotMetadata(confState: options.initialConf))
-        var snapshotData: [UInt8] = []
         let snapshotPath = directory + "/" + SnapshotFile.fileName(index: log.snapshot.index, term: log.snapshot.term)
         if log.snapshot.index > 0 || fileSystem.exists(snapshotPath) {
             let snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term,
                                                  fileSystem: fileSystem)
-            snapshotData = snapshot.data
             log.snapshot.confState = snapshot.metadata.confState
+            openedSnapshot = Snapshot(metadata: log.snapshot, data: snapshot.data)
         }
         let files = try SegmentWriter(directory: directory, segmentSize: options.segmentSize,
                                       preallocates: options.preallocateSegments, fileSystem: fileSystem,
@@ -112,7 +117,7 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
                                   warnings: (recovered?.droppedBelowSnapshot ?? []).map {
                                       $0.droppedWarning(snapshotIndex: log.snapshot.index)
                                   })
-        engine = GroupCommitEngine(log: log, snapshotData: snapshotData, files: files, threaded: options.writerThread)
+        engine = GroupCommitEngine(log: log, files: files, threaded: options.writerThread)
         engine.start()
     }
 
@@ -183,9 +188,36 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     public func firstIndex() throws -> LogIndex { try read { $0.log.firstIndex } }
     public func lastIndex() throws -> LogIndex { try read { $0.log.lastIndex } }
 
+    /// The most recent snapshot, read from its file (and verified) unless it is the one
+    /// read at open and not yet taken. A snapshot file that cannot be read or fails its
+    /// checksum stops the storage (synced data is damaged) and throws.
     public func snapshot() throws -> Snapshot {
-        try read { Snapshot(metadata: $0.log.snapshot, data: $0.snapshotData) }
+        var metadata = try snapshotMetadata()
+        if let opened = openedLock.withLock({ () -> Snapshot? in
+            defer { openedSnapshot = nil }
+            return openedSnapshot
+        }), opened.metadata == metadata {
+            return opened
+        }
+        // A newer snapshot may be recorded (and this one pruned) while the file is read:
+        // only a failure to read the current one is damage.
+        while true {
+            let path = directory + "/" + SnapshotFile.fileName(index: metadata.index, term: metadata.term)
+            guard metadata.index > 0 || fileSystem.exists(path) else { return Snapshot(metadata: metadata) }
+            do {
+                let stored = try SnapshotFile.read(directory: directory, index: metadata.index, term: metadata.term,
+                                                   fileSystem: fileSystem)
+                return Snapshot(metadata: metadata, data: stored.data)
+            } catch {
+                let now = try snapshotMetadata()
+                if now != metadata { metadata = now; continue }
+                engine.fail(with: error)
+                throw error.raftFacing
+            }
+        }
     }
+
+    public func snapshotMetadata() throws -> SnapshotMetadata { try read { $0.log.snapshot } }
 
     /// The hard state last recorded.
     public var storedHardState: RaftState { engine.locked { $0.log.hardState } }
@@ -217,30 +249,45 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         if snapshot.metadata.index < current {
             throw RaftError.storage("snapshot at \(snapshot.metadata.index) is older than the stored one at \(current)")
         }
-        try writeSnapshotFile(snapshot)
-        let ticket = try engine.locked { (core) throws(RaftError) in
-            try core.recordSnapshot(snapshot, resetsLog: true)
+        try writeSnapshotFile { () throws(StorageError) in
+            try SnapshotFile.write(snapshot, directory: directory, fileSystem: fileSystem)
         }
+        let ticket = try engine.locked { (core) throws(RaftError) in
+            try core.recordSnapshot(snapshot.metadata, resetsLog: true)
+        }
+        openedLock.withLock { openedSnapshot = nil }
         try waitOrRaftError(ticket)
     }
 
     @discardableResult
     public func createSnapshot(at index: LogIndex, conf: ConfState, data: [UInt8]) throws -> Snapshot {
+        let metadata = try createSnapshot(at: index, conf: conf, byteCount: data.count, chunks: CollectionOfOne(data))
+        return Snapshot(metadata: metadata, data: data)
+    }
+
+    /// Records a snapshot whose bytes are streamed from `chunks` into its file, one chunk
+    /// in memory at a time. Chunks that do not add up to `byteCount` leave no file and
+    /// throw `RaftError.storage` without stopping the storage.
+    @discardableResult
+    public func createSnapshot<Chunks: Sequence<[UInt8]>>(at index: LogIndex, conf: ConfState, byteCount: Int,
+                                                          chunks: Chunks) throws -> SnapshotMetadata {
         snapshotLock.lock()
         defer { snapshotLock.unlock() }
-        let snapshot = try read { (core) throws(RaftError) in
+        let metadata = try read { (core) throws(RaftError) in
             if index <= core.log.snapshot.index { throw .snapshotTemporarilyUnavailable }
             if index > core.log.lastIndex { throw .unavailable }
-            return Snapshot(metadata: SnapshotMetadata(index: index, term: try core.log.term(at: index), confState: conf),
-                            data: data)
+            return SnapshotMetadata(index: index, term: try core.log.term(at: index), confState: conf)
         }
-        try writeSnapshotFile(snapshot)
+        try writeSnapshotFile { () throws(StorageError) in
+            try SnapshotFile.write(metadata, dataCount: byteCount, chunks: chunks, directory: directory, fileSystem: fileSystem)
+        }
         let ticket = try engine.locked { (core) throws(RaftError) in
             if index <= core.log.snapshot.index { throw .snapshotTemporarilyUnavailable }
-            return try core.recordSnapshot(snapshot, resetsLog: false)
+            return try core.recordSnapshot(metadata, resetsLog: false)
         }
+        openedLock.withLock { openedSnapshot = nil }
         try waitOrRaftError(ticket)
-        return snapshot
+        return metadata
     }
 
     public func compact(upTo index: LogIndex) throws {
@@ -248,12 +295,14 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         try waitOrRaftError(ticket)
     }
 
-    /// Writes a snapshot file; a full disk leaves nothing behind and is retryable, any
-    /// other failure stops the storage.
-    private func writeSnapshotFile(_ snapshot: Snapshot) throws {
+    /// Writes a snapshot file with `write`; a full disk leaves nothing behind and is
+    /// retryable, chunks that do not match their announced length leave nothing behind
+    /// and are the caller's error, any other failure stops the storage.
+    private func writeSnapshotFile(_ write: () throws(StorageError) -> Void) throws {
         do {
-            try SnapshotFile.write(snapshot, directory: directory, fileSystem: fileSystem)
+            try write()
         } catch {
+            if case .invalidArgument(let why) = error { throw RaftError.storage(why) }
             if !error.isRetryable { engine.fail(with: error) }
             throw error.raftFacing
         }

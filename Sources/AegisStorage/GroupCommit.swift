@@ -14,7 +14,6 @@ final class GroupCommitEngine: @unchecked Sendable {
     /// Everything guarded by the lock.
     struct Core {
         var log: LogState
-        var snapshotData: [UInt8]
         var pending: Batch
         /// An emptied buffer handed back by the writer, reused for the next batch.
         var spare: [UInt8] = []
@@ -65,16 +64,15 @@ final class GroupCommitEngine: @unchecked Sendable {
         }
 
         /// Records a snapshot (already durable in its file).
-        mutating func recordSnapshot(_ snapshot: Snapshot, resetsLog: Bool) throws(RaftError) -> WriteTicket {
+        mutating func recordSnapshot(_ metadata: SnapshotMetadata, resetsLog: Bool) throws(RaftError) -> WriteTicket {
             do { try checkOpen() } catch { throw error.asRaftError }
             if resetsLog {
-                log.reset(to: snapshot.metadata.index, term: snapshot.metadata.term)
+                log.reset(to: metadata.index, term: metadata.term)
                 pending.obsoleteThrough = .max
             }
-            log.snapshot = snapshot.metadata
-            snapshotData = snapshot.data
-            RecordFrame.appendSnapshot(snapshot.metadata, resetsLog: resetsLog, to: &pending.bytes)
-            pending.pruneSnapshotsKeeping = snapshot.metadata.index
+            log.snapshot = metadata
+            RecordFrame.appendSnapshot(metadata, resetsLog: resetsLog, to: &pending.bytes)
+            pending.pruneSnapshotsKeeping = metadata.index
             return enqueue()
         }
 
@@ -107,8 +105,8 @@ final class GroupCommitEngine: @unchecked Sendable {
     /// pending batches itself (`DiskStorageOptions.writerThread`).
     private let threaded: Bool
 
-    init(log: LogState, snapshotData: [UInt8], files: SegmentWriter, threaded: Bool = true) {
-        core = Core(log: log, snapshotData: snapshotData, pending: Batch(log))
+    init(log: LogState, files: SegmentWriter, threaded: Bool = true) {
+        core = Core(log: log, pending: Batch(log))
         core.stats = files.stats
         self.files = files
         self.threaded = threaded

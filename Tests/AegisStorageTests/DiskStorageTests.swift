@@ -100,6 +100,40 @@ private func entry(_ index: LogIndex, term: Term = 1) -> LogEntry {
     #expect(try reopened.entries(from: 351, to: 401, maxBytes: .max) == (351...400).map { entry($0) })
 }
 
+/// A streamed snapshot is written chunk by chunk; its bytes are not kept in memory but
+/// read back from the file; chunks that do not add up to the announced length leave no
+/// file and do not stop the storage.
+@Test func test_diskStorage_streamedSnapshotIsReadFromItsFileAndALengthMismatchWritesNothing() throws {
+    let dir = TemporaryDirectory()
+    let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    for i in 1...50 { try storage.append([entry(LogIndex(i))]) }
+    let chunks: [[UInt8]] = [[1, 2, 3], [], [4, 5], [6]]
+    for announced in [5, 7] {
+        #expect(throws: RaftError.self) {
+            try storage.createSnapshot(at: 20, conf: ConfState(voters: ["a"]), byteCount: announced, chunks: chunks)
+        }
+    }
+    #expect(try FileIO.list(dir.path).filter { $0.contains(".snap") }.isEmpty)
+    let metadata = try storage.createSnapshot(at: 20, conf: ConfState(voters: ["a"]), byteCount: 6, chunks: chunks)
+    #expect(metadata.index == 20 && metadata.term == 1)
+    #expect(try storage.snapshotMetadata() == metadata)
+    #expect(try storage.snapshot() == Snapshot(metadata: metadata, data: [1, 2, 3, 4, 5, 6]))
+    try storage.append([entry(51)])  // the storage still works
+    storage.close()
+
+    // Reopened: the data read at open is handed out once, later calls read the file.
+    let reopened = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    #expect(try reopened.snapshot().data == [1, 2, 3, 4, 5, 6])
+    #expect(try reopened.snapshot().data == [1, 2, 3, 4, 5, 6])
+    // A snapshot file damaged after open is found when it is read, and stops the storage.
+    let path = dir.path + "/" + SnapshotFile.fileName(index: 20, term: 1)
+    var bytes = try FileIO.readAll(path)
+    bytes[bytes.count - 6] ^= 0x40
+    try PosixFileSystem().writeDurably(bytes, to: path, directory: dir.path)
+    #expect(throws: RaftError.self) { try reopened.snapshot() }
+    #expect(reopened.failure != nil)
+}
+
 @Test func test_walReader_returnsRecordsInOrderWithTimestamps() throws {
     let dir = TemporaryDirectory()
     let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))

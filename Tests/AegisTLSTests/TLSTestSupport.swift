@@ -125,6 +125,11 @@ func startNode(_ id: NodeID, tls: TCPTransport.TLSSettings?, clusterUUID: String
     var configuration = TCPTransport.Configuration(nodeID: id, clusterID: "tls-test", host: "127.0.0.1", port: 0)
     configuration.backoff = Backoff(initial: .milliseconds(10), maximum: .milliseconds(100))
     configuration.jitterSeed = 1
+    // A test's raw connection writes its handshake some time after connecting; on a
+    // loaded machine (the whole suite on two cores) that can exceed the production 2 s,
+    // and the node would close the connection first ("I/O on closed channel"). The
+    // timeout itself is tested in TCPTransportTests.
+    configuration.handshakeTimeout = .seconds(60)
     configuration.tls = tls
     configuration.clusterUUID = clusterUUID
     configure(&configuration)
