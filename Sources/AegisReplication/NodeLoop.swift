@@ -32,6 +32,11 @@ final class NodeLoop: @unchecked Sendable {
     let snapshotDone: @Sendable (SnapshotOutcome) -> Void
     /// The index of the snapshot being taken off the loop, if one is.
     var snapshotInFlight: LogIndex?
+    /// Bytes of the entries applied since the last snapshot was started (or the node
+    /// started), and the size of the last snapshot: see
+    /// `NodeConfiguration.snapshotLogFraction`.
+    var appliedBytesSinceSnapshot = 0
+    var lastSnapshotBytes = 0
 
     var tickCount = 0
     var timeoutTicks: Int
@@ -378,7 +383,7 @@ final class NodeLoop: @unchecked Sendable {
     /// machine from the stored snapshot and creates the core. Shared by `NodeRuntime`
     /// and `ReplicaNode`.
     static func open(configuration: NodeConfiguration, storage: any RuntimeStorage, randomSeed: UInt64,
-                     logger: Logger) throws -> (core: RaftCore, machine: StateMachine) {
+                     logger: Logger) throws -> (core: RaftCore, machine: StateMachine, snapshotBytes: Int) {
         if try storage.lastIndex() == 0 && !configuration.bootstrapVoters.isEmpty {
             try RaftCore.bootstrap(storage, voters: configuration.bootstrapVoters)
             logger.info("bootstrapped a new cluster", metadata: ["voters": "\(configuration.bootstrapVoters.map(\.rawValue))"])
@@ -401,7 +406,7 @@ final class NodeLoop: @unchecked Sendable {
             try FileSnapshotReceiver(directory: $0)
         } ?? MemorySnapshotReceiver()
         let core = try RaftCore(id: configuration.nodeID, config: raft, storage: storage, snapshotReceiver: receiver)
-        return (core, machine)
+        return (core, machine, snapshot.data.count)
     }
 }
 
