@@ -97,14 +97,31 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         self.options = options
         self.fileSystem = fileSystem
         try fileSystem.makeDirectory(directory)
-        let recovered = try Recovery.recover(directory: directory, fileSystem: fileSystem, log: options.log)
+        // Both the log and the newest snapshot are read in full: with a writer thread,
+        // read the newest snapshot file on a second thread while the log is recovered
+        // (the log says which snapshot counts; if it is another one, that is read after).
+        let early = options.writerThread ? SnapshotFile.readNewestInBackground(directory: directory, fileSystem: fileSystem) : nil
+        let recovered: RecoveredWAL?
+        do {
+            recovered = try Recovery.recover(directory: directory, fileSystem: fileSystem, log: options.log)
+        } catch {
+            _ = early?.wait()
+            throw error
+        }
         var log = recovered?.log ?? LogState(snapshot: SnapshotMetadata(confState: options.initialConf))
         let snapshotPath = directory + "/" + SnapshotFile.fileName(index: log.snapshot.index, term: log.snapshot.term)
         if log.snapshot.index > 0 || fileSystem.exists(snapshotPath) {
-            let snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term,
+            let snapshot: Snapshot
+            if let (index, term, result) = early?.wait(), index == log.snapshot.index, term == log.snapshot.term {
+                snapshot = try result.get()
+            } else {
+                snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term,
                                                  fileSystem: fileSystem)
+            }
             log.snapshot.confState = snapshot.metadata.confState
             openedSnapshot = Snapshot(metadata: log.snapshot, data: snapshot.data)
+        } else {
+            _ = early?.wait()
         }
         let files = try SegmentWriter(directory: directory, segmentSize: options.segmentSize,
                                       preallocates: options.preallocateSegments, fileSystem: fileSystem,

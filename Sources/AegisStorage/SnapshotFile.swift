@@ -1,4 +1,5 @@
 import AegisRaft
+import Foundation
 
 /// Snapshot files: `snap-<index>-<term>.snap` (16 hex digits each), written to a
 /// temporary name, fsynced, renamed and the directory fsynced.
@@ -115,6 +116,46 @@ enum SnapshotFile {
         case .failure(let error):
             throw damaged("is malformed (\(error.reason))")
         }
+    }
+
+    /// A read of a snapshot file running on another thread.
+    final class BackgroundRead: @unchecked Sendable {
+        let index: LogIndex
+        let term: Term
+        private let done = DispatchSemaphore(value: 0)
+        /// Written once by the reading thread before `done` is signalled.
+        private var result: Result<Snapshot, StorageError>?
+
+        init(index: LogIndex, term: Term) {
+            self.index = index
+            self.term = term
+        }
+
+        func finish(_ value: Result<Snapshot, StorageError>) {
+            result = value
+            done.signal()
+        }
+
+        /// Waits for the read: the file's index and term, and what reading it gave.
+        func wait() -> (LogIndex, Term, Result<Snapshot, StorageError>) {
+            done.wait()
+            done.signal()  // later waits return at once
+            return (index, term, result ?? .failure(.invalidArgument("snapshot read did not finish")))
+        }
+    }
+
+    /// Starts reading (and verifying) the newest snapshot file in `directory` on another
+    /// thread; `nil` if there is none.
+    static func readNewestInBackground(directory: String, fileSystem: any FileSystem) -> BackgroundRead? {
+        guard let names = try? fileSystem.list(directory),
+              let newest = names.compactMap(parse).max(by: { ($0.index, $0.term) < ($1.index, $1.term) }) else { return nil }
+        let read = BackgroundRead(index: newest.index, term: newest.term)
+        Thread.detachNewThread {
+            read.finish(Result { () throws(StorageError) in
+                try SnapshotFile.read(directory: directory, index: newest.index, term: newest.term, fileSystem: fileSystem)
+            })
+        }
+        return read
     }
 
     /// Deletes all but the `retain` newest snapshot files, and never `keep`.

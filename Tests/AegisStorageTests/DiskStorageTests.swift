@@ -134,6 +134,32 @@ private func entry(_ index: LogIndex, term: Term = 1) -> LogEntry {
     #expect(reopened.failure != nil)
 }
 
+/// On open the newest snapshot file is read while the log is recovered; the log says
+/// which snapshot counts. A newer file the log never recorded (a crash between writing
+/// it and recording it), even a damaged one, changes nothing.
+@Test func test_diskStorage_openUsesTheRecordedSnapshotNotTheNewestFile() throws {
+    let dir = TemporaryDirectory()
+    let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    for i in 1...50 { try storage.append([entry(LogIndex(i))]) }
+    try storage.createSnapshot(at: 20, conf: ConfState(voters: ["a"]), data: [1, 2, 3])
+    storage.close()
+    for damaged in [false, true] {
+        let stray = Snapshot(metadata: SnapshotMetadata(index: 40, term: 1, confState: ConfState(voters: ["a"])), data: [9, 9])
+        try SnapshotFile.write(stray, directory: dir.path, fileSystem: PosixFileSystem())
+        if damaged {
+            let path = dir.path + "/" + SnapshotFile.fileName(index: 40, term: 1)
+            var bytes = try FileIO.readAll(path)
+            bytes[bytes.count - 1] ^= 1
+            try PosixFileSystem().writeDurably(bytes, to: path, directory: dir.path)
+        }
+        let reopened = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+        #expect(try reopened.snapshotMetadata().index == 20)
+        #expect(try reopened.snapshot().data == [1, 2, 3])
+        #expect(try reopened.lastIndex() == 50)
+        reopened.close()
+    }
+}
+
 @Test func test_walReader_returnsRecordsInOrderWithTimestamps() throws {
     let dir = TemporaryDirectory()
     let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
