@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import AegisKV
 import AegisRaft
 import AegisStorage
@@ -418,10 +421,32 @@ extension NodeLoop {
     /// single serialize-and-write.
     static let snapshotQueue = DispatchQueue(label: "aegis-snapshot", qos: .utility)
 
-    /// The production runner: the snapshot queue.
+    /// The production runner: the snapshot queue. After each snapshot it hands the
+    /// allocator's free pages back to the system: a snapshot's transient buffers and the
+    /// log entries the previous compaction freed are scattered through the heap, and
+    /// glibc returns only the top of each arena by itself.
     @Sendable static func backgroundSnapshots(_ work: @escaping @Sendable () -> Void) {
-        snapshotQueue.async(execute: work)
+        snapshotQueue.async {
+            work()
+            releaseFreedMemory()
+        }
     }
+
+    /// Returns free heap pages to the system: glibc's `malloc_trim`, looked up at run
+    /// time (it is not in the Swift Glibc module); nothing where the C library has none.
+    static func releaseFreedMemory() {
+        mallocTrim?(0)
+    }
+
+    private typealias MallocTrim = @convention(c) (Int) -> Int32
+    nonisolated(unsafe) private static let mallocTrim: MallocTrim? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: MallocTrim.self)
+        #else
+        return nil
+        #endif
+    }()
 }
 
 /// A forwarded request: the follower that sent it and its identifier there.
