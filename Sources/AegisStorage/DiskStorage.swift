@@ -97,10 +97,12 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         self.options = options
         self.fileSystem = fileSystem
         try fileSystem.makeDirectory(directory)
-        // Both the log and the newest snapshot are read in full: with a writer thread,
+        // Both the log and the newest snapshot are read in full: on the real file system,
         // read the newest snapshot file on a second thread while the log is recovered
         // (the log says which snapshot counts; if it is another one, that is read after).
-        let early = options.writerThread ? SnapshotFile.readNewestInBackground(directory: directory, fileSystem: fileSystem) : nil
+        // A simulated file system is driven from one thread, deterministically.
+        let early = fileSystem is PosixFileSystem
+            ? SnapshotFile.readNewestInBackground(directory: directory, fileSystem: fileSystem) : nil
         let recovered: RecoveredWAL?
         do {
             recovered = try Recovery.recover(directory: directory, fileSystem: fileSystem, log: options.log)

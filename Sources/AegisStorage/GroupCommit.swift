@@ -6,7 +6,8 @@ import Foundation
 /// every caller whose records it covered. A batch therefore holds everything that
 /// arrived while the previous fsync ran.
 ///
-/// Only the writer (and `shutdown`) ever waits on `condition`; blocked callers park on
+/// Only the writer, `shutdown` and (without a writer thread) an inline writer waiting for
+/// another to finish ever wait on `condition`; blocked callers park on
 /// a `Parker` of their own and are woken only once their batch is durable.
 final class GroupCommitEngine: @unchecked Sendable {
     typealias Continuation = CheckedContinuation<Result<Void, StorageError>, Never>
@@ -24,6 +25,9 @@ final class GroupCommitEngine: @unchecked Sendable {
         var failure: StorageError?
         var closing = false
         var running = false
+        /// Without a writer thread: a caller is writing a batch (outside the lock). Others
+        /// wait for it, so batches are written one at a time and in order.
+        var inlineWriting = false
         var writerIdle = false
         /// Set when the last write failed for want of space: the pending batch (which
         /// starts with the failed one) waits until a caller asks again (a new write or a
@@ -341,9 +345,18 @@ final class GroupCommitEngine: @unchecked Sendable {
                 condition.unlock()
                 throw .stopped(reason: "the storage was closed")
             }
+            if core.inlineWriting {
+                // Another thread (the node loop, or a snapshot on its own thread) is
+                // writing the batch before ours: wait for it, then look again.
+                condition.wait()
+                continue
+            }
             if core.pending.isEmpty { break }
             core.heldAfterNoSpace = false
+            core.inlineWriting = true
             let (parked, ready, outcome) = writeBatch()
+            core.inlineWriting = false
+            condition.broadcast()
             condition.unlock()
             wake(parked, ready, outcome)
             if let outcome { throw outcome }

@@ -160,6 +160,39 @@ private func entry(_ index: LogIndex, term: Term = 1) -> LogEntry {
     }
 }
 
+/// Without a writer thread a caller writes the pending batch itself; the node loop and a
+/// snapshot on its own thread may both do so at once. Batches must still be written one
+/// at a time and in order (two writers at once interleaved or reordered them).
+@Test func test_diskStorage_inlineWritersOnTwoThreadsWriteBatchesInOrder() throws {
+    let dir = TemporaryDirectory()
+    var options = DiskStorageOptions(segmentSize: 64 << 10)
+    options.writerThread = false
+    options.preallocateSegments = false
+    let storage = try DiskStorage(directory: dir.path, options: options)
+    let stop = ManagedAtomicFlag()
+    let syncer = Thread {
+        while !stop.isSet { try? storage.sync() }
+    }
+    syncer.start()
+    for i in 1...2_000 {
+        try storage.save(hardState: nil, entries: [entry(LogIndex(i))], sync: i % 3 == 0)
+    }
+    try storage.sync()
+    stop.set()
+    storage.close()
+    let reopened = try DiskStorage(directory: dir.path, options: options)
+    #expect(try reopened.lastIndex() == 2_000)
+    #expect(try reopened.entries(from: 1, to: 2_001, maxBytes: .max) == (1...2_000).map { entry($0) })
+}
+
+/// A flag one thread sets and another polls.
+private final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
 @Test func test_walReader_returnsRecordsInOrderWithTimestamps() throws {
     let dir = TemporaryDirectory()
     let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
