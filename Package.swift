@@ -143,6 +143,7 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "AegisReplicationTests", dependencies: [
+            "AegisTestKit",
             "AegisReplication", "AegisRaft", "AegisKV", "AegisCluster", "AegisStorage", "AegisTransport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -158,6 +159,7 @@ let package = Package(
             "AegisCRDT", .product(name: "PropertyBased", package: "swift-property-based"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisTransportTests", dependencies: [
+            "AegisTestKit",
             "AegisTransport", "AegisRaft",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -165,6 +167,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisServerTests", dependencies: [
+            "AegisTestKit",
             "AegisServer", "AegisKV", "AegisRaft", "AegisTLS",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -175,6 +178,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisTLSTests", dependencies: [
+            "AegisTestKit",
             "AegisTLS", "AegisTransport", "AegisRaft",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

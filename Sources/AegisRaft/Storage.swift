@@ -22,11 +22,18 @@ public protocol RaftStorage: AnyObject {
     /// Where the most recent snapshot stands, without its bytes (a storage that keeps
     /// them in a file need not read it).
     func snapshotMetadata() throws -> SnapshotMetadata
+    /// The most recent snapshot, for the leader to send to a follower. A storage that
+    /// must read it from a file may start that read elsewhere and throw
+    /// `RaftError.snapshotTemporarilyUnavailable` until it is done, so the node's loop
+    /// never waits for it; the leader asks again at its next contact with the follower.
+    func snapshotForTransfer() throws -> Snapshot
 }
 
 extension RaftStorage {
     /// The default: the metadata of `snapshot()`.
     public func snapshotMetadata() throws -> SnapshotMetadata { try snapshot().metadata }
+    /// The default: `snapshot()`.
+    public func snapshotForTransfer() throws -> Snapshot { try snapshot() }
 }
 
 /// A storage the shell can also write: what the `Ready` contract asks it to persist.

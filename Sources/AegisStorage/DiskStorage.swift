@@ -74,6 +74,9 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     /// snapshot replaces it; guarded by `openedLock`. Otherwise a snapshot's bytes live
     /// only in its file: `snapshot()` reads them when asked (a leader sending it).
     private var openedSnapshot: Snapshot?
+    /// A read of the current snapshot for a transfer, running or done (`snapshotForTransfer`);
+    /// guarded by `openedLock`.
+    private var transferRead: SnapshotFile.BackgroundRead?
     private let openedLock = NSLock()
 
     /// Opens (or creates) the storage in `directory`, recovering the log.
@@ -238,6 +241,42 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
 
     public func snapshotMetadata() throws -> SnapshotMetadata { try read { $0.log.snapshot } }
 
+    /// The snapshot for a leader to send: on the real file system, the first call starts
+    /// reading the file on another thread and throws `RaftError.snapshotTemporarilyUnavailable`
+    /// (the node loop must not stall for a read as large as the state); a call after the
+    /// read finished takes its result. Damage found by the read stops the storage. On a
+    /// simulated file system, `snapshot()`.
+    public func snapshotForTransfer() throws -> Snapshot {
+        guard fileSystem is PosixFileSystem else { return try snapshot() }
+        let metadata = try snapshotMetadata()
+        let path = directory + "/" + SnapshotFile.fileName(index: metadata.index, term: metadata.term)
+        guard metadata.index > 0 || fileSystem.exists(path) else { return Snapshot(metadata: metadata) }
+        let outcome: Result<Snapshot, StorageError>? = openedLock.withLock {
+            if let opened = openedSnapshot, opened.metadata == metadata {
+                openedSnapshot = nil
+                return .success(opened)
+            }
+            if let running = transferRead, running.index == metadata.index, running.term == metadata.term {
+                guard let result = running.poll() else { return nil }
+                transferRead = nil  // handed out once: the core keeps it for the transfer
+                return result
+            }
+            transferRead = SnapshotFile.readInBackground(directory: directory, index: metadata.index,
+                                                         term: metadata.term, fileSystem: fileSystem)
+            return nil
+        }
+        switch outcome {
+        case nil:
+            throw RaftError.snapshotTemporarilyUnavailable
+        case .success(let stored)?:
+            return Snapshot(metadata: metadata, data: stored.data)
+        case .failure(let error)?:
+            if try snapshotMetadata() != metadata { throw RaftError.snapshotTemporarilyUnavailable }
+            engine.fail(with: error)
+            throw error.raftFacing
+        }
+    }
+
     /// The hard state last recorded.
     public var storedHardState: RaftState { engine.locked { $0.log.hardState } }
 
@@ -274,7 +313,10 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         let ticket = try engine.locked { (core) throws(RaftError) in
             try core.recordSnapshot(snapshot.metadata, resetsLog: true)
         }
-        openedLock.withLock { openedSnapshot = nil }
+        openedLock.withLock {
+            openedSnapshot = nil
+            transferRead = nil
+        }
         try waitOrRaftError(ticket)
     }
 
@@ -304,7 +346,10 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
             if index <= core.log.snapshot.index { throw .snapshotTemporarilyUnavailable }
             return try core.recordSnapshot(metadata, resetsLog: false)
         }
-        openedLock.withLock { openedSnapshot = nil }
+        openedLock.withLock {
+            openedSnapshot = nil
+            transferRead = nil
+        }
         try waitOrRaftError(ticket)
         return metadata
     }

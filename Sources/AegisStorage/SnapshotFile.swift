@@ -142,6 +142,25 @@ enum SnapshotFile {
             done.signal()  // later waits return at once
             return (index, term, result ?? .failure(.invalidArgument("snapshot read did not finish")))
         }
+
+        /// What reading gave, or `nil` while it runs.
+        func poll() -> Result<Snapshot, StorageError>? {
+            guard done.wait(timeout: .now()) == .success else { return nil }
+            done.signal()
+            return result
+        }
+    }
+
+    /// Starts reading (and verifying) the snapshot at `index`/`term` on another thread.
+    static func readInBackground(directory: String, index: LogIndex, term: Term,
+                                 fileSystem: any FileSystem) -> BackgroundRead {
+        let read = BackgroundRead(index: index, term: term)
+        Thread.detachNewThread {
+            read.finish(Result { () throws(StorageError) in
+                try SnapshotFile.read(directory: directory, index: index, term: term, fileSystem: fileSystem)
+            })
+        }
+        return read
     }
 
     /// Starts reading (and verifying) the newest snapshot file in `directory` on another
@@ -149,13 +168,7 @@ enum SnapshotFile {
     static func readNewestInBackground(directory: String, fileSystem: any FileSystem) -> BackgroundRead? {
         guard let names = try? fileSystem.list(directory),
               let newest = names.compactMap(parse).max(by: { ($0.index, $0.term) < ($1.index, $1.term) }) else { return nil }
-        let read = BackgroundRead(index: newest.index, term: newest.term)
-        Thread.detachNewThread {
-            read.finish(Result { () throws(StorageError) in
-                try SnapshotFile.read(directory: directory, index: newest.index, term: newest.term, fileSystem: fileSystem)
-            })
-        }
-        return read
+        return readInBackground(directory: directory, index: newest.index, term: newest.term, fileSystem: fileSystem)
     }
 
     /// Deletes all but the `retain` newest snapshot files, and never `keep`.

@@ -134,6 +134,31 @@ private func entry(_ index: LogIndex, term: Term = 1) -> LogEntry {
     #expect(reopened.failure != nil)
 }
 
+/// A leader's snapshot for a transfer is read off the calling thread: the first ask
+/// starts the read and says "temporarily unavailable", a later one gets the bytes; a
+/// newer snapshot makes an older read irrelevant.
+@Test func test_diskStorage_snapshotForTransferIsReadInTheBackground() throws {
+    let dir = TemporaryDirectory()
+    let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    for i in 1...50 { try storage.append([entry(LogIndex(i))]) }
+    try storage.createSnapshot(at: 20, conf: ConfState(voters: ["a"]), data: [1, 2, 3])
+    func fetch() throws -> (Snapshot, attempts: Int) {
+        for attempt in 1...500 {
+            do { return (try storage.snapshotForTransfer(), attempt) } catch RaftError.snapshotTemporarilyUnavailable {
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+        }
+        throw RaftError.unavailable
+    }
+    let (first, attempts) = try fetch()
+    #expect(first.data == [1, 2, 3] && first.metadata.index == 20)
+    #expect(attempts > 1)
+    #expect(throws: RaftError.snapshotTemporarilyUnavailable) { try storage.snapshotForTransfer() }
+    try storage.createSnapshot(at: 30, conf: ConfState(voters: ["a"]), data: [4, 5])
+    let (second, _) = try fetch()
+    #expect(second.data == [4, 5] && second.metadata.index == 30)
+}
+
 /// On open the newest snapshot file is read while the log is recovered; the log says
 /// which snapshot counts. A newer file the log never recorded (a crash between writing
 /// it and recording it), even a damaged one, changes nothing.
