@@ -44,7 +44,9 @@ let package = Package(
     ],
     targets: [
         // Pure modules: no I/O, no clocks.
-        .target(name: "AegisRaft", swiftSettings: strict),
+        .target(name: "AegisRaft", dependencies: ["CAegisCRC32C"], swiftSettings: strict),
+        // CRC-32C with the CPU's instruction (SSE4.2 / ARMv8 CRC), checked at run time.
+        .target(name: "CAegisCRC32C"),
         .target(name: "AegisKV", dependencies: ["AegisRaft"], swiftSettings: strict),
         .target(name: "AegisCluster", dependencies: ["AegisRaft"], swiftSettings: strict),
         .target(name: "AegisCRDT", swiftSettings: strict),
@@ -151,6 +153,7 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "AegisReplicationTests", dependencies: [
+            "AegisTestKit",
             "AegisReplication", "AegisRaft", "AegisKV", "AegisCluster", "AegisStorage", "AegisTransport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -166,6 +169,7 @@ let package = Package(
             "AegisCRDT", .product(name: "PropertyBased", package: "swift-property-based"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisTransportTests", dependencies: [
+            "AegisTestKit",
             "AegisTransport", "AegisRaft",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -173,6 +177,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisServerTests", dependencies: [
+            "AegisTestKit",
             "AegisServer", "AegisKV", "AegisRaft", "AegisTLS", "AegisBackup",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -183,6 +188,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisTLSTests", dependencies: [
+            "AegisTestKit",
             "AegisTLS", "AegisTransport", "AegisRaft",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

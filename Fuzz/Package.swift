@@ -38,7 +38,8 @@ let package = Package(
         // `main` of every fuzzer: runs libFuzzer's driver.
         .target(name: "FuzzSupport", path: "Targets/FuzzSupport", swiftSettings: strict),
         // Symlinks to ../Sources/<module>.
-        .target(name: "AegisRaft", swiftSettings: strict),
+        .target(name: "CAegisCRC32C"),
+        .target(name: "AegisRaft", dependencies: ["CAegisCRC32C"], swiftSettings: strict),
         .target(name: "AegisKV", dependencies: ["AegisRaft"], swiftSettings: strict),
         .target(name: "AegisStorage", dependencies: ["AegisRaft"], swiftSettings: strict),
         // Symlinks to single files: the RESP request decoder and value parser of

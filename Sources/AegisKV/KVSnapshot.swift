@@ -45,6 +45,21 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
         self.chunkSize = Swift.max(chunkSize, 1)
     }
 
+    /// The number of bytes the chunks add up to (header, entries and trailer), counted
+    /// without encoding them: one pass over the keys. A storage that records the
+    /// snapshot's length before its bytes (`DiskStorage`) streams the chunks with it.
+    public var byteCount: Int {
+        var total = snapshotHeaderSize + 4
+        for key in keys {
+            guard let index = entries.find(key) else { continue }  // as in `next()`
+            let header = entries.header(at: index)
+            total += varintSize(UInt64(key.count)) + key.count
+            total += varintSize(UInt64(header.valueLength)) + Int(header.valueLength)
+            total += varintSize(header.version) + varintSize(header.createRevision) + varintSize(header.modRevision)
+        }
+        return total
+    }
+
     /// The next chunk, or `nil` after the one carrying the trailer.
     public mutating func next() -> [UInt8]? {
         guard !finished else { return nil }
@@ -115,10 +130,17 @@ public struct KVSnapshotReader: Sendable {
             guard bytes.isEmpty else { throw .malformedSnapshot("\(bytes.count) bytes after the end of the snapshot") }
             return
         }
-        pending.append(contentsOf: bytes)
-        let buffered = pending
-        let consumed = buffered.withUnsafeBytes { raw in Result { () throws(KVError) in try parse(raw) } }
-        pending.removeFirst(try consumed.get())
+        if pending.isEmpty {
+            // The common case (a whole snapshot, or chunks that end on an entry): parse
+            // the caller's bytes where they are and keep only an incomplete tail.
+            let consumed = try bytes.withUnsafeBytes { raw in Result { () throws(KVError) in try parse(raw) } }.get()
+            if consumed < bytes.count { pending = Array(bytes[consumed...]) }
+        } else {
+            pending.append(contentsOf: bytes)
+            let buffered = pending
+            let consumed = buffered.withUnsafeBytes { raw in Result { () throws(KVError) in try parse(raw) } }
+            pending.removeFirst(try consumed.get())
+        }
         if phase == .done && !pending.isEmpty {
             throw .malformedSnapshot("\(pending.count) bytes after the end of the snapshot")
         }
@@ -168,11 +190,18 @@ public struct KVSnapshotReader: Sendable {
         guard expectedCount <= revision else {
             throw .malformedSnapshot("\(expectedCount) keys cannot exist at revision \(revision)")
         }
-        // The count comes from the file: reserve only a little up front (a crafted
-        // header must not make the reader allocate for millions of keys); the array
-        // grows with the entries actually read.
-        entries.reserveCapacity(Int(min(expectedCount, 1 << 16)))
+        // The count comes from the file: reserve only for as many entries as the bytes
+        // at hand can hold (at least `minimumEntrySize` each), so a crafted header
+        // cannot make the reader allocate for millions of keys; the table grows with the
+        // entries actually read beyond that.
+        let reserve = Int(min(expectedCount, UInt64(max(reader.remaining / Self.minimumEntrySize, 1 << 10))))
+        entries.reserveCapacity(reserve)
+        keys.reserveCapacity(reserve)
     }
+
+    /// The fewest bytes an entry takes: a 1-byte key with its length, an empty value's
+    /// length, and three 1-byte varints.
+    static let minimumEntrySize = 6
 
     /// Reads one entry; returns `false` (consuming nothing) if it is not complete yet.
     private mutating func readEntry(_ reader: inout ByteReader) throws(KVError) -> Bool {

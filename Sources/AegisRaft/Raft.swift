@@ -113,7 +113,7 @@ public struct RaftCore {
         var conf = storedConf
         if conf.voters.isEmpty && conf.learners.isEmpty && !peers.isEmpty { conf = ConfState(voters: Set(peers)) }
         let last = try log.lastIndex()
-        lastSnapshotIndex = try storage.snapshot().metadata.index
+        lastSnapshotIndex = try storage.snapshotMetadata().index
         tracker.apply(conf: conf, next: last + 1)
         if !hardState.isEmpty {
             if hardState.commitIndex > last {

@@ -19,6 +19,21 @@ public protocol RaftStorage: AnyObject {
     func lastIndex() throws -> LogIndex
     /// The most recent snapshot.
     func snapshot() throws -> Snapshot
+    /// Where the most recent snapshot stands, without its bytes (a storage that keeps
+    /// them in a file need not read it).
+    func snapshotMetadata() throws -> SnapshotMetadata
+    /// The most recent snapshot, for the leader to send to a follower. A storage that
+    /// must read it from a file may start that read elsewhere and throw
+    /// `RaftError.snapshotTemporarilyUnavailable` until it is done, so the node's loop
+    /// never waits for it; the leader asks again at its next contact with the follower.
+    func snapshotForTransfer() throws -> Snapshot
+}
+
+extension RaftStorage {
+    /// The default: the metadata of `snapshot()`.
+    public func snapshotMetadata() throws -> SnapshotMetadata { try snapshot().metadata }
+    /// The default: `snapshot()`.
+    public func snapshotForTransfer() throws -> Snapshot { try snapshot() }
 }
 
 /// A storage the shell can also write: what the `Ready` contract asks it to persist.
@@ -36,8 +51,30 @@ public protocol RaftLogStorage: RaftStorage {
     /// applied, hence in the log), with the configuration at that point.
     @discardableResult
     func createSnapshot(at index: LogIndex, conf: ConfState, data: [UInt8]) throws -> Snapshot
+    /// Records a snapshot the local state machine made at `index` whose bytes arrive
+    /// as `chunks`, `byteCount` bytes in all, so that a storage writing them to a file
+    /// never holds the whole snapshot in memory. Throws `RaftError.storage` if the
+    /// chunks do not add up to `byteCount`, recording nothing.
+    @discardableResult
+    func createSnapshot<Chunks: Sequence<[UInt8]>>(at index: LogIndex, conf: ConfState, byteCount: Int,
+                                                   chunks: Chunks) throws -> SnapshotMetadata
     /// Discards the entries before `index` (they must be covered by a snapshot).
     func compact(upTo index: LogIndex) throws
+}
+
+extension RaftLogStorage {
+    /// The default: gathers the chunks and records them with `createSnapshot(at:conf:data:)`.
+    @discardableResult
+    public func createSnapshot<Chunks: Sequence<[UInt8]>>(at index: LogIndex, conf: ConfState, byteCount: Int,
+                                                          chunks: Chunks) throws -> SnapshotMetadata {
+        var data: [UInt8] = []
+        data.reserveCapacity(byteCount)
+        for chunk in chunks { data.append(contentsOf: chunk) }
+        guard data.count == byteCount else {
+            throw RaftError.storage("the snapshot at \(index) has \(data.count) bytes, not the \(byteCount) announced")
+        }
+        return try createSnapshot(at: index, conf: conf, data: data).metadata
+    }
 }
 
 /// An in-memory `RaftLogStorage`, for tests, the simulator and the seed's examples.

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import AegisKV
 import AegisRaft
 import AegisStorage
@@ -32,6 +35,11 @@ final class NodeLoop: @unchecked Sendable {
     let snapshotDone: @Sendable (SnapshotOutcome) -> Void
     /// The index of the snapshot being taken off the loop, if one is.
     var snapshotInFlight: LogIndex?
+    /// Bytes of the entries applied since the last snapshot was started (or the node
+    /// started), and the size of the last snapshot: see
+    /// `NodeConfiguration.snapshotLogFraction`.
+    var appliedBytesSinceSnapshot = 0
+    var lastSnapshotBytes = 0
 
     var tickCount = 0
     var timeoutTicks: Int
@@ -378,14 +386,22 @@ final class NodeLoop: @unchecked Sendable {
     /// machine from the stored snapshot and creates the core. Shared by `NodeRuntime`
     /// and `ReplicaNode`.
     static func open(configuration: NodeConfiguration, storage: any RuntimeStorage, randomSeed: UInt64,
-                     logger: Logger) throws -> (core: RaftCore, machine: StateMachine) {
+                     logger: Logger) throws -> (core: RaftCore, machine: StateMachine, snapshotBytes: Int) {
         if try storage.lastIndex() == 0 && !configuration.bootstrapVoters.isEmpty {
             try RaftCore.bootstrap(storage, voters: configuration.bootstrapVoters)
             logger.info("bootstrapped a new cluster", metadata: ["voters": "\(configuration.bootstrapVoters.map(\.rawValue))"])
         }
         var machine = StateMachine(limits: configuration.limits)
+        let started = DispatchTime.now().uptimeNanoseconds
         let snapshot = try storage.snapshot()
-        if !snapshot.isEmpty { try machine.restore(from: snapshot) }
+        if !snapshot.isEmpty {
+            let read = DispatchTime.now().uptimeNanoseconds
+            try machine.restore(from: snapshot)
+            let done = DispatchTime.now().uptimeNanoseconds
+            logger.info("restored the state machine from the stored snapshot", metadata: [
+                "index": "\(snapshot.metadata.index)", "bytes": "\(snapshot.data.count)", "keys": "\(machine.count)",
+                "read_seconds": "\(Double(read - started) / 1e9)", "restore_seconds": "\(Double(done - read) / 1e9)"])
+        }
         var raft = configuration.raft
         raft.applied = machine.appliedIndex
         raft.randomSeed = randomSeed
@@ -393,7 +409,7 @@ final class NodeLoop: @unchecked Sendable {
             try FileSnapshotReceiver(directory: $0)
         } ?? MemorySnapshotReceiver()
         let core = try RaftCore(id: configuration.nodeID, config: raft, storage: storage, snapshotReceiver: receiver)
-        return (core, machine)
+        return (core, machine, snapshot.data.count)
     }
 }
 
@@ -405,10 +421,32 @@ extension NodeLoop {
     /// single serialize-and-write.
     static let snapshotQueue = DispatchQueue(label: "aegis-snapshot", qos: .utility)
 
-    /// The production runner: the snapshot queue.
+    /// The production runner: the snapshot queue. After each snapshot it hands the
+    /// allocator's free pages back to the system: a snapshot's transient buffers and the
+    /// log entries the previous compaction freed are scattered through the heap, and
+    /// glibc returns only the top of each arena by itself.
     @Sendable static func backgroundSnapshots(_ work: @escaping @Sendable () -> Void) {
-        snapshotQueue.async(execute: work)
+        snapshotQueue.async {
+            work()
+            releaseFreedMemory()
+        }
     }
+
+    /// Returns free heap pages to the system: glibc's `malloc_trim`, looked up at run
+    /// time (it is not in the Swift Glibc module); nothing where the C library has none.
+    static func releaseFreedMemory() {
+        mallocTrim?(0)
+    }
+
+    private typealias MallocTrim = @convention(c) (Int) -> Int32
+    nonisolated(unsafe) private static let mallocTrim: MallocTrim? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: MallocTrim.self)
+        #else
+        return nil
+        #endif
+    }()
 }
 
 /// A forwarded request: the follower that sent it and its identifier there.

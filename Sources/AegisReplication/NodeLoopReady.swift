@@ -23,6 +23,8 @@ extension NodeLoop: ReadyShell {
     func installSnapshot(_ snapshot: Snapshot) throws {
         try storage.applySnapshot(snapshot)
         try machine.restore(from: snapshot)
+        lastSnapshotBytes = snapshot.data.count
+        appliedBytesSinceSnapshot = 0
         recentResults = [:]
         logger.info("installed a snapshot from the leader", metadata: ["index": "\(snapshot.metadata.index)"])
     }
@@ -92,6 +94,7 @@ extension NodeLoop: ReadyShell {
         guard entry.index > machine.appliedIndex else { return }
         if entry.type == .configChange { configurationEntryApplied(entry) }
         let result = machine.apply(entry)
+        appliedBytesSinceSnapshot &+= entry.data.count
         applyObserver?(entry)
         metrics.commits.increment()
         if entry.type == .command {
@@ -172,11 +175,15 @@ extension NodeLoop: ReadyShell {
     /// copy-on-write value: the loop's next write copies what it changes, the snapshot
     /// reads the rest) and goes on serving. The log is compacted when the snapshot is
     /// durable (`snapshotFinished`). One at a time; a request while one runs is skipped
-    /// (the core asks again after `snapshotThreshold` more entries).
+    /// (the core asks again after `snapshotThreshold` more entries), and so is one the
+    /// log applied since the last snapshot is too small for
+    /// (`NodeConfiguration.snapshotLogFraction`).
     func takeSnapshot() throws {
         let index = core.appliedIndex
         guard snapshotInFlight == nil, index == machine.appliedIndex, index > 0 else { return }
+        guard Double(appliedBytesSinceSnapshot) >= config.snapshotLogFraction * Double(lastSnapshotBytes) else { return }
         snapshotInFlight = index
+        appliedBytesSinceSnapshot = 0
         let view = machine
         let conf = core.confState
         let storage = self.storage
@@ -185,9 +192,12 @@ extension NodeLoop: ReadyShell {
             let started = DispatchTime.now().uptimeNanoseconds
             let result: Result<Int, any Error>
             do {
-                let data = view.snapshotData()
-                try storage.createSnapshot(at: index, conf: conf, data: data)
-                result = .success(data.count)
+                // Streamed into the file one chunk at a time: the whole snapshot is never
+                // in memory (it is as large as the state).
+                let chunks = view.snapshotChunks()
+                let bytes = chunks.byteCount
+                try storage.createSnapshot(at: index, conf: conf, byteCount: bytes, chunks: chunks)
+                result = .success(bytes)
             } catch {
                 result = .failure(error)
             }
@@ -202,6 +212,7 @@ extension NodeLoop: ReadyShell {
         snapshotInFlight = nil
         switch outcome.result {
         case .success(let bytes):
+            lastSnapshotBytes = bytes
             let upTo = core.compactionIndex(afterSnapshotAt: outcome.index)
             do {
                 if upTo > 0 { try storage.compact(upTo: upTo) }

@@ -35,7 +35,7 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         self.configuration = configuration
         self.transport = transport
         self.logger = logger
-        let (core, machine) = try NodeLoop.open(configuration: configuration, storage: storage,
+        let (core, machine, snapshotBytes) = try NodeLoop.open(configuration: configuration, storage: storage,
                                                 randomSeed: UInt64.random(in: 1...UInt64.max), logger: logger)
         queue = InputQueue(clientLimit: configuration.maxQueuedRequests,
                            messageBatchLimit: configuration.maxQueuedMessageBatches)
@@ -44,6 +44,7 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         loop = NodeLoop(config: configuration, core: core, machine: machine, storage: storage, transport: transport,
                         queue: queue, logger: logger, peerAddresses: addresses,
                         snapshotDone: { [queue] in queue.push(.snapshotTaken($0)) }) { status in box.set(status) }
+        loop.lastSnapshotBytes = snapshotBytes
         box.owner = self
     }
 

@@ -27,7 +27,7 @@ public final class ReplicaNode {
                 clock: @escaping @Sendable () -> UInt64, randomSeed: UInt64,
                 snapshotRunner: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void,
                 mutation: ReadyMutation = .none) throws {
-        let (core, machine) = try NodeLoop.open(configuration: configuration, storage: storage,
+        let (core, machine, snapshotBytes) = try NodeLoop.open(configuration: configuration, storage: storage,
                                                 randomSeed: randomSeed, logger: logger)
         let finished = FinishedSnapshots()
         self.finished = finished
@@ -35,6 +35,7 @@ public final class ReplicaNode {
                         queue: InputQueue(), logger: logger, peerAddresses: addresses, clock: clock,
                         executor: ReadyExecutor(mutation: mutation), snapshotRunner: snapshotRunner,
                         snapshotDone: { finished.add($0) }) { _ in }
+        loop.lastSnapshotBytes = snapshotBytes
     }
 
     private let finished: FinishedSnapshots

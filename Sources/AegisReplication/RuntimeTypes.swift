@@ -47,6 +47,15 @@ public struct NodeConfiguration: Sendable {
     /// Called once on the loop thread when a node that was ``awaitingAdd`` applies the
     /// change that adds it.
     public var onAdded: (@Sendable () -> Void)?
+    /// A snapshot rewrites the whole state, so with a large state a snapshot every
+    /// `raft.snapshotThreshold` entries costs far more than the log it lets go. When the
+    /// core asks for one, it is taken only if the commands applied since the last one
+    /// add up to at least this fraction of that snapshot's bytes; otherwise the core
+    /// asks again `snapshotThreshold` entries later. The log since the last snapshot is
+    /// held in memory, so this is also the bound on the log's memory relative to the
+    /// state's (0.25: at most about a quarter more), and on the entries a restart
+    /// replays. 0: every time the core asks.
+    public var snapshotLogFraction = 0.25
 
     /// Creates a configuration.
     public init(nodeID: NodeID, bootstrapVoters: [NodeID], raft: RaftConfig = NodeConfiguration.defaultRaft) {

@@ -69,6 +69,15 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     private let fileSystem: any FileSystem
     /// Serialises snapshot-file writers (which run outside the main lock).
     private let snapshotLock = NSLock()
+    /// The snapshot read and verified when the storage opened, kept until the first
+    /// `snapshot()` call (the node restoring its state machine) takes it or a newer
+    /// snapshot replaces it; guarded by `openedLock`. Otherwise a snapshot's bytes live
+    /// only in its file: `snapshot()` reads them when asked (a leader sending it).
+    private var openedSnapshot: Snapshot?
+    /// A read of the current snapshot for a transfer, running or done (`snapshotForTransfer`);
+    /// guarded by `openedLock`.
+    private var transferRead: SnapshotFile.BackgroundRead?
+    private let openedLock = NSLock()
 
     /// Opens (or creates) the storage in `directory`, recovering the log.
     ///
@@ -91,15 +100,33 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         self.options = options
         self.fileSystem = fileSystem
         try fileSystem.makeDirectory(directory)
-        let recovered = try Recovery.recover(directory: directory, fileSystem: fileSystem, log: options.log)
+        // Both the log and the newest snapshot are read in full: on the real file system,
+        // read the newest snapshot file on a second thread while the log is recovered
+        // (the log says which snapshot counts; if it is another one, that is read after).
+        // A simulated file system is driven from one thread, deterministically.
+        let early = fileSystem is PosixFileSystem
+            ? SnapshotFile.readNewestInBackground(directory: directory, fileSystem: fileSystem) : nil
+        let recovered: RecoveredWAL?
+        do {
+            recovered = try Recovery.recover(directory: directory, fileSystem: fileSystem, log: options.log)
+        } catch {
+            _ = early?.wait()
+            throw error
+        }
         var log = recovered?.log ?? LogState(snapshot: SnapshotMetadata(confState: options.initialConf))
-        var snapshotData: [UInt8] = []
         let snapshotPath = directory + "/" + SnapshotFile.fileName(index: log.snapshot.index, term: log.snapshot.term)
         if log.snapshot.index > 0 || fileSystem.exists(snapshotPath) {
-            let snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term,
+            let snapshot: Snapshot
+            if let (index, term, result) = early?.wait(), index == log.snapshot.index, term == log.snapshot.term {
+                snapshot = try result.get()
+            } else {
+                snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term,
                                                  fileSystem: fileSystem)
-            snapshotData = snapshot.data
+            }
             log.snapshot.confState = snapshot.metadata.confState
+            openedSnapshot = Snapshot(metadata: log.snapshot, data: snapshot.data)
+        } else {
+            _ = early?.wait()
         }
         let files = try SegmentWriter(directory: directory, segmentSize: options.segmentSize,
                                       preallocates: options.preallocateSegments, fileSystem: fileSystem,
@@ -112,7 +139,7 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
                                   warnings: (recovered?.droppedBelowSnapshot ?? []).map {
                                       $0.droppedWarning(snapshotIndex: log.snapshot.index)
                                   })
-        engine = GroupCommitEngine(log: log, snapshotData: snapshotData, files: files, threaded: options.writerThread)
+        engine = GroupCommitEngine(log: log, files: files, threaded: options.writerThread)
         engine.start()
     }
 
@@ -183,8 +210,71 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     public func firstIndex() throws -> LogIndex { try read { $0.log.firstIndex } }
     public func lastIndex() throws -> LogIndex { try read { $0.log.lastIndex } }
 
+    /// The most recent snapshot, read from its file (and verified) unless it is the one
+    /// read at open and not yet taken. A snapshot file that cannot be read or fails its
+    /// checksum stops the storage (synced data is damaged) and throws.
     public func snapshot() throws -> Snapshot {
-        try read { Snapshot(metadata: $0.log.snapshot, data: $0.snapshotData) }
+        var metadata = try snapshotMetadata()
+        if let opened = openedLock.withLock({ () -> Snapshot? in
+            defer { openedSnapshot = nil }
+            return openedSnapshot
+        }), opened.metadata == metadata {
+            return opened
+        }
+        // A newer snapshot may be recorded (and this one pruned) while the file is read:
+        // only a failure to read the current one is damage.
+        while true {
+            let path = directory + "/" + SnapshotFile.fileName(index: metadata.index, term: metadata.term)
+            guard metadata.index > 0 || fileSystem.exists(path) else { return Snapshot(metadata: metadata) }
+            do {
+                let stored = try SnapshotFile.read(directory: directory, index: metadata.index, term: metadata.term,
+                                                   fileSystem: fileSystem)
+                return Snapshot(metadata: metadata, data: stored.data)
+            } catch {
+                let now = try snapshotMetadata()
+                if now != metadata { metadata = now; continue }
+                engine.fail(with: error)
+                throw error.raftFacing
+            }
+        }
+    }
+
+    public func snapshotMetadata() throws -> SnapshotMetadata { try read { $0.log.snapshot } }
+
+    /// The snapshot for a leader to send: on the real file system, the first call starts
+    /// reading the file on another thread and throws `RaftError.snapshotTemporarilyUnavailable`
+    /// (the node loop must not stall for a read as large as the state); a call after the
+    /// read finished takes its result. Damage found by the read stops the storage. On a
+    /// simulated file system, `snapshot()`.
+    public func snapshotForTransfer() throws -> Snapshot {
+        guard fileSystem is PosixFileSystem else { return try snapshot() }
+        let metadata = try snapshotMetadata()
+        let path = directory + "/" + SnapshotFile.fileName(index: metadata.index, term: metadata.term)
+        guard metadata.index > 0 || fileSystem.exists(path) else { return Snapshot(metadata: metadata) }
+        let outcome: Result<Snapshot, StorageError>? = openedLock.withLock {
+            if let opened = openedSnapshot, opened.metadata == metadata {
+                openedSnapshot = nil
+                return .success(opened)
+            }
+            if let running = transferRead, running.index == metadata.index, running.term == metadata.term {
+                guard let result = running.poll() else { return nil }
+                transferRead = nil  // handed out once: the core keeps it for the transfer
+                return result
+            }
+            transferRead = SnapshotFile.readInBackground(directory: directory, index: metadata.index,
+                                                         term: metadata.term, fileSystem: fileSystem)
+            return nil
+        }
+        switch outcome {
+        case nil:
+            throw RaftError.snapshotTemporarilyUnavailable
+        case .success(let stored)?:
+            return Snapshot(metadata: metadata, data: stored.data)
+        case .failure(let error)?:
+            if try snapshotMetadata() != metadata { throw RaftError.snapshotTemporarilyUnavailable }
+            engine.fail(with: error)
+            throw error.raftFacing
+        }
     }
 
     /// The hard state last recorded.
@@ -217,30 +307,51 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         if snapshot.metadata.index < current {
             throw RaftError.storage("snapshot at \(snapshot.metadata.index) is older than the stored one at \(current)")
         }
-        try writeSnapshotFile(snapshot)
+        try writeSnapshotFile { () throws(StorageError) in
+            try SnapshotFile.write(snapshot, directory: directory, fileSystem: fileSystem)
+        }
         let ticket = try engine.locked { (core) throws(RaftError) in
-            try core.recordSnapshot(snapshot, resetsLog: true)
+            try core.recordSnapshot(snapshot.metadata, resetsLog: true)
+        }
+        openedLock.withLock {
+            openedSnapshot = nil
+            transferRead = nil
         }
         try waitOrRaftError(ticket)
     }
 
     @discardableResult
     public func createSnapshot(at index: LogIndex, conf: ConfState, data: [UInt8]) throws -> Snapshot {
+        let metadata = try createSnapshot(at: index, conf: conf, byteCount: data.count, chunks: CollectionOfOne(data))
+        return Snapshot(metadata: metadata, data: data)
+    }
+
+    /// Records a snapshot whose bytes are streamed from `chunks` into its file, one chunk
+    /// in memory at a time. Chunks that do not add up to `byteCount` leave no file and
+    /// throw `RaftError.storage` without stopping the storage.
+    @discardableResult
+    public func createSnapshot<Chunks: Sequence<[UInt8]>>(at index: LogIndex, conf: ConfState, byteCount: Int,
+                                                          chunks: Chunks) throws -> SnapshotMetadata {
         snapshotLock.lock()
         defer { snapshotLock.unlock() }
-        let snapshot = try read { (core) throws(RaftError) in
+        let metadata = try read { (core) throws(RaftError) in
             if index <= core.log.snapshot.index { throw .snapshotTemporarilyUnavailable }
             if index > core.log.lastIndex { throw .unavailable }
-            return Snapshot(metadata: SnapshotMetadata(index: index, term: try core.log.term(at: index), confState: conf),
-                            data: data)
+            return SnapshotMetadata(index: index, term: try core.log.term(at: index), confState: conf)
         }
-        try writeSnapshotFile(snapshot)
+        try writeSnapshotFile { () throws(StorageError) in
+            try SnapshotFile.write(metadata, dataCount: byteCount, chunks: chunks, directory: directory, fileSystem: fileSystem)
+        }
         let ticket = try engine.locked { (core) throws(RaftError) in
             if index <= core.log.snapshot.index { throw .snapshotTemporarilyUnavailable }
-            return try core.recordSnapshot(snapshot, resetsLog: false)
+            return try core.recordSnapshot(metadata, resetsLog: false)
+        }
+        openedLock.withLock {
+            openedSnapshot = nil
+            transferRead = nil
         }
         try waitOrRaftError(ticket)
-        return snapshot
+        return metadata
     }
 
     public func compact(upTo index: LogIndex) throws {
@@ -248,12 +359,14 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         try waitOrRaftError(ticket)
     }
 
-    /// Writes a snapshot file; a full disk leaves nothing behind and is retryable, any
-    /// other failure stops the storage.
-    private func writeSnapshotFile(_ snapshot: Snapshot) throws {
+    /// Writes a snapshot file with `write`; a full disk leaves nothing behind and is
+    /// retryable, chunks that do not match their announced length leave nothing behind
+    /// and are the caller's error, any other failure stops the storage.
+    private func writeSnapshotFile(_ write: () throws(StorageError) -> Void) throws {
         do {
-            try SnapshotFile.write(snapshot, directory: directory, fileSystem: fileSystem)
+            try write()
         } catch {
+            if case .invalidArgument(let why) = error { throw RaftError.storage(why) }
             if !error.isRetryable { engine.fail(with: error) }
             throw error.raftFacing
         }

@@ -179,19 +179,21 @@ enum FileIO {
         defer { close(fd) }
         var st = stat()
         try check(fstat(fd, &st), "fstat", path)
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var done = 0
-        let failure: Int32? = bytes.withUnsafeMutableBytes { raw in
+        // Read straight into uninitialized memory: zero-filling first would touch every
+        // page of a multi-gigabyte snapshot twice.
+        var failure: Int32?
+        let bytes = [UInt8](unsafeUninitializedCapacity: Int(st.st_size)) { raw, initialized in
+            var done = 0
             while done < raw.count {
                 let n = pread(fd, raw.baseAddress.map { $0 + done }, raw.count - done, off_t(done))
-                if n < 0 { if errno == EINTR { continue }; return errno }
+                if n < 0 { if errno == EINTR { continue }; failure = errno; break }
                 if n == 0 { break }
                 done += n
             }
-            return nil
+            initialized = done
         }
         if let failure { throw .io(operation: "read", path: path, errno: failure) }
-        return done == bytes.count ? bytes : Array(bytes.prefix(done))
+        return bytes
     }
 
     /// Writes a whole file durably: a temporary name, fsync, rename, directory fsync.

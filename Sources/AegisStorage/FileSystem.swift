@@ -92,16 +92,28 @@ extension FileSystem {
     /// Writes a whole file durably: a temporary name, `fileSync`, rename, directory sync.
     /// A failure before the rename leaves no file behind; a full disk throws `noSpace`.
     func writeDurably(_ bytes: [UInt8], to path: String, directory: String) throws(StorageError) {
+        try writeDurably(to: path, directory: directory, byteCount: bytes.count) { (fd, temporary) throws(StorageError) in
+            try writeAll(fd, bytes, at: 0, path: temporary)
+        }
+    }
+
+    /// Writes a whole file of `byteCount` bytes durably, its contents written by `body`
+    /// (given the descriptor and the temporary path) in as many pieces as it likes: the
+    /// space is reserved first, then `body`, `fileSync`, rename, directory sync. A
+    /// failure before the rename (including one thrown by `body`) leaves no file behind;
+    /// a full disk throws `noSpace`.
+    func writeDurably(to path: String, directory: String, byteCount: Int,
+                      _ body: (Int32, String) throws(StorageError) -> Void) throws(StorageError) {
         let temporary = path + ".tmp"
         let fd = try open(temporary, .createOrTruncate)
         do {
-            try reserveZeros(fd, from: 0, to: bytes.count, path: temporary)
-            try writeAll(fd, bytes, at: 0, path: temporary)
+            try reserveZeros(fd, from: 0, to: byteCount, path: temporary)
+            try body(fd, temporary)
             try fileSync(fd, path: temporary)
         } catch {
             var failure = error
             if case let .io(_, _, code) = error, FileIO.isNoSpace(code) {
-                failure = noSpace(fd, path: temporary, needed: bytes.count)
+                failure = noSpace(fd, path: temporary, needed: byteCount)
             }
             close(fd)
             try? remove(temporary)

@@ -6,7 +6,8 @@ import Foundation
 /// every caller whose records it covered. A batch therefore holds everything that
 /// arrived while the previous fsync ran.
 ///
-/// Only the writer (and `shutdown`) ever waits on `condition`; blocked callers park on
+/// Only the writer, `shutdown` and (without a writer thread) an inline writer waiting for
+/// another to finish ever wait on `condition`; blocked callers park on
 /// a `Parker` of their own and are woken only once their batch is durable.
 final class GroupCommitEngine: @unchecked Sendable {
     typealias Continuation = CheckedContinuation<Result<Void, StorageError>, Never>
@@ -14,7 +15,6 @@ final class GroupCommitEngine: @unchecked Sendable {
     /// Everything guarded by the lock.
     struct Core {
         var log: LogState
-        var snapshotData: [UInt8]
         var pending: Batch
         /// An emptied buffer handed back by the writer, reused for the next batch.
         var spare: [UInt8] = []
@@ -25,6 +25,9 @@ final class GroupCommitEngine: @unchecked Sendable {
         var failure: StorageError?
         var closing = false
         var running = false
+        /// Without a writer thread: a caller is writing a batch (outside the lock). Others
+        /// wait for it, so batches are written one at a time and in order.
+        var inlineWriting = false
         var writerIdle = false
         /// Set when the last write failed for want of space: the pending batch (which
         /// starts with the failed one) waits until a caller asks again (a new write or a
@@ -65,16 +68,15 @@ final class GroupCommitEngine: @unchecked Sendable {
         }
 
         /// Records a snapshot (already durable in its file).
-        mutating func recordSnapshot(_ snapshot: Snapshot, resetsLog: Bool) throws(RaftError) -> WriteTicket {
+        mutating func recordSnapshot(_ metadata: SnapshotMetadata, resetsLog: Bool) throws(RaftError) -> WriteTicket {
             do { try checkOpen() } catch { throw error.asRaftError }
             if resetsLog {
-                log.reset(to: snapshot.metadata.index, term: snapshot.metadata.term)
+                log.reset(to: metadata.index, term: metadata.term)
                 pending.obsoleteThrough = .max
             }
-            log.snapshot = snapshot.metadata
-            snapshotData = snapshot.data
-            RecordFrame.appendSnapshot(snapshot.metadata, resetsLog: resetsLog, to: &pending.bytes)
-            pending.pruneSnapshotsKeeping = snapshot.metadata.index
+            log.snapshot = metadata
+            RecordFrame.appendSnapshot(metadata, resetsLog: resetsLog, to: &pending.bytes)
+            pending.pruneSnapshotsKeeping = metadata.index
             return enqueue()
         }
 
@@ -107,8 +109,8 @@ final class GroupCommitEngine: @unchecked Sendable {
     /// pending batches itself (`DiskStorageOptions.writerThread`).
     private let threaded: Bool
 
-    init(log: LogState, snapshotData: [UInt8], files: SegmentWriter, threaded: Bool = true) {
-        core = Core(log: log, snapshotData: snapshotData, pending: Batch(log))
+    init(log: LogState, files: SegmentWriter, threaded: Bool = true) {
+        core = Core(log: log, pending: Batch(log))
         core.stats = files.stats
         self.files = files
         self.threaded = threaded
@@ -343,9 +345,18 @@ final class GroupCommitEngine: @unchecked Sendable {
                 condition.unlock()
                 throw .stopped(reason: "the storage was closed")
             }
+            if core.inlineWriting {
+                // Another thread (the node loop, or a snapshot on its own thread) is
+                // writing the batch before ours: wait for it, then look again.
+                condition.wait()
+                continue
+            }
             if core.pending.isEmpty { break }
             core.heldAfterNoSpace = false
+            core.inlineWriting = true
             let (parked, ready, outcome) = writeBatch()
+            core.inlineWriting = false
+            condition.broadcast()
             condition.unlock()
             wake(parked, ready, outcome)
             if let outcome { throw outcome }

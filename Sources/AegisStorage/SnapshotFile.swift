@@ -1,4 +1,5 @@
 import AegisRaft
+import Foundation
 
 /// Snapshot files: `snap-<index>-<term>.snap` (16 hex digits each), written to a
 /// temporary name, fsynced, renamed and the directory fsynced.
@@ -21,24 +22,55 @@ enum SnapshotFile {
         return (index, term)
     }
 
-    static func encode(_ snapshot: Snapshot) -> [UInt8] {
+    /// The bytes before the data: everything up to and including the data length.
+    static func header(_ metadata: SnapshotMetadata, dataCount: Int) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(snapshot.data.count + 128)
         bytes.appendLE(magic)
         bytes.appendLE(RecordFrame.version)
-        bytes.appendLE(snapshot.metadata.index)
-        bytes.appendLE(snapshot.metadata.term)
-        bytes.appendConf(snapshot.metadata.confState)
-        bytes.appendLE(UInt64(snapshot.data.count))
-        bytes.append(contentsOf: snapshot.data)
-        bytes.appendLE(CRC32C.checksum(bytes))
+        bytes.appendLE(metadata.index)
+        bytes.appendLE(metadata.term)
+        bytes.appendConf(metadata.confState)
+        bytes.appendLE(UInt64(dataCount))
         return bytes
     }
 
     /// Writes `snapshot` durably into `directory`.
     static func write(_ snapshot: Snapshot, directory: String, fileSystem: any FileSystem) throws(StorageError) {
-        let name = fileName(index: snapshot.metadata.index, term: snapshot.metadata.term)
-        try fileSystem.writeDurably(encode(snapshot), to: directory + "/" + name, directory: directory)
+        try write(snapshot.metadata, dataCount: snapshot.data.count, chunks: CollectionOfOne(snapshot.data),
+                  directory: directory, fileSystem: fileSystem)
+    }
+
+    /// Writes a snapshot durably into `directory` from its data in `chunks`, which must
+    /// add up to `dataCount` bytes (checked: a mismatch leaves no file and throws
+    /// `invalidArgument`). Only one chunk is in memory at a time.
+    static func write<Chunks: Sequence<[UInt8]>>(_ metadata: SnapshotMetadata, dataCount: Int, chunks: Chunks,
+                                                 directory: String, fileSystem: any FileSystem) throws(StorageError) {
+        let path = directory + "/" + fileName(index: metadata.index, term: metadata.term)
+        let head = header(metadata, dataCount: dataCount)
+        let (total, overflow) = head.count.addingReportingOverflow(dataCount)
+        guard dataCount >= 0, !overflow, total <= Int.max - 4 else {
+            throw .invalidArgument("snapshot data length \(dataCount) is out of range")
+        }
+        try fileSystem.writeDurably(to: path, directory: directory, byteCount: total + 4) { (fd, temporary) throws(StorageError) in
+            var crc = CRC32C()
+            crc.update(head)
+            try fileSystem.writeAll(fd, head, at: 0, path: temporary)
+            var offset = head.count
+            for chunk in chunks {
+                guard chunk.count <= total - offset else {
+                    throw .invalidArgument("snapshot data is longer than the \(dataCount) bytes announced")
+                }
+                crc.update(chunk)
+                try fileSystem.writeAll(fd, chunk, at: offset, path: temporary)
+                offset += chunk.count
+            }
+            guard offset == total else {
+                throw .invalidArgument("snapshot data has \(offset - head.count) bytes, not the \(dataCount) announced")
+            }
+            var trailer: [UInt8] = []
+            trailer.appendLE(crc.value)
+            try fileSystem.writeAll(fd, trailer, at: offset, path: temporary)
+        }
     }
 
     /// Reads and verifies the snapshot at `index`/`term` in `directory`.
@@ -49,14 +81,16 @@ enum SnapshotFile {
             .corruption(CorruptionReport(file: path, offset: offset, firstLostIndex: 1, lastLostIndex: index,
                                          reason: "snapshot file \(why)"))
         }
-        let bytes: [UInt8]
+        var bytes: [UInt8]
         do { bytes = try fileSystem.readAll(path) } catch { throw damaged("cannot be read (\(error))") }
         if bytes.count < 4 { throw damaged("is truncated") }
         let body = bytes.count - 4
         let stored = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: body, as: UInt32.self).littleEndian }
         let actual = bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[..<body])) }
         if stored != actual { throw damaged("checksum mismatch") }
-        let decoded: Result<Snapshot, DecodeError> = bytes.withUnsafeBytes { raw in
+        // Decodes the header; the data stays in `bytes` (it can be as large as the state:
+        // it is cut out in place below rather than copied).
+        let decoded: Result<(SnapshotMetadata, dataStart: Int), DecodeError> = bytes.withUnsafeBytes { raw in
             var r = ByteReader(raw, from: 0, to: body)
             do throws(DecodeError) {
                 if try r.u32("magic") != magic { throw DecodeError(reason: "bad magic") }
@@ -66,21 +100,75 @@ enum SnapshotFile {
                 let conf = try r.conf()
                 let count = try r.u64("data length")
                 if count != UInt64(r.remaining) { throw DecodeError(reason: "data length \(count) does not match the file") }
-                let data = try r.bytes(Int(count), "data")
-                return .success(Snapshot(metadata: SnapshotMetadata(index: metaIndex, term: metaTerm, confState: conf), data: data))
+                return .success((SnapshotMetadata(index: metaIndex, term: metaTerm, confState: conf), r.position))
             } catch {
                 return .failure(error)
             }
         }
         switch decoded {
-        case .success(let snapshot):
-            if snapshot.metadata.index != index || snapshot.metadata.term != term {
-                throw damaged("holds index \(snapshot.metadata.index) term \(snapshot.metadata.term), not what its name says")
+        case .success(let (metadata, dataStart)):
+            if metadata.index != index || metadata.term != term {
+                throw damaged("holds index \(metadata.index) term \(metadata.term), not what its name says")
             }
-            return snapshot
+            bytes.removeSubrange(body...)
+            bytes.removeSubrange(..<dataStart)
+            return Snapshot(metadata: metadata, data: bytes)
         case .failure(let error):
             throw damaged("is malformed (\(error.reason))")
         }
+    }
+
+    /// A read of a snapshot file running on another thread.
+    final class BackgroundRead: @unchecked Sendable {
+        let index: LogIndex
+        let term: Term
+        private let done = DispatchSemaphore(value: 0)
+        /// Written once by the reading thread before `done` is signalled.
+        private var result: Result<Snapshot, StorageError>?
+
+        init(index: LogIndex, term: Term) {
+            self.index = index
+            self.term = term
+        }
+
+        func finish(_ value: Result<Snapshot, StorageError>) {
+            result = value
+            done.signal()
+        }
+
+        /// Waits for the read: the file's index and term, and what reading it gave.
+        func wait() -> (LogIndex, Term, Result<Snapshot, StorageError>) {
+            done.wait()
+            done.signal()  // later waits return at once
+            return (index, term, result ?? .failure(.invalidArgument("snapshot read did not finish")))
+        }
+
+        /// What reading gave, or `nil` while it runs.
+        func poll() -> Result<Snapshot, StorageError>? {
+            guard done.wait(timeout: .now()) == .success else { return nil }
+            done.signal()
+            return result
+        }
+    }
+
+    /// Starts reading (and verifying) the snapshot at `index`/`term` on another thread.
+    static func readInBackground(directory: String, index: LogIndex, term: Term,
+                                 fileSystem: any FileSystem) -> BackgroundRead {
+        let read = BackgroundRead(index: index, term: term)
+        Thread.detachNewThread {
+            read.finish(Result { () throws(StorageError) in
+                try SnapshotFile.read(directory: directory, index: index, term: term, fileSystem: fileSystem)
+            })
+        }
+        return read
+    }
+
+    /// Starts reading (and verifying) the newest snapshot file in `directory` on another
+    /// thread; `nil` if there is none.
+    static func readNewestInBackground(directory: String, fileSystem: any FileSystem) -> BackgroundRead? {
+        guard let names = try? fileSystem.list(directory),
+              let newest = names.compactMap(parse).max(by: { ($0.index, $0.term) < ($1.index, $1.term) }) else { return nil }
+        return readInBackground(directory: directory, index: newest.index, term: newest.term, fileSystem: fileSystem)
     }
 
     /// Deletes all but the `retain` newest snapshot files, and never `keep`.

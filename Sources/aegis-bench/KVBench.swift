@@ -70,6 +70,18 @@ struct KVBench: ParsableCommand {
         let localSeconds = seconds(clock.now - localBegan)
         let finalRSS = residentBytes()
 
+        // Snapshot phases, as the node's background snapshot runs them: a copy-on-write
+        // view, the key order, the length pass, then the chunks (encode + checksum).
+        let view = machine
+        let snapshotBegan = clock.now
+        var chunks = view.snapshotChunks()
+        let ordered = clock.now
+        let snapshotBytes = chunks.byteCount
+        let counted = clock.now
+        var produced = 0
+        while let chunk = chunks.next() { produced += chunk.count }
+        let encoded = clock.now
+
         let rawBytes = keys * (keyBytes + valueBytes)
         let figures: [(String, String)] = [
             ("scenario", "\"kv-apply\""),
@@ -87,6 +99,11 @@ struct KVBench: ParsableCommand {
             ("residentBytesAfterLoad", "\(loadedRSS)"),
             ("residentBytesAfter", "\(finalRSS)"),
             ("residentToRawRatio", format(Double(finalRSS) / Double(rawBytes))),
+            ("snapshotBytes", "\(snapshotBytes)"),
+            ("snapshotProducedBytes", "\(produced)"),
+            ("snapshotKeyOrderSeconds", format(seconds(ordered - snapshotBegan))),
+            ("snapshotByteCountSeconds", format(seconds(counted - ordered))),
+            ("snapshotEncodeSeconds", format(seconds(encoded - counted))),
         ]
         if json {
             print("{" + figures.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")

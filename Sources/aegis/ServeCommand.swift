@@ -120,8 +120,15 @@ struct ServeCommand: AsyncParsableCommand {
             if write { try identity.save() }
         }
         try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true)
+        let opening = ContinuousClock.now
         let storage = try DiskStorage(directory: settings.dataDir)
         defer { storage.close() }
+        let recovered = storage.recovery
+        let opened = (ContinuousClock.now - opening).components
+        logger.info("opened the storage", metadata: [
+            "seconds": "\(Double(opened.seconds) + Double(opened.attoseconds) / 1e18)",
+            "segments": "\(recovered.segments)", "entries": "\(recovered.firstIndex)...\(recovered.lastIndex)",
+            "snapshot_index": "\(recovered.snapshotIndex)"])
 
         var transportConfig = TCPTransport.Configuration(nodeID: settings.id, clusterID: settings.clusterID,
                                                          host: settings.peerListen.host, port: settings.peerListen.port)

@@ -35,6 +35,18 @@ import Testing
         #expect(restored.snapshotData() == data)
     }
 
+    /// `byteCount` is what a storage writes before the bytes (DiskStorage's file header):
+    /// it must be exactly what the chunks add up to, for any state.
+    @Test func test_snapshot_byteCountIsTheLengthOfTheChunks() {
+        for seed in UInt64(1) ... 20 {
+            let machine = Self.populated(entries: Int(seed * 37 % 500), seed: seed)
+            let chunks = machine.snapshotChunks(chunkSize: 100)
+            #expect(chunks.byteCount == machine.snapshotData().count, "seed \(seed)")
+            #expect(chunks.byteCount == Array(chunks).reduce(0) { $0 + $1.count })
+        }
+        #expect(StateMachine().snapshotChunks().byteCount == StateMachine().snapshotData().count)
+    }
+
     @Test func test_snapshot_streamsInChunksOfAnySize() throws {
         let source = Self.populated()
         let whole = source.snapshotData()

@@ -24,18 +24,57 @@ private final class CapturingTransport: Transport, PeerDirectory, @unchecked Sen
 
 @Suite struct ReplicaNodeTests {
     /// A one-voter node over DiskStorage on a simulated disk, elected.
-    private func leader() throws -> (ReplicaNode, CapturingTransport) {
+    private func leader(configure: (inout NodeConfiguration) -> Void = { _ in }) throws -> (ReplicaNode, CapturingTransport) {
         var options = DiskStorageOptions(segmentSize: 4096)
         options.preallocateSegments = false
         options.writerThread = false
         let storage = try DiskStorage(directory: "/data", fileSystem: SimulatedFileSystem(), options: options)
-        let config = NodeConfiguration(nodeID: "n1", bootstrapVoters: ["n1"], raft: RaftConfig(electionTimeout: 10, heartbeatInterval: 2))
+        var config = NodeConfiguration(nodeID: "n1", bootstrapVoters: ["n1"], raft: RaftConfig(electionTimeout: 10, heartbeatInterval: 2))
+        configure(&config)
         let transport = CapturingTransport(localID: "n1", peers: ["n2"])
         let node = try ReplicaNode(configuration: config, storage: storage, transport: transport,
                                    logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
                                    clock: { 0 }, randomSeed: 1, snapshotRunner: { $0() })
         for _ in 0..<50 where node.core.role != .leader { node.tick() }
         return (node, transport)
+    }
+
+    /// With a large state, a snapshot every `snapshotThreshold` entries rewrites far more
+    /// than the log it frees: one is taken only once the commands applied since the last
+    /// add up to `snapshotLogFraction` of its size.
+    @Test func test_snapshotIsSkippedUntilTheLogIsAFractionOfTheLastSnapshot() throws {
+        var snapshots: [LogIndex] = []
+        let (node, _) = try leader {
+            $0.raft.snapshotThreshold = 10
+            $0.raft.snapshotTrailingEntries = 0
+            $0.snapshotLogFraction = 1.0
+        }
+        func write(_ key: String, bytes: Int) {
+            node.execute(Command.set(Key(key), [UInt8](repeating: 7, count: bytes)).encoded()) { _ in }
+            node.tick()
+            if node.snapshotInFlight {
+                node.collectSnapshots()
+                snapshots.append(node.appliedIndex)
+            }
+        }
+        // 200 distinct keys of 100 bytes: the state, and so each snapshot, grows to about
+        // 200 x 100 bytes, while each 10 entries of log hold about 1,000.
+        for k in 0..<200 { write("key\(k)", bytes: 100) }
+        // With fraction 1.0 and every write a new key, the log since a snapshot must be
+        // as large as the state at that snapshot: the interval doubles (10, 20, 40, 80, 160).
+        #expect(snapshots.count >= 4, "\(snapshots)")
+        for (previous, next) in zip(snapshots, snapshots.dropFirst()) {
+            #expect(next >= 2 * previous - 2, "\(snapshots)")
+        }
+        // Without the fraction: a snapshot every threshold entries.
+        var every: [LogIndex] = []
+        let (plain, _) = try leader { $0.raft.snapshotThreshold = 10; $0.snapshotLogFraction = 0 }
+        for k in 0..<200 {
+            plain.execute(Command.set(Key("key\(k)"), [UInt8](repeating: 7, count: 100)).encoded()) { _ in }
+            plain.tick()
+            if plain.snapshotInFlight { plain.collectSnapshots(); every.append(plain.appliedIndex) }
+        }
+        #expect(every.count >= 15, "\(every)")
     }
 
     /// Regression (node simulator): a forwarded write that reached the leader twice (a

@@ -1,3 +1,4 @@
+import AegisTestKit
 import AegisKV
 @testable import AegisServer
 import Foundation
@@ -6,43 +7,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Prometheus
 import Testing
-
-/// Collects log lines, for tests that check what is logged and how often.
-final class LogRecorder: Sendable {
-    struct Line: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-    }
-
-    private let box = NIOLockedValueBox<[Line]>([])
-
-    var lines: [Line] { box.withLockedValue { $0 } }
-
-    /// A logger whose lines (at every level) go to this recorder.
-    func logger(label: String = "test") -> Logger {
-        Logger(label: label, factory: { _ in Handler(recorder: self) })
-    }
-
-    fileprivate func append(_ line: Line) { box.withLockedValue { $0.append(line) } }
-
-    struct Handler: LogHandler {
-        let recorder: LogRecorder
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            var all: [String: String] = [:]
-            for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { all[key] = "\(value)" }
-            recorder.append(Line(level: event.level, message: "\(event.message)", metadata: all))
-        }
-    }
-}
 
 @Suite struct ACLTests {
     let backend = FakeBackend()
@@ -212,13 +176,13 @@ final class LogRecorder: Sendable {
         #expect(closes == 10)
         // Per connection: failures 4…10 wait 4+8+16+16+16+16+16 ms = 92 ms; ten connections.
         #expect(elapsed >= .milliseconds(900))
-        let lines = recorder.lines.filter { $0.message == "authentication failed" }
+        let lines = recorder.records.filter { $0.message == "authentication failed" }
         // At most 5 lines per 10 s window (a loaded machine can stretch the loop over
         // several windows); far fewer than the 100 failures either way.
         let windows = Int(elapsed.components.seconds / 10) + 1
         #expect(lines.count >= 1 && lines.count <= 5 * windows, "\(lines.count) log lines for 100 failures in \(elapsed)")
         #expect(lines.first?.metadata["user"] == "reader")
-        #expect(!recorder.lines.contains { $0.metadata.values.contains { $0.contains("guess") } })  // no password in the log
+        #expect(!recorder.records.contains { $0.metadata.values.contains { $0.contains("guess") } })  // no password in the log
         // The right password still works on a fresh connection.
         var out = ByteBuffer()
         _ = await session.handle([RESPRequest("AUTH", "reader", "read-pw")], into: &out)

@@ -1,3 +1,4 @@
+import AegisTestKit
 import AegisKV
 import AegisServer
 import Foundation
@@ -187,13 +188,13 @@ import Testing
         }
         #expect(await backend.executedCount == 0)
         #expect(await backend.adminCalls.isEmpty)
-        let refusals = recorder.lines.filter { $0.message.hasPrefix("admin request refused") }
+        let refusals = recorder.records.filter { $0.message.hasPrefix("admin request refused") }
         #expect(refusals.first?.metadata["path"] == "/v1/cluster")
         // 10 + 20 refusals, at most 5 lines per server and window: fewer lines than
         // refusals (a loaded machine can stretch the requests over several windows, so
         // the bound is not 10).
         #expect(refusals.count >= 2 && refusals.count < 30, "\(refusals.count) lines")
-        #expect(!recorder.lines.contains { $0.metadata.values.contains { $0.contains("Bearer") } })
+        #expect(!recorder.records.contains { $0.metadata.values.contains { $0.contains("Bearer") } })
     }
 
     @Test func test_certificateExpiry_warnsAndIsAMetric() async throws {

@@ -100,6 +100,124 @@ private func entry(_ index: LogIndex, term: Term = 1) -> LogEntry {
     #expect(try reopened.entries(from: 351, to: 401, maxBytes: .max) == (351...400).map { entry($0) })
 }
 
+/// A streamed snapshot is written chunk by chunk; its bytes are not kept in memory but
+/// read back from the file; chunks that do not add up to the announced length leave no
+/// file and do not stop the storage.
+@Test func test_diskStorage_streamedSnapshotIsReadFromItsFileAndALengthMismatchWritesNothing() throws {
+    let dir = TemporaryDirectory()
+    let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    for i in 1...50 { try storage.append([entry(LogIndex(i))]) }
+    let chunks: [[UInt8]] = [[1, 2, 3], [], [4, 5], [6]]
+    for announced in [5, 7] {
+        #expect(throws: RaftError.self) {
+            try storage.createSnapshot(at: 20, conf: ConfState(voters: ["a"]), byteCount: announced, chunks: chunks)
+        }
+    }
+    #expect(try FileIO.list(dir.path).filter { $0.contains(".snap") }.isEmpty)
+    let metadata = try storage.createSnapshot(at: 20, conf: ConfState(voters: ["a"]), byteCount: 6, chunks: chunks)
+    #expect(metadata.index == 20 && metadata.term == 1)
+    #expect(try storage.snapshotMetadata() == metadata)
+    #expect(try storage.snapshot() == Snapshot(metadata: metadata, data: [1, 2, 3, 4, 5, 6]))
+    try storage.append([entry(51)])  // the storage still works
+    storage.close()
+
+    // Reopened: the data read at open is handed out once, later calls read the file.
+    let reopened = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    #expect(try reopened.snapshot().data == [1, 2, 3, 4, 5, 6])
+    #expect(try reopened.snapshot().data == [1, 2, 3, 4, 5, 6])
+    // A snapshot file damaged after open is found when it is read, and stops the storage.
+    let path = dir.path + "/" + SnapshotFile.fileName(index: 20, term: 1)
+    var bytes = try FileIO.readAll(path)
+    bytes[bytes.count - 6] ^= 0x40
+    try PosixFileSystem().writeDurably(bytes, to: path, directory: dir.path)
+    #expect(throws: RaftError.self) { try reopened.snapshot() }
+    #expect(reopened.failure != nil)
+}
+
+/// A leader's snapshot for a transfer is read off the calling thread: the first ask
+/// starts the read and says "temporarily unavailable", a later one gets the bytes; a
+/// newer snapshot makes an older read irrelevant.
+@Test func test_diskStorage_snapshotForTransferIsReadInTheBackground() throws {
+    let dir = TemporaryDirectory()
+    let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    for i in 1...50 { try storage.append([entry(LogIndex(i))]) }
+    try storage.createSnapshot(at: 20, conf: ConfState(voters: ["a"]), data: [1, 2, 3])
+    func fetch() throws -> (Snapshot, attempts: Int) {
+        for attempt in 1...500 {
+            do { return (try storage.snapshotForTransfer(), attempt) } catch RaftError.snapshotTemporarilyUnavailable {
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+        }
+        throw RaftError.unavailable
+    }
+    let (first, attempts) = try fetch()
+    #expect(first.data == [1, 2, 3] && first.metadata.index == 20)
+    #expect(attempts > 1)
+    #expect(throws: RaftError.snapshotTemporarilyUnavailable) { try storage.snapshotForTransfer() }
+    try storage.createSnapshot(at: 30, conf: ConfState(voters: ["a"]), data: [4, 5])
+    let (second, _) = try fetch()
+    #expect(second.data == [4, 5] && second.metadata.index == 30)
+}
+
+/// On open the newest snapshot file is read while the log is recovered; the log says
+/// which snapshot counts. A newer file the log never recorded (a crash between writing
+/// it and recording it), even a damaged one, changes nothing.
+@Test func test_diskStorage_openUsesTheRecordedSnapshotNotTheNewestFile() throws {
+    let dir = TemporaryDirectory()
+    let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    for i in 1...50 { try storage.append([entry(LogIndex(i))]) }
+    try storage.createSnapshot(at: 20, conf: ConfState(voters: ["a"]), data: [1, 2, 3])
+    storage.close()
+    for damaged in [false, true] {
+        let stray = Snapshot(metadata: SnapshotMetadata(index: 40, term: 1, confState: ConfState(voters: ["a"])), data: [9, 9])
+        try SnapshotFile.write(stray, directory: dir.path, fileSystem: PosixFileSystem())
+        if damaged {
+            let path = dir.path + "/" + SnapshotFile.fileName(index: 40, term: 1)
+            var bytes = try FileIO.readAll(path)
+            bytes[bytes.count - 1] ^= 1
+            try PosixFileSystem().writeDurably(bytes, to: path, directory: dir.path)
+        }
+        let reopened = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+        #expect(try reopened.snapshotMetadata().index == 20)
+        #expect(try reopened.snapshot().data == [1, 2, 3])
+        #expect(try reopened.lastIndex() == 50)
+        reopened.close()
+    }
+}
+
+/// Without a writer thread a caller writes the pending batch itself; the node loop and a
+/// snapshot on its own thread may both do so at once. Batches must still be written one
+/// at a time and in order (two writers at once interleaved or reordered them).
+@Test func test_diskStorage_inlineWritersOnTwoThreadsWriteBatchesInOrder() throws {
+    let dir = TemporaryDirectory()
+    var options = DiskStorageOptions(segmentSize: 64 << 10)
+    options.writerThread = false
+    options.preallocateSegments = false
+    let storage = try DiskStorage(directory: dir.path, options: options)
+    let stop = ManagedAtomicFlag()
+    let syncer = Thread {
+        while !stop.isSet { try? storage.sync() }
+    }
+    syncer.start()
+    for i in 1...2_000 {
+        try storage.save(hardState: nil, entries: [entry(LogIndex(i))], sync: i % 3 == 0)
+    }
+    try storage.sync()
+    stop.set()
+    storage.close()
+    let reopened = try DiskStorage(directory: dir.path, options: options)
+    #expect(try reopened.lastIndex() == 2_000)
+    #expect(try reopened.entries(from: 1, to: 2_001, maxBytes: .max) == (1...2_000).map { entry($0) })
+}
+
+/// A flag one thread sets and another polls.
+private final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
 @Test func test_walReader_returnsRecordsInOrderWithTimestamps() throws {
     let dir = TemporaryDirectory()
     let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))

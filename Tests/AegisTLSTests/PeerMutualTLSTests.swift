@@ -1,3 +1,4 @@
+import AegisTestKit
 import AegisRaft
 import AegisTLS
 import AegisTransport

@@ -1,3 +1,4 @@
+import AegisTestKit
 import AegisRaft
 import AegisTLS
 import AegisTransport
@@ -20,47 +21,6 @@ struct TemporaryDirectory {
     func file(_ name: String) -> String { "\(path)/\(name)" }
 
     func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
-/// Collects log records so tests can check what was reported.
-final class LogRecorder: Sendable {
-    struct Record: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-    }
-
-    private let storage = NIOLockedValueBox<[Record]>([])
-
-    var records: [Record] { storage.withLockedValue { $0 } }
-
-    func logger(label: String) -> Logger {
-        var logger = Logger(label: label) { _ in Handler(recorder: self) }
-        logger.logLevel = .debug
-        return logger
-    }
-
-    func contains(_ fragment: String) -> Bool {
-        records.contains { $0.message.contains(fragment) || $0.metadata.values.contains { $0.contains(fragment) } }
-    }
-
-    struct Handler: LogHandler {
-        let recorder: LogRecorder
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .debug
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            var merged = metadata
-            for (key, value) in event.metadata ?? [:] { merged[key] = value }
-            let record = Record(level: event.level, message: "\(event.message)", metadata: merged.mapValues { "\($0)" })
-            recorder.storage.withLockedValue { $0.append(record) }
-        }
-    }
 }
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
@@ -125,6 +85,11 @@ func startNode(_ id: NodeID, tls: TCPTransport.TLSSettings?, clusterUUID: String
     var configuration = TCPTransport.Configuration(nodeID: id, clusterID: "tls-test", host: "127.0.0.1", port: 0)
     configuration.backoff = Backoff(initial: .milliseconds(10), maximum: .milliseconds(100))
     configuration.jitterSeed = 1
+    // A test's raw connection writes its handshake some time after connecting; on a
+    // loaded machine (the whole suite on two cores) that can exceed the production 2 s,
+    // and the node would close the connection first ("I/O on closed channel"). The
+    // timeout itself is tested in TCPTransportTests.
+    configuration.handshakeTimeout = .seconds(60)
     configuration.tls = tls
     configuration.clusterUUID = clusterUUID
     configure(&configuration)

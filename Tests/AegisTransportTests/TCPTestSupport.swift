@@ -1,49 +1,10 @@
+import AegisTestKit
 import AegisRaft
 import AegisTransport
 import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-
-/// Collects log records so tests can check what the transport reported.
-final class LogRecorder: @unchecked Sendable {
-    struct Record: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-    }
-
-    private let lock = NSLock()
-    private var storage: [Record] = []
-
-    var records: [Record] { lock.withLock { storage } }
-
-    func append(_ record: Record) { lock.withLock { storage.append(record) } }
-
-    func logger(label: String) -> Logger {
-        var logger = Logger(label: label) { _ in Handler(recorder: self) }
-        logger.logLevel = .debug
-        return logger
-    }
-
-    struct Handler: LogHandler {
-        let recorder: LogRecorder
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .debug
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            var merged = metadata
-            for (key, value) in event.metadata ?? [:] { merged[key] = value }
-            recorder.append(Record(level: event.level, message: "\(event.message)",
-                                   metadata: merged.mapValues { "\($0)" }))
-        }
-    }
-}
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
 func eventually(timeout: Duration = .seconds(30), _ condition: () async -> Bool) async -> Bool {

@@ -198,9 +198,11 @@ public struct ReplicatedLog {
         unstable.restore(snapshot)
     }
 
-    /// The snapshot to send a follower: the unstable one or the storage's.
+    /// The snapshot to send a follower: the unstable one or the storage's (which may be
+    /// temporarily unavailable while the storage reads it: see
+    /// `RaftStorage.snapshotForTransfer()`).
     func snapshot() throws -> Snapshot {
         if let s = unstable.snapshot { return s }
-        return try storage.snapshot()
+        return try storage.snapshotForTransfer()
     }
 }

@@ -84,7 +84,10 @@ public struct RESPServer: Service {
                                         defer { id += 1 }
                                         return id
                                     }
-                                    connectionsGroup.addTask { await serve(connection, clientID: clientID) }
+                                    let executor = EventLoopTaskExecutor(connection.channel.channel.eventLoop)
+                                    connectionsGroup.addTask(executorPreference: executor) {
+                                        await serve(connection, clientID: clientID)
+                                    }
                                 }
                             }
                         }
