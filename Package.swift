@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "AegisRaft", dependencies: ["CAegisCRC32C"], swiftSettings: strict),
         // CRC-32C with the CPU's instruction (SSE4.2 / ARMv8 CRC), checked at run time.
         .target(name: "CAegisCRC32C"),
-        .target(name: "AegisKV", dependencies: ["AegisRaft"], swiftSettings: strict),
+        .target(name: "AegisKV", dependencies: ["AegisRaft", "AegisCRDT"], swiftSettings: strict),
         .target(name: "AegisCluster", dependencies: ["AegisRaft"], swiftSettings: strict),
         .target(name: "AegisCRDT", swiftSettings: strict),
         // Durable storage.
@@ -94,7 +94,7 @@ let package = Package(
         ], swiftSettings: strict),
         // The node runtime and the seed's ReplicationEngine.
         .target(name: "AegisReplication", dependencies: [
-            "AegisRaft", "AegisKV", "AegisCluster", "AegisStorage", "AegisTransport",
+            "AegisRaft", "AegisKV", "AegisCRDT", "AegisCluster", "AegisStorage", "AegisTransport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -116,8 +116,8 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(
             name: "aegis",
-            dependencies: ["AegisServer", "AegisKV", "AegisRaft", "AegisReplication", "AegisStorage", "AegisTransport",
-                           "AegisTLS",
+            dependencies: ["AegisServer", "AegisKV", "AegisCRDT", "AegisRaft", "AegisReplication", "AegisStorage",
+                           "AegisTransport", "AegisTLS",
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -151,7 +151,7 @@ let package = Package(
         .testTarget(name: "AegisRaftTests", dependencies: ["AegisRaft", "AegisTestKit"], swiftSettings: strict),
         .testTarget(name: "AegisTestKitTests", dependencies: ["AegisTestKit", "AegisRaft", "AegisStorage"], swiftSettings: strict),
         .testTarget(name: "AegisKVTests", dependencies: [
-            "AegisKV", "AegisRaft", .product(name: "PropertyBased", package: "swift-property-based"),
+            "AegisKV", "AegisRaft", "AegisCRDT", .product(name: "PropertyBased", package: "swift-property-based"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisClusterTests", dependencies: ["AegisCluster", "AegisRaft"], swiftSettings: strict),
         .testTarget(name: "AegisCRDTTests", dependencies: [

@@ -25,6 +25,8 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case setMany = 7
     /// Removes several keys at once (encoding version 2).
     case deleteMany = 8
+    /// A set, hash or `TYPE` operation (encoding version 3).
+    case collection = 9
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -32,6 +34,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         switch self {
         case .get, .set, .delete, .compareAndSwap, .increment, .custom: return 1
         case .setMany, .deleteMany: return 2
+        case .collection: return 3
         }
     }
 }
@@ -83,6 +86,9 @@ public enum Command: Sendable, Hashable {
     /// the result's `keyCount` is the number of keys that existed. Every key is
     /// validated first; an invalid one fails the command and removes nothing.
     case deleteMany([Key])
+    /// Runs a set or hash operation, or `TYPE`, on the key. Operations on a key of
+    /// another type fail with `KVError.wrongType` (as Redis's `WRONGTYPE`).
+    case collection(Key, CollectionOperation)
 
     /// The kind of the command.
     public var type: CommandType {
@@ -95,6 +101,7 @@ public enum Command: Sendable, Hashable {
         case .custom: return .custom
         case .setMany: return .setMany
         case .deleteMany: return .deleteMany
+        case .collection: return .collection
         }
     }
 
@@ -105,7 +112,7 @@ public enum Command: Sendable, Hashable {
         case .get(let key), .set(let key, _), .delete(let key),
              .compareAndSwap(let key, _, _), .increment(let key, _):
             return key
-        case .custom(_, let key, _):
+        case .custom(_, let key, _), .collection(let key, _):
             return key
         case .setMany(let pairs, _):
             return pairs.first?.key ?? .empty
@@ -123,6 +130,10 @@ public enum Command: Sendable, Hashable {
         }
     }
 
-    /// `true` for commands that may change the state (everything but `get`).
-    public var isWrite: Bool { type != .get }
+    /// `true` for commands that may change the state (everything but `get` and the
+    /// collection reads).
+    public var isWrite: Bool {
+        if case .collection(_, let operation) = self { return operation.isWrite }
+        return type != .get
+    }
 }

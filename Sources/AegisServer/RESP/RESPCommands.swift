@@ -51,6 +51,8 @@ extension RESPSession {
             return .write([.deleteMany(arguments.map(key))], .deletedCount)
         case "INCR", "DECR", "INCRBY", "DECRBY":
             return planIncrement(name, arguments)
+        case _ where Self.collectionCommands.contains(name):
+            return planCollection(name, arguments)
         case "DBSIZE":
             return .deferred(.count)
         case "AEGIS.DIGEST":
