@@ -2,7 +2,8 @@
 """Sequential compatibility with Redis: the same command sequences against a real
 redis-server and against one real `aegis serve` node, reply by reply.
 
-Covers strings (SET/GET/MGET/MSET/EXISTS/DEL and the INCR family), sets (SADD, SREM,
+Covers strings (SET/GET/MGET/MSET/SETNX/GETSET/APPEND/STRLEN/EXISTS/DEL and the INCR
+family), sets (SADD, SREM,
 SMEMBERS, SISMEMBER, SCARD), hashes (HSET, HGET, HDEL, HGETALL, HINCRBY, HLEN,
 HEXISTS), TYPE and WRONGTYPE: hand-written edge cases (errors, overflow, wrong types,
 keys that change type), then random sequences over a few keys so that every command
@@ -64,7 +65,9 @@ EDGE_CASES = [
     ["SET", "s", "hello"], ["GET", "s"], ["TYPE", "s"], ["INCR", "s"], ["SET", "n", "9223372036854775806"],
     ["INCR", "n"], ["INCR", "n"], ["DECRBY", "n", "-1"], ["INCRBY", "n", "abc"], ["DECRBY", "m", "5"],
     ["MSET", "a", "1", "b", "2"], ["MGET", "a", "b", "missing"], ["SET", "s", "x", "NX"], ["SET", "s", "y", "XX"],
-    ["GET", "s"], ["TYPE", "missing"],
+    ["GET", "s"], ["TYPE", "missing"], ["SETNX", "s", "z"], ["SETNX", "fresh", "z"], ["GETSET", "fresh", "w"],
+    ["GETSET", "absent", "w"], ["APPEND", "fresh", "xyz"], ["APPEND", "other", "ab"], ["STRLEN", "fresh"],
+    ["STRLEN", "nothing"], ["SET", "fresh", "q", "GET"],
     # Sets.
     ["SADD", "set", "a", "b", "a"], ["SADD", "set", "c"], ["SMEMBERS", "set"], ["SISMEMBER", "set", "a"],
     ["SISMEMBER", "set", "z"], ["SCARD", "set"], ["SREM", "set", "a", "z"], ["TYPE", "set"], ["SCARD", "nothing"],
@@ -79,7 +82,8 @@ EDGE_CASES = [
     ["TYPE", "h"], ["HDEL", "h", "f", "new", "big"], ["TYPE", "h"], ["HLEN", "h"], ["HGETALL", "nothing"],
     # WRONGTYPE and keys that change type.
     ["SADD", "ws", "m"], ["HSET", "wh", "f", "v"], ["SET", "wstr", "v"],
-    ["GET", "ws"], ["GET", "wh"], ["INCR", "ws"], ["INCRBY", "wh", "2"], ["DECR", "ws"],
+    ["GET", "ws"], ["GET", "wh"], ["INCR", "ws"], ["GETSET", "ws", "x"], ["SET", "wh", "x", "GET"],
+    ["APPEND", "ws", "x"], ["STRLEN", "wh"], ["SETNX", "ws", "x"], ["INCRBY", "wh", "2"], ["DECR", "ws"],
     ["SADD", "wstr", "m"], ["SADD", "wh", "m"], ["SMEMBERS", "wh"], ["SISMEMBER", "wstr", "m"], ["SCARD", "wh"],
     ["SREM", "wstr", "m"], ["HSET", "ws", "f", "v"], ["HGET", "ws", "f"], ["HGETALL", "wstr"], ["HDEL", "ws", "f"],
     ["HLEN", "wstr"], ["HEXISTS", "ws", "f"], ["HINCRBY", "wstr", "f", "1"],
@@ -107,6 +111,11 @@ def random_command(rng):
         lambda: ["MGET", k, rng.choice(KEYS)],
         lambda: ["MSET", k, m, rng.choice(KEYS), rng.choice(MEMBERS)],
         lambda: ["SET", k, m, "NX"],
+        lambda: ["SETNX", k, m],
+        lambda: ["GETSET", k, m],
+        lambda: ["SET", k, m, "GET"],
+        lambda: ["APPEND", k, m],
+        lambda: ["STRLEN", k],
         lambda: ["SADD", k, m, rng.choice(MEMBERS)],
         lambda: ["SADD", k, m],
         lambda: ["SREM", k, m],
@@ -158,14 +167,17 @@ def ready(port, write=False):
 
 def compare(redis_conn, aegis_conn, commands, label, show=12):
     mismatches = []
+    wrong_type = 0
     for command in commands:
         expected = normalise(command, redis_conn.command(*command))
         actual = normalise(command, aegis_conn.command(*command))
         if expected != actual:
             mismatches.append((command, expected, actual))
+        if isinstance(expected, tuple) and expected[1].startswith("WRONGTYPE"):
+            wrong_type += 1
     for command, expected, actual in mismatches[:show]:
         print(f"     {' '.join(command)}: redis {expected!r}, aegis {actual!r}")
-    check(label, not mismatches, f"({len(commands)} commands, {len(mismatches)} different)")
+    check(label, not mismatches, f"({len(commands)} commands, {wrong_type} WRONGTYPE, {len(mismatches)} different)")
 
 
 def main():
@@ -193,7 +205,7 @@ def main():
         r.command("FLUSHALL")
         compare(r, a, EDGE_CASES, "edge cases reply as redis-server does")
         rng = random.Random(args.seed)
-        for key in ["s", "n", "a", "b", "m", "set", "h", "ws", "wh", "wstr"]:
+        for key in ["s", "n", "a", "b", "m", "set", "h", "ws", "wh", "wstr", "fresh", "absent", "other"]:
             r.command("DEL", key)
             a.command("DEL", key)
         commands = [random_command(rng) for _ in range(args.commands)]

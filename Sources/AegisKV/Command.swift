@@ -27,6 +27,10 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case deleteMany = 8
     /// A set, hash or `TYPE` operation (encoding version 3).
     case collection = 9
+    /// Writes a string and returns the previous one (encoding version 3).
+    case getSet = 10
+    /// Appends to a string (encoding version 3).
+    case append = 11
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -34,7 +38,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         switch self {
         case .get, .set, .delete, .compareAndSwap, .increment, .custom: return 1
         case .setMany, .deleteMany: return 2
-        case .collection: return 3
+        case .collection, .getSet, .append: return 3
         }
     }
 }
@@ -89,6 +93,13 @@ public enum Command: Sendable, Hashable {
     /// Runs a set or hash operation, or `TYPE`, on the key. Operations on a key of
     /// another type fail with `KVError.wrongType` (as Redis's `WRONGTYPE`).
     case collection(Key, CollectionOperation)
+    /// Sets the key to the value and returns the previous value (Redis `GETSET` and
+    /// `SET … GET`): unlike `set`, fails with `KVError.wrongType`, changing nothing,
+    /// when the key is a set or hash.
+    case getSet(Key, [UInt8])
+    /// Appends the bytes to the key's string (a missing key counts as empty); the
+    /// result's `integer` is the new length (Redis `APPEND`).
+    case append(Key, [UInt8])
 
     /// The kind of the command.
     public var type: CommandType {
@@ -102,6 +113,8 @@ public enum Command: Sendable, Hashable {
         case .setMany: return .setMany
         case .deleteMany: return .deleteMany
         case .collection: return .collection
+        case .getSet: return .getSet
+        case .append: return .append
         }
     }
 
@@ -112,7 +125,7 @@ public enum Command: Sendable, Hashable {
         case .get(let key), .set(let key, _), .delete(let key),
              .compareAndSwap(let key, _, _), .increment(let key, _):
             return key
-        case .custom(_, let key, _), .collection(let key, _):
+        case .custom(_, let key, _), .collection(let key, _), .getSet(let key, _), .append(let key, _):
             return key
         case .setMany(let pairs, _):
             return pairs.first?.key ?? .empty

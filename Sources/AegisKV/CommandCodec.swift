@@ -22,6 +22,7 @@
 //                        hashSet      varint count, count × (field, value)
 //                        hashIncrement field, zig-zag varint amount
 //                        setMembers, setCardinality, hashGetAll, hashLength, type: nothing
+//       getSet, append   key, value
 //     where key, value, bytes, name and payload are a varint length then the bytes.
 //
 // Each command is written with the oldest version that has its type (see
@@ -49,7 +50,7 @@ extension Command {
         switch self {
         case .get(let key), .delete(let key):
             bytes.appendKey(key)
-        case .set(let key, let value):
+        case .set(let key, let value), .getSet(let key, let value), .append(let key, let value):
             bytes.appendKey(key)
             bytes.appendLengthPrefixed(value)
         case .compareAndSwap(let key, let expected, let new):
@@ -111,7 +112,7 @@ extension Command {
         switch self {
         case .get(let key), .delete(let key):
             return 2 + field(key.count)
-        case .set(let key, let value):
+        case .set(let key, let value), .getSet(let key, let value), .append(let key, let value):
             return 2 + field(key.count) + field(value.count)
         case .compareAndSwap(let key, let expected, let new):
             let expectation: Int
@@ -213,6 +214,12 @@ extension Command {
         case .collection:
             let key = try reader.readKey()
             command = .collection(key, try reader.readCollectionOperation())
+        case .getSet:
+            let key = try reader.readKey()
+            command = .getSet(key, try reader.readField("value"))
+        case .append:
+            let key = try reader.readKey()
+            command = .append(key, try reader.readField("value"))
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

@@ -51,7 +51,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             switch command {
             case .get(let key), .delete(let key), .increment(let key, _), .custom(_, let key, _):
                 return check(key)
-            case .set(let key, let value), .compareAndSwap(let key, _, let value):
+            case .set(let key, let value), .compareAndSwap(let key, _, let value), .getSet(let key, let value),
+                 .append(let key, let value):
                 return check(key) ?? check(value: value)
             case .setMany(let pairs, _):
                 for pair in pairs {
@@ -190,6 +191,12 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return custom(name, key: key, payload: payload, at: index)
         case .collection(let key, let operation):
             return applyCollection(key, operation, at: index, timestamp: timestamp)
+        case .getSet(let key, let value):
+            if let error = validate(value: value) { return failure(error, at: index) }
+            if !collections.isEmpty && collections[key] != nil { return failure(.wrongType, at: index) }
+            return write(key, value[...], at: index)
+        case .append(let key, let suffix):
+            return append(suffix, to: key, at: index)
         case .setMany, .deleteMany:
             return failure(.malformedCommand("multi-key command reached the single-key path"), at: index)
         }
@@ -287,6 +294,16 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         let (sum, overflow) = number.addingReportingOverflow(amount)
         if overflow { return failure(.incrementOverflow(current: number, amount: amount), at: index, current: current) }
         return write(key, Array(String(sum).utf8)[...], at: index)
+    }
+
+    mutating func append(_ suffix: [UInt8], to key: Key, at index: LogIndex) -> CommandResult {
+        if !collections.isEmpty && collections[key] != nil { return failure(.wrongType, at: index) }
+        let current = entries[key]
+        let value = (current?.value ?? []) + suffix
+        if let error = validate(value: value) { return failure(error, at: index, current: current) }
+        var result = write(key, value[...], at: index)
+        result.integer = Int64(value.count)
+        return result
     }
 
     /// Writes every pair as one step: validates every key and value first, then (for

@@ -295,3 +295,18 @@ struct TypedModel {
         #expect(machine.count == model.keys.count)
     }
 }
+
+@Suite struct StringCommandTests {
+    @Test func test_getSetAndAppend_followRedis() {
+        var machine = StateMachine(limits: .init(maxValueSize: 4))
+        #expect(run(&machine, .append("k", bytes("ab"))).integer == 2)
+        #expect(run(&machine, .append("k", bytes("cd"))).integer == 4)
+        #expect(run(&machine, .append("k", bytes("e"))).error == .valueTooLarge(size: 5, limit: 4))
+        #expect(machine.value(for: "k") == bytes("abcd"))
+        #expect(run(&machine, .getSet("k", bytes("x"))).previousValue == bytes("abcd"))
+        run(&machine, "s", .setAdd(members("m")))
+        #expect(run(&machine, .getSet("s", bytes("x"))).error == .wrongType)
+        #expect(run(&machine, .append("s", bytes("x"))).error == .wrongType)
+        #expect(machine.type(of: "s") == .set)
+    }
+}

@@ -22,6 +22,8 @@ import Testing
         .deleteMany([]),
         .collection("s", .setAdd([bytes("a"), []])),
         .collection("h", .hashIncrement(bytes("f"), by: -3)),
+        .getSet("k", bytes("new")),
+        .append("k", []),
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {

@@ -63,3 +63,27 @@ import Testing
         #expect(try await send(&s, "TYPE", "t") == .simpleString("none"))
     }
 }
+
+/// The string commands added with the data types: SETNX, GETSET, APPEND, STRLEN.
+@Suite struct RESPStringCommandTests {
+    let backend = FakeBackend()
+
+    @Test func test_stringCommands() async throws {
+        var s = RESPSession(backend: backend, configuration: RESPServerConfiguration(port: 7001))
+        #expect(try await send(&s, "SETNX", "k", "a") == .integer(1))
+        #expect(try await send(&s, "SETNX", "k", "b") == .integer(0))
+        #expect(try await send(&s, "APPEND", "k", "bc") == .integer(3))
+        #expect(try await send(&s, "APPEND", "new", "xy") == .integer(2))
+        #expect(try await send(&s, "STRLEN", "k") == .integer(3))
+        #expect(try await send(&s, "STRLEN", "missing") == .integer(0))
+        #expect(try await send(&s, "GETSET", "k", "z") == .bulk("abc"))
+        #expect(try await send(&s, "GETSET", "fresh", "1") == .null)
+        #expect(try await send(&s, "SADD", "set", "m") == .integer(1))
+        #expect(try await send(&s, "GETSET", "set", "v") == RESPCollectionTests.wrongType)
+        #expect(try await send(&s, "SET", "set", "v", "GET") == RESPCollectionTests.wrongType)
+        #expect(try await send(&s, "APPEND", "set", "v") == RESPCollectionTests.wrongType)
+        #expect(try await send(&s, "STRLEN", "set") == RESPCollectionTests.wrongType)
+        #expect(try await send(&s, "TYPE", "set") == .simpleString("set"))
+        #expect(try await send(&s, "SETNX", "set", "v") == .integer(0))
+    }
+}

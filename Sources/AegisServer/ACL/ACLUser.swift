@@ -171,11 +171,11 @@ public enum ACLCategory: String, Sendable, CaseIterable {
         switch self {
         case .all: return Self.read.commands.union(Self.write.commands).union(Self.admin.commands)
         case .read:
-            return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST", "TYPE",
+            return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST", "TYPE", "STRLEN",
                     "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS"]
         case .write:
             return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
-                    "SADD", "SREM", "HSET", "HDEL", "HINCRBY"]
+                    "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY"]
         case .admin, .dangerous: return ["ACL", "CONFIG", "INFO"]
         }
     }

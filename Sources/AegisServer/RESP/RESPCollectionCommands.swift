@@ -39,9 +39,9 @@ extension RESPSession {
     }
 }
 
-/// How the result of a `Command.collection` becomes its reply.
+/// How the result of a `Command.collection` (or `append`) becomes its reply.
 enum CollectionReply {
-    /// `result.integer` (SADD, SCARD, HSET, HLEN, HINCRBY…).
+    /// `result.integer` (SADD, SCARD, HSET, HLEN, HINCRBY…, APPEND).
     case integer
     /// `result.value` as a bulk string or null (HGET).
     case value

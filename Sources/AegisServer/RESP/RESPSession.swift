@@ -301,6 +301,8 @@ enum ReadReply {
     case values
     /// How many of the keys exist (EXISTS).
     case existsCount
+    /// The length of the string, 0 if absent (STRLEN).
+    case length
 
     func reply(_ results: ArraySlice<Result<KeyValue?, BackendError>>) -> RESPValue {
         var records: [KeyValue?] = []
@@ -319,6 +321,9 @@ enum ReadReply {
             // As Redis's MGET: a key of another type reads as null.
             return .array(records.map { record in record.flatMap { $0.type == .string ? .bulkString($0.value) : nil } ?? .null })
         case .existsCount: return .integer(Int64(records.count { $0 != nil }))
+        case .length:
+            guard let record = records.first ?? nil else { return .integer(0) }
+            return record.type == .string ? .integer(Int64(record.value.count)) : RESPError.reply(for: KVError.wrongType)
         }
     }
 }
