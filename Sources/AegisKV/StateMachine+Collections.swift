@@ -23,140 +23,165 @@ extension StateMachine {
         for item in operation.payloads {
             if let error = validate(value: item) { return failure(error, at: index) }
         }
-        let existing = collections[key]
         if case .type = operation {
             var result = CommandResult(index: index, revision: revision)
             result.value = Array((type(of: key)?.name ?? "none").utf8)
             return result
         }
-        if existing == nil && entries.find(key) != nil { return failure(.wrongType, at: index) }
-        if let existing, existing.value.type != operation.valueType { return failure(.wrongType, at: index) }
-        switch existing?.value {
-        case .set(let set)?: return applySet(key, set, operation, at: index)
-        case .hash(let map)?: return applyHash(key, map, operation, at: index, timestamp: timestamp)
-        case nil:
-            if operation.valueType == .set { return applySet(key, ORSet(), operation, at: index) }
-            return applyHash(key, ORMap(), operation, at: index, timestamp: timestamp)
+        let existingType = collections[key]?.value.type ?? (entries.find(key) == nil ? nil : ValueType.string)
+        if let existingType, existingType != operation.valueType { return failure(.wrongType, at: index) }
+        var result = CommandResult(index: index, revision: revision)
+        guard operation.isWrite else {
+            switch collections[key]?.value {
+            case .set(let set)?: read(set, operation, into: &result)
+            case .hash(let map)?: read(map, operation, into: &result)
+            case nil: read(ORSet(), operation, into: &result)  // every read of an absent key is empty
+            }
+            return result
+        }
+        // Take the value out of the table, so that it is the only reference to its
+        // storage and is changed in place: a copy would cost O(size) per write.
+        var stored = collections.removeValue(forKey: key)
+        var value = stored?.value ?? (operation.valueType == .set ? .set(ORSet()) : .hash(ORMap()))
+        stored?.value = .set(ORSet())
+        let outcome: Result<(integer: Int64, changed: Bool), KVError>
+        switch value {
+        case .set(var set):
+            value = .set(ORSet())
+            outcome = write(&set, operation)
+            value = .set(set)
+        case .hash(var map):
+            value = .hash(ORMap())
+            outcome = write(&map, operation, timestamp: timestamp)
+            value = .hash(map)
+        }
+        switch outcome {
+        case .failure(let error):
+            if var stored {  // unchanged: every check comes before the first change
+                stored.value = value
+                collections[key] = stored
+            }
+            return failure(error, at: index)
+        case .success(let (integer, changed)):
+            if changed {
+                result = store(key, value, previous: stored, at: index)
+            } else if var stored {
+                stored.value = value
+                collections[key] = stored
+            }
+            result.integer = integer
+            return result
         }
     }
 
-    private mutating func applySet(_ key: Key, _ current: ORSet<[UInt8]>, _ operation: CollectionOperation,
-                                   at index: LogIndex) -> CommandResult {
-        var result = CommandResult(index: index, revision: revision)
+    /// Fills the result of a set read.
+    private func read(_ set: ORSet<[UInt8]>, _ operation: CollectionOperation, into result: inout CommandResult) {
         switch operation {
-        case .setMembers:
-            result.elements = current.elements.sorted { $0.lexicographicallyPrecedes($1) }
-        case .setIsMember(let member):
-            result.integer = current.contains(member) ? 1 : 0
-        case .setCardinality:
-            result.integer = Int64(current.count)
+        case .setMembers: result.elements = set.elements.sorted { $0.lexicographicallyPrecedes($1) }
+        case .setIsMember(let member): result.integer = set.contains(member) ? 1 : 0
+        case .setCardinality: result.integer = Int64(set.count)
+        default: break  // hash reads of an absent key: 0, nil or empty
+        }
+    }
+
+    /// Fills the result of a hash read.
+    private func read(_ map: ORMap<[UInt8], LWWRegister<[UInt8]>>, _ operation: CollectionOperation,
+                      into result: inout CommandResult) {
+        switch operation {
+        case .hashGet(let field): result.value = map[field]?.value
+        case .hashExists(let field): result.integer = map[field] == nil ? 0 : 1
+        case .hashLength: result.integer = Int64(map.count)
+        case .hashGetAll:
+            for field in map.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                result.elements.append(field)
+                result.elements.append(map[field]?.value ?? [])
+            }
+        default: break
+        }
+    }
+
+    /// Applies a set write in place: the integer reply and whether the set changed, or
+    /// why it failed (then the set is unchanged).
+    private mutating func write(_ set: inout ORSet<[UInt8]>, _ operation: CollectionOperation)
+        -> Result<(integer: Int64, changed: Bool), KVError> {
+        switch operation {
         case .setAdd(let members):
-            var set = current
-            var added = 0
             var seen = Set<[UInt8]>()
+            var added = 0
             for member in members where seen.insert(member).inserted && !set.contains(member) { added += 1 }
-            if let error = growthError(set.count, adding: added) { return failure(error, at: index) }
+            if let error = growthError(set.count, adding: added) ?? dotsError(seen.count) { return .failure(error) }
             // Every member gets a fresh add, present or not: an add concurrent with a
             // remove in another cluster then wins, as add-wins promises.
             for member in seen.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
                 do {
-                    try set.insert(member, dot: try nextDot())
+                    try set.insert(member, dot: nextDot())
                 } catch {
-                    return failure(.collectionFailed(error.description), at: index)
+                    return .failure(.collectionFailed(error.description))  // unreachable: the dot is new
                 }
             }
-            result = store(key, .set(set), at: index)
-            result.integer = Int64(added)
+            return .success((Int64(added), true))
         case .setRemove(let members):
-            var set = current
             var removed = 0
             for member in members where set.contains(member) {
                 set.remove(member)
                 removed += 1
             }
-            guard removed > 0 else { break }
-            result = store(key, .set(set), at: index)
-            result.integer = Int64(removed)
+            return .success((Int64(removed), removed > 0))
         default:
-            return failure(.wrongType, at: index)
+            return .failure(.wrongType)
         }
-        return result
     }
 
-    private mutating func applyHash(_ key: Key, _ current: ORMap<[UInt8], LWWRegister<[UInt8]>>,
-                                    _ operation: CollectionOperation, at index: LogIndex,
-                                    timestamp: UInt64) -> CommandResult {
-        var result = CommandResult(index: index, revision: revision)
+    /// Applies a hash write in place, as `write(_:_:)` for sets.
+    private mutating func write(_ map: inout ORMap<[UInt8], LWWRegister<[UInt8]>>, _ operation: CollectionOperation,
+                                timestamp: UInt64) -> Result<(integer: Int64, changed: Bool), KVError> {
+        var updates: [(field: [UInt8], value: [UInt8])] = []
+        var integer: Int64 = 0
         switch operation {
-        case .hashGet(let field):
-            result.value = current[field]?.value
-        case .hashExists(let field):
-            result.integer = current[field] == nil ? 0 : 1
-        case .hashLength:
-            result.integer = Int64(current.count)
-        case .hashGetAll:
-            for field in current.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-                result.elements.append(field)
-                result.elements.append(current[field]?.value ?? [])
-            }
         case .hashSet(let pairs):
             var latest: [[UInt8]: [UInt8]] = [:]
             for pair in pairs { latest[pair.field] = pair.value }
-            let added = latest.keys.count { current[$0] == nil }
-            if let error = growthError(current.count, adding: added) { return failure(error, at: index) }
-            var map = current
-            do {
-                let stamp = try nextTimestamp(timestamp)
-                for (field, value) in latest.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-                    try map.update(field, dot: try nextDot()) { register throws(CRDTError) in
-                        register.assign(value, at: stamp)
-                        return register
-                    }
-                }
-            } catch {
-                return failure(.collectionFailed(error.description), at: index)
+            updates = latest.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { ($0.key, $0.value) }
+            integer = Int64(latest.keys.count { map[$0] == nil })
+        case .hashIncrement(let field, let amount):
+            var number: Int64 = 0
+            if let present = map[field] {
+                guard let parsed = parseDecimalInt64(present.value ?? []) else { return .failure(.hashValueNotInteger) }
+                number = parsed
             }
-            result = store(key, .hash(map), at: index)
-            result.integer = Int64(added)
+            let (sum, overflow) = number.addingReportingOverflow(amount)
+            if overflow { return .failure(.incrementOverflow(current: number, amount: amount)) }
+            updates = [(field, Array(String(sum).utf8))]
+            integer = sum
         case .hashDelete(let fields):
-            var map = current
             var removed = 0
             for field in fields where map[field] != nil {
                 map.remove(field)
                 removed += 1
             }
-            guard removed > 0 else { break }
-            result = store(key, .hash(map), at: index)
-            result.integer = Int64(removed)
-        case .hashIncrement(let field, let amount):
-            var number: Int64 = 0
-            if let present = current[field] {
-                guard let parsed = parseDecimalInt64(present.value ?? []) else {
-                    return failure(.hashValueNotInteger, at: index)
-                }
-                number = parsed
-            }
-            let (sum, overflow) = number.addingReportingOverflow(amount)
-            if overflow { return failure(.incrementOverflow(current: number, amount: amount), at: index) }
-            if let error = growthError(current.count, adding: current[field] == nil ? 1 : 0) {
-                return failure(error, at: index)
-            }
-            var map = current
+            return .success((Int64(removed), removed > 0))
+        default:
+            return .failure(.wrongType)
+        }
+        let added = updates.count { map[$0.field] == nil }
+        if let error = growthError(map.count, adding: added) ?? dotsError(updates.count) { return .failure(error) }
+        let stamp: HLCTimestamp
+        do {
+            stamp = try nextTimestamp(timestamp)
+        } catch {
+            return .failure(.collectionFailed(error.description))
+        }
+        for update in updates {
             do {
-                let stamp = try nextTimestamp(timestamp)
-                try map.update(field, dot: try nextDot()) { register throws(CRDTError) in
-                    register.assign(Array(String(sum).utf8), at: stamp)
+                try map.update(update.field, dot: nextDot()) { register throws(CRDTError) in
+                    register.assign(update.value, at: stamp)
                     return register
                 }
             } catch {
-                return failure(.collectionFailed(error.description), at: index)
+                return .failure(.collectionFailed(error.description))  // unreachable: the dot is new
             }
-            result = store(key, .hash(map), at: index)
-            result.integer = sum
-        default:
-            return failure(.wrongType, at: index)
         }
-        return result
+        return .success((integer, true))
     }
 
     /// Why a set or hash of `count` members or fields cannot take `added` more, or `nil`.
@@ -165,16 +190,22 @@ extension StateMachine {
             ? .collectionTooLarge(size: count + added, limit: limits.maxCollectionSize) : nil
     }
 
+    /// Why `count` more dots cannot be issued, or `nil`.
+    private func dotsError(_ count: Int) -> KVError? {
+        UInt64.max - dotCounter >= UInt64(count) ? nil
+            : .collectionFailed("the dot counter of \(replica) is exhausted; use a new replica ID")
+    }
+
     /// Stores the new state of a collection key (removing the key if it is left
     /// empty) as one write: bumps the revision and the key's version.
-    private mutating func store(_ key: Key, _ value: CollectionValue, at index: LogIndex) -> CommandResult {
+    private mutating func store(_ key: Key, _ value: CollectionValue, previous: StoredCollection?,
+                                at index: LogIndex) -> CommandResult {
         revision += 1
         if value.count == 0 {
             collections[key] = nil
             return CommandResult(index: index, revision: revision)
         }
-        var stored = collections[key] ?? StoredCollection(value: value, version: 0, createRevision: revision,
-                                                          modRevision: revision)
+        var stored = previous ?? StoredCollection(value: value, version: 0, createRevision: revision, modRevision: revision)
         stored.value = value
         stored.version += 1
         stored.modRevision = revision
@@ -183,12 +214,9 @@ extension StateMachine {
     }
 
     /// The next dot of this replica: one counter for every set and hash, so no dot is
-    /// ever used twice.
-    private mutating func nextDot() throws(CRDTError) -> Dot {
-        guard dotCounter < UInt64.max else {
-            throw CRDTError(.overflow, "the dot counter of \(replica) is exhausted; use a new replica ID")
-        }
-        dotCounter += 1
+    /// ever used twice. Callers check `dotsError` first.
+    private mutating func nextDot() -> Dot {
+        dotCounter &+= 1
         return Dot(replica: replica, counter: dotCounter)
     }
 
