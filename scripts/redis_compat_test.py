@@ -9,7 +9,8 @@ HEXISTS), TYPE and WRONGTYPE: hand-written edge cases (errors, overflow, wrong t
 keys that change type), then random sequences over a few keys so that every command
 meets every type. Replies are compared raw (RESP2, read by aegis-jepsen's client, so
 no client library reshapes them); the only normalisation is the order of SMEMBERS and
-HGETALL, which Redis does not define. Both servers listen on 127.0.0.1 only.
+HGETALL, which Redis does not define. Last, Aegis's bound on a set's size
+(--max-collection-size) is checked. Both servers listen on 127.0.0.1 only.
 
 Usage: scripts/redis_compat_test.py [--aegis PATH] [--redis-server PATH] [--seed N] [--commands N]
 Prints one line per check and "N passed, M failed"; exit status 1 on any failure.
@@ -28,6 +29,9 @@ from aegis_jepsen_cluster import Conn, RESPError
 from checks import check, results, wait_until
 
 HOST = "127.0.0.1"
+# Aegis's bound on the members of a set or fields of a hash in this test (far above
+# what the sequences reach); redis-server has none.
+MAX_COLLECTION = 1000
 
 
 def free_port():
@@ -152,7 +156,7 @@ def start_aegis(path, work):
     cmd = [path, "serve", "--id", "n1", "--data-dir", os.path.join(work, "n1"), "--cluster-id", "compat",
            "--initial-cluster-state", "new", "--peer-listen", f"{HOST}:{peer}", "--client-listen", f"{HOST}:{resp}",
            "--admin-listen", f"{HOST}:{admin}", "--peers", f"n1={HOST}:{peer}/{HOST}:{resp}",
-           "--admin-token-file", token]
+           "--admin-token-file", token, "--max-collection-size", str(MAX_COLLECTION)]
     proc = subprocess.Popen(cmd, stdout=open(os.path.join(work, "aegis.log"), "wb"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
     return proc, resp
@@ -212,6 +216,15 @@ def main():
         compare(r, a, commands, f"random sequences over {len(KEYS)} keys (seed {args.seed}) reply as redis-server does")
         final = [["TYPE", k] for k in KEYS] + [["DBSIZE"]]
         compare(r, a, final, "final types and key count agree")
+        # The documented bound (--max-collection-size): growing past it is refused and
+        # changes nothing; up to it is fine.
+        members = [f"m{i}" for i in range(MAX_COLLECTION)]
+        check("a set can hold --max-collection-size members", a.command("SADD", "big", *members) == MAX_COLLECTION)
+        refused = a.command("SADD", "big", "one-more", "m1")
+        check("one more member is refused", isinstance(refused, tuple) and refused[1].startswith("ERR")
+              and "limit of 1000" in refused[1], str(refused))
+        check("the refused write changed nothing", a.command("SCARD", "big") == MAX_COLLECTION
+              and a.command("SISMEMBER", "big", "one-more") == 0)
     finally:
         for p in procs:
             if p.poll() is None:
