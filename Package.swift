@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "AegisRaft", dependencies: ["CAegisCRC32C"], swiftSettings: strict),
         // CRC-32C with the CPU's instruction (SSE4.2 / ARMv8 CRC), checked at run time.
         .target(name: "CAegisCRC32C"),
-        .target(name: "AegisKV", dependencies: ["AegisRaft"], swiftSettings: strict),
+        .target(name: "AegisKV", dependencies: ["AegisRaft", "AegisCRDT"], swiftSettings: strict),
         .target(name: "AegisCluster", dependencies: ["AegisRaft"], swiftSettings: strict),
         .target(name: "AegisCRDT", swiftSettings: strict),
         // Durable storage.
@@ -91,7 +91,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Backups, point-in-time recovery, compression codecs (loaded at run time), targets.
         .target(name: "AegisBackup", dependencies: [
-            "AegisKV", "AegisRaft", "AegisStorage",
+            "AegisKV", "AegisCRDT", "AegisRaft", "AegisStorage",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -104,7 +104,7 @@ let package = Package(
         ], swiftSettings: strict),
         // The node runtime and the seed's ReplicationEngine.
         .target(name: "AegisReplication", dependencies: [
-            "AegisRaft", "AegisKV", "AegisCluster", "AegisStorage", "AegisTransport",
+            "AegisRaft", "AegisKV", "AegisCRDT", "AegisCluster", "AegisStorage", "AegisTransport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -126,8 +126,8 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(
             name: "aegis",
-            dependencies: ["AegisServer", "AegisKV", "AegisRaft", "AegisReplication", "AegisStorage", "AegisTransport",
-                           "AegisTLS", "AegisBackup",
+            dependencies: ["AegisServer", "AegisKV", "AegisCRDT", "AegisRaft", "AegisReplication", "AegisStorage",
+                           "AegisTransport", "AegisTLS", "AegisBackup",
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,7 +162,7 @@ let package = Package(
         .testTarget(name: "AegisRaftTests", dependencies: ["AegisRaft", "AegisTestKit"], swiftSettings: strict),
         .testTarget(name: "AegisTestKitTests", dependencies: ["AegisTestKit", "AegisRaft", "AegisStorage"], swiftSettings: strict),
         .testTarget(name: "AegisKVTests", dependencies: [
-            "AegisKV", "AegisRaft", .product(name: "PropertyBased", package: "swift-property-based"),
+            "AegisKV", "AegisRaft", "AegisCRDT", .product(name: "PropertyBased", package: "swift-property-based"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisClusterTests", dependencies: ["AegisCluster", "AegisRaft"], swiftSettings: strict),
         .testTarget(name: "AegisCRDTTests", dependencies: [

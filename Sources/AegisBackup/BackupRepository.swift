@@ -1,3 +1,4 @@
+import AegisCRDT
 import Foundation
 public import AegisKV
 public import AegisRaft
@@ -91,7 +92,7 @@ public struct BackupRepository: Sendable {
         // are, without rebuilding the state. Otherwise the state is rebuilt.
         let snapshotIsCommit = kind == .full ? history.snapshotAtCommit : nil
         let (machine, conf) = snapshotIsCommit == nil ? try history.stateAtCommit(limits: limits)
-            : (StateMachine(limits: limits), history.snapshot.confState)
+            : (StateMachine(limits: limits, replica: ReplicaID(history.identity.clusterID)), history.snapshot.confState)
         let commit = history.commit
         var manifest = BackupManifest(
             format: BackupManifest.formatVersion, id: id, kind: kind, clusterID: history.identity.clusterID,

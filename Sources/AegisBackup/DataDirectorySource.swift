@@ -1,4 +1,5 @@
-public import AegisKV
+public import AegisCRDT
+import AegisKV
 public import AegisRaft
 public import AegisStorage
 
@@ -112,8 +113,10 @@ public struct CommittedHistory: Sendable {
         func u64(_ at: Int) -> UInt64 {
             (0..<8).reduce(UInt64(0)) { $0 | UInt64(snapshotData[at + $1]) << (8 * UInt64($1)) }
         }
-        // "AKVS", version, applied index (5), revision (13), key count (21): see AegisKV's KVSnapshot.
-        guard Array(snapshotData[0..<4]) == Array("AKVS".utf8), u64(5) == snapshot.index,
+        // "AKVS", version, applied index (5), revision (13), key count (21): see AegisKV's
+        // KVSnapshot. Only format 1 counts every key there (format 2 counts the string keys,
+        // sets and hashes follow): otherwise the state is rebuilt and counted.
+        guard Array(snapshotData[0..<4]) == Array("AKVS".utf8), snapshotData[4] == 1, u64(5) == snapshot.index,
               u64(21) <= UInt64(Int.max) else { return nil }
         return Int(u64(21))
     }
@@ -139,7 +142,9 @@ public struct CommittedHistory: Sendable {
     /// The state machine at the commit index, and the membership there.
     public func stateAtCommit(limits: StateMachine.Limits = StateMachine.Limits()) throws(BackupError)
         -> (machine: StateMachine, membership: ConfState) {
-        var machine = StateMachine(limits: limits)
+        // The live cluster's replica ID (aegis serve uses the cluster ID): sets and hashes
+        // rebuilt here carry the same CRDT metadata, so the digest is the node's.
+        var machine = StateMachine(limits: limits, replica: ReplicaID(identity.clusterID))
         if snapshot.index > 0 {
             do { try machine.restore(from: Snapshot(metadata: snapshot, data: snapshotData)) } catch {
                 throw .damaged(file: identity.nodeID, detail: "the node's snapshot at \(snapshot.index): \(error)")

@@ -1,4 +1,5 @@
-public import AegisKV
+public import AegisCRDT
+import AegisKV
 public import AegisRaft
 import AegisStorage
 
@@ -54,7 +55,7 @@ extension BackupRepository {
                 throw .damaged(file: baseFolder + "/" + stateFile.name, detail: "\(error)")
             }
         }
-        var machine = StateMachine(limits: limits)
+        var machine = StateMachine(limits: limits, replica: ReplicaID(base.clusterID))
         do { try machine.restore(from: reader) } catch {
             throw .damaged(file: baseFolder + "/" + stateFile.name, detail: "\(error)")
         }

@@ -25,6 +25,12 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case setMany = 7
     /// Removes several keys at once (encoding version 2).
     case deleteMany = 8
+    /// A set, hash or `TYPE` operation (encoding version 3).
+    case collection = 9
+    /// Writes a string and returns the previous one (encoding version 3).
+    case getSet = 10
+    /// Appends to a string (encoding version 3).
+    case append = 11
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -32,6 +38,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         switch self {
         case .get, .set, .delete, .compareAndSwap, .increment, .custom: return 1
         case .setMany, .deleteMany: return 2
+        case .collection, .getSet, .append: return 3
         }
     }
 }
@@ -83,6 +90,16 @@ public enum Command: Sendable, Hashable {
     /// the result's `keyCount` is the number of keys that existed. Every key is
     /// validated first; an invalid one fails the command and removes nothing.
     case deleteMany([Key])
+    /// Runs a set or hash operation, or `TYPE`, on the key. Operations on a key of
+    /// another type fail with `KVError.wrongType` (as Redis's `WRONGTYPE`).
+    case collection(Key, CollectionOperation)
+    /// Sets the key to the value and returns the previous value (Redis `GETSET` and
+    /// `SET … GET`): unlike `set`, fails with `KVError.wrongType`, changing nothing,
+    /// when the key is a set or hash.
+    case getSet(Key, [UInt8])
+    /// Appends the bytes to the key's string (a missing key counts as empty); the
+    /// result's `integer` is the new length (Redis `APPEND`).
+    case append(Key, [UInt8])
 
     /// The kind of the command.
     public var type: CommandType {
@@ -95,6 +112,9 @@ public enum Command: Sendable, Hashable {
         case .custom: return .custom
         case .setMany: return .setMany
         case .deleteMany: return .deleteMany
+        case .collection: return .collection
+        case .getSet: return .getSet
+        case .append: return .append
         }
     }
 
@@ -105,7 +125,7 @@ public enum Command: Sendable, Hashable {
         case .get(let key), .set(let key, _), .delete(let key),
              .compareAndSwap(let key, _, _), .increment(let key, _):
             return key
-        case .custom(_, let key, _):
+        case .custom(_, let key, _), .collection(let key, _), .getSet(let key, _), .append(let key, _):
             return key
         case .setMany(let pairs, _):
             return pairs.first?.key ?? .empty
@@ -123,6 +143,10 @@ public enum Command: Sendable, Hashable {
         }
     }
 
-    /// `true` for commands that may change the state (everything but `get`).
-    public var isWrite: Bool { type != .get }
+    /// `true` for commands that may change the state (everything but `get` and the
+    /// collection reads).
+    public var isWrite: Bool {
+        if case .collection(_, let operation) = self { return operation.isWrite }
+        return type != .get
+    }
 }

@@ -15,6 +15,14 @@
 //       setMany          flags (bit 0 = only if none exist), varint count,
 //                        then count × (key, value)
 //       deleteMany       varint count, then count × key
+//     version 3 adds:
+//       collection       key, operation tag (CollectionOperation.tag), then by tag:
+//                        setAdd, setRemove, hashDelete   varint count, count × bytes
+//                        setIsMember, hashGet, hashExists bytes
+//                        hashSet      varint count, count × (field, value)
+//                        hashIncrement field, zig-zag varint amount
+//                        setMembers, setCardinality, hashGetAll, hashLength, type: nothing
+//       getSet, append   key, value
 //     where key, value, bytes, name and payload are a varint length then the bytes.
 //
 // Each command is written with the oldest version that has its type (see
@@ -28,7 +36,7 @@
 extension Command {
     /// The newest encoding version `init(decoding:)` reads (it reads every older one
     /// too). `encoded()` writes the oldest version that has the command's type.
-    public static let encodingVersion: UInt8 = 2
+    public static let encodingVersion: UInt8 = 3
 
     /// The longest custom command name, in UTF-8 bytes.
     public static let maxCustomNameSize = 255
@@ -42,7 +50,7 @@ extension Command {
         switch self {
         case .get(let key), .delete(let key):
             bytes.appendKey(key)
-        case .set(let key, let value):
+        case .set(let key, let value), .getSet(let key, let value), .append(let key, let value):
             bytes.appendKey(key)
             bytes.appendLengthPrefixed(value)
         case .compareAndSwap(let key, let expected, let new):
@@ -73,6 +81,27 @@ extension Command {
         case .deleteMany(let keys):
             bytes.appendVarint(UInt64(keys.count))
             for key in keys { bytes.appendKey(key) }
+        case .collection(let key, let operation):
+            bytes.appendKey(key)
+            bytes.append(operation.tag)
+            switch operation {
+            case .setAdd(let items), .setRemove(let items), .hashDelete(let items):
+                bytes.appendVarint(UInt64(items.count))
+                for item in items { bytes.appendLengthPrefixed(item) }
+            case .setIsMember(let item), .hashGet(let item), .hashExists(let item):
+                bytes.appendLengthPrefixed(item)
+            case .hashSet(let pairs):
+                bytes.appendVarint(UInt64(pairs.count))
+                for pair in pairs {
+                    bytes.appendLengthPrefixed(pair.field)
+                    bytes.appendLengthPrefixed(pair.value)
+                }
+            case .hashIncrement(let field, let amount):
+                bytes.appendLengthPrefixed(field)
+                bytes.appendVarint(zigZag(amount))
+            case .setMembers, .setCardinality, .hashGetAll, .hashLength, .type:
+                break
+            }
         }
         return bytes
     }
@@ -83,7 +112,7 @@ extension Command {
         switch self {
         case .get(let key), .delete(let key):
             return 2 + field(key.count)
-        case .set(let key, let value):
+        case .set(let key, let value), .getSet(let key, let value), .append(let key, let value):
             return 2 + field(key.count) + field(value.count)
         case .compareAndSwap(let key, let expected, let new):
             let expectation: Int
@@ -100,6 +129,20 @@ extension Command {
             return pairs.reduce(3 + varintSize(UInt64(pairs.count))) { $0 + field($1.key.count) + field($1.value.count) }
         case .deleteMany(let keys):
             return keys.reduce(2 + varintSize(UInt64(keys.count))) { $0 + field($1.count) }
+        case .collection(let key, let operation):
+            let head = 3 + field(key.count)
+            switch operation {
+            case .setAdd(let items), .setRemove(let items), .hashDelete(let items):
+                return items.reduce(head + varintSize(UInt64(items.count))) { $0 + field($1.count) }
+            case .setIsMember(let item), .hashGet(let item), .hashExists(let item):
+                return head + field(item.count)
+            case .hashSet(let pairs):
+                return pairs.reduce(head + varintSize(UInt64(pairs.count))) { $0 + field($1.field.count) + field($1.value.count) }
+            case .hashIncrement(let item, let amount):
+                return head + field(item.count) + varintSize(zigZag(amount))
+            case .setMembers, .setCardinality, .hashGetAll, .hashLength, .type:
+                return head
+            }
         }
     }
 
@@ -168,6 +211,15 @@ extension Command {
             keys.reserveCapacity(count)
             for _ in 0 ..< count { keys.append(try reader.readKey()) }
             command = .deleteMany(keys)
+        case .collection:
+            let key = try reader.readKey()
+            command = .collection(key, try reader.readCollectionOperation())
+        case .getSet:
+            let key = try reader.readKey()
+            command = .getSet(key, try reader.readField("value"))
+        case .append:
+            let key = try reader.readKey()
+            command = .append(key, try reader.readField("value"))
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")
@@ -177,6 +229,44 @@ extension Command {
 }
 
 extension ByteReader {
+    /// Reads the operation of a `collection` command, after its key.
+    @usableFromInline mutating func readCollectionOperation() throws(KVError) -> CollectionOperation {
+        guard let tag = readByte() else { throw .malformedCommand("truncated before the collection operation") }
+        func items(_ name: String) throws(KVError) -> [[UInt8]] {
+            let count = try readCount("\(name) count", minimumBytesEach: 1)
+            var items: [[UInt8]] = []
+            items.reserveCapacity(count)
+            for _ in 0 ..< count { items.append(try readField(name)) }
+            return items
+        }
+        switch tag {
+        case 1: return .setAdd(try items("member"))
+        case 2: return .setRemove(try items("member"))
+        case 3: return .setMembers
+        case 4: return .setIsMember(try readField("member"))
+        case 5: return .setCardinality
+        case 6:
+            let count = try readCount("field count", minimumBytesEach: 2)
+            var pairs: [FieldValue] = []
+            pairs.reserveCapacity(count)
+            for _ in 0 ..< count {
+                let field = try readField("field")
+                pairs.append(FieldValue(field, try readField("field value")))
+            }
+            return .hashSet(pairs)
+        case 7: return .hashGet(try readField("field"))
+        case 8: return .hashDelete(try items("field"))
+        case 9: return .hashGetAll
+        case 10:
+            let field = try readField("field")
+            return .hashIncrement(field, by: unZigZag(try readCommandVarint("hash increment amount")))
+        case 11: return .hashLength
+        case 12: return .hashExists(try readField("field"))
+        case 13: return .type
+        default: throw .malformedCommand("unknown collection operation \(tag)")
+        }
+    }
+
     /// Reads a length-prefixed field of a command, copying it into a new array.
     @inlinable mutating func readField(_ name: String) throws(KVError) -> [UInt8] {
         let remaining = self.remaining

@@ -12,14 +12,19 @@ public struct KeyValue: Sendable, Hashable {
     public var createRevision: UInt64
     /// The store revision of the key's latest write.
     public var modRevision: UInt64
+    /// The key's type. For a set or hash, `value` is empty: read it with
+    /// `StateMachine.collection(_:)` or a `Command.collection` read.
+    public var type: ValueType
 
     /// Creates a key-value record.
-    public init(key: Key, value: [UInt8], version: UInt64, createRevision: UInt64, modRevision: UInt64) {
+    public init(key: Key, value: [UInt8], version: UInt64, createRevision: UInt64, modRevision: UInt64,
+                type: ValueType = .string) {
         self.key = key
         self.value = value
         self.version = version
         self.createRevision = createRevision
         self.modRevision = modRevision
+        self.type = type
     }
 }
 
@@ -48,6 +53,12 @@ public struct CommandResult: Sendable, Hashable {
     /// written by `setMany`, the keys that existed and were removed by `deleteMany`.
     /// 0 for every other command.
     public var keyCount: Int = 0
+    /// The integer reply of a set or hash operation (see `CollectionOperation`); 0 for
+    /// every other command.
+    public var integer: Int64 = 0
+    /// The members, or fields and values, a set or hash read returns (see
+    /// `CollectionOperation`); empty for every other command.
+    public var elements: [[UInt8]] = []
     /// The bytes of `value`. For a set applied from a log entry this is a view of the
     /// entry's data, so the result costs no copy; `value` copies on access.
     @usableFromInline var valueBytes: ArraySlice<UInt8>?

@@ -16,6 +16,16 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
     case notAnInteger
     /// An increment would leave the range of a 64-bit signed integer.
     case incrementOverflow(current: Int64, amount: Int64)
+    /// The key holds a value of another type than the command works on (Redis's
+    /// `WRONGTYPE`); nothing changed.
+    case wrongType
+    /// A set or hash would grow beyond `StateMachine.Limits.maxCollectionSize`.
+    case collectionTooLarge(size: Int, limit: Int)
+    /// `HINCRBY` found a field value that is not a decimal 64-bit signed integer.
+    case hashValueNotInteger
+    /// A set or hash write could not be made (its CRDT metadata is exhausted); the
+    /// text says why. Nothing changed.
+    case collectionFailed(String)
     /// No custom command with this name is registered on this state machine.
     case unknownCustomCommand(name: String)
     /// A custom command's handler rejected the command.
@@ -47,6 +57,14 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the value is not a decimal 64-bit signed integer, so it cannot be incremented"
         case .incrementOverflow(let current, let amount):
             return "incrementing \(current) by \(amount) would overflow a 64-bit signed integer"
+        case .wrongType:
+            return "Operation against a key holding the wrong kind of value"
+        case .collectionTooLarge(let size, let limit):
+            return "the set or hash would have \(size) members or fields, more than the limit of \(limit)"
+        case .hashValueNotInteger:
+            return "hash value is not an integer"
+        case .collectionFailed(let why):
+            return "the set or hash write failed: \(why)"
         case .unknownCustomCommand(let name):
             return "no custom command named '\(name)' is registered; register it on every replica before applying"
         case .customCommandRejected(let name, let reason):

@@ -1,23 +1,32 @@
+public import AegisCRDT
 public import AegisRaft
 
-// Snapshot format (version 1). Integers in the header and trailer are little-endian;
-// the entry fields use the varints of the command encoding.
+// Snapshot format (version 2; the reader also reads version 1). Integers in the
+// header and trailer are little-endian; the other fields use the varints of the
+// command encoding.
 //
-//     header   "AKVS" magic (4 bytes), format version (1 byte),
-//              applied index (8), revision (8), key count (8)
-//     entries  one per key, in strictly ascending key order:
-//              key length + key, value length + value,
-//              version, create revision, modify revision (varints)
-//     trailer  CRC-32C (4 bytes) of every byte before it
+//     header       "AKVS" magic (4 bytes), format version (1 byte),
+//                  applied index (8), revision (8), string key count (8)
+//     entries      one per string key, in strictly ascending key order:
+//                  key length + key, value length + value,
+//                  version, create revision, modify revision (varints)
+//     collections  (version 2 only) the last HLC timestamp's physical and logical
+//                  parts, the replica's dot counter, the number of set and hash
+//                  keys (varints), then one per key in strictly ascending key order:
+//                  key length + key, type (1 = set, 2 = hash), version, create
+//                  revision, modify revision (varints), CRDT length + CRDT bytes
+//                  (AegisCRDT's canonical encoding of the ORSet or ORMap)
+//     trailer      CRC-32C (4 bytes) of every byte before it
 //
-// Keys are written in order, so the bytes are canonical: replicas with the same
-// state produce identical snapshots, and `StateMachine.digest()` is the SHA-256 of
-// them. The reader also rebuilds the ordered key index from that order for free.
+// Keys are written in order and the CRDT encodings are canonical, so the bytes are
+// canonical: replicas with the same state produce identical snapshots, and
+// `StateMachine.digest()` is the SHA-256 of them. The reader also rebuilds the
+// ordered key index from that order for free.
 
 /// The first bytes of every key-value snapshot.
 let snapshotMagic: [UInt8] = Array("AKVS".utf8)
 /// The snapshot format version written by this build.
-let snapshotFormatVersion: UInt8 = 1
+let snapshotFormatVersion: UInt8 = 2
 /// The size of the fixed header.
 let snapshotHeaderSize = 4 + 1 + 8 + 8 + 8
 
@@ -32,17 +41,50 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
     let appliedIndex: LogIndex
     let revision: UInt64
     let chunkSize: Int
+    let collections: [Key: StoredCollection]
+    let collectionKeys: [Key]
+    let lastTimestamp: HLCTimestamp
+    let dotCounter: UInt64
     /// The next key to write; -1 before the header.
     var position = -1
+    /// The next collection key to write; -1 before the collections section.
+    var collectionPosition = -1
     var crc = CRC32C()
     var finished = false
 
-    init(entries: KVTable, keys: [Key], appliedIndex: LogIndex, revision: UInt64, chunkSize: Int) {
+    init(entries: KVTable, keys: [Key], appliedIndex: LogIndex, revision: UInt64, chunkSize: Int,
+         collections: [Key: StoredCollection] = [:], lastTimestamp: HLCTimestamp, dotCounter: UInt64) {
         self.entries = entries
         self.keys = keys
         self.appliedIndex = appliedIndex
         self.revision = revision
         self.chunkSize = Swift.max(chunkSize, 1)
+        self.collections = collections
+        self.collectionKeys = collections.keys.sorted()
+        self.lastTimestamp = lastTimestamp
+        self.dotCounter = dotCounter
+    }
+
+    /// The collections section's header.
+    var collectionsHeader: [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.appendVarint(lastTimestamp.physical)
+        bytes.appendVarint(UInt64(lastTimestamp.logical))
+        bytes.appendVarint(dotCounter)
+        bytes.appendVarint(UInt64(collectionKeys.count))
+        return bytes
+    }
+
+    /// Appends the entry of collection key `key`.
+    func appendCollection(_ key: Key, to chunk: inout [UInt8]) {
+        guard let stored = collections[key] else { return }  // unreachable: keys come from collections
+        chunk.appendVarint(UInt64(key.count))
+        key.append(to: &chunk)
+        chunk.append(stored.value.type.rawValue)
+        chunk.appendVarint(stored.version)
+        chunk.appendVarint(stored.createRevision)
+        chunk.appendVarint(stored.modRevision)
+        chunk.appendLengthPrefixed(stored.value.encoded())
     }
 
     /// The number of bytes the chunks add up to (header, entries and trailer), counted
@@ -56,6 +98,12 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             total += varintSize(UInt64(key.count)) + key.count
             total += varintSize(UInt64(header.valueLength)) + Int(header.valueLength)
             total += varintSize(header.version) + varintSize(header.createRevision) + varintSize(header.modRevision)
+        }
+        total += collectionsHeader.count
+        for key in collectionKeys {
+            var entry: [UInt8] = []
+            appendCollection(key, to: &entry)
+            total += entry.count
         }
         return total
     }
@@ -86,8 +134,16 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             chunk.appendVarint(header.createRevision)
             chunk.appendVarint(header.modRevision)
         }
+        if position == keys.count && collectionPosition < 0 && chunk.count < chunkSize {
+            chunk.append(contentsOf: collectionsHeader)
+            collectionPosition = 0
+        }
+        while collectionPosition >= 0 && collectionPosition < collectionKeys.count && chunk.count < chunkSize {
+            appendCollection(collectionKeys[collectionPosition], to: &chunk)
+            collectionPosition += 1
+        }
         crc.update(chunk)
-        if position == keys.count {
+        if collectionPosition == collectionKeys.count {
             chunk.appendUInt32LE(crc.value)
             finished = true
         }
@@ -100,9 +156,17 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
 /// `StateMachine.restore(from:)` receives a reader whose snapshot was complete and
 /// whose checksum matched.
 public struct KVSnapshotReader: Sendable {
-    enum Phase: Sendable { case header, entries, trailer, done }
+    enum Phase: Sendable { case header, entries, collectionsHeader, collections, trailer, done }
 
     let limits: StateMachine.Limits
+    let replica: ReplicaID
+    /// The format version of the snapshot being read.
+    var formatVersion: UInt8 = 0
+    var collections: [Key: StoredCollection] = [:]
+    var lastCollectionKey: Key?
+    var expectedCollections: UInt64 = 0
+    var lastTimestamp = HLCTimestamp(physical: 0, replica: "")
+    var dotCounter: UInt64 = 0
     var phase = Phase.header
     /// Bytes received but not yet parsed (less than one entry).
     var pending: [UInt8] = []
@@ -113,10 +177,15 @@ public struct KVSnapshotReader: Sendable {
     var entries = KVTable()
     var keys: [Key] = []
 
-    /// Creates a reader that enforces `limits` on the keys and values it reads.
-    public init(limits: StateMachine.Limits = StateMachine.Limits()) {
+    /// Creates a reader that enforces `limits` on the keys, values, sets and hashes it
+    /// reads, for a state machine whose replica ID is `replica`.
+    public init(limits: StateMachine.Limits = StateMachine.Limits(), replica: ReplicaID = StateMachine.defaultReplica) {
         self.limits = limits
+        self.replica = replica
     }
+
+    /// The phase after the string entries.
+    var afterEntries: Phase { formatVersion >= 2 ? .collectionsHeader : .trailer }
 
     /// `true` once the whole snapshot, trailer included, has been read and verified.
     public var isComplete: Bool { phase == .done }
@@ -157,11 +226,19 @@ public struct KVSnapshotReader: Sendable {
                 guard reader.remaining >= snapshotHeaderSize else { return reader.offset }
                 try readHeader(&reader)
                 checkedThrough = reader.offset
-                phase = expectedCount == 0 ? .trailer : .entries
+                phase = expectedCount == 0 ? afterEntries : .entries
             case .entries:
                 guard try readEntry(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
-                if UInt64(keys.count) == expectedCount { phase = .trailer }
+                if UInt64(keys.count) == expectedCount { phase = afterEntries }
+            case .collectionsHeader:
+                guard try readCollectionsHeader(&reader) else { return reader.offset }
+                checkedThrough = reader.offset
+                phase = expectedCollections == 0 ? .trailer : .collections
+            case .collections:
+                guard try readCollection(&reader) else { return reader.offset }
+                checkedThrough = reader.offset
+                if UInt64(collections.count) == expectedCollections { phase = .trailer }
             case .trailer:
                 guard let stored = reader.readUInt32LE() else { return reader.offset }
                 var computed = crc
@@ -181,9 +258,10 @@ public struct KVSnapshotReader: Sendable {
         for _ in 0 ..< 4 { magic.append(reader.readByte() ?? 0) }
         guard magic == snapshotMagic else { throw .malformedSnapshot("not a key-value snapshot (bad magic bytes)") }
         let version = reader.readByte() ?? 0
-        guard version == snapshotFormatVersion else {
-            throw .malformedSnapshot("format version \(version) is not supported (this build reads \(snapshotFormatVersion))")
+        guard version >= 1 && version <= snapshotFormatVersion else {
+            throw .malformedSnapshot("format version \(version) is not supported (this build reads 1 to \(snapshotFormatVersion))")
         }
+        formatVersion = version
         appliedIndex = reader.readUInt64LE() ?? 0
         revision = reader.readUInt64LE() ?? 0
         expectedCount = reader.readUInt64LE() ?? 0
@@ -242,13 +320,110 @@ public struct KVSnapshotReader: Sendable {
     }
 }
 
+extension KVSnapshotReader {
+    /// Reads the collections section's header; `false` (consuming nothing) if it is
+    /// not complete yet.
+    mutating func readCollectionsHeader(_ reader: inout ByteReader) throws(KVError) -> Bool {
+        let start = reader.offset
+        let badVarint = { KVError.malformedSnapshot("invalid varint in the collections header") }
+        guard let physical = try reader.readVarint(context: badVarint),
+              let logical = try reader.readVarint(context: badVarint),
+              let dots = try reader.readVarint(context: badVarint),
+              let count = try reader.readVarint(context: badVarint)
+        else {
+            reader.offset = start
+            return false
+        }
+        guard let logical32 = UInt32(exactly: logical) else {
+            throw .malformedSnapshot("the HLC logical counter \(logical) does not fit in 32 bits")
+        }
+        guard count <= revision - expectedCount else {
+            throw .malformedSnapshot("\(expectedCount) string and \(count) set or hash keys cannot exist at revision \(revision)")
+        }
+        lastTimestamp = HLCTimestamp(physical: physical, logical: logical32, replica: replica)
+        dotCounter = dots
+        expectedCollections = count
+        return true
+    }
+
+    /// Reads one set or hash entry; `false` (consuming nothing) if it is not complete yet.
+    mutating func readCollection(_ reader: inout ByteReader) throws(KVError) -> Bool {
+        let start = reader.offset
+        let number = collections.count
+        let badVarint = { KVError.malformedSnapshot("invalid varint in set or hash entry \(number)") }
+        let keyLimit = Swift.min(limits.maxKeySize, StateMachine.storableSize)
+        guard let keyBytes = try reader.readLengthPrefixed(
+                  limit: keyLimit, tooLong: { .malformedSnapshot("a key of \($0) bytes exceeds the limit of \(keyLimit)") },
+                  badVarint: badVarint),
+              let rawType = reader.readByte(),
+              let version = try reader.readVarint(context: badVarint),
+              let createRevision = try reader.readVarint(context: badVarint),
+              let modRevision = try reader.readVarint(context: badVarint),
+              let crdtBytes = try reader.readLengthPrefixed(
+                  limit: Int.max, tooLong: { .malformedSnapshot("a set or hash of \($0) bytes is too long") },
+                  badVarint: badVarint)
+        else {
+            reader.offset = start
+            return false
+        }
+        let key = Key(copying: keyBytes)
+        guard key.count > 0 else { throw .malformedSnapshot("set or hash entry \(number) has an empty key") }
+        if let last = lastCollectionKey, !(last < key) {
+            throw .malformedSnapshot("set and hash keys are not in strictly ascending order at entry \(number)")
+        }
+        guard entries.find(key) == nil else {
+            throw .malformedSnapshot("key \(key) is both a string and a set or hash")
+        }
+        guard let type = ValueType(rawValue: rawType), type != .string else {
+            throw .malformedSnapshot("set or hash entry \(number) has unknown type \(rawType)")
+        }
+        guard version >= 1, createRevision >= 1, createRevision <= modRevision, modRevision <= revision else {
+            throw .malformedSnapshot("set or hash entry \(number) has inconsistent version \(version) or revisions "
+                + "\(createRevision)...\(modRevision) (store revision \(revision))")
+        }
+        let value: CollectionValue
+        do {
+            value = try CollectionValue(type: type, encoded: copyBytes(crdtBytes))
+        } catch {
+            throw .malformedSnapshot("set or hash entry \(number): \(error)")
+        }
+        try check(value, entry: number)
+        collections[key] = StoredCollection(value: value, version: version, createRevision: createRevision,
+                                            modRevision: modRevision)
+        lastCollectionKey = key
+        return true
+    }
+
+    /// Checks a decoded set or hash against the limits and the dot counter.
+    func check(_ value: CollectionValue, entry number: Int) throws(KVError) {
+        guard value.count > 0 else { throw .malformedSnapshot("set or hash entry \(number) is empty") }
+        guard value.count <= limits.maxCollectionSize else {
+            throw .malformedSnapshot("set or hash entry \(number) has \(value.count) members or fields, "
+                + "more than the limit of \(limits.maxCollectionSize)")
+        }
+        let valueLimit = Swift.min(limits.maxValueSize, StateMachine.storableSize)
+        let items: [[UInt8]]
+        switch value {
+        case .set(let set): items = Array(set.elements)
+        case .hash(let map): items = map.keys.flatMap { [$0, map[$0]?.value ?? []] }
+        }
+        if let long = items.first(where: { $0.count > valueLimit }) {
+            throw .malformedSnapshot("set or hash entry \(number) holds \(long.count) bytes, more than the limit of \(valueLimit)")
+        }
+        guard value.highestCounter(of: replica) <= dotCounter else {
+            throw .malformedSnapshot("set or hash entry \(number) has a dot of \(replica) beyond the dot counter \(dotCounter)")
+        }
+    }
+}
+
 extension StateMachine {
     // MARK: Snapshots
 
     /// The snapshot as chunks of about `chunkSize` bytes (default 1 MiB).
     public func snapshotChunks(chunkSize: Int = 1 << 20) -> KVSnapshotWriter {
         KVSnapshotWriter(entries: entries, keys: orderedKeys.refreshed(live: entries),
-                         appliedIndex: appliedIndex, revision: revision, chunkSize: chunkSize)
+                         appliedIndex: appliedIndex, revision: revision, chunkSize: chunkSize,
+                         collections: collections, lastTimestamp: lastTimestamp, dotCounter: dotCounter)
     }
 
     /// The whole snapshot as one byte array (see `snapshotChunks(chunkSize:)` to
@@ -262,7 +437,7 @@ extension StateMachine {
     }
 
     /// A reader for snapshots, with this state machine's limits.
-    public func makeSnapshotReader() -> KVSnapshotReader { KVSnapshotReader(limits: limits) }
+    public func makeSnapshotReader() -> KVSnapshotReader { KVSnapshotReader(limits: limits, replica: replica) }
 
     /// Replaces the whole state with a fully read snapshot. Custom command handlers
     /// and limits are kept.
@@ -275,6 +450,10 @@ extension StateMachine {
         orderedKeys = OrderedKeyIndex(sortedKeys: reader.keys, revision: reader.revision)
         appliedIndex = reader.appliedIndex
         revision = reader.revision
+        collections = reader.collections
+        dotCounter = reader.dotCounter
+        lastTimestamp = HLCTimestamp(physical: reader.lastTimestamp.physical, logical: reader.lastTimestamp.logical,
+                                     replica: replica)
     }
 
     /// Replaces the whole state with a snapshot read from a sequence of chunks (for

@@ -81,8 +81,13 @@ func lowerBound(of key: Key, in keys: [Key]) -> Int {
 extension StateMachine {
     // MARK: Reads (local, not through the log)
 
-    /// The key's record, or `nil` if it does not exist.
+    /// The key's record, or `nil` if it does not exist. For a set or hash the record
+    /// has its type and versions and an empty value.
     public func get(_ key: Key) -> KeyValue? {
+        if !collections.isEmpty, let collection = collections[key] {
+            return KeyValue(key: key, value: [], version: collection.version, createRevision: collection.createRevision,
+                            modRevision: collection.modRevision, type: collection.value.type)
+        }
         guard let stored = entries[key] else { return nil }
         return KeyValue(key: key, value: stored.value, version: stored.version,
                         createRevision: stored.createRevision, modRevision: stored.modRevision)

@@ -1,3 +1,4 @@
+public import AegisCRDT
 public import AegisRaft
 
 /// The replicated key-value state machine: a versioned store of byte keys and values
@@ -19,13 +20,19 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     public struct Limits: Sendable, Hashable {
         /// The longest key, in bytes.
         public var maxKeySize: Int
-        /// The longest value, in bytes.
+        /// The longest value, in bytes; also the longest set member, hash field and
+        /// hash value.
         public var maxValueSize: Int
+        /// The most members of one set or fields of one hash: a write that would grow
+        /// a key beyond it fails with `KVError.collectionTooLarge` and changes nothing.
+        public var maxCollectionSize: Int
 
-        /// Creates limits; the defaults are 16 KiB keys and 1 MiB values.
-        public init(maxKeySize: Int = 16 * 1024, maxValueSize: Int = 1 << 20) {
+        /// Creates limits; the defaults are 16 KiB keys, 1 MiB values and a million
+        /// members or fields per set or hash.
+        public init(maxKeySize: Int = 16 * 1024, maxValueSize: Int = 1 << 20, maxCollectionSize: Int = 1_000_000) {
             self.maxKeySize = maxKeySize
             self.maxValueSize = maxValueSize
+            self.maxCollectionSize = maxCollectionSize
         }
 
         /// Why a state machine with these limits would refuse `command` whatever its
@@ -44,7 +51,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             switch command {
             case .get(let key), .delete(let key), .increment(let key, _), .custom(_, let key, _):
                 return check(key)
-            case .set(let key, let value), .compareAndSwap(let key, _, let value):
+            case .set(let key, let value), .compareAndSwap(let key, _, let value), .getSet(let key, let value),
+                 .append(let key, let value):
                 return check(key) ?? check(value: value)
             case .setMany(let pairs, _):
                 for pair in pairs {
@@ -54,6 +62,12 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             case .deleteMany(let keys):
                 for key in keys {
                     if let error = check(key) { return error }
+                }
+                return nil
+            case .collection(let key, let operation):
+                if let error = check(key) { return error }
+                for item in operation.payloads {
+                    if let error = check(value: item) { return error }
                 }
                 return nil
             }
@@ -72,14 +86,32 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     @usableFromInline var entries = KVTable()
     @usableFromInline var orderedKeys = OrderedKeyIndex()
     var customHandlers: [String: CustomCommandHandler] = [:]
+    /// The set and hash keys (a key is a string in `entries` or here, never both).
+    var collections: [Key: StoredCollection] = [:]
+    /// The counter of this replica's last dot (see `CollectionValue`).
+    var dotCounter: UInt64 = 0
+    /// The hybrid logical clock timestamp of the last hash write.
+    var lastTimestamp: HLCTimestamp
+
+    /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
+    /// one per cluster, the same on every node of the cluster, distinct between
+    /// clusters that replicate to each other.
+    public let replica: ReplicaID
+
+    /// The replica ID used when none is configured.
+    public static let defaultReplica: ReplicaID = "aegis"
 
     /// Creates an empty state machine.
     ///
     /// - Parameters:
-    ///   - limits: key and value size limits, the same on every replica.
+    ///   - limits: key, value and collection size limits, the same on every replica.
     ///   - customCommands: the application's custom commands, the same on every replica.
-    public init(limits: Limits = Limits(), customCommands: [CustomCommandHandler] = []) {
+    ///   - replica: the cluster's replica ID for CRDT metadata, the same on every replica.
+    public init(limits: Limits = Limits(), customCommands: [CustomCommandHandler] = [],
+                replica: ReplicaID = StateMachine.defaultReplica) {
         self.limits = limits
+        self.replica = replica
+        self.lastTimestamp = HLCTimestamp(physical: 0, logical: 0, replica: replica)
         for handler in customCommands { customHandlers[handler.name] = handler }
     }
 
@@ -94,11 +126,11 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         entries.reserveCapacity(keyCount)
     }
 
-    /// The number of keys.
-    public var count: Int { entries.count }
+    /// The number of keys, of every type.
+    public var count: Int { entries.count + collections.count }
 
     /// `true` when there are no keys.
-    public var isEmpty: Bool { entries.count == 0 }
+    public var isEmpty: Bool { entries.count == 0 && collections.isEmpty }
 
     // MARK: Applying
 
@@ -118,18 +150,19 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         let decoded = entry.data.withUnsafeBytes { raw in Result { () throws(KVError) in try Command.decode(raw) } }
         switch decoded {
         case .success(let command):
-            return apply(command, at: entry.index)
+            return apply(command, at: entry.index, timestamp: entry.timestamp)
         case .failure(let error):
             appliedIndex = entry.index
             return CommandResult(index: entry.index, revision: revision, error: error)
         }
     }
 
-    /// Applies a decoded command as the entry at `index`. Indexes must increase; gaps
-    /// are accepted (for example the first entry after a snapshot restore), so the
-    /// caller must not skip committed entries.
+    /// Applies a decoded command as the entry at `index`, whose leader timestamp
+    /// (milliseconds since the Unix epoch, `LogEntry.timestamp`) is `timestamp`.
+    /// Indexes must increase; gaps are accepted (for example the first entry after a
+    /// snapshot restore), so the caller must not skip committed entries.
     @discardableResult
-    public mutating func apply(_ command: Command, at index: LogIndex) -> CommandResult {
+    public mutating func apply(_ command: Command, at index: LogIndex, timestamp: UInt64 = 0) -> CommandResult {
         guard index > appliedIndex else { return alreadyApplied(index) }
         appliedIndex = index
         switch command {
@@ -156,6 +189,14 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return increment(key, by: amount, at: index)
         case .custom(let name, let key, let payload):
             return custom(name, key: key, payload: payload, at: index)
+        case .collection(let key, let operation):
+            return applyCollection(key, operation, at: index, timestamp: timestamp)
+        case .getSet(let key, let value):
+            if let error = validate(value: value) { return failure(error, at: index) }
+            if !collections.isEmpty && collections[key] != nil { return failure(.wrongType, at: index) }
+            return write(key, value[...], at: index)
+        case .append(let key, let suffix):
+            return append(suffix, to: key, at: index)
         case .setMany, .deleteMany:
             return failure(.malformedCommand("multi-key command reached the single-key path"), at: index)
         }
@@ -183,13 +224,14 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         failure(.alreadyApplied(index: index, appliedIndex: appliedIndex), at: index)
     }
 
-    private func failure(_ error: KVError, at index: LogIndex, current: StoredValue? = nil) -> CommandResult {
+    func failure(_ error: KVError, at index: LogIndex, current: StoredValue? = nil) -> CommandResult {
         CommandResult(index: index, value: current?.value, previousValue: current?.value,
                       version: current?.version ?? 0, revision: revision, error: error)
     }
 
     /// Reads `key` as the entry at `index` (a get through the log).
     func read(_ key: Key, at index: LogIndex) -> CommandResult {
+        if !collections.isEmpty && collections[key] != nil { return failure(.wrongType, at: index) }
         guard let slot = entries.find(key) else { return CommandResult(index: index, revision: revision) }
         let value = entries.value(at: slot)[...]
         return CommandResult(index: index, valueBytes: value, previousBytes: value,
@@ -199,6 +241,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// Sets `key` to `value` with one hash lookup: creates the key or bumps its version.
     /// `value` may be a view of the log entry's data; the result keeps that view.
     mutating func write(_ key: Key, _ value: ArraySlice<UInt8>, at index: LogIndex) -> CommandResult {
+        // Like Redis SET, a write replaces a set or hash (one revision for both steps).
+        if !collections.isEmpty { collections[key] = nil }
         revision += 1
         let revision = self.revision
         let hash = entries.hash(key)
@@ -210,13 +254,25 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
 
     /// Removes `key`; removing an absent key succeeds without changing the revision.
     mutating func remove(_ key: Key, at index: LogIndex) -> CommandResult {
-        guard let removed = entries.remove(key) else { return CommandResult(index: index, revision: revision) }
+        guard let removed = entries.remove(key) else {
+            // DEL of a set or hash: an observed-remove of every member or field.
+            guard removeCollection(key) else { return CommandResult(index: index, revision: revision) }
+            return CommandResult(index: index, previousValue: [], revision: revision)
+        }
         revision += 1
         orderedKeys.noteRemoved()
         return CommandResult(index: index, previousValue: removed.value, revision: revision)
     }
 
     mutating func compareAndSwap(_ key: Key, expected: Expectation, new: [UInt8], at index: LogIndex) -> CommandResult {
+        if let collection = collections.isEmpty ? nil : collections[key] {
+            // SET NX finds the key present; SET IFEQ cannot compare a value it does not hold.
+            guard case .version(let version) = expected, version == collection.version else {
+                if case .value = expected { return failure(.wrongType, at: index) }
+                return failure(.compareFailed(currentVersion: collection.version), at: index)
+            }
+            return write(key, new[...], at: index)
+        }
         let current = entries[key]
         let matches: Bool
         switch expected {
@@ -228,6 +284,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     }
 
     mutating func increment(_ key: Key, by amount: Int64, at index: LogIndex) -> CommandResult {
+        if !collections.isEmpty && collections[key] != nil { return failure(.wrongType, at: index) }
         let current = entries[key]
         var number: Int64 = 0
         if let value = current?.value {
@@ -237,6 +294,16 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         let (sum, overflow) = number.addingReportingOverflow(amount)
         if overflow { return failure(.incrementOverflow(current: number, amount: amount), at: index, current: current) }
         return write(key, Array(String(sum).utf8)[...], at: index)
+    }
+
+    mutating func append(_ suffix: [UInt8], to key: Key, at index: LogIndex) -> CommandResult {
+        if !collections.isEmpty && collections[key] != nil { return failure(.wrongType, at: index) }
+        let current = entries[key]
+        let value = (current?.value ?? []) + suffix
+        if let error = validate(value: value) { return failure(error, at: index, current: current) }
+        var result = write(key, value[...], at: index)
+        result.integer = Int64(value.count)
+        return result
     }
 
     /// Writes every pair as one step: validates every key and value first, then (for
@@ -249,6 +316,9 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             for pair in pairs {
                 if let slot = entries.find(pair.key) {
                     return failure(.compareFailed(currentVersion: entries.header(at: slot).version), at: index)
+                }
+                if let collection = collections[pair.key] {
+                    return failure(.compareFailed(currentVersion: collection.version), at: index)
                 }
             }
         }
@@ -273,6 +343,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
 
     mutating func custom(_ name: String, key: Key, payload: [UInt8], at index: LogIndex) -> CommandResult {
         guard let handler = customHandlers[name] else { return failure(.unknownCustomCommand(name: name), at: index) }
+        if !collections.isEmpty && collections[key] != nil { return failure(.wrongType, at: index) }
         let current = entries[key]
         let record = current.map {
             KeyValue(key: key, value: $0.value, version: $0.version, createRevision: $0.createRevision, modRevision: $0.modRevision)

@@ -391,7 +391,7 @@ final class NodeLoop: @unchecked Sendable {
             try RaftCore.bootstrap(storage, voters: configuration.bootstrapVoters)
             logger.info("bootstrapped a new cluster", metadata: ["voters": "\(configuration.bootstrapVoters.map(\.rawValue))"])
         }
-        var machine = StateMachine(limits: configuration.limits)
+        var machine = StateMachine(limits: configuration.limits, replica: configuration.replica)
         let started = DispatchTime.now().uptimeNanoseconds
         let snapshot = try storage.snapshot()
         if !snapshot.isEmpty {

@@ -1,3 +1,4 @@
+public import AegisCRDT
 public import AegisKV
 public import AegisRaft
 public import AegisStorage
@@ -21,8 +22,12 @@ public struct NodeConfiguration: Sendable {
     /// How long a client request may wait (for a leader, for commit, for a read index)
     /// before it fails with `ReplicationError.timeout`.
     public var requestTimeout: Duration = .seconds(5)
-    /// State machine limits (key and value sizes).
+    /// State machine limits (key, value and set or hash sizes).
     public var limits: StateMachine.Limits = StateMachine.Limits()
+    /// The replica ID the state machine issues CRDT metadata (dots, HLC timestamps of
+    /// sets and hashes) under: the same on every node of a cluster (`aegis serve` uses
+    /// the cluster ID), distinct between clusters that replicate to each other.
+    public var replica: ReplicaID = StateMachine.defaultReplica
     /// The largest log entry (an encoded command) a client may propose, in bytes
     /// (default 32 MiB). Larger ones are refused at once, before anything is logged.
     /// Must stay below the transport's maximum frame size (64 MiB by default) with

@@ -1,3 +1,4 @@
+import AegisCRDT
 import AegisRaft
 import AegisReplication
 import AegisServer
@@ -79,6 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most client connections at once (default 10000); more are refused.") var maxClients: Int?
     @Option(help: "Largest value a client may write, in bytes (default 1048576); refused when the request is parsed.")
     var maxValueBytes: Int?
+    @Option(help: "Most members of one set or fields of one hash (default 1000000); a write beyond it is refused. The same on every node.")
+    var maxCollectionSize: Int?
     @Option(help: "Milliseconds per Raft tick (default 10).") var tickMs: Int?
     @Option(help: "Election timeout in ticks (default 100).") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -162,6 +165,8 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.awaitingAdd = identity.current.membership == .awaitingAdd
         nodeConfig.snapshotReceiveDirectory = settings.dataDir
         nodeConfig.limits.maxValueSize = settings.maxValueBytes
+        nodeConfig.limits.maxCollectionSize = settings.maxCollectionSize
+        nodeConfig.replica = ReplicaID(settings.clusterID)
         nodeConfig.onAdded = { [logger] in identity.update(logger: logger) { $0.membership = .member } }
         nodeConfig.tickInterval = .milliseconds(settings.tickMs)
         nodeConfig.raft.electionTimeout = settings.electionTicks
@@ -248,6 +253,7 @@ struct ServeSettings {
     var adminToken: String?
     var maxClients: Int
     var maxValueBytes: Int
+    var maxCollectionSize: Int
     var tickMs: Int
     var electionTicks: Int
     var logLevel: Logger.Level
@@ -317,6 +323,8 @@ struct ServeSettings {
         let maxClients = Int(value("max-clients", flags.maxClients.map(String.init)) ?? "10000") ?? -1
         let maxValueBytes = Int(value("max-value-bytes", flags.maxValueBytes.map(String.init)) ?? "\(1 << 20)") ?? -1
         guard maxClients > 0 else { throw ValidationError("--max-clients must be a positive number") }
+        let maxCollectionSize = Int(value("max-collection-size", flags.maxCollectionSize.map(String.init)) ?? "1000000") ?? -1
+        guard maxCollectionSize > 0 else { throw ValidationError("--max-collection-size must be a positive number") }
         // The value plus its key and framing must fit in one log entry (32 MiB).
         guard maxValueBytes > 0, maxValueBytes <= 16 << 20 else {
             throw ValidationError("--max-value-bytes must be between 1 and 16777216")
@@ -341,7 +349,7 @@ struct ServeSettings {
             members: members, join: join,
             initialClusterState: initialState, clusterUUID: clusterUUID?.uppercased(),
             password: value("password", flags.password), aclFile: value("acl-file", flags.aclFile), adminToken: adminToken,
-            maxClients: maxClients, maxValueBytes: maxValueBytes,
+            maxClients: maxClients, maxValueBytes: maxValueBytes, maxCollectionSize: maxCollectionSize,
             tickMs: tick, electionTicks: election, logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true")
     }

@@ -20,6 +20,10 @@ import Testing
         .setMany([], onlyIfNoneExist: false),
         .deleteMany(["a", "b", Key(String(repeating: "c", count: 30))]),
         .deleteMany([]),
+        .collection("s", .setAdd([bytes("a"), []])),
+        .collection("h", .hashIncrement(bytes("f"), by: -3)),
+        .getSet("k", bytes("new")),
+        .append("k", []),
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {
@@ -56,7 +60,10 @@ import Testing
         let good = Command.set("key", bytes("value")).encoded()
         let cases: [([UInt8], KVError)] = [
             ([], .malformedCommand("no bytes")),
-            ([3, 2], .unsupportedEncodingVersion(3)),
+            ([4, 2], .unsupportedEncodingVersion(4)),
+            ([2, 9, 1, 65, 13], .malformedCommand("unknown command type 9 in encoding version 2")),
+            ([3, 9, 1, 65], .malformedCommand("truncated before the collection operation")),
+            ([3, 9, 1, 65, 1, 2, 1, 65], .malformedCommand("truncated in the member (0 bytes left)")),
             ([0, 2], .unsupportedEncodingVersion(0)),
             ([1, 7, 0, 0], .malformedCommand("unknown command type 7 in encoding version 1")),
             ([2, 8, 0x80, 0x80, 0x04], .malformedCommand("the delete-many key count 65536 is more than the 0 bytes left can hold")),
@@ -82,7 +89,7 @@ import Testing
     }
 
     @Test func test_decoding_errorsHaveActionableMessages() {
-        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads versions 1 to 2"))
+        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads versions 1 to 3"))
         #expect(KVError.unknownCustomCommand(name: "x").description.contains("register it on every replica"))
     }
 

@@ -27,6 +27,10 @@ struct ModelStore {
             for pair in pairs { write(pair.key, pair.value) }
         case .deleteMany(let keys):
             for key in keys { values[key] = nil }
+        case .getSet(let key, let value): write(key, value)
+        case .append(let key, let suffix): write(key, (values[key]?.value ?? []) + suffix)
+        case .collection:
+            break  // `CommandScript` makes none; CollectionTests and scripts/redis_compat_test.py cover them
         }
     }
 

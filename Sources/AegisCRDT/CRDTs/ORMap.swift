@@ -42,14 +42,27 @@ public struct ORMap<Key: CRDTValue, Value: StateBasedCRDT>: StateBasedCRDT {
     public mutating func update(
         _ key: Key, at replica: ReplicaID, _ body: (inout Value) throws(CRDTError) -> Value
     ) throws(CRDTError) -> ORMap {
+        try update(key, dot: try presence.context.nextDot(for: replica), body)
+    }
+
+    /// Updates the value of `key` under a dot chosen by the caller (see
+    /// ``ORSet/insert(_:dot:)``) and returns the delta to ship.
+    @discardableResult
+    public mutating func update(
+        _ key: Key, dot: Dot, _ body: (inout Value) throws(CRDTError) -> Value
+    ) throws(CRDTError) -> ORMap {
         var value = values[key] ?? Value()
         let valueDelta = try body(&value)
         var delta = ORMap()
-        delta.presence = try presence.insert(key, at: replica)
+        delta.presence = try presence.insert(key, dot: dot)
         delta.store(valueDelta, for: key)
         store(value, for: key)
         return delta
     }
+
+    /// The number of values kept, present keys and removed ones (whose state is kept
+    /// as a tombstone, see the type's documentation).
+    public var storedValueCount: Int { values.count }
 
     /// Removes `key` and returns the delta to ship (empty if the key is absent).
     @discardableResult

@@ -38,7 +38,19 @@ public struct ORSet<Element: CRDTValue>: StateBasedCRDT, Hashable {
     /// replaces the element's adds this replica has observed.
     @discardableResult
     public mutating func insert(_ element: Element, at replica: ReplicaID) throws(CRDTError) -> ORSet {
-        let dot = try context.nextDot(for: replica)
+        try insert(element, dot: try context.nextDot(for: replica))
+    }
+
+    /// Adds `element` under a dot chosen by the caller (for example from a counter that
+    /// outlives this set, so a replica never reuses a dot after the set was deleted and
+    /// re-created) and returns the delta to ship.
+    ///
+    /// - Throws: ``CRDTError/Code/invalidArgument`` if this set has already seen `dot`.
+    @discardableResult
+    public mutating func insert(_ element: Element, dot: Dot) throws(CRDTError) -> ORSet {
+        guard !context.contains(dot) else {
+            throw CRDTError(.invalidArgument, "dot \(dot) was already used in this set; dots name one add each")
+        }
         var delta = ORSet()
         delta.context = CausalContext(dots: dots(of: element) + [dot])
         delta.entries[element] = [dot]

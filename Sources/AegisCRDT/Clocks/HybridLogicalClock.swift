@@ -104,6 +104,14 @@ public struct HybridLogicalClock: Sendable {
         self.last = HLCTimestamp(physical: 0, logical: 0, replica: replica)
     }
 
+    /// Creates a clock that resumes after `last`, a timestamp it issued before (for
+    /// example one restored from a snapshot); `last.replica` must be `replica`.
+    public init(replica: ReplicaID, resumingAfter last: HLCTimestamp, maximumSkew: UInt64 = 60_000,
+                skewPolicy: SkewPolicy = .reject) {
+        self.init(replica: replica, maximumSkew: maximumSkew, skewPolicy: skewPolicy)
+        self.last = HLCTimestamp(physical: last.physical, logical: last.logical, replica: replica)
+    }
+
     /// Stamps a local or send event at physical time `physicalTime`.
     public mutating func now(physicalTime: UInt64) throws(CRDTError) -> HLCTimestamp {
         let physical = max(last.physical, physicalTime)

@@ -155,9 +155,11 @@ public struct ACLUser: Sendable, Hashable {
 public enum ACLCategory: String, Sendable, CaseIterable {
     /// Every command.
     case all
-    /// Commands that read keys: GET, MGET, EXISTS, DBSIZE, AEGIS.DIGEST.
+    /// Commands that read keys: GET, MGET, EXISTS, DBSIZE, AEGIS.DIGEST, TYPE and the
+    /// set and hash reads.
     case read
-    /// Commands that write keys: SET, DEL, UNLINK, INCR…, MSET, MSETNX.
+    /// Commands that write keys: SET, DEL, UNLINK, INCR…, MSET, MSETNX and the set and
+    /// hash writes.
     case write
     /// Server administration: ACL (but WHOAMI), CONFIG, INFO.
     case admin
@@ -168,8 +170,12 @@ public enum ACLCategory: String, Sendable, CaseIterable {
     public var commands: Set<String> {
         switch self {
         case .all: return Self.read.commands.union(Self.write.commands).union(Self.admin.commands)
-        case .read: return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST"]
-        case .write: return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX"]
+        case .read:
+            return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST", "TYPE", "STRLEN",
+                    "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS"]
+        case .write:
+            return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
+                    "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY"]
         case .admin, .dangerous: return ["ACL", "CONFIG", "INFO"]
         }
     }

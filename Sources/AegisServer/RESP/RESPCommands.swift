@@ -32,6 +32,17 @@ extension RESPSession {
             return .read(arguments.map(key), .values)
         case "EXISTS":
             return .read(arguments.map(key), .existsCount)
+        case "STRLEN":
+            return .read([key(arguments[arguments.startIndex])], .length)
+        case "SETNX":
+            let (target, value) = (key(arguments[arguments.startIndex]), bytes(arguments[arguments.startIndex + 1]))
+            return .write([.compareAndSwap(target, expected: .version(0), new: value)], .setIfNoneExist)
+        case "GETSET":
+            let (target, value) = (key(arguments[arguments.startIndex]), bytes(arguments[arguments.startIndex + 1]))
+            return .write([.getSet(target, value)], .previousValue)
+        case "APPEND":
+            let (target, value) = (key(arguments[arguments.startIndex]), bytes(arguments[arguments.startIndex + 1]))
+            return .write([.append(target, value)], .collection(.integer))
         case "SET":
             return planSet(arguments)
         case "MSET", "MSETNX":
@@ -51,6 +62,8 @@ extension RESPSession {
             return .write([.deleteMany(arguments.map(key))], .deletedCount)
         case "INCR", "DECR", "INCRBY", "DECRBY":
             return planIncrement(name, arguments)
+        case _ where Self.collectionCommands.contains(name):
+            return planCollection(name, arguments)
         case "DBSIZE":
             return .deferred(.count)
         case "AEGIS.DIGEST":
@@ -97,7 +110,8 @@ extension RESPSession {
         }
         switch condition {
         case .none:
-            return .write([.set(key, value)], returnValue ? .previousValue : .ok)
+            // SET … GET fails with WRONGTYPE on a set or hash, as GETSET does.
+            return returnValue ? .write([.getSet(key, value)], .previousValue) : .write([.set(key, value)], .ok)
         case .notExists:
             return .write([.compareAndSwap(key, expected: .version(0), new: value)], .conditional(returnValue: returnValue))
         case .equals(let expected):

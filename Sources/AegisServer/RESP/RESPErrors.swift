@@ -39,6 +39,8 @@ enum RESPError {
     static func reply(for error: KVError) -> RESPValue {
         switch error {
         case .notAnInteger: return notInteger
+        case .wrongType: return .error("WRONGTYPE Operation against a key holding the wrong kind of value")
+        case .hashValueNotInteger: return .error("ERR hash value is not an integer")
         case .incrementOverflow: return overflow
         case .emptyKey: return .error("ERR empty keys are not supported; keys need at least one byte")
         case .keyTooLarge(let size, let limit): return .error("ERR key too large: \(size) bytes, the limit is \(limit)")

@@ -254,6 +254,8 @@ enum WriteReply {
     case setIfNoneExist
     /// The new integer value (INCR family).
     case integer
+    /// The reply of a set, hash or TYPE command.
+    case collection(CollectionReply)
 
     func reply(_ results: ArraySlice<Result<CommandResult, BackendError>>) -> RESPValue {
         var deleted: Int64 = 0
@@ -280,6 +282,8 @@ enum WriteReply {
             return returnValue ? last.previousValue.map(RESPValue.bulkString) ?? .null : .ok
         case .deletedCount: return .integer(deleted)
         case .setIfNoneExist: return .integer(1)
+        case .collection(let reply):
+            return reply.reply(last)
         case .integer:
             guard let value = last.value, let number = Int64(String(decoding: value, as: UTF8.self)) else {
                 return RESPError.notInteger
@@ -297,6 +301,8 @@ enum ReadReply {
     case values
     /// How many of the keys exist (EXISTS).
     case existsCount
+    /// The length of the string, 0 if absent (STRLEN).
+    case length
 
     func reply(_ results: ArraySlice<Result<KeyValue?, BackendError>>) -> RESPValue {
         var records: [KeyValue?] = []
@@ -308,9 +314,16 @@ enum ReadReply {
             }
         }
         switch self {
-        case .value: return records.first.flatMap { $0.map { .bulkString($0.value) } } ?? .null
-        case .values: return .array(records.map { $0.map { .bulkString($0.value) } ?? .null })
+        case .value:
+            guard let record = records.first ?? nil else { return .null }
+            return record.type == .string ? .bulkString(record.value) : RESPError.reply(for: KVError.wrongType)
+        case .values:
+            // As Redis's MGET: a key of another type reads as null.
+            return .array(records.map { record in record.flatMap { $0.type == .string ? .bulkString($0.value) : nil } ?? .null })
         case .existsCount: return .integer(Int64(records.count { $0 != nil }))
+        case .length:
+            guard let record = records.first ?? nil else { return .integer(0) }
+            return record.type == .string ? .integer(Int64(record.value.count)) : RESPError.reply(for: KVError.wrongType)
         }
     }
 }
