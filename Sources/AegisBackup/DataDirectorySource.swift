@@ -1,5 +1,5 @@
-public import AegisCRDT
-import AegisKV
+import AegisCRDT
+public import AegisKV
 public import AegisRaft
 public import AegisStorage
 
