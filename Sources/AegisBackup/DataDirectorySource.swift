@@ -109,16 +109,9 @@ public struct CommittedHistory: Sendable {
     /// When the node's snapshot is the state at the commit index (no committed entry
     /// after it) and its bytes were read: the key count its header records; else `nil`.
     var snapshotAtCommit: Int? {
-        guard entries.isEmpty, snapshot.index > 0, snapshotData.count >= 29 else { return nil }
-        func u64(_ at: Int) -> UInt64 {
-            (0..<8).reduce(UInt64(0)) { $0 | UInt64(snapshotData[at + $1]) << (8 * UInt64($1)) }
-        }
-        // "AKVS", version, applied index (5), revision (13), key count (21): see AegisKV's
-        // KVSnapshot. Only format 1 counts every key there (format 2 counts the string keys,
-        // sets and hashes follow): otherwise the state is rebuilt and counted.
-        guard Array(snapshotData[0..<4]) == Array("AKVS".utf8), snapshotData[4] == 1, u64(5) == snapshot.index,
-              u64(21) <= UInt64(Int.max) else { return nil }
-        return Int(u64(21))
+        guard entries.isEmpty, snapshot.index > 0, let summary = KVSnapshotSummary(snapshotData),
+              summary.appliedIndex == snapshot.index else { return nil }
+        return summary.keyCount
     }
 
     /// The committed entries `from...through` (both inclusive), or `nil` when the WAL no

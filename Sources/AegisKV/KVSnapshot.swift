@@ -489,3 +489,50 @@ extension StateMachine {
     /// `digest()` as lower-case hexadecimal.
     public func digestHex() -> String { hexString(digest()) }
 }
+
+/// What a snapshot's bytes say about themselves without restoring them: the applied
+/// index and the number of keys of every type. Walks the string entries (skipping their
+/// bytes) to the collection count; checks neither the checksum nor the collections.
+public struct KVSnapshotSummary: Sendable, Hashable {
+    /// The index the snapshot was taken at.
+    public var appliedIndex: LogIndex
+    /// String keys plus set and hash keys.
+    public var keyCount: Int
+
+    /// Reads the summary of `bytes`; `nil` when they are not a well-formed snapshot start.
+    public init?(_ bytes: [UInt8]) {
+        guard let summary = bytes.withUnsafeBytes({ raw in Self.read(raw) }) else { return nil }
+        self = summary
+    }
+
+    private init(appliedIndex: LogIndex, keyCount: Int) {
+        self.appliedIndex = appliedIndex
+        self.keyCount = keyCount
+    }
+
+    private static func read(_ raw: UnsafeRawBufferPointer) -> KVSnapshotSummary? {
+        var reader = ByteReader(raw)
+        var magic: [UInt8] = []
+        for _ in 0 ..< 4 { magic.append(reader.readByte() ?? 0) }
+        guard magic == snapshotMagic, let version = reader.readByte(), version >= 1, version <= snapshotFormatVersion,
+              let applied = reader.readUInt64LE(), reader.readUInt64LE() != nil, let strings = reader.readUInt64LE(),
+              strings <= UInt64(raw.count) else { return nil }
+        guard version >= 2 else { return KVSnapshotSummary(appliedIndex: applied, keyCount: Int(strings)) }
+        let bad = { KVError.malformedSnapshot("summary") }
+        let skipped: Bool? = try? { () throws(KVError) -> Bool in
+            for _ in 0 ..< strings {
+                guard try reader.readLengthPrefixed(limit: Int.max, tooLong: { _ in bad() }, badVarint: bad) != nil,
+                      try reader.readLengthPrefixed(limit: Int.max, tooLong: { _ in bad() }, badVarint: bad) != nil,
+                      try reader.readVarint(context: bad) != nil, try reader.readVarint(context: bad) != nil,
+                      try reader.readVarint(context: bad) != nil else { return false }
+            }
+            return true
+        }()
+        // The last HLC timestamp (physical, logical), the dot counter, then the count.
+        guard skipped == true, (try? reader.readVarint(context: bad)) != nil, (try? reader.readVarint(context: bad)) != nil,
+              (try? reader.readVarint(context: bad)) != nil,
+              let collections = try? reader.readVarint(context: bad), collections <= UInt64(raw.count) else { return nil }
+        let (total, overflow) = Int(strings).addingReportingOverflow(Int(collections))
+        return overflow ? nil : KVSnapshotSummary(appliedIndex: applied, keyCount: total)
+    }
+}

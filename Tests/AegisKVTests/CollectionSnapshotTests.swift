@@ -277,3 +277,25 @@ import Testing
         #expect(!joined && set == before)
     }
 }
+
+/// `KVSnapshotSummary` counts every key (strings, sets, hashes) without restoring: a
+/// backup of a node's snapshot records it as the key count.
+@Suite struct KVSnapshotSummaryTests {
+    @Test func test_summary_countsStringsSetsAndHashes() {
+        var machine = StateMachine()
+        var index: LogIndex = 0
+        func run(_ command: Command) {
+            index += 1
+            _ = machine.apply(LogEntry(index: index, term: 1, data: command.encoded(), timestamp: 1_000 + index))
+        }
+        for k in 0 ..< 7 { run(.set(Key("s\(k)"), [UInt8(k)])) }
+        for k in 0 ..< 3 { run(.collection(Key("set\(k)"), .setAdd([[1], [2]]))) }
+        run(.collection(Key("h"), .hashSet([FieldValue([1], [2])])))
+        let data = machine.snapshotData()
+        let summary = KVSnapshotSummary(data)
+        #expect(summary?.keyCount == 11 && summary?.keyCount == machine.count)
+        #expect(summary?.appliedIndex == machine.appliedIndex)
+        #expect(KVSnapshotSummary(Array(data.prefix(40))) == nil)
+        #expect(KVSnapshotSummary(Array("not a snapshot".utf8)) == nil)
+    }
+}
