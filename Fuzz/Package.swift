@@ -40,7 +40,8 @@ let package = Package(
         // Symlinks to ../Sources/<module>.
         .target(name: "CAegisCRC32C"),
         .target(name: "AegisRaft", dependencies: ["CAegisCRC32C"], swiftSettings: strict),
-        .target(name: "AegisKV", dependencies: ["AegisRaft"], swiftSettings: strict),
+        .target(name: "AegisCRDT", swiftSettings: strict),
+        .target(name: "AegisKV", dependencies: ["AegisRaft", "AegisCRDT"], swiftSettings: strict),
         .target(name: "AegisStorage", dependencies: ["AegisRaft"], swiftSettings: strict),
         // Symlinks to single files: the RESP request decoder and value parser of
         // AegisServer, the wire codec of AegisTransport (NIOCore only, not the server).
