@@ -213,7 +213,15 @@ extension NodeLoop: ReadyShell {
         switch outcome.result {
         case .success(let bytes):
             lastSnapshotBytes = bytes
-            let upTo = core.compactionIndex(afterSnapshotAt: outcome.index)
+            var upTo = core.compactionIndex(afterSnapshotAt: outcome.index)
+            if let floor = config.compactionFloor?(), upTo > floor {
+                if upTo - floor <= config.maxEntriesHeldForArchiving {
+                    upTo = floor
+                } else {
+                    logger.warning("WAL archiving is too far behind: the log is compacted past what it shipped",
+                                   metadata: ["archived": "\(floor)", "compacted_to": "\(upTo)"])
+                }
+            }
             do {
                 if upTo > 0 { try storage.compact(upTo: upTo) }
             } catch StorageError.noSpace(let path, _, let available) {

@@ -61,6 +61,14 @@ public struct NodeConfiguration: Sendable {
     /// state's (0.25: at most about a quarter more), and on the entries a restart
     /// replays. 0: every time the core asks.
     public var snapshotLogFraction = 0.25
+    /// The index continuous WAL archiving has shipped through, when this member archives
+    /// its log (`aegis serve --backup-repo`): the log is not compacted past it, so the
+    /// archiver never finds entries gone. `nil` (or no function): no hold.
+    public var compactionFloor: (@Sendable () -> LogIndex?)?
+    /// How many entries a compaction may keep for the archiver (`compactionFloor`) at
+    /// most: beyond that (the repository unreachable for long), the log is compacted
+    /// anyway, memory stays bounded, and the archiver reports the gap.
+    public var maxEntriesHeldForArchiving: UInt64 = 1_000_000
 
     /// Creates a configuration.
     public init(nodeID: NodeID, bootstrapVoters: [NodeID], raft: RaftConfig = NodeConfiguration.defaultRaft) {

@@ -1,4 +1,5 @@
 import AegisBackup
+import AegisRaft
 import AegisServer
 import ArgumentParser
 import Foundation
@@ -22,7 +23,8 @@ struct ServeBackupOptions: ParsableArguments {
     var noArchive = false
 
     /// The service, or `nil` without a repository.
-    func makeService(config: String?, dataDirectory: String, logger: Logger) throws -> BackupService? {
+    func makeService(config: String?, dataDirectory: String, logger: Logger,
+                     archived: ArchivedIndex? = nil) throws -> BackupService? {
         let env = ProcessInfo.processInfo.environment
         let file = try config.map(ServeSettings.parseConfigFile) ?? [:]
         func value(_ name: String, _ flag: String?) -> String? {
@@ -51,6 +53,17 @@ struct ServeBackupOptions: ParsableArguments {
         configuration.schedule = try value("backup-schedule", backupSchedule).map(BackupServiceConfiguration.parseSchedule) ?? [:]
         configuration.maxBackupAge = try duration("backup-max-age", backupMaxAge)
         configuration.verifyInterval = try duration("backup-verify-interval", backupVerifyInterval)
+        if let archived { configuration.onArchived = { archived.set($0) } }
         return BackupService(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
     }
+}
+
+/// The index WAL archiving has shipped through: set by the backup service after each
+/// pass, read by the node loop before it compacts (`NodeConfiguration.compactionFloor`).
+final class ArchivedIndex: @unchecked Sendable {
+    private let lock = NSLock()
+    private var index: LogIndex?
+
+    var value: LogIndex? { lock.withLock { index } }
+    func set(_ newValue: LogIndex) { lock.withLock { index = newValue } }
 }

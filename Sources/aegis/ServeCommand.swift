@@ -167,6 +167,10 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.limits.maxValueSize = settings.maxValueBytes
         nodeConfig.limits.maxCollectionSize = settings.maxCollectionSize
         nodeConfig.replica = ReplicaID(settings.clusterID)
+        // With continuous archiving on this member, the log is not compacted past what
+        // it shipped (bounded by maxEntriesHeldForArchiving).
+        let archived = ArchivedIndex()
+        nodeConfig.compactionFloor = { archived.value }
         nodeConfig.onAdded = { [logger] in identity.update(logger: logger) { $0.membership = .member } }
         nodeConfig.tickInterval = .milliseconds(settings.tickMs)
         nodeConfig.raft.electionTimeout = settings.electionTicks
@@ -214,7 +218,8 @@ struct ServeCommand: AsyncParsableCommand {
                                    maxRequestBytes: nodeConfig.maxEntryBytes),
                 plaintextHost: settings.clientListenPlain?.host, plaintextPort: settings.clientListenPlain?.port ?? 0),
             backend: backend, acl: acl, tls: serverTLS, logger: logger)
-        let backupService = try backup.makeService(config: config, dataDirectory: settings.dataDir, logger: logger)
+        let backupService = try backup.makeService(config: config, dataDirectory: settings.dataDir, logger: logger,
+                                                   archived: archived)
         let admin = AdminServer(
             configuration: AdminServerConfiguration(host: settings.adminListen.host, port: settings.adminListen.port,
                                                     adminToken: settings.adminToken),

@@ -77,6 +77,29 @@ private final class CapturingTransport: Transport, PeerDirectory, @unchecked Sen
         #expect(every.count >= 15, "\(every)")
     }
 
+    /// With WAL archiving on the member, the log is not compacted past what the archiver
+    /// shipped (`compactionFloor`), up to `maxEntriesHeldForArchiving`; beyond that it is.
+    @Test func test_compactionHoldsAtTheArchivedIndexWithinItsBound() throws {
+        func firstIndexAfterWrites(floor: LogIndex?, maxHeld: UInt64) throws -> LogIndex {
+            let (node, _) = try leader {
+                $0.raft.snapshotThreshold = 10
+                $0.raft.snapshotTrailingEntries = 0
+                $0.snapshotLogFraction = 0
+                $0.compactionFloor = { floor }
+                $0.maxEntriesHeldForArchiving = maxHeld
+            }
+            for k in 0..<60 {
+                node.execute(Command.set(Key("k\(k)"), [1]).encoded()) { _ in }
+                node.tick()
+                if node.snapshotInFlight { node.collectSnapshots() }
+            }
+            return try node.core.log.firstIndex()
+        }
+        #expect(try firstIndexAfterWrites(floor: nil, maxHeld: 1_000) > 40)
+        #expect(try firstIndexAfterWrites(floor: 7, maxHeld: 1_000) == 8)
+        #expect(try firstIndexAfterWrites(floor: 7, maxHeld: 5) > 40)
+    }
+
     /// Regression (node simulator): a forwarded write that reached the leader twice (a
     /// duplicated or re-sent message) was appended twice, and the follower answered its
     /// client from the second copy. The leader answers a request id it has seen with the

@@ -1,4 +1,5 @@
 public import AegisBackup
+public import AegisRaft
 import Foundation
 public import Logging
 import Metrics
@@ -17,6 +18,9 @@ public struct BackupServiceConfiguration: Sendable {
     public var archiveInterval: Duration
     /// Whether this member archives (one member per cluster should).
     public var archive: Bool
+    /// Told the index archiving has shipped through after each successful pass (the
+    /// node holds its log compaction there: `NodeConfiguration.compactionFloor`).
+    public var onArchived: (@Sendable (LogIndex) -> Void)?
     /// Cadence of scheduled backups by kind (absent: none of that kind).
     public var schedule: [BackupKind: Duration]
     /// `/healthz` warns when the last successful backup is older than this.
@@ -160,6 +164,7 @@ public final class BackupService: Service, @unchecked Sendable {
         do {
             let before = archiver.currentStatus.bytesWritten
             let status = try await archiver.archiveOnce()
+            configuration.onArchived?(status.archived.index)
             bytesCounter.increment(by: Int64(status.bytesWritten - before))
             archiveLagEntries.record(Double(status.lagEntries))
             archiveLagSeconds.record(Double(status.lagMillis) / 1000)
