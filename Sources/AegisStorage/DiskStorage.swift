@@ -114,8 +114,7 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
             throw error
         }
         var log = recovered?.log ?? LogState(snapshot: SnapshotMetadata(confState: options.initialConf))
-        let snapshotPath = directory + "/" + SnapshotFile.fileName(index: log.snapshot.index, term: log.snapshot.term)
-        if log.snapshot.index > 0 || fileSystem.exists(snapshotPath) {
+        if SnapshotFile.isStored(log.snapshot, directory: directory, fileSystem: fileSystem) {
             let snapshot: Snapshot
             if let (index, term, result) = early?.wait(), index == log.snapshot.index, term == log.snapshot.term {
                 snapshot = try result.get()
@@ -224,8 +223,9 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         // A newer snapshot may be recorded (and this one pruned) while the file is read:
         // only a failure to read the current one is damage.
         while true {
-            let path = directory + "/" + SnapshotFile.fileName(index: metadata.index, term: metadata.term)
-            guard metadata.index > 0 || fileSystem.exists(path) else { return Snapshot(metadata: metadata) }
+            guard SnapshotFile.isStored(metadata, directory: directory, fileSystem: fileSystem) else {
+                return Snapshot(metadata: metadata)
+            }
             do {
                 let stored = try SnapshotFile.read(directory: directory, index: metadata.index, term: metadata.term,
                                                    fileSystem: fileSystem)
@@ -249,8 +249,9 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     public func snapshotForTransfer() throws -> Snapshot {
         guard fileSystem is PosixFileSystem else { return try snapshot() }
         let metadata = try snapshotMetadata()
-        let path = directory + "/" + SnapshotFile.fileName(index: metadata.index, term: metadata.term)
-        guard metadata.index > 0 || fileSystem.exists(path) else { return Snapshot(metadata: metadata) }
+        guard SnapshotFile.isStored(metadata, directory: directory, fileSystem: fileSystem) else {
+            return Snapshot(metadata: metadata)
+        }
         let outcome: Result<Snapshot, StorageError>? = openedLock.withLock {
             if let opened = openedSnapshot, opened.metadata == metadata {
                 openedSnapshot = nil

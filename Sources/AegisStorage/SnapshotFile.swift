@@ -34,6 +34,12 @@ enum SnapshotFile {
         return bytes
     }
 
+    /// Whether the snapshot `metadata` describes has a file to read: every snapshot past
+    /// index 0 does; at index 0 only a bootstrap snapshot (its configuration) has one.
+    static func isStored(_ metadata: SnapshotMetadata, directory: String, fileSystem: any FileSystem) -> Bool {
+        metadata.index > 0 || fileSystem.exists(directory + "/" + fileName(index: metadata.index, term: metadata.term))
+    }
+
     /// Writes `snapshot` durably into `directory`.
     static func write(_ snapshot: Snapshot, directory: String, fileSystem: any FileSystem) throws(StorageError) {
         try write(snapshot.metadata, dataCount: snapshot.data.count, chunks: CollectionOfOne(snapshot.data),
