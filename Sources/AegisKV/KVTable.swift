@@ -45,7 +45,18 @@
 ///
 /// The home slot of a key is the top bits of its stored 32-bit hash. Growing doubles
 /// the table, which sends home `h` to `2h` or `2h + 1`: walking the old table in order
-/// fills the new one almost sequentially (no cache misses, no rehashing). Removal uses
+/// fills the new one almost sequentially (no cache misses, no rehashing).
+///
+/// Growing is incremental, so no single write pays for moving every key (at 3M keys a
+/// one-go doubling stalled the apply loop for about 240 ms): the old slot array stays
+/// as `draining`, every insert and removal moves the next `drainBatch` keys from it
+/// (whole probe runs, in slot order), lookups try the new array and then the old one,
+/// and the old array is freed when it is empty. The new array comes zeroed from
+/// `calloc` (an empty slot is all zeros), so the kernel zeroes its pages as they are
+/// first written instead of all at once. A doubling starts at 3/4 load of the old
+/// array and must finish before the new one reaches 3/4: that leaves 3/4 × the old
+/// slot count inserts for the old array's at most 3/4 × slot count keys, and every
+/// insert moves `drainBatch` (> 1) of them. Removal uses
 /// backward-shift deletion (no tombstones), so probe runs never degrade. The hash is
 /// seeded per table, which keeps crafted keys from colliding on purpose; slot order is
 /// never observable (every ordered output goes through the sorted key index), so the
@@ -53,11 +64,29 @@
 @usableFromInline struct KVTable: Sendable {
     @usableFromInline var storage: SlotStorage
     @usableFromInline var arena = ValueArena()
-    /// The number of occupied slots. Invariant: `count <= storage.slotCount * 3 / 4`.
+    /// The number of stored keys (in `storage` and `draining`). Invariant:
+    /// `count <= storage.slotCount * 3 / 4`.
     @usableFromInline private(set) var count = 0
     /// `32 - log2(slotCount)`: a hash shifted right by this is its home slot.
     @usableFromInline var homeShift: UInt32
     @usableFromInline let seed: UInt64
+    /// While the table grows: the previous slot array, whose keys are being moved to
+    /// `storage`. Slot indices at or above `storage.slotCount` refer to it (offset by
+    /// `storage.slotCount`).
+    @usableFromInline var draining: SlotStorage?
+    /// `homeShift` of `draining`.
+    @usableFromInline var drainingShift: UInt32 = 0
+    /// Keys still in `draining`.
+    @usableFromInline var drainingCount = 0
+    /// The next slot of `draining` to move; every slot before it (from `drainStart`,
+    /// cyclically) is empty. Moving stops only after an empty slot, so every probe run
+    /// that is left is whole.
+    @usableFromInline var drainStep = 0
+    /// An empty slot of `draining` when the growth began; moving starts after it.
+    @usableFromInline var drainStart = 0
+    /// Keys moved out of `draining` per insert or removal (at least, since a probe run is
+    /// never split).
+    @usableFromInline static let drainBatch = 16
 
     /// Creates an empty table with room for `minimumCapacity` keys.
     init(minimumCapacity: Int = 0, seed: UInt64 = UInt64.random(in: .min ... .max)) {
@@ -86,9 +115,16 @@
     /// The slot holding `key` (whose hash is `hash`), or `nil`.
     @inlinable func find(_ key: Key, hash: UInt32) -> Int? {
         guard key.length > 0 else { return nil }
-        let slots = storage.slots, mask = storage.slotCount - 1
+        if let index = probe(storage, shift: homeShift, for: key, hash: hash) { return index }
+        guard let old = draining, let index = probe(old, shift: drainingShift, for: key, hash: hash) else { return nil }
+        return storage.slotCount + index
+    }
+
+    /// The slot of `table` (with home shift `shift`) holding `key`, or `nil`.
+    @inlinable func probe(_ table: SlotStorage, shift: UInt32, for key: Key, hash: UInt32) -> Int? {
+        let slots = table.slots, mask = table.slotCount - 1
         let length = UInt32(truncatingIfNeeded: key.length)
-        var index = Int(truncatingIfNeeded: hash >> homeShift) & mask
+        var index = Int(truncatingIfNeeded: hash >> shift) & mask
         while true {
             let slot = slots[index]  // in bounds: index is masked
             if slot.keyLength == 0 { return nil }
@@ -107,8 +143,21 @@
     /// The slot holding `key`, or `nil`.
     @inlinable func find(_ key: Key) -> Int? { find(key, hash: hash(key)) }
 
-    /// The slot at `index`, which must be `< storage.slotCount`.
-    @inlinable func slot(at index: Int) -> TableSlot { storage.slots[index & (storage.slotCount - 1)] }
+    /// The slot at `index` (an index `find` returned).
+    @inlinable func slot(at index: Int) -> TableSlot {
+        if index < storage.slotCount { return storage.slots[index & (storage.slotCount - 1)] }
+        guard let old = draining else { return .empty }
+        return old.slots[(index - storage.slotCount) & (old.slotCount - 1)]
+    }
+
+    /// Points the occupied slot `index` at the record now at `location`.
+    @usableFromInline mutating func setLocation(_ location: ArenaLocation, at index: Int) {
+        if index < storage.slotCount {
+            uniqueSlots()[index & (storage.slotCount - 1)].location = location
+        } else if let old = uniqueDrainingSlots() {
+            old.slots[(index - storage.slotCount) & (old.slotCount - 1)].location = location
+        }
+    }
 
     /// The record header of the occupied slot `index`.
     @inlinable func header(at index: Int) -> RecordHeader {
@@ -180,7 +229,7 @@
                 copy(value, to: bytes + RecordHeader.size + keyLength)
             }
             arena.release(slot.location, count: oldSize)
-            uniqueSlots()[index].location = location
+            setLocation(location, at: index)
             if arena.needsCompaction { compact() }
         }
         return WriteOutcome(created: false, version: header.version, previous: previous)
@@ -189,7 +238,11 @@
     /// Inserts a key that is not in the table.
     @inlinable mutating func insertNew(_ key: Key, hash: UInt32, value: UnsafeRawBufferPointer,
                                        version: UInt64, createRevision: UInt64, modRevision: UInt64) {
-        if count + 1 > storage.slotCount * 3 / 4 { grow(to: storage.slotCount * 2) }
+        if draining != nil { drain(Self.drainBatch) }
+        if count + 1 > storage.slotCount * 3 / 4 {
+            beginGrowth(to: storage.slotCount * 2)
+            drain(Self.drainBatch)
+        }
         let capacity = key.length + value.count
         let (location, bytes) = arena.allocate(RecordHeader.size + capacity)
         if let bytes {
@@ -212,24 +265,31 @@
         let removed = stored(at: index)
         let slot = self.slot(at: index)
         let size = RecordHeader.size + Int(header(at: index).capacity)
-        removeSlot(at: index)
+        if index < storage.slotCount {
+            Self.removeSlot(at: index, in: uniqueSlots(), slotCount: storage.slotCount, shift: homeShift)
+        } else if let old = uniqueDrainingSlots() {
+            Self.removeSlot(at: index - storage.slotCount, in: old.slots, slotCount: old.slotCount, shift: drainingShift)
+            drainingCount -= 1
+        }
+        count -= 1
         arena.release(slot.location, count: size)
+        if draining != nil { drain(Self.drainBatch) }
         if arena.needsCompaction { compact() }
         return removed
     }
 
-    /// Empties slot `hole` and shifts later members of its probe run back so that
-    /// every key stays reachable from its home slot.
-    mutating func removeSlot(at hole: Int) {
-        let slots = uniqueSlots()
-        let mask = storage.slotCount - 1
-        var hole = hole
+    /// Empties slot `hole` of `slots` (`slotCount` slots, home shift `shift`) and
+    /// shifts later members of its probe run back so that every key stays reachable
+    /// from its home slot.
+    static func removeSlot(at hole: Int, in slots: UnsafeMutablePointer<TableSlot>, slotCount: Int, shift: UInt32) {
+        let mask = slotCount - 1
+        var hole = hole & mask
         var next = hole
         while true {
             next = (next + 1) & mask
             let moving = slots[next]
             if moving.keyLength == 0 { break }
-            let home = Int(truncatingIfNeeded: moving.hash >> homeShift) & mask
+            let home = Int(truncatingIfNeeded: moving.hash >> shift) & mask
             // Move `next` into the hole unless its home lies cyclically in (hole, next].
             let homeBetween = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
             if !homeBetween {
@@ -238,45 +298,70 @@
             }
         }
         slots[hole] = .empty
-        count -= 1
     }
 
-    /// Makes room for `keys` keys without growing again.
+    /// Makes room for `keys` keys without growing again (at once, not incrementally).
     mutating func reserveCapacity(_ keys: Int) {
         let needed = Self.slotCount(for: keys)
-        if needed > storage.slotCount { grow(to: needed) }
+        if draining != nil { drain(Int.max) }
+        if needed > storage.slotCount {
+            beginGrowth(to: needed)
+            drain(Int.max)
+        }
     }
 
-    /// Moves every key into a table of `slotCount` slots (a larger power of two).
-    /// Walks the old table from just after an empty slot, so every probe run is
-    /// visited in order and lands nearly sequentially in the new table.
-    @usableFromInline mutating func grow(to slotCount: Int) {
+    /// Starts moving every key into a slot array of `slotCount` slots (a larger power
+    /// of two): the current array becomes `draining`. Finishes a growth in progress first.
+    @usableFromInline mutating func beginGrowth(to slotCount: Int) {
+        if draining != nil { drain(Int.max) }
         let old = storage
-        let oldMask = old.slotCount - 1
-        let fresh = SlotStorage(slotCount: slotCount)
-        let shift = Self.homeShift(for: slotCount)
-        let mask = slotCount - 1
-        let source = old.slots, target = fresh.slots
         var start = 0
-        while source[start].keyLength != 0 { start += 1 }  // an empty slot exists: count < slotCount
-        for step in 1 ... old.slotCount {
-            let slot = source[(start + step) & oldMask]
-            if slot.keyLength == 0 { continue }
+        while start < old.slotCount && old.slots[start].keyLength != 0 { start += 1 }  // one is empty: count < slotCount
+        storage = SlotStorage(slotCount: slotCount)
+        draining = old
+        drainingShift = homeShift
+        drainingCount = count
+        homeShift = Self.homeShift(for: slotCount)
+        drainStart = start
+        drainStep = 0
+    }
+
+    /// Moves at least `batch` keys (whole probe runs, in slot order) from `draining`
+    /// to `storage`; frees `draining` once it is empty. Walking the old array in order
+    /// lands keys nearly sequentially in the new one (home `h` goes to `2h` or `2h + 1`).
+    @usableFromInline mutating func drain(_ batch: Int) {
+        guard let old = uniqueDrainingSlots() else { return }
+        let source = old.slots, oldMask = old.slotCount - 1
+        let target = uniqueSlots(), mask = storage.slotCount - 1, shift = homeShift
+        var moved = 0
+        while drainStep < old.slotCount && drainingCount > 0 {
+            drainStep += 1
+            let position = (drainStart + drainStep) & oldMask
+            let slot = source[position]
+            if slot.keyLength == 0 {
+                if moved >= batch { break }
+                continue
+            }
             var index = Int(truncatingIfNeeded: slot.hash >> shift) & mask
             while target[index].keyLength != 0 { index = (index + 1) & mask }
             target[index] = slot
+            source[position] = .empty
+            drainingCount -= 1
+            moved += 1
         }
-        storage = fresh
-        homeShift = shift
+        if drainingCount == 0 || drainStep >= old.slotCount {
+            draining = nil
+            drainingCount = 0
+        }
     }
 
     /// Moves the live records out of slabs that are mostly garbage, so those slabs are
     /// freed (see `ValueArena`).
     @usableFromInline mutating func compact() {
         let victims = arena.compactionVictims()
-        let slots = uniqueSlots()
-        for index in 0 ..< storage.slotCount {
-            let slot = slots[index]
+        let total = storage.slotCount + (draining?.slotCount ?? 0)
+        for index in 0 ..< total {
+            let slot = self.slot(at: index)
             guard slot.keyLength != 0 else { continue }
             let number = ValueArena.slab(of: slot.location)
             guard number < victims.count, victims[number] else { continue }
@@ -284,7 +369,7 @@
             let (location, bytes) = arena.allocate(size)
             if let bytes { copy(arena.bytes(at: slot.location, count: size), to: bytes) }
             arena.release(slot.location, count: size)
-            slots[index].location = location
+            setLocation(location, at: index)
         }
     }
 
@@ -299,7 +384,8 @@
     private func keys(where include: (RecordHeader) -> Bool) -> [Key] {
         var keys: [Key] = []
         keys.reserveCapacity(count)
-        for index in 0 ..< storage.slotCount where storage.slots[index].keyLength != 0 {
+        let total = storage.slotCount + (draining?.slotCount ?? 0)
+        for index in 0 ..< total where slot(at: index).keyLength != 0 {
             if include(header(at: index)) { keys.append(key(at: index)) }
         }
         return keys

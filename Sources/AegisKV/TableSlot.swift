@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One slot of `KVTable`: 16 bytes, no references (so the slot array is copied, grown
 /// and freed with `memcpy` and no reference counting). Everything else about the key
 /// lives in its `Record` in the arena.
@@ -80,13 +86,25 @@
     /// Invariant: `slotCount` initialised slots; `slotCount` is a power of two.
     @usableFromInline let slots: UnsafeMutablePointer<TableSlot>
     @usableFromInline let slotCount: Int
+    /// `true` if `slots` came from `calloc` (freed with `free`), `false` if from
+    /// Swift's allocator (the fallback when `calloc` fails).
+    private let fromCalloc: Bool
 
-    /// Allocates `slotCount` empty slots.
+    /// Allocates `slotCount` empty slots as zeroed memory from `calloc` (an empty slot
+    /// is all zeros), so a large array's pages are zeroed by the kernel as they are first
+    /// written rather than all at once when the table grows.
     init(slotCount: Int) {
         self.slotCount = slotCount
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: slotCount * MemoryLayout<TableSlot>.stride, alignment: 64)
-        slots = raw.bindMemory(to: TableSlot.self, capacity: slotCount)
-        slots.initialize(repeating: .empty, count: slotCount)
+        let stride = MemoryLayout<TableSlot>.stride
+        if let raw = calloc(slotCount, stride) {
+            slots = raw.bindMemory(to: TableSlot.self, capacity: slotCount)
+            fromCalloc = true
+        } else {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: slotCount * stride, alignment: 64)
+            slots = raw.bindMemory(to: TableSlot.self, capacity: slotCount)
+            slots.initialize(repeating: .empty, count: slotCount)
+            fromCalloc = false
+        }
     }
 
     /// A copy with the same slots.
@@ -95,11 +113,12 @@
         let raw = UnsafeMutableRawPointer.allocate(byteCount: slotCount * MemoryLayout<TableSlot>.stride, alignment: 64)
         slots = raw.bindMemory(to: TableSlot.self, capacity: slotCount)
         slots.initialize(from: other.slots, count: slotCount)
+        fromCalloc = false
     }
 
     deinit {
-        slots.deinitialize(count: slotCount)
-        slots.deallocate()
+        // `TableSlot` is a trivial type: nothing to deinitialize.
+        if fromCalloc { free(slots) } else { slots.deallocate() }
     }
 }
 
@@ -108,6 +127,16 @@ extension KVTable {
     @inlinable mutating func uniqueSlots() -> UnsafeMutablePointer<TableSlot> {
         if !isKnownUniquelyReferenced(&storage) { storage = SlotStorage(copying: storage) }
         return storage.slots
+    }
+
+    /// The slot array being drained while the table grows (`nil` if none), copied
+    /// first if another copy of the table shares it.
+    @usableFromInline mutating func uniqueDrainingSlots() -> SlotStorage? {
+        guard var old = draining else { return nil }
+        draining = nil  // so that `old` holds the only reference this table has
+        if !isKnownUniquelyReferenced(&old) { old = SlotStorage(copying: old) }
+        draining = old
+        return old
     }
 }
 

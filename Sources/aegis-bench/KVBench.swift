@@ -39,8 +39,9 @@ struct KVBench: ParsableCommand {
         let clock = ContinuousClock()
 
         // Each phase encodes `batch` entries untimed, then times only their application.
-        func phase(_ makeCommand: (Int) -> Command) -> (seconds: Double, failures: Int) {
+        func phase(_ makeCommand: (Int) -> Command) -> (seconds: Double, failures: Int, slowest: Double) {
             var elapsed = Duration.zero
+            var slowest = Duration.zero
             var failures = 0
             var start = 0
             while start < keys {
@@ -52,11 +53,17 @@ struct KVBench: ParsableCommand {
                     entries.append(LogEntry(index: index, term: 1, data: makeCommand(i).encoded()))
                 }
                 let began = clock.now
-                for entry in entries where !machine.apply(entry).isSuccess { failures += 1 }
-                elapsed += clock.now - began
+                var applied = began
+                for entry in entries {
+                    if !machine.apply(entry).isSuccess { failures += 1 }
+                    let now = clock.now
+                    slowest = max(slowest, now - applied)
+                    applied = now
+                }
+                elapsed += applied - began
                 start = end
             }
-            return (seconds(elapsed), failures)
+            return (seconds(elapsed), failures, seconds(slowest))
         }
 
         let set = phase { .set(benchKey($0), benchValue($0, size: valueBytes)) }
@@ -92,6 +99,8 @@ struct KVBench: ParsableCommand {
             ("setAppliesPerSecond", rate(keys, set.seconds)),
             ("overwriteAppliesPerSecond", rate(keys, overwrite.seconds)),
             ("getAppliesPerSecond", rate(keys, get.seconds)),
+            ("slowestSetApplySeconds", format(set.slowest)),
+            ("slowestOverwriteApplySeconds", format(overwrite.slowest)),
             ("localGetsPerSecond", rate(keys, localSeconds)),
             ("failures", "\(set.failures + overwrite.failures + get.failures + (keys - hits))"),
             ("rawDataBytes", "\(rawBytes)"),
