@@ -31,6 +31,10 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case getSet = 10
     /// Appends to a string (encoding version 3).
     case append = 11
+    /// Opens a client session (version 4).
+    case openSession = 60
+    /// A write of a client session, applied at most once (version 4).
+    case session = 61
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -39,6 +43,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .get, .set, .delete, .compareAndSwap, .increment, .custom: return 1
         case .setMany, .deleteMany: return 2
         case .collection, .getSet, .append: return 3
+        case .openSession, .session: return 4
         }
     }
 }
@@ -64,7 +69,7 @@ public struct KeyValuePair: Sendable, Hashable {
 /// let bytes = command.encoded()            // the entry's data
 /// let decoded = try Command(decoding: bytes)
 /// ```
-public enum Command: Sendable, Hashable {
+public indirect enum Command: Sendable, Hashable {
     /// Reads the key's value and version.
     case get(Key)
     /// Sets the key to the value, creating it if needed.
@@ -100,6 +105,13 @@ public enum Command: Sendable, Hashable {
     /// Appends the bytes to the key's string (a missing key counts as empty); the
     /// result's `integer` is the new length (Redis `APPEND`).
     case append(Key, [UInt8])
+    /// Opens a client session for exactly-once writes; the result's `integer` is the
+    /// session ID (see `ClientSessionRequest`).
+    case openSession
+    /// Applies the write at most once for the session's sequence number: a retry is
+    /// answered with the reply of the first attempt (see `ClientSessionRequest`). The
+    /// command must be a write and not itself a session command.
+    case session(ClientSessionRequest, Command)
 
     /// The kind of the command.
     public var type: CommandType {
@@ -113,6 +125,8 @@ public enum Command: Sendable, Hashable {
         case .setMany: return .setMany
         case .deleteMany: return .deleteMany
         case .collection: return .collection
+        case .openSession: return .openSession
+        case .session: return .session
         case .getSet: return .getSet
         case .append: return .append
         }
@@ -131,6 +145,10 @@ public enum Command: Sendable, Hashable {
             return pairs.first?.key ?? .empty
         case .deleteMany(let keys):
             return keys.first ?? .empty
+        case .openSession:
+            return .empty
+        case .session(_, let command):
+            return command.key
         }
     }
 
@@ -139,6 +157,8 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .setMany(let pairs, _): return pairs.map(\.key)
         case .deleteMany(let keys): return keys
+        case .openSession: return []
+        case .session(_, let command): return command.keys
         default: return [key]
         }
     }
@@ -147,6 +167,7 @@ public enum Command: Sendable, Hashable {
     /// collection reads).
     public var isWrite: Bool {
         if case .collection(_, let operation) = self { return operation.isWrite }
+        if case .session(_, let command) = self { return command.isWrite }
         return type != .get
     }
 }

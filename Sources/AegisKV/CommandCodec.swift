@@ -23,6 +23,11 @@
 //                        hashIncrement field, zig-zag varint amount
 //                        setMembers, setCardinality, hashGetAll, hashLength, type: nothing
 //       getSet, append   key, value
+//     version 4 adds:
+//       openSession      nothing
+//       session          session ID, sequence number, acknowledged (varints), then the
+//                        inner command's whole encoding as one length-prefixed field
+//                        (a write, not itself openSession or session)
 //     where key, value, bytes, name and payload are a varint length then the bytes.
 //
 // Each command is written with the oldest version that has its type (see
@@ -36,7 +41,7 @@
 extension Command {
     /// The newest encoding version `init(decoding:)` reads (it reads every older one
     /// too). `encoded()` writes the oldest version that has the command's type.
-    public static let encodingVersion: UInt8 = 3
+    public static let encodingVersion: UInt8 = 4
 
     /// The longest custom command name, in UTF-8 bytes.
     public static let maxCustomNameSize = 255
@@ -102,6 +107,13 @@ extension Command {
             case .setMembers, .setCardinality, .hashGetAll, .hashLength, .type:
                 break
             }
+        case .openSession:
+            break
+        case .session(let request, let command):
+            bytes.appendVarint(request.session)
+            bytes.appendVarint(request.sequence)
+            bytes.appendVarint(request.acknowledged)
+            bytes.appendLengthPrefixed(command.encoded())
         }
         return bytes
     }
@@ -143,6 +155,11 @@ extension Command {
             case .setMembers, .setCardinality, .hashGetAll, .hashLength, .type:
                 return head
             }
+        case .openSession:
+            return 2
+        case .session(let request, let command):
+            return 2 + varintSize(request.session) + varintSize(request.sequence) + varintSize(request.acknowledged)
+                + field(command.encodedSize)
         }
     }
 
@@ -220,6 +237,18 @@ extension Command {
         case .append:
             let key = try reader.readKey()
             command = .append(key, try reader.readField("value"))
+        case .openSession:
+            command = .openSession
+        case .session:
+            let request = ClientSessionRequest(session: try reader.readCommandVarint("session ID"),
+                                               sequence: try reader.readCommandVarint("sequence number"),
+                                               acknowledged: try reader.readCommandVarint("acknowledged sequence number"))
+            let inner = try reader.readField("session command")
+            let decoded = try inner.withUnsafeBytes { raw in Result { () throws(KVError) in try Command.decode(raw) } }.get()
+            guard decoded.isWrite, decoded.type != .openSession, decoded.type != .session else {
+                throw .malformedCommand("a session command must wrap a write that is not a session command")
+            }
+            command = .session(request, decoded)
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

@@ -40,6 +40,17 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
     case malformedSnapshot(String)
     /// The snapshot's checksum does not match its contents.
     case snapshotChecksumMismatch(expected: UInt32, actual: UInt32)
+    /// The client session does not exist (never opened, or expired): the write was
+    /// not applied now, and whether an earlier attempt was is unknown.
+    case sessionExpired(session: UInt64)
+    /// The session write's sequence number is at or below what the client
+    /// acknowledged, so its reply is gone; nothing changed.
+    case sessionSequenceStale(sequence: UInt64, acknowledged: UInt64)
+    /// The session already keeps `limit` unacknowledged replies; nothing changed.
+    case sessionWindowFull(limit: Int)
+    /// The session write was applied once, but its reply was too large to keep for
+    /// retries.
+    case sessionReplyNotKept(sequence: UInt64)
 
     public var description: String {
         switch self {
@@ -79,6 +90,14 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
             return "malformed snapshot: \(why)"
         case .snapshotChecksumMismatch(let expected, let actual):
             return "snapshot checksum mismatch: stored \(hex32(expected)), computed \(hex32(actual)); the snapshot is corrupt"
+        case .sessionExpired(let session):
+            return "client session \(session) does not exist or expired; the write was not applied now, an earlier attempt may have been"
+        case .sessionSequenceStale(let sequence, let acknowledged):
+            return "sequence number \(sequence) is at or below the acknowledged \(acknowledged); its reply is gone and nothing changed"
+        case .sessionWindowFull(let limit):
+            return "the session keeps \(limit) unacknowledged replies already; acknowledge some before writing more"
+        case .sessionReplyNotKept(let sequence):
+            return "write \(sequence) of this session was applied once; its reply was too large to keep for a retry"
         }
     }
 }
@@ -86,4 +105,86 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
 private func hex32(_ value: UInt32) -> String {
     hexString([UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16),
                UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)])
+}
+
+// MARK: Encoding (kept session replies in snapshots; see ClientSessions.swift)
+//
+// A tag byte (the case's position in the list below, from 1), then the case's fields:
+// integers as varints (zig-zag for signed ones), strings as length-prefixed UTF-8.
+
+extension KVError {
+    /// Appends the encoding.
+    func encode(into bytes: inout [UInt8]) {
+        func unsigned(_ values: UInt64...) { for value in values { bytes.appendVarint(value) } }
+        func size(_ values: Int...) { for value in values { bytes.appendVarint(UInt64(Swift.max(value, 0))) } }
+        func text(_ values: String...) { for value in values { bytes.appendLengthPrefixed(Array(value.utf8)) } }
+        switch self {
+        case .emptyKey: bytes.append(1)
+        case .keyTooLarge(let s, let l): bytes.append(2); size(s, l)
+        case .valueTooLarge(let s, let l): bytes.append(3); size(s, l)
+        case .compareFailed(let v): bytes.append(4); unsigned(v)
+        case .notAnInteger: bytes.append(5)
+        case .incrementOverflow(let c, let a): bytes.append(6); unsigned(zigZag(c), zigZag(a))
+        case .wrongType: bytes.append(7)
+        case .collectionTooLarge(let s, let l): bytes.append(8); size(s, l)
+        case .hashValueNotInteger: bytes.append(9)
+        case .collectionFailed(let why): bytes.append(10); text(why)
+        case .unknownCustomCommand(let name): bytes.append(11); text(name)
+        case .customCommandRejected(let name, let reason): bytes.append(12); text(name, reason)
+        case .alreadyApplied(let i, let a): bytes.append(13); unsigned(i, a)
+        case .unsupportedEncodingVersion(let v): bytes.append(14); unsigned(UInt64(v))
+        case .malformedCommand(let why): bytes.append(15); text(why)
+        case .malformedSnapshot(let why): bytes.append(16); text(why)
+        case .snapshotChecksumMismatch(let e, let a): bytes.append(17); unsigned(UInt64(e), UInt64(a))
+        case .sessionExpired(let s): bytes.append(18); unsigned(s)
+        case .sessionSequenceStale(let s, let a): bytes.append(19); unsigned(s, a)
+        case .sessionWindowFull(let l): bytes.append(20); size(l)
+        case .sessionReplyNotKept(let s): bytes.append(21); unsigned(s)
+        }
+    }
+
+    /// Reads the encoding; a malformed one throws `.malformedCommand`.
+    init(decoding reader: inout ByteReader) throws(KVError) {
+        func unsigned() throws(KVError) -> UInt64 { try reader.readCommandVarint("error field") }
+        func size() throws(KVError) -> Int {
+            let value = try unsigned()
+            guard value <= UInt64(Int.max) else { throw .malformedCommand("error size out of range") }
+            return Int(value)
+        }
+        func text() throws(KVError) -> String {
+            guard let text = String(validating: try reader.readField("error text"), as: UTF8.self) else {
+                throw .malformedCommand("error text is not UTF-8")
+            }
+            return text
+        }
+        func narrow<T: FixedWidthInteger>(_ value: UInt64) throws(KVError) -> T {
+            guard let narrowed = T(exactly: value) else { throw .malformedCommand("error field out of range") }
+            return narrowed
+        }
+        switch reader.readByte() {
+        case 1: self = .emptyKey
+        case 2: self = .keyTooLarge(size: try size(), limit: try size())
+        case 3: self = .valueTooLarge(size: try size(), limit: try size())
+        case 4: self = .compareFailed(currentVersion: try unsigned())
+        case 5: self = .notAnInteger
+        case 6: self = .incrementOverflow(current: unZigZag(try unsigned()), amount: unZigZag(try unsigned()))
+        case 7: self = .wrongType
+        case 8: self = .collectionTooLarge(size: try size(), limit: try size())
+        case 9: self = .hashValueNotInteger
+        case 10: self = .collectionFailed(try text())
+        case 11: self = .unknownCustomCommand(name: try text())
+        case 12: self = .customCommandRejected(name: try text(), reason: try text())
+        case 13: self = .alreadyApplied(index: try unsigned(), appliedIndex: try unsigned())
+        case 14: self = .unsupportedEncodingVersion(try narrow(try unsigned()))
+        case 15: self = .malformedCommand(try text())
+        case 16: self = .malformedSnapshot(try text())
+        case 17: self = .snapshotChecksumMismatch(expected: try narrow(try unsigned()), actual: try narrow(try unsigned()))
+        case 18: self = .sessionExpired(session: try unsigned())
+        case 19: self = .sessionSequenceStale(sequence: try unsigned(), acknowledged: try unsigned())
+        case 20: self = .sessionWindowFull(limit: try size())
+        case 21: self = .sessionReplyNotKept(sequence: try unsigned())
+        case let tag?: throw .malformedCommand("unknown error tag \(tag)")
+        case nil: throw .malformedCommand("truncated before the error tag")
+        }
+    }
 }

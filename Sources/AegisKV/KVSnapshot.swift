@@ -1,7 +1,7 @@
 public import AegisCRDT
 public import AegisRaft
 
-// Snapshot format (version 2; the reader also reads version 1). Integers in the
+// Snapshot format (version 3; the reader also reads versions 1 and 2). Integers in the
 // header and trailer are little-endian; the other fields use the varints of the
 // command encoding.
 //
@@ -16,6 +16,9 @@ public import AegisRaft
 //                  key length + key, type (1 = set, 2 = hash), version, create
 //                  revision, modify revision (varints), CRDT length + CRDT bytes
 //                  (AegisCRDT's canonical encoding of the ORSet or ORMap)
+//     sections     (version 3 only) see KVSnapshotSections.swift: a section count,
+//                  then per section in ascending tag order a tag and a
+//                  length-prefixed body (1 = client sessions)
 //     trailer      CRC-32C (4 bytes) of every byte before it
 //
 // Keys are written in order and the CRDT encodings are canonical, so the bytes are
@@ -26,7 +29,7 @@ public import AegisRaft
 /// The first bytes of every key-value snapshot.
 let snapshotMagic: [UInt8] = Array("AKVS".utf8)
 /// The snapshot format version written by this build.
-let snapshotFormatVersion: UInt8 = 2
+let snapshotFormatVersion: UInt8 = 3
 /// The size of the fixed header.
 let snapshotHeaderSize = 4 + 1 + 8 + 8 + 8
 
@@ -45,6 +48,10 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
     let collectionKeys: [Key]
     let lastTimestamp: HLCTimestamp
     let dotCounter: UInt64
+    /// The sections block (version 3), written after the collections.
+    let sectionsBlock: [UInt8]
+    /// `true` once `sectionsBlock` is in a chunk.
+    var sectionsWritten = false
     /// The next key to write; -1 before the header.
     var position = -1
     /// The next collection key to write; -1 before the collections section.
@@ -53,7 +60,9 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
     var finished = false
 
     init(entries: KVTable, keys: [Key], appliedIndex: LogIndex, revision: UInt64, chunkSize: Int,
-         collections: [Key: StoredCollection] = [:], lastTimestamp: HLCTimestamp, dotCounter: UInt64) {
+         collections: [Key: StoredCollection] = [:], lastTimestamp: HLCTimestamp, dotCounter: UInt64,
+         sections: [KVSnapshotSection] = []) {
+        self.sectionsBlock = KVSnapshotSection.block(sections)
         self.entries = entries
         self.keys = keys
         self.appliedIndex = appliedIndex
@@ -99,7 +108,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             total += varintSize(UInt64(header.valueLength)) + Int(header.valueLength)
             total += varintSize(header.version) + varintSize(header.createRevision) + varintSize(header.modRevision)
         }
-        total += collectionsHeader.count
+        total += collectionsHeader.count + sectionsBlock.count
         for key in collectionKeys {
             var entry: [UInt8] = []
             appendCollection(key, to: &entry)
@@ -142,8 +151,12 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             appendCollection(collectionKeys[collectionPosition], to: &chunk)
             collectionPosition += 1
         }
+        if collectionPosition == collectionKeys.count && !sectionsWritten {
+            chunk.append(contentsOf: sectionsBlock)
+            sectionsWritten = true
+        }
         crc.update(chunk)
-        if collectionPosition == collectionKeys.count {
+        if sectionsWritten {
             chunk.appendUInt32LE(crc.value)
             finished = true
         }
@@ -156,7 +169,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
 /// `StateMachine.restore(from:)` receives a reader whose snapshot was complete and
 /// whose checksum matched.
 public struct KVSnapshotReader: Sendable {
-    enum Phase: Sendable { case header, entries, collectionsHeader, collections, trailer, done }
+    enum Phase: Sendable { case header, entries, collectionsHeader, collections, sections, trailer, done }
 
     let limits: StateMachine.Limits
     let replica: ReplicaID
@@ -167,6 +180,8 @@ public struct KVSnapshotReader: Sendable {
     var expectedCollections: UInt64 = 0
     var lastTimestamp = HLCTimestamp(physical: 0, replica: "")
     var dotCounter: UInt64 = 0
+    /// The sections read (version 3), by tag.
+    var sections: [UInt64: [UInt8]] = [:]
     var phase = Phase.header
     /// Bytes received but not yet parsed (less than one entry).
     var pending: [UInt8] = []
@@ -186,6 +201,7 @@ public struct KVSnapshotReader: Sendable {
 
     /// The phase after the string entries.
     var afterEntries: Phase { formatVersion >= 2 ? .collectionsHeader : .trailer }
+    var afterCollections: Phase { formatVersion >= 3 ? .sections : .trailer }
 
     /// `true` once the whole snapshot, trailer included, has been read and verified.
     public var isComplete: Bool { phase == .done }
@@ -234,11 +250,15 @@ public struct KVSnapshotReader: Sendable {
             case .collectionsHeader:
                 guard try readCollectionsHeader(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
-                phase = expectedCollections == 0 ? .trailer : .collections
+                phase = expectedCollections == 0 ? afterCollections : .collections
             case .collections:
                 guard try readCollection(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
-                if UInt64(collections.count) == expectedCollections { phase = .trailer }
+                if UInt64(collections.count) == expectedCollections { phase = afterCollections }
+            case .sections:
+                guard try readSections(&reader) else { return reader.offset }
+                checkedThrough = reader.offset
+                phase = .trailer
             case .trailer:
                 guard let stored = reader.readUInt32LE() else { return reader.offset }
                 var computed = crc
@@ -423,7 +443,8 @@ extension StateMachine {
     public func snapshotChunks(chunkSize: Int = 1 << 20) -> KVSnapshotWriter {
         KVSnapshotWriter(entries: entries, keys: orderedKeys.refreshed(live: entries),
                          appliedIndex: appliedIndex, revision: revision, chunkSize: chunkSize,
-                         collections: collections, lastTimestamp: lastTimestamp, dotCounter: dotCounter)
+                         collections: collections, lastTimestamp: lastTimestamp, dotCounter: dotCounter,
+                         sections: snapshotSections())
     }
 
     /// The whole snapshot as one byte array (see `snapshotChunks(chunkSize:)` to
@@ -446,6 +467,9 @@ extension StateMachine {
     ///   snapshot; the state is then unchanged.
     public mutating func restore(from reader: consuming KVSnapshotReader) throws(KVError) {
         guard reader.isComplete else { throw .malformedSnapshot("the snapshot is truncated") }
+        let restoredSessions = try reader.sections[KVSnapshotSection.sessionsTag]
+            .map { bytes throws(KVError) in try Self.decodeSessions(bytes, limits: limits) } ?? [:]
+        sessions = restoredSessions
         entries = reader.entries
         orderedKeys = OrderedKeyIndex(sortedKeys: reader.keys, revision: reader.revision)
         appliedIndex = reader.appliedIndex

@@ -26,6 +26,16 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         /// The most members of one set or fields of one hash: a write that would grow
         /// a key beyond it fails with `KVError.collectionTooLarge` and changes nothing.
         public var maxCollectionSize: Int
+        /// The most open client sessions; opening one more expires the least recently
+        /// used (see `ClientSessionRequest`).
+        public var maxClientSessions: Int = 10_000
+        /// The most unacknowledged replies kept per client session.
+        public var maxSessionWindow: Int = 1_024
+        /// The largest reply (value bytes) kept for a retry; a larger one is answered
+        /// on retry with `KVError.sessionReplyNotKept`.
+        public var maxSessionReplyBytes: Int = 4_096
+        /// A client session unused for this long (milliseconds of leader time) expires.
+        public var sessionTimeout: UInt64 = 3_600_000
 
         /// Creates limits; the defaults are 16 KiB keys, 1 MiB values and a million
         /// members or fields per set or hash.
@@ -64,6 +74,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                     if let error = check(key) { return error }
                 }
                 return nil
+            case .openSession:
+                return nil
+            case .session(_, let inner):
+                return violation(in: inner)
             case .collection(let key, let operation):
                 if let error = check(key) { return error }
                 for item in operation.payloads {
@@ -92,6 +106,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     var dotCounter: UInt64 = 0
     /// The hybrid logical clock timestamp of the last hash write.
     var lastTimestamp: HLCTimestamp
+    /// Open client sessions by ID (see `ClientSessionRequest`).
+    var sessions: [UInt64: ClientSession] = [:]
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
@@ -165,7 +181,19 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     public mutating func apply(_ command: Command, at index: LogIndex, timestamp: UInt64 = 0) -> CommandResult {
         guard index > appliedIndex else { return alreadyApplied(index) }
         appliedIndex = index
+        return applyCommand(command, at: index, timestamp: timestamp)
+    }
+
+    /// Executes `command` as the entry at `index` (`appliedIndex` is already `index`).
+    mutating func applyCommand(_ command: Command, at index: LogIndex, timestamp: UInt64) -> CommandResult {
         switch command {
+        case .openSession:
+            return openSession(at: index, timestamp: timestamp)
+        case .session(let request, let inner):
+            guard inner.isWrite, inner.type != .openSession, inner.type != .session else {
+                return failure(.malformedCommand("a session command must wrap a write that is not a session command"), at: index)
+            }
+            return applySession(request, inner, at: index, timestamp: timestamp)
         case .setMany(let pairs, let onlyIfNoneExist):
             return setMany(pairs, onlyIfNoneExist: onlyIfNoneExist, at: index)
         case .deleteMany(let keys):
@@ -197,8 +225,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return write(key, value[...], at: index)
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
-        case .setMany, .deleteMany:
-            return failure(.malformedCommand("multi-key command reached the single-key path"), at: index)
+        case .setMany, .deleteMany, .openSession, .session:
+            return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
         }
     }
 

@@ -24,6 +24,8 @@ import Testing
         .collection("h", .hashIncrement(bytes("f"), by: -3)),
         .getSet("k", bytes("new")),
         .append("k", []),
+        .openSession,
+        .session(ClientSessionRequest(session: 3, sequence: 4, acknowledged: 2), .collection("s", .setRemove([bytes("a")]))),
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {
@@ -60,7 +62,8 @@ import Testing
         let good = Command.set("key", bytes("value")).encoded()
         let cases: [([UInt8], KVError)] = [
             ([], .malformedCommand("no bytes")),
-            ([4, 2], .unsupportedEncodingVersion(4)),
+            ([5, 2], .unsupportedEncodingVersion(5)),
+            ([3, 60], .malformedCommand("unknown command type 60 in encoding version 3")),
             ([2, 9, 1, 65, 13], .malformedCommand("unknown command type 9 in encoding version 2")),
             ([3, 9, 1, 65], .malformedCommand("truncated before the collection operation")),
             ([3, 9, 1, 65, 1, 2, 1, 65], .malformedCommand("truncated in the member (0 bytes left)")),
@@ -89,7 +92,7 @@ import Testing
     }
 
     @Test func test_decoding_errorsHaveActionableMessages() {
-        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads versions 1 to 3"))
+        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads versions 1 to 4"))
         #expect(KVError.unknownCustomCommand(name: "x").description.contains("register it on every replica"))
     }
 

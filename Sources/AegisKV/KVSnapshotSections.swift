@@ -1,0 +1,78 @@
+// The sections block of a version 3 snapshot, after the collections and before the
+// trailer (see KVSnapshot.swift):
+//
+//     count        varint: the number of sections
+//     per section  in strictly ascending tag order: tag (varint), body length (varint),
+//                  body bytes
+//
+// Tags: 1 = client sessions (ClientSessions.swift). A section with nothing to say is
+// left out, so a store without sessions writes a count of 0. An unknown tag, a
+// duplicate or out-of-order tag, or a body over `KVSnapshotSection.maxBodySize` is a
+// malformed snapshot: every section is replicated state, so none may be skipped.
+
+/// One section of a version 3 snapshot.
+struct KVSnapshotSection: Sendable {
+    /// The client sessions' tag.
+    static let sessionsTag: UInt64 = 1
+    /// The tags this build reads.
+    static let knownTags: Set<UInt64> = [sessionsTag]
+    /// The largest section body read.
+    static let maxBodySize = 1 << 30
+
+    var tag: UInt64
+    var body: [UInt8]
+
+    /// The block's bytes for `sections` (sorted by tag here).
+    static func block(_ sections: [KVSnapshotSection]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.appendVarint(UInt64(sections.count))
+        for section in sections.sorted(by: { $0.tag < $1.tag }) {
+            bytes.appendVarint(section.tag)
+            bytes.appendLengthPrefixed(section.body)
+        }
+        return bytes
+    }
+}
+
+extension StateMachine {
+    /// The sections this state has something for.
+    func snapshotSections() -> [KVSnapshotSection] {
+        let sessions = encodedSessions()
+        return sessions.isEmpty ? [] : [KVSnapshotSection(tag: KVSnapshotSection.sessionsTag, body: sessions)]
+    }
+}
+
+extension KVSnapshotReader {
+    /// Reads the whole sections block; `false` (consuming nothing) if it is not
+    /// complete yet.
+    mutating func readSections(_ reader: inout ByteReader) throws(KVError) -> Bool {
+        let start = reader.offset
+        let badVarint = { KVError.malformedSnapshot("invalid varint in the sections block") }
+        guard let count = try reader.readVarint(context: badVarint) else { return false }
+        guard count <= UInt64(KVSnapshotSection.knownTags.count) else {
+            throw .malformedSnapshot("\(count) sections, but this build knows \(KVSnapshotSection.knownTags.count)")
+        }
+        var read: [UInt64: [UInt8]] = [:]
+        var previous: UInt64 = 0
+        for _ in 0 ..< count {
+            guard let tag = try reader.readVarint(context: badVarint) else {
+                reader.offset = start
+                return false
+            }
+            guard KVSnapshotSection.knownTags.contains(tag) else { throw .malformedSnapshot("unknown section tag \(tag)") }
+            guard tag > previous else { throw .malformedSnapshot("section tag \(tag) is out of order or repeated") }
+            previous = tag
+            guard let body = try reader.readLengthPrefixed(
+                limit: KVSnapshotSection.maxBodySize,
+                tooLong: { .malformedSnapshot("section \(tag) has \($0) bytes, more than \(KVSnapshotSection.maxBodySize)") },
+                badVarint: badVarint)
+            else {
+                reader.offset = start
+                return false
+            }
+            read[tag] = Array(body)
+        }
+        sections = read
+        return true
+    }
+}
