@@ -158,8 +158,8 @@ public enum ACLCategory: String, Sendable, CaseIterable {
     /// Commands that read keys: GET, MGET, EXISTS, DBSIZE, AEGIS.DIGEST, TYPE and the
     /// set and hash reads.
     case read
-    /// Commands that write keys: SET, DEL, UNLINK, INCR…, MSET, MSETNX and the set and
-    /// hash writes.
+    /// Commands that write keys: SET, DEL, UNLINK, INCR…, MSET, MSETNX, the set and
+    /// hash writes, and the exactly-once session commands.
     case write
     /// Server administration: ACL (but WHOAMI), CONFIG, INFO.
     case admin
@@ -175,7 +175,8 @@ public enum ACLCategory: String, Sendable, CaseIterable {
                     "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS"]
         case .write:
             return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
-                    "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY"]
+                    "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY",
+                    "AEGIS.SESSION", "AEGIS.EXACTLY"]  // AEGIS.EXACTLY's inner command is checked too
         case .admin, .dangerous: return ["ACL", "CONFIG", "INFO"]
         }
     }

@@ -64,6 +64,10 @@ extension RESPSession {
             return planIncrement(name, arguments)
         case _ where Self.collectionCommands.contains(name):
             return planCollection(name, arguments)
+        case "AEGIS.SESSION":
+            return .write([.openSession], .collection(.integer))
+        case "AEGIS.EXACTLY":
+            return planExactlyOnce(arguments)
         case "DBSIZE":
             return .deferred(.count)
         case "AEGIS.DIGEST":
@@ -77,6 +81,33 @@ extension RESPSession {
             return .reply(.bulkString(bytes(arguments[arguments.startIndex])))
         default:
             return .connection(name, arguments)
+        }
+    }
+
+    /// `AEGIS.EXACTLY session sequence acknowledged command [argument …]`: runs one write
+    /// command at most once for the client session's sequence number (see
+    /// `ClientSessionRequest`); a retry gets the first attempt's reply. The inner command
+    /// is parsed, checked and permission-checked as if sent alone.
+    mutating func planExactlyOnce(_ arguments: ArraySlice<ByteBuffer>) -> Step {
+        let start = arguments.startIndex
+        func number(_ position: Int) -> UInt64? { UInt64(String(buffer: arguments[start + position])) }
+        guard let session = number(0), let sequence = number(1), let acknowledged = number(2),
+              sequence > 0, acknowledged < sequence else {
+            return .reply(.error("ERR AEGIS.EXACTLY needs a session ID, a sequence number above 0 and an acknowledged "
+                + "sequence number below it, as decimal integers"))
+        }
+        let inner = RESPRequest(arguments: Array(arguments[(start + 3)...]))
+        let request = ClientSessionRequest(session: session, sequence: sequence, acknowledged: acknowledged)
+        switch plan(inner) {
+        case .write(let commands, let reply) where commands.count == 1 && commands[0].isWrite
+            && commands[0].type != .session && commands[0].type != .openSession:
+            return .write([.session(request, commands[0])], reply)
+        case .reply(let value):
+            return .reply(value)
+        default:
+            let name = inner.arguments.first.map { String(buffer: $0).uppercased() } ?? ""
+            return .reply(.error("ERR AEGIS.EXACTLY runs one write command that is a single log entry; \(name) is not one "
+                + "(reads are safe to retry without it)"))
         }
     }
 

@@ -45,6 +45,8 @@ enum RESPError {
         case .emptyKey: return .error("ERR empty keys are not supported; keys need at least one byte")
         case .keyTooLarge(let size, let limit): return .error("ERR key too large: \(size) bytes, the limit is \(limit)")
         case .valueTooLarge(let size, let limit): return .error("ERR value too large: \(size) bytes, the limit is \(limit)")
+        case .sessionExpired: return .error("SESSIONEXPIRED \(error.description)")
+        case .sessionWindowFull: return .error("SESSIONWINDOW \(error.description)")
         default: return .error("ERR \(error.description)")
         }
     }
