@@ -20,6 +20,8 @@ let package = Package(
         .library(name: "AegisReplication", targets: ["AegisReplication"]),
         .library(name: "AegisTLS", targets: ["AegisTLS"]),
         .library(name: "AegisBackup", targets: ["AegisBackup"]),
+        .library(name: "AegisRESP", targets: ["AegisRESP"]),
+        .library(name: "AegisClient", targets: ["AegisClient"]),
         .executable(name: "aegis-sim", targets: ["aegis-sim"]),
         .executable(name: "aegis-bench", targets: ["aegis-bench"]),
         .executable(name: "aegis-killtest", targets: ["aegis-killtest"]),
@@ -73,9 +75,21 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        // The RESP value type and its codec, shared by the server and the client.
+        .target(name: "AegisRESP", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: strict),
+        // The Swift client: leader discovery, pooling, pipelining, TLS, exactly-once retries.
+        .target(name: "AegisClient", dependencies: [
+            "AegisRESP",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], swiftSettings: strict),
         // RESP and HTTP admin servers, the backend protocol they call.
         .target(name: "AegisServer", dependencies: [
-            "AegisKV", "AegisRaft", "AegisReplication", "AegisTLS", "AegisBackup",
+            "AegisRESP", "AegisKV", "AegisRaft", "AegisReplication", "AegisTLS", "AegisBackup",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -195,6 +209,10 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "AegisClientTests", dependencies: [
+            "AegisClient", "AegisRESP",
+            .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisBackupTests", dependencies: ["AegisBackup", "AegisKV", "AegisRaft", "AegisStorage"],
                     swiftSettings: strict),

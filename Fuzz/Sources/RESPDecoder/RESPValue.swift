@@ -1,1 +1,1 @@
-../../../Sources/AegisServer/RESP/RESPValue.swift
+../../../Sources/AegisRESP/RESPValue.swift

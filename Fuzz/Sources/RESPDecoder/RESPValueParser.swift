@@ -1,1 +1,1 @@
-../../../Sources/AegisServer/RESP/RESPValueParser.swift
+../../../Sources/AegisRESP/RESPValueParser.swift
