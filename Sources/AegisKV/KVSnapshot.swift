@@ -100,14 +100,8 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
     /// without encoding them: one pass over the keys. A storage that records the
     /// snapshot's length before its bytes (`DiskStorage`) streams the chunks with it.
     public var byteCount: Int {
-        var total = snapshotHeaderSize + 4
-        for key in keys {
-            guard let index = entries.find(key) else { continue }  // as in `next()`
-            let header = entries.header(at: index)
-            total += varintSize(UInt64(key.count)) + key.count
-            total += varintSize(UInt64(header.valueLength)) + Int(header.valueLength)
-            total += varintSize(header.version) + varintSize(header.createRevision) + varintSize(header.modRevision)
-        }
+        // `keys` are exactly the table's keys, so the entries add up in slot order.
+        var total = snapshotHeaderSize + 4 + entries.snapshotEntryBytes()
         total += collectionsHeader.count + sectionsBlock.count
         for key in collectionKeys {
             var entry: [UInt8] = []
@@ -116,6 +110,9 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
         }
         return total
     }
+
+    /// Keys looked up together (see `KVTable.locate`).
+    static let lookupBatch = 32
 
     /// The next chunk, or `nil` after the one carrying the trailer.
     public mutating func next() -> [UInt8]? {
@@ -131,17 +128,21 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             position = 0
         }
         while position < keys.count && chunk.count < chunkSize {
-            let key = keys[position]
-            position += 1
-            guard let index = entries.find(key) else { continue }  // unreachable: keys come from entries
-            let header = entries.header(at: index)
-            chunk.appendVarint(UInt64(key.count))
-            key.append(to: &chunk)
-            chunk.appendVarint(UInt64(header.valueLength))
-            entries.withValue(at: index) { chunk.append(contentsOf: $0) }
-            chunk.appendVarint(header.version)
-            chunk.appendVarint(header.createRevision)
-            chunk.appendVarint(header.modRevision)
+            // Keys in batches, so that their lookups overlap (see `KVTable.locate`).
+            let batch = keys[position ..< Swift.min(position + Self.lookupBatch, keys.count)]
+            position = batch.endIndex
+            let (indices, headers) = entries.locate(batch)
+            for (offset, key) in batch.enumerated() {
+                guard let index = indices[offset] else { continue }  // unreachable: keys come from entries
+                let header = headers[offset]
+                chunk.appendVarint(UInt64(key.count))
+                key.append(to: &chunk)
+                chunk.appendVarint(UInt64(header.valueLength))
+                entries.withValue(at: index) { chunk.append(contentsOf: $0) }
+                chunk.appendVarint(header.version)
+                chunk.appendVarint(header.createRevision)
+                chunk.appendVarint(header.modRevision)
+            }
         }
         if position == keys.count && collectionPosition < 0 && chunk.count < chunkSize {
             chunk.append(contentsOf: collectionsHeader)

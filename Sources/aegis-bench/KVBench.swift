@@ -89,6 +89,17 @@ struct KVBench: ParsableCommand {
         while let chunk = chunks.next() { produced += chunk.count }
         let encoded = clock.now
 
+        // Restore, as a node's start does: the whole snapshot in memory, then one parse.
+        var snapshot: [UInt8] = []
+        snapshot.reserveCapacity(snapshotBytes)
+        for chunk in view.snapshotChunks() { snapshot.append(contentsOf: chunk) }
+        let restoreBegan = clock.now
+        var restored = StateMachine()
+        var restoreFailures = 0
+        do { try restored.restore(from: Snapshot(data: snapshot)) } catch { restoreFailures = 1 }
+        let restoreSeconds = seconds(clock.now - restoreBegan)
+        if restored.count != view.count { restoreFailures += 1 }
+
         let rawBytes = keys * (keyBytes + valueBytes)
         let figures: [(String, String)] = [
             ("scenario", "\"kv-apply\""),
@@ -113,6 +124,8 @@ struct KVBench: ParsableCommand {
             ("snapshotKeyOrderSeconds", format(seconds(ordered - snapshotBegan))),
             ("snapshotByteCountSeconds", format(seconds(counted - ordered))),
             ("snapshotEncodeSeconds", format(seconds(encoded - counted))),
+            ("snapshotRestoreSeconds", format(restoreSeconds)),
+            ("snapshotRestoreFailures", "\(restoreFailures)"),
         ]
         if json {
             print("{" + figures.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")

@@ -73,4 +73,40 @@ import Testing
             Self.expectMatches(table, model)
         }
     }
+
+    @Test func test_snapshotMidGrowth_isTheSameBytes() {
+        var machine = StateMachine()
+        var i = 0
+        while machine.entries.draining == nil || i < 3000 {
+            applyAll(&machine, [.set(Key("key-\(i)"), Self.value(i))])
+            i += 1
+            if machine.entries.draining != nil && i >= 3000 { break }
+        }
+        #expect(machine.entries.draining != nil)
+        var settled = machine
+        settled.entries.reserveCapacity(settled.entries.count * 4)
+        #expect(settled.entries.draining == nil)
+        let writer = machine.snapshotChunks(chunkSize: 1000)
+        let bytes = Array(writer.joined())
+        #expect(writer.byteCount == bytes.count)
+        #expect(bytes == settled.snapshotData())
+        #expect(settled.snapshotChunks().byteCount == bytes.count)
+    }
+
+    @Test func test_batchedLookup_agreesWithFind() {
+        var table = KVTable(seed: 7)
+        for i in 0 ..< 20_000 { Self.write(&table, Key("k\(i)"), Self.value(i), revision: UInt64(i + 1)) }
+        table.reserveCapacity(table.count)  // no growth in progress: the batched path
+        let probes = (0 ..< 21_000).map { Key("k\($0)") } + ["absent", "k-1"]
+        var start = 0
+        while start < probes.count {
+            let batch = probes[start ..< min(start + 32, probes.count)]
+            let (indices, headers) = table.locate(batch)
+            for (offset, key) in batch.enumerated() {
+                #expect(indices[offset] == table.find(key), "\(key)")
+                if let index = indices[offset] { #expect(headers[offset].version == table.header(at: index).version) }
+            }
+            start += 32
+        }
+    }
 }
