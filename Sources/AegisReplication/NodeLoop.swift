@@ -396,7 +396,15 @@ final class NodeLoop: @unchecked Sendable {
         let snapshot = try storage.snapshot()
         if !snapshot.isEmpty {
             let read = DispatchTime.now().uptimeNanoseconds
-            try machine.restore(from: snapshot)
+            // Parsed while the storage opened (`NodeConfiguration.snapshotPreparer`), if it was the same
+            // snapshot under the same limits and replica ID; otherwise parsed now.
+            if let prepared = storage.takePreparedSnapshot() as? StateMachine,
+               prepared.appliedIndex == snapshot.metadata.index, prepared.limits == configuration.limits,
+               prepared.replica == configuration.replica {
+                machine = prepared
+            } else {
+                try machine.restore(from: snapshot)
+            }
             let done = DispatchTime.now().uptimeNanoseconds
             logger.info("restored the state machine from the stored snapshot", metadata: [
                 "index": "\(snapshot.metadata.index)", "bytes": "\(snapshot.data.count)", "keys": "\(machine.count)",

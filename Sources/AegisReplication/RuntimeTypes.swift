@@ -179,6 +179,29 @@ public protocol RuntimeStorage: RaftLogStorage, Sendable {
     /// Appends `entries` (replacing any conflicting suffix) and records `hardState`,
     /// as one batch; with `sync`, returns only once both are durable.
     func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws
+
+    /// The state machine prepared from the stored snapshot while the storage opened
+    /// (see `DiskStorageOptions.snapshotPreparer`), if the storage made one; handed out
+    /// once. The default is `nil`.
+    func takePreparedSnapshot() -> (any Sendable)?
+}
+
+extension RuntimeStorage {
+    public func takePreparedSnapshot() -> (any Sendable)? { nil }
+}
+
+extension NodeConfiguration {
+    /// A `DiskStorageOptions.snapshotPreparer` that parses the stored snapshot into a
+    /// state machine with this configuration's limits and replica ID while the log is
+    /// recovered, so a restart does the two at once; the node uses it when it is the
+    /// snapshot the log names.
+    public var snapshotPreparer: @Sendable (Snapshot) -> (any Sendable)? {
+        let (limits, replica) = (self.limits, self.replica)
+        return { snapshot in
+            var machine = StateMachine(limits: limits, replica: replica)
+            return (try? machine.restore(from: snapshot)) == nil ? nil : machine
+        }
+    }
 }
 
 extension DiskStorage: RuntimeStorage {

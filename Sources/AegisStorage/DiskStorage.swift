@@ -23,6 +23,12 @@ public struct DiskStorageOptions: Sendable {
     /// writes submitted without `sync` stay in memory until then. Deterministic: the
     /// simulator runs the storage this way on a simulated file system.
     public var writerThread = true
+    /// Work to do on the newest snapshot as soon as it is read at open, on the thread
+    /// that reads it, while the log is recovered on the opening thread: a node parses
+    /// the snapshot into its state machine here, so the two overlap. The result is
+    /// handed out once by `DiskStorage.takePreparedSnapshot()` when that snapshot is the
+    /// one the log names (the real file system only; `nil`: nothing to do).
+    public var snapshotPreparer: (@Sendable (Snapshot) -> (any Sendable)?)?
     /// Test hook: makes named system calls fail (only with the POSIX file system, that
     /// is `DiskStorage.init(directory:options:)`).
     var faults: FaultInjector?
@@ -74,6 +80,9 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
     /// snapshot replaces it; guarded by `openedLock`. Otherwise a snapshot's bytes live
     /// only in its file: `snapshot()` reads them when asked (a leader sending it).
     private var openedSnapshot: Snapshot?
+    /// What `DiskStorageOptions.snapshotPreparer` made of the snapshot read at open,
+    /// until `takePreparedSnapshot()` hands it out.
+    private var preparedSnapshot: (any Sendable)?
     /// A read of the current snapshot for a transfer, running or done (`snapshotForTransfer`);
     /// guarded by `openedLock`.
     private var transferRead: SnapshotFile.BackgroundRead?
@@ -105,7 +114,8 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         // (the log says which snapshot counts; if it is another one, that is read after).
         // A simulated file system is driven from one thread, deterministically.
         let early = fileSystem is PosixFileSystem
-            ? SnapshotFile.readNewestInBackground(directory: directory, fileSystem: fileSystem) : nil
+            ? SnapshotFile.readNewestInBackground(directory: directory, fileSystem: fileSystem,
+                                                  prepare: options.snapshotPreparer) : nil
         let recovered: RecoveredWAL?
         do {
             recovered = try Recovery.recover(directory: directory, fileSystem: fileSystem, log: options.log)
@@ -118,6 +128,7 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
             let snapshot: Snapshot
             if let (index, term, result) = early?.wait(), index == log.snapshot.index, term == log.snapshot.term {
                 snapshot = try result.get()
+                preparedSnapshot = early?.prepared
             } else {
                 snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term,
                                                  fileSystem: fileSystem)
@@ -208,6 +219,16 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
 
     public func firstIndex() throws -> LogIndex { try read { $0.log.firstIndex } }
     public func lastIndex() throws -> LogIndex { try read { $0.log.lastIndex } }
+
+    /// What `DiskStorageOptions.snapshotPreparer` made of the snapshot read at open
+    /// (`nil` if there is none, it was taken already, or the log named another
+    /// snapshot); handed out once.
+    public func takePreparedSnapshot() -> (any Sendable)? {
+        openedLock.withLock {
+            defer { preparedSnapshot = nil }
+            return preparedSnapshot
+        }
+    }
 
     /// The most recent snapshot, read from its file (and verified) unless it is the one
     /// read at open and not yet taken. A snapshot file that cannot be read or fails its

@@ -131,14 +131,17 @@ enum SnapshotFile {
         private let done = DispatchSemaphore(value: 0)
         /// Written once by the reading thread before `done` is signalled.
         private var result: Result<Snapshot, StorageError>?
+        /// What the preparer made of the snapshot; written before `done` is signalled.
+        private(set) var prepared: (any Sendable)?
 
         init(index: LogIndex, term: Term) {
             self.index = index
             self.term = term
         }
 
-        func finish(_ value: Result<Snapshot, StorageError>) {
+        func finish(_ value: Result<Snapshot, StorageError>, prepared: (any Sendable)? = nil) {
             result = value
+            self.prepared = prepared
             done.signal()
         }
 
@@ -158,23 +161,26 @@ enum SnapshotFile {
     }
 
     /// Starts reading (and verifying) the snapshot at `index`/`term` on another thread.
-    static func readInBackground(directory: String, index: LogIndex, term: Term,
-                                 fileSystem: any FileSystem) -> BackgroundRead {
+    static func readInBackground(directory: String, index: LogIndex, term: Term, fileSystem: any FileSystem,
+                                 prepare: (@Sendable (Snapshot) -> (any Sendable)?)? = nil) -> BackgroundRead {
         let read = BackgroundRead(index: index, term: term)
         Thread.detachNewThread {
-            read.finish(Result { () throws(StorageError) in
+            let result = Result { () throws(StorageError) in
                 try SnapshotFile.read(directory: directory, index: index, term: term, fileSystem: fileSystem)
-            })
+            }
+            read.finish(result, prepared: (try? result.get()).flatMap { snapshot in prepare?(snapshot) })
         }
         return read
     }
 
     /// Starts reading (and verifying) the newest snapshot file in `directory` on another
     /// thread; `nil` if there is none.
-    static func readNewestInBackground(directory: String, fileSystem: any FileSystem) -> BackgroundRead? {
+    static func readNewestInBackground(directory: String, fileSystem: any FileSystem,
+                                       prepare: (@Sendable (Snapshot) -> (any Sendable)?)? = nil) -> BackgroundRead? {
         guard let names = try? fileSystem.list(directory),
               let newest = names.compactMap(parse).max(by: { ($0.index, $0.term) < ($1.index, $1.term) }) else { return nil }
-        return readInBackground(directory: directory, index: newest.index, term: newest.term, fileSystem: fileSystem)
+        return readInBackground(directory: directory, index: newest.index, term: newest.term, fileSystem: fileSystem,
+                                prepare: prepare)
     }
 
     /// Deletes all but the `retain` newest snapshot files, and never `keep`.

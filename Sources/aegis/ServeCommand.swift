@@ -123,8 +123,18 @@ struct ServeCommand: AsyncParsableCommand {
             if write { try identity.save() }
         }
         try FileManager.default.createDirectory(atPath: settings.dataDir, withIntermediateDirectories: true)
+        var nodeConfig = NodeConfiguration(nodeID: settings.id,
+                                           bootstrapVoters: bootstrap ? settings.members.keys.sorted() : [])
+        nodeConfig.awaitingAdd = identity.current.membership == .awaitingAdd
+        nodeConfig.snapshotReceiveDirectory = settings.dataDir
+        nodeConfig.limits.maxValueSize = settings.maxValueBytes
+        nodeConfig.limits.maxCollectionSize = settings.maxCollectionSize
+        nodeConfig.replica = ReplicaID(settings.clusterID)
         let opening = ContinuousClock.now
-        let storage = try DiskStorage(directory: settings.dataDir)
+        // The snapshot is parsed into the state machine while the log is recovered.
+        var storageOptions = DiskStorageOptions()
+        storageOptions.snapshotPreparer = nodeConfig.snapshotPreparer
+        let storage = try DiskStorage(directory: settings.dataDir, options: storageOptions)
         defer { storage.close() }
         let recovered = storage.recovery
         let opened = (ContinuousClock.now - opening).components
@@ -160,13 +170,6 @@ struct ServeCommand: AsyncParsableCommand {
         let transport = try TCPTransport(configuration: transportConfig, logger: logger)
         try await transport.start()
 
-        var nodeConfig = NodeConfiguration(nodeID: settings.id,
-                                           bootstrapVoters: bootstrap ? settings.members.keys.sorted() : [])
-        nodeConfig.awaitingAdd = identity.current.membership == .awaitingAdd
-        nodeConfig.snapshotReceiveDirectory = settings.dataDir
-        nodeConfig.limits.maxValueSize = settings.maxValueBytes
-        nodeConfig.limits.maxCollectionSize = settings.maxCollectionSize
-        nodeConfig.replica = ReplicaID(settings.clusterID)
         // With continuous archiving on this member, the log is not compacted past what
         // it shipped (bounded by maxEntriesHeldForArchiving).
         let archived = ArchivedIndex()

@@ -185,6 +185,29 @@ private func entry(_ index: LogIndex, term: Term = 1) -> LogEntry {
     }
 }
 
+/// The snapshot preparer runs on the snapshot read at open; its result is handed out
+/// once, and only for the snapshot the log names (not for a newer stray file).
+@Test func test_diskStorage_preparesTheRecordedSnapshotWhileOpening() throws {
+    let dir = TemporaryDirectory()
+    let storage = try DiskStorage(directory: dir.path, options: DiskStorageOptions(segmentSize: 4096))
+    for i in 1...50 { try storage.append([entry(LogIndex(i))]) }
+    try storage.createSnapshot(at: 20, conf: ConfState(voters: ["a"]), data: [1, 2, 3])
+    storage.close()
+    var options = DiskStorageOptions(segmentSize: 4096)
+    options.snapshotPreparer = { snapshot in "prepared \(snapshot.metadata.index) \(snapshot.data)" }
+    let reopened = try DiskStorage(directory: dir.path, options: options)
+    #expect(reopened.takePreparedSnapshot() as? String == "prepared 20 [1, 2, 3]")
+    #expect(reopened.takePreparedSnapshot() == nil)
+    reopened.close()
+    // A newer file the log never recorded is read first, but is not the one that counts.
+    let stray = Snapshot(metadata: SnapshotMetadata(index: 40, term: 1, confState: ConfState(voters: ["a"])), data: [9])
+    try SnapshotFile.write(stray, directory: dir.path, fileSystem: PosixFileSystem())
+    let again = try DiskStorage(directory: dir.path, options: options)
+    #expect(again.takePreparedSnapshot() == nil)
+    #expect(try again.snapshot().data == [1, 2, 3])
+    again.close()
+}
+
 /// Without a writer thread a caller writes the pending batch itself; the node loop and a
 /// snapshot on its own thread may both do so at once. Batches must still be written one
 /// at a time and in order (two writers at once interleaved or reordered them).
