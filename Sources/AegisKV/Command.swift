@@ -35,6 +35,8 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case openSession = 60
     /// A write of a client session, applied at most once (version 4).
     case session = 61
+    /// A pub/sub message, delivered on every node as it is applied (version 4).
+    case publish = 62
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -43,7 +45,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .get, .set, .delete, .compareAndSwap, .increment, .custom: return 1
         case .setMany, .deleteMany: return 2
         case .collection, .getSet, .append: return 3
-        case .openSession, .session: return 4
+        case .openSession, .session, .publish: return 4
         }
     }
 }
@@ -112,6 +114,10 @@ public indirect enum Command: Sendable, Hashable {
     /// answered with the reply of the first attempt (see `ClientSessionRequest`). The
     /// command must be a write and not itself a session command.
     case session(ClientSessionRequest, Command)
+    /// Publishes `message` on `channel` (Redis `PUBLISH`): changes nothing; every node
+    /// delivers it to its subscribers when it applies the entry, so a message published
+    /// on any node reaches subscribers on all of them, in log order.
+    case publish(channel: Key, message: [UInt8])
 
     /// The kind of the command.
     public var type: CommandType {
@@ -127,6 +133,7 @@ public indirect enum Command: Sendable, Hashable {
         case .collection: return .collection
         case .openSession: return .openSession
         case .session: return .session
+        case .publish: return .publish
         case .getSet: return .getSet
         case .append: return .append
         }
@@ -149,6 +156,8 @@ public indirect enum Command: Sendable, Hashable {
             return .empty
         case .session(_, let command):
             return command.key
+        case .publish(let channel, _):
+            return channel
         }
     }
 

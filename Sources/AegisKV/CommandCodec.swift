@@ -28,6 +28,7 @@
 //       session          session ID, sequence number, acknowledged (varints), then the
 //                        inner command's whole encoding as one length-prefixed field
 //                        (a write, not itself openSession or session)
+//       publish          channel (as a key), message (as a value)
 //     where key, value, bytes, name and payload are a varint length then the bytes.
 //
 // Each command is written with the oldest version that has its type (see
@@ -109,6 +110,9 @@ extension Command {
             }
         case .openSession:
             break
+        case .publish(let channel, let message):
+            bytes.appendKey(channel)
+            bytes.appendLengthPrefixed(message)
         case .session(let request, let command):
             bytes.appendVarint(request.session)
             bytes.appendVarint(request.sequence)
@@ -157,6 +161,8 @@ extension Command {
             }
         case .openSession:
             return 2
+        case .publish(let channel, let message):
+            return 2 + field(channel.count) + field(message.count)
         case .session(let request, let command):
             return 2 + varintSize(request.session) + varintSize(request.sequence) + varintSize(request.acknowledged)
                 + field(command.encodedSize)
@@ -239,6 +245,9 @@ extension Command {
             command = .append(key, try reader.readField("value"))
         case .openSession:
             command = .openSession
+        case .publish:
+            let channel = try reader.readKey()
+            command = .publish(channel: channel, message: try reader.readField("message"))
         case .session:
             let request = ClientSessionRequest(session: try reader.readCommandVarint("session ID"),
                                                sequence: try reader.readCommandVarint("sequence number"),
@@ -351,5 +360,15 @@ extension Array where Element == UInt8 {
     [UInt8](unsafeUninitializedCapacity: raw.count) { buffer, initialized in
         UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
         initialized = raw.count
+    }
+}
+
+extension Command {
+    /// The channel and message of a `publish` entry's data, decoded only when the
+    /// type byte says it is one (cheap for every other entry); `nil` otherwise.
+    public static func publication(in data: [UInt8]) -> (channel: Key, message: [UInt8])? {
+        guard data.count > 2, data[1] == CommandType.publish.rawValue,
+              case .publish(let channel, let message)? = try? Command(decoding: data) else { return nil }
+        return (channel, message)
     }
 }

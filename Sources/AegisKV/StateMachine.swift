@@ -76,6 +76,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                 return nil
             case .openSession:
                 return nil
+            case .publish(let channel, let message):
+                return check(channel) ?? check(value: message)
             case .session(_, let inner):
                 return violation(in: inner)
             case .collection(let key, let operation):
@@ -189,6 +191,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         switch command {
         case .openSession:
             return openSession(at: index, timestamp: timestamp)
+        case .publish(let channel, let message):
+            // Nothing changes: the entry exists to be delivered (see `Command.publish`).
+            if let error = validate(channel) ?? validate(value: message) { return failure(error, at: index) }
+            return CommandResult(index: index, revision: revision)
         case .session(let request, let inner):
             guard inner.isWrite, inner.type != .openSession, inner.type != .session else {
                 return failure(.malformedCommand("a session command must wrap a write that is not a session command"), at: index)
@@ -225,7 +231,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return write(key, value[...], at: index)
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
-        case .setMany, .deleteMany, .openSession, .session:
+        case .setMany, .deleteMany, .openSession, .session, .publish:
             return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
         }
     }

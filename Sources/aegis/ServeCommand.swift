@@ -130,6 +130,9 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.limits.maxValueSize = settings.maxValueBytes
         nodeConfig.limits.maxCollectionSize = settings.maxCollectionSize
         nodeConfig.replica = ReplicaID(settings.clusterID)
+        // PUBLISH goes through the log; every node delivers what it applies to its subscribers.
+        let pubsub = PubSubHub(fedByLog: true)
+        nodeConfig.onApplied = pubsub.observer
         let opening = ContinuousClock.now
         // The snapshot is parsed into the state machine while the log is recovered.
         var storageOptions = DiskStorageOptions()
@@ -220,7 +223,7 @@ struct ServeCommand: AsyncParsableCommand {
                 limits: RESPLimits(maxClients: settings.maxClients, maxValueSize: nodeConfig.limits.maxValueSize,
                                    maxRequestBytes: nodeConfig.maxEntryBytes),
                 plaintextHost: settings.clientListenPlain?.host, plaintextPort: settings.clientListenPlain?.port ?? 0),
-            backend: backend, acl: acl, tls: serverTLS, logger: logger)
+            backend: backend, acl: acl, tls: serverTLS, logger: logger, pubsub: pubsub)
         let backupService = try backup.makeService(config: config, dataDirectory: settings.dataDir, logger: logger,
                                                    archived: archived)
         let admin = AdminServer(

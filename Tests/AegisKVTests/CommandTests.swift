@@ -25,6 +25,7 @@ import Testing
         .getSet("k", bytes("new")),
         .append("k", []),
         .openSession,
+        .publish(channel: "news", message: bytes("hello")),
         .session(ClientSessionRequest(session: 3, sequence: 4, acknowledged: 2), .collection("s", .setRemove([bytes("a")]))),
     ]
 

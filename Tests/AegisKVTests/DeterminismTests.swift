@@ -29,7 +29,7 @@ struct ModelStore {
             for key in keys { values[key] = nil }
         case .getSet(let key, let value): write(key, value)
         case .append(let key, let suffix): write(key, (values[key]?.value ?? []) + suffix)
-        case .openSession, .session:
+        case .openSession, .session, .publish:
             break  // `CommandScript` makes none; ClientSessionTests cover them
         case .collection:
             break  // `CommandScript` makes none; CollectionTests and scripts/redis_compat_test.py cover them

@@ -176,7 +176,7 @@ public enum ACLCategory: String, Sendable, CaseIterable {
         case .write:
             return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
                     "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY",
-                    "AEGIS.SESSION", "AEGIS.EXACTLY"]  // AEGIS.EXACTLY's inner command is checked too
+                    "AEGIS.SESSION", "AEGIS.EXACTLY", "PUBLISH"]  // AEGIS.EXACTLY's inner command is checked too
         case .admin, .dangerous: return ["ACL", "CONFIG", "INFO"]
         }
     }
@@ -184,6 +184,7 @@ public enum ACLCategory: String, Sendable, CaseIterable {
     /// Commands every authenticated user may run.
     static let alwaysAllowed: Set<String> = [
         "AUTH", "HELLO", "PING", "ECHO", "QUIT", "RESET", "SELECT", "CLIENT", "COMMAND", "READONLY", "READWRITE",
+        "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "PUBSUB",
     ]
 }
 

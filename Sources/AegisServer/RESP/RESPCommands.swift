@@ -25,6 +25,7 @@ extension RESPSession {
             return .reply(RESPError.wrongArity(name))
         }
         if let denial = permissionDenial(name, info, arguments) { return .reply(denial) }
+        if let refusal = subscribedModeRefusal(name) { return .reply(refusal) }
         switch name {
         case "GET":
             return .read([key(arguments[arguments.startIndex])], .value)
@@ -74,6 +75,13 @@ extension RESPSession {
             return .deferred(.digest)
         case "INFO":
             return .deferred(.info(arguments.map { String(buffer: $0).lowercased() }))
+        case "PING" where subscriptions > 0 && version == .resp2:
+            guard arguments.count <= 1 else { return .reply(RESPError.wrongArity(name)) }
+            return .reply(.array([.bulk("pong"), .bulkString(arguments.first.map(bytes) ?? [])]))
+        case "PUBLISH":
+            return .deferred(.publish(key(arguments[arguments.startIndex]), bytes(arguments[arguments.startIndex + 1])))
+        case "PUBSUB":
+            return .reply(pubsubIntrospection(arguments))
         case "PING":
             if let message = arguments.first { return arguments.count == 1 ? .reply(.bulkString(bytes(message))) : .reply(RESPError.wrongArity(name)) }
             return .reply(.simpleString("PONG"))
@@ -178,6 +186,10 @@ extension RESPSession {
                 return .array([.integer(Int64(index)), .bulk(digest)])
             case .info(let sections):
                 return await info(sections)
+            case .publish(let channel, let message):
+                let result = try await backend.execute(.publish(channel: channel, message: message))
+                if let error = result.error { return RESPError.reply(for: error) }
+                return published(channel, message)
             case .setIfExists(let key, let value, let returnPrevious):
                 // Read the version, then write only at that version; retry if the key
                 // changed in between, give up (null) once it is gone.

@@ -33,6 +33,9 @@ public struct RESPLimits: Sendable, Hashable {
     /// `-ERR max number of clients reached` and closed. Default 10,000 (Redis's
     /// `maxclients`).
     public var maxClients: Int
+    /// The most channels plus patterns one connection may subscribe to
+    /// (`SUBSCRIBE`, `PSUBSCRIBE`); more are refused with an error. Default 10,000.
+    public var maxSubscriptionsPerClient = 10_000
     /// The longest argument (bulk string) accepted, in bytes; a longer one is refused
     /// as soon as its header arrives with `-ERR value too large …`, and skipped. Keep it
     /// at the state machine's `StateMachine.Limits.maxValueSize` (a larger value could

@@ -42,15 +42,19 @@ public struct RESPServer: Service {
     ///   - onListening: called with the bound address once the server listens (useful
     ///     with port 0).
     ///   - onPlaintextListening: the same for the plaintext listener.
+    ///   - pubsub: the subscriptions hub; give the one fed by the node's applied log
+    ///     (`PubSubHub.observer` as `NodeConfiguration.onApplied`) so that messages reach
+    ///     every node's subscribers. `nil`: a hub local to this server.
     public init(configuration: RESPServerConfiguration, backend: any KVBackend, acl: ACLStore? = nil,
                 tls: (@Sendable () throws -> NIOSSLContext)? = nil,
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger, metricsFactory: (any MetricsFactory)? = nil,
                 onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in },
-                onPlaintextListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in }) {
+                onPlaintextListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in },
+                pubsub: PubSubHub? = nil) {
         self.context = RESPServerContext(configuration: configuration, backend: backend,
                                          metrics: RESPMetrics(factory: metricsFactory ?? MetricsSystem.factory),
-                                         acl: acl, logger: logger)
+                                         acl: acl, logger: logger, pubsub: pubsub)
         self.tls = tls
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
@@ -156,6 +160,7 @@ public struct RESPServer: Service {
                 return count
             }
             context.metrics.connectionsActive.record(open)
+            context.pubsub.remove(clientID)
         }
         logger.debug("client connected")
         do {
@@ -168,6 +173,17 @@ public struct RESPServer: Service {
                         return
                     }
                     var session = RESPSession(server: context, clientID: clientID)
+                    let (meter, hardLimit) = (connection.meter, context.configuration.limits.outputBufferHardLimit)
+                    session.pushTarget = { value in
+                        // A subscriber that does not read is disconnected, as Redis does.
+                        guard meter.queuedBytes <= hardLimit else {
+                            channel.close(promise: nil)
+                            return
+                        }
+                        var buffer = channel.allocator.buffer(capacity: 64)
+                        buffer.writeRESPValue(value, version: .resp3)  // already shaped for the connection's version
+                        channel.writeAndFlush(RESPReplies(buffer: buffer, count: 0), promise: nil)
+                    }
                     session.remote = channel.remoteAddress.map { "\($0)" } ?? "?"
                     session.remoteHost = channel.remoteAddress?.ipAddress
                     var writer = RESPConnectionWriter(channel: channel, meter: connection.meter, limits: context.configuration.limits,

@@ -21,9 +21,11 @@ final class RESPServerContext: Sendable {
     let authLog: RateLimitedLog
     /// Failed authentications per client address.
     let authFailures: AuthFailuresByAddress
+    /// Pub/sub subscriptions of this node's clients.
+    let pubsub: PubSubHub
 
     init(configuration: RESPServerConfiguration, backend: any KVBackend, metrics: RESPMetrics, acl: ACLStore?,
-         logger: Logger) {
+         logger: Logger, pubsub: PubSubHub? = nil) {
         self.partialRequests = RESPPartialRequestBudget(limit: configuration.limits.maxPartialRequestBytesTotal)
         self.configuration = configuration
         self.backend = backend
@@ -31,6 +33,7 @@ final class RESPServerContext: Sendable {
         self.acl = acl ?? ACLStore(defaultPassword: configuration.password)
         self.authLog = RateLimitedLog(logger: logger)
         self.authFailures = AuthFailuresByAddress(throttle: configuration.authThrottle)
+        self.pubsub = pubsub ?? PubSubHub(fedByLog: false, maxSubscriptionsPerClient: configuration.limits.maxSubscriptionsPerClient)
     }
 }
 
@@ -69,6 +72,11 @@ public struct RESPSession {
     var staleReads = false
     /// Replies written to the output buffer and not handed to the connection yet.
     var unsentReplies = 0
+    /// Channels and patterns this connection subscribes to.
+    var subscriptions = 0
+    /// Sends a pushed value (a subscribed message) on this connection; set by the
+    /// server for a real connection (`nil`: subscribing is refused).
+    public var pushTarget: (@Sendable (RESPValue) -> Void)?
     /// Keys per backend read call; see `readChunkBytes`.
     var readChunk = 16
 
@@ -92,6 +100,10 @@ public struct RESPSession {
                                         metrics: RESPMetrics(factory: NOOPMetricsHandler.instance), acl: acl, logger: logger)
         self.init(server: context, clientID: clientID)
     }
+
+    /// Another connection of the same server (shared backend, users and pub/sub hub),
+    /// for tests and embedding.
+    public func sibling(clientID: Int64) -> RESPSession { RESPSession(server: server, clientID: clientID) }
 
     /// The user a new (or RESET) connection runs as: `default` when it needs no password.
     func initialUser() -> ACLUser? {
@@ -149,6 +161,12 @@ public struct RESPSession {
             case .deferred(let operation):
                 await queue.runAll(server.backend, stale: staleReads)
                 queue.slots.append(.ready(await run(operation)))
+            case .connection(let name, let arguments) where Self.subscriptionCommands.contains(name):
+                await queue.runAll(server.backend, stale: staleReads)
+                encode(&queue, into: &out)
+                // One command, one reply each channel: counted as one answered command.
+                for reply in subscription(name, arguments) { out.writeRESPValue(reply, version: version) }
+                unsentReplies += 1
             case .connection(let name, let arguments):
                 await queue.runAll(server.backend, stale: staleReads)
                 encode(&queue, into: &out)
@@ -338,6 +356,8 @@ enum DeferredOperation {
     case digest
     /// INFO with the requested sections (lower-case; empty for the default ones).
     case info([String])
+    /// PUBLISH: through the log, then the number of this node's receivers.
+    case publish(Key, [UInt8])
 }
 
 /// The replies of a batch being assembled, and the backend calls not yet made.
