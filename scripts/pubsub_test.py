@@ -7,7 +7,9 @@ Three `aegis serve` processes on loopback (ports 7311-7313, 9311-9313, 8311-8313
    node reach every subscriber, each subscriber seeing them in the same order (the
    log's order); PUBLISH answers how many of its node's clients received it.
 2. A subscriber on a follower keeps receiving across a leader SIGKILL.
-3. The subscription replies, the RESP2 subscribed-mode refusal, PING in subscribed
+3. Keyspace notifications (CONFIG SET notify-keyspace-events) of writes made on
+   another node.
+4. The subscription replies, the RESP2 subscribed-mode refusal, PING in subscribed
    mode and PUBSUB NUMSUB/NUMPAT compared with a real redis-server.
 
 Prints one line per check and a JSON summary; exits non-zero on any failure.
@@ -86,6 +88,26 @@ def across_leader_kill(cl):
     wait_until(lambda: cl.client(leader).ping(), 20)
 
 
+def keyspace_notifications(cl):
+    """Writes on one node notify subscribers on another (notify-keyspace-events is per node)."""
+    watcher, writer = IDS[1], IDS[0]
+    cl.client(watcher).config_set("notify-keyspace-events", "KEA")
+    check("CONFIG GET shows the setting", cl.client(watcher).config_get("notify-keyspace-events") == {"notify-keyspace-events": "AKE"})
+    p = cl.client(watcher).pubsub()
+    p.subscribe("__keyspace@0__:user", "__keyevent@0__:del")
+    wait_until(lambda: (p.get_message(timeout=0.2) or {}).get("type") == "subscribe", 5)
+    w = cl.client(writer)
+    w.set("user", "ada")
+    w.append("user", "!")
+    w.incr("visits")
+    w.delete("user")
+    got = [(m[1], m[2]) for m in drain(p, 4)]
+    check("keyspace and keyevent notifications from another node's writes",
+          got == [(b"__keyspace@0__:user", b"set"), (b"__keyspace@0__:user", b"append"),
+                  (b"__keyspace@0__:user", b"del"), (b"__keyevent@0__:del", b"user")], f"{got}")
+    p.close()
+
+
 def replies(port):
     """The raw replies of a subscription session, for comparison with redis-server."""
     c = redis.Redis(host=HOST, port=port, protocol=2)
@@ -123,6 +145,7 @@ def main():
         check("a leader is elected", cl.wait_leader() is not None)
         attempt("messages across nodes", lambda: across_nodes(cl))
         attempt("messages across a leader kill", lambda: across_leader_kill(cl))
+        attempt("keyspace notifications", lambda: keyspace_notifications(cl))
         port = 7399
         server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -96,7 +96,7 @@ extension NodeLoop: ReadyShell {
         let result = machine.apply(entry)
         appliedBytesSinceSnapshot &+= entry.data.count
         applyObserver?(entry)
-        if entry.type == .command, let onApplied = config.onApplied { onApplied(entry) }
+        if entry.type == .command, let onApplied = config.onApplied { onApplied(entry, result) }
         metrics.commits.increment()
         if entry.type == .command {
             recentResults[entry.index] = (entry.term, result)

@@ -69,10 +69,10 @@ public struct NodeConfiguration: Sendable {
     /// most: beyond that (the repository unreachable for long), the log is compacted
     /// anyway, memory stays bounded, and the archiver reports the gap.
     public var maxEntriesHeldForArchiving: UInt64 = 1_000_000
-    /// Called on the node loop with every command entry this node applies, in log
-    /// order (pub/sub delivery: `Command.publication(in:)`). It runs on the apply path,
+    /// Called on the node loop with every command entry this node applies and its
+    /// result, in log order (pub/sub delivery and keyspace notifications). It runs on the apply path,
     /// so it must return quickly and never block.
-    public var onApplied: (@Sendable (LogEntry) -> Void)?
+    public var onApplied: (@Sendable (LogEntry, CommandResult) -> Void)?
 
     /// Creates a configuration.
     public init(nodeID: NodeID, bootstrapVoters: [NodeID], raft: RaftConfig = NodeConfiguration.defaultRaft) {

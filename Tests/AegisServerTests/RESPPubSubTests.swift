@@ -1,4 +1,5 @@
 import AegisKV
+import AegisRaft
 import AegisServer
 import NIOConcurrencyHelpers
 import NIOCore
@@ -54,5 +55,32 @@ import Testing
         let replies = try await send(&sub, [["SUBSCRIBE", "a", "b", "c"]])
         #expect(replies == [.error("ERR too many subscriptions: the limit is 2 channels and patterns per connection")])
         #expect(try await send(&sub, [["SUBSCRIBE", "a", "b"]]).count == 2)
+    }
+
+    @Test func test_keyspaceNotifications_followAppliedWrites() async throws {
+        let hub = PubSubHub(fedByLog: true)
+        var sub = RESPSession(backend: backend, configuration: RESPServerConfiguration(port: 7001), pubsub: hub)
+        let pushed = NIOLockedValueBox<[RESPValue]>([])
+        sub.pushTarget = { value in pushed.withLockedValue { $0.append(value) } }
+        var admin = sub.sibling(clientID: 2)
+        #expect(try await send(&admin, "CONFIG", "SET", "notify-keyspace-events", "Kx") == .ok)
+        #expect(try await send(&admin, "CONFIG", "SET", "notify-keyspace-events", "Kq") == .error(
+            "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."))
+        #expect(try await send(&admin, "CONFIG", "SET", "notify-keyspace-events", "E$s") == .ok)
+        #expect(try await send(&admin, "CONFIG", "GET", "notify-keyspace-events") == .array([.bulk("notify-keyspace-events"), .bulk("$sE")]))
+        _ = try await send(&sub, [["SUBSCRIBE", "__keyevent@0__:set", "__keyevent@0__:sadd", "__keyevent@0__:hset"]])
+        func applied(_ command: Command, error: KVError? = nil) {
+            hub.observer(LogEntry(index: 1, term: 1, data: command.encoded()), CommandResult(index: 1, revision: 1, error: error))
+        }
+        applied(.set("k1", [1]))
+        applied(.collection("s", .setAdd([[1]])))
+        applied(.collection("h", .hashSet([FieldValue([1], [2])])))  // class h is off
+        applied(.set("k2", [1]), error: .wrongType)  // failed writes notify nothing
+        applied(.publish(channel: "__keyevent@0__:set", message: Array("direct".utf8)))
+        #expect(pushed.withLockedValue { $0 } == [
+            .array([.bulk("message"), .bulk("__keyevent@0__:set"), .bulk("k1")]),
+            .array([.bulk("message"), .bulk("__keyevent@0__:sadd"), .bulk("s")]),
+            .array([.bulk("message"), .bulk("__keyevent@0__:set"), .bulk("direct")]),
+        ])
     }
 }

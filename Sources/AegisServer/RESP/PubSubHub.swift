@@ -39,11 +39,31 @@ public final class PubSubHub: Sendable {
         self.maxSubscriptionsPerClient = maxSubscriptionsPerClient
     }
 
-    /// The hook for `NodeConfiguration.onApplied`: delivers `publish` entries.
-    public var observer: @Sendable (LogEntry) -> Void {
-        { [self] entry in
-            if let (channel, message) = Command.publication(in: entry.data) { _ = publish(channel: channel.bytes, message: message) }
+    /// The keyspace notifications to publish (`CONFIG SET notify-keyspace-events`).
+    let notificationFlags = NIOLockedValueBox(KeyspaceNotificationFlags.none)
+
+    /// The hook for `NodeConfiguration.onApplied`: delivers `publish` entries and the
+    /// keyspace notifications of writes.
+    public var observer: @Sendable (LogEntry, CommandResult) -> Void {
+        { [self] entry, result in applied(entry.data, result) }
+    }
+
+    /// Delivers what an applied entry (or, without a log, a completed command) publishes.
+    func applied(_ data: [UInt8], _ result: CommandResult) {
+        if let (channel, message) = Command.publication(in: data) {
+            publish(channel: channel.bytes, message: message)
+        } else {
+            notifyKeyspace(data, result)
         }
+    }
+
+    /// `true` when some client subscribes to something.
+    var hasSubscribers: Bool { !subscribers.withLockedValue { $0.isEmpty } }
+
+    /// The current `notify-keyspace-events` setting.
+    public var keyspaceNotifications: KeyspaceNotificationFlags {
+        get { notificationFlags.withLockedValue { $0 } }
+        set { notificationFlags.withLockedValue { $0 = newValue } }
     }
 
     /// Delivers `message` to every subscriber of `channel` and of a matching pattern;

@@ -188,7 +188,15 @@ extension RESPSession {
             let matching = configParameters.filter { parameter in patterns.contains { globMatch($0, parameter.0) } }
             return .map(matching.map { RESPMapEntry(.bulk($0.0), .bulk($0.1)) })
         case "SET":
-            return .error("ERR CONFIG SET is not supported by Aegis; configure the node with its command-line flags and restart it")
+            // Only the keyspace notifications are set at run time (per node, as in Redis).
+            guard words.count == 3, words[1].lowercased() == "notify-keyspace-events" else {
+                return .error("ERR CONFIG SET supports only notify-keyspace-events; configure the node with its command-line flags and restart it")
+            }
+            guard let flags = KeyspaceNotificationFlags(words[2]) else {
+                return .error("ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+            }
+            server.pubsub.keyspaceNotifications = flags
+            return .ok
         case "RESETSTAT":
             return .ok
         default:
@@ -203,7 +211,8 @@ extension RESPSession {
         return [
             ("appendfsync", "always"), ("appendonly", "yes"), ("bind", configuration.host),
             ("cluster-enabled", "no"), ("databases", "1"), ("maxclients", String(configuration.limits.maxClients)), ("maxmemory", "0"),
-            ("maxmemory-policy", "noeviction"), ("port", String(configuration.port)),
+            ("maxmemory-policy", "noeviction"), ("notify-keyspace-events", server.pubsub.keyspaceNotifications.description),
+            ("port", String(configuration.port)),
             ("proto-max-bulk-len", String(configuration.limits.maxBulkLength)),
             ("protected-mode", configuration.protectedMode ? "yes" : "no"), ("save", ""), ("timeout", "0"),
         ]

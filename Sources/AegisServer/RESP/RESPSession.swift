@@ -95,9 +95,11 @@ public struct RESPSession {
     ///   - logger: where failed authentications are logged.
     public init(backend: any KVBackend, configuration: RESPServerConfiguration = RESPServerConfiguration(),
                 clientID: Int64 = 1, acl: ACLStore? = nil,
-                logger: Logger = Logger(label: "aegis.resp", factory: { _ in SwiftLogNoOpLogHandler() })) {
+                logger: Logger = Logger(label: "aegis.resp", factory: { _ in SwiftLogNoOpLogHandler() }),
+                pubsub: PubSubHub? = nil) {
         let context = RESPServerContext(configuration: configuration, backend: backend,
-                                        metrics: RESPMetrics(factory: NOOPMetricsHandler.instance), acl: acl, logger: logger)
+                                        metrics: RESPMetrics(factory: NOOPMetricsHandler.instance), acl: acl, logger: logger,
+                                        pubsub: pubsub)
         self.init(server: context, clientID: clientID)
     }
 
