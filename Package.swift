@@ -213,6 +213,7 @@ let package = Package(
         .testTarget(name: "AegisClientTests", dependencies: [
             "AegisClient", "AegisRESP",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisBackupTests", dependencies: ["AegisBackup", "AegisKV", "AegisRaft", "AegisStorage"],
                     swiftSettings: strict),

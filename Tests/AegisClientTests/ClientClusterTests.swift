@@ -1,11 +1,16 @@
 import AegisClient
 import Foundation
+import NIOSSL
 import Testing
 
-/// Three `aegis serve` processes on loopback (RESP 7461-7463, peers 9461-, admin 8461-).
+/// Three `aegis serve` processes on loopback (RESP base+k, peers base+2000+k, admin
+/// base+1000+k; base 7461 by default).
 final class ProcessCluster: @unchecked Sendable {
     static let ids = ["n1", "n2", "n3"]
-    static func resp(_ k: Int) -> Int { 7461 + k }
+    let base: Int
+    func resp(_ k: Int) -> Int { base + k }
+    /// Extra `aegis serve` arguments per node index.
+    let extra: @Sendable (Int) -> [String]
     let work: URL
     let aegis: String
     private var processes: [Int: Process] = [:]
@@ -22,25 +27,28 @@ final class ProcessCluster: @unchecked Sendable {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    init(aegis: String) throws {
+    init(aegis: String, base: Int = 7461, extra: @escaping @Sendable (Int) -> [String] = { _ in [] },
+         work: URL? = nil) throws {
         self.aegis = aegis
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("aegis-client-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let token = work.appendingPathComponent("admin-token")
+        self.base = base
+        self.extra = extra
+        self.work = work ?? FileManager.default.temporaryDirectory.appendingPathComponent("aegis-client-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.work, withIntermediateDirectories: true)
+        let token = self.work.appendingPathComponent("admin-token")
         try "client-test-token\n".write(to: token, atomically: true, encoding: .utf8)
         for k in 0 ..< 3 { try start(k) }
     }
 
     func start(_ k: Int) throws {
-        let peers = (0 ..< 3).map { "\(Self.ids[$0])=127.0.0.1:\(9461 + $0)/127.0.0.1:\(Self.resp($0))" }.joined(separator: ",")
+        let peers = (0 ..< 3).map { "\(Self.ids[$0])=127.0.0.1:\(base + 2000 + $0)/127.0.0.1:\(resp($0))" }.joined(separator: ",")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: aegis)
         process.arguments = ["serve", "--id", Self.ids[k], "--data-dir", work.appendingPathComponent(Self.ids[k]).path,
-                             "--cluster-id", "client-test", "--peer-listen", "127.0.0.1:\(9461 + k)",
-                             "--client-listen", "127.0.0.1:\(Self.resp(k))", "--admin-listen", "127.0.0.1:\(8461 + k)",
+                             "--cluster-id", "client-test", "--peer-listen", "127.0.0.1:\(base + 2000 + k)",
+                             "--client-listen", "127.0.0.1:\(resp(k))", "--admin-listen", "127.0.0.1:\(base + 1000 + k)",
                              "--peers", peers, "--election-ticks", "10",
                              "--admin-token-file", work.appendingPathComponent("admin-token").path,
-                             "--initial-cluster-state", "new"]
+                             "--initial-cluster-state", "new"] + extra(k)
         let log = try FileHandle(forWritingTo: {
             let url = work.appendingPathComponent("\(Self.ids[k]).log")
             FileManager.default.createFile(atPath: url.path, contents: nil)
@@ -54,7 +62,7 @@ final class ProcessCluster: @unchecked Sendable {
 
     /// SIGKILLs the node whose RESP port is `port`.
     func kill(respPort port: Int) {
-        guard let k = (0 ..< 3).first(where: { Self.resp($0) == port }) else { return }
+        guard let k = (0 ..< 3).first(where: { resp($0) == port }) else { return }
         let process = lock.withLock { processes.removeValue(forKey: k) }
         guard let process, process.isRunning else { return }
         Foundation.kill(process.processIdentifier, SIGKILL)
@@ -76,14 +84,14 @@ final class ProcessCluster: @unchecked Sendable {
     /// The RESP port of the node that says it is the leader, if one does.
     func leaderPort() async -> Int? {
         for k in 0 ..< 3 {
-            let endpoint = AegisEndpoint(host: "127.0.0.1", port: Self.resp(k))
+            let endpoint = AegisEndpoint(host: "127.0.0.1", port: resp(k))
             var configuration = AegisClientConfiguration(endpoints: [endpoint])
             configuration.followLeader = false
             configuration.retryWindow = .milliseconds(200)
             guard let probe = try? AegisClient(configuration: configuration) else { continue }
             defer { Task { await probe.shutdown() } }
             if let info = try? await probe.send(["INFO", "replication"], kind: .read).text, info.contains("role:master") {
-                return Self.resp(k)
+                return resp(k)
             }
         }
         return nil
@@ -97,7 +105,7 @@ final class ProcessCluster: @unchecked Sendable {
         let cluster = try ProcessCluster(aegis: try #require(ProcessCluster.executable()))
         defer { cluster.stopAll() }
         var configuration = AegisClientConfiguration(endpoints: (0 ..< 3).map {
-            AegisEndpoint(host: "127.0.0.1", port: ProcessCluster.resp($0))
+            AegisEndpoint(host: "127.0.0.1", port: cluster.resp($0))
         })
         configuration.requestTimeout = .seconds(2)
         configuration.retryWindow = .seconds(30)
@@ -146,6 +154,51 @@ final class ProcessCluster: @unchecked Sendable {
         let replies = try await client.pipeline([["SET", "p", "1"], ["INCR", "p"], ["GET", "p"]])
         #expect(replies.last?.text == "2")
         await client.shutdown()
+    }
+}
+
+/// `AegisClient` over TLS, with a password, against a real cluster.
+@Suite(.serialized) struct ClientTLSTests {
+    @Test(.enabled(if: ProcessCluster.executable() != nil, "aegis is not built (swift build --build-tests)"))
+    func test_tlsAndPassword() async throws {
+        let aegis = try #require(ProcessCluster.executable())
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("aegis-client-tls-\(UUID().uuidString)")
+        let certs = work.appendingPathComponent("certs").path
+        let create = Process()
+        create.executableURL = URL(fileURLWithPath: aegis)
+        create.arguments = ["certs", "create", "--out", certs, "--nodes", "n1,n2,n3"]
+        create.standardOutput = FileHandle.nullDevice
+        try create.run()
+        create.waitUntilExit()
+        #expect(create.terminationStatus == 0)
+        let cluster = try ProcessCluster(aegis: aegis, base: 7481, extra: { k in
+            let id = ProcessCluster.ids[k]
+            return ["--tls-ca", "\(certs)/ca/ca.pem", "--tls-cert", "\(certs)/\(id)/\(id).pem",
+                    "--tls-key", "\(certs)/\(id)/\(id)-key.pem", "--password", "s3cret"]
+        }, work: work)
+        defer { cluster.stopAll() }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file("\(certs)/ca/ca.pem")
+        var configuration = AegisClientConfiguration(endpoints: (0 ..< 3).map { AegisEndpoint(host: "127.0.0.1", port: cluster.resp($0)) },
+                                                     tls: tls, password: "s3cret")
+        configuration.retryWindow = .seconds(30)
+        let client = try AegisClient(configuration: configuration)
+        try await client.set("secure", "yes")
+        #expect(try await client.getString("secure") == "yes")
+        #expect(try await client.incr("n") == 1)
+        await client.shutdown()
+        // The wrong password is refused on every node: nothing is reachable.
+        configuration.password = "wrong"
+        configuration.retryWindow = .milliseconds(300)
+        let refused = try AegisClient(configuration: configuration)
+        await #expect(throws: AegisClientError.self) { try await refused.get("secure") }
+        await refused.shutdown()
+        // Plain TCP to a TLS port fails too.
+        configuration.tls = nil
+        configuration.password = "s3cret"
+        let plain = try AegisClient(configuration: configuration)
+        await #expect(throws: AegisClientError.self) { try await plain.get("secure") }
+        await plain.shutdown()
     }
 }
 
