@@ -2,7 +2,7 @@
 //
 // Layout, all lengths and integers are unsigned LEB128 varints:
 //
-//     byte 0      encoding version: 1, or 2 for the types version 2 added
+//     byte 0      encoding version: 1, or the version (2, 3, 4) that added the type
 //     byte 1      CommandType raw value
 //     then, by type:
 //       get, delete      key
@@ -23,7 +23,33 @@
 //                        hashIncrement field, zig-zag varint amount
 //                        setMembers, setCardinality, hashGetAll, hashLength, type: nothing
 //       getSet, append   key, value
-//     where key, value, bytes, name and payload are a varint length then the bytes.
+//     version 4 adds (CommandType raw values 12 to 22; 23 to 39 are reserved for
+//     this group, 40 and up for others):
+//       expire           key, time, condition (0 always, 1 NX, 2 XX, 3 GT, 4 LT,
+//                        5 XX and LT)
+//       persist, timeToLive  key
+//       setWith          key, value, condition tag (0 always, 1 if absent,
+//                        2 if present, 3 if equal then bytes), flags (bit 0 =
+//                        return the previous value), expiry change
+//       getAndExpire     key, expiry change
+//       purgeExpired     varint count, count × key
+//       transaction      varint watch count, count × (key, varint modify revision),
+//                        varint command count, count × (length-prefixed encoded
+//                        command; neither a transaction nor a purge)
+//       keyspace         query tag, then by tag:
+//                        1 scan   flags (bit 0 after key, bit 1 pattern, bit 2 type),
+//                                 [key], [bytes], varint count, [type byte]
+//                        2 keys   bytes (pattern), varint limit
+//                        3 randomKey, 5 count: nothing
+//                        4 exists varint count, count × key
+//                        6 encoding, 7 memoryUsage: key
+//       rename, copy     key (source), key (destination), flags (bit 0 = only if
+//                        absent for rename, replace for copy)
+//       flushAll         nothing
+//     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
+//     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
+//     1 = keep, 2 = set, then a time);
+//     and key, value, bytes, name and payload are a varint length then the bytes.
 //
 // Each command is written with the oldest version that has its type (see
 // `CommandType.encodingVersion`), so the version-1 types stay readable by builds that
@@ -36,7 +62,7 @@
 extension Command {
     /// The newest encoding version `init(decoding:)` reads (it reads every older one
     /// too). `encoded()` writes the oldest version that has the command's type.
-    public static let encodingVersion: UInt8 = 3
+    public static let encodingVersion: UInt8 = 4
 
     /// The longest custom command name, in UTF-8 bytes.
     public static let maxCustomNameSize = 255
@@ -44,7 +70,7 @@ extension Command {
     /// The command's compact binary encoding, for a log entry's data.
     public func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(encodedSize)
+        if type.encodingVersion < 4 { bytes.reserveCapacity(encodedSize) }
         bytes.append(type.encodingVersion)
         bytes.append(type.rawValue)
         switch self {
@@ -102,6 +128,9 @@ extension Command {
             case .setMembers, .setCardinality, .hashGetAll, .hashLength, .type:
                 break
             }
+        case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
+             .rename, .copy, .flushAll:
+            appendVersion4Fields(to: &bytes)
         }
         return bytes
     }
@@ -143,6 +172,11 @@ extension Command {
             case .setMembers, .setCardinality, .hashGetAll, .hashLength, .type:
                 return head
             }
+        case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
+             .rename, .copy, .flushAll:
+            var fields: [UInt8] = []
+            appendVersion4Fields(to: &fields)
+            return 2 + fields.count
         }
     }
 
@@ -220,6 +254,9 @@ extension Command {
         case .append:
             let key = try reader.readKey()
             command = .append(key, try reader.readField("value"))
+        case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
+             .rename, .copy, .flushAll:
+            command = try decodeVersion4(type, &reader)
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

@@ -40,6 +40,17 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
     case malformedSnapshot(String)
     /// The snapshot's checksum does not match its contents.
     case snapshotChecksumMismatch(expected: UInt32, actual: UInt32)
+    /// A watched key changed since it was watched, so the transaction was not applied
+    /// (Redis's null `EXEC` reply).
+    case transactionAborted
+    /// The key does not exist (Redis `RENAME` of an absent key).
+    case noSuchKey
+    /// More keys match than the reply may hold (`KEYS`); use `SCAN`.
+    case replyTooLarge(limit: Int)
+    /// A deadline outside what 64-bit milliseconds can hold, once resolved.
+    case invalidExpireTime
+    /// The command cannot be part of a transaction (a nested transaction, a purge).
+    case notAllowedInTransaction
 
     public var description: String {
         switch self {
@@ -79,6 +90,16 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
             return "malformed snapshot: \(why)"
         case .snapshotChecksumMismatch(let expected, let actual):
             return "snapshot checksum mismatch: stored \(hex32(expected)), computed \(hex32(actual)); the snapshot is corrupt"
+        case .transactionAborted:
+            return "the transaction was not applied: a watched key changed"
+        case .noSuchKey:
+            return "no such key"
+        case .replyTooLarge(let limit):
+            return "more than \(limit) keys match; use SCAN, or raise the limit"
+        case .invalidExpireTime:
+            return "invalid expire time"
+        case .notAllowedInTransaction:
+            return "this command cannot be part of a transaction"
         }
     }
 }

@@ -1,7 +1,7 @@
 public import AegisCRDT
 public import AegisRaft
 
-// Snapshot format (version 2; the reader also reads version 1). Integers in the
+// Snapshot format (version 3; the reader also reads versions 1 and 2). Integers in the
 // header and trailer are little-endian; the other fields use the varints of the
 // command encoding.
 //
@@ -16,6 +16,8 @@ public import AegisRaft
 //                  key length + key, type (1 = set, 2 = hash), version, create
 //                  revision, modify revision (varints), CRDT length + CRDT bytes
 //                  (AegisCRDT's canonical encoding of the ORSet or ORMap)
+//     expiry       (version 3 on) the keys' deadlines and the apply clock: see
+//                  KVSnapshotExpiry.swift, which writes and reads this section
 //     trailer      CRC-32C (4 bytes) of every byte before it
 //
 // Keys are written in order and the CRDT encodings are canonical, so the bytes are
@@ -26,7 +28,7 @@ public import AegisRaft
 /// The first bytes of every key-value snapshot.
 let snapshotMagic: [UInt8] = Array("AKVS".utf8)
 /// The snapshot format version written by this build.
-let snapshotFormatVersion: UInt8 = 2
+let snapshotFormatVersion: UInt8 = 3
 /// The size of the fixed header.
 let snapshotHeaderSize = 4 + 1 + 8 + 8 + 8
 
@@ -45,15 +47,20 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
     let collectionKeys: [Key]
     let lastTimestamp: HLCTimestamp
     let dotCounter: UInt64
+    let expirySection: ExpirySectionWriter
     /// The next key to write; -1 before the header.
     var position = -1
     /// The next collection key to write; -1 before the collections section.
     var collectionPosition = -1
+    /// The next expiry entry to write; -1 before the expiry section.
+    var expiryPosition = -1
     var crc = CRC32C()
     var finished = false
 
     init(entries: KVTable, keys: [Key], appliedIndex: LogIndex, revision: UInt64, chunkSize: Int,
-         collections: [Key: StoredCollection] = [:], lastTimestamp: HLCTimestamp, dotCounter: UInt64) {
+         collections: [Key: StoredCollection] = [:], lastTimestamp: HLCTimestamp, dotCounter: UInt64,
+         expirySection: ExpirySectionWriter = ExpirySectionWriter(clock: 0, deadlines: [:])) {
+        self.expirySection = expirySection
         self.entries = entries
         self.keys = keys
         self.appliedIndex = appliedIndex
@@ -105,7 +112,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             appendCollection(key, to: &entry)
             total += entry.count
         }
-        return total
+        return total + expirySection.byteCount
     }
 
     /// The next chunk, or `nil` after the one carrying the trailer.
@@ -142,8 +149,16 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             appendCollection(collectionKeys[collectionPosition], to: &chunk)
             collectionPosition += 1
         }
+        if collectionPosition == collectionKeys.count && expiryPosition < 0 && chunk.count < chunkSize {
+            chunk.append(contentsOf: expirySection.header)
+            expiryPosition = 0
+        }
+        while expiryPosition >= 0 && expiryPosition < expirySection.keys.count && chunk.count < chunkSize {
+            expirySection.appendEntry(expiryPosition, to: &chunk)
+            expiryPosition += 1
+        }
         crc.update(chunk)
-        if collectionPosition == collectionKeys.count {
+        if expiryPosition == expirySection.keys.count {
             chunk.appendUInt32LE(crc.value)
             finished = true
         }
@@ -156,7 +171,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
 /// `StateMachine.restore(from:)` receives a reader whose snapshot was complete and
 /// whose checksum matched.
 public struct KVSnapshotReader: Sendable {
-    enum Phase: Sendable { case header, entries, collectionsHeader, collections, trailer, done }
+    enum Phase: Sendable { case header, entries, collectionsHeader, collections, expiryHeader, expiry, trailer, done }
 
     let limits: StateMachine.Limits
     let replica: ReplicaID
@@ -167,6 +182,8 @@ public struct KVSnapshotReader: Sendable {
     var expectedCollections: UInt64 = 0
     var lastTimestamp = HLCTimestamp(physical: 0, replica: "")
     var dotCounter: UInt64 = 0
+    /// The expiry section (format 3 on).
+    var expirySection = ExpirySectionReader()
     var phase = Phase.header
     /// Bytes received but not yet parsed (less than one entry).
     var pending: [UInt8] = []
@@ -186,6 +203,9 @@ public struct KVSnapshotReader: Sendable {
 
     /// The phase after the string entries.
     var afterEntries: Phase { formatVersion >= 2 ? .collectionsHeader : .trailer }
+
+    /// The phase after the collections.
+    var afterCollections: Phase { formatVersion >= 3 ? .expiryHeader : .trailer }
 
     /// `true` once the whole snapshot, trailer included, has been read and verified.
     public var isComplete: Bool { phase == .done }
@@ -234,11 +254,25 @@ public struct KVSnapshotReader: Sendable {
             case .collectionsHeader:
                 guard try readCollectionsHeader(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
-                phase = expectedCollections == 0 ? .trailer : .collections
+                phase = expectedCollections == 0 ? afterCollections : .collections
             case .collections:
                 guard try readCollection(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
-                if UInt64(collections.count) == expectedCollections { phase = .trailer }
+                if UInt64(collections.count) == expectedCollections { phase = afterCollections }
+            case .expiryHeader:
+                guard try expirySection.readHeader(&reader, keyCount: keys.count + collections.count) else {
+                    return reader.offset
+                }
+                checkedThrough = reader.offset
+                phase = expirySection.isComplete ? .trailer : .expiry
+            case .expiry:
+                let keyLimit = Swift.min(limits.maxKeySize, StateMachine.storableSize)
+                let (entries, collections) = (self.entries, self.collections)
+                guard try expirySection.readEntry(&reader, keyLimit: keyLimit, exists: {
+                    entries.find($0) != nil || collections[$0] != nil
+                }) else { return reader.offset }
+                checkedThrough = reader.offset
+                if expirySection.isComplete { phase = .trailer }
             case .trailer:
                 guard let stored = reader.readUInt32LE() else { return reader.offset }
                 var computed = crc
@@ -423,7 +457,8 @@ extension StateMachine {
     public func snapshotChunks(chunkSize: Int = 1 << 20) -> KVSnapshotWriter {
         KVSnapshotWriter(entries: entries, keys: orderedKeys.refreshed(live: entries),
                          appliedIndex: appliedIndex, revision: revision, chunkSize: chunkSize,
-                         collections: collections, lastTimestamp: lastTimestamp, dotCounter: dotCounter)
+                         collections: collections, lastTimestamp: lastTimestamp, dotCounter: dotCounter,
+                         expirySection: ExpirySectionWriter(clock: expiryClock, deadlines: expiry.deadlines))
     }
 
     /// The whole snapshot as one byte array (see `snapshotChunks(chunkSize:)` to
@@ -454,6 +489,8 @@ extension StateMachine {
         dotCounter = reader.dotCounter
         lastTimestamp = HLCTimestamp(physical: reader.lastTimestamp.physical, logical: reader.lastTimestamp.logical,
                                      replica: replica)
+        expiry = ExpiryIndex(deadlines: reader.expirySection.deadlines)
+        expiryClock = reader.expirySection.clock
     }
 
     /// Replaces the whole state with a snapshot read from a sequence of chunks (for

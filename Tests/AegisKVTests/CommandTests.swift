@@ -24,6 +24,17 @@ import Testing
         .collection("h", .hashIncrement(bytes("f"), by: -3)),
         .getSet("k", bytes("new")),
         .append("k", []),
+        .expire("k", .after(milliseconds: 10), .ifGreater),
+        .persist("k"),
+        .timeToLive("k"),
+        .setWith("k", bytes("v"), condition: .ifPresent, returnPrevious: false, expiry: .clear),
+        .getAndExpire("k", .set(.at(milliseconds: 5))),
+        .purgeExpired(["a"]),
+        .transaction(watches: [], commands: [.get("k")]),
+        .keyspace(.randomKey),
+        .rename("a", to: "b", onlyIfAbsent: false),
+        .copy("a", to: "b", replace: true),
+        .flushAll,
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {
@@ -60,7 +71,9 @@ import Testing
         let good = Command.set("key", bytes("value")).encoded()
         let cases: [([UInt8], KVError)] = [
             ([], .malformedCommand("no bytes")),
-            ([4, 2], .unsupportedEncodingVersion(4)),
+            ([5, 2], .unsupportedEncodingVersion(5)),
+            ([3, 12, 1, 65], .malformedCommand("unknown command type 12 in encoding version 3")),
+            ([4, 40], .malformedCommand("unknown command type 40 in encoding version 4")),
             ([2, 9, 1, 65, 13], .malformedCommand("unknown command type 9 in encoding version 2")),
             ([3, 9, 1, 65], .malformedCommand("truncated before the collection operation")),
             ([3, 9, 1, 65, 1, 2, 1, 65], .malformedCommand("truncated in the member (0 bytes left)")),
@@ -89,7 +102,7 @@ import Testing
     }
 
     @Test func test_decoding_errorsHaveActionableMessages() {
-        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads versions 1 to 3"))
+        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads versions 1 to 4"))
         #expect(KVError.unknownCustomCommand(name: "x").description.contains("register it on every replica"))
     }
 

@@ -29,8 +29,10 @@ struct ModelStore {
             for key in keys { values[key] = nil }
         case .getSet(let key, let value): write(key, value)
         case .append(let key, let suffix): write(key, (values[key]?.value ?? []) + suffix)
-        case .collection:
-            break  // `CommandScript` makes none; CollectionTests and scripts/redis_compat_test.py cover them
+        case .collection, .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction,
+             .keyspace, .rename, .copy, .flushAll:
+            break  // `CommandScript` makes none; CollectionTests, ExpiryTests, TransactionTests and
+                   // scripts/redis_compat_test.py cover them
         }
     }
 

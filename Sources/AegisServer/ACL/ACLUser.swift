@@ -1,3 +1,4 @@
+import AegisKV
 import Crypto
 
 /// One Redis ACL user: whether it may log in, its hashed passwords, the commands it
@@ -161,7 +162,7 @@ public enum ACLCategory: String, Sendable, CaseIterable {
     /// Commands that write keys: SET, DEL, UNLINK, INCR…, MSET, MSETNX and the set and
     /// hash writes.
     case write
-    /// Server administration: ACL (but WHOAMI), CONFIG, INFO.
+    /// Server administration: ACL (but WHOAMI), CONFIG, INFO, FLUSHDB, FLUSHALL.
     case admin
     /// The same as `admin` (Redis's `@dangerous`).
     case dangerous
@@ -172,17 +173,21 @@ public enum ACLCategory: String, Sendable, CaseIterable {
         case .all: return Self.read.commands.union(Self.write.commands).union(Self.admin.commands)
         case .read:
             return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST", "TYPE", "STRLEN",
-                    "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS"]
+                    "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS",
+                    "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "SCAN", "KEYS", "RANDOMKEY", "OBJECT", "MEMORY"]
         case .write:
             return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
-                    "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY"]
-        case .admin, .dangerous: return ["ACL", "CONFIG", "INFO"]
+                    "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY",
+                    "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "SETEX", "PSETEX", "GETEX",
+                    "RENAME", "RENAMENX", "COPY"]
+        case .admin, .dangerous: return ["ACL", "CONFIG", "INFO", "FLUSHDB", "FLUSHALL"]
         }
     }
 
     /// Commands every authenticated user may run.
     static let alwaysAllowed: Set<String> = [
         "AUTH", "HELLO", "PING", "ECHO", "QUIT", "RESET", "SELECT", "CLIENT", "COMMAND", "READONLY", "READWRITE",
+        "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
     ]
 }
 
