@@ -242,7 +242,7 @@ extension NodeSimulator {
         let key = rng.next() % UInt64(Self.keys)
         let kvKey = Key("k\(key)")
         let client = UInt64(target)
-        if rng.next() % 6 == 0 {
+        if options.keyspaceWorkload && rng.next() % 6 == 0 {
             replica.execute(keyspaceCommand().encoded()) { _ in }
             return
         }
@@ -305,6 +305,21 @@ extension NodeSimulator {
             return .transaction(watches: [WatchedKey(other, modRevision: rng.next() % 3)],
                                 commands: [.increment(key, by: 1), .expire(key, .after(milliseconds: milliseconds), .always),
                                            .timeToLive(other)])
+        }
+    }
+
+    /// Replicas that applied the same entries must hold the same state: deadlines,
+    /// purges and transactions decided the same way everywhere.
+    func checkReplicasAgree() {
+        var digests: [LogIndex: (NodeID, String)] = [:]
+        for node in nodes {
+            guard let replica = node.replica, replica.failure == nil else { continue }
+            let digest = replica.stateDigest
+            if let (other, known) = digests[replica.appliedIndex], known != digest {
+                result.unexpectedErrors.append("\(node.id) and \(other) applied through \(replica.appliedIndex) but their states differ")
+            } else {
+                digests[replica.appliedIndex] = (node.id, digest)
+            }
         }
     }
 
