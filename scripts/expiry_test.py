@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Expiring keys against real processes: no key readable after its deadline plus the
 documented bound, none gone before its deadline, across a leader SIGKILL and a
-follower that comes back through a snapshot install.
+wiped follower that comes back through a snapshot install.
 
 Three `aegis serve` processes on loopback (ports 7311-7313, 9311-9313, 8311-8313),
 with small snapshots (--snapshot-entries) and a slow purge (--expiry-interval-ms), so
@@ -9,13 +9,15 @@ that most expiries are decided by the read-side deadline check, which must survi
 snapshot. One writer sets keys with SET … PX (300 ms to 6 s) and a few without a TTL;
 readers GET them through every node (linearizable) and with READONLY on the followers
 (local reads). The nemesis kills the leader with SIGKILL and restarts it, then stops a
-follower while writes go on (so the leader snapshots and compacts past it) and
-restarts it: it must install a snapshot (its log says so).
+follower and wipes its data directory while writes go on (more than the leader keeps
+behind a snapshot), and brings it back by the documented procedure (remove, --join,
+add as a learner, promote): it must install a snapshot (its log says so), and its
+reads must honour the deadlines the snapshot carried.
 
 Checks, from the history (one machine, one clock; the write's deadline lies in
 [send + PX, acknowledgement + PX]):
 - a read that completed before send + PX found the key (linearizable reads that
-  started after the acknowledgement);
+  started after the acknowledgement; less 2 ms, as timestamps are whole milliseconds);
 - no read of any kind that started after acknowledgement + PX + BOUND found it
   (BOUND = 500 ms, the clock-skew bound documented in AegisReplication);
 - keys without a TTL are always found once acknowledged;
@@ -36,10 +38,13 @@ import threading
 import time
 
 import redis
-from aegis_procs import IDS, Cluster
+from aegis_procs import HOST, IDS, PEER, RESP, Cluster
 from checks import check, results, wait_until
 
 BOUND = 0.5
+GRANULARITY = 0.002
+BURST = 16_000
+FILL_KEYS = 100
 
 
 class History:
@@ -56,23 +61,29 @@ class History:
 
 def writer(cl, history, stop, rng):
     n = 0
+    leader = None
+    conn = None
     while not stop.is_set():
         key = f"x{n}"
         n += 1
         persistent = n % 10 == 0
         px = None if persistent else rng.randint(300, 6000) / 1000
         args = ["SET", key, "v"] + ([] if persistent else ["PX", str(int(px * 1000))])
-        leader = cl.leader() or IDS[0]
+        if conn is None:
+            leader = cl.leader() or rng.choice(IDS)
+            conn = cl.client(leader)
         send = time.time()
         try:
-            cl.client(leader).execute_command(*args)
+            conn.execute_command(*args)
             ack = time.time()
             with history.lock:
                 history.writes[key] = (send, ack, px)
         except Exception:
             with history.lock:
                 history.uncertain[key] = (send, time.time(), px)
-        time.sleep(0.015)
+            conn = None
+            time.sleep(0.05)
+        time.sleep(0.005)
 
 
 def reader(cl, history, stop, rng, stale):
@@ -109,11 +120,46 @@ def nemesis(cl, work, log):
     time.sleep(1.5)
     leader = cl.wait_leader()
     follower = next(n for n in IDS if n != leader)
-    log.append(f"stopped follower {follower}")
+    log.append(f"stopped follower {follower} and wiped its data directory")
     cl.kill(follower)
-    time.sleep(4)  # writes go on: the leader snapshots and compacts past the follower
-    cl.start(follower)
-    log.append(f"restarted follower {follower}")
+    shutil.rmtree(cl.data(follower))
+    # Writes go on, and a burst besides: more entries than the leader keeps behind a
+    # snapshot (10,000), so its log no longer starts at 1 and the wiped member must
+    # install a snapshot. The burst rewrites FILL_KEYS keys without a TTL.
+    start = time.time()
+    written = 0
+    while written < BURST and time.time() - start < 20:
+        try:
+            pipe = cl.client(leader).pipeline(transaction=False)
+            for i in range(written, min(written + 2000, BURST)):
+                pipe.set(f"fill{i % FILL_KEYS}", str(i))
+            pipe.execute()
+            written = min(written + 2000, BURST)
+        except Exception:
+            time.sleep(0.2)
+            leader = cl.wait_leader([n for n in IDS if n != follower]) or leader
+    log.append(f"{written} writes through {leader} while {follower} is away")
+    time.sleep(max(1.5, 4 - (time.time() - start)))
+    # The documented procedure for a wiped member: remove it, start it with --join,
+    # add it back as a learner (it gets a snapshot), promote it.
+    others = [n for n in IDS if n != follower]
+    status, _ = cl.admin(cl.wait_leader(others), "DELETE", f"/v1/cluster/members/{follower}")
+    cl.start(follower, join=True)
+    added = promoted = False
+    deadline = time.time() + 20
+    while time.time() < deadline and not (added and promoted):
+        try:
+            if not added:
+                code, _ = cl.admin(cl.wait_leader(others), "POST", "/v1/cluster/members",
+                                   {"id": follower, "peerAddress": f"{HOST}:{PEER[follower]}",
+                                    "clientAddress": f"{HOST}:{RESP[follower]}", "learner": True})
+                added = 200 <= code < 300
+            else:
+                code, _ = cl.admin(cl.wait_leader(others), "POST", f"/v1/cluster/members/{follower}/promote")
+                promoted = 200 <= code < 300
+        except Exception:
+            time.sleep(0.5)
+    log.append(f"{follower} rejoined as a learner and was promoted: {added and promoted}")
     return follower
 
 
@@ -126,7 +172,7 @@ def main():
     work = tempfile.mkdtemp(prefix="aegis-expiry-")
     started = time.monotonic()
     cl = Cluster(os.path.abspath(args.aegis), work,
-                 extra=["--snapshot-entries", "100", "--expiry-interval-ms", "2000", "--expiry-batch-size", "64"])
+                 extra=["--snapshot-entries", "100", "--expiry-interval-ms", "1000", "--expiry-batch-size", "256"])
     summary = {}
     try:
         for n in IDS:
@@ -170,7 +216,9 @@ def main():
                 if not stale and send > w_ack and not found:
                     lost.append((key, node))
                 continue
-            if not stale and send > w_ack and done < w_send + px:
+            # Leader timestamps are whole milliseconds (truncated): a deadline may be up
+            # to 1 ms before send + PX.
+            if not stale and send > w_ack and done < w_send + px - GRANULARITY:
                 checked_early += 1
                 if not found:
                     early.append((key, node, round(w_send + px - done, 3)))
@@ -194,6 +242,7 @@ def main():
         leader = cl.wait_leader()
         c = cl.client(leader)
         maybe = sum(1 for u in history.uncertain.values() if u[2] is None)
+        persistent += FILL_KEYS
         purged = wait_until(lambda: persistent <= c.dbsize() <= persistent + maybe, 15)
         check("the leader's purges removed every expired key (DBSIZE)", purged,
               f"(DBSIZE {c.dbsize()}, {persistent} keys without a TTL)")

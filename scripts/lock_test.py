@@ -169,9 +169,18 @@ def main():
         rng = random.Random(3)
         pauses = 0
         end = time.time() + args.seconds
+        watcher = cl.client(cl.wait_leader())
         while time.time() < end - 1.5:
             time.sleep(rng.uniform(0.2, 0.8))
+            # Pause the holder most of the time (so it comes back past its lease), any
+            # client otherwise.
+            try:
+                holder = watcher.get("lock")
+            except Exception:
+                holder = None
             p = rng.choice(procs)
+            if holder and rng.random() < 0.8 and holder.decode().startswith("c"):
+                p = procs[int(holder.decode()[1:]) % len(procs)]
             if p.poll() is not None:
                 continue
             p.send_signal(signal.SIGSTOP)

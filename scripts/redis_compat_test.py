@@ -181,7 +181,7 @@ KEYSPACE_CASES = [
     ["OBJECT", "ENCODING", "nokey"], ["OBJECT", "REFCOUNT", "nokey"], ["OBJECT", "REFCOUNT", "short"],
     ["OBJECT", "FOO", "k"], ["OBJECT"], ["OBJECT", "ENCODING"], ["MEMORY", "USAGE", "nokey"], ["MEMORY", "FOO"],
     ["MEMORY", "USAGE", "short", "SAMPLES"], ["SCAN", "abc"], ["SCAN", "0", "COUNT", "0"], ["SCAN", "0", "COUNT", "x"],
-    ["SCAN", "0", "MATCH"], ["SCAN", "0", "FOO", "1"], ["SCAN"], ["SCAN", "-1"],
+    ["SCAN", "0", "MATCH"], ["SCAN", "0", "FOO", "1"], ["SCAN"],
     ["FLUSHDB", "FOO"], ["FLUSHDB", "ASYNC"], ["DBSIZE"], ["SET", "only", "1"], ["RANDOMKEY"], ["FLUSHALL", "SYNC"],
     ["RANDOMKEY"], ["DBSIZE"],
 ]
@@ -189,7 +189,7 @@ KEYSPACE_CASES = [
 # Transactions on one connection: queueing, EXECABORT, errors inside EXEC, reads at
 # the transaction's place in the log, nesting and misuse errors.
 TRANSACTION_CASES = [
-    ["EXEC"], ["DISCARD"], ["MULTI"], ["MULTI"], ["WATCH", "k"], ["SET", "k", "1"], ["INCR", "k"], ["GET", "k"],
+    ["FLUSHALL"], ["EXEC"], ["DISCARD"], ["MULTI"], ["MULTI"], ["WATCH", "k"], ["SET", "k", "1"], ["INCR", "k"], ["GET", "k"],
     ["INCR", "notnum"], ["EXEC"], ["GET", "k"],
     ["SET", "notnum", "abc"], ["MULTI"], ["INCR", "notnum"], ["SET", "k", "v", "XX", "NX"], ["SET", "k", "2"],
     ["EXISTS", "k", "nokey"], ["MGET", "k", "notnum", "nokey"], ["TYPE", "k"], ["DBSIZE"], ["PING"], ["ECHO", "x"],
