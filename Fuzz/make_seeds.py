@@ -139,3 +139,22 @@ cmds = [
     bytes([2, 8, 2]) + field(b"a") + field(b"b"),        # deleteMany
 ]
 write("kv", "commands", b"\x00" + b"".join(bytes([len(c)]) + c for c in cmds))
+
+# Encoding version 4: expiry, keyspace commands and transactions (zig-zag times: 2 * ms).
+v4 = [
+    bytes([1, 2]) + field(b"k") + field(b"v"),                                   # set
+    bytes([4, 12]) + field(b"k") + bytes([0, 0xD0, 0x0F, 0]),                   # expire k after 1000 ms
+    bytes([4, 14]) + field(b"k"),                                               # timeToLive
+    bytes([4, 15]) + field(b"e") + field(b"v") + bytes([1, 0, 2, 1, 0xD0, 0x0F]),  # setWith NX, PXAT 1000
+    bytes([4, 16]) + field(b"k") + bytes([1]),                                   # getAndExpire keep
+    bytes([4, 13]) + field(b"k"),                                               # persist
+    bytes([4, 19, 1, 3]) + field(b"a") + field(b"*") + bytes([10]),              # scan after "a" match * count 10
+    bytes([4, 19, 2]) + field(b"*") + bytes([100]),                              # keys * limit 100
+    bytes([4, 20]) + field(b"k") + field(b"r") + bytes([0]),                     # rename k r
+    bytes([4, 21]) + field(b"r") + field(b"c") + bytes([1]),                     # copy r c replace
+    bytes([4, 17, 1]) + field(b"e"),                                             # purgeExpired [e]
+    bytes([4, 18, 1]) + field(b"c") + bytes([0, 2]) + field(bytes([1, 5]) + field(b"n") + bytes([2]))
+    + field(bytes([4, 14]) + field(b"c")),                                       # transaction watching c
+    bytes([4, 22]),                                                              # flushAll
+]
+write("kv", "expiry-keyspace-transactions", b"\x00" + b"".join(bytes([len(c)]) + c for c in v4))

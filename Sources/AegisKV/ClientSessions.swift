@@ -93,7 +93,7 @@ extension StateMachine {
             return failure(.sessionWindowFull(limit: limits.maxSessionWindow), at: index)
         }
         // The inner command runs as this entry (`appliedIndex` is already `index`).
-        var result = applyCommand(command, at: index, timestamp: timestamp)
+        var result = execute(command, at: index, timestamp: timestamp)
         result.detachBytes()
         session.replies[request.sequence] = result.keptSize <= limits.maxSessionReplyBytes
             ? result

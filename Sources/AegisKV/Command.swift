@@ -37,6 +37,28 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case session = 61
     /// A pub/sub message, delivered on every node as it is applied (version 4).
     case publish = 62
+    /// Sets or changes a key's deadline (encoding version 4, as every type below).
+    case expire = 12
+    /// Removes a key's deadline.
+    case persist = 13
+    /// Reads a key's deadline.
+    case timeToLive = 14
+    /// Writes a string with a condition and a deadline change.
+    case setWith = 15
+    /// Reads a string and changes its deadline.
+    case getAndExpire = 16
+    /// Removes keys whose deadline has passed (proposed by the leader).
+    case purgeExpired = 17
+    /// Applies several commands as one step, if watched keys are unchanged.
+    case transaction = 18
+    /// Reads the keyspace (SCAN, KEYS, RANDOMKEY, EXISTS, DBSIZE, OBJECT, MEMORY USAGE).
+    case keyspace = 19
+    /// Renames a key.
+    case rename = 20
+    /// Copies a key.
+    case copy = 21
+    /// Removes every key.
+    case flushAll = 22
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -46,6 +68,8 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .setMany, .deleteMany: return 2
         case .collection, .getSet, .append: return 3
         case .openSession, .session, .publish: return 4
+        case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
+             .rename, .copy, .flushAll: return 4
         }
     }
 }
@@ -118,6 +142,50 @@ public indirect enum Command: Sendable, Hashable {
     /// delivers it to its subscribers when it applies the entry, so a message published
     /// on any node reaches subscribers on all of them, in log order.
     case publish(channel: Key, message: [UInt8])
+    /// Sets the key's deadline when `condition` allows (Redis `EXPIRE`, `PEXPIREAT`…
+    /// with `NX`, `XX`, `GT`, `LT`); a deadline at or before the apply clock removes the
+    /// key. `integer` is 1 if the deadline was set (or the key removed), 0 if the key
+    /// does not exist or the condition did not hold.
+    case expire(Key, ExpiryTime, ExpireCondition)
+    /// Removes the key's deadline; `integer` is 1 if it had one, else 0 (Redis `PERSIST`).
+    case persist(Key)
+    /// Reads the key's deadline: `integer` is the deadline in milliseconds since the
+    /// Unix epoch, -1 when the key has none, -2 when the key does not exist; `time`
+    /// is the apply clock, so the remaining time is `integer - time`.
+    case timeToLive(Key)
+    /// Writes the string if `condition` holds and changes its deadline as `expiry` says
+    /// (Redis `SET` with `NX`/`XX`/`IFEQ`, `GET`, `EX`/`PX`/`EXAT`/`PXAT`/`KEEPTTL`,
+    /// and `SETEX`/`PSETEX`). `previousValue` is the string before (with
+    /// `returnPrevious`, a set or hash fails with `KVError.wrongType`, changing
+    /// nothing); when the condition fails the result's error is `.compareFailed` and
+    /// `value` is the current string.
+    case setWith(Key, [UInt8], condition: SetCondition, returnPrevious: Bool, expiry: ExpiryChange)
+    /// Reads the string (`value`, `nil` if absent) and changes its deadline as `expiry`
+    /// says (Redis `GETEX`); a set or hash fails with `KVError.wrongType`.
+    case getAndExpire(Key, ExpiryChange)
+    /// Removes each key whose deadline is at or before the apply clock; a key written
+    /// since the leader chose it is kept. `keyCount` is the number removed. The leader
+    /// proposes these in batches (see `StateMachine.dueForExpiry(at:limit:)`).
+    case purgeExpired([Key])
+    /// Applies `commands` in order as one step when every watched key still has the
+    /// modify revision it was watched at (Redis `MULTI`/`EXEC` with `WATCH`): `results`
+    /// holds one result per command, each succeeding or failing on its own as in Redis.
+    /// When a watched key changed, nothing is applied and the error is
+    /// `KVError.transactionAborted`. A transaction cannot contain a transaction or a
+    /// purge.
+    case transaction(watches: [WatchedKey], commands: [Command])
+    /// A read of the keyspace, answered at apply time.
+    case keyspace(KeyspaceQuery)
+    /// Renames `source` to `destination`, keeping its value, versions and deadline and
+    /// replacing the destination (Redis `RENAME`); with `onlyIfAbsent`, does nothing
+    /// (`integer` 0) when the destination exists (`RENAMENX`). Fails with
+    /// `KVError.noSuchKey` when the source does not exist.
+    case rename(Key, to: Key, onlyIfAbsent: Bool)
+    /// Copies `source` (value and deadline) to `destination`; without `replace`, does
+    /// nothing when the destination exists. `integer` is 1 if copied, else 0 (Redis `COPY`).
+    case copy(Key, to: Key, replace: Bool)
+    /// Removes every key of every type (Redis `FLUSHALL`/`FLUSHDB`), as one entry.
+    case flushAll
 
     /// The kind of the command.
     public var type: CommandType {
@@ -136,6 +204,17 @@ public indirect enum Command: Sendable, Hashable {
         case .publish: return .publish
         case .getSet: return .getSet
         case .append: return .append
+        case .expire: return .expire
+        case .persist: return .persist
+        case .timeToLive: return .timeToLive
+        case .setWith: return .setWith
+        case .getAndExpire: return .getAndExpire
+        case .purgeExpired: return .purgeExpired
+        case .transaction: return .transaction
+        case .keyspace: return .keyspace
+        case .rename: return .rename
+        case .copy: return .copy
+        case .flushAll: return .flushAll
         }
     }
 
@@ -148,9 +227,10 @@ public indirect enum Command: Sendable, Hashable {
             return key
         case .custom(_, let key, _), .collection(let key, _), .getSet(let key, _), .append(let key, _):
             return key
-        case .setMany(let pairs, _):
-            return pairs.first?.key ?? .empty
-        case .deleteMany(let keys):
+        case .expire(let key, _, _), .persist(let key), .timeToLive(let key), .setWith(let key, _, _, _, _),
+             .getAndExpire(let key, _), .rename(let key, _, _), .copy(let key, _, _):
+            return key
+        case .setMany, .deleteMany, .purgeExpired, .transaction, .keyspace, .flushAll:
             return keys.first ?? .empty
         case .openSession:
             return .empty
@@ -168,15 +248,25 @@ public indirect enum Command: Sendable, Hashable {
         case .deleteMany(let keys): return keys
         case .openSession: return []
         case .session(_, let command): return command.keys
+        case .deleteMany(let keys), .purgeExpired(let keys): return keys
+        case .rename(let source, let destination, _), .copy(let source, let destination, _): return [source, destination]
+        case .transaction(let watches, let commands): return watches.map(\.key) + commands.flatMap(\.keys)
+        case .keyspace(let query): return query.keys
+        case .flushAll: return []
         default: return [key]
         }
     }
 
-    /// `true` for commands that may change the state (everything but `get` and the
-    /// collection reads).
+    /// `true` for commands that may change the state (everything but `get`, the
+    /// collection and keyspace reads and `timeToLive`). Reads may still remove keys
+    /// whose deadline passed, as every replica does at the same place in the log.
     public var isWrite: Bool {
-        if case .collection(_, let operation) = self { return operation.isWrite }
-        if case .session(_, let command) = self { return command.isWrite }
-        return type != .get
+        switch self {
+        case .collection(_, let operation): return operation.isWrite
+        case .get, .keyspace, .timeToLive: return false
+        case .transaction(_, let commands): return commands.contains { $0.isWrite }
+        case .session(_, let command): return command.isWrite
+        default: return true
+        }
     }
 }

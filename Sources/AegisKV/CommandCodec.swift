@@ -2,7 +2,7 @@
 //
 // Layout, all lengths and integers are unsigned LEB128 varints:
 //
-//     byte 0      encoding version: 1, or 2 for the types version 2 added
+//     byte 0      encoding version: 1, or the version (2, 3, 4) that added the type
 //     byte 1      CommandType raw value
 //     then, by type:
 //       get, delete      key
@@ -23,13 +23,39 @@
 //                        hashIncrement field, zig-zag varint amount
 //                        setMembers, setCardinality, hashGetAll, hashLength, type: nothing
 //       getSet, append   key, value
-//     version 4 adds:
+//     version 4 adds (CommandType raw values 12 to 22; 23 to 39 are reserved for
+//     this group, 40 to 59 for replication between clusters, 60 and up for sessions
+//     and pub/sub):
 //       openSession      nothing
 //       session          session ID, sequence number, acknowledged (varints), then the
 //                        inner command's whole encoding as one length-prefixed field
 //                        (a write, not itself openSession or session)
 //       publish          channel (as a key), message (as a value)
-//     where key, value, bytes, name and payload are a varint length then the bytes.
+//       expire           key, time, condition (0 always, 1 NX, 2 XX, 3 GT, 4 LT,
+//                        5 XX and LT)
+//       persist, timeToLive  key
+//       setWith          key, value, condition tag (0 always, 1 if absent,
+//                        2 if present, 3 if equal then bytes), flags (bit 0 =
+//                        return the previous value), expiry change
+//       getAndExpire     key, expiry change
+//       purgeExpired     varint count, count × key
+//       transaction      varint watch count, count × (key, varint modify revision),
+//                        varint command count, count × (length-prefixed encoded
+//                        command; neither a transaction nor a purge)
+//       keyspace         query tag, then by tag:
+//                        1 scan   flags (bit 0 after key, bit 1 pattern, bit 2 type),
+//                                 [key], [bytes], varint count, [type byte]
+//                        2 keys   bytes (pattern), varint limit
+//                        3 randomKey, 5 count: nothing
+//                        4 exists varint count, count × key
+//                        6 encoding, 7 memoryUsage: key
+//       rename, copy     key (source), key (destination), flags (bit 0 = only if
+//                        absent for rename, replace for copy)
+//       flushAll         nothing
+//     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
+//     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
+//     1 = keep, 2 = set, then a time);
+//     and key, value, bytes, name and payload are a varint length then the bytes.
 //
 // Each command is written with the oldest version that has its type (see
 // `CommandType.encodingVersion`), so the version-1 types stay readable by builds that
@@ -50,7 +76,7 @@ extension Command {
     /// The command's compact binary encoding, for a log entry's data.
     public func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(encodedSize)
+        if type.encodingVersion < 4 { bytes.reserveCapacity(encodedSize) }
         bytes.append(type.encodingVersion)
         bytes.append(type.rawValue)
         switch self {
@@ -118,6 +144,9 @@ extension Command {
             bytes.appendVarint(request.sequence)
             bytes.appendVarint(request.acknowledged)
             bytes.appendLengthPrefixed(command.encoded())
+        case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
+             .rename, .copy, .flushAll:
+            appendVersion4Fields(to: &bytes)
         }
         return bytes
     }
@@ -166,6 +195,11 @@ extension Command {
         case .session(let request, let command):
             return 2 + varintSize(request.session) + varintSize(request.sequence) + varintSize(request.acknowledged)
                 + field(command.encodedSize)
+        case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
+             .rename, .copy, .flushAll:
+            var fields: [UInt8] = []
+            appendVersion4Fields(to: &fields)
+            return 2 + fields.count
         }
     }
 
@@ -258,6 +292,9 @@ extension Command {
                 throw .malformedCommand("a session command must wrap a write that is not a session command")
             }
             command = .session(request, decoded)
+        case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
+             .rename, .copy, .flushAll:
+            command = try decodeVersion4(type, &reader)
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

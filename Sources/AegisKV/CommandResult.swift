@@ -59,6 +59,12 @@ public struct CommandResult: Sendable, Hashable {
     /// The members, or fields and values, a set or hash read returns (see
     /// `CollectionOperation`); empty for every other command.
     public var elements: [[UInt8]] = []
+    /// For `Command.timeToLive`, the apply clock the deadline in `integer` is relative
+    /// to (milliseconds since the Unix epoch); 0 for every other command.
+    public var time: UInt64 = 0
+    /// For `Command.transaction`, one result per command of the transaction, in order
+    /// (empty when the transaction was aborted); empty for every other command.
+    public var results: [CommandResult] = []
     /// The bytes of `value`. For a set applied from a log entry this is a view of the
     /// entry's data, so the result costs no copy; `value` copies on access.
     @usableFromInline var valueBytes: ArraySlice<UInt8>?

@@ -51,6 +51,17 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The session write was applied once, but its reply was too large to keep for
     /// retries.
     case sessionReplyNotKept(sequence: UInt64)
+    /// A watched key changed since it was watched, so the transaction was not applied
+    /// (Redis's null `EXEC` reply).
+    case transactionAborted
+    /// The key does not exist (Redis `RENAME` of an absent key).
+    case noSuchKey
+    /// More keys match than the reply may hold (`KEYS`); use `SCAN`.
+    case replyTooLarge(limit: Int)
+    /// A deadline outside what 64-bit milliseconds can hold, once resolved.
+    case invalidExpireTime
+    /// The command cannot be part of a transaction (a nested transaction, a purge).
+    case notAllowedInTransaction
 
     public var description: String {
         switch self {
@@ -98,6 +109,16 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the session keeps \(limit) unacknowledged replies already; acknowledge some before writing more"
         case .sessionReplyNotKept(let sequence):
             return "write \(sequence) of this session was applied once; its reply was too large to keep for a retry"
+        case .transactionAborted:
+            return "the transaction was not applied: a watched key changed"
+        case .noSuchKey:
+            return "no such key"
+        case .replyTooLarge(let limit):
+            return "more than \(limit) keys match; use SCAN, or raise the limit"
+        case .invalidExpireTime:
+            return "invalid expire time"
+        case .notAllowedInTransaction:
+            return "this command cannot be part of a transaction"
         }
     }
 }
@@ -140,6 +161,11 @@ extension KVError {
         case .sessionSequenceStale(let s, let a): bytes.append(19); unsigned(s, a)
         case .sessionWindowFull(let l): bytes.append(20); size(l)
         case .sessionReplyNotKept(let s): bytes.append(21); unsigned(s)
+        case .transactionAborted: bytes.append(22)
+        case .noSuchKey: bytes.append(23)
+        case .replyTooLarge(let l): bytes.append(24); size(l)
+        case .invalidExpireTime: bytes.append(25)
+        case .notAllowedInTransaction: bytes.append(26)
         }
     }
 
@@ -183,6 +209,11 @@ extension KVError {
         case 19: self = .sessionSequenceStale(sequence: try unsigned(), acknowledged: try unsigned())
         case 20: self = .sessionWindowFull(limit: try size())
         case 21: self = .sessionReplyNotKept(sequence: try unsigned())
+        case 22: self = .transactionAborted
+        case 23: self = .noSuchKey
+        case 24: self = .replyTooLarge(limit: try size())
+        case 25: self = .invalidExpireTime
+        case 26: self = .notAllowedInTransaction
         case let tag?: throw .malformedCommand("unknown error tag \(tag)")
         case nil: throw .malformedCommand("truncated before the error tag")
         }

@@ -16,7 +16,9 @@ public import AegisRaft
 //                  key length + key, type (1 = set, 2 = hash), version, create
 //                  revision, modify revision (varints), CRDT length + CRDT bytes
 //                  (AegisCRDT's canonical encoding of the ORSet or ORMap)
-//     sections     (version 3 only) see KVSnapshotSections.swift: a section count,
+//     expiry       (version 3 on) the keys' deadlines and the apply clock: see
+//                  KVSnapshotExpiry.swift, which writes and reads this section
+//     sections     (version 3 on) see KVSnapshotSections.swift: a section count,
 //                  then per section in ascending tag order a tag and a
 //                  length-prefixed body (1 = client sessions)
 //     trailer      CRC-32C (4 bytes) of every byte before it
@@ -52,16 +54,21 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
     let sectionsBlock: [UInt8]
     /// `true` once `sectionsBlock` is in a chunk.
     var sectionsWritten = false
+    let expirySection: ExpirySectionWriter
     /// The next key to write; -1 before the header.
     var position = -1
     /// The next collection key to write; -1 before the collections section.
     var collectionPosition = -1
+    /// The next expiry entry to write; -1 before the expiry section.
+    var expiryPosition = -1
     var crc = CRC32C()
     var finished = false
 
     init(entries: KVTable, keys: [Key], appliedIndex: LogIndex, revision: UInt64, chunkSize: Int,
          collections: [Key: StoredCollection] = [:], lastTimestamp: HLCTimestamp, dotCounter: UInt64,
+         expirySection: ExpirySectionWriter = ExpirySectionWriter(clock: 0, deadlines: [:]),
          sections: [KVSnapshotSection] = []) {
+        self.expirySection = expirySection
         self.sectionsBlock = KVSnapshotSection.block(sections)
         self.entries = entries
         self.keys = keys
@@ -108,7 +115,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             appendCollection(key, to: &entry)
             total += entry.count
         }
-        return total
+        return total + expirySection.byteCount
     }
 
     /// Keys looked up together (see `KVTable.locate`).
@@ -152,7 +159,15 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             appendCollection(collectionKeys[collectionPosition], to: &chunk)
             collectionPosition += 1
         }
-        if collectionPosition == collectionKeys.count && !sectionsWritten {
+        if collectionPosition == collectionKeys.count && expiryPosition < 0 && chunk.count < chunkSize {
+            chunk.append(contentsOf: expirySection.header)
+            expiryPosition = 0
+        }
+        while expiryPosition >= 0 && expiryPosition < expirySection.keys.count && chunk.count < chunkSize {
+            expirySection.appendEntry(expiryPosition, to: &chunk)
+            expiryPosition += 1
+        }
+        if expiryPosition == expirySection.keys.count && !sectionsWritten {
             chunk.append(contentsOf: sectionsBlock)
             sectionsWritten = true
         }
@@ -170,7 +185,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
 /// `StateMachine.restore(from:)` receives a reader whose snapshot was complete and
 /// whose checksum matched.
 public struct KVSnapshotReader: Sendable {
-    enum Phase: Sendable { case header, entries, collectionsHeader, collections, sections, trailer, done }
+    enum Phase: Sendable { case header, entries, collectionsHeader, collections, expiryHeader, expiry, sections, trailer, done }
 
     let limits: StateMachine.Limits
     let replica: ReplicaID
@@ -183,6 +198,8 @@ public struct KVSnapshotReader: Sendable {
     var dotCounter: UInt64 = 0
     /// The sections read (version 3), by tag.
     var sections: [UInt64: [UInt8]] = [:]
+    /// The expiry section (format 3 on).
+    var expirySection = ExpirySectionReader()
     var phase = Phase.header
     /// Bytes received but not yet parsed (less than one entry).
     var pending: [UInt8] = []
@@ -202,7 +219,9 @@ public struct KVSnapshotReader: Sendable {
 
     /// The phase after the string entries.
     var afterEntries: Phase { formatVersion >= 2 ? .collectionsHeader : .trailer }
-    var afterCollections: Phase { formatVersion >= 3 ? .sections : .trailer }
+
+    /// The phase after the collections.
+    var afterCollections: Phase { formatVersion >= 3 ? .expiryHeader : .trailer }
 
     /// `true` once the whole snapshot, trailer included, has been read and verified.
     public var isComplete: Bool { phase == .done }
@@ -256,6 +275,20 @@ public struct KVSnapshotReader: Sendable {
                 guard try readCollection(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
                 if UInt64(collections.count) == expectedCollections { phase = afterCollections }
+            case .expiryHeader:
+                guard try expirySection.readHeader(&reader, keyCount: keys.count + collections.count) else {
+                    return reader.offset
+                }
+                checkedThrough = reader.offset
+                phase = expirySection.isComplete ? .sections : .expiry
+            case .expiry:
+                let keyLimit = Swift.min(limits.maxKeySize, StateMachine.storableSize)
+                let (entries, collections) = (self.entries, self.collections)
+                guard try expirySection.readEntry(&reader, keyLimit: keyLimit, exists: {
+                    entries.find($0) != nil || collections[$0] != nil
+                }) else { return reader.offset }
+                checkedThrough = reader.offset
+                if expirySection.isComplete { phase = .sections }
             case .sections:
                 guard try readSections(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
@@ -445,6 +478,7 @@ extension StateMachine {
         KVSnapshotWriter(entries: entries, keys: orderedKeys.refreshed(live: entries),
                          appliedIndex: appliedIndex, revision: revision, chunkSize: chunkSize,
                          collections: collections, lastTimestamp: lastTimestamp, dotCounter: dotCounter,
+                         expirySection: ExpirySectionWriter(clock: expiryClock, deadlines: expiry.deadlines),
                          sections: snapshotSections())
     }
 
@@ -479,6 +513,8 @@ extension StateMachine {
         dotCounter = reader.dotCounter
         lastTimestamp = HLCTimestamp(physical: reader.lastTimestamp.physical, logical: reader.lastTimestamp.logical,
                                      replica: replica)
+        expiry = ExpiryIndex(deadlines: reader.expirySection.deadlines)
+        expiryClock = reader.expirySection.clock
     }
 
     /// Replaces the whole state with a snapshot read from a sequence of chunks (for

@@ -81,9 +81,11 @@ func lowerBound(of key: Key, in keys: [Key]) -> Int {
 extension StateMachine {
     // MARK: Reads (local, not through the log)
 
-    /// The key's record, or `nil` if it does not exist. For a set or hash the record
-    /// has its type and versions and an empty value.
+    /// The key's record, or `nil` if it does not exist or its deadline is at or before
+    /// the apply clock (see `get(_:now:)` for a reader's time). For a set or hash the
+    /// record has its type and versions and an empty value.
     public func get(_ key: Key) -> KeyValue? {
+        if !expiry.isEmpty && isExpired(key) { return nil }
         if !collections.isEmpty, let collection = collections[key] {
             return KeyValue(key: key, value: [], version: collection.version, createRevision: collection.createRevision,
                             modRevision: collection.modRevision, type: collection.value.type)
@@ -94,7 +96,10 @@ extension StateMachine {
     }
 
     /// The key's value, or `nil` if it does not exist.
-    public func value(for key: Key) -> [UInt8]? { entries.find(key).map { entries.value(at: $0) } }
+    public func value(for key: Key) -> [UInt8]? {
+        if !expiry.isEmpty && isExpired(key) { return nil }
+        return entries.find(key).map { entries.value(at: $0) }
+    }
 
     /// Records with `start <= key < end`, in ascending key order, at most `limit` of
     /// them. `nil` bounds are open. Mutating only because it brings the lazily

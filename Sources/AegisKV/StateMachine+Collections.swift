@@ -203,6 +203,7 @@ extension StateMachine {
         revision += 1
         if value.count == 0 {
             collections[key] = nil
+            if !expiry.isEmpty { expiry.remove(key) }
             return CommandResult(index: index, revision: revision)
         }
         var stored = previous ?? StoredCollection(value: value, version: 0, createRevision: revision, modRevision: revision)
@@ -232,6 +233,7 @@ extension StateMachine {
     /// Removes a set or hash key; `true` if there was one.
     mutating func removeCollection(_ key: Key) -> Bool {
         guard !collections.isEmpty, collections.removeValue(forKey: key) != nil else { return false }
+        if !expiry.isEmpty { expiry.remove(key) }
         revision += 1
         return true
     }

@@ -86,6 +86,22 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                     if let error = check(value: item) { return error }
                 }
                 return nil
+            case .setWith(let key, let value, let condition, _, _):
+                if case .ifEqual(let expected) = condition, let error = check(value: expected) { return error }
+                return check(key) ?? check(value: value)
+            case .transaction(let watches, let commands):
+                for watch in watches {
+                    if let error = check(watch.key) { return error }
+                }
+                for command in commands {
+                    if let error = violation(in: command) { return error }
+                }
+                return nil
+            case .expire, .persist, .timeToLive, .getAndExpire, .purgeExpired, .keyspace, .rename, .copy, .flushAll:
+                for key in command.keys {
+                    if let error = check(key) { return error }
+                }
+                return nil
             }
         }
     }
@@ -110,6 +126,13 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     var lastTimestamp: HLCTimestamp
     /// Open client sessions by ID (see `ClientSessionRequest`).
     var sessions: [UInt64: ClientSession] = [:]
+    /// The deadlines of the keys that expire (see `StateMachine+Expiry.swift`).
+    var expiry = ExpiryIndex()
+    /// The apply clock: the highest leader timestamp (milliseconds since the Unix
+    /// epoch) of the entries applied so far. Deadlines are compared with it when
+    /// entries are applied, so every replica expires a key at the same place in the
+    /// log; it never runs backwards, even when a new leader's clock is behind.
+    public internal(set) var expiryClock: UInt64 = 0
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
@@ -162,6 +185,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         guard entry.index > appliedIndex else { return alreadyApplied(entry.index) }
         guard entry.type == .command else {
             appliedIndex = entry.index
+            advanceClock(to: entry.timestamp)
             return CommandResult(index: entry.index, revision: revision)
         }
         if let result = applyInPlace(entry) { return result }
@@ -171,6 +195,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return apply(command, at: entry.index, timestamp: entry.timestamp)
         case .failure(let error):
             appliedIndex = entry.index
+            advanceClock(to: entry.timestamp)
             return CommandResult(index: entry.index, revision: revision, error: error)
         }
     }
@@ -183,23 +208,35 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     public mutating func apply(_ command: Command, at index: LogIndex, timestamp: UInt64 = 0) -> CommandResult {
         guard index > appliedIndex else { return alreadyApplied(index) }
         appliedIndex = index
-        return applyCommand(command, at: index, timestamp: timestamp)
+        advanceClock(to: timestamp)
+        return execute(command, at: index, timestamp: timestamp)
     }
 
-    /// Executes `command` as the entry at `index` (`appliedIndex` is already `index`).
-    mutating func applyCommand(_ command: Command, at index: LogIndex, timestamp: UInt64) -> CommandResult {
+    /// Executes a command as (part of) the entry at `index`, which is already recorded
+    /// as applied: first removes the keys it names whose deadline passed, as every
+    /// replica does at this place in the log.
+    mutating func execute(_ command: Command, at index: LogIndex, timestamp: UInt64) -> CommandResult {
         switch command {
         case .openSession:
             return openSession(at: index, timestamp: timestamp)
-        case .publish(let channel, let message):
-            // Nothing changes: the entry exists to be delivered (see `Command.publish`).
-            if let error = validate(channel) ?? validate(value: message) { return failure(error, at: index) }
-            return CommandResult(index: index, revision: revision)
         case .session(let request, let inner):
             guard inner.isWrite, inner.type != .openSession, inner.type != .session else {
                 return failure(.malformedCommand("a session command must wrap a write that is not a session command"), at: index)
             }
             return applySession(request, inner, at: index, timestamp: timestamp)
+        case .publish(let channel, let message):
+            // Nothing changes: the entry exists to be delivered (see `Command.publish`).
+            if let error = validate(channel) ?? validate(value: message) { return failure(error, at: index) }
+            return CommandResult(index: index, revision: revision)
+        case .purgeExpired(let keys):
+            return purgeExpired(keys, at: index)
+        case .transaction(let watches, let commands):
+            return applyTransaction(watches: watches, commands: commands, at: index, timestamp: timestamp)
+        default:
+            if !expiry.isEmpty { for key in command.keys { expireIfDue(key) } }
+        }
+        if command.type.encodingVersion >= 4 { return executeVersion4(command, at: index) }
+        switch command {
         case .setMany(let pairs, let onlyIfNoneExist):
             return setMany(pairs, onlyIfNoneExist: onlyIfNoneExist, at: index)
         case .deleteMany(let keys):
@@ -233,6 +270,9 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return append(suffix, to: key, at: index)
         case .setMany, .deleteMany, .openSession, .session, .publish:
             return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
+        case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
+             .rename, .copy, .flushAll:
+            return executeVersion4(command, at: index)
         }
     }
 
@@ -273,10 +313,14 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     }
 
     /// Sets `key` to `value` with one hash lookup: creates the key or bumps its version.
-    /// `value` may be a view of the log entry's data; the result keeps that view.
-    mutating func write(_ key: Key, _ value: ArraySlice<UInt8>, at index: LogIndex) -> CommandResult {
+    /// `value` may be a view of the log entry's data; the result keeps that view. As in
+    /// Redis, a write that replaces the value removes the key's deadline; INCR, APPEND
+    /// and the like pass `keepDeadline`.
+    mutating func write(_ key: Key, _ value: ArraySlice<UInt8>, at index: LogIndex,
+                        keepDeadline: Bool = false) -> CommandResult {
         // Like Redis SET, a write replaces a set or hash (one revision for both steps).
         if !collections.isEmpty { collections[key] = nil }
+        if !keepDeadline && !expiry.isEmpty { expiry.remove(key) }
         revision += 1
         let revision = self.revision
         let hash = entries.hash(key)
@@ -293,6 +337,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             guard removeCollection(key) else { return CommandResult(index: index, revision: revision) }
             return CommandResult(index: index, previousValue: [], revision: revision)
         }
+        if !expiry.isEmpty { expiry.remove(key) }
         revision += 1
         orderedKeys.noteRemoved()
         return CommandResult(index: index, previousValue: removed.value, revision: revision)
@@ -327,7 +372,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         }
         let (sum, overflow) = number.addingReportingOverflow(amount)
         if overflow { return failure(.incrementOverflow(current: number, amount: amount), at: index, current: current) }
-        return write(key, Array(String(sum).utf8)[...], at: index)
+        return write(key, Array(String(sum).utf8)[...], at: index, keepDeadline: true)
     }
 
     mutating func append(_ suffix: [UInt8], to key: Key, at index: LogIndex) -> CommandResult {
@@ -335,7 +380,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         let current = entries[key]
         let value = (current?.value ?? []) + suffix
         if let error = validate(value: value) { return failure(error, at: index, current: current) }
-        var result = write(key, value[...], at: index)
+        var result = write(key, value[...], at: index, keepDeadline: true)
         result.integer = Int64(value.count)
         return result
     }
@@ -420,7 +465,9 @@ extension StateMachine {
         guard let (type, key, value) = parsed else { return nil }
         let index = entry.index
         appliedIndex = index
+        advanceClock(to: entry.timestamp)
         if let error = validate(key) { return failure(error, at: index) }
+        if !expiry.isEmpty { expireIfDue(key) }
         if type == .get { return read(key, at: index) }
         if let error = validate(valueSize: value.count) { return failure(error, at: index) }
         return write(key, data[value], at: index)

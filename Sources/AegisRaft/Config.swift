@@ -5,7 +5,9 @@ public enum ReadOnlyOption: Sendable, Hashable {
     case safe
     /// Answer from the leader lease: sound only if clocks drift less than the
     /// election timeout minus the heartbeat interval during a lease, and only with
-    /// `checkQuorum` enabled (Raft thesis §6.4.1).
+    /// `checkQuorum` enabled (Raft thesis §6.4.1). Expiring keys make a second,
+    /// separate clock assumption (wall clocks within a bounded skew of each other),
+    /// documented under "Expiring keys" in AegisReplication.
     case leaseBased
 }
 

@@ -92,6 +92,8 @@ final class NodeLoop: @unchecked Sendable {
     var stoppedReason: ReplicationError? { stoppedReasonBox.with { stoppedReasonValue } }
     var lastLeader: NodeID?
     var lastCampaigns = 0
+    /// The index of the last `purgeExpired` this node proposed as leader, until applied.
+    var purgeInFlight: LogIndex?
 
     init(config: NodeConfiguration, core: RaftCore, machine: StateMachine, storage: any RuntimeStorage,
          transport: any Transport, queue: InputQueue, logger: Logger, peerAddresses: [NodeID: MemberAddress],
@@ -178,6 +180,7 @@ final class NodeLoop: @unchecked Sendable {
         tickCount += 1
         core.tick()
         if tickCount % 10 == 0 { expireRequests() }
+        if tickCount % max(1, config.expiryIntervalTicks) == 0 { proposeExpiredKeys() }
         if !waitingForLeader.isEmpty || !readsWaitingForLeader.isEmpty { retryWaitingForLeader() }
         if tickCount % 100 == 0 { metrics.updateTransport(transport.stats) }
     }
@@ -356,7 +359,8 @@ final class NodeLoop: @unchecked Sendable {
     func serve(_ request: ReadRequest) {
         switch request.kind {
         case .values:
-            request.continuation.resume(returning: .values(request.keys.map { machine.get($0) }))
+            let now = readClock()
+            request.continuation.resume(returning: .values(request.keys.map { machine.get($0, now: now) }))
         case .count:
             request.continuation.resume(returning: .count(machine.count))
         case .digest:
@@ -375,6 +379,31 @@ final class NodeLoop: @unchecked Sendable {
     }
 
     func wallClockMillis() -> UInt64 { clock() }
+
+    /// The time reads compare deadlines with: this node's wall clock, but never before
+    /// the highest leader timestamp applied (`StateMachine.expiryClock`), so it does
+    /// not run backwards across leader changes or when this clock is behind. A key is
+    /// absent to reads once its deadline is at or before this time; see "Expiring keys"
+    /// in the AegisReplication documentation for the clock assumption.
+    func readClock() -> UInt64 { max(wallClockMillis(), machine.expiryClock) }
+
+    /// As leader, proposes the removal of up to `expiryBatchSize` keys whose deadline
+    /// passed by this node's clock: one entry at a time, each applied before the next.
+    func proposeExpiredKeys() {
+        guard core.isLeader, machine.expiringKeyCount > 0 else { return }
+        if let pending = purgeInFlight, pending > machine.appliedIndex { return }
+        purgeInFlight = nil
+        let now = wallClockMillis()
+        let keys = machine.dueForExpiry(at: now, limit: max(1, config.expiryBatchSize))
+        guard !keys.isEmpty else { return }
+        let data = Command.purgeExpired(keys).encoded()
+        guard oversize(data.count) == nil else { return }
+        do {
+            if case .appended(let index, _) = try core.propose(data, timestamp: now) { purgeInFlight = index }
+        } catch {
+            logger.debug("expiry purge not proposed", metadata: ["error": "\(error)"])
+        }
+    }
 
     /// The system's wall clock in milliseconds since 1970.
     @Sendable static func systemClockMillis() -> UInt64 {

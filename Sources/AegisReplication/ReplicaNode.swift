@@ -98,6 +98,9 @@ public final class ReplicaNode {
     public var core: RaftCore { loop.core }
     /// The index of the last entry applied to the state machine.
     public var appliedIndex: LogIndex { loop.machine.appliedIndex }
+    /// This node's state machine digest (`StateMachine.digestHex()`), for checks that
+    /// replicas at the same applied index agree.
+    public var stateDigest: String { loop.machine.digestHex() }
     /// The record of `key` in this node's state machine (local, possibly behind).
     public func localValue(_ key: Key) -> KeyValue? { loop.machine.get(key) }
     /// Why the node stopped serving (a storage failure, a divergence), if it has.

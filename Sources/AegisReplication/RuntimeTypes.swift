@@ -73,6 +73,15 @@ public struct NodeConfiguration: Sendable {
     /// result, in log order (pub/sub delivery and keyspace notifications). It runs on the apply path,
     /// so it must return quickly and never block.
     public var onApplied: (@Sendable (LogEntry, CommandResult) -> Void)?
+    /// Ticks between the leader's looks for expired keys: each look proposes at most
+    /// one `Command.purgeExpired` (and none while the previous one is not applied).
+    /// With the default 10 ms tick, 10 is every 100 ms.
+    public var expiryIntervalTicks: Int = 10
+    /// The most keys one `Command.purgeExpired` removes: the leader's expiry work per
+    /// look, and the size of the entry it proposes, are bounded by it. Keys that expire
+    /// faster than `expiryBatchSize` per `expiryIntervalTicks` are still absent to
+    /// every read and command; they are only removed later.
+    public var expiryBatchSize: Int = 512
 
     /// Creates a configuration.
     public init(nodeID: NodeID, bootstrapVoters: [NodeID], raft: RaftConfig = NodeConfiguration.defaultRaft) {

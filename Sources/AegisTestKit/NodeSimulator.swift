@@ -20,6 +20,11 @@ public struct NodeSimulationOptions: Sendable {
     public var mutation: ReadyMutation = .none
     /// Syncs every node's simulated disk skips (mutation tests).
     public var syncMutations: Set<SyncMutation> = []
+    /// Also send the expiry, keyspace and transaction commands (on keys apart from the
+    /// registers) and require, at the end, that replicas at the same applied index have
+    /// the same state digest. Off by default, so that the traces of the seeds the tests
+    /// and `scripts/mutation-check` rely on are unchanged (`aegis-sim --keyspace`).
+    public var keyspaceWorkload = false
 
     /// Creates options for a seed.
     public init(seed: UInt64) { self.seed = seed }
@@ -217,6 +222,7 @@ public final class NodeSimulator: @unchecked Sendable {
                 + nodes.map(describe).joined(separator: "; ")
         }
         for node in nodes { countDisk(node.disk) }
+        if options.keyspaceWorkload { checkReplicasAgree() }
         let verdict = LinearizabilityChecker.check(history.operations, initialValue: 0, maxStates: 2_000_000)
         for violation in verdict.violations {
             result.linearizabilityViolations.append(violation.description)

@@ -242,6 +242,10 @@ extension NodeSimulator {
         let key = rng.next() % UInt64(Self.keys)
         let kvKey = Key("k\(key)")
         let client = UInt64(target)
+        if options.keyspaceWorkload && rng.next() % 6 == 0 {
+            replica.execute(keyspaceCommand().encoded()) { _ in }
+            return
+        }
         switch rng.next() % 10 {
         case 0..<5:
             let value = nextValue
@@ -275,6 +279,46 @@ extension NodeSimulator {
                 case .failure:
                     self.history.complete(op, status: .fail, at: self.now)
                 }
+            }
+        }
+    }
+
+    /// A command of the expiry, keyspace and transaction families on keys apart from the
+    /// registers (`t0`…`t3`), so that the linearizability check is unchanged while
+    /// expiry (relative deadlines resolved at apply, the leader's purges), renames and
+    /// transactions run under every fault; the replicas' digests must still agree.
+    func keyspaceCommand() -> Command {
+        let key = Key("t\(rng.next() % 4)")
+        let other = Key("t\(rng.next() % 4)")
+        let milliseconds = Int64(rng.next() % 2_000)
+        switch rng.next() % 9 {
+        case 0: return .setWith(key, Array("v".utf8), condition: .always, returnPrevious: false,
+                                expiry: .set(.after(milliseconds: milliseconds)))
+        case 1: return .expire(key, .after(milliseconds: milliseconds), ExpireCondition.allCases[Int(rng.next() % 6)])
+        case 2: return .persist(key)
+        case 3: return .increment(key, by: 1)
+        case 4: return .rename(key, to: other, onlyIfAbsent: rng.next() % 2 == 0)
+        case 5: return .copy(key, to: other, replace: true)
+        case 6: return .getAndExpire(key, .set(.at(milliseconds: Int64(now) + milliseconds)))
+        case 7: return .keyspace(.scan(after: nil, pattern: Array("t*".utf8), count: 3, type: nil))
+        default:
+            return .transaction(watches: [WatchedKey(other, modRevision: rng.next() % 3)],
+                                commands: [.increment(key, by: 1), .expire(key, .after(milliseconds: milliseconds), .always),
+                                           .timeToLive(other)])
+        }
+    }
+
+    /// Replicas that applied the same entries must hold the same state: deadlines,
+    /// purges and transactions decided the same way everywhere.
+    func checkReplicasAgree() {
+        var digests: [LogIndex: (NodeID, String)] = [:]
+        for node in nodes {
+            guard let replica = node.replica, replica.failure == nil else { continue }
+            let digest = replica.stateDigest
+            if let (other, known) = digests[replica.appliedIndex], known != digest {
+                result.unexpectedErrors.append("\(node.id) and \(other) applied through \(replica.appliedIndex) but their states differ")
+            } else {
+                digests[replica.appliedIndex] = (node.id, digest)
             }
         }
     }

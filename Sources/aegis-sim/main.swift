@@ -36,6 +36,8 @@ struct AegisSim: ParsableCommand {
     @Option(help: "Inject one bug (mutation test): send-before-persist, apply-before-persist, or a removed sync of the simulated disk: \(SyncMutation.allCases.map(\.rawValue).joined(separator: ", ")).")
     var mutate: String?
     @Flag(help: "Stop at the first failing seed (mutation checks).") var stopOnFailure = false
+    @Flag(help: "Node layer: also send expiry, keyspace and transaction commands, and require replicas at the same applied index to have the same state digest.")
+    var keyspace = false
 
     enum Layer: String, ExpressibleByArgument { case core, node, both }
 
@@ -65,6 +67,7 @@ struct AegisSim: ParsableCommand {
                 options.nodeCount = nodes
                 options.mutation = readyMutation
                 options.syncMutations = syncMutations
+                options.keyspaceWorkload = keyspace
                 let result = NodeSimulator(options: options).run()
                 var deterministic = true
                 if checkDeterminism {

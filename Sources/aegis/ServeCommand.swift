@@ -82,6 +82,11 @@ struct ServeCommand: AsyncParsableCommand {
     var maxValueBytes: Int?
     @Option(help: "Most members of one set or fields of one hash (default 1000000); a write beyond it is refused. The same on every node.")
     var maxCollectionSize: Int?
+    @Option(help: "Most keys a KEYS reply holds (default 100000); more matches are an error (use SCAN).")
+    var maxKeysReply: Int?
+    @Option(help: "Most keys the leader removes per expiry entry (default 512).") var expiryBatchSize: Int?
+    @Option(help: "Milliseconds between the leader's looks for expired keys (default 100).") var expiryIntervalMs: Int?
+    @Option(help: "Applied entries after which a snapshot is considered (default 100000).") var snapshotEntries: Int?
     @Option(help: "Milliseconds per Raft tick (default 10).") var tickMs: Int?
     @Option(help: "Election timeout in ticks (default 100).") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -179,6 +184,9 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.compactionFloor = { archived.value }
         nodeConfig.onAdded = { [logger] in identity.update(logger: logger) { $0.membership = .member } }
         nodeConfig.tickInterval = .milliseconds(settings.tickMs)
+        nodeConfig.expiryBatchSize = settings.expiryBatchSize
+        nodeConfig.expiryIntervalTicks = max(1, settings.expiryIntervalMs / settings.tickMs)
+        if let entries = settings.snapshotEntries { nodeConfig.raft.snapshotThreshold = UInt64(entries) }
         nodeConfig.raft.electionTimeout = settings.electionTicks
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
         var addresses = settings.members
@@ -220,8 +228,14 @@ struct ServeCommand: AsyncParsableCommand {
                 password: settings.password, protectedMode: defaultUser?.noPassword ?? true,
                 // One source for the sizes: the server refuses at parse exactly what the
                 // state machine and the log would refuse later.
-                limits: RESPLimits(maxClients: settings.maxClients, maxValueSize: nodeConfig.limits.maxValueSize,
-                                   maxRequestBytes: nodeConfig.maxEntryBytes),
+                limits: {
+                    var limits = RESPLimits(maxClients: settings.maxClients, maxValueSize: nodeConfig.limits.maxValueSize,
+                                            maxRequestBytes: nodeConfig.maxEntryBytes)
+                    limits.maxKeysReply = settings.maxKeysReply
+                    // A transaction is one log entry: its arguments fit in one.
+                    limits.maxTransactionBytes = min(limits.maxTransactionBytes, nodeConfig.maxEntryBytes / 2)
+                    return limits
+                }(),
                 plaintextHost: settings.clientListenPlain?.host, plaintextPort: settings.clientListenPlain?.port ?? 0),
             backend: backend, acl: acl, tls: serverTLS, logger: logger, pubsub: pubsub)
         let backupService = try backup.makeService(config: config, dataDirectory: settings.dataDir, logger: logger,
@@ -265,6 +279,10 @@ struct ServeSettings {
     var maxClients: Int
     var maxValueBytes: Int
     var maxCollectionSize: Int
+    var maxKeysReply: Int
+    var expiryBatchSize: Int
+    var expiryIntervalMs: Int
+    var snapshotEntries: Int?
     var tickMs: Int
     var electionTicks: Int
     var logLevel: Logger.Level
@@ -336,6 +354,16 @@ struct ServeSettings {
         guard maxClients > 0 else { throw ValidationError("--max-clients must be a positive number") }
         let maxCollectionSize = Int(value("max-collection-size", flags.maxCollectionSize.map(String.init)) ?? "1000000") ?? -1
         guard maxCollectionSize > 0 else { throw ValidationError("--max-collection-size must be a positive number") }
+        func positive(_ name: String, _ flag: Int?, _ fallback: Int) throws -> Int {
+            let parsed = Int(value(name, flag.map(String.init)) ?? String(fallback)) ?? -1
+            guard parsed > 0 else { throw ValidationError("--\(name) must be a positive number") }
+            return parsed
+        }
+        let maxKeysReply = try positive("max-keys-reply", flags.maxKeysReply, 100_000)
+        let expiryBatchSize = try positive("expiry-batch-size", flags.expiryBatchSize, 512)
+        let expiryIntervalMs = try positive("expiry-interval-ms", flags.expiryIntervalMs, 100)
+        let snapshotEntries = value("snapshot-entries", flags.snapshotEntries.map(String.init)) == nil ? nil
+            : try positive("snapshot-entries", flags.snapshotEntries, 100_000)
         // The value plus its key and framing must fit in one log entry (32 MiB).
         guard maxValueBytes > 0, maxValueBytes <= 16 << 20 else {
             throw ValidationError("--max-value-bytes must be between 1 and 16777216")
@@ -361,7 +389,8 @@ struct ServeSettings {
             initialClusterState: initialState, clusterUUID: clusterUUID?.uppercased(),
             password: value("password", flags.password), aclFile: value("acl-file", flags.aclFile), adminToken: adminToken,
             maxClients: maxClients, maxValueBytes: maxValueBytes, maxCollectionSize: maxCollectionSize,
-            tickMs: tick, electionTicks: election, logLevel: level,
+            maxKeysReply: maxKeysReply, expiryBatchSize: expiryBatchSize, expiryIntervalMs: expiryIntervalMs,
+            snapshotEntries: snapshotEntries, tickMs: tick, electionTicks: election, logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true")
     }
 

@@ -49,6 +49,33 @@ import Testing
         #expect(storage.storedHardState.commitIndex == index)
     }
 
+    @Test func test_restore_keepsExpiryDeadlines_fromTheSnapshotAndTheReplayedLog() async throws {
+        let scratch = ScratchDirectory()
+        let node = try FakeNode(directory: scratch.sub("node"))
+        try node.write(20)
+        try node.commit([.expire("k1", .after(milliseconds: 60_000), .always),
+                         .expire("k2", .at(milliseconds: 9_000_000), .always)])
+        try node.snapshotAndCompact()
+        let clock = TestClock()
+        let repo = BackupRepository(target: LocalDirectoryTarget(root: scratch.sub("repo")),
+                                    settings: BackupSettings(compression: .zstd, chunkSize: 4096), now: { clock.now() })
+        _ = try await repo.createBackup(.full, from: try CommittedHistory.read(dataDirectory: node.directory))
+        // After the full backup: a deadline set by a replayed entry, and one removed.
+        try node.commit([.setWith("k3", Array("v".utf8), condition: .always, returnPrevious: false,
+                                  expiry: .set(.after(milliseconds: 30_000))), .persist("k2")])
+        _ = try await repo.createBackup(.incremental, from: try CommittedHistory.read(dataDirectory: node.directory))
+        let target = scratch.sub("restored")
+        _ = try await repo.restore(to: .latest, options: RestoreOptions(dataDirectory: target))
+        let storage = try DiskStorage(directory: target)
+        defer { storage.close() }
+        var restored = StateMachine()
+        try restored.restore(from: try storage.snapshot())
+        #expect(restored.deadline(of: "k1") == FakeNode.time(21) + 60_000)
+        #expect(restored.deadline(of: "k2") == nil)
+        #expect(restored.deadline(of: "k3") == FakeNode.time(23) + 30_000)
+        #expect(restored.expiringKeyCount == 2 && restored.digest() == node.machine.digest())
+    }
+
     @Test func test_recoverLatest_reachesTheLastArchivedEntry() async throws {
         let f = try await fixture()
         let target = f.scratch.sub("restored")

@@ -59,6 +59,18 @@ final class FakeNode {
         try storage.save(hardState: RaftState(term: term, votedFor: nil, commitIndex: index), entries: entries)
     }
 
+    /// Commits `commands` (the model of string values is not updated).
+    func commit(_ commands: [Command]) throws {
+        var entries: [LogEntry] = []
+        for command in commands {
+            index += 1
+            let entry = LogEntry(index: index, term: term, type: .command, data: command.encoded(), timestamp: Self.time(index))
+            entries.append(entry)
+            machine.apply(entry)
+        }
+        try storage.save(hardState: RaftState(term: term, votedFor: nil, commitIndex: index), entries: entries)
+    }
+
     /// Takes a node snapshot at the current index and compacts the log before it.
     func snapshotAndCompact() throws {
         try storage.createSnapshot(at: index, conf: ConfState(voters: ["n1"]), data: machine.snapshotData())

@@ -27,6 +27,17 @@ import Testing
         .openSession,
         .publish(channel: "news", message: bytes("hello")),
         .session(ClientSessionRequest(session: 3, sequence: 4, acknowledged: 2), .collection("s", .setRemove([bytes("a")]))),
+        .expire("k", .after(milliseconds: 10), .ifGreater),
+        .persist("k"),
+        .timeToLive("k"),
+        .setWith("k", bytes("v"), condition: .ifPresent, returnPrevious: false, expiry: .clear),
+        .getAndExpire("k", .set(.at(milliseconds: 5))),
+        .purgeExpired(["a"]),
+        .transaction(watches: [], commands: [.get("k")]),
+        .keyspace(.randomKey),
+        .rename("a", to: "b", onlyIfAbsent: false),
+        .copy("a", to: "b", replace: true),
+        .flushAll,
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {
@@ -65,6 +76,8 @@ import Testing
             ([], .malformedCommand("no bytes")),
             ([5, 2], .unsupportedEncodingVersion(5)),
             ([3, 60], .malformedCommand("unknown command type 60 in encoding version 3")),
+            ([3, 12, 1, 65], .malformedCommand("unknown command type 12 in encoding version 3")),
+            ([4, 40], .malformedCommand("unknown command type 40 in encoding version 4")),
             ([2, 9, 1, 65, 13], .malformedCommand("unknown command type 9 in encoding version 2")),
             ([3, 9, 1, 65], .malformedCommand("truncated before the collection operation")),
             ([3, 9, 1, 65, 1, 2, 1, 65], .malformedCommand("truncated in the member (0 bytes left)")),

@@ -31,8 +31,10 @@ struct ModelStore {
         case .append(let key, let suffix): write(key, (values[key]?.value ?? []) + suffix)
         case .openSession, .session, .publish:
             break  // `CommandScript` makes none; ClientSessionTests cover them
-        case .collection:
-            break  // `CommandScript` makes none; CollectionTests and scripts/redis_compat_test.py cover them
+        case .collection, .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction,
+             .keyspace, .rename, .copy, .flushAll:
+            break  // `CommandScript` makes none; CollectionTests, ExpiryTests, TransactionTests and
+                   // scripts/redis_compat_test.py cover them
         }
     }
 

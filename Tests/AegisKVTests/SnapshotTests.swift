@@ -72,9 +72,9 @@ import Testing
         let machine = Self.populated()
         #expect(machine.digest() == SHA256.hash(machine.snapshotData()))
         #expect(machine.digestHex() == hexString(machine.digest()))
-        // Header, the empty collections section (four zero varints), no sections
-        // (a zero count), checksum.
-        #expect(StateMachine().snapshotData().count == 29 + 4 + 1 + 4)
+        // Header, the empty collections section (four zero varints), the empty expiry
+        // section (clock and count, two zero varints), no sections (a zero count), checksum.
+        #expect(StateMachine().snapshotData().count == 29 + 4 + 2 + 1 + 4)
     }
 
     @Test func test_restore_thenReplayGivesTheSameDigest() async {

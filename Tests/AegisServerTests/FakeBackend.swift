@@ -23,6 +23,9 @@ actor FakeBackend: KVBackend {
     /// When set, `execute(_ commands:)` lets other callers in between its commands, as
     /// a real node applying a batch entry by entry may serve reads in between.
     var yieldsBetweenCommands = false
+    /// The leader timestamp of the next entries (milliseconds): the apply clock of
+    /// expiring keys; tests move it with `advanceClock(by:)`.
+    var clock: UInt64 = 1_000_000
 
     init() {
         nodeStatus = BackendStatus(
@@ -35,6 +38,7 @@ actor FakeBackend: KVBackend {
     }
 
     func setFailure(_ failure: BackendError?) { self.failure = failure }
+    func advanceClock(by milliseconds: UInt64) { clock += milliseconds }
     func setYieldsBetweenCommands(_ yields: Bool) { yieldsBetweenCommands = yields }
     func setStatus(_ update: @Sendable (inout BackendStatus) -> Void) { update(&nodeStatus) }
 
@@ -43,7 +47,7 @@ actor FakeBackend: KVBackend {
         executedCount += 1
         largestCommandBytes = max(largestCommandBytes, command.encodedSize)
         nextIndex += 1
-        return machine.apply(command, at: nextIndex)
+        return machine.apply(command, at: nextIndex, timestamp: clock)
     }
 
     func execute(_ commands: [Command]) async -> [Result<CommandResult, BackendError>] {
@@ -59,7 +63,7 @@ actor FakeBackend: KVBackend {
     func read(_ keys: [Key], stale: Bool) async throws(BackendError) -> [KeyValue?] {
         if let failure { throw failure }
         readStaleFlags.append(stale)
-        return keys.map { machine.get($0) }
+        return keys.map { machine.get($0, now: clock) }
     }
 
     func count(stale: Bool) async throws(BackendError) -> Int {

@@ -6,7 +6,10 @@
 // (`length u8, data`) applied in order to one state machine; bit 0 set, the rest is a
 // snapshot stream fed in chunks of 1...16 bytes (the size from the mode byte), then,
 // if it restores, the state machine's own snapshot must restore to the same state.
-// A decoded command must re-encode to bytes that decode to the same command.
+// A decoded command must re-encode to bytes that decode to the same command. Entry
+// timestamps grow with the index (250 ms apart), so relative deadlines, lazy expiry
+// and purges run; a second state machine applying the same entries must reach the
+// same digest (applying is deterministic).
 // Snapshots are compared as the concatenation of their chunks (`wholeSnapshot`).
 internal import AegisKV
 internal import AegisRaft
@@ -21,6 +24,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if mode & 1 == 0 {
         var position = 0
         var index: LogIndex = 1
+        var entries: [LogEntry] = []
         while position < body.count {
             let length = Int(body[position])
             position += 1
@@ -34,9 +38,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
                 }
                 precondition(again == command, "command round trip: \(command) != \(again)")
             }
-            _ = machine.apply(LogEntry(index: index, term: 1, data: bytes))
+            let entry = LogEntry(index: index, term: 1, data: bytes, timestamp: index * 250)
+            _ = machine.apply(entry)
+            entries.append(entry)
             index += 1
         }
+        var twin = StateMachine(limits: limits)
+        for entry in entries { _ = twin.apply(entry) }
+        precondition(wholeSnapshot(twin) == wholeSnapshot(machine), "applying the same entries twice diverged")
         // The state reached must survive a snapshot round trip.
         var copy = StateMachine(limits: limits)
         do { try copy.restore(fromChunks: machine.snapshotChunks(chunkSize: 7)) } catch {

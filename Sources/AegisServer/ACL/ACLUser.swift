@@ -1,3 +1,4 @@
+import AegisKV
 import Crypto
 
 /// One Redis ACL user: whether it may log in, its hashed passwords, the commands it
@@ -161,7 +162,7 @@ public enum ACLCategory: String, Sendable, CaseIterable {
     /// Commands that write keys: SET, DEL, UNLINK, INCR…, MSET, MSETNX, the set and
     /// hash writes, and the exactly-once session commands.
     case write
-    /// Server administration: ACL (but WHOAMI), CONFIG, INFO.
+    /// Server administration: ACL (but WHOAMI), CONFIG, INFO, FLUSHDB, FLUSHALL.
     case admin
     /// The same as `admin` (Redis's `@dangerous`).
     case dangerous
@@ -172,12 +173,15 @@ public enum ACLCategory: String, Sendable, CaseIterable {
         case .all: return Self.read.commands.union(Self.write.commands).union(Self.admin.commands)
         case .read:
             return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST", "TYPE", "STRLEN",
-                    "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS"]
+                    "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS",
+                    "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "SCAN", "KEYS", "RANDOMKEY", "OBJECT", "MEMORY"]
         case .write:
             return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
                     "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY",
+                    "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "SETEX", "PSETEX", "GETEX",
+                    "RENAME", "RENAMENX", "COPY",
                     "AEGIS.SESSION", "AEGIS.EXACTLY", "PUBLISH"]  // AEGIS.EXACTLY's inner command is checked too
-        case .admin, .dangerous: return ["ACL", "CONFIG", "INFO"]
+        case .admin, .dangerous: return ["ACL", "CONFIG", "INFO", "FLUSHDB", "FLUSHALL"]
         }
     }
 
@@ -185,6 +189,7 @@ public enum ACLCategory: String, Sendable, CaseIterable {
     static let alwaysAllowed: Set<String> = [
         "AUTH", "HELLO", "PING", "ECHO", "QUIT", "RESET", "SELECT", "CLIENT", "COMMAND", "READONLY", "READWRITE",
         "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "PUBSUB",
+        "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
     ]
 }
 

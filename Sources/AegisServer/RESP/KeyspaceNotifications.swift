@@ -67,6 +67,15 @@ public struct KeyspaceNotificationFlags: Sendable, Hashable {
             case .setMembers, .setIsMember, .setCardinality, .hashGet, .hashGetAll, .hashLength, .hashExists, .type: return []
             }
         case .session(_, let inner): return events(of: inner)
+        case .transaction(_, let commands): return commands.flatMap(events(of:))
+        case .setWith(let key, _, _, _, _): return [(key, "set", "$")]
+        case .expire(let key, _, _): return [(key, "expire", "g")]
+        case .persist(let key): return [(key, "persist", "g")]
+        case .getAndExpire(let key, _): return [(key, "expire", "g")]
+        case .purgeExpired(let keys): return keys.map { ($0, "expired", "x") }
+        case .rename(let source, let destination, _): return [(source, "rename_from", "g"), (destination, "rename_to", "g")]
+        case .copy(_, let destination, _): return [(destination, "copy_to", "g")]
+        case .flushAll, .keyspace, .timeToLive: return []
         case .get, .custom, .openSession, .publish: return []
         }
     }

@@ -8,24 +8,43 @@ extension RESPSession {
 
     /// Turns one request into what to run and how to answer it.
     mutating func plan(_ request: RESPRequest) -> Step {
+        switch admit(request) {
+        case .failure(let refusal): return .reply(refusal.value)
+        case .success(let (name, arguments)):
+            // AEGIS.EXACTLY plans its inner command as a request of its own.
+            if name == "AEGIS.EXACTLY" { return planExactlyOnce(arguments) }
+            return planAdmitted(name, arguments)
+        }
+    }
+
+    /// The checks every command passes before it is planned or queued: the request's
+    /// own refusal, a known name, authentication, arity and the ACL. The upper-case name
+    /// and the arguments, or the error reply.
+    mutating func admit(_ request: RESPRequest) -> Result<(String, ArraySlice<ByteBuffer>), RESPErrorReply> {
         if let refusal = request.refusal {
             if let first = request.arguments.first { server.metrics.recordCommand(commandName(first)) }
-            return .reply(.error(refusal))
+            return .failure(RESPErrorReply(.error(refusal)))
         }
-        guard let first = request.arguments.first else { return .reply(RESPError.syntax) }
+        guard let first = request.arguments.first else { return .failure(RESPErrorReply(RESPError.syntax)) }
         let name = commandName(first)
         server.metrics.recordCommand(name)
         let arguments = request.arguments.dropFirst()
         guard let info = RESPCommandTable.byName[name] else {
-            return .reply(RESPError.unknownCommand(String(buffer: first), arguments: arguments.map { String(buffer: $0) }[...]))
+            return .failure(RESPErrorReply(RESPError.unknownCommand(String(buffer: first),
+                                                                   arguments: arguments.map { String(buffer: $0) }[...])))
         }
-        guard authenticated || Self.allowedBeforeAuth.contains(name) else { return .reply(RESPError.noAuth) }
+        guard authenticated || Self.allowedBeforeAuth.contains(name) else { return .failure(RESPErrorReply(RESPError.noAuth)) }
         let count = request.arguments.count
         guard info.arity >= 0 ? count == info.arity : count >= -info.arity else {
-            return .reply(RESPError.wrongArity(name))
+            return .failure(RESPErrorReply(RESPError.wrongArity(name)))
         }
-        if let denial = permissionDenial(name, info, arguments) { return .reply(denial) }
-        if let refusal = subscribedModeRefusal(name) { return .reply(refusal) }
+        if let denial = permissionDenial(name, info, arguments) { return .failure(RESPErrorReply(denial)) }
+        if let refusal = subscribedModeRefusal(name) { return .failure(RESPErrorReply(refusal)) }
+        return .success((name, arguments))
+    }
+
+    /// Plans a command that passed `admit(_:)`.
+    func planAdmitted(_ name: String, _ arguments: ArraySlice<ByteBuffer>) -> Step {
         switch name {
         case "GET":
             return .read([key(arguments[arguments.startIndex])], .value)
@@ -67,8 +86,8 @@ extension RESPSession {
             return planCollection(name, arguments)
         case "AEGIS.SESSION":
             return .write([.openSession], .collection(.integer))
-        case "AEGIS.EXACTLY":
-            return planExactlyOnce(arguments)
+        case _ where Self.keyspaceCommands.contains(name):
+            return planKeyspace(name, arguments)
         case "DBSIZE":
             return .deferred(.count)
         case "AEGIS.DIGEST":
@@ -121,12 +140,16 @@ extension RESPSession {
 
     /// `SET key value [NX | XX | IFEQ comparison] [GET] [EX s | PX ms | EXAT | PXAT | KEEPTTL]`
     /// (TTL options are refused: Aegis keys do not expire).
+    /// `SET key value [NX | XX | IFEQ comparison] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`.
+    /// Without an expiry option, the plain forms keep their version-1 commands; with
+    /// one, the command is a `setWith`.
     func planSet(_ arguments: ArraySlice<ByteBuffer>) -> Step {
         let key = key(arguments[arguments.startIndex])
         let value = bytes(arguments[arguments.startIndex + 1])
         enum Condition { case none, notExists, exists, equals([UInt8]) }
         var condition = Condition.none
         var returnValue = false
+        var expiry: ExpiryChange?
         var index = arguments.startIndex + 2
         while index < arguments.endIndex {
             let option = String(buffer: arguments[index]).uppercased()
@@ -140,12 +163,31 @@ extension RESPSession {
                 condition = .equals(bytes(arguments[index]))
             case "GET":
                 returnValue = true
-            case "EX", "PX", "EXAT", "PXAT", "KEEPTTL":
-                return .reply(RESPError.ttlUnsupported)
+            case "KEEPTTL":
+                guard expiry == nil else { return .reply(RESPError.syntax) }
+                expiry = .keep
+            case "EX", "PX", "EXAT", "PXAT":
+                guard expiry == nil, index + 1 < arguments.endIndex else { return .reply(RESPError.syntax) }
+                index += 1
+                switch expiryOption(option, arguments[index], command: "SET") {
+                case .success(let time): expiry = .set(time)
+                case .failure(let error): return .reply(error.value)
+                }
             default:
                 return .reply(RESPError.syntax)
             }
             index += 1
+        }
+        if let expiry {
+            let setCondition: SetCondition
+            switch condition {
+            case .none: setCondition = .always
+            case .notExists: setCondition = .ifAbsent
+            case .exists: setCondition = .ifPresent
+            case .equals(let expected): setCondition = .ifEqual(expected)
+            }
+            return .write([.setWith(key, value, condition: setCondition, returnPrevious: returnValue, expiry: expiry)],
+                          .conditional(returnValue: returnValue))
         }
         switch condition {
         case .none:

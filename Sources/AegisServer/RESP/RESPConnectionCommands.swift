@@ -26,6 +26,8 @@ extension RESPSession {
             library = (nil, nil)
             staleReads = false
             user = initialUser()
+            transaction = nil
+            watchedKeys = []
             return (.simpleString("RESET"), true)
         case "READONLY":
             staleReads = true

@@ -19,8 +19,11 @@ enum RESPError {
     static let wrongPass = RESPValue.error("WRONGPASS invalid username-password pair or user is disabled.")
     static let authWithoutPassword = RESPValue.error(
         "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
-    static let ttlUnsupported = RESPValue.error(
-        "ERR TTLs are not supported: Aegis keys do not expire (EX, PX, EXAT, PXAT and KEEPTTL are refused); set the key without an expiry")
+    static let execAbort = RESPValue.error("EXECABORT Transaction discarded because of previous errors.")
+
+    static func invalidExpireTime(_ command: String) -> RESPValue {
+        .error("ERR invalid expire time in '\(command.lowercased())' command")
+    }
 
     static func wrongArity(_ name: String) -> RESPValue {
         .error("ERR wrong number of arguments for '\(name.lowercased())' command")
@@ -47,6 +50,10 @@ enum RESPError {
         case .valueTooLarge(let size, let limit): return .error("ERR value too large: \(size) bytes, the limit is \(limit)")
         case .sessionExpired: return .error("SESSIONEXPIRED \(error.description)")
         case .sessionWindowFull: return .error("SESSIONWINDOW \(error.description)")
+        case .noSuchKey: return .error("ERR no such key")
+        case .invalidExpireTime: return .error("ERR invalid expire time in command")
+        case .replyTooLarge(let limit):
+            return .error("ERR more than \(limit) keys match (RESPLimits.maxKeysReply, --max-keys-reply); use SCAN")
         default: return .error("ERR \(error.description)")
         }
     }

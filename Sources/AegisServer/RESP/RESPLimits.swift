@@ -28,6 +28,13 @@ import NIOConcurrencyHelpers
 ///   commands partly received are counted across all connections; a connection whose
 ///   unfinished command would take the total over the cap gets
 ///   `-ERR Protocol error: …` and is closed.
+/// - **Keyspace replies** (`maxKeysReply`, `maxScanCount`): `KEYS` matching more keys
+///   than `maxKeysReply` is refused with an error naming the limit (use `SCAN`); a
+///   `SCAN … COUNT` above `maxScanCount` examines `maxScanCount` keys.
+/// - **Transactions** (`maxTransactionCommands`, `maxTransactionBytes`): a `MULTI`
+///   that queues more commands (or more bytes of arguments) is refused with an error
+///   at the command that goes over, and its `EXEC` is refused (`EXECABORT`); `WATCH`
+///   keeps at most `maxTransactionCommands` keys.
 public struct RESPLimits: Sendable, Hashable {
     /// The most client connections open at once; one more is refused with
     /// `-ERR max number of clients reached` and closed. Default 10,000 (Redis's
@@ -78,6 +85,17 @@ public struct RESPLimits: Sendable, Hashable {
     /// partly received; a connection whose unfinished command would go over it is
     /// closed with a protocol error. Default 256 MiB.
     public var maxPartialRequestBytesTotal: Int
+    /// The most keys a `KEYS` reply holds; more matches are an error. Default 100,000.
+    public var maxKeysReply: Int = 100_000
+    /// The most keys one `SCAN` examines (a larger `COUNT` is lowered). Default 10,000.
+    public var maxScanCount: Int = 10_000
+    /// The most commands one `MULTI` may queue (and keys one connection may `WATCH`).
+    /// Default 10,000.
+    public var maxTransactionCommands: Int = 10_000
+    /// The most bytes of arguments one `MULTI` may queue (counted as
+    /// `maxRequestBytes` counts them): the transaction is one log entry, so keep it at
+    /// most the node's maximum entry size. Default 16 MiB.
+    public var maxTransactionBytes: Int = 16 << 20
 
     /// Creates limits; see each property for its default.
     public init(maxClients: Int = 10_000, maxValueSize: Int = StateMachine.Limits().maxValueSize,

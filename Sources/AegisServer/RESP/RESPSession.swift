@@ -79,6 +79,11 @@ public struct RESPSession {
     public var pushTarget: (@Sendable (RESPValue) -> Void)?
     /// Keys per backend read call; see `readChunkBytes`.
     var readChunk = 16
+    /// The transaction being queued (`MULTI`), `nil` outside one.
+    var transaction: QueuedTransaction?
+    /// The keys `WATCH`ed since the last `EXEC`, `DISCARD` or `UNWATCH`, with the
+    /// modify revision each had.
+    var watchedKeys: [WatchedKey] = []
 
     /// Creates the state of a new connection.
     init(server: RESPServerContext, clientID: Int64) {
@@ -149,6 +154,14 @@ public struct RESPSession {
         var queue = ExecutionQueue()
         refreshUser()
         for request in requests {
+            if isTransactional(request) {
+                await queue.runAll(server.backend, stale: staleReads)
+                encode(&queue, into: &out)
+                let (reply, keepOpen) = await handleTransactional(request)
+                write(reply, into: &out)
+                if !keepOpen { return false }
+                continue
+            }
             switch plan(request) {
             case .reply(let value):
                 queue.slots.append(.ready(value))
@@ -274,8 +287,19 @@ enum WriteReply {
     case setIfNoneExist
     /// The new integer value (INCR family).
     case integer
-    /// The reply of a set, hash or TYPE command.
+    /// The reply of a set, hash or TYPE command (and of the keyspace commands whose
+    /// reply is one integer or one optional value).
     case collection(CollectionReply)
+    /// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2, -1, or the remaining (or absolute) time.
+    case timeToLive(milliseconds: Bool, absolute: Bool)
+    /// SCAN: [next cursor, keys]; `noKeys` for an unknown TYPE (none match, as in Redis 7.0).
+    case scan(noKeys: Bool)
+    /// KEYS: the matching keys, or an error naming the limit.
+    case keys(limit: Int)
+    /// OBJECT REFCOUNT: 1 for a key that exists, else null.
+    case refCount
+    /// MEMORY USAGE: the estimate for a key that exists, else null.
+    case memoryUsage
 
     func reply(_ results: ArraySlice<Result<CommandResult, BackendError>>) -> RESPValue {
         var deleted: Int64 = 0
@@ -304,6 +328,8 @@ enum WriteReply {
         case .setIfNoneExist: return .integer(1)
         case .collection(let reply):
             return reply.reply(last)
+        case .timeToLive, .scan, .keys, .refCount, .memoryUsage:
+            return keyspaceReply(last)
         case .integer:
             guard let value = last.value, let number = Int64(String(decoding: value, as: UTF8.self)) else {
                 return RESPError.notInteger

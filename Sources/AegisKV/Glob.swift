@@ -1,10 +1,11 @@
 /// Redis's glob matching (`stringmatchlen`): `*` any run of bytes, `?` one byte,
 /// `[abc]`, `[a-z]` and `[^a]` one byte of (or not of) a set, `\x` the byte `x`.
-/// Used for ACL key patterns and `CONFIG GET` patterns.
+/// Used for `SCAN … MATCH` and `KEYS` (applied by the state machine), ACL key
+/// patterns and `CONFIG GET` patterns.
 ///
 /// Linear in `pattern.count * text.count` at worst: every token but `*` matches
 /// exactly one byte, so backtracking to the last `*` is enough.
-func globMatch(_ pattern: [UInt8], _ text: [UInt8]) -> Bool {
+public func globMatch(_ pattern: [UInt8], _ text: [UInt8]) -> Bool {
     var p = 0, t = 0
     var starPattern = -1, starText = 0
     while t < text.count {
@@ -60,9 +61,4 @@ private func matchOne(_ pattern: [UInt8], _ p: Int, _ byte: UInt8) -> (Bool, Int
     default:
         return (pattern[p] == byte, p + 1)
     }
-}
-
-/// `globMatch` on the UTF-8 bytes of two strings.
-func globMatch(_ pattern: String, _ text: String) -> Bool {
-    globMatch(Array(pattern.utf8), Array(text.utf8))
 }
