@@ -153,6 +153,16 @@ final class ProcessCluster: @unchecked Sendable {
         await #expect(throws: AegisClientError.self) { try await client.incr("h") }  // WRONGTYPE
         let replies = try await client.pipeline([["SET", "p", "1"], ["INCR", "p"], ["GET", "p"]])
         #expect(replies.last?.text == "2")
+        // Expiry, the keyspace and transactions.
+        try await client.set("temp", Array("x".utf8), expiresIn: .seconds(60))
+        let left = try #require(try await client.timeToLive("temp"))
+        #expect(left > .seconds(50) && left <= .seconds(60))
+        #expect(try await client.persist("temp"))
+        #expect(try await client.timeToLive("temp") == nil)
+        try await client.rename("temp", to: "kept")
+        #expect(Set(try await client.keys(matching: "k*").map { String(decoding: $0, as: UTF8.self) }) == ["kept"])
+        let results = try await client.transaction([["INCR", "tx"], ["INCR", "tx"], ["GET", "tx"]])
+        #expect(results == [.integer(1), .integer(2), .bulk("2")])
         await client.shutdown()
     }
 }
