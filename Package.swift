@@ -89,7 +89,7 @@ let package = Package(
         ], swiftSettings: strict),
         // RESP and HTTP admin servers, the backend protocol they call.
         .target(name: "AegisServer", dependencies: [
-            "AegisRESP", "AegisKV", "AegisRaft", "AegisReplication", "AegisTLS", "AegisBackup",
+            "AegisRESP", "AegisKV", "AegisRaft", "AegisCluster", "AegisReplication", "AegisTLS", "AegisBackup",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -280,6 +280,12 @@ public struct Cluster: Sendable {
     /// The failure detector's suspicion level of `id` now (see `FailureDetector`).
     public func phi(of id: NodeID) -> Double? { detector.phi(of: id, at: clock.now()) }
 
+    /// The time since `id`'s last heartbeat (since it was added, if it never sent one);
+    /// `nil` for the local node and for non-members.
+    public func silence(of id: NodeID) -> Duration? {
+        id == localNodeID ? nil : detector.silence(of: id, at: clock.now())
+    }
+
     // MARK: Leadership
 
     /// Records the leader of `term` (`nil` while an election runs). Older terms are

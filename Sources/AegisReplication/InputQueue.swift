@@ -69,6 +69,8 @@ enum RuntimeInput: Sendable {
     case admin(AdminRequest)
     /// A snapshot taken off the loop finished (see `NodeLoop.takeSnapshot`).
     case snapshotTaken(SnapshotOutcome)
+    /// Stop once leadership is handed over (`NodeLoop.beginHandover`).
+    case stopGracefully
     case stop
 }
 
@@ -172,7 +174,7 @@ extension RuntimeInput {
         switch self {
         case .execute, .read, .admin: return 1
         case .executeBatch(let commands, _): return max(1, commands.count)
-        case .messages, .tick, .stop, .snapshotTaken: return 0
+        case .messages, .tick, .stop, .stopGracefully, .snapshotTaken: return 0
         }
     }
 }

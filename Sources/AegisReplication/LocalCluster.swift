@@ -104,10 +104,11 @@ public final class LocalCluster: @unchecked Sendable {
         member.task = Task { try await runtime.run() }
     }
 
-    /// Stops a member (as a clean shutdown; its data stays).
-    public func stop(_ k: Int) async {
+    /// Stops a member (as a clean shutdown; its data stays). With `gracefully`, a leader
+    /// hands leadership over first (`NodeRuntime.stopGracefully()`).
+    public func stop(_ k: Int, gracefully: Bool = false) async {
         let member = members[k]
-        member.runtime?.stop()
+        if gracefully { member.runtime?.stopGracefully() } else { member.runtime?.stop() }
         _ = try? await member.task?.value
         await member.transport?.shutdown()
         member.storage?.close()

@@ -48,7 +48,27 @@ final class NodeLoop: @unchecked Sendable {
     /// Writes waiting for a leader to be known.
     var waitingForLeader: [(data: [UInt8], waiter: WriteWaiter)] = []
     /// Requests forwarded to the leader, by request id.
-    var forwarded: [UInt64: (WriteWaiter, deadline: Int, leader: NodeID)] = [:]
+    var forwarded: [UInt64: ForwardedWrite] = [:]
+    /// Forwarded writes a leader refused without appending them, waiting to be forwarded
+    /// to the next leader (`NodeConfiguration.maxForwardAttempts`).
+    var refusedForwards: [RefusedForward] = []
+    /// This node's view of every member's health (`ClusterView`); `nil` only if the view
+    /// could not be created.
+    var clusterView: ClusterView?
+    /// The loop's ticks as time, for the failure detector.
+    let tickTime: TickTime
+    /// Recent WAL fsync times in seconds: an exponentially weighted average and the last
+    /// `recentFsyncCapacity`, a ring.
+    var fsyncAverage: Double?
+    var recentFsyncs: [Double] = []
+    var recentFsyncNext = 0
+    static let recentFsyncCapacity = 64
+    /// The commit index this node knew when it started: it is replaying its log until it
+    /// applied that far.
+    let replayTarget: LogIndex
+    /// A graceful stop in progress: the tick it must end by, and the tick this node
+    /// stopped leading (`nil` while it still leads).
+    var handover: (deadline: Int, steppedDownAt: Int?)?
     /// Results of recently applied entries (index -> term, result), so a write whose
     /// index was applied before its waiter registered still gets its answer.
     var recentResults: [LogIndex: (term: Term, result: CommandResult)] = [:]
@@ -56,9 +76,9 @@ final class NodeLoop: @unchecked Sendable {
     /// random seed, so a restarted node does not reuse the identifiers of its previous
     /// run (the leader deduplicates by identifier, see `answeredForwards`).
     var nextRequestID: UInt64 = 1
-    /// Forwarded writes this leader already appended, by (follower, request id): a
-    /// request that arrives twice (a duplicated or re-sent message) is answered with
-    /// the first position instead of being appended again. Bounded by
+    /// Forwarded writes this node already answered, by (follower, request id): a
+    /// request that arrives twice (a duplicated or re-sent message) is answered as it
+    /// was the first time (the position, or the refusal) instead of being appended. Bounded by
     /// `maxRememberedForwards`, oldest first out.
     var answeredForwards: [ForwardKey: ClientResponse.Outcome] = [:]
     var answeredForwardOrder: [ForwardKey] = []
@@ -119,6 +139,12 @@ final class NodeLoop: @unchecked Sendable {
         nextRequestID = (core.config.randomSeed &* 0x9E37_79B9_7F4A_7C15) | 1
         timeoutTicks = config.timeoutTicks
         awaitingAdd = config.awaitingAdd
+        replayTarget = core.log.committed
+        tickTime = TickTime(tickInterval: config.tickInterval)
+        clusterView = try? ClusterView(localID: config.nodeID,
+                                       heartbeat: config.tickInterval * max(1, config.raft.heartbeatInterval),
+                                       failureTimeout: config.tickInterval * max(2, config.raft.electionTimeout),
+                                       clock: tickTime)
     }
 
     // MARK: The loop
@@ -137,7 +163,7 @@ final class NodeLoop: @unchecked Sendable {
                 handle(input)
             }
             if failure == nil { processReadies() }
-            if stopping || failure != nil { break }
+            if stopping || failure != nil || handoverFinished { break }
             publishStatus(running: true)
         }
         let reason = failure ?? .shuttingDown
@@ -171,6 +197,8 @@ final class NodeLoop: @unchecked Sendable {
             handleAdmin(request)
         case .snapshotTaken(let outcome):
             snapshotFinished(outcome)
+        case .stopGracefully:
+            beginHandover()
         case .stop:
             break
         }
@@ -178,10 +206,13 @@ final class NodeLoop: @unchecked Sendable {
 
     func tick() {
         tickCount += 1
+        tickTime.ticks = tickCount
         core.tick()
         if tickCount % 10 == 0 { expireRequests() }
         if tickCount % max(1, config.expiryIntervalTicks) == 0 { proposeExpiredKeys() }
         if !waitingForLeader.isEmpty || !readsWaitingForLeader.isEmpty { retryWaitingForLeader() }
+        if !refusedForwards.isEmpty { retryRefusedForwards() }
+        if tickCount % max(1, config.raft.heartbeatInterval) == 0 { reportToPeers() }
         if tickCount % 100 == 0 { metrics.updateTransport(transport.stats) }
     }
 
@@ -200,16 +231,28 @@ final class NodeLoop: @unchecked Sendable {
         case .clientRequest(let request):
             proposeForFollower(request, from: message.from)
         case .clientResponse(let response):
-            guard let (waiter, _, _) = forwarded.removeValue(forKey: response.requestID) else { return }
+            guard let write = forwarded.removeValue(forKey: response.requestID) else { return }
             switch response.outcome {
             case .success(let index, let value):
                 // The leader appended it at `index` in the term carried in `value`; the
                 // result comes from this node's own apply of that index.
                 let term = decodeTerm(value)
-                awaitIndex(index, term: term, waiter: waiter)
+                awaitIndex(index, term: term, waiter: write.waiter)
             case .failure(let f):
-                waiter.resume(.failure(mapFailure(f)))
+                // "Dropped during a transfer" and "not the leader, X is" both mean it was
+                // not appended, and name a leader to come: forwarding it again cannot
+                // apply it twice. A refusal that names no other leader is final.
+                let movesOn = f.code == .proposalDropped || (f.code == .notLeader && f.leaderHint.map { $0 != message.from } == true)
+                if movesOn, write.attempts < config.maxForwardAttempts, write.waiter.deadline > tickCount {
+                    refusedForwards.append(RefusedForward(write: write, refusedBy: message.from, at: tickCount,
+                                                          refusal: mapFailure(f)))
+                    retryRefusedForwards()
+                } else {
+                    write.waiter.resume(.failure(mapFailure(f)))
+                }
             }
+        case .peerStatus(let report):
+            clusterView?.received(report, from: message.from, leader: core.leader)
         }
     }
 
@@ -264,13 +307,24 @@ final class NodeLoop: @unchecked Sendable {
                 } else {
                     outcome = .failure(ClientFailure(code: .notLeader, message: "not the leader", leaderHint: core.leader))
                 }
+            } catch RaftError.proposalDropped(let reason) {
+                // Not appended (a transfer in progress): the follower forwards it again.
+                outcome = .failure(ClientFailure(code: .proposalDropped, message: reason, leaderHint: core.leadTransferee))
             } catch {
                 outcome = .failure(clientFailure(mapRaftError(error)))
             }
+        } else if handover != nil {
+            // Stepped down to stop: the leader may not be known here yet, but one is coming.
+            outcome = .failure(ClientFailure(code: .proposalDropped, message: "this node handed leadership over and is stopping",
+                                             leaderHint: core.leader))
         } else {
             outcome = .failure(ClientFailure(code: .notLeader, message: "not the leader", leaderHint: core.leader))
         }
-        if case .success = outcome { rememberForward(key, outcome) }
+        // Every answer is remembered, refusals too: a duplicate of a refused request that
+        // arrives once this node leads (a transfer abandoned, an election won) must get
+        // the same refusal, not be appended — the follower may already have answered
+        // its client with that refusal.
+        rememberForward(key, outcome)
         transport.send(.clientResponse(ClientResponse(requestID: request.requestID, outcome: outcome)), to: from)
     }
 
@@ -296,6 +350,12 @@ final class NodeLoop: @unchecked Sendable {
             return
         }
         if core.isLeader {
+            // While leadership is handed over the core drops proposals: wait for the new
+            // leader and forward to it.
+            if core.leadTransferee != nil {
+                waitingForLeader.append((data, waiter))
+                return
+            }
             do {
                 if case .appended(let index, let term) = try core.propose(data, timestamp: wallClockMillis()) {
                     awaitIndex(index, term: term, waiter: waiter)
@@ -309,10 +369,42 @@ final class NodeLoop: @unchecked Sendable {
             waitingForLeader.append((data, waiter))
             return
         }
+        forward(ForwardedWrite(waiter: waiter, data: data, leader: leader, attempts: 0), to: leader)
+    }
+
+    /// Sends a write to the leader (one more attempt).
+    func forward(_ write: ForwardedWrite, to leader: NodeID) {
+        var write = write
+        write.leader = leader
+        write.attempts += 1
+        write.answerDeadline = nil
         let id = nextRequestID
         nextRequestID += 1
-        forwarded[id] = (waiter, waiter.deadline, leader)
-        transport.send(.clientRequest(ClientRequest(requestID: id, kind: .write, command: data)), to: leader)
+        forwarded[id] = write
+        transport.send(.clientRequest(ClientRequest(requestID: id, kind: .write, command: write.data)), to: leader)
+    }
+
+    /// Forwards again the writes a leader refused, once this node knows a leader other
+    /// than the one that refused; proposes them itself if it leads. If the refusing node
+    /// still leads after an election timeout (its transfer was abandoned), or the
+    /// request's deadline passes, the refusal is the answer.
+    func retryRefusedForwards() {
+        let leader = core.leader
+        let waiting = refusedForwards
+        refusedForwards = []
+        for refused in waiting {
+            let stale = tickCount >= refused.at + max(1, config.raft.electionTimeout)
+            if refused.write.waiter.deadline <= tickCount || (stale && leader == refused.refusedBy) {
+                // Every send was refused, none appended: a definite failure.
+                refused.write.waiter.resume(.failure(refused.refusal))
+            } else if core.isLeader {
+                submit(refused.write.data, waiter: refused.write.waiter)
+            } else if let leader, leader != refused.refusedBy {
+                forward(refused.write, to: leader)
+            } else {
+                refusedForwards.append(refused)
+            }
+        }
     }
 
     /// Waits for this node to apply `index`: the write succeeded if the entry there is
@@ -484,6 +576,31 @@ extension NodeLoop {
         return nil
         #endif
     }()
+}
+
+/// A client write this follower forwarded to the leader, until the leader answers.
+struct ForwardedWrite {
+    var waiter: WriteWaiter
+    /// The encoded command, kept to forward it again if the leader refuses it.
+    var data: [UInt8]
+    /// The leader it was sent to.
+    var leader: NodeID
+    /// How many times it was sent (see `NodeConfiguration.maxForwardAttempts`).
+    var attempts: Int
+    /// Set once the leader changed: the old leader's answer (it may have appended the
+    /// write) is awaited until this tick, then the outcome is unknown (`timeout`).
+    var answerDeadline: Int?
+}
+
+/// A forwarded write a leader refused without appending it, waiting to be sent again.
+struct RefusedForward {
+    var write: ForwardedWrite
+    /// The node that refused it, and the tick it did.
+    var refusedBy: NodeID
+    var at: Int
+    /// The refusal, answered if the write cannot be sent again in time (nothing of it
+    /// was appended, so this failure is definite).
+    var refusal: ReplicationError
 }
 
 /// A forwarded request: the follower that sent it and its identifier there.

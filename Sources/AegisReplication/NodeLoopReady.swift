@@ -32,7 +32,7 @@ extension NodeLoop: ReadyShell {
     func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
         let started = DispatchTime.now().uptimeNanoseconds
         try storage.persist(hardState: hardState, entries: entries, sync: sync)
-        if sync { metrics.fsync.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started)) }
+        if sync { recordFsync(nanoseconds: DispatchTime.now().uptimeNanoseconds - started) }
     }
 
     func apply(_ entries: [LogEntry]) throws {
@@ -150,19 +150,30 @@ extension NodeLoop: ReadyShell {
 
     func roleChanged(_ soft: SoftState) {
         if soft.leader != lastLeader {
-            // Requests forwarded to the old leader will get no answer from it: their
-            // outcome is unknown (it may have appended them), so say so now rather
-            // than at the timeout; the client reads before retrying.
-            for (id, entry) in forwarded where entry.leader != soft.leader {
-                forwarded[id] = nil
-                entry.0.resume(.failure(ReplicationError.timeout))
+            // Requests forwarded to the old leader: it may have appended them, so only
+            // its answer tells (a leader handing over lingers to give it; "not the
+            // leader" means not appended, and the request is forwarded again). Wait an
+            // election timeout for it; without one the outcome is unknown (`timeout`:
+            // the client reads before retrying).
+            let grace = tickCount + max(1, config.raft.electionTimeout)
+            for (id, entry) in forwarded where entry.leader != soft.leader && entry.answerDeadline == nil {
+                forwarded[id]?.answerDeadline = grace
+            }
+            // Reads are safe to repeat: ask the new leader for a read index.
+            for (_, entry) in pendingReads { readsWaitingForLeader.append(entry) }
+            pendingReads = [:]
+            if handover != nil, handover?.steppedDownAt == nil, !core.isLeader, soft.leader != nil {
+                handover?.steppedDownAt = tickCount
             }
             metrics.leaderChanges.increment()
             logger.info("leader changed", metadata: ["leader": "\(soft.leader.map(\.rawValue) ?? "none")",
                                                      "role": "\(soft.role.rawValue)", "term": "\(core.term)"])
             lastLeader = soft.leader
         }
-        if soft.leader != nil { retryWaitingForLeader() }
+        if soft.leader != nil {
+            retryWaitingForLeader()
+            retryRefusedForwards()
+        }
         // A transfer completed when the target leads.
         transfersPending.removeAll { target, continuation, _ in
             guard soft.leader == target else { return false }
@@ -260,6 +271,9 @@ extension NodeLoop: ReadyShell {
                 guard core.isLeader else { throw ReplicationError.notLeader(leader: core.leader) }
                 if case .appended(let index, let term) = try core.proposeConfChange(change) {
                     confChangesPending[index] = (term, continuation, tickCount + timeoutTicks)
+                    for single in change.changes where single.type == .removeNode {
+                        clusterView?.pendingRemovals.insert(single.node)
+                    }
                 } else {
                     continuation.resume(throwing: ReplicationError.notLeader(leader: core.leader))
                 }
@@ -278,10 +292,13 @@ extension NodeLoop: ReadyShell {
         }
     }
 
-    /// The most caught-up other voter.
+    /// The most caught-up other voter, preferring those the leader heard from recently.
     func bestTransferTarget() throws -> NodeID {
         let voters = core.confState.voters.sorted().filter { $0 != config.nodeID }
-        let best = voters.max { (core.progress(of: $0)?.match ?? 0) < (core.progress(of: $1)?.match ?? 0) }
+        let active = voters.filter { core.progress(of: $0)?.recentActive ?? false }
+        let best = (active.isEmpty ? voters : active).max {
+            (core.progress(of: $0)?.match ?? 0) < (core.progress(of: $1)?.match ?? 0)
+        }
         guard let best else { throw ReplicationError.rejected("there is no other voter to transfer leadership to") }
         return best
     }
@@ -295,9 +312,9 @@ extension NodeLoop: ReadyShell {
             for w in expired { w.waiter.resume(.failure(ReplicationError.timeout)) }
             pendingWrites[index] = kept.isEmpty ? nil : kept
         }
-        for (id, entry) in forwarded where entry.deadline <= now {
+        for (id, entry) in forwarded where entry.waiter.deadline <= now || (entry.answerDeadline ?? Int.max) <= now {
             forwarded[id] = nil
-            entry.0.resume(.failure(ReplicationError.timeout))
+            entry.waiter.resume(.failure(ReplicationError.timeout))
         }
         let (lateWrites, keptWrites) = waitingForLeader.partitioned { $0.waiter.deadline <= now }
         waitingForLeader = keptWrites
@@ -321,8 +338,10 @@ extension NodeLoop: ReadyShell {
     func failEverything(_ reason: ReplicationError) {
         for (_, waiters) in pendingWrites { for w in waiters { w.waiter.resume(.failure(reason)) } }
         pendingWrites = [:]
-        for (_, entry) in forwarded { entry.0.resume(.failure(reason)) }
+        for (_, entry) in forwarded { entry.waiter.resume(.failure(reason)) }
         forwarded = [:]
+        for entry in refusedForwards { entry.write.waiter.resume(.failure(reason)) }
+        refusedForwards = []
         for w in waitingForLeader { w.waiter.resume(.failure(reason)) }
         waitingForLeader = []
         for (_, entry) in pendingReads { entry.0.continuation.resume(throwing: reason) }
@@ -343,7 +362,7 @@ extension NodeLoop: ReadyShell {
         case .executeBatch(let commands, let resume): for k in commands.indices { resume(k, .failure(reason)) }
         case .read(let request, _): request.continuation.resume(throwing: reason)
         case .admin(.confChange(_, let c)), .admin(.transfer(_, let c)): c.resume(throwing: reason)
-        case .messages, .tick, .stop, .snapshotTaken: break
+        case .messages, .tick, .stop, .stopGracefully, .snapshotTaken: break
         }
     }
 
@@ -360,16 +379,16 @@ extension NodeLoop: ReadyShell {
         status.lastIndex = last
         let conf = core.confState
         status.isJoint = conf.isJoint
-        status.members = conf.allMembers.map { id in
-            let progress = core.progress(of: id)
-            return MemberStatus(id: id, isVoter: conf.voters.contains(id) || conf.outgoingVoters.contains(id),
-                                match: progress?.match, next: progress?.next, state: progress?.state,
-                                lag: progress.map { last > $0.match ? last - $0.match : 0 },
-                                address: peerAddresses[id])
-        }
+        status.members = memberStatuses(conf: conf, last: last)
         status.keys = machine.count
         status.failure = failure.map { "\($0)" }
         status.running = running
+        status.cluster = clusterView?.cluster.stats()
+        status.diskFull = diskFullSince != nil
+        status.fsyncSeconds = fsyncAverage
+        status.slowestRecentFsyncSeconds = recentFsyncs.max()
+        status.replaying = machine.appliedIndex < replayTarget
+        status.handingOver = handover != nil && core.isLeader
         publish(status)
     }
 

@@ -81,13 +81,20 @@ public final class NodeRuntime: Service, @unchecked Sendable {
                 group.cancelAll()
             }
         } onGracefulShutdown: { [queue] in
-            queue.push(.stop)
+            queue.push(.stopGracefully)
         }
         logger.info("node stopped", metadata: ["node": "\(configuration.nodeID)"])
     }
 
-    /// Asks the node to stop; `run()` returns once it has.
+    /// Asks the node to stop at once; `run()` returns once it has. A leader stops
+    /// without handing over (the others elect a new one after an election timeout).
     public func stop() { queue.push(.stop) }
+
+    /// Asks the node to stop without losing anything: a leader first hands leadership
+    /// to the most caught-up voter (bounded by `NodeConfiguration.handoverTimeout`) and
+    /// answers what followers forwarded meanwhile; a follower stops at once. `run()`
+    /// returns once it has stopped. Graceful shutdown of the service does this.
+    public func stopGracefully() { queue.push(.stopGracefully) }
 
     // MARK: Client API
 

@@ -94,6 +94,14 @@ public final class ReplicaNode {
     /// being powered off).
     public func stop() { loop.failEverything(.shuttingDown) }
 
+    /// Starts a graceful stop (see `NodeRuntime.stopGracefully()`): a leader hands
+    /// leadership over first. Keep delivering messages and ticks until
+    /// `gracefulStopFinished`, then `stop()`.
+    public func stopGracefully() { run(.stopGracefully) }
+
+    /// `true` once a graceful stop may end (the handover completed, or timed out).
+    public var gracefulStopFinished: Bool { loop.handover != nil && loop.handoverFinished }
+
     /// A copy of the core (role, term, log), for checks.
     public var core: RaftCore { loop.core }
     /// The index of the last entry applied to the state machine.

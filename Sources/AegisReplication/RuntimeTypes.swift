@@ -1,4 +1,5 @@
 public import AegisCRDT
+public import AegisCluster
 public import AegisKV
 public import AegisRaft
 public import AegisStorage
@@ -82,6 +83,16 @@ public struct NodeConfiguration: Sendable {
     /// faster than `expiryBatchSize` per `expiryIntervalTicks` are still absent to
     /// every read and command; they are only removed later.
     public var expiryBatchSize: Int = 512
+    /// How long a leader asked to stop gracefully (``NodeRuntime/stopGracefully()``,
+    /// SIGTERM in `aegis serve`) may spend handing leadership to the most caught-up
+    /// voter before it stops anyway. Default 2 s.
+    public var handoverTimeout: Duration = .seconds(2)
+    /// How many times a follower sends one client write to a leader: when the leader it
+    /// forwarded to answers that it is not (or no longer) the leader, or that it dropped
+    /// the proposal during a leadership transfer — both mean the write was not appended —
+    /// the follower forwards it again to the new leader, up to this many sends in all.
+    /// Default 4. 1: no re-forwarding.
+    public var maxForwardAttempts = 4
 
     /// Creates a configuration.
     public init(nodeID: NodeID, bootstrapVoters: [NodeID], raft: RaftConfig = NodeConfiguration.defaultRaft) {
@@ -165,6 +176,11 @@ public struct MemberStatus: Sendable, Hashable {
     public var lag: UInt64?
     /// Its addresses, if known.
     public var address: MemberAddress?
+    /// Its status as this node's failure detector sees it (`starting`, `healthy`,
+    /// `suspect`, `down`, `leaving`, `left`); this node itself is `healthy` (or `leaving`).
+    public var health: AegisCluster.NodeStatus?
+    /// The time since this node last heard from it (`nil` for this node).
+    public var lastHeard: Duration?
 }
 
 /// A snapshot of a node's state, refreshed after every batch of inputs.
@@ -184,6 +200,21 @@ public struct NodeStatus: Sendable, Hashable {
     public var failure: String?
     /// Whether the node's loop is running.
     public var running = false
+    /// The cluster's health as this node sees it (the seed's `ClusterStats`: members by
+    /// status, quorum of healthy voters, `ClusterState`).
+    public var cluster: ClusterStats?
+    /// `true` while writes are refused because the disk is full.
+    public var diskFull = false
+    /// The recent WAL fsync time: an exponentially weighted average (weight 1/8 for
+    /// each new sync), in seconds; `nil` before the first sync.
+    public var fsyncSeconds: Double?
+    /// The slowest of the last 64 WAL fsyncs, in seconds; `nil` before the first.
+    public var slowestRecentFsyncSeconds: Double?
+    /// `true` while the node has not yet applied the entries it knew were committed
+    /// when it started (it is replaying its log).
+    public var replaying = false
+    /// `true` while this leader hands leadership over before stopping.
+    public var handingOver = false
 }
 
 /// The durable storage a runtime writes through: `RaftLogStorage` plus a batched

@@ -45,6 +45,8 @@ public struct NodeSimulationResult: Sendable {
     /// synced is lost, the last unsynced write may be torn).
     public var crashes = 0
     public var powerLosses = 0
+    /// Graceful stops completed (a leader handed leadership over first).
+    public var gracefulStops = 0
     public var tornWrites = 0
     public var partitions = 0
     /// Bit flips and unreadable sectors the simulated disks injected into synced files,
@@ -127,6 +129,8 @@ public final class NodeSimulator: @unchecked Sendable {
         var joining = false
         /// A brownout is under way: the machine goes dark at its `powerOff` event.
         var losingPower = false
+        /// A graceful stop is under way: the node stops once its handover finished.
+        var stoppingGracefully = false
         init(id: NodeID, disk: SimulatedFileSystem) {
             self.id = id
             self.disk = disk
@@ -321,6 +325,10 @@ public final class NodeSimulator: @unchecked Sendable {
             return
         }
         guard let replica = nodes[k].replica else { return }
+        if nodes[k].stoppingGracefully && replica.gracefulStopFinished {
+            finishGracefulStop(k)
+            return
+        }
         if let failure = replica.failure {
             // A storage failure (an unreadable sector) or a divergence stops the node
             // for good: it is replaced. (With the power going out, it is the power.)

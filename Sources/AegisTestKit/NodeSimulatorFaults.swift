@@ -125,7 +125,16 @@ extension NodeSimulator {
         var victim = up[Int(rng.next() % UInt64(up.count))]
         if rng.next() % 2 == 0, let leader = currentLeader, up.contains(leader) { victim = leader }
         let node = nodes[victim]
-        switch rng.next() % 4 {
+        switch rng.next() % 5 {
+        case 4:
+            // A graceful stop (SIGTERM): a leader hands leadership over first; the node
+            // keeps running until the handover completed (or timed out), then stops
+            // (`observe`), and restarts later.
+            guard !node.stoppingGracefully else { return }
+            node.stoppingGracefully = true
+            trace.record(now, "graceful-stop", victim)
+            node.replica?.stopGracefully()
+            observe(victim)
         case 0:
             // The power goes between two writes: nothing more reaches the disk.
             node.disk.cutPower(afterOperations: 0)
@@ -148,6 +157,18 @@ extension NodeSimulator {
             trace.record(now, "kill", victim)
             queue.push(.restart(node: victim), at: draw(800))
         }
+    }
+
+    /// A graceful stop completed: the process exits (everything written survives).
+    func finishGracefulStop(_ k: Int) {
+        let node = nodes[k]
+        node.replica?.stop()
+        node.replica = nil
+        node.incarnation += 1
+        node.stoppingGracefully = false
+        result.gracefulStops += 1
+        trace.record(now, "stopped", k)
+        queue.push(.restart(node: k), at: draw(800))
     }
 
     /// The machine loses power: the node stops, and its disk keeps what was synced (and

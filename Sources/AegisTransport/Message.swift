@@ -31,6 +31,9 @@ public enum MessageType: UInt8, Sendable, Hashable, CaseIterable {
     case clientRequest = 13
     /// The answer to a forwarded client operation.
     case clientResponse = 14
+    /// A member's periodic report of itself to every other member (liveness and, from
+    /// the leader, its replication progress): see `PeerStatusReport`.
+    case peerStatus = 15
 
     /// The kind of a Raft payload.
     public init(_ payload: RaftMessage.Payload) {
@@ -59,6 +62,8 @@ public enum MessagePayload: Sendable, Hashable {
     case clientRequest(ClientRequest)
     /// The answer to a `clientRequest`.
     case clientResponse(ClientResponse)
+    /// A member's periodic report of itself (liveness gossip).
+    case peerStatus(PeerStatusReport)
 
     /// The kind of this payload.
     public var type: MessageType {
@@ -66,7 +71,41 @@ public enum MessagePayload: Sendable, Hashable {
         case .raft(let payload): return MessageType(payload)
         case .clientRequest: return .clientRequest
         case .clientResponse: return .clientResponse
+        case .peerStatus: return .peerStatus
         }
+    }
+}
+
+/// What a member tells every other member at each heartbeat interval: that it is alive
+/// (every member observes every other directly, not only the leader and its followers
+/// as Raft traffic would allow) and where it is. A leader adds its view of each
+/// member's replication, so that any member can report every member's match index and
+/// lag. Informational only: nothing in Raft depends on it.
+public struct PeerStatusReport: Sendable, Hashable {
+    /// The most members a report may describe (`progress`); a longer list is refused
+    /// when decoded.
+    public static let maxProgressEntries = 1_024
+
+    /// The sender's term.
+    public var term: Term
+    /// The sender's commit index.
+    public var commitIndex: LogIndex
+    /// The sender's applied index.
+    public var appliedIndex: LogIndex
+    /// The sender's last log index.
+    public var lastIndex: LogIndex
+    /// From a leader: each member's match index as the leader tracks it (the leader
+    /// included); empty from other members.
+    public var progress: [NodeID: LogIndex]
+
+    /// Creates a report.
+    public init(term: Term, commitIndex: LogIndex, appliedIndex: LogIndex, lastIndex: LogIndex,
+                progress: [NodeID: LogIndex] = [:]) {
+        self.term = term
+        self.commitIndex = commitIndex
+        self.appliedIndex = appliedIndex
+        self.lastIndex = lastIndex
+        self.progress = progress
     }
 }
 

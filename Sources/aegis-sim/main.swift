@@ -80,7 +80,7 @@ struct AegisSim: ParsableCommand {
                 extra.linearizability += result.linearizabilityViolations.count
                 if result.livenessFailure != nil { livenessFailures += 1 }
                 if verbose {
-                    print("seed \(s) node-sim: nodes \(result.nodeCount) steps \(result.steps) commits \(result.commits) elections \(result.elections) crashes \(result.crashes) power losses \(result.powerLosses) torn \(result.tornWrites) corruptions \(result.corruptionsDetected)/\(result.corruptionsInjected) refusals \(result.refusals) replaced \(result.replacements) acked \(result.ackedWrites) lost \(result.lostAcked) reads \(result.readsChecked)/\(result.operations) \(result.passed && deterministic ? "ok" : "FAIL")")
+                    print("seed \(s) node-sim: nodes \(result.nodeCount) steps \(result.steps) commits \(result.commits) elections \(result.elections) crashes \(result.crashes) power losses \(result.powerLosses) graceful stops \(result.gracefulStops) torn \(result.tornWrites) corruptions \(result.corruptionsDetected)/\(result.corruptionsInjected) refusals \(result.refusals) replaced \(result.replacements) acked \(result.ackedWrites) lost \(result.lostAcked) reads \(result.readsChecked)/\(result.operations) \(result.passed && deterministic ? "ok" : "FAIL")")
                 }
                 if !result.passed || !deterministic {
                     failedSeeds.append(s)
@@ -124,10 +124,10 @@ struct AegisSim: ParsableCommand {
         }
         let seconds = Double((clock.now - started).components.attoseconds) / 1e18 + Double((clock.now - started).components.seconds)
         if json {
-            print("{\"seeds\":\(seedsRun),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"power_losses\":\(node.powerLosses),\"process_kills\":\(node.crashes - node.powerLosses),\"torn_writes\":\(node.tornWrites),\"corruptions_injected\":\(node.corruptionsInjected),\"corruptions_detected\":\(node.corruptionsDetected),\"refusals\":\(node.refusals),\"replacements\":\(node.replacements),\"acked_writes\":\(node.ackedWrites),\"lost_acked\":\(node.lostAcked),\"node_sim_commits\":\(node.commits),\"node_sim_reads_checked\":\(node.readsChecked),\"node_sim_snapshots\":\(node.snapshots),\"layer\":\"\(layer.rawValue)\",\"mutation\":\"\(mutate ?? "none")\",\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
+            print("{\"seeds\":\(seedsRun),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"power_losses\":\(node.powerLosses),\"process_kills\":\(node.crashes - node.powerLosses),\"graceful_stops\":\(node.gracefulStops),\"torn_writes\":\(node.tornWrites),\"corruptions_injected\":\(node.corruptionsInjected),\"corruptions_detected\":\(node.corruptionsDetected),\"refusals\":\(node.refusals),\"replacements\":\(node.replacements),\"acked_writes\":\(node.ackedWrites),\"lost_acked\":\(node.lostAcked),\"node_sim_commits\":\(node.commits),\"node_sim_reads_checked\":\(node.readsChecked),\"node_sim_snapshots\":\(node.snapshots),\"layer\":\"\(layer.rawValue)\",\"mutation\":\"\(mutate ?? "none")\",\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
         } else {
             if layer != .core {
-                print("node simulator: \(node.commits) commits, \(node.crashes) crashes (\(node.powerLosses) power losses, \(node.tornWrites) torn writes), corruptions injected \(node.corruptionsInjected), detected \(node.corruptionsDetected), refusals \(node.refusals), replacements \(node.replacements), acked writes \(node.ackedWrites), lost acked \(node.lostAcked)")
+                print("node simulator: \(node.commits) commits, \(node.crashes) crashes (\(node.powerLosses) power losses, \(node.tornWrites) torn writes), \(node.gracefulStops) graceful stops, corruptions injected \(node.corruptionsInjected), detected \(node.corruptionsDetected), refusals \(node.refusals), replacements \(node.replacements), acked writes \(node.ackedWrites), lost acked \(node.lostAcked)")
             }
              print("\(seedsRun) seeds, \(totals.steps) steps, \(totals.commits) commits, \(totals.elections) elections, \(totals.crashes) crashes, \(totals.partitions) partitions; violations \(violations), liveness failures \(livenessFailures)\(checkDeterminism ? ", nondeterministic \(nondeterministic)" : "") in \(String(format: seconds)) s")
         }
@@ -169,6 +169,7 @@ extension AegisSim {
 struct NodeTotals {
     var commits = 0, crashes = 0, powerLosses = 0, tornWrites = 0, corruptionsInjected = 0, corruptionsDetected = 0
     var refusals = 0, replacements = 0, ackedWrites = 0, lostAcked = 0, readsChecked = 0, snapshots = 0
+    var gracefulStops = 0
 
     mutating func add(_ r: NodeSimulationResult) {
         commits += r.commits
@@ -183,6 +184,7 @@ struct NodeTotals {
         lostAcked += r.lostAcked
         readsChecked += r.readsChecked
         snapshots += r.snapshotsTaken
+        gracefulStops += r.gracefulStops
     }
 }
 

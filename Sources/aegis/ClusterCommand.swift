@@ -54,11 +54,16 @@ struct AdminOptions: ParsableArguments {
         let status = try JSONDecoder().decode(ClusterStatusDocument.self, from: data)
         print("answered by \(status.nodeID) (\(status.role)), term \(status.term), commit \(status.commitIndex), applied \(status.appliedIndex)")
         print("leader: \(status.leader.map { "\($0) at \(status.leaderClientAddress ?? "?")" } ?? "none elected")")
-        let rows = [["ID", "ROLE", "CLIENT", "PEER", "MATCH", "LAG"]] + status.members.map { member in
-            [member.id, member.role, member.clientAddress, member.peerAddress,
-             member.matchIndex.map(String.init) ?? "-", member.lag.map(String.init) ?? "-"]
+        if let cluster = status.cluster {
+            print("cluster: \(cluster.state), \(cluster.healthyNodes) of \(cluster.totalNodes) members healthy, "
+                + "quorum \(cluster.quorumSize) of \(cluster.votingNodes) voters \(cluster.hasQuorum ? "present" : "LOST")")
         }
-        let widths = (0 ..< 6).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        let rows = [["ID", "ROLE", "STATUS", "CLIENT", "PEER", "MATCH", "LAG", "HEARD"]] + status.members.map { member in
+            [member.id, member.role, member.status ?? "-", member.clientAddress, member.peerAddress,
+             member.matchIndex.map(String.init) ?? "-", member.lag.map(String.init) ?? "-",
+             member.lastHeardMs.map { "\($0) ms ago" } ?? "-"]
+        }
+        let widths = (0 ..< rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
             let line = zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
             print(line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression))
@@ -89,9 +94,11 @@ struct ClusterCommand: AsyncParsableCommand {
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show members, roles, leader, term, indexes and each follower's lag.",
+            abstract: "Show members, roles, health, leader, term, indexes and each member's lag.",
             discussion: """
-            Lag and match indexes are known to the leader; ask the leader's admin address for them.
+            STATUS is the answering node's failure detector's verdict (starting, healthy, suspect, down, leaving, \
+            left); HEARD is how long ago that node last heard from the member. MATCH and LAG come from the leader: \
+            its own view, or on another node the leader's last report (at most one heartbeat interval old).
 
             Examples:
               aegis cluster status

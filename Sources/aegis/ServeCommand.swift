@@ -90,6 +90,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds per Raft tick (default 10).") var tickMs: Int?
     @Option(help: "Election timeout in ticks (default 100).") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+    @Option(help: "The disk health check warns below this many free bytes on the data directory's file system (default 1073741824).")
+    var minFreeDiskBytes: UInt64?
+    @Option(help: "Milliseconds a leader stopping (SIGTERM, POST /v1/node/shutdown) may spend handing leadership over (default 2000).")
+    var handoverTimeoutMs: Int?
     @Flag(help: "UNSAFE, for testing the linearizability checker only: serve every read from local state without ReadIndex (stale reads).")
     var unsafeLocalReads = false
     @OptionGroup(title: "Backups") var backup: ServeBackupOptions
@@ -189,6 +193,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let entries = settings.snapshotEntries { nodeConfig.raft.snapshotThreshold = UInt64(entries) }
         nodeConfig.raft.electionTimeout = settings.electionTicks
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
+        nodeConfig.handoverTimeout = .milliseconds(settings.handoverTimeoutMs)
         var addresses = settings.members
         addresses[settings.id] = MemberAddress(peer: settings.peerListen.description, client: settings.clientListen.description)
         let runtime = try NodeRuntime(configuration: nodeConfig, storage: storage, transport: transport,
@@ -240,12 +245,18 @@ struct ServeCommand: AsyncParsableCommand {
             backend: backend, acl: acl, tls: serverTLS, logger: logger, pubsub: pubsub)
         let backupService = try backup.makeService(config: config, dataDirectory: settings.dataDir, logger: logger,
                                                    archived: archived)
+        let shutdown = GracefulShutdownTrigger()
         let admin = AdminServer(
             configuration: AdminServerConfiguration(host: settings.adminListen.host, port: settings.adminListen.port,
-                                                    adminToken: settings.adminToken),
+                                                    adminToken: settings.adminToken, dataDirectory: settings.dataDir,
+                                                    minFreeDiskBytes: settings.minFreeDiskBytes),
             backend: backend, registry: registry, logger: logger,
             tls: serverTLS, certificates: { certificates.map(CertificateReloader.served) ?? [] },
-            extensions: backupService.map { [BackupAdminExtension(service: $0)] } ?? [])
+            extensions: backupService.map { [BackupAdminExtension(service: $0)] } ?? [],
+            onShutdownRequest: { [logger] in
+                logger.notice("stopping: asked through the admin API")
+                await shutdown.trigger()
+            })
         logger.info("node starting", metadata: [
             "peers": "\(settings.peerListen)", "clients": "\(settings.clientListen)", "admin": "\(settings.adminListen)",
             "data": "\(settings.dataDir)", "pid": "\(ProcessInfo.processInfo.processIdentifier)"])
@@ -254,6 +265,7 @@ struct ServeCommand: AsyncParsableCommand {
                 + (certificates.map { [.init(service: CertificateReloader(store: $0, logger: logger))] } ?? [])
                 + (backupService.map { [.init(service: $0)] } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        shutdown.set(group)
         try await group.run()
         await transport.shutdown()
     }
@@ -288,6 +300,8 @@ struct ServeSettings {
     var logLevel: Logger.Level
     /// Reads skip ReadIndex and serve local state: not linearizable, for testing only.
     var unsafeLocalReads: Bool
+    var minFreeDiskBytes: UInt64
+    var handoverTimeoutMs: Int
 
     static func resolve(_ flags: ServeCommand) throws -> ServeSettings {
         let env = ProcessInfo.processInfo.environment
@@ -381,6 +395,13 @@ struct ServeSettings {
         let tick = Int(value("tick-ms", flags.tickMs.map(String.init)) ?? "10") ?? 10
         let election = Int(value("election-ticks", flags.electionTicks.map(String.init)) ?? "100") ?? 100
         guard tick > 0, election > 2 else { throw ValidationError("--tick-ms must be positive and --election-ticks at least 3") }
+        guard let minFreeDisk = UInt64(value("min-free-disk-bytes", flags.minFreeDiskBytes.map(String.init)) ?? "1073741824") else {
+            throw ValidationError("--min-free-disk-bytes must be a non-negative number of bytes")
+        }
+        guard let handover = Int(value("handover-timeout-ms", flags.handoverTimeoutMs.map(String.init)) ?? "2000"),
+              (0 ... 600_000).contains(handover) else {
+            throw ValidationError("--handover-timeout-ms must be between 0 and 600000")
+        }
         return ServeSettings(
             id: NodeID(id), dataDir: value("data-dir", flags.dataDir) ?? "./.aegis/\(id)",
             clusterID: value("cluster-id", flags.clusterId) ?? "aegis", peerListen: peerListen,
@@ -391,7 +412,8 @@ struct ServeSettings {
             maxClients: maxClients, maxValueBytes: maxValueBytes, maxCollectionSize: maxCollectionSize,
             maxKeysReply: maxKeysReply, expiryBatchSize: expiryBatchSize, expiryIntervalMs: expiryIntervalMs,
             snapshotEntries: snapshotEntries, tickMs: tick, electionTicks: election, logLevel: level,
-            unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true")
+            unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true",
+            minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover)
     }
 
     /// `name = value` lines; `#` starts a comment.
@@ -450,5 +472,28 @@ final class IdentityFile: @unchecked Sendable {
         do { try identity.write(to: directory) } catch {
             logger.error("could not update the data directory's identity file", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// Starts the service group's graceful shutdown from the admin API (`POST
+/// /v1/node/shutdown`), as SIGTERM does.
+final class GracefulShutdownTrigger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var group: ServiceGroup?
+
+    func set(_ group: ServiceGroup) {
+        lock.lock()
+        self.group = group
+        lock.unlock()
+    }
+
+    private var current: ServiceGroup? {
+        lock.lock()
+        defer { lock.unlock() }
+        return group
+    }
+
+    func trigger() async {
+        await current?.triggerGracefulShutdown()
     }
 }

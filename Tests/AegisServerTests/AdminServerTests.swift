@@ -30,7 +30,31 @@ import Testing
                 #expect(String(buffer: response.body) == "ok")
             }
             let verbose = try await client.execute(uri: "/healthz?verbose", method: .get, headers: auth)
-            #expect(String(buffer: verbose.body) == "[+]ping ok\n[+]leader ok\n[+]apply-lag ok\nhealthz check passed\n")
+            #expect(String(buffer: verbose.body) == """
+                [+]ping ok
+                [+]node ok
+                [+]leader ok
+                [+]quorum ok
+                [+]replay ok
+                [+]apply-lag ok
+                [+]disk ok
+                [+]wal-fsync ok
+                [+]peers ok
+                [+]tls-certificates ok
+                healthz check passed
+
+                """)
+            let ready = try await client.execute(uri: "/readyz?verbose", method: .get, headers: auth)
+            #expect(String(buffer: ready.body) == """
+                [+]ping ok
+                [+]node ok
+                [+]leader ok
+                [+]quorum ok
+                [+]replay ok
+                [+]apply-lag ok
+                readyz check passed
+
+                """)
         }
     }
 

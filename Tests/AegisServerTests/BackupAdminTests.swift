@@ -46,9 +46,9 @@ import Testing
 
     @Test func test_healthCheck_warnsOnlyWhenTheLastBackupIsTooOld() {
         let service = service(root: NSTemporaryDirectory() + "unused", maxAge: .seconds(60))
-        #expect(service.healthCheck().warning != nil)  // none yet
+        #expect(service.healthCheck().status == .warn)  // none yet
         let noLimit = self.service(root: NSTemporaryDirectory() + "unused", maxAge: nil)
-        #expect(noLimit.healthCheck().warning == nil)
+        #expect(noLimit.healthCheck().status == .pass)
     }
 
     @Test func test_schedule_parses_andRefusesNonsense() throws {

@@ -211,6 +211,7 @@ func withRESPServer(backend: FakeBackend, configuration: RESPServerConfiguration
             #expect(run("--no-raw", "-3", "MGET", "greeting", "nope") == "1) \"bye\"\n2) (nil)")
             #expect(run("DBSIZE") == "1")
             #expect(run("INFO", "replication").contains("aegis_role:leader"))
+            #expect(run("INFO", "cluster").contains("# Cluster"))
         }
     }
 }

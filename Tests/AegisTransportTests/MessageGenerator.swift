@@ -67,12 +67,19 @@ struct MessageGenerator {
         case .readIndex: return .readIndex(term: u64(), context: u64())
         case .readIndexResponse: return .readIndexResponse(term: u64(), context: u64(), index: u64())
         case .forwardedProposal: return .forwardedProposal(term: u64(), entries: entries())
-        case .clientRequest, .clientResponse: return nil
+        case .clientRequest, .clientResponse, .peerStatus: return nil
         }
     }
 
     mutating func payload(_ type: MessageType) -> MessagePayload {
         if let raft = raftPayload(type) { return .raft(raft) }
+        if type == .peerStatus {
+            let commit = u64()
+            var progress: [NodeID: LogIndex] = [:]
+            for _ in 0 ..< int(0...4) { progress[node()] = u64() }
+            return .peerStatus(PeerStatusReport(term: u64(), commitIndex: commit, appliedIndex: commit / 2,
+                                                lastIndex: u64(), progress: progress))
+        }
         if type == .clientRequest {
             return .clientRequest(ClientRequest(requestID: u64(), kind: bool() ? .read : .write, command: bytes()))
         }

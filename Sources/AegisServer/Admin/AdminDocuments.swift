@@ -11,9 +11,28 @@ public struct ClusterStatusDocument: Codable, Sendable, Hashable {
         public var peerAddress: String
         public var clientAddress: String
         public var matchIndex: UInt64?
-        /// Entries behind the leader; reported by the leader only.
+        /// Entries behind the leader: the leader's own view, or on another node the
+        /// view in the leader's last report.
         public var lag: UInt64?
         public var reachable: Bool?
+        /// The answering node's failure detector's verdict: `starting`, `healthy`,
+        /// `suspect`, `down`, `leaving` or `left`.
+        public var status: String?
+        /// Milliseconds since the answering node last heard from the member.
+        public var lastHeardMs: Int64?
+    }
+
+    /// The cluster's health as the answering node sees it (the seed's `ClusterStats`).
+    public struct Stats: Codable, Sendable, Hashable {
+        /// `initializing`, `forming`, `healthy`, `degraded` or `noQuorum`.
+        public var state: String
+        public var totalNodes: Int
+        public var healthyNodes: Int
+        public var suspectNodes: Int
+        public var downNodes: Int
+        public var votingNodes: Int
+        public var quorumSize: Int
+        public var hasQuorum: Bool
     }
 
     /// The node that answered.
@@ -29,6 +48,8 @@ public struct ClusterStatusDocument: Codable, Sendable, Hashable {
     public var commitIndex: UInt64
     public var appliedIndex: UInt64
     public var members: [Member]
+    /// `nil` when the node keeps no cluster view.
+    public var cluster: Stats?
 
     /// The document for `status`.
     public init(_ status: BackendStatus) {
@@ -41,10 +62,29 @@ public struct ClusterStatusDocument: Codable, Sendable, Hashable {
         commitIndex = status.commitIndex
         appliedIndex = status.appliedIndex
         members = status.members.map {
-            Member(id: $0.id.rawValue, role: $0.role.rawValue, peerAddress: $0.peerAddress, clientAddress: $0.clientAddress,
-                   matchIndex: $0.matchIndex, lag: $0.lag, reachable: $0.reachable)
+            Member(id: $0.id.rawValue, role: $0.health == .left ? "removed" : $0.role.rawValue, peerAddress: $0.peerAddress,
+                   clientAddress: $0.clientAddress, matchIndex: $0.matchIndex, lag: $0.lag, reachable: $0.reachable,
+                   status: $0.health?.rawValue, lastHeardMs: $0.lastHeard.map(Self.milliseconds))
+        }
+        cluster = status.cluster.map {
+            Stats(state: $0.state.rawValue, totalNodes: $0.totalNodes, healthyNodes: $0.healthyNodes,
+                  suspectNodes: $0.suspectNodes, downNodes: $0.downNodes, votingNodes: $0.votingNodes,
+                  quorumSize: $0.quorumSize, hasQuorum: $0.hasQuorum)
         }
     }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds.multipliedReportingOverflow(by: 1000).partialValue &+ attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// `POST /v1/node/shutdown`: the node is stopping.
+public struct ShutdownDocument: Codable, Sendable, Hashable {
+    /// The node that stops.
+    public var nodeID: String
+    /// What happens now.
+    public var message = "stopping gracefully: a leader hands leadership to the most caught-up voter first"
 }
 
 /// `POST /v1/cluster/members`: the member to add.

@@ -1,26 +1,18 @@
 public import Hummingbird
 
-/// More admin endpoints and `/healthz` checks, contributed by a feature (backups) without
-/// the admin server knowing it.
+/// More admin endpoints and health checks, contributed by a feature (backups, a
+/// replication link) without the admin server knowing it.
 public protocol AdminExtension: Sendable {
     /// Adds routes. `authorize` returns the refusal to send when the request lacks the
     /// admin token (`nil`: go on).
     func register(on router: Router<BasicRequestContext>, authorize: @escaping @Sendable (Request) -> Response?)
-    /// Checks reported by `/healthz` (a warning does not fail it).
-    func healthChecks() async -> [AdminHealthCheck]
+    /// Checks the feature registers in the node's `HealthRegistry` when the admin server
+    /// is created. A dependency (a backup target, a link to another cluster) uses scope
+    /// `.dependency`: it fails `/healthz` and its own path, never `/livez` or `/readyz`.
+    func healthChecks() -> [HealthCheck]
 }
 
-/// One `/healthz` check.
-public struct AdminHealthCheck: Sendable {
-    public var name: String
-    /// Why it failed (`nil`: passed).
-    public var failure: String?
-    /// A warning shown with `?verbose` (`[!]name warn: …`) that does not fail the check.
-    public var warning: String?
-
-    public init(name: String, failure: String? = nil, warning: String? = nil) {
-        self.name = name
-        self.failure = failure
-        self.warning = warning
-    }
+extension AdminExtension {
+    /// No checks.
+    public func healthChecks() -> [HealthCheck] { [] }
 }

@@ -14,13 +14,15 @@ public import ServiceLifecycle
 ///
 /// | Endpoint | |
 /// |---|---|
-/// | `GET /livez`, `/readyz`, `/healthz` | `ok`, or `[+]check ok` lines with `?verbose`; 500 on failure; `?exclude=<check>` |
+/// | `GET /livez`, `/readyz`, `/healthz` | `ok`, or `[+]check ok` lines with `?verbose`; 500 on failure; `?exclude=<check>`; `application/health+json` when the `Accept` header asks for it * |
+/// | `GET /livez/{check}`, `/readyz/{check}`, `/healthz/{check}` | one check of that endpoint; 404 for a check it does not run |
 /// | `GET /metrics` | Prometheus text format |
 /// | `GET /v1/cluster` | `ClusterStatusDocument` |
 /// | `POST /v1/cluster/members` | add: `AddMemberRequest` (learner by default) * |
 /// | `POST /v1/cluster/members/{id}/promote` | learner → voter * |
 /// | `DELETE /v1/cluster/members/{id}` | remove * |
 /// | `POST /v1/cluster/transfer-leader` | optional `TransferLeaderRequest` * |
+/// | `POST /v1/node/shutdown` | stops this node gracefully (a leader hands leadership over first); 202 * |
 /// | `GET /v1/kv/{key}` | `KeyValueDocument`, 404 if absent; `?stale=true` reads local state * |
 /// | `PUT /v1/kv/{key}` | the body is the value (raw bytes), or `{"value": "…"}` with `Content-Type: application/json`; `?ifVersion=N` writes only at version N (0: only if absent), else 412 * |
 /// | `DELETE /v1/kv/{key}` | `{"deleted": true/false, …}` * |
@@ -29,7 +31,11 @@ public import ServiceLifecycle
 /// address including loopback: 401 without it or with a wrong one, 403 when the node
 /// has no admin token configured (the answer says how to set one). Refusals are logged
 /// at a bounded rate. `GET /v1/cluster` and the health endpoints with `?verbose` need
-/// the token too; only `/livez`, `/readyz`, `/healthz` and `/metrics` are open.
+/// the token too, and so does `application/health+json` (it carries every detail); only
+/// `/livez`, `/readyz`, `/healthz` (and their per-check paths) and `/metrics` are open.
+///
+/// Health checks live in one `HealthRegistry`: the node's own (`registerNodeChecks`),
+/// each extension's `healthChecks()`, and whatever a caller registers in `health`.
 /// Keys in paths are percent-decoded and may contain `/`.
 ///
 /// With a TLS context the server speaks HTTPS only; the context is asked for on every
@@ -45,6 +51,9 @@ public struct AdminServer: Service {
     private let certificates: @Sendable () -> [ServedCertificate]
     private let onListening: @Sendable (SocketAddress) async -> Void
     private let extensions: [any AdminExtension]
+    private let onShutdownRequest: (@Sendable () async -> Void)?
+    /// The node's health checks; register more at any time.
+    public let health: HealthRegistry
 
     /// Creates a server.
     ///
@@ -59,12 +68,29 @@ public struct AdminServer: Service {
     ///   - certificates: the certificates the node uses and their expiry, for the
     ///     `aegis_tls_certificate_expiry_seconds` gauge and the health check.
     ///   - onListening: called with the bound address once the server listens.
+    ///   - extensions: more endpoints and health checks.
+    ///   - health: the registry to use (the node's checks are added to it); a new one by default.
+    ///   - freeSpace: free and total bytes of the file system holding a path (tests).
+    ///   - onShutdownRequest: what `POST /v1/node/shutdown` does (`nil`: the endpoint answers 501).
     public init(configuration: AdminServerConfiguration, backend: any KVBackend, registry: PrometheusCollectorRegistry,
                 logger: Logger, tls: (@Sendable () throws -> NIOSSLContext)? = nil,
                 certificates: @escaping @Sendable () -> [ServedCertificate] = { [] },
                 onListening: @escaping @Sendable (SocketAddress) async -> Void = { _ in },
-                extensions: [any AdminExtension] = []) {
+                extensions: [any AdminExtension] = [], health: HealthRegistry = HealthRegistry(),
+                freeSpace: (@Sendable (String) -> (free: UInt64, total: UInt64)?)? = nil,
+                onShutdownRequest: (@Sendable () async -> Void)? = nil) {
         self.extensions = extensions
+        self.health = health
+        self.onShutdownRequest = onShutdownRequest
+        health.registerNodeChecks(backend: backend, configuration: configuration, certificates: certificates,
+                                  freeSpace: freeSpace ?? HealthRegistry.fileSystemSpace)
+        for e in extensions {
+            for check in e.healthChecks() {
+                do { try health.register(check) } catch {
+                    logger.error("a health check was not registered", metadata: ["error": "\(error)"])
+                }
+            }
+        }
         self.configuration = configuration
         self.backend = backend
         self.registry = registry
@@ -95,15 +121,22 @@ public struct AdminServer: Service {
     private func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: MetricsMiddleware())
-        let handlers = AdminHandlers(configuration: configuration, backend: backend, certificates: certificates,
-                                     refusals: RateLimitedLog(logger: logger), extensions: extensions)
+        let handlers = AdminHandlers(configuration: configuration, backend: backend, refusals: RateLimitedLog(logger: logger),
+                                     health: health)
         for e in extensions { e.register(on: router, authorize: { handlers.authorize($0) }) }
-        router.get("/livez") { request, _ in await handlers.health(.livez, request) }
-        router.get("/readyz") { request, _ in await handlers.health(.readyz, request) }
-        router.get("/healthz") { request, _ in await handlers.health(.healthz, request) }
+        for endpoint in HealthEndpoint.allCases {
+            router.get("/\(endpoint.rawValue)") { request, _ in await handlers.health(endpoint, request) }
+            router.get("/\(endpoint.rawValue)/{check}") { request, context in
+                await handlers.health(endpoint, request, only: context.parameters.get("check") ?? "")
+            }
+        }
+        let onShutdownRequest = self.onShutdownRequest
+        router.post("/v1/node/shutdown") { request, _ in await handlers.shutdown(request, onShutdownRequest) }
         let registry = self.registry
         let certificates = self.certificates
+        let backend = self.backend
         router.get("/metrics") { _, _ in
+            ClusterMetrics.update(registry, from: await backend.status())
             for certificate in certificates() {
                 registry.makeGauge(descriptor: MetricNameDescriptor(
                     namespace: "aegis", subsystem: "tls", metricName: "certificate_expiry", unitName: "seconds",
@@ -134,87 +167,45 @@ public struct AdminServer: Service {
 struct AdminHandlers: Sendable {
     let configuration: AdminServerConfiguration
     let backend: any KVBackend
-    /// The node's certificates, for the `tls-certificates` check.
-    let certificates: @Sendable () -> [ServedCertificate]
     /// Requests refused for a missing or wrong token, logged at a bounded rate.
     let refusals: RateLimitedLog
-    /// More endpoints and health checks (backups).
-    var extensions: [any AdminExtension] = []
+    /// The checks `/livez`, `/readyz` and `/healthz` run.
+    let health: HealthRegistry
 
     // MARK: Health
 
-    enum HealthEndpoint: String {
-        case livez, readyz, healthz
-    }
-
-    /// Kubernetes-style health: `ok`, or with `?verbose` (and always on failure) one
-    /// `[+]name ok` / `[!]name warn: reason` / `[-]name failed: reason` line per check
-    /// and a summary line. Warnings (a certificate expiring soon) do not fail the check.
-    /// `?verbose` needs the admin token.
-    func health(_ endpoint: HealthEndpoint, _ request: Request) async -> Response {
+    /// Kubernetes-style health from the registry: `ok`, or with `?verbose` (and always
+    /// on failure) one line per check; `application/health+json` when `Accept` asks for
+    /// it. Warnings do not fail an endpoint. `?verbose` and health+json need the admin
+    /// token. `only` runs one check (the per-check paths): 404 if the endpoint has none
+    /// of that name.
+    func health(_ endpoint: HealthEndpoint, _ request: Request, only: String? = nil) async -> Response {
         let verbose = request.uri.queryParameters["verbose"] != nil
-        if verbose, let denied = authorize(request) { return denied }
-        var checks: [(name: String, failure: String?)] = [("ping", nil)]
-        var warnings: [String: String] = [:]
-        if endpoint != .livez {
-            let status = await backend.status()
-            checks.append(("leader", status.leader == nil ? "no leader known (term \(status.term))" : nil))
-            let lag = status.applyLag
-            checks.append(("apply-lag", lag > configuration.maxReadyApplyLag
-                ? "\(lag) committed entries not applied (commit \(status.commitIndex), applied \(status.appliedIndex), threshold \(configuration.maxReadyApplyLag))"
-                : nil))
-        }
-        if endpoint == .healthz, let (failure, warning) = certificateCheck() {
-            checks.append(("tls-certificates", failure))
-            if let warning { warnings["tls-certificates"] = warning }
-        }
-        if endpoint == .healthz {
-            for e in extensions {
-                for check in await e.healthChecks() {
-                    checks.append((check.name, check.failure))
-                    if let warning = check.warning { warnings[check.name] = warning }
-                }
-            }
-        }
+        let wantsJSON = request.headers[.accept].map { $0.lowercased().contains("application/health+json") } ?? false
+        if verbose || wantsJSON, let denied = authorize(request) { return denied }
         let excluded = Set(request.uri.queryParameters.getAll("exclude").map { String($0) })
-        checks.removeAll { excluded.contains($0.name) }
-        let failed = checks.contains { $0.failure != nil }
-        var body: String
-        if verbose || failed {
-            body = checks.map { check in
-                if let failure = check.failure { return "[-]\(check.name) failed: \(failure)\n" }
-                if let warning = warnings[check.name] { return "[!]\(check.name) warn: \(warning)\n" }
-                return "[+]\(check.name) ok\n"
-            }.joined()
-            body += "\(endpoint.rawValue) check \(failed ? "failed" : "passed")\n"
-        } else {
-            body = "ok"
+        guard let report = await health.evaluate(endpoint, excluding: excluded, only: only) else {
+            return error(.notFound, "/\(endpoint.rawValue) has no check named '\(only?.prefix(64) ?? "")'; its checks: "
+                + health.checks(for: endpoint).map(\.name).joined(separator: ", "))
         }
-        return Response(status: failed ? .internalServerError : .ok,
-                        headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(string: body)))
+        let status: HTTPResponse.Status = report.passed ? .ok : .internalServerError
+        if wantsJSON {
+            let nodeID = await backend.status().nodeID.rawValue
+            var buffer = ByteBuffer(bytes: report.healthJSON(serviceID: nodeID))
+            buffer.writeString("\n")
+            return Response(status: status, headers: [.contentType: "application/health+json", .cacheControl: "no-store"],
+                            body: .init(byteBuffer: buffer))
+        }
+        return Response(status: status, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: report.text(verbose: verbose))))
     }
 
-    /// `nil` without certificates; otherwise a failure when one has expired and a
-    /// warning when one expires within `certificateExpiryWarning`.
-    private func certificateCheck() -> (failure: String?, warning: String?)? {
-        let certificates = certificates()
-        guard !certificates.isEmpty else { return nil }
-        let now = Date()
-        let warnBefore = Double(configuration.certificateExpiryWarning.components.seconds)
-        var expired: [String] = []
-        var expiring: [String] = []
-        for certificate in certificates.sorted(by: { $0.notValidAfter < $1.notValidAfter }) {
-            let left = certificate.notValidAfter.timeIntervalSince(now)
-            let when = ISO8601DateFormatter().string(from: certificate.notValidAfter)
-            if left <= 0 {
-                expired.append("\(certificate.name) certificate expired at \(when)")
-            } else if left < warnBefore {
-                expiring.append("\(certificate.name) certificate expires in \(Int(left / 86_400)) days (\(when)); renew it and send SIGHUP")
-            }
-        }
-        return (expired.isEmpty ? nil : expired.joined(separator: "; "),
-                expiring.isEmpty ? nil : expiring.joined(separator: "; "))
+    /// `POST /v1/node/shutdown`: starts a graceful stop and answers at once.
+    func shutdown(_ request: Request, _ action: (@Sendable () async -> Void)?) async -> Response {
+        if let denied = authorize(request) { return denied }
+        guard let action else { return error(.notImplemented, "this server cannot be stopped through the admin API") }
+        await action()
+        return json(AdminErrorDocument(error: "stopping: a leader hands leadership over first"), status: .accepted)
     }
 
     // MARK: Cluster

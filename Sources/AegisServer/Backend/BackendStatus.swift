@@ -1,3 +1,4 @@
+public import AegisCluster
 public import AegisRaft
 
 /// The role a node plays in the cluster, as the servers report it.
@@ -38,10 +39,16 @@ public struct MemberStatus: Sendable, Hashable {
     public var lag: UInt64?
     /// Whether the leader currently hears from the member; known on the leader.
     public var reachable: Bool?
+    /// The member's status as this node's failure detector sees it (the seed's
+    /// `NodeStatus`: starting, healthy, suspect, down, leaving, left).
+    public var health: AegisCluster.NodeStatus?
+    /// How long ago this node last heard from the member (`nil` for itself).
+    public var lastHeard: Duration?
 
     /// Creates a member status.
     public init(id: NodeID, role: NodeRole, peerAddress: String, clientAddress: String,
-                matchIndex: LogIndex? = nil, lag: UInt64? = nil, reachable: Bool? = nil) {
+                matchIndex: LogIndex? = nil, lag: UInt64? = nil, reachable: Bool? = nil,
+                health: AegisCluster.NodeStatus? = nil, lastHeard: Duration? = nil) {
         self.id = id
         self.role = role
         self.peerAddress = peerAddress
@@ -49,6 +56,8 @@ public struct MemberStatus: Sendable, Hashable {
         self.matchIndex = matchIndex
         self.lag = lag
         self.reachable = reachable
+        self.health = health
+        self.lastHeard = lastHeard
     }
 }
 
@@ -69,8 +78,24 @@ public struct BackendStatus: Sendable, Hashable {
     /// The highest log index applied to this node's state machine.
     /// Invariant: `appliedIndex <= commitIndex`.
     public var appliedIndex: LogIndex
-    /// The members of the cluster, this node included.
+    /// The members of the cluster, this node included (and members removed recently,
+    /// with health `left`).
     public var members: [MemberStatus]
+    /// The cluster's health as this node sees it (the seed's `ClusterStats` and
+    /// `ClusterState`); `nil` when the backend keeps no cluster view.
+    public var cluster: ClusterStats?
+    /// `false` once the node stopped serving (`failure` says why).
+    public var running = true
+    /// Why the node stopped serving (a storage failure, a divergence), if it has.
+    public var failure: String?
+    /// `true` while writes are refused because the disk is full.
+    public var diskFull = false
+    /// Recent WAL fsync time (a moving average), in seconds; `nil` before the first.
+    public var fsyncSeconds: Double?
+    /// The slowest of the recent WAL fsyncs, in seconds; `nil` before the first.
+    public var slowestRecentFsyncSeconds: Double?
+    /// `true` while the node replays its log up to the commit index it knew at start.
+    public var replaying = false
 
     /// Creates a status.
     public init(nodeID: NodeID, clusterID: String? = nil, role: NodeRole, leader: LeaderHint?, term: Term,

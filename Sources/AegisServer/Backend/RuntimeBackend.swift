@@ -85,12 +85,20 @@ public struct RuntimeBackend: KVBackend {
             }
             return MemberStatus(id: m.id, role: role, peerAddress: m.address?.peer ?? "",
                                 clientAddress: m.address?.client ?? "", matchIndex: m.match, lag: m.lag,
-                                reachable: m.state.map { $0 != .probe })
+                                reachable: m.state.map { $0 != .probe }, health: m.health, lastHeard: m.lastHeard)
         }
         let selfIsLearner = s.members.first { $0.id == s.nodeID }.map { !$0.isVoter } ?? false
-        return BackendStatus(nodeID: s.nodeID, clusterID: clusterID, role: selfIsLearner ? .learner : NodeRole(s.role),
-                             leader: hint(s.leader), term: s.term, commitIndex: s.commitIndex,
-                             appliedIndex: s.appliedIndex, members: members)
+        var status = BackendStatus(nodeID: s.nodeID, clusterID: clusterID, role: selfIsLearner ? .learner : NodeRole(s.role),
+                                   leader: hint(s.leader), term: s.term, commitIndex: s.commitIndex,
+                                   appliedIndex: s.appliedIndex, members: members)
+        status.cluster = s.cluster
+        status.running = s.running
+        status.failure = s.failure
+        status.diskFull = s.diskFull
+        status.fsyncSeconds = s.fsyncSeconds
+        status.slowestRecentFsyncSeconds = s.slowestRecentFsyncSeconds
+        status.replaying = s.replaying
+        return status
     }
 
     public func addMember(_ id: NodeID, peerAddress: String, clientAddress: String, asLearner: Bool) async throws(BackendError) {

@@ -68,7 +68,10 @@ public struct BackupAdminExtension: AdminExtension {
         }
     }
 
-    public func healthChecks() async -> [AdminHealthCheck] { [service.healthCheck()] }
+    public func healthChecks() -> [HealthCheck] {
+        let service = self.service
+        return [HealthCheck(name: "backup", scope: .dependency, componentType: "datastore") { service.healthCheck() }]
+    }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
         let encoder = JSONEncoder()

@@ -238,7 +238,7 @@ public final class BackupService: Service, @unchecked Sendable {
 
     /// The `/healthz` check: warns when the last good backup is older than `maxBackupAge`
     /// (or there is none), or archiving fails.
-    public func healthCheck(nowMillis: UInt64 = BackupRepository.wallClockMillis()) -> AdminHealthCheck {
+    public func healthCheck(nowMillis: UInt64 = BackupRepository.wallClockMillis()) -> HealthCheckResult {
         let status = self.status
         var warnings: [String] = []
         if let maxAge = configuration.maxBackupAge {
@@ -254,7 +254,8 @@ public final class BackupService: Service, @unchecked Sendable {
             }
         }
         if let error = status.archiveError { warnings.append("WAL archiving fails: \(error)") }
-        return AdminHealthCheck(name: "backup", warning: warnings.isEmpty ? nil : warnings.joined(separator: "; "))
+        return warnings.isEmpty ? .pass(status.lastSuccessfulBackupID.map { "last successful backup \($0)" })
+            : .warn(warnings.joined(separator: "; "))
     }
 }
 

@@ -220,9 +220,9 @@ extension RESPSession {
         ]
     }
 
-    /// `INFO [section…]`: server, clients, replication, keyspace.
+    /// `INFO [section…]`: server, clients, replication, cluster, keyspace.
     func info(_ requested: [String]) async -> RESPValue {
-        let all = ["server", "clients", "replication", "keyspace"]
+        let all = ["server", "clients", "replication", "cluster", "keyspace"]
         let wantsAll = requested.isEmpty || requested.contains { ["all", "default", "everything"].contains($0) }
         let sections = wantsAll ? all : all.filter(requested.contains)
         var lines: [String] = []
@@ -239,6 +239,8 @@ extension RESPSession {
                 lines += ["# Clients", "connected_clients:\(server.connectedClients.withLockedValue { $0 })"]
             case "replication":
                 lines += ["# Replication"] + replicationLines(await server.backend.status())
+            case "cluster":
+                lines += ["# Cluster"] + clusterLines(await server.backend.status())
             default:
                 lines += ["# Keyspace"]
                 if let keys = try? await server.backend.count(stale: true), keys > 0 {
@@ -271,6 +273,26 @@ extension RESPSession {
             if let match = member.matchIndex { fields.append("match=\(match)") }
             if let lag = member.lag { fields.append("lag=\(lag)") }
             lines.append("member\(index):" + fields.joined(separator: ","))
+        }
+        return lines
+    }
+
+    /// The seed's cluster view as this node's failure detector sees it: the
+    /// `ClusterState`, the `ClusterStats`, and every member's `NodeStatus`, match, lag and
+    /// time since last heard (`cluster_member0:id=node1,status=healthy,…`).
+    private func clusterLines(_ status: BackendStatus) -> [String] {
+        guard let stats = status.cluster else { return ["cluster_view:none"] }
+        var lines = ["cluster_state:\(stats.state.rawValue)", "cluster_known_nodes:\(stats.totalNodes)",
+                     "cluster_healthy_nodes:\(stats.healthyNodes)", "cluster_suspect_nodes:\(stats.suspectNodes)",
+                     "cluster_down_nodes:\(stats.downNodes)", "cluster_voting_nodes:\(stats.votingNodes)",
+                     "cluster_quorum_size:\(stats.quorumSize)", "cluster_has_quorum:\(stats.hasQuorum ? 1 : 0)",
+                     "cluster_leader:\(stats.leader?.rawValue ?? "")", "cluster_term:\(stats.term)"]
+        for (index, member) in status.members.enumerated() {
+            var fields = ["id=\(member.id)", "status=\(member.health?.rawValue ?? "unknown")", "role=\(member.role.rawValue)"]
+            if let match = member.matchIndex { fields.append("match=\(match)") }
+            if let lag = member.lag { fields.append("lag=\(lag)") }
+            if let heard = member.lastHeard { fields.append("last_heard_ms=\(ClusterStatusDocument.milliseconds(heard))") }
+            lines.append("cluster_member\(index):" + fields.joined(separator: ","))
         }
         return lines
     }

@@ -159,6 +159,7 @@ extension ByteBuffer {
         case .raft(let payload): writeRaftPayload(payload)
         case .clientRequest(let request): writeClientRequest(request)
         case .clientResponse(let response): writeClientResponse(response)
+        case .peerStatus(let report): writePeerStatusReport(report)
         }
     }
 
@@ -170,6 +171,7 @@ extension ByteBuffer {
         switch type {
         case .clientRequest: payload = .clientRequest(try readClientRequest())
         case .clientResponse: payload = .clientResponse(try readClientResponse())
+        case .peerStatus: payload = .peerStatus(try readPeerStatusReport())
         default:
             guard let raft = try readRaftPayload(type: type) else { throw .unknownKind(type.rawValue) }
             payload = .raft(raft)
@@ -227,5 +229,43 @@ extension ByteBuffer {
         case let other:
             throw .invalidValue(field: "clientResponse.outcome", value: UInt64(other))
         }
+    }
+
+    /// Writes a peer status report: term, commit, applied and last index (8 bytes
+    /// each), then a count (4 bytes) of (node ID, match index) pairs sorted by node ID.
+    public mutating func writePeerStatusReport(_ report: PeerStatusReport) {
+        writeInteger(report.term)
+        writeInteger(report.commitIndex)
+        writeInteger(report.appliedIndex)
+        writeInteger(report.lastIndex)
+        writeInteger(UInt32(clamping: report.progress.count))
+        for (id, match) in report.progress.sorted(by: { $0.key < $1.key }) {
+            writeNodeID(id)
+            writeInteger(match)
+        }
+    }
+
+    /// Reads a peer status report; refuses more than `PeerStatusReport.maxProgressEntries`
+    /// pairs, a node named twice, and an applied index beyond the commit index.
+    public mutating func readPeerStatusReport() throws(CodecError) -> PeerStatusReport {
+        let term = try readUInt64("peerStatus.term")
+        let commit = try readUInt64("peerStatus.commitIndex")
+        let applied = try readUInt64("peerStatus.appliedIndex")
+        let last = try readUInt64("peerStatus.lastIndex")
+        guard applied <= commit else { throw .invalidValue(field: "peerStatus.appliedIndex", value: applied) }
+        // Each pair is at least a 4-byte node ID length and an 8-byte index.
+        let count = try readLength("peerStatus.progress", minimumElementSize: 12)
+        guard count <= PeerStatusReport.maxProgressEntries else {
+            throw .invalidValue(field: "peerStatus.progress", value: UInt64(count))
+        }
+        var progress: [NodeID: LogIndex] = [:]
+        for _ in 0 ..< count {
+            let id = try readNodeID("peerStatus.progress.node")
+            let match = try readUInt64("peerStatus.progress.match")
+            guard progress.updateValue(match, forKey: id) == nil else {
+                throw .invalidValue(field: "peerStatus.progress.node", value: UInt64(count))
+            }
+        }
+        return PeerStatusReport(term: term, commitIndex: commit, appliedIndex: applied, lastIndex: last, progress: progress)
     }
 }

@@ -54,7 +54,7 @@ extension ByteBuffer {
         case .forwardedProposal:
             let term = try readUInt64("forwardedProposal.term")
             return .forwardedProposal(term: term, entries: try readLogEntries())
-        case .clientRequest, .clientResponse:
+        case .clientRequest, .clientResponse, .peerStatus:
             return nil
         }
     }
