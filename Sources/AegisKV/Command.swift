@@ -31,6 +31,11 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case getSet = 10
     /// Appends to a string (encoding version 3).
     case append = 11
+    /// Applies a batch of another cluster's change stream with its link cursor
+    /// (encoding version 4; 12–39 are kept for other version-4 types).
+    case streamBatch = 40
+    /// Changes the cluster's DR role, epoch, primary address or lease (encoding version 4).
+    case setDRState = 41
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -39,6 +44,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .get, .set, .delete, .compareAndSwap, .increment, .custom: return 1
         case .setMany, .deleteMany: return 2
         case .collection, .getSet, .append: return 3
+        case .streamBatch, .setDRState: return 4
         }
     }
 }
@@ -100,6 +106,12 @@ public enum Command: Sendable, Hashable {
     /// Appends the bytes to the key's string (a missing key counts as empty); the
     /// result's `integer` is the new length (Redis `APPEND`).
     case append(Key, [UInt8])
+    /// Applies a source cluster's stream batch: every change not applied yet (by the
+    /// link's cursor), then the cursor, as one step. Refused unless the cluster is a
+    /// standby at an epoch no higher than the batch's (see `StateMachine.drState`).
+    case streamBatch(StreamBatch)
+    /// Changes the cluster's DR state (role, epoch, primary, lease).
+    case setDRState(DRTransition)
 
     /// The kind of the command.
     public var type: CommandType {
@@ -115,6 +127,8 @@ public enum Command: Sendable, Hashable {
         case .collection: return .collection
         case .getSet: return .getSet
         case .append: return .append
+        case .streamBatch: return .streamBatch
+        case .setDRState: return .setDRState
         }
     }
 
@@ -131,6 +145,8 @@ public enum Command: Sendable, Hashable {
             return pairs.first?.key ?? .empty
         case .deleteMany(let keys):
             return keys.first ?? .empty
+        case .streamBatch, .setDRState:
+            return .empty
         }
     }
 
@@ -139,6 +155,8 @@ public enum Command: Sendable, Hashable {
         switch self {
         case .setMany(let pairs, _): return pairs.map(\.key)
         case .deleteMany(let keys): return keys
+        case .streamBatch(let batch): return batch.changes.flatMap(\.command.keys)
+        case .setDRState: return []
         default: return [key]
         }
     }
@@ -149,4 +167,9 @@ public enum Command: Sendable, Hashable {
         if case .collection(_, let operation) = self { return operation.isWrite }
         return type != .get
     }
+
+    /// `true` for the commands of cross-cluster replication (stream batches and DR
+    /// transitions): they change the state but are not client writes, so a read-only
+    /// (standby or fenced) cluster still applies them.
+    public var isReplicationControl: Bool { type == .streamBatch || type == .setDRState }
 }

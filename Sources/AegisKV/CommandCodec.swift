@@ -23,6 +23,20 @@
 //                        hashIncrement field, zig-zag varint amount
 //                        setMembers, setCardinality, hashGetAll, hashLength, type: nothing
 //       getSet, append   key, value
+//     version 4 adds (types 40 and up; 12–39 are kept for other version-4 types):
+//       streamBatch (40) source cluster ID (UTF-8, 1...255 bytes), varint epoch,
+//                        varint after-index, varint last index (>= after-index),
+//                        varint source commit index (>= last index), varint count, then count × change:
+//                          varint source index (increasing, in after+1...last),
+//                          origin cluster ID (UTF-8, 1...255 bytes),
+//                          varint HLC physical (ms), varint HLC logical (<= 2^32-1),
+//                          command (the change's own encoding: a client write, never
+//                          a streamBatch or setDRState)
+//       setDRState (41)  varint epoch, role byte (1 primary, 2 standby, 3 fenced),
+//                        primary client addresses (UTF-8, 0...1024 bytes), primary
+//                        admin addresses (UTF-8, 0...1024 bytes), varint lease ms,
+//                        resume source (UTF-8, 0...255 bytes), varint resume index
+//                        (0 when the source is empty)
 //     where key, value, bytes, name and payload are a varint length then the bytes.
 //
 // Each command is written with the oldest version that has its type (see
@@ -36,7 +50,7 @@
 extension Command {
     /// The newest encoding version `init(decoding:)` reads (it reads every older one
     /// too). `encoded()` writes the oldest version that has the command's type.
-    public static let encodingVersion: UInt8 = 3
+    public static let encodingVersion: UInt8 = 4
 
     /// The longest custom command name, in UTF-8 bytes.
     public static let maxCustomNameSize = 255
@@ -102,6 +116,10 @@ extension Command {
             case .setMembers, .setCardinality, .hashGetAll, .hashLength, .type:
                 break
             }
+        case .streamBatch(let batch):
+            batch.append(to: &bytes)
+        case .setDRState(let transition):
+            transition.append(to: &bytes)
         }
         return bytes
     }
@@ -143,6 +161,10 @@ extension Command {
             case .setMembers, .setCardinality, .hashGetAll, .hashLength, .type:
                 return head
             }
+        case .streamBatch(let batch):
+            return 2 + batch.bodySize
+        case .setDRState(let transition):
+            return 2 + transition.bodySize
         }
     }
 
@@ -220,6 +242,10 @@ extension Command {
         case .append:
             let key = try reader.readKey()
             command = .append(key, try reader.readField("value"))
+        case .streamBatch:
+            command = .streamBatch(try reader.readStreamBatch())
+        case .setDRState:
+            command = .setDRState(try reader.readDRTransition())
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

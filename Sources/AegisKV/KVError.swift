@@ -40,6 +40,17 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
     case malformedSnapshot(String)
     /// The snapshot's checksum does not match its contents.
     case snapshotChecksumMismatch(expected: UInt32, actual: UInt32)
+    /// A client write reached a cluster that is not the primary (a DR standby, or a
+    /// primary fenced by a failover); `primary` is where to write (empty: unknown).
+    case readOnly(role: ClusterRole, epoch: UInt64, primary: String)
+    /// A stream batch or DR transition carries an epoch below the cluster's: it comes
+    /// from a cluster that a failover replaced. Nothing changed.
+    case staleEpoch(received: UInt64, current: UInt64, primary: String)
+    /// A stream batch reached a cluster that is not a standby. Nothing changed.
+    case notStandby(role: ClusterRole, epoch: UInt64)
+    /// A stream batch does not follow the link's cursor: it starts after `afterIndex`
+    /// but only `cursor` is applied. Nothing changed; resend from `cursor`.
+    case streamGap(source: String, cursor: UInt64, afterIndex: UInt64)
 
     public var description: String {
         switch self {
@@ -79,6 +90,16 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
             return "malformed snapshot: \(why)"
         case .snapshotChecksumMismatch(let expected, let actual):
             return "snapshot checksum mismatch: stored \(hex32(expected)), computed \(hex32(actual)); the snapshot is corrupt"
+        case .readOnly(let role, let epoch, let primary):
+            return "You can't write against a read only replica. primary: \(primary.isEmpty ? "unknown" : primary) "
+                + "(this cluster is \(role) at epoch \(epoch))"
+        case .staleEpoch(let received, let current, let primary):
+            return "epoch \(received) is stale: this cluster is at epoch \(current)"
+                + (primary.isEmpty ? "" : "; the primary is \(primary)")
+        case .notStandby(let role, let epoch):
+            return "this cluster is not a standby (it is \(role) at epoch \(epoch)); it takes no stream batches"
+        case .streamGap(let source, let cursor, let after):
+            return "the batch from \(source) starts after index \(after) but only \(cursor) is applied; resend from \(cursor)"
         }
     }
 }

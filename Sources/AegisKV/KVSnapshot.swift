@@ -1,7 +1,7 @@
 public import AegisCRDT
 public import AegisRaft
 
-// Snapshot format (version 2; the reader also reads version 1). Integers in the
+// Snapshot format (version 3; the reader also reads versions 1 and 2). Integers in the
 // header and trailer are little-endian; the other fields use the varints of the
 // command encoding.
 //
@@ -16,6 +16,7 @@ public import AegisRaft
 //                  key length + key, type (1 = set, 2 = hash), version, create
 //                  revision, modify revision (varints), CRDT length + CRDT bytes
 //                  (AegisCRDT's canonical encoding of the ORSet or ORMap)
+//     dr           (version 3 only) the cluster's DR state: see DRSnapshotSection.swift
 //     trailer      CRC-32C (4 bytes) of every byte before it
 //
 // Keys are written in order and the CRDT encodings are canonical, so the bytes are
@@ -26,7 +27,7 @@ public import AegisRaft
 /// The first bytes of every key-value snapshot.
 let snapshotMagic: [UInt8] = Array("AKVS".utf8)
 /// The snapshot format version written by this build.
-let snapshotFormatVersion: UInt8 = 2
+let snapshotFormatVersion: UInt8 = 3
 /// The size of the fixed header.
 let snapshotHeaderSize = 4 + 1 + 8 + 8 + 8
 
@@ -45,6 +46,8 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
     let collectionKeys: [Key]
     let lastTimestamp: HLCTimestamp
     let dotCounter: UInt64
+    /// The DR section (written after the collections).
+    let drSection: [UInt8]
     /// The next key to write; -1 before the header.
     var position = -1
     /// The next collection key to write; -1 before the collections section.
@@ -53,7 +56,8 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
     var finished = false
 
     init(entries: KVTable, keys: [Key], appliedIndex: LogIndex, revision: UInt64, chunkSize: Int,
-         collections: [Key: StoredCollection] = [:], lastTimestamp: HLCTimestamp, dotCounter: UInt64) {
+         collections: [Key: StoredCollection] = [:], lastTimestamp: HLCTimestamp, dotCounter: UInt64,
+         drState: DRState = DRState()) {
         self.entries = entries
         self.keys = keys
         self.appliedIndex = appliedIndex
@@ -63,6 +67,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
         self.collectionKeys = collections.keys.sorted()
         self.lastTimestamp = lastTimestamp
         self.dotCounter = dotCounter
+        self.drSection = drState.snapshotSection()
     }
 
     /// The collections section's header.
@@ -105,7 +110,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             appendCollection(key, to: &entry)
             total += entry.count
         }
-        return total
+        return total + drSection.count
     }
 
     /// The next chunk, or `nil` after the one carrying the trailer.
@@ -142,8 +147,10 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
             appendCollection(collectionKeys[collectionPosition], to: &chunk)
             collectionPosition += 1
         }
+        let collectionsDone = collectionPosition == collectionKeys.count
+        if collectionsDone { chunk.append(contentsOf: drSection) }
         crc.update(chunk)
-        if collectionPosition == collectionKeys.count {
+        if collectionsDone {
             chunk.appendUInt32LE(crc.value)
             finished = true
         }
@@ -156,7 +163,7 @@ public struct KVSnapshotWriter: Sequence, IteratorProtocol, Sendable {
 /// `StateMachine.restore(from:)` receives a reader whose snapshot was complete and
 /// whose checksum matched.
 public struct KVSnapshotReader: Sendable {
-    enum Phase: Sendable { case header, entries, collectionsHeader, collections, trailer, done }
+    enum Phase: Sendable { case header, entries, collectionsHeader, collections, drSection, trailer, done }
 
     let limits: StateMachine.Limits
     let replica: ReplicaID
@@ -167,6 +174,7 @@ public struct KVSnapshotReader: Sendable {
     var expectedCollections: UInt64 = 0
     var lastTimestamp = HLCTimestamp(physical: 0, replica: "")
     var dotCounter: UInt64 = 0
+    var drState = DRState()
     var phase = Phase.header
     /// Bytes received but not yet parsed (less than one entry).
     var pending: [UInt8] = []
@@ -186,6 +194,8 @@ public struct KVSnapshotReader: Sendable {
 
     /// The phase after the string entries.
     var afterEntries: Phase { formatVersion >= 2 ? .collectionsHeader : .trailer }
+    /// The phase after the collections.
+    var afterCollections: Phase { formatVersion >= 3 ? .drSection : .trailer }
 
     /// `true` once the whole snapshot, trailer included, has been read and verified.
     public var isComplete: Bool { phase == .done }
@@ -234,11 +244,16 @@ public struct KVSnapshotReader: Sendable {
             case .collectionsHeader:
                 guard try readCollectionsHeader(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
-                phase = expectedCollections == 0 ? .trailer : .collections
+                phase = expectedCollections == 0 ? afterCollections : .collections
             case .collections:
                 guard try readCollection(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
-                if UInt64(collections.count) == expectedCollections { phase = .trailer }
+                if UInt64(collections.count) == expectedCollections { phase = afterCollections }
+            case .drSection:
+                guard let state = try reader.readDRSection() else { return reader.offset }
+                checkedThrough = reader.offset
+                drState = state
+                phase = .trailer
             case .trailer:
                 guard let stored = reader.readUInt32LE() else { return reader.offset }
                 var computed = crc
@@ -423,7 +438,8 @@ extension StateMachine {
     public func snapshotChunks(chunkSize: Int = 1 << 20) -> KVSnapshotWriter {
         KVSnapshotWriter(entries: entries, keys: orderedKeys.refreshed(live: entries),
                          appliedIndex: appliedIndex, revision: revision, chunkSize: chunkSize,
-                         collections: collections, lastTimestamp: lastTimestamp, dotCounter: dotCounter)
+                         collections: collections, lastTimestamp: lastTimestamp, dotCounter: dotCounter,
+                         drState: drState)
     }
 
     /// The whole snapshot as one byte array (see `snapshotChunks(chunkSize:)` to
@@ -452,6 +468,7 @@ extension StateMachine {
         revision = reader.revision
         collections = reader.collections
         dotCounter = reader.dotCounter
+        drState = reader.drState
         lastTimestamp = HLCTimestamp(physical: reader.lastTimestamp.physical, logical: reader.lastTimestamp.logical,
                                      replica: replica)
     }

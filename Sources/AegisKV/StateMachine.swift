@@ -70,6 +70,13 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                     if let error = check(value: item) { return error }
                 }
                 return nil
+            case .streamBatch(let batch):
+                for change in batch.changes {
+                    if let error = violation(in: change.command) { return error }
+                }
+                return nil
+            case .setDRState:
+                return nil
             }
         }
     }
@@ -92,6 +99,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     var dotCounter: UInt64 = 0
     /// The hybrid logical clock timestamp of the last hash write.
     var lastTimestamp: HLCTimestamp
+    /// The cluster's disaster-recovery state (role, epoch, link cursors).
+    public internal(set) var drState = DRState()
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
@@ -146,7 +155,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             appliedIndex = entry.index
             return CommandResult(index: entry.index, revision: revision)
         }
-        if let result = applyInPlace(entry) { return result }
+        // A cluster that is not the primary refuses client writes: the general path checks.
+        if drState.role == .primary, let result = applyInPlace(entry) { return result }
         let decoded = entry.data.withUnsafeBytes { raw in Result { () throws(KVError) in try Command.decode(raw) } }
         switch decoded {
         case .success(let command):
@@ -165,7 +175,19 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     public mutating func apply(_ command: Command, at index: LogIndex, timestamp: UInt64 = 0) -> CommandResult {
         guard index > appliedIndex else { return alreadyApplied(index) }
         appliedIndex = index
+        if drState.role != .primary && command.isWrite && !command.isReplicationControl {
+            return failure(.readOnly(role: drState.role, epoch: drState.epoch, primary: drState.primary), at: index)
+        }
+        return perform(command, at: index, timestamp: timestamp)
+    }
+
+    /// Executes `command` as (part of) the entry at `index`, already accepted by `apply`.
+    mutating func perform(_ command: Command, at index: LogIndex, timestamp: UInt64) -> CommandResult {
         switch command {
+        case .streamBatch(let batch):
+            return applyStream(batch, at: index)
+        case .setDRState(let transition):
+            return applyTransition(transition, at: index)
         case .setMany(let pairs, let onlyIfNoneExist):
             return setMany(pairs, onlyIfNoneExist: onlyIfNoneExist, at: index)
         case .deleteMany(let keys):
@@ -197,7 +219,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return write(key, value[...], at: index)
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
-        case .setMany, .deleteMany:
+        case .setMany, .deleteMany, .streamBatch, .setDRState:
             return failure(.malformedCommand("multi-key command reached the single-key path"), at: index)
         }
     }

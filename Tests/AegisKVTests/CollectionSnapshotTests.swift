@@ -106,7 +106,7 @@ import Testing
         var machine = StateMachine()
         try machine.restore(from: Snapshot(data: bytes))
         #expect(machine.appliedIndex == 9 && machine.get("a")?.value == Array("v".utf8) && machine.get("a")?.version == 2)
-        #expect(machine.snapshotData()[4] == 2)  // written back in the current format
+        #expect(machine.snapshotData()[4] == 3)  // written back in the current format
         run(&machine, "s", .setAdd(members("x")))
         #expect(machine.type(of: "s") == .set)
     }

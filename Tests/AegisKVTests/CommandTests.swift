@@ -1,4 +1,5 @@
 @testable import AegisKV
+import AegisCRDT
 import PropertyBased
 import Testing
 
@@ -24,6 +25,15 @@ import Testing
         .collection("h", .hashIncrement(bytes("f"), by: -3)),
         .getSet("k", bytes("new")),
         .append("k", []),
+        .streamBatch(StreamBatch(source: "east", epoch: 3, afterIndex: 10, lastIndex: 14, sourceCommit: 20, changes: [
+            StreamChange(sourceIndex: 12, origin: "east", timestamp: HLCTimestamp(physical: 1_700_000_000_000, logical: 2, replica: "east"),
+                         command: .set("k", bytes("v"))),
+            StreamChange(sourceIndex: 14, origin: "east", timestamp: HLCTimestamp(physical: 1_700_000_000_001, replica: "east"),
+                         command: .collection("s", .setAdd([bytes("m")]))),
+        ])),
+        .streamBatch(StreamBatch(source: "e", epoch: 0, afterIndex: 0, lastIndex: 0, sourceCommit: 0, changes: [])),
+        .setDRState(DRTransition(epoch: 7, role: .fenced, primary: "127.0.0.1:7001,127.0.0.1:7002", leaseMillis: 2000)),
+        .setDRState(DRTransition(epoch: 1, role: .standby, resumeSource: "west", resumeIndex: 99)),
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {
@@ -60,7 +70,8 @@ import Testing
         let good = Command.set("key", bytes("value")).encoded()
         let cases: [([UInt8], KVError)] = [
             ([], .malformedCommand("no bytes")),
-            ([4, 2], .unsupportedEncodingVersion(4)),
+            ([5, 2], .unsupportedEncodingVersion(5)),
+            ([3, 40], .malformedCommand("unknown command type 40 in encoding version 3")),
             ([2, 9, 1, 65, 13], .malformedCommand("unknown command type 9 in encoding version 2")),
             ([3, 9, 1, 65], .malformedCommand("truncated before the collection operation")),
             ([3, 9, 1, 65, 1, 2, 1, 65], .malformedCommand("truncated in the member (0 bytes left)")),
@@ -89,7 +100,7 @@ import Testing
     }
 
     @Test func test_decoding_errorsHaveActionableMessages() {
-        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads versions 1 to 3"))
+        #expect(KVError.unsupportedEncodingVersion(9).description.contains("this build reads versions 1 to 4"))
         #expect(KVError.unknownCustomCommand(name: "x").description.contains("register it on every replica"))
     }
 

@@ -31,6 +31,8 @@ struct ModelStore {
         case .append(let key, let suffix): write(key, (values[key]?.value ?? []) + suffix)
         case .collection:
             break  // `CommandScript` makes none; CollectionTests and scripts/redis_compat_test.py cover them
+        case .streamBatch, .setDRState:
+            break  // `CommandScript` makes none; DRStateTests cover them
         }
     }
 

@@ -72,8 +72,10 @@ import Testing
         let machine = Self.populated()
         #expect(machine.digest() == SHA256.hash(machine.snapshotData()))
         #expect(machine.digestHex() == hexString(machine.digest()))
-        // Header, the empty collections section (four zero varints), checksum.
-        #expect(StateMachine().snapshotData().count == 29 + 4 + 4)
+        // Header, the empty collections section (four zero varints), the initial DR
+        // section (its length, then epoch, role, primary, primary admin, lease, cursor
+        // count: six bytes), checksum.
+        #expect(StateMachine().snapshotData().count == 29 + 4 + 7 + 4)
     }
 
     @Test func test_restore_thenReplayGivesTheSameDigest() async {
