@@ -254,6 +254,8 @@ final class NodeLoop: @unchecked Sendable {
         let outcome: ClientResponse.Outcome
         if let refusal = oversize(request.command.count) ?? diskFullRefusal {
             outcome = .failure(clientFailure(refusal))
+        } else if core.isLeader, let refusal = guardRefusal(request.command) {
+            outcome = .failure(clientFailure(refusal))
         } else if core.isLeader {
             do {
                 if case .appended(let index, let term) = try core.propose(request.command, timestamp: wallClockMillis()) {
@@ -293,6 +295,10 @@ final class NodeLoop: @unchecked Sendable {
             return
         }
         if core.isLeader {
+            if let refusal = guardRefusal(data) {
+                waiter.resume(.failure(refusal))
+                return
+            }
             do {
                 if case .appended(let index, let term) = try core.propose(data, timestamp: wallClockMillis()) {
                     awaitIndex(index, term: term, waiter: waiter)
@@ -361,6 +367,8 @@ final class NodeLoop: @unchecked Sendable {
             request.continuation.resume(returning: .count(machine.count))
         case .digest:
             request.continuation.resume(returning: .digest(appliedIndex: machine.appliedIndex, hex: machine.digestHex()))
+        case .log(let after, let maxCount, let maxBytes):
+            request.continuation.resume(returning: .log(committedEntries(after: after, maxCount: maxCount, maxBytes: maxBytes)))
         }
     }
 

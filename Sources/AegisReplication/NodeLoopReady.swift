@@ -367,6 +367,7 @@ extension NodeLoop: ReadyShell {
                                 address: peerAddresses[id])
         }
         status.keys = machine.count
+        status.dr = machine.drState
         status.failure = failure.map { "\($0)" }
         status.running = running
         publish(status)
