@@ -29,7 +29,10 @@ import time
 from aegis_procs import HOST, IDS, Cluster
 from checks import check, results, wait_until
 
-STANDBY_OFFSET = 100
+# Ports away from the other real-process tests' (aegis_procs defaults: 7311-, 8311-,
+# 9311-), which may run on the same host at the same time.
+PRIMARY_OFFSET = 400
+STANDBY_OFFSET = 500
 LEASE = "1s"
 
 
@@ -125,7 +128,7 @@ def main():
     work = tempfile.mkdtemp(prefix="aegis-dr-")
     os.makedirs(os.path.join(work, "east"))
     os.makedirs(os.path.join(work, "west"))
-    primary = Cluster(args.aegis, os.path.join(work, "east"), cluster_id="east")
+    primary = Cluster(args.aegis, os.path.join(work, "east"), port_offset=PRIMARY_OFFSET, cluster_id="east")
     standby = Cluster(args.aegis, os.path.join(work, "west"), port_offset=STANDBY_OFFSET, cluster_id="west")
     # One admin token for both clusters (each calls the other's admin API with its own).
     standby.token, standby.token_file = primary.token, primary.token_file
@@ -179,25 +182,33 @@ def main():
         for n in IDS:
             primary.kill(n)
         writer.stop.set()
-        writer.thread.join(5)
-        acked_keys = list(writer.acked)
+        # A client retrying writes on the standby from the kill on: RTO is its first success.
+        first_ok = []
+
+        def first_write():
+            deadline = time.monotonic() + 30
+            clients = [standby.client(n) for n in IDS]
+            while not first_ok and time.monotonic() < deadline:
+                for c in clients:
+                    try:
+                        if c.set("after-failover", "1"):
+                            first_ok.append(time.monotonic())
+                            return
+                    except Exception:  # noqa: BLE001 - READONLY until the promotion
+                        pass
+                time.sleep(0.005)
+        prober = threading.Thread(target=first_write, daemon=True)
+        prober.start()
         code, out = aegis_dr(args, "failover", "--standby", standby.admin_addresses(),
                              "--old-primary", primary.admin_addresses())
         check("aegis dr failover promotes the standby", code == 0 and "promoted west" in out, out.strip()[:300])
         promote_index = 0
         if " index " in out:
             promote_index = int(out.split(" index ")[1].split()[0].strip("(),"))
-        first_ok = None
-        deadline = time.monotonic() + 20
-        while first_ok is None and time.monotonic() < deadline:
-            for n in IDS:
-                try:
-                    if standby.client(n).set("after-failover", "1"):
-                        first_ok = time.monotonic()
-                        break
-                except Exception:  # noqa: BLE001
-                    pass
-            time.sleep(0.005)
+        prober.join(30)
+        first_ok = first_ok[0] if first_ok else None
+        writer.thread.join(5)
+        acked_keys = list(writer.acked)
         check("the new primary acknowledges writes", first_ok is not None)
         rto = (first_ok - killed_at) if first_ok else None
         lost = missing_on(standby, standby.leader() or "n1", acked_keys)
@@ -209,10 +220,18 @@ def main():
         # 3. The old primary comes back: fenced.
         for n in IDS:
             primary.start(n)
-        primary.wait_leader()
+        readonly = []
+
+        def refused_readonly():
+            acked, errors = write_refusals(primary, 0.1)
+            readonly.append(acked)
+            return errors and errors[-1].startswith("You can't write against a read only replica")
+        check("the restarted old primary answers writes with READONLY", wait_until(refused_readonly, 30))
         acked_old, errors = write_refusals(primary, 3.0)
+        acked_old += sum(readonly)
         check("the restarted old primary acknowledges no write", acked_old == 0, f"({acked_old} acknowledged)")
-        check("every refusal is READONLY", errors and all(e.startswith("You can't write against a read only replica") for e in errors),
+        check("once it serves, every refusal is READONLY",
+              errors and all(e.startswith("You can't write against a read only replica") for e in errors),
               repr(sorted(set(e[:90] for e in errors))[:3]))
         s_clients = ",".join(f"{HOST}:{standby.resp_port(n)}" for n in IDS)
         check("the old primary learns it was replaced and names the new primary", wait_until(

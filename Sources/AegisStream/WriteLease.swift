@@ -79,8 +79,17 @@ public final class WriteLease: @unchecked Sendable {
 
     /// The system's monotonic clock in ns.
     @Sendable public static func monotonicNanoseconds() -> UInt64 {
-        let d = ContinuousClock.now - ContinuousClock.Instant.zeroReference
-        return UInt64(d.components.seconds) &* 1_000_000_000 &+ UInt64(d.components.attoseconds / 1_000_000_000)
+        // The origin is read first: it is set on first use, which must not follow `now`.
+        let origin = ContinuousClock.Instant.zeroReference
+        return nanoseconds(ContinuousClock.now - origin)
+    }
+
+    /// A non-negative duration in ns (0 for a negative one), saturating.
+    public static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let c = duration.components
+        guard c.seconds >= 0, c.attoseconds >= 0 else { return 0 }
+        let (whole, overflow) = UInt64(c.seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? UInt64.max : whole.addingReportingOverflow(UInt64(c.attoseconds / 1_000_000_000)).partialValue
     }
 }
 

@@ -189,3 +189,15 @@ import Testing
         #expect(WriteGate.refusal(for: Command.collection("s", .setMembers).encoded(), state: dr, lease: lease) == nil)
     }
 }
+
+@Suite struct MonotonicClockTests {
+    /// The first reading ever is 0 or more (its origin is set on first use): it trapped
+    /// once on a negative conversion.
+    @Test func test_monotonicNanoseconds_neverTraps_andDurationsSaturate() {
+        let first = WriteLease.monotonicNanoseconds()
+        #expect(WriteLease.monotonicNanoseconds() >= first)
+        #expect(WriteLease.nanoseconds(.milliseconds(-5)) == 0)
+        #expect(WriteLease.nanoseconds(.milliseconds(1500)) == 1_500_000_000)
+        #expect(WriteLease.nanoseconds(.seconds(Int64.max)) == UInt64.max)
+    }
+}

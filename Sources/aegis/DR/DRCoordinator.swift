@@ -146,14 +146,17 @@ final class DRCoordinator: Service, @unchecked Sendable {
     /// Promotes this standby: waits out the lease unless `force`, then raises the epoch.
     func promote(force: Bool) async throws -> (epoch: UInt64, index: LogIndex, waitedMillis: UInt64) {
         guard let runtime else { throw ToolError("the node is starting") }
-        let dr = runtime.status.dr
+        let status = runtime.status
+        guard status.role == .leader else {
+            throw ToolError("not the leader (\(status.leader?.rawValue ?? "none known")): promote on the standby's leader")
+        }
+        let dr = status.dr
         guard dr.role == .standby || (force && dr.role == .fenced) else {
             throw ToolError("this cluster is \(dr.role), not a standby; nothing to promote")
         }
         var waited: UInt64 = 0
         if !force {
-            let margin = promotionMargin.components
-            let marginMillis = UInt64(margin.seconds) * 1000 + UInt64(margin.attoseconds / 1_000_000_000_000_000)
+            let marginMillis = WriteLease.nanoseconds(promotionMargin) / 1_000_000
             waited = promise.millisUntilFree(leaseMillis: settings.leaseMillis) + (settings.leaseMillis > 0 ? marginMillis : 0)
             if waited > 0 {
                 logger.notice("waiting out the old primary's write lease before promoting", metadata: ["ms": "\(waited)"])
@@ -185,6 +188,9 @@ final class DRCoordinator: Service, @unchecked Sendable {
         let status = runtime.status
         guard status.role == .leader else {
             lease.revoke()
+            // Another node may be asking the primary for changes: a node that becomes the
+            // leader waits a whole lease from then before it may promote.
+            promise.willSend()
             return .milliseconds(100)
         }
         let dr = status.dr

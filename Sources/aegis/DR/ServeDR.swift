@@ -38,8 +38,7 @@ struct ServeDROptions: ParsableArguments {
             guard let lease = BackupServiceConfiguration.parseDuration(text) else {
                 throw ValidationError("--dr-lease: '\(text)' is not a duration like 2s or 500ms")
             }
-            let c = lease.components
-            stream.leaseMillis = UInt64(c.seconds) * 1000 + UInt64(c.attoseconds / 1_000_000_000_000_000)
+            stream.leaseMillis = WriteLease.nanoseconds(lease) / 1_000_000
         }
         let codecName = value("dr-compression", drCompression) ?? "lz4"
         guard let codec = BackupCompression(rawValue: codecName) else {
