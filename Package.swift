@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "AegisBackup", targets: ["AegisBackup"]),
         .library(name: "AegisRESP", targets: ["AegisRESP"]),
         .library(name: "AegisClient", targets: ["AegisClient"]),
+        .library(name: "AegisStream", targets: ["AegisStream"]),
         .executable(name: "aegis-sim", targets: ["aegis-sim"]),
         .executable(name: "aegis-bench", targets: ["aegis-bench"]),
         .executable(name: "aegis-killtest", targets: ["aegis-killtest"]),
@@ -111,6 +112,12 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], swiftSettings: strict),
+        // The change stream between clusters: frames, batches, the write lease (DR and
+        // active-active). Compression through AegisBackup's codecs (one place for each).
+        .target(name: "AegisStream", dependencies: [
+            "AegisKV", "AegisCRDT", "AegisRaft", "AegisBackup",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: strict),
         // Simulator, fault injection and checkers (tests and tools only).
         .target(name: "AegisTestKit", dependencies: [
             "AegisRaft", "AegisKV", "AegisStorage", "AegisReplication", "AegisTransport",
@@ -134,6 +141,7 @@ let package = Package(
         .executableTarget(
             name: "aegis-bench",
             dependencies: ["AegisRaft", "AegisKV", "AegisCRDT", "AegisStorage", "AegisTestKit", "AegisReplication", "AegisBackup",
+                           "AegisStream",
                            "AegisTransport", .product(name: "NIOPosix", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -141,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "aegis",
             dependencies: ["AegisServer", "AegisKV", "AegisCRDT", "AegisRaft", "AegisReplication", "AegisStorage",
-                           "AegisTransport", "AegisTLS", "AegisBackup",
+                           "AegisTransport", "AegisTLS", "AegisBackup", "AegisStream",
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -153,6 +161,7 @@ let package = Package(
                            .product(name: "NIOHTTP1", package: "swift-nio"),
                            .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "Histogram", package: "hdrhistogram-swift"),
+                           .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // The linearizability verdict on a history recorded by scripts/aegis-jepsen.
@@ -168,7 +177,7 @@ let package = Package(
 
         .testTarget(name: "AegisReplicationTests", dependencies: [
             "AegisTestKit",
-            "AegisReplication", "AegisRaft", "AegisKV", "AegisCluster", "AegisStorage", "AegisTransport",
+            "AegisReplication", "AegisRaft", "AegisKV", "AegisCRDT", "AegisCluster", "AegisStorage", "AegisTransport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -216,6 +225,8 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], swiftSettings: strict),
         .testTarget(name: "AegisBackupTests", dependencies: ["AegisBackup", "AegisKV", "AegisRaft", "AegisStorage"],
+                    swiftSettings: strict),
+        .testTarget(name: "AegisStreamTests", dependencies: ["AegisStream", "AegisKV", "AegisCRDT", "AegisRaft", "AegisBackup"],
                     swiftSettings: strict),
         .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
     ],

@@ -29,6 +29,7 @@ let package = Package(
         .executable(name: "fuzz-wal", targets: ["fuzz-wal"]),
         .executable(name: "fuzz-snapshot", targets: ["fuzz-snapshot"]),
         .executable(name: "fuzz-kv", targets: ["fuzz-kv"]),
+        .executable(name: "fuzz-stream", targets: ["fuzz-stream"]),
     ],
     dependencies: [
         // The version the main package resolves (Package.resolved).
@@ -50,6 +51,12 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ], swiftSettings: strict),
+        // The compression codecs of AegisBackup (symlinks to its Codecs files and its
+        // error type), under the module name AegisStream imports, and AegisStream whole.
+        .target(name: "AegisBackup", path: "Sources/AegisBackupCodecs", swiftSettings: strict),
+        .target(name: "AegisStream", dependencies: [
+            "AegisKV", "AegisCRDT", "AegisRaft", "AegisBackup", .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: strict),
         .target(name: "TransportCodec", dependencies: [
             "AegisRaft", .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
@@ -60,6 +67,7 @@ let package = Package(
         fuzzer("fuzz-wal", ["AegisStorage", "AegisRaft"]),
         fuzzer("fuzz-snapshot", ["AegisStorage", "AegisRaft"]),
         fuzzer("fuzz-kv", ["AegisKV", "AegisRaft"]),
+        fuzzer("fuzz-stream", ["AegisStream"]),
     ],
     swiftLanguageModes: [.v6]
 )

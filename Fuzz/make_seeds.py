@@ -158,3 +158,20 @@ v4 = [
     bytes([4, 22]),                                                              # flushAll
 ]
 write("kv", "expiry-keyspace-transactions", b"\x00" + b"".join(bytes([len(c)]) + c for c in v4))
+# DR: become a standby (setDRState 41), apply a stream batch (40) twice, write (refused).
+set_kv = bytes([1, 2]) + field(b"k") + field(b"v")
+standby = bytes([4, 41, 0, 2]) + field(b"") + field(b"") + bytes([0]) + field(b"") + bytes([0])
+batch_body = (field(b"east") + bytes([0, 0, 2, 3, 1]) + bytes([2]) + field(b"east") + bytes([5, 0])
+              + field(set_kv))
+dr = [standby, bytes([4, 40]) + batch_body, bytes([4, 40]) + batch_body, set_kv]
+write("kv", "dr", b"\x00" + b"".join(bytes([len(c)]) + c for c in dr))
+
+
+# --- Stream: one frame (header, payload = the batch body, uncompressed) ----------------
+def frame(body, codec=0):
+    header = b"AGST" + bytes([1, codec, 0]) + struct.pack("<III", len(body), len(body), crc32c(body) ^ 0xFFFFFFFF)
+    return header + struct.pack("<QQQ", 1_700_000_000_000, 7, 123) + body
+
+
+write("stream", "batch", frame(batch_body))
+write("stream", "empty", frame(field(b"east") + bytes([0, 4, 4, 9, 0])))

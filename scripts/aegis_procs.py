@@ -23,8 +23,11 @@ class Cluster:
     later starts use the default (existing), as an operator's restart would.
     """
 
-    def __init__(self, aegis, work, extra=(), election_ticks=30):
+    def __init__(self, aegis, work, extra=(), election_ticks=30, port_offset=0, cluster_id="wipe"):
         self.aegis = aegis
+        # Another cluster on the same host: every port shifted by `port_offset`.
+        self.offset = port_offset
+        self.cluster_id = cluster_id
         self.work = work
         # The admin API needs a bearer token on every endpoint but the probes and /metrics.
         self.token = secrets.token_hex(16)
@@ -40,11 +43,21 @@ class Cluster:
     def data(self, node):
         return os.path.join(self.work, node)
 
-    def command(self, node, join=False, node_id=None, cluster_id="wipe"):
-        peers = ",".join(f"{n}={HOST}:{PEER[n]}/{HOST}:{RESP[n]}" for n in IDS)
+    def resp_port(self, node):
+        return RESP[node] + self.offset
+
+    def admin_port(self, node):
+        return ADMIN[node] + self.offset
+
+    def admin_addresses(self):
+        return ",".join(f"{HOST}:{self.admin_port(n)}" for n in IDS)
+
+    def command(self, node, join=False, node_id=None, cluster_id=None):
+        o = self.offset
+        peers = ",".join(f"{n}={HOST}:{PEER[n] + o}/{HOST}:{RESP[n] + o}" for n in IDS)
         cmd = [self.aegis, "serve", "--id", node_id or node, "--data-dir", self.data(node),
-               "--cluster-id", cluster_id, "--peer-listen", f"{HOST}:{PEER[node]}",
-               "--client-listen", f"{HOST}:{RESP[node]}", "--admin-listen", f"{HOST}:{ADMIN[node]}",
+               "--cluster-id", cluster_id or self.cluster_id, "--peer-listen", f"{HOST}:{PEER[node] + o}",
+               "--client-listen", f"{HOST}:{RESP[node] + o}", "--admin-listen", f"{HOST}:{ADMIN[node] + o}",
                "--peers", peers, "--election-ticks", str(self.election_ticks),
                "--admin-token-file", self.token_file] + self.extra
         if join:
@@ -72,7 +85,7 @@ class Cluster:
             self.kill(n)
 
     def client(self, node):
-        return redis.Redis(host=HOST, port=RESP[node], socket_timeout=3, socket_connect_timeout=1)
+        return redis.Redis(host=HOST, port=RESP[node] + self.offset, socket_timeout=3, socket_connect_timeout=1)
 
     def info(self, node):
         return self.client(node).info("replication")
@@ -92,7 +105,7 @@ class Cluster:
         return found[-1] if found else None
 
     def admin(self, node, method, path, body=None):
-        req = urllib.request.Request(f"http://{HOST}:{ADMIN[node]}{path}", method=method,
+        req = urllib.request.Request(f"http://{HOST}:{ADMIN[node] + self.offset}{path}", method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Content-Type": "application/json",
                                               "Authorization": f"Bearer {self.token}"})

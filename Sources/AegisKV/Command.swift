@@ -59,6 +59,11 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case copy = 21
     /// Removes every key.
     case flushAll = 22
+    /// Applies a batch of another cluster's change stream with its link cursor
+    /// (encoding version 4; 12–39 are kept for other version-4 types).
+    case streamBatch = 40
+    /// Changes the cluster's DR role, epoch, primary address or lease (encoding version 4).
+    case setDRState = 41
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -70,6 +75,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .openSession, .session, .publish: return 4
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll: return 4
+        case .streamBatch, .setDRState: return 4
         }
     }
 }
@@ -186,6 +192,12 @@ public indirect enum Command: Sendable, Hashable {
     case copy(Key, to: Key, replace: Bool)
     /// Removes every key of every type (Redis `FLUSHALL`/`FLUSHDB`), as one entry.
     case flushAll
+    /// Applies a source cluster's stream batch: every change not applied yet (by the
+    /// link's cursor), then the cursor, as one step. Refused unless the cluster is a
+    /// standby at an epoch no higher than the batch's (see `StateMachine.drState`).
+    case streamBatch(StreamBatch)
+    /// Changes the cluster's DR state (role, epoch, primary, lease).
+    case setDRState(DRTransition)
 
     /// The kind of the command.
     public var type: CommandType {
@@ -215,6 +227,8 @@ public indirect enum Command: Sendable, Hashable {
         case .rename: return .rename
         case .copy: return .copy
         case .flushAll: return .flushAll
+        case .streamBatch: return .streamBatch
+        case .setDRState: return .setDRState
         }
     }
 
@@ -238,6 +252,8 @@ public indirect enum Command: Sendable, Hashable {
             return command.key
         case .publish(let channel, _):
             return channel
+        case .streamBatch, .setDRState:
+            return .empty
         }
     }
 
@@ -253,6 +269,8 @@ public indirect enum Command: Sendable, Hashable {
         case .transaction(let watches, let commands): return watches.map(\.key) + commands.flatMap(\.keys)
         case .keyspace(let query): return query.keys
         case .flushAll: return []
+        case .streamBatch(let batch): return batch.changes.flatMap(\.command.keys)
+        case .setDRState: return []
         default: return [key]
         }
     }
@@ -269,4 +287,9 @@ public indirect enum Command: Sendable, Hashable {
         default: return true
         }
     }
+
+    /// `true` for the commands of cross-cluster replication (stream batches and DR
+    /// transitions): they change the state but are not client writes, so a read-only
+    /// (standby or fenced) cluster still applies them.
+    public var isReplicationControl: Bool { type == .streamBatch || type == .setDRState }
 }

@@ -52,6 +52,19 @@
 //       rename, copy     key (source), key (destination), flags (bit 0 = only if
 //                        absent for rename, replace for copy)
 //       flushAll         nothing
+//       streamBatch (40) source cluster ID (UTF-8, 1...255 bytes), varint epoch,
+//                        varint after-index, varint last index (>= after-index),
+//                        varint source commit index (>= last index), varint count, then count × change:
+//                          varint source index (increasing, in after+1...last),
+//                          origin cluster ID (UTF-8, 1...255 bytes),
+//                          varint HLC physical (ms), varint HLC logical (<= 2^32-1),
+//                          command (the change's own encoding: a client write, never
+//                          a streamBatch or setDRState)
+//       setDRState (41)  varint epoch, role byte (1 primary, 2 standby, 3 fenced),
+//                        primary client addresses (UTF-8, 0...1024 bytes), primary
+//                        admin addresses (UTF-8, 0...1024 bytes), varint lease ms,
+//                        resume source (UTF-8, 0...255 bytes), varint resume index
+//                        (0 when the source is empty)
 //     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
 //     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
 //     1 = keep, 2 = set, then a time);
@@ -147,6 +160,10 @@ extension Command {
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll:
             appendVersion4Fields(to: &bytes)
+        case .streamBatch(let batch):
+            batch.append(to: &bytes)
+        case .setDRState(let transition):
+            transition.append(to: &bytes)
         }
         return bytes
     }
@@ -200,6 +217,10 @@ extension Command {
             var fields: [UInt8] = []
             appendVersion4Fields(to: &fields)
             return 2 + fields.count
+        case .streamBatch(let batch):
+            return 2 + batch.bodySize
+        case .setDRState(let transition):
+            return 2 + transition.bodySize
         }
     }
 
@@ -295,6 +316,10 @@ extension Command {
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll:
             command = try decodeVersion4(type, &reader)
+        case .streamBatch:
+            command = .streamBatch(try reader.readStreamBatch())
+        case .setDRState:
+            command = .setDRState(try reader.readDRTransition())
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

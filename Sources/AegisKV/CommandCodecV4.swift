@@ -67,7 +67,7 @@ extension Command {
         case .flushAll:
             break
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
-             .getSet, .append, .openSession, .session, .publish:
+             .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState:
             break  // written by `encoded()` itself
         }
     }
@@ -134,7 +134,7 @@ extension Command {
         case .flushAll:
             return .flushAll
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
-             .getSet, .append, .openSession, .session, .publish:
+             .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState:
             throw .malformedCommand("\(type) is not a version-4 command type of this group")
         }
     }

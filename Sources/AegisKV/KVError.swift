@@ -62,6 +62,17 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidExpireTime
     /// The command cannot be part of a transaction (a nested transaction, a purge).
     case notAllowedInTransaction
+    /// A client write reached a cluster that is not the primary (a DR standby, or a
+    /// primary fenced by a failover); `primary` is where to write (empty: unknown).
+    case readOnly(role: ClusterRole, epoch: UInt64, primary: String)
+    /// A stream batch or DR transition carries an epoch below the cluster's: it comes
+    /// from a cluster that a failover replaced. Nothing changed.
+    case staleEpoch(received: UInt64, current: UInt64, primary: String)
+    /// A stream batch reached a cluster that is not a standby. Nothing changed.
+    case notStandby(role: ClusterRole, epoch: UInt64)
+    /// A stream batch does not follow the link's cursor: it starts after `afterIndex`
+    /// but only `cursor` is applied. Nothing changed; resend from `cursor`.
+    case streamGap(source: String, cursor: UInt64, afterIndex: UInt64)
 
     public var description: String {
         switch self {
@@ -119,6 +130,16 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
             return "invalid expire time"
         case .notAllowedInTransaction:
             return "this command cannot be part of a transaction"
+        case .readOnly(let role, let epoch, let primary):
+            return "You can't write against a read only replica. primary: \(primary.isEmpty ? "unknown" : primary) "
+                + "(this cluster is \(role) at epoch \(epoch))"
+        case .staleEpoch(let received, let current, let primary):
+            return "epoch \(received) is stale: this cluster is at epoch \(current)"
+                + (primary.isEmpty ? "" : "; the primary is \(primary)")
+        case .notStandby(let role, let epoch):
+            return "this cluster is not a standby (it is \(role) at epoch \(epoch)); it takes no stream batches"
+        case .streamGap(let source, let cursor, let after):
+            return "the batch from \(source) starts after index \(after) but only \(cursor) is applied; resend from \(cursor)"
         }
     }
 }
@@ -166,6 +187,10 @@ extension KVError {
         case .replyTooLarge(let l): bytes.append(24); size(l)
         case .invalidExpireTime: bytes.append(25)
         case .notAllowedInTransaction: bytes.append(26)
+        case .readOnly(let role, let epoch, let primary): bytes.append(27); unsigned(UInt64(role.rawValue), epoch); text(primary)
+        case .staleEpoch(let received, let current, let primary): bytes.append(28); unsigned(received, current); text(primary)
+        case .notStandby(let role, let epoch): bytes.append(29); unsigned(UInt64(role.rawValue), epoch)
+        case .streamGap(let source, let cursor, let after): bytes.append(30); text(source); unsigned(cursor, after)
         }
     }
 
@@ -182,6 +207,12 @@ extension KVError {
                 throw .malformedCommand("error text is not UTF-8")
             }
             return text
+        }
+        func role() throws(KVError) -> ClusterRole {
+            guard let raw = UInt8(exactly: try unsigned()), let role = ClusterRole(rawValue: raw) else {
+                throw .malformedCommand("unknown cluster role in an error")
+            }
+            return role
         }
         func narrow<T: FixedWidthInteger>(_ value: UInt64) throws(KVError) -> T {
             guard let narrowed = T(exactly: value) else { throw .malformedCommand("error field out of range") }
@@ -214,6 +245,10 @@ extension KVError {
         case 24: self = .replyTooLarge(limit: try size())
         case 25: self = .invalidExpireTime
         case 26: self = .notAllowedInTransaction
+        case 27: self = .readOnly(role: try role(), epoch: try unsigned(), primary: try text())
+        case 28: self = .staleEpoch(received: try unsigned(), current: try unsigned(), primary: try text())
+        case 29: self = .notStandby(role: try role(), epoch: try unsigned())
+        case 30: self = .streamGap(source: try text(), cursor: try unsigned(), afterIndex: try unsigned())
         case let tag?: throw .malformedCommand("unknown error tag \(tag)")
         case nil: throw .malformedCommand("truncated before the error tag")
         }

@@ -20,7 +20,7 @@ public import AegisRaft
 //                  KVSnapshotExpiry.swift, which writes and reads this section
 //     sections     (version 3 on) see KVSnapshotSections.swift: a section count,
 //                  then per section in ascending tag order a tag and a
-//                  length-prefixed body (1 = client sessions)
+//                  length-prefixed body (1 = client sessions, 2 = DR state)
 //     trailer      CRC-32C (4 bytes) of every byte before it
 //
 // Keys are written in order and the CRDT encodings are canonical, so the bytes are
@@ -219,7 +219,6 @@ public struct KVSnapshotReader: Sendable {
 
     /// The phase after the string entries.
     var afterEntries: Phase { formatVersion >= 2 ? .collectionsHeader : .trailer }
-
     /// The phase after the collections.
     var afterCollections: Phase { formatVersion >= 3 ? .expiryHeader : .trailer }
 
@@ -504,6 +503,9 @@ extension StateMachine {
         guard reader.isComplete else { throw .malformedSnapshot("the snapshot is truncated") }
         let restoredSessions = try reader.sections[KVSnapshotSection.sessionsTag]
             .map { bytes throws(KVError) in try Self.decodeSessions(bytes, limits: limits) } ?? [:]
+        let restoredDR = try reader.sections[KVSnapshotSection.drTag].map { bytes throws(KVError) in
+            try DRState(section: bytes)
+        } ?? DRState()
         sessions = restoredSessions
         entries = reader.entries
         orderedKeys = OrderedKeyIndex(sortedKeys: reader.keys, revision: reader.revision)
@@ -511,6 +513,7 @@ extension StateMachine {
         revision = reader.revision
         collections = reader.collections
         dotCounter = reader.dotCounter
+        drState = restoredDR
         lastTimestamp = HLCTimestamp(physical: reader.lastTimestamp.physical, logical: reader.lastTimestamp.logical,
                                      replica: replica)
         expiry = ExpiryIndex(deadlines: reader.expirySection.deadlines)

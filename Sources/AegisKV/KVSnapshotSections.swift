@@ -5,7 +5,8 @@
 //     per section  in strictly ascending tag order: tag (varint), body length (varint),
 //                  body bytes
 //
-// Tags: 1 = client sessions (ClientSessions.swift). A section with nothing to say is
+// Tags: 1 = client sessions (ClientSessions.swift), 2 = the cluster's DR state
+// (DRSnapshotSection.swift; written only when it differs from `DRState()`). A section with nothing to say is
 // left out, so a store without sessions writes a count of 0. An unknown tag, a
 // duplicate or out-of-order tag, or a body over `KVSnapshotSection.maxBodySize` is a
 // malformed snapshot: every section is replicated state, so none may be skipped.
@@ -14,8 +15,10 @@
 struct KVSnapshotSection: Sendable {
     /// The client sessions' tag.
     static let sessionsTag: UInt64 = 1
+    /// The DR state's tag.
+    static let drTag: UInt64 = 2
     /// The tags this build reads.
-    static let knownTags: Set<UInt64> = [sessionsTag]
+    static let knownTags: Set<UInt64> = [sessionsTag, drTag]
     /// The largest section body read.
     static let maxBodySize = 1 << 30
 
@@ -37,8 +40,11 @@ struct KVSnapshotSection: Sendable {
 extension StateMachine {
     /// The sections this state has something for.
     func snapshotSections() -> [KVSnapshotSection] {
+        var sections: [KVSnapshotSection] = []
         let sessions = encodedSessions()
-        return sessions.isEmpty ? [] : [KVSnapshotSection(tag: KVSnapshotSection.sessionsTag, body: sessions)]
+        if !sessions.isEmpty { sections.append(KVSnapshotSection(tag: KVSnapshotSection.sessionsTag, body: sessions)) }
+        if drState != DRState() { sections.append(KVSnapshotSection(tag: KVSnapshotSection.drTag, body: drState.snapshotSection())) }
+        return sections
     }
 }
 

@@ -102,6 +102,13 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                     if let error = check(key) { return error }
                 }
                 return nil
+            case .streamBatch(let batch):
+                for change in batch.changes {
+                    if let error = violation(in: change.command) { return error }
+                }
+                return nil
+            case .setDRState:
+                return nil
             }
         }
     }
@@ -133,6 +140,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// entries are applied, so every replica expires a key at the same place in the
     /// log; it never runs backwards, even when a new leader's clock is behind.
     public internal(set) var expiryClock: UInt64 = 0
+    /// The cluster's disaster-recovery state (role, epoch, link cursors).
+    public internal(set) var drState = DRState()
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
@@ -188,7 +197,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             advanceClock(to: entry.timestamp)
             return CommandResult(index: entry.index, revision: revision)
         }
-        if let result = applyInPlace(entry) { return result }
+        // A cluster that is not the primary refuses client writes: the general path checks.
+        if drState.role == .primary, let result = applyInPlace(entry) { return result }
         let decoded = entry.data.withUnsafeBytes { raw in Result { () throws(KVError) in try Command.decode(raw) } }
         switch decoded {
         case .success(let command):
@@ -209,6 +219,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         guard index > appliedIndex else { return alreadyApplied(index) }
         appliedIndex = index
         advanceClock(to: timestamp)
+        // A DR standby or a fenced primary takes writes only through its stream.
+        if drState.role != .primary && command.isWrite && !command.isReplicationControl {
+            return failure(.readOnly(role: drState.role, epoch: drState.epoch, primary: drState.primary), at: index)
+        }
         return execute(command, at: index, timestamp: timestamp)
     }
 
@@ -217,6 +231,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// replica does at this place in the log.
     mutating func execute(_ command: Command, at index: LogIndex, timestamp: UInt64) -> CommandResult {
         switch command {
+        case .streamBatch(let batch):
+            return applyStream(batch, at: index)
+        case .setDRState(let transition):
+            return applyTransition(transition, at: index)
         case .openSession:
             return openSession(at: index, timestamp: timestamp)
         case .session(let request, let inner):
@@ -237,6 +255,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         }
         if command.type.encodingVersion >= 4 { return executeVersion4(command, at: index) }
         switch command {
+        case .streamBatch(let batch):
+            return applyStream(batch, at: index)
+        case .setDRState(let transition):
+            return applyTransition(transition, at: index)
         case .setMany(let pairs, let onlyIfNoneExist):
             return setMany(pairs, onlyIfNoneExist: onlyIfNoneExist, at: index)
         case .deleteMany(let keys):
@@ -268,7 +290,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return write(key, value[...], at: index)
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
-        case .setMany, .deleteMany, .openSession, .session, .publish:
+        case .setMany, .deleteMany, .openSession, .session, .publish, .streamBatch, .setDRState:
             return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll:

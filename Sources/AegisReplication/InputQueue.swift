@@ -21,6 +21,8 @@ struct ReadRequest: Sendable {
         case count
         /// The state machine's digest and applied index (always local).
         case digest
+        /// Committed log entries after an index (always local): for the change stream.
+        case log(after: LogIndex, maxCount: Int, maxBytes: Int)
     }
 
     var keys: [Key]
@@ -51,6 +53,7 @@ enum ReadOutcome: Sendable {
     case values([KeyValue?])
     case count(Int)
     case digest(appliedIndex: LogIndex, hex: String)
+    case log(CommittedEntries)
 }
 
 /// A membership change or leadership transfer requested through the runtime.

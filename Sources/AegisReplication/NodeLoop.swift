@@ -300,6 +300,8 @@ final class NodeLoop: @unchecked Sendable {
         let outcome: ClientResponse.Outcome
         if let refusal = oversize(request.command.count) ?? diskFullRefusal {
             outcome = .failure(clientFailure(refusal))
+        } else if core.isLeader, let refusal = guardRefusal(request.command) {
+            outcome = .failure(clientFailure(refusal))
         } else if core.isLeader {
             do {
                 if case .appended(let index, let term) = try core.propose(request.command, timestamp: wallClockMillis()) {
@@ -354,6 +356,10 @@ final class NodeLoop: @unchecked Sendable {
             // leader and forward to it.
             if core.leadTransferee != nil {
                 waitingForLeader.append((data, waiter))
+                return
+            }
+            if let refusal = guardRefusal(data) {
+                waiter.resume(.failure(refusal))
                 return
             }
             do {
@@ -457,6 +463,8 @@ final class NodeLoop: @unchecked Sendable {
             request.continuation.resume(returning: .count(machine.count))
         case .digest:
             request.continuation.resume(returning: .digest(appliedIndex: machine.appliedIndex, hex: machine.digestHex()))
+        case .log(let after, let maxCount, let maxBytes):
+            request.continuation.resume(returning: .log(committedEntries(after: after, maxCount: maxCount, maxBytes: maxBytes)))
         }
     }
 

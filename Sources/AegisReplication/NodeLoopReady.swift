@@ -381,6 +381,7 @@ extension NodeLoop: ReadyShell {
         status.isJoint = conf.isJoint
         status.members = memberStatuses(conf: conf, last: last)
         status.keys = machine.count
+        status.dr = machine.drState
         status.failure = failure.map { "\($0)" }
         status.running = running
         status.cluster = clusterView?.cluster.stats()

@@ -145,6 +145,17 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         return (0, "")
     }
 
+    /// The committed entries after `index` (at most `maxCount` and about `maxBytes`,
+    /// at least one when any), read from this node's log without a Raft round: for the
+    /// change stream's shipper on the leader. Entries compacted away are not returned
+    /// (`firstIndex` says where the log starts).
+    public func committedEntries(after index: LogIndex, maxCount: Int, maxBytes: Int) async throws -> CommittedEntries {
+        let outcome = try await readOutcome(keys: [], kind: .log(after: index, maxCount: maxCount, maxBytes: maxBytes),
+                                            stale: true)
+        if case .log(let read) = outcome { return read }
+        return CommittedEntries(entries: [], commitIndex: 0, firstIndex: 0)
+    }
+
     private func readOutcome(keys: [Key], kind: ReadRequest.Kind, stale: Bool) async throws -> ReadOutcome {
         try await withCheckedThrowingContinuation { continuation in
             let request = ReadRequest(keys: keys, kind: kind, continuation: Reply(continuation))

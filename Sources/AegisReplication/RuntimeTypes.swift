@@ -93,6 +93,10 @@ public struct NodeConfiguration: Sendable {
     /// the follower forwards it again to the new leader, up to this many sends in all.
     /// Default 4. 1: no re-forwarding.
     public var maxForwardAttempts = 4
+    /// Called on the leader before it proposes a client command (its encoded bytes),
+    /// local or forwarded by a follower: a refusal fails the command before anything
+    /// is logged. `aegis serve` uses it for the DR write lease. `nil`: no check.
+    public var writeGuard: (@Sendable ([UInt8]) -> ReplicationError?)?
 
     /// Creates a configuration.
     public init(nodeID: NodeID, bootstrapVoters: [NodeID], raft: RaftConfig = NodeConfiguration.defaultRaft) {
@@ -196,6 +200,8 @@ public struct NodeStatus: Sendable, Hashable {
     public var isJoint = false
     /// Keys in the state machine.
     public var keys = 0
+    /// The cluster's DR state (role, epoch, link cursors) as this node applied it.
+    public var dr = DRState()
     /// Set once the node stopped because of a storage failure.
     public var failure: String?
     /// Whether the node's loop is running.
@@ -215,6 +221,17 @@ public struct NodeStatus: Sendable, Hashable {
     public var replaying = false
     /// `true` while this leader hands leadership over before stopping.
     public var handingOver = false
+}
+
+/// Committed log entries read for the change stream.
+public struct CommittedEntries: Sendable {
+    /// The entries, in order, right after the index asked for (empty when none is
+    /// committed after it, or when it is compacted: see `firstIndex`).
+    public var entries: [LogEntry]
+    /// The node's commit index.
+    public var commitIndex: LogIndex
+    /// The first index the log still holds: entries before it are compacted.
+    public var firstIndex: LogIndex
 }
 
 /// The durable storage a runtime writes through: `RaftLogStorage` plus a batched

@@ -15,6 +15,7 @@ struct AegisBench: AsyncParsableCommand {
             ClusterBench.self,
             CRDTBench.self,
             BackupBench.self,
+            StreamBench.self,
         ])
 }
 

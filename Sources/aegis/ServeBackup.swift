@@ -25,14 +25,7 @@ struct ServeBackupOptions: ParsableArguments {
     /// The service, or `nil` without a repository.
     func makeService(config: String?, dataDirectory: String, logger: Logger,
                      archived: ArchivedIndex? = nil) throws -> BackupService? {
-        let env = ProcessInfo.processInfo.environment
-        let file = try config.map(ServeSettings.parseConfigFile) ?? [:]
-        func value(_ name: String, _ flag: String?) -> String? {
-            if let flag { return flag }
-            let envName = "AEGIS_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
-            if let v = env[envName], !v.isEmpty { return v }
-            return file[name]
-        }
+        let value = try ServeSettings.lookup(config: config)
         guard let repo = value("backup-repo", backupRepo) else { return nil }
         func duration(_ name: String, _ flag: String?) throws -> Duration? {
             guard let text = value(name, flag) else { return nil }
@@ -55,6 +48,20 @@ struct ServeBackupOptions: ParsableArguments {
         configuration.verifyInterval = try duration("backup-verify-interval", backupVerifyInterval)
         if let archived { configuration.onArchived = { archived.set($0) } }
         return BackupService(configuration: configuration, dataDirectory: dataDirectory, logger: logger)
+    }
+}
+
+extension ServeSettings {
+    /// A setting's value: the flag, else `AEGIS_<NAME>`, else the `--config` file's line.
+    static func lookup(config: String?) throws -> (_ name: String, _ flag: String?) -> String? {
+        let env = ProcessInfo.processInfo.environment
+        let file = try config.map(parseConfigFile) ?? [:]
+        return { name, flag in
+            if let flag { return flag }
+            let envName = "AEGIS_" + name.uppercased().replacingOccurrences(of: "-", with: "_")
+            if let v = env[envName], !v.isEmpty { return v }
+            return file[name]
+        }
     }
 }
 

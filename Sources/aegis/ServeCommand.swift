@@ -97,6 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "UNSAFE, for testing the linearizability checker only: serve every read from local state without ReadIndex (stale reads).")
     var unsafeLocalReads = false
     @OptionGroup(title: "Backups") var backup: ServeBackupOptions
+    @OptionGroup(title: "Disaster recovery") var dr: ServeDROptions
 
     func run() async throws {
         let settings = try ServeSettings.resolve(self)
@@ -185,7 +186,12 @@ struct ServeCommand: AsyncParsableCommand {
         // With continuous archiving on this member, the log is not compacted past what
         // it shipped (bounded by maxEntriesHeldForArchiving).
         let archived = ArchivedIndex()
-        nodeConfig.compactionFloor = { archived.value }
+        let coordinator = try dr.makeCoordinator(config: config, settings: settings, logger: logger)
+        // Nor past what a DR standby still has to pull (both bounded by maxEntriesHeldForArchiving).
+        nodeConfig.compactionFloor = { [archived.value, coordinator.compactionFloor].compactMap { $0 }.min() }
+        // Standby and fenced clusters, and a primary without its write lease, refuse
+        // client writes on the leader before they are logged.
+        nodeConfig.writeGuard = { coordinator.writeRefusal($0) }
         nodeConfig.onAdded = { [logger] in identity.update(logger: logger) { $0.membership = .member } }
         nodeConfig.tickInterval = .milliseconds(settings.tickMs)
         nodeConfig.expiryBatchSize = settings.expiryBatchSize
@@ -198,6 +204,7 @@ struct ServeCommand: AsyncParsableCommand {
         addresses[settings.id] = MemberAddress(peer: settings.peerListen.description, client: settings.clientListen.description)
         let runtime = try NodeRuntime(configuration: nodeConfig, storage: storage, transport: transport,
                                       addresses: addresses, logger: logger)
+        coordinator.attach(runtime)
         if bootstrap {
             // After the founding log is durable: a crash in between leaves a log without
             // an identity, which the next start adopts.
@@ -252,7 +259,8 @@ struct ServeCommand: AsyncParsableCommand {
                                                     minFreeDiskBytes: settings.minFreeDiskBytes),
             backend: backend, registry: registry, logger: logger,
             tls: serverTLS, certificates: { certificates.map(CertificateReloader.served) ?? [] },
-            extensions: backupService.map { [BackupAdminExtension(service: $0)] } ?? [],
+            extensions: (backupService.map { [BackupAdminExtension(service: $0)] } ?? [])
+                + [DRAdminExtension(coordinator: coordinator, warnLagSeconds: 5, deadLinkMillis: 5_000)],
             onShutdownRequest: { [logger] in
                 logger.notice("stopping: asked through the admin API")
                 await shutdown.trigger()
@@ -263,7 +271,7 @@ struct ServeCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: runtime), .init(service: resp), .init(service: admin)]
                 + (certificates.map { [.init(service: CertificateReloader(store: $0, logger: logger))] } ?? [])
-                + (backupService.map { [.init(service: $0)] } ?? []),
+                + (backupService.map { [.init(service: $0)] } ?? []) + [.init(service: coordinator)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         shutdown.set(group)
         try await group.run()

@@ -50,6 +50,11 @@ struct ToolTLSOptions: ParsableArguments {
     /// the address connected to), or `nil` for plaintext.
     func clientContext() throws -> NIOSSLContext? {
         guard let ca = resolvedCA else { return nil }
+        return try Self.clientContext(trusting: ca)
+    }
+
+    /// A TLS client context trusting the CA certificate in the PEM file `ca`.
+    static func clientContext(trusting ca: String) throws -> NIOSSLContext {
         do {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))

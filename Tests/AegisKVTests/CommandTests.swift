@@ -1,4 +1,5 @@
 @testable import AegisKV
+import AegisCRDT
 import PropertyBased
 import Testing
 
@@ -38,6 +39,15 @@ import Testing
         .rename("a", to: "b", onlyIfAbsent: false),
         .copy("a", to: "b", replace: true),
         .flushAll,
+        .streamBatch(StreamBatch(source: "east", epoch: 3, afterIndex: 10, lastIndex: 14, sourceCommit: 20, changes: [
+            StreamChange(sourceIndex: 12, origin: "east", timestamp: HLCTimestamp(physical: 1_700_000_000_000, logical: 2, replica: "east"),
+                         command: .set("k", bytes("v"))),
+            StreamChange(sourceIndex: 14, origin: "east", timestamp: HLCTimestamp(physical: 1_700_000_000_001, replica: "east"),
+                         command: .collection("s", .setAdd([bytes("m")]))),
+        ])),
+        .streamBatch(StreamBatch(source: "e", epoch: 0, afterIndex: 0, lastIndex: 0, sourceCommit: 0, changes: [])),
+        .setDRState(DRTransition(epoch: 7, role: .fenced, primary: "127.0.0.1:7001,127.0.0.1:7002", leaseMillis: 2000)),
+        .setDRState(DRTransition(epoch: 1, role: .standby, resumeSource: "west", resumeIndex: 99)),
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {
@@ -77,7 +87,8 @@ import Testing
             ([5, 2], .unsupportedEncodingVersion(5)),
             ([3, 60], .malformedCommand("unknown command type 60 in encoding version 3")),
             ([3, 12, 1, 65], .malformedCommand("unknown command type 12 in encoding version 3")),
-            ([4, 40], .malformedCommand("unknown command type 40 in encoding version 4")),
+            ([4, 39], .malformedCommand("unknown command type 39 in encoding version 4")),
+            ([3, 40], .malformedCommand("unknown command type 40 in encoding version 3")),
             ([2, 9, 1, 65, 13], .malformedCommand("unknown command type 9 in encoding version 2")),
             ([3, 9, 1, 65], .malformedCommand("truncated before the collection operation")),
             ([3, 9, 1, 65, 1, 2, 1, 65], .malformedCommand("truncated in the member (0 bytes left)")),

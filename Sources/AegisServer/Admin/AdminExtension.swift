@@ -1,4 +1,6 @@
+import Foundation
 public import Hummingbird
+import NIOCore
 
 /// More admin endpoints and health checks, contributed by a feature (backups, a
 /// replication link) without the admin server knowing it.
@@ -15,4 +17,17 @@ public protocol AdminExtension: Sendable {
 extension AdminExtension {
     /// No checks.
     public func healthChecks() -> [HealthCheck] { [] }
+}
+
+/// Answers of admin endpoints, for extensions.
+public enum AdminResponses {
+    /// `value` as pretty-printed JSON with sorted keys and a final newline.
+    public static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        var buffer = ByteBuffer(bytes: (try? encoder.encode(value)) ?? Data("{}".utf8))
+        buffer.writeString("\n")
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: buffer))
+    }
 }

@@ -76,7 +76,8 @@ public struct KeyspaceNotificationFlags: Sendable, Hashable {
         case .rename(let source, let destination, _): return [(source, "rename_from", "g"), (destination, "rename_to", "g")]
         case .copy(_, let destination, _): return [(destination, "copy_to", "g")]
         case .flushAll, .keyspace, .timeToLive: return []
-        case .get, .custom, .openSession, .publish: return []
+        case .streamBatch(let batch): return batch.changes.flatMap { events(of: $0.command) }
+        case .get, .custom, .openSession, .publish, .setDRState: return []
         }
     }
 }

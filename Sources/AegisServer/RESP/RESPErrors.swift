@@ -11,6 +11,9 @@ import AegisKV
 /// - `-UNAVAILABLE …` while the node is starting, shutting down or its storage failed.
 /// - `-TRYAGAIN the node is overloaded …` when the node's request queue is full;
 ///   nothing was applied.
+/// - `-READONLY You can't write against a read only replica. primary: HOST:PORT[,…] (…)`
+///   for a write to a DR standby or fenced cluster (the primary's client addresses), or
+///   to a primary whose write lease expired (`primary: unknown`); nothing was applied.
 enum RESPError {
     static let notInteger = RESPValue.error("ERR value is not an integer or out of range")
     static let overflow = RESPValue.error("ERR increment or decrement would overflow")
@@ -54,6 +57,7 @@ enum RESPError {
         case .invalidExpireTime: return .error("ERR invalid expire time in command")
         case .replyTooLarge(let limit):
             return .error("ERR more than \(limit) keys match (RESPLimits.maxKeysReply, --max-keys-reply); use SCAN")
+        case .readOnly: return .error("READONLY \(error.description)")
         default: return .error("ERR \(error.description)")
         }
     }
@@ -74,6 +78,8 @@ enum RESPError {
         case .command(let kvError):
             return reply(for: kvError)
         case .rejected(let why):
+            // A DR refusal (standby, fenced, or a primary without its write lease) names the primary.
+            if let start = why.range(of: "READONLY ") { return .error(String(why[start.lowerBound...])) }
             return .error("ERR request rejected: \(why)")
         case .overloaded(let why):
             return .error("TRYAGAIN \(why); nothing was applied")

@@ -1,0 +1,1 @@
+../../../Sources/AegisBackup/BackupError.swift

@@ -1,0 +1,1 @@
+../../../Sources/AegisBackup/Codecs/Zstd.swift

@@ -1,0 +1,3 @@
+internal import FuzzSupport
+
+runLibFuzzer { fuzz($0, $1) }
