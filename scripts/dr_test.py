@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 from aegis_procs import HOST, IDS, Cluster
 from checks import check, results, wait_until
@@ -173,6 +174,10 @@ def main():
         check("/replica?lag=100000: 200 on every standby node, 503 on the primary",
               all(probe(standby, n, "/replica?lag=100000") == 200 for n in IDS)
               and all(probe(primary, n, "/replica") == 503 for n in IDS))
+        sl = standby.leader() or "n1"
+        metrics = urllib.request.urlopen(f"http://{HOST}:{standby.admin_port(sl)}/metrics", timeout=5).read().decode()
+        check("the standby's leader exports the link's lag as metrics",
+              "aegis_dr_lag_entries" in metrics and "aegis_dr_lag_seconds" in metrics)
         d = leader_doc(standby)
         check("GET /v1/dr reports the link's lag", d is not None and d.get("link") is not None,
               f"(lag {d['link']['lagEntries']} entries, {d['link']['lagSeconds']} s)" if d and d.get("link") else "")
