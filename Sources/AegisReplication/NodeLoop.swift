@@ -239,10 +239,15 @@ final class NodeLoop: @unchecked Sendable {
                 let term = decodeTerm(value)
                 awaitIndex(index, term: term, waiter: write.waiter)
             case .failure(let f):
-                // "Dropped during a transfer" and "not the leader, X is" both mean it was
-                // not appended, and name a leader to come: forwarding it again cannot
-                // apply it twice. A refusal that names no other leader is final.
-                let movesOn = f.code == .proposalDropped || (f.code == .notLeader && f.leaderHint.map { $0 != message.from } == true)
+                // "Dropped during a transfer" and "not the leader" both mean it was not
+                // appended (and the node remembers its answer, so a duplicate of the
+                // request is never appended later): forwarding it again to another
+                // leader cannot apply it twice. It is forwarded again when the refusal
+                // points elsewhere: a transfer, a leader named, or a leader change since
+                // it was sent (a node restarted meanwhile answers without a hint). A
+                // plain refusal from the node this one believes leads is final.
+                let pointsElsewhere = f.leaderHint.map { $0 != message.from } == true || write.answerDeadline != nil
+                let movesOn = f.code == .proposalDropped || (f.code == .notLeader && pointsElsewhere)
                 if movesOn, write.attempts < config.maxForwardAttempts, write.waiter.deadline > tickCount {
                     refusedForwards.append(RefusedForward(write: write, refusedBy: message.from, at: tickCount,
                                                           refusal: mapFailure(f)))
