@@ -160,7 +160,9 @@ extension NodeLoop: ReadyShell {
                 forwarded[id]?.answerDeadline = grace
             }
             // Reads are safe to repeat: ask the new leader for a read index.
-            for (_, entry) in pendingReads { readsWaitingForLeader.append(entry) }
+            // In request order: dictionary order differs from run to run (per-instance
+            // seeds), and the simulator must replay a seed exactly.
+            for (_, entry) in pendingReads.sorted(by: { $0.key < $1.key }) { readsWaitingForLeader.append(entry) }
             pendingReads = [:]
             if handover != nil, handover?.steppedDownAt == nil, !core.isLeader, soft.leader != nil {
                 handover?.steppedDownAt = tickCount
@@ -312,7 +314,8 @@ extension NodeLoop: ReadyShell {
             for w in expired { w.waiter.resume(.failure(ReplicationError.timeout)) }
             pendingWrites[index] = kept.isEmpty ? nil : kept
         }
-        for (id, entry) in forwarded where entry.waiter.deadline <= now || (entry.answerDeadline ?? Int.max) <= now {
+        for (id, entry) in forwarded.sorted(by: { $0.key < $1.key })
+        where entry.waiter.deadline <= now || (entry.answerDeadline ?? Int.max) <= now {
             forwarded[id] = nil
             entry.waiter.resume(.failure(ReplicationError.timeout))
         }
@@ -338,7 +341,7 @@ extension NodeLoop: ReadyShell {
     func failEverything(_ reason: ReplicationError) {
         for (_, waiters) in pendingWrites { for w in waiters { w.waiter.resume(.failure(reason)) } }
         pendingWrites = [:]
-        for (_, entry) in forwarded { entry.waiter.resume(.failure(reason)) }
+        for (_, entry) in forwarded.sorted(by: { $0.key < $1.key }) { entry.waiter.resume(.failure(reason)) }
         forwarded = [:]
         for entry in refusedForwards { entry.write.waiter.resume(.failure(reason)) }
         refusedForwards = []
