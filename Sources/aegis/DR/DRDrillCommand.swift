@@ -11,14 +11,14 @@ struct DRDrillCommand: AsyncParsableCommand {
         commandName: "drill",
         abstract: "DR drill: promote a throw-away copy of the standby on other ports; measure RTO and RPO.",
         discussion: """
-        1. samples the primary's commit index (--primary) and the standby's DR state; 2. copies a standby \
-        member's data directory (--standby-data-dir, on this machine; read while the node runs, as `aegis backup \
-        create` does) into a full backup in a scratch repository, and restores it into a new data directory \
-        (a new cluster UUID: the copy can never join either cluster); 3. starts it as a single-node cluster on \
+        1. checks --standby is a standby; 2. reads a standby member's committed history (--standby-data-dir, on \
+        this machine, while the node runs, as `aegis backup create` does), samples the primary's commit index \
+        (--primary), writes the history as a full backup in a scratch repository and restores it into a new data \
+        directory (a new cluster UUID: the copy can never join either cluster); 3. starts it as a single-node cluster on \
         127.0.0.1:PORT (RESP), PORT+1 (peer), PORT+2 (admin), its DR side isolated (--dr-drill-copy: it never \
         contacts another cluster); 4. promotes it, writes and reads --keys keys through it; 5. stops it and \
         deletes the scratch folder. RTO: drill start to the copy's first acknowledged write. RPO: entries the \
-        copy is behind the primary's commit index sampled at the copy, and an upper bound in seconds (the time \
+        copy is behind the primary's commit index sampled right after the read, and an upper bound in seconds (the time \
         since the copy's newest change, if it is behind). The record is posted to every node of --standby and \
         --primary (GET /v1/dr/drills; the dr-drill health check).
 
@@ -50,7 +50,7 @@ struct DRDrillCommand: AsyncParsableCommand {
         let quiet = json
         let log: @Sendable (String) -> Void = { line in if !quiet { printLine(line) } }
         let drill = DrillRun(tool: tool, scratch: scratch, port: port, keys: keys, log: log)
-        let record: DrillRecord
+        var record: DrillRecord
         do {
             try await drill.prepareScratch()
             record = try await withTimeout(.seconds(timeout)) { [drill, standby, primary, standbyDataDir] in
@@ -60,6 +60,7 @@ struct DRDrillCommand: AsyncParsableCommand {
             record = drill.failure("\(error)", standby: standby)
         }
         await drill.teardown(keepScratch: keep)
+        record.phasesMillis = drill.phaseTimes
         if !noRecord {
             let posted = await post(record, tool: tool)
             if !json { printLine("recorded in \(posted.ok) drill histories" + (posted.failures.isEmpty ? "" : "; not in: \(posted.failures.joined(separator: "; "))")) }

@@ -57,6 +57,12 @@ final class DrillRun: @unchecked Sendable {
         guard standbyDoc.role == "standby" else {
             throw DrillFailure(description: "\(standbyDoc.clusterID) is \(standbyDoc.role), not a standby: nothing to drill")
         }
+        // 2. The copy: the member's committed history (read live), then a full backup of
+        // it in a scratch repository, restored into a new data directory.
+        let history = try await phase("read") { try CommittedHistory.read(dataDirectory: dataDirectory) }
+        let copiedAt = DRCoordinator.wallMillis()
+        // The primary's commit index right after the read: what the copy may lack (an
+        // upper bound: the read takes a moment).
         var primaryCommit: UInt64?
         if let primary {
             let doc = try await tool.document(primary)
@@ -66,13 +72,9 @@ final class DrillRun: @unchecked Sendable {
             primaryCommit = standbyDoc.link?.sourceCommit
             lock.withLock { primaryCluster = standbyDoc.link?.source }
         }
-        // 2. The copy: a full backup of the member, restored into a new data directory.
-        let copiedAt = DRCoordinator.wallMillis()
         let repository = BackupRepository(target: try makeBackupTarget(scratch + "/repo"),
                                           settings: BackupSettings(compression: .none))
-        let manifest = try await phase("copy") {
-            try await repository.createBackup(.full, from: try CommittedHistory.read(dataDirectory: dataDirectory))
-        }
+        let manifest = try await phase("backup") { try await repository.createBackup(.full, from: history) }
         log("copied \(dataDirectory): index \(manifest.end.index), \(manifest.keyCount) keys")
         let restored = try await phase("restore") {
             try await repository.restore(to: .latest, options: RestoreOptions(dataDirectory: self.scratch + "/data",
@@ -103,6 +105,9 @@ final class DrillRun: @unchecked Sendable {
                            rpoEntries: behind, rpoSeconds: rpoSeconds, keys: UInt64(restored.keyCount),
                            phasesMillis: lock.withLock { phases })
     }
+
+    /// Every phase's time so far, in milliseconds (the teardown's included once it ran).
+    var phaseTimes: [String: UInt64] { lock.withLock { phases } }
 
     /// The record of a failed drill.
     func failure(_ why: String, standby: String) -> DrillRecord {
