@@ -30,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from aegis_procs import HOST, IDS, Cluster  # noqa: E402
@@ -167,6 +169,19 @@ steps:
         history = json.loads(body)
         check("the drill is in every node's history", len(history) == 1 and history[0]["ok"] is True
               and all(len(json.loads(c.admin(n, "GET", "/v1/dr/drills")[1])) == 1 for c in (primary, standby) for n in IDS))
+        def post_drill(body):
+            req = urllib.request.Request(f"http://{HOST}:{standby.admin_port('n1')}/v1/dr/drills", data=body, method="POST",
+                                         headers={"Authorization": f"Bearer {args.token}"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+        bad = [b"not json", b'{"ok": true}', json.dumps({**history[0], "rtoSeconds": -1}).encode(),
+               json.dumps({**history[0], "ok": False, "error": None}).encode(), b"x" * 9000]
+        check("POST /v1/dr/drills refuses bad records (400, 413) and keeps the history as it was",
+              [post_drill(b) for b in bad] == [400, 400, 400, 400, 413]
+              and len(json.loads(standby.admin("n1", "GET", "/v1/dr/drills")[1])) == 1)
         check("/healthz/dr-drill passes after a successful drill",
               all(http_status(standby, n, "/healthz/dr-drill") == 200 for n in IDS))
         busy.bind((HOST, BUSY_PORT))

@@ -28,6 +28,7 @@ import Testing
         #expect(RollingRestart.notCaughtUp(try Self.view(members: [("n1", "healthy", 0), ("n2", "healthy", 5)]), maxLag: 0)
             == "n2 is 5 entries behind")
         #expect(RollingRestart.notCaughtUp(try Self.view(members: [("n1", "healthy", 0), ("n2", "healthy", 5)]), maxLag: 5) == nil)
+        #expect(RollingRestart.notCaughtUp(try Self.view(members: [("n1", "healthy", 0), ("n2", "healthy", 6)]), maxLag: 5) != nil)
         #expect(RollingRestart.notCaughtUp(try Self.view(members: [("n1", "healthy", 0), ("n2", "suspect", 0)]), maxLag: 9)
             == "n2 is suspect")
         #expect(RollingRestart.notCaughtUp(try Self.view(members: [("n1", "healthy", 0), ("n2", "healthy", nil)]), maxLag: 9)
