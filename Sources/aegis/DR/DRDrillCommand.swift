@@ -13,8 +13,8 @@ struct DRDrillCommand: AsyncParsableCommand {
         discussion: """
         1. checks --standby is a standby; 2. reads a standby member's committed history (--standby-data-dir, on \
         this machine, while the node runs, as `aegis backup create` does), samples the primary's commit index \
-        (--primary), writes the history as a full backup in a scratch repository and restores it into a new data \
-        directory (a new cluster UUID: the copy can never join either cluster); 3. starts it as a single-node cluster on \
+        (--primary), writes its state at the commit index as the data directory of a new single-node cluster \
+        (a new cluster UUID, as `aegis recover` writes: the copy can never join either cluster); 3. starts it as a single-node cluster on \
         127.0.0.1:PORT (RESP), PORT+1 (peer), PORT+2 (admin), its DR side isolated (--dr-drill-copy: it never \
         contacts another cluster); 4. promotes it, writes and reads --keys keys through it; 5. stops it and \
         deletes the scratch folder. RTO: drill start to the copy's first acknowledged write. RPO: entries the \

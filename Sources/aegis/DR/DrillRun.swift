@@ -57,8 +57,8 @@ final class DrillRun: @unchecked Sendable {
         guard standbyDoc.role == "standby" else {
             throw DrillFailure(description: "\(standbyDoc.clusterID) is \(standbyDoc.role), not a standby: nothing to drill")
         }
-        // 2. The copy: the member's committed history (read live), then a full backup of
-        // it in a scratch repository, restored into a new data directory.
+        // 2. The copy: the member's committed history (read live), its state at the commit
+        // index written as the data directory of a new single-voter cluster.
         let history = try await phase("read") { try CommittedHistory.read(dataDirectory: dataDirectory) }
         let copiedAt = DRCoordinator.wallMillis()
         // The primary's commit index right after the read: what the copy may lack (an
@@ -72,14 +72,11 @@ final class DrillRun: @unchecked Sendable {
             primaryCommit = standbyDoc.link?.sourceCommit
             lock.withLock { primaryCluster = standbyDoc.link?.source }
         }
-        let repository = BackupRepository(target: try makeBackupTarget(scratch + "/repo"),
-                                          settings: BackupSettings(compression: .none))
-        let manifest = try await phase("backup") { try await repository.createBackup(.full, from: history) }
-        log("copied \(dataDirectory): index \(manifest.end.index), \(manifest.keyCount) keys")
-        let restored = try await phase("restore") {
-            try await repository.restore(to: .latest, options: RestoreOptions(dataDirectory: self.scratch + "/data",
-                                                                             nodeID: "drill", clusterID: "drill"))
+        let restored = try await phase("copy") {
+            try history.writeCopy(options: RestoreOptions(dataDirectory: self.scratch + "/data", nodeID: "drill",
+                                                          clusterID: "drill"))
         }
+        log("copied \(dataDirectory): index \(restored.position.index), \(restored.keyCount) keys")
         // 3. The copy runs on other ports, isolated from both clusters.
         try await phase("start") {
             try await self.checkPortsFree()
@@ -132,7 +129,7 @@ final class DrillRun: @unchecked Sendable {
         } else if lock.withLock({ createdScratch }) {
             try? FileManager.default.removeItem(atPath: scratch)
         } else {
-            for name in ["repo", "data", "copy.log", "admin-token"] { try? FileManager.default.removeItem(atPath: scratch + "/" + name) }
+            for name in ["data", "copy.log", "admin-token"] { try? FileManager.default.removeItem(atPath: scratch + "/" + name) }
         }
         record("teardown", ContinuousClock.now - began)
     }
