@@ -120,7 +120,7 @@ public struct DrillHistory: Sendable {
     public let retention: Int
 
     /// The largest retention.
-    public static let maxRetention = 10_000
+    public static let maxRetention = 1000
     /// The file name in a node's data directory.
     public static let fileName = "dr-drills.jsonl"
 

@@ -9,7 +9,7 @@ import NIOCore
 struct ServeDrillOptions: ParsableArguments {
     @Option(help: "The dr-drill health check warns when the last successful DR drill is older than this (default 7d).")
     var drDrillMaxAge: String?
-    @Option(help: "DR drills kept in the node's drill history (<data-dir>/dr-drills.jsonl; default 100, at most 10000).")
+    @Option(help: "DR drills kept in the node's drill history (<data-dir>/dr-drills.jsonl; default 100, at most 1000).")
     var drDrillRetention: Int?
     @Flag(help: "This node is a throw-away copy started by `aegis dr drill`: its DR side never contacts another cluster.")
     var drDrillCopy = false
@@ -41,8 +41,34 @@ struct DrillAdminExtension: AdminExtension {
     let history: DrillHistory
     let maxAge: Duration
     let coordinator: DRCoordinator
-    /// One append at a time (read, append, rewrite).
-    private let lock = NSLock()
+    /// One append at a time (read, append, rewrite), and the records kept in memory
+    /// after the first read, so that a health probe does not read the file.
+    private let cache = HistoryCache()
+
+    final class HistoryCache: @unchecked Sendable {
+        let lock = NSLock()
+        var records: [DrillRecord]?
+
+        /// The records (read from the file the first time).
+        func read(_ history: DrillHistory) throws -> [DrillRecord] {
+            try lock.withLock {
+                if let records { return records }
+                let read = try history.read().records
+                records = read
+                return read
+            }
+        }
+
+        /// Appends to the file, then to the records in memory.
+        func append(_ record: DrillRecord, to history: DrillHistory) throws -> Int {
+            try lock.withLock {
+                try history.append(record)
+                let read = try history.read().records
+                records = read
+                return read.count
+            }
+        }
+    }
 
     init(history: DrillHistory, maxAge: Duration, coordinator: DRCoordinator) {
         self.history = history
@@ -57,11 +83,11 @@ struct DrillAdminExtension: AdminExtension {
     }
 
     func register(on router: Router<BasicRequestContext>, authorize: @escaping @Sendable (Request) -> Response?) {
-        let history = self.history, lock = self.lock
+        let history = self.history, cache = self.cache
         router.get("/v1/dr/drills") { request, _ in
             if let denied = authorize(request) { return denied }
             do {
-                return AdminResponses.json(try lock.withLock { try history.read().records })
+                return AdminResponses.json(try cache.read(history))
             } catch {
                 return AdminResponses.json(Failure(error: "\(error)"), status: .internalServerError)
             }
@@ -82,10 +108,7 @@ struct DrillAdminExtension: AdminExtension {
                 return AdminResponses.json(Failure(error: "\(error)"), status: .badRequest)
             }
             do {
-                let kept = try lock.withLock { () throws -> Int in
-                    try history.append(record)
-                    return try history.read().records.count
-                }
+                let kept = try cache.append(record, to: history)
                 return AdminResponses.json(Recorded(recorded: true, kept: kept))
             } catch {
                 return AdminResponses.json(Failure(error: "\(error)"), status: .internalServerError)
@@ -102,7 +125,7 @@ struct DrillAdminExtension: AdminExtension {
     func drillHealth() -> HealthCheckResult {
         let records: [DrillRecord]
         do {
-            records = try lock.withLock { try history.read().records }
+            records = try cache.read(history)
         } catch {
             return .warn("cannot read the drill history: \(error)")
         }

@@ -22,6 +22,7 @@ final class DrillRun: @unchecked Sendable {
     private var process: Process?
     private var phases: [String: UInt64] = [:]
     private var primaryCluster: String?
+    private var standbyCluster: String?
     private var createdScratch = false
     private var token = ""
 
@@ -54,6 +55,7 @@ final class DrillRun: @unchecked Sendable {
     func measure(standby: String, primary: String?, dataDirectory: String) async throws -> DrillRecord {
         // 1. What the standby and the primary hold now.
         let standbyDoc = try await phase("sample") { try await self.tool.document(standby) }
+        lock.withLock { standbyCluster = standbyDoc.clusterID }
         guard standbyDoc.role == "standby" else {
             throw DrillFailure(description: "\(standbyDoc.clusterID) is \(standbyDoc.role), not a standby: nothing to drill")
         }
@@ -108,11 +110,14 @@ final class DrillRun: @unchecked Sendable {
 
     /// The record of a failed drill.
     func failure(_ why: String, standby: String) -> DrillRecord {
-        let (source, phases) = lock.withLock { (primaryCluster, self.phases) }
+        let (source, standbyID, phases) = lock.withLock { (primaryCluster, standbyCluster, self.phases) }
+        var error = why
+        while error.utf8.count > DrillRecord.maxErrorBytes { error.removeLast() }
+        var cluster = standbyID ?? standby
+        while cluster.utf8.count > DrillRecord.maxClusterBytes { cluster.removeLast() }
         return DrillRecord(startedAt: startedWall, finishedAt: max(startedWall, DRCoordinator.wallMillis()), ok: false,
-                           error: String(why.utf8.prefix(DrillRecord.maxErrorBytes)) ?? "failed",
-                           standbyCluster: String(standby.prefix(DrillRecord.maxClusterBytes)), primaryCluster: source,
-                           phasesMillis: phases)
+                           error: error.isEmpty ? "failed" : error, standbyCluster: cluster.isEmpty ? "unknown" : cluster,
+                           primaryCluster: source, phasesMillis: phases)
     }
 
     /// Stops the copy (SIGTERM, then SIGKILL after 10 s) and removes the scratch folder.
