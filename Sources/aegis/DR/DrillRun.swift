@@ -78,7 +78,7 @@ final class DrillRun: @unchecked Sendable {
             try history.writeCopy(options: RestoreOptions(dataDirectory: self.scratch + "/data", nodeID: "drill",
                                                           clusterID: "drill"))
         }
-        log("copied \(dataDirectory): index \(restored.position.index), \(restored.keyCount) keys")
+        log("copied \(dataDirectory): index \(restored.position.index) (\(restored.entriesToReplay) entries after its snapshot)")
         // 3. The copy runs on other ports, isolated from both clusters.
         try await phase("start") {
             try await self.checkPortsFree()
@@ -92,7 +92,7 @@ final class DrillRun: @unchecked Sendable {
         }
         try await phase("first-write") { try await self.firstWrite() }
         let rto = elapsedSeconds()
-        try await phase("verify") { try await self.writeAndRead() }
+        let keyCount = try await phase("verify") { try await self.writeAndRead() }
         // RPO: the copy's cursor against the primary's commit sampled at the copy.
         let source = lock.withLock { primaryCluster }
         let cursor = copyDoc.cursors.first { $0.source == source } ?? copyDoc.cursors.max { $0.epoch < $1.epoch }
@@ -101,7 +101,7 @@ final class DrillRun: @unchecked Sendable {
         let rpoSeconds = behind == 0 ? 0 : cursor.map { copiedAt > $0.lastChangeMillis ? Double(copiedAt - $0.lastChangeMillis) / 1000 : 0 }
         return DrillRecord(startedAt: startedWall, finishedAt: DRCoordinator.wallMillis(), ok: true,
                            standbyCluster: standbyDoc.clusterID, primaryCluster: source, rtoSeconds: rto,
-                           rpoEntries: behind, rpoSeconds: rpoSeconds, keys: UInt64(restored.keyCount),
+                           rpoEntries: behind, rpoSeconds: rpoSeconds, keys: keyCount,
                            phasesMillis: lock.withLock { phases })
     }
 
@@ -230,9 +230,14 @@ final class DrillRun: @unchecked Sendable {
         throw DrillFailure(description: "the copy acknowledged no write: \(last)")
     }
 
-    private func writeAndRead() async throws {
+    /// Writes and reads back `keys` keys; the copy's key count before them (DBSIZE).
+    private func writeAndRead() async throws -> UInt64 {
         let keys = self.keys, stamp = startedWall, port = self.port
-        try await withTimeout(.seconds(120)) { try await RESPConnection.with("127.0.0.1:\(port)", password: nil) { connection in
+        return try await withTimeout(.seconds(120)) { try await RESPConnection.with("127.0.0.1:\(port)", password: nil) { connection in
+            let size = try await connection.call(["DBSIZE"])
+            guard case .integer(let count) = size, count >= 1 else {
+                throw DrillFailure(description: "DBSIZE answered \(render(size))")
+            }
             for k in 0 ..< keys {
                 let reply = try await connection.call(["SET", "aegis:drill:\(k)", "\(stamp)-\(k)"])
                 guard case .simpleString("OK") = reply else { throw DrillFailure(description: "SET answered \(render(reply))") }
@@ -243,6 +248,8 @@ final class DrillRun: @unchecked Sendable {
                     throw DrillFailure(description: "read back aegis:drill:\(k) as \(render(reply)), wrote \(stamp)-\(k)")
                 }
             }
+            // The first write's key is counted in DBSIZE.
+            return UInt64(count - 1)
         } }
     }
 
