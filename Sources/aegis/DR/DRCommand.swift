@@ -14,6 +14,8 @@ struct DRCommand: AsyncParsableCommand {
           aegis dr status --admin HOST:PORT
           aegis dr failover --standby S1,S2,S3 [--old-primary P1,P2,P3] [--force]
           aegis dr switchover --primary P1,P2,P3 --standby S1,S2,S3
+          aegis dr run RUNBOOK.yaml [--dry-run] [--json]
+          aegis dr drill --standby S1,S2,S3 --primary P1,P2,P3 --standby-data-dir DIR [--json]
         """,
         subcommands: [Status.self, Failover.self, Switchover.self, DRRunCommand.self, DRDrillCommand.self])
 
