@@ -148,6 +148,14 @@ def cluster_view_and_health(cluster, aegis):
     info = cluster.client(follower).info("cluster")
     check("... and reports the others down and no quorum",
           info.get("cluster_state") == "noQuorum" and info.get("cluster_has_quorum") == 0, json.dumps(info))
+    # A rolling restart refuses to stop a node while the members are not caught up.
+    pid = cluster.procs[follower].pid
+    out = subprocess.run([aegis, "cluster", "restart-rolling", "--nodes-file", os.path.join(cluster.work, "nodes.json"),
+                          "--timeout", "2", "--no-tls", "--admin-token", cluster.token],
+                         capture_output=True, text=True, timeout=30)
+    check("aegis cluster restart-rolling stops nothing while the members are not caught up (exit 1, says why)",
+          out.returncode == 1 and "did not catch up" in out.stdout and cluster.procs[follower].pid == pid
+          and probe.get(follower, "/livez")[0] == 200, (out.stdout + out.stderr)[-300:])
 
 
 class PidProcess:
