@@ -184,6 +184,16 @@ steps:
               and len(json.loads(standby.admin("n1", "GET", "/v1/dr/drills")[1])) == 1)
         check("/healthz/dr-drill passes after a successful drill",
               all(http_status(standby, n, "/healthz/dr-drill") == 200 for n in IDS))
+        # A drill killed half-way leaves no copy running: the copy stops when its drill is gone.
+        killed = subprocess.Popen([args.aegis, "dr", "drill", "--standby", s_admin, "--standby-data-dir", standby.data("n3"),
+                                   "--port", str(DRILL_PORT), "--keys", "100000", "--work", os.path.join(work, "killed"),
+                                   "--no-tls", "--admin-token", args.token],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        copy_up = wait_until(lambda: socket.socket().connect_ex((HOST, DRILL_PORT + 2)) == 0, 30)
+        killed.kill()
+        killed.wait()
+        check("a drill killed while its copy runs: the copy stops by itself",
+              copy_up and wait_until(lambda: socket.socket().connect_ex((HOST, DRILL_PORT + 2)) != 0, 15))
         busy.bind((HOST, BUSY_PORT))
         busy.listen(1)
         code, out, err = aegis(args, "dr", "drill", "--standby", s_admin, "--standby-data-dir", standby.data("n1"),
@@ -248,6 +258,15 @@ steps:
         check("... the notify hook saw every step ok", "AEGIS_RUNBOOK_OK=true" in env and "AEGIS_STEP_5_RESULT=ok" in env)
     finally:
         busy.close()
+        # A drill copy left running (only if a check above failed): found by this run's own
+        # scratch path in its command line.
+        for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if os.path.join(work, "killed").encode() in f.read():
+                        os.kill(int(pid), 9)
+            except OSError:
+                pass
         primary.stop_all()
         standby.stop_all()
         if not results.failures:

@@ -271,10 +271,13 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("node starting", metadata: [
             "peers": "\(settings.peerListen)", "clients": "\(settings.clientListen)", "admin": "\(settings.adminListen)",
             "data": "\(settings.dataDir)", "pid": "\(ProcessInfo.processInfo.processIdentifier)"])
+        let drillServices: [ServiceGroupConfiguration.ServiceConfiguration] = drill.drDrillCopy
+            ? [.init(service: ParentWatch(logger: logger), successTerminationBehavior: .gracefullyShutdownGroup,
+                     failureTerminationBehavior: .gracefullyShutdownGroup)] : []
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: runtime), .init(service: resp), .init(service: admin)]
                 + (certificates.map { [.init(service: CertificateReloader(store: $0, logger: logger))] } ?? [])
-                + (backupService.map { [.init(service: $0)] } ?? []) + [.init(service: coordinator)],
+                + (backupService.map { [.init(service: $0)] } ?? []) + [.init(service: coordinator)] + drillServices,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         shutdown.set(group)
         try await group.run()

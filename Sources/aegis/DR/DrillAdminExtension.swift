@@ -3,7 +3,12 @@ import AegisServer
 import ArgumentParser
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The drill settings of `aegis serve` (flags, then AEGIS_<NAME>, then --config).
 struct ServeDrillOptions: ParsableArguments {
@@ -131,5 +136,28 @@ struct DrillAdminExtension: AdminExtension {
         }
         let inDRPair = coordinator.runtime.map { !$0.status.dr.isInitial } ?? false
         return DrillHistory.health(records, maxAge: maxAge, now: DRCoordinator.wallMillis(), inDRPair: inDRPair)
+    }
+}
+
+/// On a drill's copy (`--dr-drill-copy`): stops the node gracefully when the process that
+/// started it (`aegis dr drill`) is gone, so that a drill killed half-way leaves no copy
+/// running. Checks twice a second.
+struct ParentWatch: Service {
+    let logger: Logger
+
+    /// Returns (never throws: a thrown error would cancel the node's services instead of
+    /// stopping them gracefully) when the parent is gone or the node stops anyway.
+    func run() async {
+        let parent = getppid()
+        do {
+            try await cancelWhenGracefulShutdown {
+                while getppid() == parent {
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+            }
+        } catch {
+            return  // the node is stopping for another reason
+        }
+        logger.notice("the drill that started this copy is gone: stopping")
     }
 }
