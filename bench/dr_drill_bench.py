@@ -84,6 +84,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--aegis", default=".build/release/aegis")
     ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--snapshot-entries", type=int, default=200,
+                    help="the standby's --snapshot-entries: small, so the copied member holds a snapshot of most keys "
+                         "(the load is ~1000 MSET entries) and the copy is a snapshot plus a log tail, as in production")
     args = ap.parse_args()
     aegis = os.path.abspath(args.aegis)
     work = tempfile.mkdtemp(prefix="aegis-drbench-")
@@ -93,8 +96,10 @@ def main():
     standby = Cluster(aegis, os.path.join(work, "west"), port_offset=STANDBY_OFFSET, cluster_id="west")
     standby.token, standby.token_file = primary.token, primary.token_file
     primary.extra = ["--dr-peer", standby.admin_addresses()]
-    standby.extra = ["--standby-of", primary.admin_addresses(), "--dr-lease", "2s", "--dr-peer", primary.admin_addresses()]
-    figures = {"keys": args.keys, "setup": "3+3 aegis serve on 127.0.0.1, lease 2s, election 30 ticks of 10 ms"}
+    standby.extra = ["--standby-of", primary.admin_addresses(), "--dr-lease", "2s", "--dr-peer", primary.admin_addresses(),
+                     "--snapshot-entries", str(args.snapshot_entries)]
+    figures = {"keys": args.keys, "setup": "3+3 aegis serve on 127.0.0.1, lease 2s, election 30 ticks of 10 ms, "
+               f"standby snapshot every {args.snapshot_entries} entries"}
     try:
         for n in IDS:
             primary.start(n)
