@@ -201,7 +201,7 @@ let package = Package(
         ], swiftSettings: strict),
         .testTarget(name: "AegisServerTests", dependencies: [
             "AegisTestKit",
-            "AegisServer", "AegisKV", "AegisRaft", "AegisTLS", "AegisBackup",
+            "AegisServer", "AegisKV", "AegisRaft", "AegisReplication", "AegisTLS", "AegisBackup",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -232,6 +232,11 @@ public struct CommittedEntries: Sendable {
     public var commitIndex: LogIndex
     /// The first index the log still holds: entries before it are compacted.
     public var firstIndex: LogIndex
+
+    /// Creates a read.
+    public init(entries: [LogEntry], commitIndex: LogIndex, firstIndex: LogIndex) {
+        (self.entries, self.commitIndex, self.firstIndex) = (entries, commitIndex, firstIndex)
+    }
 }
 
 /// The durable storage a runtime writes through: `RaftLogStorage` plus a batched

@@ -84,6 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
     var maxCollectionSize: Int?
     @Option(help: "Most keys a KEYS reply holds (default 100000); more matches are an error (use SCAN).")
     var maxKeysReply: Int?
+    @Option(help: "Most AEGIS.WATCH watches on this node at once (default 1000); more are refused.") var maxWatches: Int?
     @Option(help: "Most keys the leader removes per expiry entry (default 512).") var expiryBatchSize: Int?
     @Option(help: "Milliseconds between the leader's looks for expired keys (default 100).") var expiryIntervalMs: Int?
     @Option(help: "Applied entries after which a snapshot is considered (default 100000).") var snapshotEntries: Int?
@@ -244,6 +245,7 @@ struct ServeCommand: AsyncParsableCommand {
                     var limits = RESPLimits(maxClients: settings.maxClients, maxValueSize: nodeConfig.limits.maxValueSize,
                                             maxRequestBytes: nodeConfig.maxEntryBytes)
                     limits.maxKeysReply = settings.maxKeysReply
+                    limits.maxWatches = settings.maxWatches
                     // A transaction is one log entry: its arguments fit in one.
                     limits.maxTransactionBytes = min(limits.maxTransactionBytes, nodeConfig.maxEntryBytes / 2)
                     return limits
@@ -300,6 +302,7 @@ struct ServeSettings {
     var maxValueBytes: Int
     var maxCollectionSize: Int
     var maxKeysReply: Int
+    var maxWatches: Int
     var expiryBatchSize: Int
     var expiryIntervalMs: Int
     var snapshotEntries: Int?
@@ -382,6 +385,7 @@ struct ServeSettings {
             return parsed
         }
         let maxKeysReply = try positive("max-keys-reply", flags.maxKeysReply, 100_000)
+        let maxWatches = try positive("max-watches", flags.maxWatches, 1_000)
         let expiryBatchSize = try positive("expiry-batch-size", flags.expiryBatchSize, 512)
         let expiryIntervalMs = try positive("expiry-interval-ms", flags.expiryIntervalMs, 100)
         let snapshotEntries = value("snapshot-entries", flags.snapshotEntries.map(String.init)) == nil ? nil
@@ -418,7 +422,7 @@ struct ServeSettings {
             initialClusterState: initialState, clusterUUID: clusterUUID?.uppercased(),
             password: value("password", flags.password), aclFile: value("acl-file", flags.aclFile), adminToken: adminToken,
             maxClients: maxClients, maxValueBytes: maxValueBytes, maxCollectionSize: maxCollectionSize,
-            maxKeysReply: maxKeysReply, expiryBatchSize: expiryBatchSize, expiryIntervalMs: expiryIntervalMs,
+            maxKeysReply: maxKeysReply, maxWatches: maxWatches, expiryBatchSize: expiryBatchSize, expiryIntervalMs: expiryIntervalMs,
             snapshotEntries: snapshotEntries, tickMs: tick, electionTicks: election, logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true",
             minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover)
