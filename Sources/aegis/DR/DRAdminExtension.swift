@@ -150,7 +150,8 @@ struct DRAdminExtension: AdminExtension {
                                   sourceCommit: $0.value.sourceCommit, lastChangeMillis: $0.value.lastPhysical)
             },
             lagEntries: dr.role == .standby ? lagEntries(status) : nil,
-            link: isLeader && dr.role == .standby ? DRDocument.Link(
+            // A cluster still trying to become a standby shows its link too (its errors say why).
+            link: isLeader && (dr.role == .standby || (dr.isInitial && coordinator.standbyOf != nil)) ? DRDocument.Link(
                 source: link.source, applied: link.applied, sourceCommit: link.sourceCommit, lagEntries: link.lagEntries,
                 lagSeconds: Double(link.lagMillis) / 1000,
                 lastContactMillisAgo: link.lastContactMillis.map { now > $0 ? now - $0 : 0 },

@@ -68,7 +68,7 @@ final class DRCoordinator: Service, @unchecked Sendable {
     /// Why a client command must be refused now, or `nil` (`WriteGate`).
     func writeRefusal(_ data: [UInt8]) -> ReplicationError? {
         guard let status = runtime?.status else { return nil }
-        return WriteGate.refusal(for: data, state: status.dr, lease: lease).map { .rejected($0) }
+        return WriteGate.refusal(for: data, state: status.dr, lease: lease, pendingStandby: standbyOf).map { .rejected($0) }
     }
 
     // MARK: Serving the stream (source side)
