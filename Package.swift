@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "AegisRESP", targets: ["AegisRESP"]),
         .library(name: "AegisClient", targets: ["AegisClient"]),
         .library(name: "AegisStream", targets: ["AegisStream"]),
+        .library(name: "AegisOperations", targets: ["AegisOperations"]),
         .executable(name: "aegis-sim", targets: ["aegis-sim"]),
         .executable(name: "aegis-bench", targets: ["aegis-bench"]),
         .executable(name: "aegis-killtest", targets: ["aegis-killtest"]),
@@ -44,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // Pure modules: no I/O, no clocks.
@@ -118,6 +120,12 @@ let package = Package(
             "AegisKV", "AegisCRDT", "AegisRaft", "AegisBackup",
             .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
+        // Operator procedures: DR runbooks (YAML format, validation, plan), drill records
+        // and their history, the rolling-restart order. No I/O but the history file.
+        .target(name: "AegisOperations", dependencies: [
+            "AegisServer", "AegisReplication", "AegisTransport",
+            .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: strict),
         // Simulator, fault injection and checkers (tests and tools only).
         .target(name: "AegisTestKit", dependencies: [
             "AegisRaft", "AegisKV", "AegisStorage", "AegisReplication", "AegisTransport",
@@ -149,7 +157,7 @@ let package = Package(
         .executableTarget(
             name: "aegis",
             dependencies: ["AegisServer", "AegisKV", "AegisCRDT", "AegisRaft", "AegisReplication", "AegisStorage",
-                           "AegisTransport", "AegisTLS", "AegisBackup", "AegisStream",
+                           "AegisTransport", "AegisTLS", "AegisBackup", "AegisStream", "AegisOperations",
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -228,6 +236,7 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "AegisStreamTests", dependencies: ["AegisStream", "AegisKV", "AegisCRDT", "AegisRaft", "AegisBackup"],
                     swiftSettings: strict),
+        .testTarget(name: "AegisOperationsTests", dependencies: ["AegisOperations", "AegisServer"], swiftSettings: strict),
         .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -3,11 +3,12 @@
 `aegis dev`-style cluster (three `aegis serve` processes on loopback, election timeout
 of 15 ticks as `aegis dev` uses) under load from 50 concurrent clients.
 
-The procedure (scripts/rolling_restart.py, also usable on its own) restarts one node
-at a time, followers first and the leader last, each only once every other member has
-caught up (lag 0 in the leader's view, every member healthy): SIGTERM (a leader hands
-leadership to the most caught-up voter first, then the node answers the requests it
-already read and closes its connections), restart, wait for /readyz.
+The procedure is `aegis cluster restart-rolling` (over a nodes file with each node's
+command, as for `aegis dev`): one node at a time, followers first and the leader last,
+each only once every other member has caught up (lag 0 in the leader's view, every
+member healthy): POST /v1/node/shutdown (a leader hands leadership to the most
+caught-up voter first, then the node answers the requests it already read and closes
+its connections), start its command again, wait for /readyz.
 
 The clients are 50 redis-py connections (5 processes x 10 threads, so that one Python
 interpreter's lock does not add its own waits to the figures), each in a closed loop of
@@ -34,6 +35,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -148,6 +150,64 @@ def cluster_view_and_health(cluster, aegis):
           info.get("cluster_state") == "noQuorum" and info.get("cluster_has_quorum") == 0, json.dumps(info))
 
 
+class PidProcess:
+    """A node restarted by `aegis cluster restart-rolling` (not this process's child), as
+    aegis_procs.Cluster handles its processes."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def poll(self):
+        try:
+            os.kill(self.pid, 0)
+            return None
+        except OSError:
+            return 0
+
+    def send_signal(self, sig):
+        try:
+            os.kill(self.pid, sig)
+        except OSError:
+            pass
+
+    def wait(self, timeout=10):
+        wait_until(lambda: self.poll() is not None, timeout)
+
+
+def restart_rolling(cluster, aegis, on_stop, on_ready, log):
+    """Runs `aegis cluster restart-rolling` over a nodes file holding each node's own
+    command (the way it restarts `aegis dev` nodes); follows its log lines to take a node
+    out of the clients' rotation while it restarts. Returns its per-node results."""
+    path = os.path.join(cluster.work, "nodes.json")
+    with open(path, "w") as f:
+        json.dump({"nodes": [{"id": n, "admin": f"{HOST}:{ADMIN[n]}", "pid": cluster.procs[n].pid,
+                              "log": os.path.join(cluster.work, f"{n}.log"), "command": cluster.command(n)}
+                             for n in IDS]}, f)
+    proc = subprocess.Popen([aegis, "cluster", "restart-rolling", "--nodes-file", path, "--json", "--no-tls",
+                             "--admin-token", cluster.token], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        line = line.strip()
+        print(line, flush=True)
+        match = re.match(r"\[\d+/\d+\] (\S+): (.*)", line)
+        if not match:
+            continue
+        node, what = match.groups()
+        log({"at": time.time(), "what": f"{node}: {what}"})
+        if what.split(";")[-1].strip().startswith("stopping"):
+            on_stop(node)
+        elif what.startswith("ready in"):
+            on_ready(node)
+    out = proc.stdout.read()
+    proc.wait(timeout=30)
+    with open(path) as f:
+        for node in json.load(f)["nodes"]:
+            old = cluster.procs.get(node["id"])
+            if old is not None and old.pid != node["pid"]:
+                old.wait(timeout=10)  # reap the stopped process
+                cluster.procs[node["id"]] = PidProcess(node["pid"])
+    return json.loads(out) if out.strip().startswith("[") else [{"node": "?", "ok": False, "error": out}]
+
+
 def percentile(sorted_values, p):
     if not sorted_values:
         return 0.0
@@ -185,7 +245,7 @@ def main():
         def on_ready(node):
             rotation[IDS.index(node)] = 1
 
-        steps = rolling_restart.restart_all(cluster, on_stop=on_stop, on_ready=on_ready, log=log.append)
+        steps = restart_rolling(cluster, os.path.abspath(args.aegis), on_stop, on_ready, log.append)
         time.sleep(2)  # load after the last restart
         stop.set()
         gathered = [out.get(timeout=60) for _ in procs]

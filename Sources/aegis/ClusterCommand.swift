@@ -89,8 +89,9 @@ struct ClusterCommand: AsyncParsableCommand {
           aegis cluster promote node4
           aegis cluster transfer-leader node2
           aegis cluster remove node4
+          aegis cluster restart-rolling
         """,
-        subcommands: [Status.self, Add.self, Remove.self, Promote.self, TransferLeader.self])
+        subcommands: [Status.self, Add.self, Remove.self, Promote.self, TransferLeader.self, ClusterRestartCommand.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -99,6 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
     var unsafeLocalReads = false
     @OptionGroup(title: "Backups") var backup: ServeBackupOptions
     @OptionGroup(title: "Disaster recovery") var dr: ServeDROptions
+    @OptionGroup(title: "DR drills") var drill: ServeDrillOptions
 
     func run() async throws {
         let settings = try ServeSettings.resolve(self)
@@ -188,6 +189,8 @@ struct ServeCommand: AsyncParsableCommand {
         // it shipped (bounded by maxEntriesHeldForArchiving).
         let archived = ArchivedIndex()
         let coordinator = try dr.makeCoordinator(config: config, settings: settings, logger: logger)
+        coordinator.isolated = drill.drDrillCopy
+        let drills = try drill.makeExtension(config: config, dataDirectory: settings.dataDir, coordinator: coordinator)
         // Nor past what a DR standby still has to pull (both bounded by maxEntriesHeldForArchiving).
         nodeConfig.compactionFloor = { [archived.value, coordinator.compactionFloor].compactMap { $0 }.min() }
         // Standby and fenced clusters, and a primary without its write lease, refuse
@@ -262,7 +265,7 @@ struct ServeCommand: AsyncParsableCommand {
             backend: backend, registry: registry, logger: logger,
             tls: serverTLS, certificates: { certificates.map(CertificateReloader.served) ?? [] },
             extensions: (backupService.map { [BackupAdminExtension(service: $0)] } ?? [])
-                + [DRAdminExtension(coordinator: coordinator, warnLagSeconds: 5, deadLinkMillis: 5_000)],
+                + [DRAdminExtension(coordinator: coordinator, warnLagSeconds: 5, deadLinkMillis: 5_000), drills],
             onShutdownRequest: { [logger] in
                 logger.notice("stopping: asked through the admin API")
                 await shutdown.trigger()

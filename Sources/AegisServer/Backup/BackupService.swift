@@ -59,7 +59,8 @@ public struct BackupServiceConfiguration: Sendable {
     public static func parseDuration(_ text: String) -> Duration? {
         let units: [(String, Double)] = [("ms", 0.001), ("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)]
         for (suffix, seconds) in units where text.hasSuffix(suffix) {
-            guard let n = Double(text.dropLast(suffix.count)), n > 0 else { return nil }
+            // Bounded (about 31 years): a larger value would not fit the conversion.
+            guard let n = Double(text.dropLast(suffix.count)), n > 0, n * seconds <= 1e9 else { return nil }
             return .milliseconds(Int64(n * seconds * 1000))
         }
         return nil

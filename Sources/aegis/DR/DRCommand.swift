@@ -15,7 +15,7 @@ struct DRCommand: AsyncParsableCommand {
           aegis dr failover --standby S1,S2,S3 [--old-primary P1,P2,P3] [--force]
           aegis dr switchover --primary P1,P2,P3 --standby S1,S2,S3
         """,
-        subcommands: [Status.self, Failover.self, Switchover.self])
+        subcommands: [Status.self, Failover.self, Switchover.self, DRRunCommand.self, DRDrillCommand.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a node's DR role, epoch, cursors and link lag.")
@@ -168,6 +168,7 @@ struct DRTool {
     }
 }
 
-private func escape(_ text: String) -> String {
+/// Percent-encodes a query parameter value (the DR tools' addresses).
+func escape(_ text: String) -> String {
     text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~:"))) ?? text
 }

@@ -38,6 +38,14 @@ final class DRCoordinator: Service, @unchecked Sendable {
     private var heldIndex: LogIndex?
     private var leaseProposedFor: UInt64?
     private var stopping = false
+    private var isolatedFlag = false
+
+    /// `aegis serve --dr-drill-copy`: a drill's throw-away copy, whose DR side never
+    /// contacts another cluster (no pulls, no fencing checks).
+    var isolated: Bool {
+        get { lock.withLock { isolatedFlag } }
+        set { lock.withLock { isolatedFlag = newValue } }
+    }
 
     init(settings: StreamSettings, clusterID: String, clientAddresses: String, adminAddresses: String,
          standbyOf: String?, peers: [String], client: DRClient, promotionMargin: Duration, logger: Logger) {
@@ -184,7 +192,7 @@ final class DRCoordinator: Service, @unchecked Sendable {
 
     /// One round; how long to pause before the next.
     private func step() async -> Duration {
-        guard let runtime else { return .milliseconds(100) }
+        guard let runtime, !isolated else { return .milliseconds(100) }
         let status = runtime.status
         guard status.role == .leader else {
             lease.revoke()
