@@ -77,7 +77,8 @@ public struct KeyspaceNotificationFlags: Sendable, Hashable {
         case .copy(_, let destination, _): return [(destination, "copy_to", "g")]
         case .flushAll, .keyspace, .timeToLive: return []
         case .streamBatch(let batch): return batch.changes.flatMap { events(of: $0.command) }
-        case .get, .custom, .openSession, .publish, .setDRState: return []
+        case .activeActiveBatch(let batch): return batch.states.map { ($0.key, "set", "g") }
+        case .get, .custom, .openSession, .publish, .setDRState, .setActiveActive: return []
         }
     }
 }
