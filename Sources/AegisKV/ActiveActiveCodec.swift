@@ -230,3 +230,30 @@ extension ActiveActiveState {
         }
     }
 }
+
+extension ActiveActiveBatch {
+    /// The batch's body alone (no command version or type bytes): the payload of an
+    /// active-active stream frame. `init(decodingBody:)` reads it back.
+    public func encodedBody() -> [UInt8] {
+        var bytes: [UInt8] = []
+        append(to: &bytes)
+        return bytes
+    }
+
+    /// Decodes a body written by `encodedBody()`, as strictly as a command.
+    ///
+    /// - Throws: `KVError.malformedCommand` when the bytes are not exactly one valid batch.
+    public init(decodingBody bytes: [UInt8]) throws(KVError) {
+        let decoded = bytes.withUnsafeBytes { raw in
+            Result { () throws(KVError) -> ActiveActiveBatch in
+                var reader = ByteReader(raw)
+                let batch = try reader.readActiveActiveBatch()
+                guard reader.remaining == 0 else {
+                    throw .malformedCommand("\(reader.remaining) unexpected bytes after the active-active batch")
+                }
+                return batch
+            }
+        }
+        self = try decoded.get()
+    }
+}
