@@ -82,11 +82,16 @@ public struct ActiveActiveString: Sendable, Hashable {
         return Array(String(clamped).utf8)
     }
 
-    /// The join: the higher `(stamp, live)` wins whole; equal ones (the same register
-    /// value) join their counters.
+    /// The join: the higher `(stamp, live, value)` wins whole; equal ones (the same
+    /// register value) join their counters. (Two values at one stamp come only from
+    /// strings written before active-active was enabled, at `counterBase`: the
+    /// byte-wise greater wins, so every cluster picks the same.)
     public func joined(_ other: ActiveActiveString) -> ActiveActiveString {
         if stamp != other.stamp { return stamp < other.stamp ? other : self }
         if isLive != other.isLive { return isLive ? self : other }
+        if let mine = value, let theirs = other.value, mine != theirs {
+            return mine.lexicographicallyPrecedes(theirs) ? other : self
+        }
         var merged = self
         for (origin, theirs) in other.counters {
             merged.counters[origin] = merged.counters[origin].map { $0.joined(theirs) } ?? theirs
