@@ -64,6 +64,11 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case streamBatch = 40
     /// Changes the cluster's DR role, epoch, primary address or lease (encoding version 4).
     case setDRState = 41
+    /// Enables, changes or disables active-active replication (encoding version 4;
+    /// 70–79 are kept for active-active).
+    case setActiveActive = 70
+    /// Joins a peer cluster's key states with the active-active link's cursor.
+    case activeActiveBatch = 71
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -76,6 +81,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll: return 4
         case .streamBatch, .setDRState: return 4
+        case .setActiveActive, .activeActiveBatch: return 4
         }
     }
 }
@@ -198,6 +204,13 @@ public indirect enum Command: Sendable, Hashable {
     case streamBatch(StreamBatch)
     /// Changes the cluster's DR state (role, epoch, primary, lease).
     case setDRState(DRTransition)
+    /// Changes the cluster's active-active settings: enabling starts keeping CRDT
+    /// metadata for every key written from then on; disabling drops it all.
+    case setActiveActive(ActiveActiveSettings)
+    /// Joins a peer cluster's key states (see `ActiveActiveBatch`): refused unless
+    /// active-active is enabled, when the batch starts after the link's cursor
+    /// (`KVError.streamGap`) or carries a stamp too far ahead (`KVError.clockSkew`).
+    case activeActiveBatch(ActiveActiveBatch)
 
     /// The kind of the command.
     public var type: CommandType {
@@ -229,6 +242,8 @@ public indirect enum Command: Sendable, Hashable {
         case .flushAll: return .flushAll
         case .streamBatch: return .streamBatch
         case .setDRState: return .setDRState
+        case .setActiveActive: return .setActiveActive
+        case .activeActiveBatch: return .activeActiveBatch
         }
     }
 
@@ -252,7 +267,7 @@ public indirect enum Command: Sendable, Hashable {
             return command.key
         case .publish(let channel, _):
             return channel
-        case .streamBatch, .setDRState:
+        case .streamBatch, .setDRState, .setActiveActive, .activeActiveBatch:
             return .empty
         }
     }
@@ -270,7 +285,8 @@ public indirect enum Command: Sendable, Hashable {
         case .keyspace(let query): return query.keys
         case .flushAll: return []
         case .streamBatch(let batch): return batch.changes.flatMap(\.command.keys)
-        case .setDRState: return []
+        case .setDRState, .setActiveActive: return []
+        case .activeActiveBatch(let batch): return batch.states.map(\.key)
         default: return [key]
         }
     }
@@ -291,5 +307,7 @@ public indirect enum Command: Sendable, Hashable {
     /// `true` for the commands of cross-cluster replication (stream batches and DR
     /// transitions): they change the state but are not client writes, so a read-only
     /// (standby or fenced) cluster still applies them.
-    public var isReplicationControl: Bool { type == .streamBatch || type == .setDRState }
+    public var isReplicationControl: Bool {
+        type == .streamBatch || type == .setDRState || type == .setActiveActive || type == .activeActiveBatch
+    }
 }

@@ -65,6 +65,7 @@
 //                        admin addresses (UTF-8, 0...1024 bytes), varint lease ms,
 //                        resume source (UTF-8, 0...255 bytes), varint resume index
 //                        (0 when the source is empty)
+//       setActiveActive (70), activeActiveBatch (71): see ActiveActiveCodec.swift
 //     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
 //     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
 //     1 = keep, 2 = set, then a time);
@@ -164,6 +165,10 @@ extension Command {
             batch.append(to: &bytes)
         case .setDRState(let transition):
             transition.append(to: &bytes)
+        case .setActiveActive(let settings):
+            settings.append(to: &bytes)
+        case .activeActiveBatch(let batch):
+            batch.append(to: &bytes)
         }
         return bytes
     }
@@ -221,6 +226,12 @@ extension Command {
             return 2 + batch.bodySize
         case .setDRState(let transition):
             return 2 + transition.bodySize
+        case .setActiveActive(let settings):
+            return 3 + varintSize(settings.maxClockSkewMillis)
+        case .activeActiveBatch(let batch):
+            var body: [UInt8] = []
+            batch.append(to: &body)
+            return 2 + body.count
         }
     }
 
@@ -320,6 +331,10 @@ extension Command {
             command = .streamBatch(try reader.readStreamBatch())
         case .setDRState:
             command = .setDRState(try reader.readDRTransition())
+        case .setActiveActive:
+            command = .setActiveActive(try reader.readActiveActiveSettings())
+        case .activeActiveBatch:
+            command = .activeActiveBatch(try reader.readActiveActiveBatch())
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

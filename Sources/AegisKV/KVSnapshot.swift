@@ -506,7 +506,11 @@ extension StateMachine {
         let restoredDR = try reader.sections[KVSnapshotSection.drTag].map { bytes throws(KVError) in
             try DRState(section: bytes)
         } ?? DRState()
+        let restoredActiveActive = try reader.sections[KVSnapshotSection.activeActiveTag].map { bytes throws(KVError) in
+            try ActiveActiveState(section: bytes)
+        } ?? ActiveActiveState()
         sessions = restoredSessions
+        activeActive = restoredActiveActive
         entries = reader.entries
         orderedKeys = OrderedKeyIndex(sortedKeys: reader.keys, revision: reader.revision)
         appliedIndex = reader.appliedIndex

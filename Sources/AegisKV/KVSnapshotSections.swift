@@ -6,7 +6,9 @@
 //                  body bytes
 //
 // Tags: 1 = client sessions (ClientSessions.swift), 2 = the cluster's DR state
-// (DRSnapshotSection.swift; written only when it differs from `DRState()`). A section with nothing to say is
+// (DRSnapshotSection.swift; written only when it differs from `DRState()`), 3 = the
+// active-active settings, cursors and CRDT metadata (ActiveActiveCodec.swift; written
+// only when they differ from a plain cluster's). A section with nothing to say is
 // left out, so a store without sessions writes a count of 0. An unknown tag, a
 // duplicate or out-of-order tag, or a body over `KVSnapshotSection.maxBodySize` is a
 // malformed snapshot: every section is replicated state, so none may be skipped.
@@ -17,8 +19,10 @@ struct KVSnapshotSection: Sendable {
     static let sessionsTag: UInt64 = 1
     /// The DR state's tag.
     static let drTag: UInt64 = 2
+    /// The active-active state's tag.
+    static let activeActiveTag: UInt64 = 3
     /// The tags this build reads.
-    static let knownTags: Set<UInt64> = [sessionsTag, drTag]
+    static let knownTags: Set<UInt64> = [sessionsTag, drTag, activeActiveTag]
     /// The largest section body read.
     static let maxBodySize = 1 << 30
 
@@ -44,6 +48,9 @@ extension StateMachine {
         let sessions = encodedSessions()
         if !sessions.isEmpty { sections.append(KVSnapshotSection(tag: KVSnapshotSection.sessionsTag, body: sessions)) }
         if drState != DRState() { sections.append(KVSnapshotSection(tag: KVSnapshotSection.drTag, body: drState.snapshotSection())) }
+        if !activeActive.isInitial {
+            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTag, body: activeActive.snapshotSection()))
+        }
         return sections
     }
 }

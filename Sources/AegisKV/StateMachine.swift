@@ -107,7 +107,12 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                     if let error = violation(in: change.command) { return error }
                 }
                 return nil
-            case .setDRState:
+            case .setDRState, .setActiveActive:
+                return nil
+            case .activeActiveBatch(let batch):
+                for state in batch.states {
+                    if let error = check(state.key) ?? state.string?.value.flatMap({ check(value: $0) }) { return error }
+                }
                 return nil
             }
         }
@@ -142,6 +147,11 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     public internal(set) var expiryClock: UInt64 = 0
     /// The cluster's disaster-recovery state (role, epoch, link cursors).
     public internal(set) var drState = DRState()
+    /// The active-active settings, link cursors and CRDT metadata (empty unless enabled).
+    var activeActive = ActiveActiveState()
+    /// The sets and hashes the command being applied emptied, with their causal
+    /// context (active-active only; cleared around each command).
+    var activeActiveEmptied: [Key: CollectionValue] = [:]
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
@@ -198,7 +208,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return CommandResult(index: entry.index, revision: revision)
         }
         // A cluster that is not the primary refuses client writes: the general path checks.
-        if drState.role == .primary, let result = applyInPlace(entry) { return result }
+        if drState.role == .primary, !activeActive.enabled, let result = applyInPlace(entry) { return result }
         let decoded = entry.data.withUnsafeBytes { raw in Result { () throws(KVError) in try Command.decode(raw) } }
         switch decoded {
         case .success(let command):
@@ -250,9 +260,20 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return purgeExpired(keys, at: index)
         case .transaction(let watches, let commands):
             return applyTransaction(watches: watches, commands: commands, at: index, timestamp: timestamp)
+        case .setActiveActive(let settings):
+            return applyActiveActiveSettings(settings, at: index)
+        case .activeActiveBatch(let batch):
+            return applyActiveActiveBatch(batch, at: index)
         default:
-            if !expiry.isEmpty { for key in command.keys { expireIfDue(key) } }
+            if activeActive.enabled && command.isWrite { return executeTracked(command, at: index, timestamp: timestamp) }
         }
+        return executeUntracked(command, at: index, timestamp: timestamp)
+    }
+
+    /// Executes a command that is not one of the special ones above, without active-active
+    /// tracking (the path of every command on a plain cluster).
+    mutating func executeUntracked(_ command: Command, at index: LogIndex, timestamp: UInt64) -> CommandResult {
+        if !expiry.isEmpty { for key in command.keys { expireIfDue(key) } }
         if command.type.encodingVersion >= 4 { return executeVersion4(command, at: index) }
         switch command {
         case .streamBatch(let batch):
@@ -290,7 +311,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return write(key, value[...], at: index)
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
-        case .setMany, .deleteMany, .openSession, .session, .publish, .streamBatch, .setDRState:
+        case .setMany, .deleteMany, .openSession, .session, .publish, .streamBatch, .setDRState, .setActiveActive,
+             .activeActiveBatch:
             return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll:

@@ -385,6 +385,8 @@ extension NodeLoop: ReadyShell {
         status.members = memberStatuses(conf: conf, last: last)
         status.keys = machine.count
         status.dr = machine.drState
+        status.activeActive = machine.activeActiveSettings
+        status.activeActiveCursors = machine.activeActiveCursors
         status.failure = failure.map { "\($0)" }
         status.running = running
         status.cluster = clusterView?.cluster.stats()

@@ -100,6 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Backups") var backup: ServeBackupOptions
     @OptionGroup(title: "Disaster recovery") var dr: ServeDROptions
     @OptionGroup(title: "DR drills") var drill: ServeDrillOptions
+    @OptionGroup(title: "Active-active") var aa: ServeAAOptions
 
     func run() async throws {
         let settings = try ServeSettings.resolve(self)
@@ -191,8 +192,12 @@ struct ServeCommand: AsyncParsableCommand {
         let coordinator = try dr.makeCoordinator(config: config, settings: settings, logger: logger)
         coordinator.isolated = drill.drDrillCopy
         let drills = try drill.makeExtension(config: config, dataDirectory: settings.dataDir, coordinator: coordinator)
-        // Nor past what a DR standby still has to pull (both bounded by maxEntriesHeldForArchiving).
-        nodeConfig.compactionFloor = { [archived.value, coordinator.compactionFloor].compactMap { $0 }.min() }
+        let activeActive = try aa.makeCoordinator(config: config, settings: settings, logger: logger)
+        // Nor past what a DR standby or an active-active peer still has to pull (all
+        // bounded by maxEntriesHeldForArchiving).
+        nodeConfig.compactionFloor = {
+            [archived.value, coordinator.compactionFloor, activeActive?.compactionFloor].compactMap { $0 }.min()
+        }
         // Standby and fenced clusters, and a primary without its write lease, refuse
         // client writes on the leader before they are logged.
         nodeConfig.writeGuard = { coordinator.writeRefusal($0) }
@@ -209,6 +214,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime = try NodeRuntime(configuration: nodeConfig, storage: storage, transport: transport,
                                       addresses: addresses, logger: logger)
         coordinator.attach(runtime)
+        activeActive?.attach(runtime)
         if bootstrap {
             // After the founding log is durable: a crash in between leaves a log without
             // an identity, which the next start adopts.
@@ -258,6 +264,9 @@ struct ServeCommand: AsyncParsableCommand {
         let backupService = try backup.makeService(config: config, dataDirectory: settings.dataDir, logger: logger,
                                                    archived: archived)
         let shutdown = GracefulShutdownTrigger()
+        let aaExtensions: [any AdminExtension] = activeActive.map {
+            [AAAdminExtension(coordinator: $0, warnLagSeconds: aa.aaWarnLag ?? 5, deadLinkMillis: 5_000)]
+        } ?? []
         let admin = AdminServer(
             configuration: AdminServerConfiguration(host: settings.adminListen.host, port: settings.adminListen.port,
                                                     adminToken: settings.adminToken, dataDirectory: settings.dataDir,
@@ -265,7 +274,7 @@ struct ServeCommand: AsyncParsableCommand {
             backend: backend, registry: registry, logger: logger,
             tls: serverTLS, certificates: { certificates.map(CertificateReloader.served) ?? [] },
             extensions: (backupService.map { [BackupAdminExtension(service: $0)] } ?? [])
-                + [DRAdminExtension(coordinator: coordinator, warnLagSeconds: 5, deadLinkMillis: 5_000), drills],
+                + [DRAdminExtension(coordinator: coordinator, warnLagSeconds: 5, deadLinkMillis: 5_000), drills] + aaExtensions,
             onShutdownRequest: { [logger] in
                 logger.notice("stopping: asked through the admin API")
                 await shutdown.trigger()
@@ -273,10 +282,14 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("node starting", metadata: [
             "peers": "\(settings.peerListen)", "clients": "\(settings.clientListen)", "admin": "\(settings.adminListen)",
             "data": "\(settings.dataDir)", "pid": "\(ProcessInfo.processInfo.processIdentifier)"])
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: runtime), .init(service: resp), .init(service: admin)]
+        if let certificates { services.append(.init(service: CertificateReloader(store: certificates, logger: logger))) }
+        if let backupService { services.append(.init(service: backupService)) }
+        services.append(.init(service: coordinator))
+        if let activeActive { services.append(.init(service: activeActive)) }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: runtime), .init(service: resp), .init(service: admin)]
-                + (certificates.map { [.init(service: CertificateReloader(store: $0, logger: logger))] } ?? [])
-                + (backupService.map { [.init(service: $0)] } ?? []) + [.init(service: coordinator)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         shutdown.set(group)
         try await group.run()

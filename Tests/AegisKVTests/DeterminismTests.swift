@@ -33,6 +33,8 @@ struct ModelStore {
             break  // `CommandScript` makes none; ClientSessionTests cover them
         case .streamBatch, .setDRState:
             break  // `CommandScript` makes none; DRStateTests cover them
+        case .setActiveActive, .activeActiveBatch:
+            break  // `CommandScript` makes none; ActiveActiveTests cover them
         case .collection, .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction,
              .keyspace, .rename, .copy, .flushAll:
             break  // `CommandScript` makes none; CollectionTests, ExpiryTests, TransactionTests and

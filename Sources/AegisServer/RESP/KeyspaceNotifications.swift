@@ -99,7 +99,8 @@ public struct KeyspaceNotificationFlags: Sendable, Hashable {
         case .flushAll: return [Change(nil, "flushall", "g")]
         case .keyspace, .timeToLive: return []
         case .streamBatch(let batch): return batch.changes.flatMap { changes(of: $0.command) }
-        case .get, .custom, .openSession, .publish, .setDRState: return []
+        case .activeActiveBatch(let batch): return batch.states.map { Change($0.key, "set", "g") }
+        case .get, .custom, .openSession, .publish, .setDRState, .setActiveActive: return []
         }
     }
 }
