@@ -48,6 +48,9 @@ import Testing
         .streamBatch(StreamBatch(source: "e", epoch: 0, afterIndex: 0, lastIndex: 0, sourceCommit: 0, changes: [])),
         .setDRState(DRTransition(epoch: 7, role: .fenced, primary: "127.0.0.1:7001,127.0.0.1:7002", leaseMillis: 2000)),
         .setDRState(DRTransition(epoch: 1, role: .standby, resumeSource: "west", resumeIndex: 99)),
+        .drSeedChunk(DRSeedChunk(source: "east", epoch: 3, snapshotIndex: 120, total: 5000, offset: 4096, bytes: [9, 8, 7])),
+        .drRejoin(DRTransition(epoch: 4, role: .standby, primary: "127.0.0.1:7001", primaryAdmin: "127.0.0.1:8001",
+                               leaseMillis: 1000, resumeSource: "west")),
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {

@@ -77,7 +77,7 @@ public struct KeyspaceNotificationFlags: Sendable, Hashable {
         case .copy(_, let destination, _): return [(destination, "copy_to", "g")]
         case .flushAll, .keyspace, .timeToLive: return []
         case .streamBatch(let batch): return batch.changes.flatMap { events(of: $0.command) }
-        case .get, .custom, .openSession, .publish, .setDRState: return []
+        case .get, .custom, .openSession, .publish, .setDRState, .drSeedChunk, .drRejoin: return []
         }
     }
 }
