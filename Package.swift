@@ -229,6 +229,9 @@ let package = Package(
         .testTarget(name: "AegisStreamTests", dependencies: ["AegisStream", "AegisKV", "AegisCRDT", "AegisRaft", "AegisBackup"],
                     swiftSettings: strict),
         .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
+        // The `aegis` program's own code (DR orchestration over real processes).
+        .testTarget(name: "aegisTests", dependencies: ["aegis", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                    swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -33,7 +33,7 @@ extension DRCommand {
             let (report, _) = try await tool.post(oldPrimary, path, as: RejoinReport.self)
             let compacted = report.compactedFrom.map { " (entries \($0)...\(report.compactedThrough ?? $0) were compacted: not listed)" } ?? ""
             print("\(report.cluster) fenced at epoch \(report.epoch); \(new.clusterID) has its log through \(have), "
-                + "it committed through \(report.commitIndex)")
+                + "its tail ends at \(report.commitIndex) (where it was fenced, or its commit)")
             print("divergent tail: \(report.divergentWrites) writes in entries \(have + 1)...\(report.commitIndex)\(compacted), "
                 + "saved in \(report.sideFile) (sha256 \(report.sha256)); read it with `aegis dr divergent FILE`")
             print("\(report.cluster) is now a standby of \(new.clusterID), re-seeded from its snapshot (entry \(report.index))")

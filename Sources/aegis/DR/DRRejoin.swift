@@ -10,7 +10,7 @@ import Foundation
 // The new primary's cursor for this cluster (`have`) is the last of this cluster's log
 // it received. This cluster's leader first fences itself at the new epoch (if it is not
 // fenced yet: from then on no client write is applied here), so its divergent tail is
-// exactly its committed log after `have` up to its commit index. The client writes in
+// exactly its committed log after `have` up to its first fence. The client writes in
 // that tail are written to a side file for the operator (below), then the cluster
 // becomes a standby that must be re-seeded from the new primary (`Command.drRejoin`):
 // the seed replaces its whole state, which discards the tail; it then follows the new
@@ -134,10 +134,11 @@ extension DRCoordinator {
         if dr.role == .primary || dr.epoch < epoch {
             _ = try await transition(DRTransition(epoch: epoch, role: .fenced, primary: primary, primaryAdmin: primaryAdmin))
         }
-        let commit = runtime.status.commitIndex
-        guard have <= commit else {
-            throw ToolError("the new primary says it has this cluster's log up to \(have), past its commit \(commit): another cluster?")
+        let committed = runtime.status.commitIndex
+        guard have <= committed else {
+            throw ToolError("the new primary says it has this cluster's log up to \(have), past its commit \(committed): another cluster?")
         }
+        let commit = try await tailEnd(after: have, commit: committed, runtime: runtime)
         // 2. The divergent tail, to the side file.
         var header = DivergentHeader(cluster: clusterID, newPrimary: source, epoch: epoch, newPrimaryHas: have,
                                      commitIndex: commit, createdMillis: Self.wallMillis())
@@ -187,8 +188,37 @@ extension DRCoordinator {
         logger.warning("failback: this cluster rejoins as a standby; its divergent tail is in the side file", metadata: [
             "new_primary": "\(source)", "epoch": "\(epoch)", "writes": "\(writes)", "file": "\(path)"])
         return RejoinReport(cluster: clusterID, epoch: epoch, index: result.index, newPrimary: source, newPrimaryHas: have,
-                            commitIndex: commit, divergentWrites: writes, compactedFrom: header.compactedFrom,
+                            commitIndex: header.commitIndex, divergentWrites: writes, compactedFrom: header.compactedFrom,
                             compactedThrough: header.compactedThrough, sideFile: path, sha256: hexString(sha.finalize()))
+    }
+
+    /// Where the divergent tail ends: at this cluster's first fence (or demotion) after
+    /// `after` (a client write logged after it was refused when applied), else `commit`.
+    private func tailEnd(after start: LogIndex, commit: LogIndex, runtime: NodeRuntime) async throws -> LogIndex {
+        var after = start
+        while after < commit {
+            let read = try await runtime.committedEntries(after: after, maxCount: settings.maxBatchEntries,
+                                                          maxBytes: settings.maxBatchBytes)
+            if after + 1 < read.firstIndex {
+                after = min(read.firstIndex - 1, commit)
+                continue
+            }
+            let entries = read.entries.filter { $0.index <= commit }
+            if let fence = entries.first(where: Self.endsWrites) { return fence.index }
+            guard let last = entries.last else { break }
+            after = last.index
+        }
+        return commit
+    }
+
+    /// Whether `entry` takes this cluster out of the primary role (no client write is
+    /// applied after it).
+    static func endsWrites(_ entry: LogEntry) -> Bool {
+        guard entry.type == .command, let command = try? Command(decoding: entry.data) else { return false }
+        switch command {
+        case .setDRState(let transition), .drRejoin(let transition): return transition.role != .primary
+        default: return false
+        }
     }
 
     /// Writes the header (first call) and the records held so far.
