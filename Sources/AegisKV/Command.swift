@@ -64,6 +64,12 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case streamBatch = 40
     /// Changes the cluster's DR role, epoch, primary address or lease (encoding version 4).
     case setDRState = 41
+    /// One chunk of the primary's snapshot, logged by a DR standby re-seeding itself
+    /// (encoding version 4; DRSeed.swift).
+    case drSeedChunk = 50
+    /// Makes a replaced primary the standby of the cluster that replaced it, to be
+    /// re-seeded from it first (encoding version 4; DRSeed.swift).
+    case drRejoin = 51
     /// Enables, changes or disables active-active replication (encoding version 4;
     /// 70–79 are kept for active-active).
     case setActiveActive = 70
@@ -80,7 +86,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .openSession, .session, .publish: return 4
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll: return 4
-        case .streamBatch, .setDRState: return 4
+        case .streamBatch, .setDRState, .drSeedChunk, .drRejoin: return 4
         case .setActiveActive, .activeActiveBatch: return 4
         }
     }
@@ -204,6 +210,14 @@ public indirect enum Command: Sendable, Hashable {
     case streamBatch(StreamBatch)
     /// Changes the cluster's DR state (role, epoch, primary, lease).
     case setDRState(DRTransition)
+    /// Stages one chunk of the primary's snapshot on a DR standby; the last chunk
+    /// installs it and moves the link's cursor to its index, as one step (DRSeed.swift).
+    case drSeedChunk(DRSeedChunk)
+    /// Makes this cluster (a replaced primary) a standby of `resumeSource` that must be
+    /// re-seeded from its snapshot before it applies its stream: its own state, with the
+    /// writes the new primary never received, is then replaced (failback). The
+    /// transition's role must be standby, its resume source set and its resume index 0.
+    case drRejoin(DRTransition)
     /// Changes the cluster's active-active settings: enabling starts keeping CRDT
     /// metadata for every key written from then on; disabling drops it all.
     case setActiveActive(ActiveActiveSettings)
@@ -242,6 +256,8 @@ public indirect enum Command: Sendable, Hashable {
         case .flushAll: return .flushAll
         case .streamBatch: return .streamBatch
         case .setDRState: return .setDRState
+        case .drSeedChunk: return .drSeedChunk
+        case .drRejoin: return .drRejoin
         case .setActiveActive: return .setActiveActive
         case .activeActiveBatch: return .activeActiveBatch
         }
@@ -267,7 +283,7 @@ public indirect enum Command: Sendable, Hashable {
             return command.key
         case .publish(let channel, _):
             return channel
-        case .streamBatch, .setDRState, .setActiveActive, .activeActiveBatch:
+        case .streamBatch, .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveBatch:
             return .empty
         }
     }
@@ -285,7 +301,7 @@ public indirect enum Command: Sendable, Hashable {
         case .keyspace(let query): return query.keys
         case .flushAll: return []
         case .streamBatch(let batch): return batch.changes.flatMap(\.command.keys)
-        case .setDRState, .setActiveActive: return []
+        case .setDRState, .drSeedChunk, .drRejoin, .setActiveActive: return []
         case .activeActiveBatch(let batch): return batch.states.map(\.key)
         default: return [key]
         }
@@ -308,6 +324,7 @@ public indirect enum Command: Sendable, Hashable {
     /// transitions): they change the state but are not client writes, so a read-only
     /// (standby or fenced) cluster still applies them.
     public var isReplicationControl: Bool {
-        type == .streamBatch || type == .setDRState || type == .setActiveActive || type == .activeActiveBatch
+        type == .streamBatch || type == .setDRState || type == .drSeedChunk || type == .drRejoin
+            || type == .setActiveActive || type == .activeActiveBatch
     }
 }

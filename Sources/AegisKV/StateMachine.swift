@@ -36,6 +36,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         public var maxSessionReplyBytes: Int = 4_096
         /// A client session unused for this long (milliseconds of leader time) expires.
         public var sessionTimeout: UInt64 = 3_600_000
+        /// The largest primary snapshot a DR standby stages to re-seed itself (bytes,
+        /// default and maximum 1 GiB - 1 MiB): every standby node holds the staged bytes
+        /// in memory until the last chunk installs them (DRSeed.swift).
+        public var maxSeedBytes: Int = Int(DRSeedChunk.maxTotalBytes)
 
         /// Creates limits; the defaults are 16 KiB keys, 1 MiB values and a million
         /// members or fields per set or hash.
@@ -107,7 +111,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                     if let error = violation(in: change.command) { return error }
                 }
                 return nil
-            case .setDRState, .setActiveActive:
+            case .setDRState, .setActiveActive, .drSeedChunk, .drRejoin:
                 return nil
             case .activeActiveBatch(let batch):
                 for state in batch.states {
@@ -152,6 +156,9 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// The sets and hashes the command being applied emptied, with their causal
     /// context (active-active only; cleared around each command).
     var activeActiveEmptied: [Key: CollectionValue] = [:]
+    /// A standby's re-seed in progress: the primary's snapshot bytes staged so far
+    /// (DRSeed.swift; at most `limits.maxSeedBytes`).
+    var drSeed: DRSeedStaging?
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
@@ -245,6 +252,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return applyStream(batch, at: index)
         case .setDRState(let transition):
             return applyTransition(transition, at: index)
+        case .drSeedChunk(let chunk):
+            return applySeedChunk(chunk, at: index)
+        case .drRejoin(let transition):
+            return applyRejoin(transition, at: index)
         case .openSession:
             return openSession(at: index, timestamp: timestamp)
         case .session(let request, let inner):
@@ -312,7 +323,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
         case .setMany, .deleteMany, .openSession, .session, .publish, .streamBatch, .setDRState, .setActiveActive,
-             .activeActiveBatch:
+             .activeActiveBatch, .drSeedChunk, .drRejoin:
             return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll:

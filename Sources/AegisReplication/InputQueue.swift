@@ -63,6 +63,8 @@ enum ReadOutcome: Sendable {
 enum AdminRequest: Sendable {
     case confChange(ConfChange, Reply<Void>)
     case transfer(NodeID?, Reply<Void>)
+    /// Start a snapshot now (`NodeRuntime.requestSnapshot`).
+    case snapshot(Reply<Void>)
 }
 
 /// Everything that reaches the node loop.

@@ -218,6 +218,13 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         try await admin { .transfer(target, $0) }
     }
 
+    /// Starts a snapshot of the state at the applied index now, whatever the log's size
+    /// (skipped while one is being taken); it is written off the loop and the log is
+    /// compacted behind it as usual. Returns once it is started, not written.
+    public func requestSnapshot() async throws {
+        try await admin { .snapshot($0) }
+    }
+
     private func admin(_ make: (Reply<Void>) -> AdminRequest) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             if let refusal = submit(.admin(make(Reply(continuation)))) { continuation.resume(throwing: refusal) }

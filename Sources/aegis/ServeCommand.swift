@@ -88,6 +88,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most keys the leader removes per expiry entry (default 512).") var expiryBatchSize: Int?
     @Option(help: "Milliseconds between the leader's looks for expired keys (default 100).") var expiryIntervalMs: Int?
     @Option(help: "Applied entries after which a snapshot is considered (default 100000).") var snapshotEntries: Int?
+    @Option(help: "Entries kept in the log behind a snapshot for slow followers and DR standbys (default 10000).")
+    var snapshotTrailingEntries: Int?
     @Option(help: "Milliseconds per Raft tick (default 10).") var tickMs: Int?
     @Option(help: "Election timeout in ticks (default 100).") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -191,6 +193,7 @@ struct ServeCommand: AsyncParsableCommand {
         let archived = ArchivedIndex()
         let coordinator = try dr.makeCoordinator(config: config, settings: settings, logger: logger)
         coordinator.isolated = drill.drDrillCopy
+        coordinator.dataDirectory = settings.dataDir
         let drills = try drill.makeExtension(config: config, dataDirectory: settings.dataDir, coordinator: coordinator)
         let activeActive = try aa.makeCoordinator(config: config, settings: settings, logger: logger)
         // Nor past what a DR standby or an active-active peer still has to pull (all
@@ -206,6 +209,7 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.expiryBatchSize = settings.expiryBatchSize
         nodeConfig.expiryIntervalTicks = max(1, settings.expiryIntervalMs / settings.tickMs)
         if let entries = settings.snapshotEntries { nodeConfig.raft.snapshotThreshold = UInt64(entries) }
+        if let entries = settings.snapshotTrailingEntries { nodeConfig.raft.snapshotTrailingEntries = UInt64(entries) }
         nodeConfig.raft.electionTimeout = settings.electionTicks
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
         nodeConfig.handoverTimeout = .milliseconds(settings.handoverTimeoutMs)
@@ -274,7 +278,8 @@ struct ServeCommand: AsyncParsableCommand {
             backend: backend, registry: registry, logger: logger,
             tls: serverTLS, certificates: { certificates.map(CertificateReloader.served) ?? [] },
             extensions: (backupService.map { [BackupAdminExtension(service: $0)] } ?? [])
-                + [DRAdminExtension(coordinator: coordinator, warnLagSeconds: 5, deadLinkMillis: 5_000), drills] + aaExtensions,
+                + [DRAdminExtension(coordinator: coordinator, warnLagSeconds: 5, deadLinkMillis: 5_000),
+                   DRRecoveryAdminExtension(coordinator: coordinator), drills] + aaExtensions,
             onShutdownRequest: { [logger] in
                 logger.notice("stopping: asked through the admin API")
                 await shutdown.trigger()
@@ -322,6 +327,7 @@ struct ServeSettings {
     var expiryBatchSize: Int
     var expiryIntervalMs: Int
     var snapshotEntries: Int?
+    var snapshotTrailingEntries: Int?
     var tickMs: Int
     var electionTicks: Int
     var logLevel: Logger.Level
@@ -406,6 +412,8 @@ struct ServeSettings {
         let expiryIntervalMs = try positive("expiry-interval-ms", flags.expiryIntervalMs, 100)
         let snapshotEntries = value("snapshot-entries", flags.snapshotEntries.map(String.init)) == nil ? nil
             : try positive("snapshot-entries", flags.snapshotEntries, 100_000)
+        let snapshotTrailingEntries = value("snapshot-trailing-entries", flags.snapshotTrailingEntries.map(String.init)) == nil
+            ? nil : try positive("snapshot-trailing-entries", flags.snapshotTrailingEntries, 10_000)
         // The value plus its key and framing must fit in one log entry (32 MiB).
         guard maxValueBytes > 0, maxValueBytes <= 16 << 20 else {
             throw ValidationError("--max-value-bytes must be between 1 and 16777216")
@@ -439,7 +447,8 @@ struct ServeSettings {
             password: value("password", flags.password), aclFile: value("acl-file", flags.aclFile), adminToken: adminToken,
             maxClients: maxClients, maxValueBytes: maxValueBytes, maxCollectionSize: maxCollectionSize,
             maxKeysReply: maxKeysReply, maxWatches: maxWatches, expiryBatchSize: expiryBatchSize, expiryIntervalMs: expiryIntervalMs,
-            snapshotEntries: snapshotEntries, tickMs: tick, electionTicks: election, logLevel: level,
+            snapshotEntries: snapshotEntries, snapshotTrailingEntries: snapshotTrailingEntries, tickMs: tick, electionTicks: election,
+            logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true",
             minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover)
     }
