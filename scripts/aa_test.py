@@ -272,6 +272,21 @@ def main():
         check("the converged values equal the model (no acknowledged write lost)", not lost, "; ".join(lost[:10]))
         status = clusters["r1"].admin(clusters["r1"].wait_leader(), "GET", "/v1/aa")
         check("GET /v1/aa answers on the leader", status[0] == 200)
+        healthy = []
+        check("the leaders' active-active health check passes once the links caught up",
+              wait_until(lambda: healthy.append([c.admin(c.wait_leader(), "GET", "/healthz/active-active")[0]
+                                                for c in clusters.values()]) or healthy[-1] == [200] * 3, 10),
+              f"{healthy[-1] if healthy else ''}")
+
+        # A dead link fails the check (a dependency: not liveness): pause all of r3.
+        for p in clusters["r3"].procs.values():
+            p.send_signal(signal.SIGSTOP)
+        r1 = clusters["r1"]
+        check("a dead link (r3 paused) fails r1's active-active health check",
+              wait_until(lambda: health_code(r1, r1.wait_leader()) == 500, 15))
+        check("...and not its liveness", health_code(r1, r1.wait_leader(), "/livez") == 200)
+        for p in clusters["r3"].procs.values():
+            p.send_signal(signal.SIGCONT)
     finally:
         for cluster in clusters.values():
             for p in cluster.procs.values():
@@ -285,6 +300,14 @@ def main():
         else:
             print(f"   logs kept in {work}")
     return finish(started)
+
+
+def health_code(cluster, node, path="/healthz/active-active"):
+    import urllib.error
+    try:
+        return cluster.admin(node, "GET", path)[0]
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def _quiet(fn):
