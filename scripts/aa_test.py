@@ -24,6 +24,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -164,6 +165,20 @@ def main():
             os.makedirs(os.path.join(work, region))
             clusters[region] = Cluster(args.aegis, os.path.join(work, region), port_offset=offset, cluster_id=region,
                                        extra=["--active-active"] + peers, election_ticks=20)
+        # Bad links are refused at start with a clear message (r1's first node, before it runs).
+        full, extra = clusters["r1"].command("n1"), clusters["r1"].extra
+        start = full.index(extra[0])
+        base = full[:start] + full[start + len(extra):]
+        for bad, why in [(["--aa-peer", f"r2={admin['r2']}"], "needs --active-active"),
+                         (["--active-active", "--aa-peer", f"r1={admin['r2']}"], "another cluster"),
+                         (["--active-active", "--aa-peer", "r2=10.1.2.3:80"], "loopback"),
+                         (["--active-active", "--aa-peer", "r2"], "ID=host:port")]:
+            shutil.rmtree(clusters["r1"].data("n1"), ignore_errors=True)
+            run = subprocess.run(base + bad, capture_output=True, text=True, timeout=30)
+            error = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error: ")]
+            check(f"serve refuses {' '.join(bad)[:60]}", run.returncode != 0 and error and why in error[0], error[:1])
+        shutil.rmtree(clusters["r1"].data("n1"), ignore_errors=True)
+
         # One admin token for the group: each cluster's leader pulls from its peers with it.
         token = clusters["r1"].token
         for cluster in clusters.values():
