@@ -24,6 +24,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -164,6 +165,20 @@ def main():
             os.makedirs(os.path.join(work, region))
             clusters[region] = Cluster(args.aegis, os.path.join(work, region), port_offset=offset, cluster_id=region,
                                        extra=["--active-active"] + peers, election_ticks=20)
+        # Bad links are refused at start with a clear message (r1's first node, before it runs).
+        full, extra = clusters["r1"].command("n1"), clusters["r1"].extra
+        start = full.index(extra[0])
+        base = full[:start] + full[start + len(extra):]
+        for bad, why in [(["--aa-peer", f"r2={admin['r2']}"], "needs --active-active"),
+                         (["--active-active", "--aa-peer", f"r1={admin['r2']}"], "another cluster"),
+                         (["--active-active", "--aa-peer", "r2=10.1.2.3:80"], "loopback"),
+                         (["--active-active", "--aa-peer", "r2"], "ID=host:port")]:
+            shutil.rmtree(clusters["r1"].data("n1"), ignore_errors=True)
+            run = subprocess.run(base + bad, capture_output=True, text=True, timeout=30)
+            error = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error: ")]
+            check(f"serve refuses {' '.join(bad)[:60]}", run.returncode != 0 and error and why in error[0], error[:1])
+        shutil.rmtree(clusters["r1"].data("n1"), ignore_errors=True)
+
         # One admin token for the group: each cluster's leader pulls from its peers with it.
         token = clusters["r1"].token
         for cluster in clusters.values():
@@ -272,6 +287,21 @@ def main():
         check("the converged values equal the model (no acknowledged write lost)", not lost, "; ".join(lost[:10]))
         status = clusters["r1"].admin(clusters["r1"].wait_leader(), "GET", "/v1/aa")
         check("GET /v1/aa answers on the leader", status[0] == 200)
+        healthy = []
+        check("the leaders' active-active health check passes once the links caught up",
+              wait_until(lambda: healthy.append([c.admin(c.wait_leader(), "GET", "/healthz/active-active")[0]
+                                                for c in clusters.values()]) or healthy[-1] == [200] * 3, 10),
+              f"{healthy[-1] if healthy else ''}")
+
+        # A dead link fails the check (a dependency: not liveness): pause all of r3.
+        for p in clusters["r3"].procs.values():
+            p.send_signal(signal.SIGSTOP)
+        r1 = clusters["r1"]
+        check("a dead link (r3 paused) fails r1's active-active health check",
+              wait_until(lambda: health_code(r1, r1.wait_leader()) == 500, 15))
+        check("...and not its liveness", health_code(r1, r1.wait_leader(), "/livez") == 200)
+        for p in clusters["r3"].procs.values():
+            p.send_signal(signal.SIGCONT)
     finally:
         for cluster in clusters.values():
             for p in cluster.procs.values():
@@ -285,6 +315,14 @@ def main():
         else:
             print(f"   logs kept in {work}")
     return finish(started)
+
+
+def health_code(cluster, node, path="/healthz/active-active"):
+    import urllib.error
+    try:
+        return cluster.admin(node, "GET", path)[0]
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def _quiet(fn):
