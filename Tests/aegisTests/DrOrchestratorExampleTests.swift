@@ -43,7 +43,7 @@ final class DRPair: @unchecked Sendable {
                              "--admin-token-file", work.appendingPathComponent("token").path,
                              "--initial-cluster-state", "new"] + extra
         let logURL = work.appendingPathComponent("\(cluster).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log
         process.standardError = log
