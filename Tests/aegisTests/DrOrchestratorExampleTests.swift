@@ -43,7 +43,7 @@ final class DRPair: @unchecked Sendable {
                              "--admin-token-file", work.appendingPathComponent("token").path,
                              "--initial-cluster-state", "new"] + extra
         let logURL = work.appendingPathComponent("\(cluster).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log
         process.standardError = log
@@ -75,7 +75,9 @@ final class DRPair: @unchecked Sendable {
 
     /// Waits until the standby follows the primary and the primary takes writes.
     func waitReady() async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
+        // Generous: under the full parallel test run on a loaded machine starting two
+        // processes can take long.
+        let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if (try? await role(1)) == "standby",
                let (host, port) = try? parseAddress(admin(0)),
@@ -84,7 +86,11 @@ final class DRPair: @unchecked Sendable {
                probe.status == 200 { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw ToolError("the DR pair did not come up")
+        let logs = [primaryRegion, drRegion].map { cluster in
+            let text = (try? String(contentsOf: work.appendingPathComponent("\(cluster).log"), encoding: .utf8)) ?? ""
+            return "\(cluster): " + text.split(separator: "\n").suffix(5).joined(separator: " | ")
+        }
+        throw ToolError("the DR pair did not come up; " + logs.joined(separator: "; "))
     }
 }
 
