@@ -209,7 +209,7 @@ let package = Package(
         ], swiftSettings: strict),
         .testTarget(name: "AegisServerTests", dependencies: [
             "AegisTestKit",
-            "AegisServer", "AegisKV", "AegisRaft", "AegisTLS", "AegisBackup",
+            "AegisServer", "AegisKV", "AegisRaft", "AegisReplication", "AegisTLS", "AegisBackup",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -238,6 +238,9 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "AegisOperationsTests", dependencies: ["AegisOperations", "AegisServer"], swiftSettings: strict),
         .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
+        // The `aegis` program's own code (DR orchestration over real processes).
+        .testTarget(name: "aegisTests", dependencies: ["aegis", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                    swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -165,6 +165,18 @@ batch_body = (field(b"east") + bytes([0, 0, 2, 3, 1]) + bytes([2]) + field(b"eas
               + field(set_kv))
 dr = [standby, bytes([4, 40]) + batch_body, bytes([4, 40]) + batch_body, set_kv]
 write("kv", "dr", b"\x00" + b"".join(bytes([len(c)]) + c for c in dr))
+# DR re-seed and failback: a standby stages two chunks of a (damaged) 40-byte snapshot
+# (drSeedChunk 50; the staging is in the state's snapshot section 4 between them), and
+# a fenced cluster rejoins as the standby of "west" (drRejoin 51, pendingSeed).
+def seed_chunk(offset, data, total=40):
+    return bytes([4, 50]) + field(b"east") + bytes([0, 7, total, offset]) + field(data)
+
+
+fenced = bytes([4, 41, 1, 3]) + field(b"") + field(b"") + bytes([0]) + field(b"") + bytes([0])
+rejoin = bytes([4, 51, 1, 2]) + field(b"w:1") + field(b"w:2") + bytes([0]) + field(b"west") + bytes([0])
+seed = [standby, seed_chunk(0, b"AKVS" + bytes(16)), seed_chunk(20, bytes(20)), fenced, rejoin,
+        bytes([4, 40]) + batch_body]
+write("kv", "dr-seed-rejoin", b"\x00" + b"".join(bytes([len(c)]) + c for c in seed))
 
 
 # --- Stream: one frame (header, payload = the batch body, uncompressed) ----------------

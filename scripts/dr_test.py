@@ -9,15 +9,21 @@
    the new primary) and RPO (writes acknowledged by the old primary missing on the new).
 3. The old primary is restarted: every write is refused (never acknowledged), and once
    it reached the new primary (--dr-peer) the refusal names it (-READONLY ... primary:).
-4. The old primary rejoins as a standby of the new one (resuming after the promotion:
-   the writes it had that never reached the standby stay in it, see the report), then
-   `aegis dr switchover` moves the primary back: every acknowledged write is there (RPO 0).
+   Before the kill the standby is paused (SIGSTOP) for a moment, so the primary
+   acknowledges writes the standby never receives: a divergent tail (RPO > 0).
+4. Failback: `aegis dr rejoin` makes the old primary a standby of the new one: its
+   divergent tail (every acknowledged write the new primary lacks, and nothing else) is
+   in the side file (`aegis dr divergent FILE --json`), discarded from its state (it is
+   re-seeded from the new primary's snapshot), and it then holds every write of the new
+   primary. `aegis dr switchover` moves the primary back: every acknowledged write is
+   there (RPO 0).
 
     python3 scripts/dr_test.py --aegis .build/release/aegis
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -182,11 +188,19 @@ def main():
         check("GET /v1/dr reports the link's lag", d is not None and d.get("link") is not None,
               f"(lag {d['link']['lagEntries']} entries, {d['link']['lagSeconds']} s)" if d and d.get("link") else "")
 
-        # 2. The primary dies whole; failover.
+        # 2. The standby stops pulling for a moment (the primary goes on acknowledging
+        # writes within its lease), then the primary dies whole; failover.
+        for n in IDS:
+            standby.procs[n].send_signal(signal.SIGSTOP)
+        time.sleep(0.5)
         killed_at = time.monotonic()
         for n in IDS:
             primary.kill(n)
+        for n in IDS:
+            standby.procs[n].send_signal(signal.SIGCONT)
         writer.stop.set()
+        # The pause may have cost the standby its leader: the failover asks the new one.
+        standby.wait_leader()
         # A client retrying writes on the standby from the kill on: RTO is its first success.
         first_ok = []
 
@@ -207,9 +221,6 @@ def main():
         code, out = aegis_dr(args, "failover", "--standby", standby.admin_addresses(),
                              "--old-primary", primary.admin_addresses())
         check("aegis dr failover promotes the standby", code == 0 and "promoted west" in out, out.strip()[:300])
-        promote_index = 0
-        if " index " in out:
-            promote_index = int(out.split(" index ")[1].split()[0].strip("(),"))
         prober.join(30)
         first_ok = first_ok[0] if first_ok else None
         writer.thread.join(5)
@@ -245,18 +256,35 @@ def main():
         check("its refusal names the new primary", errors and all(("primary: " + s_clients) in e for e in errors),
               repr(errors[:1]))
 
-        # 4. Rejoin as standby, then switch back with no loss.
-        new_epoch = leader_doc(standby)["epoch"]
-        code = None
-        for n in IDS:
-            try:
-                code, _ = primary.admin(n, "POST", f"/v1/dr/demote?epoch={new_epoch}&primary={s_clients}"
-                                        f"&primary-admin={standby.admin_addresses()}&resume-source=west"
-                                        f"&resume-index={promote_index}")
-                break
-            except Exception:  # noqa: BLE001
-                continue
-        check("the old primary rejoins as a standby of the new one", code == 200)
+        # 4. Failback: rejoin as standby (divergent tail set aside), then switch back with no loss.
+        new_keys = ["after-failover"] + [f"nw{k}" for k in range(200)]
+        check("the new primary takes 200 more writes", wait_until(
+            lambda: all(standby.client(standby.leader() or "n1").set(key, "1") for key in new_keys[1:]), 20))
+        code, out = aegis_dr(args, "rejoin", "--old-primary", primary.admin_addresses(),
+                             "--primary", standby.admin_addresses())
+        check("aegis dr rejoin: the old primary becomes a re-seeded standby of the new one",
+              code == 0 and "re-seeded:" in out, out.strip()[-600:])
+        found = re.search(r"saved in (\S+) \(sha256 (\w+)\)", out)
+        divergent = {}
+        if found:
+            shown = subprocess.run([args.aegis, "dr", "divergent", found.group(1), "--json"],
+                                   capture_output=True, text=True, timeout=30)
+            divergent = json.loads(shown.stdout) if shown.returncode == 0 else {}
+            check("aegis dr divergent reads the side file (same digest as the rejoin reported)",
+                  divergent.get("sha256") == found.group(2), shown.stderr.strip()[-200:])
+        side_keys = {w["command"].split()[1] for w in divergent.get("writes", []) if w["command"].startswith("set ")}
+        figures["divergent_writes"] = len(divergent.get("writes", []))
+        check("every acknowledged write the new primary lacks is in the side file", set(lost) <= side_keys,
+              f"({len(set(lost) - side_keys)} of {len(lost)} missing from it; {len(side_keys)} in it)")
+        on_new = set(acked_keys) - set(lost)
+        check("the side file holds no write the new primary has", not (side_keys & on_new),
+              f"({len(side_keys & on_new)} of {len(side_keys)})")
+        pn = primary.leader() or "n1"
+        check("the divergent tail is discarded from the old primary's state",
+              wait_until(lambda: len(missing_on(primary, pn, sorted(side_keys))) == len(side_keys), 10),
+              f"({len(side_keys)} writes)")
+        check("the old primary, now a standby, holds every write of the new primary",
+              wait_until(lambda: not missing_on(primary, pn, new_keys + sorted(on_new)), 20))
         writer2 = Writer(standby, "b")
         writer2.thread.start()
         time.sleep(1.5)

@@ -65,6 +65,9 @@ public struct AegisClientConfiguration: Sendable {
     /// write whose outcome is unknown is not retried: it throws
     /// `AegisClientError.unknownOutcome`.
     public var exactlyOnceWrites = true
+    /// The most events a watch (``AegisClient/watch(prefix:from:)``) holds for its
+    /// consumer; a consumer that falls behind pauses the watch's connection. Default 1,024.
+    public var watchBufferEvents = 1_024
 
     /// Creates a configuration for `endpoints`.
     public init(endpoints: [AegisEndpoint], tls: TLSConfiguration? = nil, username: String? = nil, password: String? = nil) {

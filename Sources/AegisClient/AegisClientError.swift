@@ -18,6 +18,9 @@ public enum AegisClientError: Error, Sendable, Hashable, CustomStringConvertible
     case unexpectedReply(String)
     /// The client was shut down.
     case shutDown
+    /// A watch needs log entries the server no longer has (compacted into a
+    /// snapshot): read the keys again and start a new watch.
+    case compacted(String)
 
     public var description: String {
         switch self {
@@ -28,6 +31,7 @@ public enum AegisClientError: Error, Sendable, Hashable, CustomStringConvertible
         case .tooManyPendingRequests(let limit): return "\(limit) commands already await replies on the connection; nothing was sent"
         case .unexpectedReply(let what): return "unexpected reply: \(what)"
         case .shutDown: return "the client is shut down"
+        case .compacted(let why): return "the watch cannot continue: \(why)"
         }
     }
 }

@@ -65,4 +65,6 @@ public struct AegisClientStatistics: Sendable, Hashable {
     public var connectionsOpened = 0
     /// Times the leader's address was learned.
     public var leaderDiscoveries = 0
+    /// Times a watch resumed on a new connection after its connection ended or failed.
+    public var watchReconnects = 0
 }

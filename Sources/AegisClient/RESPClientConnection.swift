@@ -16,6 +16,45 @@ final class RESPClientConnection: Sendable {
         self.endpoint = endpoint
     }
 
+    /// Adds TLS (when configured) and the RESP decoder to a new channel's pipeline.
+    static func addDecoding(_ channel: any Channel, endpoint: AegisEndpoint, sslContext: NIOSSLContext?) throws {
+        if let sslContext {
+            let isIP = (try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)) != nil
+            try channel.pipeline.syncOperations.addHandler(
+                try NIOSSLClientHandler(context: sslContext, serverHostname: isIP ? nil : endpoint.host))
+        }
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPValueDecoder()))
+    }
+
+    static func bootstrap(_ configuration: AegisClientConfiguration, group: any EventLoopGroup) -> ClientBootstrap {
+        ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+    }
+
+    /// Connects a streaming connection (for a watch): every value the server sends is
+    /// read in order, with back-pressure; nothing is matched to requests.
+    static func connectStream(to endpoint: AegisEndpoint, configuration: AegisClientConfiguration, sslContext: NIOSSLContext?,
+                              group: any EventLoopGroup) async throws -> NIOAsyncChannel<RESPValue, ByteBuffer> {
+        try await bootstrap(configuration, group: group).connect(host: endpoint.host, port: endpoint.port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try addDecoding(channel, endpoint: endpoint, sslContext: sslContext)
+                return try NIOAsyncChannel<RESPValue, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+    }
+
+    /// One command as RESP bytes.
+    static func encode(_ arguments: [String]) -> ByteBuffer { encode(arguments.map { Array($0.utf8) }) }
+
+    /// One command as RESP bytes.
+    static func encode(_ arguments: [[UInt8]]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeRESPHeader(UInt8(ascii: "*"), Int64(arguments.count))
+        for argument in arguments { buffer.writeRESPBulk(argument) }
+        return buffer
+    }
+
     /// Connects, sets up TLS and authenticates.
     static func connect(to endpoint: AegisEndpoint, configuration: AegisClientConfiguration,
                         sslContext: NIOSSLContext?, group: any EventLoopGroup) async throws(ConnectionFailure) -> RESPClientConnection {
@@ -23,17 +62,10 @@ final class RESPClientConnection: Sendable {
         let timeout = TimeAmount(configuration.requestTimeout)
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: group)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(TimeAmount(configuration.connectTimeout))
+            channel = try await bootstrap(configuration, group: group)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let sslContext {
-                            let isIP = (try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)) != nil
-                            try channel.pipeline.syncOperations.addHandler(
-                                try NIOSSLClientHandler(context: sslContext, serverHostname: isIP ? nil : endpoint.host))
-                        }
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPValueDecoder()))
+                        try addDecoding(channel, endpoint: endpoint, sslContext: sslContext)
                         try channel.pipeline.syncOperations.addHandler(
                             RESPClientHandler(maxPending: maxPending, timeout: timeout))
                     }

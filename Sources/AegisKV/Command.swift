@@ -64,6 +64,17 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case streamBatch = 40
     /// Changes the cluster's DR role, epoch, primary address or lease (encoding version 4).
     case setDRState = 41
+    /// One chunk of the primary's snapshot, logged by a DR standby re-seeding itself
+    /// (encoding version 4; DRSeed.swift).
+    case drSeedChunk = 50
+    /// Makes a replaced primary the standby of the cluster that replaced it, to be
+    /// re-seeded from it first (encoding version 4; DRSeed.swift).
+    case drRejoin = 51
+    /// Enables, changes or disables active-active replication (encoding version 4;
+    /// 70–79 are kept for active-active).
+    case setActiveActive = 70
+    /// Joins a peer cluster's key states with the active-active link's cursor.
+    case activeActiveBatch = 71
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -75,7 +86,8 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .openSession, .session, .publish: return 4
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll: return 4
-        case .streamBatch, .setDRState: return 4
+        case .streamBatch, .setDRState, .drSeedChunk, .drRejoin: return 4
+        case .setActiveActive, .activeActiveBatch: return 4
         }
     }
 }
@@ -198,6 +210,21 @@ public indirect enum Command: Sendable, Hashable {
     case streamBatch(StreamBatch)
     /// Changes the cluster's DR state (role, epoch, primary, lease).
     case setDRState(DRTransition)
+    /// Stages one chunk of the primary's snapshot on a DR standby; the last chunk
+    /// installs it and moves the link's cursor to its index, as one step (DRSeed.swift).
+    case drSeedChunk(DRSeedChunk)
+    /// Makes this cluster (a replaced primary) a standby of `resumeSource` that must be
+    /// re-seeded from its snapshot before it applies its stream: its own state, with the
+    /// writes the new primary never received, is then replaced (failback). The
+    /// transition's role must be standby, its resume source set and its resume index 0.
+    case drRejoin(DRTransition)
+    /// Changes the cluster's active-active settings: enabling starts keeping CRDT
+    /// metadata for every key written from then on; disabling drops it all.
+    case setActiveActive(ActiveActiveSettings)
+    /// Joins a peer cluster's key states (see `ActiveActiveBatch`): refused unless
+    /// active-active is enabled, when the batch starts after the link's cursor
+    /// (`KVError.streamGap`) or carries a stamp too far ahead (`KVError.clockSkew`).
+    case activeActiveBatch(ActiveActiveBatch)
 
     /// The kind of the command.
     public var type: CommandType {
@@ -229,6 +256,10 @@ public indirect enum Command: Sendable, Hashable {
         case .flushAll: return .flushAll
         case .streamBatch: return .streamBatch
         case .setDRState: return .setDRState
+        case .drSeedChunk: return .drSeedChunk
+        case .drRejoin: return .drRejoin
+        case .setActiveActive: return .setActiveActive
+        case .activeActiveBatch: return .activeActiveBatch
         }
     }
 
@@ -252,7 +283,7 @@ public indirect enum Command: Sendable, Hashable {
             return command.key
         case .publish(let channel, _):
             return channel
-        case .streamBatch, .setDRState:
+        case .streamBatch, .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveBatch:
             return .empty
         }
     }
@@ -270,7 +301,8 @@ public indirect enum Command: Sendable, Hashable {
         case .keyspace(let query): return query.keys
         case .flushAll: return []
         case .streamBatch(let batch): return batch.changes.flatMap(\.command.keys)
-        case .setDRState: return []
+        case .setDRState, .drSeedChunk, .drRejoin, .setActiveActive: return []
+        case .activeActiveBatch(let batch): return batch.states.map(\.key)
         default: return [key]
         }
     }
@@ -291,5 +323,8 @@ public indirect enum Command: Sendable, Hashable {
     /// `true` for the commands of cross-cluster replication (stream batches and DR
     /// transitions): they change the state but are not client writes, so a read-only
     /// (standby or fenced) cluster still applies them.
-    public var isReplicationControl: Bool { type == .streamBatch || type == .setDRState }
+    public var isReplicationControl: Bool {
+        type == .streamBatch || type == .setDRState || type == .drSeedChunk || type == .drRejoin
+            || type == .setActiveActive || type == .activeActiveBatch
+    }
 }

@@ -65,6 +65,13 @@
 //                        admin addresses (UTF-8, 0...1024 bytes), varint lease ms,
 //                        resume source (UTF-8, 0...255 bytes), varint resume index
 //                        (0 when the source is empty)
+//       drSeedChunk (50) source cluster ID (UTF-8, 1...255 bytes), varint epoch,
+//                        varint snapshot index (>= 1), varint total (1 ... 2^30-2^20),
+//                        varint offset, chunk (1 ... 4 MiB, ending at or before the
+//                        total); see DRSeed.swift
+//       drRejoin (51)    a setDRState body (role standby, resume source set,
+//                        resume index 0); see DRSeed.swift
+//       setActiveActive (70), activeActiveBatch (71): see ActiveActiveCodec.swift
 //     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
 //     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
 //     1 = keep, 2 = set, then a time);
@@ -164,6 +171,14 @@ extension Command {
             batch.append(to: &bytes)
         case .setDRState(let transition):
             transition.append(to: &bytes)
+        case .drSeedChunk(let chunk):
+            chunk.append(to: &bytes)
+        case .drRejoin(let transition):
+            transition.append(to: &bytes)
+        case .setActiveActive(let settings):
+            settings.append(to: &bytes)
+        case .activeActiveBatch(let batch):
+            batch.append(to: &bytes)
         }
         return bytes
     }
@@ -221,6 +236,16 @@ extension Command {
             return 2 + batch.bodySize
         case .setDRState(let transition):
             return 2 + transition.bodySize
+        case .drSeedChunk(let chunk):
+            return 2 + chunk.bodySize
+        case .drRejoin(let transition):
+            return 2 + transition.bodySize
+        case .setActiveActive(let settings):
+            return 3 + varintSize(settings.maxClockSkewMillis)
+        case .activeActiveBatch(let batch):
+            var body: [UInt8] = []
+            batch.append(to: &body)
+            return 2 + body.count
         }
     }
 
@@ -320,6 +345,18 @@ extension Command {
             command = .streamBatch(try reader.readStreamBatch())
         case .setDRState:
             command = .setDRState(try reader.readDRTransition())
+        case .drSeedChunk:
+            command = .drSeedChunk(try reader.readSeedChunk())
+        case .drRejoin:
+            let transition = try reader.readDRTransition()
+            guard transition.role == .standby, !transition.resumeSource.isEmpty, transition.resumeIndex == 0 else {
+                throw .malformedCommand("a rejoin makes a standby of a named source, with no resume index")
+            }
+            command = .drRejoin(transition)
+        case .setActiveActive:
+            command = .setActiveActive(try reader.readActiveActiveSettings())
+        case .activeActiveBatch:
+            command = .activeActiveBatch(try reader.readActiveActiveBatch())
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

@@ -67,7 +67,8 @@ extension Command {
         case .flushAll:
             break
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
-             .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState:
+             .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState, .drSeedChunk, .drRejoin,
+             .setActiveActive, .activeActiveBatch:
             break  // written by `encoded()` itself
         }
     }
@@ -134,7 +135,8 @@ extension Command {
         case .flushAll:
             return .flushAll
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
-             .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState:
+             .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState, .drSeedChunk, .drRejoin,
+             .setActiveActive, .activeActiveBatch:
             throw .malformedCommand("\(type) is not a version-4 command type of this group")
         }
     }

@@ -7,7 +7,9 @@
 //     varint lease ms,
 //     varint cursor count, then per cursor in strictly ascending source order:
 //       source (varint length + UTF-8, 1...255 bytes), varint last index,
-//       varint epoch, varint last HLC physical time, varint source commit
+//       varint epoch, varint last HLC physical time, varint source commit,
+//     then, only when not empty: the pending seed's source (varint length + UTF-8,
+//       1...255 bytes; `Command.drRejoin`); a section without it reads as empty
 //
 // Snapshots of formats 1 and 2 have no section: they restore `DRState()`.
 
@@ -32,6 +34,7 @@ extension DRState {
             body.appendVarint(cursor.lastPhysical)
             body.appendVarint(cursor.sourceCommit)
         }
+        if !pendingSeed.isEmpty { body.appendLengthPrefixed(Array(pendingSeed.utf8)) }
         var section: [UInt8] = []
         section.appendLengthPrefixed(body)
         return section
@@ -98,6 +101,7 @@ extension ByteReader {
                                                  lastPhysical: try readCommandVarint("cursor clock"),
                                                  sourceCommit: try readCommandVarint("cursor source commit"))
         }
+        if remaining > 0 { state.pendingSeed = try readText("pending seed source", maxBytes: StreamBatch.maxSourceSize) }
         guard remaining == 0 else { throw .malformedCommand("\(remaining) unexpected bytes at the end") }
         return state
     }

@@ -65,6 +65,9 @@ public struct DRState: Sendable, Hashable {
     public var leaseMillis: UInt64 = 0
     /// The incoming links' cursors, by source cluster ID.
     public var cursors: [String: StreamCursor] = [:]
+    /// The source cluster a failed-back standby must be re-seeded from before it applies
+    /// any of its batches (`Command.drRejoin`), or empty. A seed from it clears it.
+    public var pendingSeed: String = ""
 
     /// Creates the state of a cluster never configured for DR: primary, epoch 0.
     public init() {}

@@ -73,6 +73,11 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A stream batch does not follow the link's cursor: it starts after `afterIndex`
     /// but only `cursor` is applied. Nothing changed; resend from `cursor`.
     case streamGap(source: String, cursor: UInt64, afterIndex: UInt64)
+    /// An active-active batch carries a stamp further ahead of this cluster's apply
+    /// clock than the accepted skew. Nothing changed; the link retries it.
+    case clockSkew(source: String, aheadMillis: UInt64, limitMillis: UInt64)
+    /// An active-active batch reached a cluster that is not in an active-active group.
+    case activeActiveDisabled
 
     public var description: String {
         switch self {
@@ -140,6 +145,10 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
             return "this cluster is not a standby (it is \(role) at epoch \(epoch)); it takes no stream batches"
         case .streamGap(let source, let cursor, let after):
             return "the batch from \(source) starts after index \(after) but only \(cursor) is applied; resend from \(cursor)"
+        case .clockSkew(let source, let ahead, let limit):
+            return "the batch from \(source) has a timestamp \(ahead) ms ahead of this cluster's clock, more than the accepted \(limit) ms; check the clocks (NTP) of both clusters"
+        case .activeActiveDisabled:
+            return "this cluster is not in an active-active group; it takes no active-active batches"
         }
     }
 }
@@ -191,6 +200,8 @@ extension KVError {
         case .staleEpoch(let received, let current, let primary): bytes.append(28); unsigned(received, current); text(primary)
         case .notStandby(let role, let epoch): bytes.append(29); unsigned(UInt64(role.rawValue), epoch)
         case .streamGap(let source, let cursor, let after): bytes.append(30); text(source); unsigned(cursor, after)
+        case .clockSkew(let source, let ahead, let limit): bytes.append(70); text(source); unsigned(ahead, limit)
+        case .activeActiveDisabled: bytes.append(71)
         }
     }
 
@@ -249,6 +260,8 @@ extension KVError {
         case 28: self = .staleEpoch(received: try unsigned(), current: try unsigned(), primary: try text())
         case 29: self = .notStandby(role: try role(), epoch: try unsigned())
         case 30: self = .streamGap(source: try text(), cursor: try unsigned(), afterIndex: try unsigned())
+        case 70: self = .clockSkew(source: try text(), aheadMillis: try unsigned(), limitMillis: try unsigned())
+        case 71: self = .activeActiveDisabled
         case let tag?: throw .malformedCommand("unknown error tag \(tag)")
         case nil: throw .malformedCommand("truncated before the error tag")
         }

@@ -20,7 +20,8 @@ public import AegisRaft
 //                  KVSnapshotExpiry.swift, which writes and reads this section
 //     sections     (version 3 on) see KVSnapshotSections.swift: a section count,
 //                  then per section in ascending tag order a tag and a
-//                  length-prefixed body (1 = client sessions, 2 = DR state)
+//                  length-prefixed body (1 = client sessions, 2 = DR state,
+//                  4 = a DR re-seed in progress)
 //     trailer      CRC-32C (4 bytes) of every byte before it
 //
 // Keys are written in order and the CRDT encodings are canonical, so the bytes are
@@ -506,7 +507,15 @@ extension StateMachine {
         let restoredDR = try reader.sections[KVSnapshotSection.drTag].map { bytes throws(KVError) in
             try DRState(section: bytes)
         } ?? DRState()
+        let restoredActiveActive = try reader.sections[KVSnapshotSection.activeActiveTag].map { bytes throws(KVError) in
+            try ActiveActiveState(section: bytes)
+        } ?? ActiveActiveState()
+        let restoredSeed = try reader.sections[KVSnapshotSection.seedTag].map { bytes throws(KVError) in
+            try DRSeedStaging(section: bytes)
+        }
         sessions = restoredSessions
+        activeActive = restoredActiveActive
+        drSeed = restoredSeed
         entries = reader.entries
         orderedKeys = OrderedKeyIndex(sortedKeys: reader.keys, revision: reader.revision)
         appliedIndex = reader.appliedIndex

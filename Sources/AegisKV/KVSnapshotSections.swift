@@ -6,7 +6,10 @@
 //                  body bytes
 //
 // Tags: 1 = client sessions (ClientSessions.swift), 2 = the cluster's DR state
-// (DRSnapshotSection.swift; written only when it differs from `DRState()`). A section with nothing to say is
+// (DRSnapshotSection.swift; written only when it differs from `DRState()`), 3 = the
+// active-active settings, cursors and CRDT metadata (ActiveActiveCodec.swift; written
+// only when they differ from a plain cluster's), 4 = a DR standby's re-seed in
+// progress (DRSeed.swift; written only during one). A section with nothing to say is
 // left out, so a store without sessions writes a count of 0. An unknown tag, a
 // duplicate or out-of-order tag, or a body over `KVSnapshotSection.maxBodySize` is a
 // malformed snapshot: every section is replicated state, so none may be skipped.
@@ -17,8 +20,12 @@ struct KVSnapshotSection: Sendable {
     static let sessionsTag: UInt64 = 1
     /// The DR state's tag.
     static let drTag: UInt64 = 2
+    /// The active-active state's tag.
+    static let activeActiveTag: UInt64 = 3
+    /// A DR re-seed in progress' tag.
+    static let seedTag: UInt64 = 4
     /// The tags this build reads.
-    static let knownTags: Set<UInt64> = [sessionsTag, drTag]
+    static let knownTags: Set<UInt64> = [sessionsTag, drTag, activeActiveTag, seedTag]
     /// The largest section body read.
     static let maxBodySize = 1 << 30
 
@@ -44,6 +51,10 @@ extension StateMachine {
         let sessions = encodedSessions()
         if !sessions.isEmpty { sections.append(KVSnapshotSection(tag: KVSnapshotSection.sessionsTag, body: sessions)) }
         if drState != DRState() { sections.append(KVSnapshotSection(tag: KVSnapshotSection.drTag, body: drState.snapshotSection())) }
+        if !activeActive.isInitial {
+            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTag, body: activeActive.snapshotSection()))
+        }
+        if let drSeed { sections.append(KVSnapshotSection(tag: KVSnapshotSection.seedTag, body: drSeed.sectionBody())) }
         return sections
     }
 }

@@ -162,7 +162,7 @@ public struct Key: Hashable, Comparable, Sendable, ExpressibleByStringLiteral, C
 }
 
 /// Lower-case hexadecimal of `bytes`.
-func hexString(_ bytes: some Sequence<UInt8>) -> String {
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
     let digits: [Character] = Array("0123456789abcdef")
     var text = ""
     for byte in bytes {

@@ -202,6 +202,7 @@ extension StateMachine {
                                 at index: LogIndex) -> CommandResult {
         revision += 1
         if value.count == 0 {
+            if activeActive.enabled { activeActiveEmptied[key] = value }  // its causal context (see executeTracked)
             collections[key] = nil
             if !expiry.isEmpty { expiry.remove(key) }
             return CommandResult(index: index, revision: revision)
@@ -216,7 +217,7 @@ extension StateMachine {
 
     /// The next dot of this replica: one counter for every set and hash, so no dot is
     /// ever used twice. Callers check `dotsError` first.
-    private mutating func nextDot() -> Dot {
+    mutating func nextDot() -> Dot {
         dotCounter &+= 1
         return Dot(replica: replica, counter: dotCounter)
     }

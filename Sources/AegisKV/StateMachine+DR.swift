@@ -11,7 +11,9 @@ import AegisRaft
 //   (it then follows that epoch), and only past the link's cursor: the part at or
 //   below the cursor is skipped (a re-sent batch applies nothing twice), a batch that
 //   starts after the cursor fails with `streamGap` (nothing lost silently). The
-//   changes and the new cursor are applied together, as the one entry.
+//   changes and the new cursor are applied together, as the one entry. A standby
+//   that must be re-seeded from the batch's source (`DRState.pendingSeed`, failback)
+//   takes none of its batches (`streamGap`) until the seed (DRSeed.swift).
 // - A transition needs an epoch at least the cluster's; becoming primary from another
 //   role needs a higher one (a failover always raises the epoch).
 
@@ -27,7 +29,8 @@ extension StateMachine {
         }
         let cursor = drState.cursors[batch.source]
         let applied = cursor?.lastIndex ?? 0
-        guard batch.afterIndex <= applied else {
+        // A failed-back standby takes nothing from its new primary before its seed.
+        guard batch.afterIndex <= applied, drState.pendingSeed != batch.source else {
             var result = failure(.streamGap(source: batch.source, cursor: applied, afterIndex: batch.afterIndex), at: index)
             result.integer = Int64(clamping: applied)
             return result
@@ -66,6 +69,7 @@ extension StateMachine {
         drState.primary = transition.primary
         drState.primaryAdmin = transition.primaryAdmin
         drState.leaseMillis = transition.leaseMillis
+        if transition.role != .standby { drSeed = nil }
         if !transition.resumeSource.isEmpty {
             let kept = drState.cursors[transition.resumeSource]
             if (kept?.lastIndex ?? 0) < transition.resumeIndex {

@@ -61,7 +61,7 @@ extension StateMachine {
     /// Removes the key if its deadline is at or before the apply clock.
     mutating func expireIfDue(_ key: Key) {
         guard let deadline = expiry.deadline(of: key), deadline <= expiryClock else { return }
-        _ = remove(key, at: appliedIndex)
+        removeExpired(key, at: appliedIndex)
     }
 
     /// The absolute deadline of `time` at the apply clock; `nil` when it does not fit
@@ -201,7 +201,7 @@ extension StateMachine {
         var purged = 0
         for key in keys {
             guard let deadline = expiry.deadline(of: key), deadline <= expiryClock else { continue }
-            _ = remove(key, at: index)
+            removeExpired(key, at: index)
             purged += 1
         }
         var result = CommandResult(index: index, revision: revision)

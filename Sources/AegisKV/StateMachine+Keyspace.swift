@@ -31,7 +31,8 @@ extension StateMachine {
         case .flushAll:
             return flushAll(at: index)
         case .purgeExpired, .transaction, .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany,
-             .deleteMany, .collection, .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState:
+             .deleteMany, .collection, .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState,
+             .setActiveActive, .activeActiveBatch, .drSeedChunk, .drRejoin:
             return failure(.malformedCommand("\(command.type) reached the version-4 path"), at: index)
         }
     }

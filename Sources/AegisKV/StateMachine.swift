@@ -36,6 +36,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         public var maxSessionReplyBytes: Int = 4_096
         /// A client session unused for this long (milliseconds of leader time) expires.
         public var sessionTimeout: UInt64 = 3_600_000
+        /// The largest primary snapshot a DR standby stages to re-seed itself (bytes,
+        /// default and maximum 1 GiB - 1 MiB): every standby node holds the staged bytes
+        /// in memory until the last chunk installs them (DRSeed.swift).
+        public var maxSeedBytes: Int = Int(DRSeedChunk.maxTotalBytes)
 
         /// Creates limits; the defaults are 16 KiB keys, 1 MiB values and a million
         /// members or fields per set or hash.
@@ -107,7 +111,12 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                     if let error = violation(in: change.command) { return error }
                 }
                 return nil
-            case .setDRState:
+            case .setDRState, .setActiveActive, .drSeedChunk, .drRejoin:
+                return nil
+            case .activeActiveBatch(let batch):
+                for state in batch.states {
+                    if let error = check(state.key) ?? state.string?.value.flatMap({ check(value: $0) }) { return error }
+                }
                 return nil
             }
         }
@@ -142,6 +151,14 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     public internal(set) var expiryClock: UInt64 = 0
     /// The cluster's disaster-recovery state (role, epoch, link cursors).
     public internal(set) var drState = DRState()
+    /// The active-active settings, link cursors and CRDT metadata (empty unless enabled).
+    var activeActive = ActiveActiveState()
+    /// The sets and hashes the command being applied emptied, with their causal
+    /// context (active-active only; cleared around each command).
+    var activeActiveEmptied: [Key: CollectionValue] = [:]
+    /// A standby's re-seed in progress: the primary's snapshot bytes staged so far
+    /// (DRSeed.swift; at most `limits.maxSeedBytes`).
+    var drSeed: DRSeedStaging?
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
@@ -198,7 +215,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return CommandResult(index: entry.index, revision: revision)
         }
         // A cluster that is not the primary refuses client writes: the general path checks.
-        if drState.role == .primary, let result = applyInPlace(entry) { return result }
+        if drState.role == .primary, !activeActive.enabled, let result = applyInPlace(entry) { return result }
         let decoded = entry.data.withUnsafeBytes { raw in Result { () throws(KVError) in try Command.decode(raw) } }
         switch decoded {
         case .success(let command):
@@ -235,6 +252,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return applyStream(batch, at: index)
         case .setDRState(let transition):
             return applyTransition(transition, at: index)
+        case .drSeedChunk(let chunk):
+            return applySeedChunk(chunk, at: index)
+        case .drRejoin(let transition):
+            return applyRejoin(transition, at: index)
         case .openSession:
             return openSession(at: index, timestamp: timestamp)
         case .session(let request, let inner):
@@ -250,9 +271,20 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return purgeExpired(keys, at: index)
         case .transaction(let watches, let commands):
             return applyTransaction(watches: watches, commands: commands, at: index, timestamp: timestamp)
+        case .setActiveActive(let settings):
+            return applyActiveActiveSettings(settings, at: index)
+        case .activeActiveBatch(let batch):
+            return applyActiveActiveBatch(batch, at: index)
         default:
-            if !expiry.isEmpty { for key in command.keys { expireIfDue(key) } }
+            if activeActive.enabled && command.isWrite { return executeTracked(command, at: index, timestamp: timestamp) }
         }
+        return executeUntracked(command, at: index, timestamp: timestamp)
+    }
+
+    /// Executes a command that is not one of the special ones above, without active-active
+    /// tracking (the path of every command on a plain cluster).
+    mutating func executeUntracked(_ command: Command, at index: LogIndex, timestamp: UInt64) -> CommandResult {
+        if !expiry.isEmpty { for key in command.keys { expireIfDue(key) } }
         if command.type.encodingVersion >= 4 { return executeVersion4(command, at: index) }
         switch command {
         case .streamBatch(let batch):
@@ -290,7 +322,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return write(key, value[...], at: index)
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
-        case .setMany, .deleteMany, .openSession, .session, .publish, .streamBatch, .setDRState:
+        case .setMany, .deleteMany, .openSession, .session, .publish, .streamBatch, .setDRState, .setActiveActive,
+             .activeActiveBatch, .drSeedChunk, .drRejoin:
             return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll:

@@ -23,6 +23,8 @@ struct ReadRequest: Sendable {
         case digest
         /// Committed log entries after an index (always local): for the change stream.
         case log(after: LogIndex, maxCount: Int, maxBytes: Int)
+        /// An active-active batch for a peer (always local): see `NodeRuntime.activeActiveBatch`.
+        case activeActive(after: LogIndex, maxCount: Int, maxBytes: Int, source: String, sourceTime: UInt64)
     }
 
     var keys: [Key]
@@ -54,12 +56,15 @@ enum ReadOutcome: Sendable {
     case count(Int)
     case digest(appliedIndex: LogIndex, hex: String)
     case log(CommittedEntries)
+    case activeActive(ActiveActiveRead)
 }
 
 /// A membership change or leadership transfer requested through the runtime.
 enum AdminRequest: Sendable {
     case confChange(ConfChange, Reply<Void>)
     case transfer(NodeID?, Reply<Void>)
+    /// Start a snapshot now (`NodeRuntime.requestSnapshot`).
+    case snapshot(Reply<Void>)
 }
 
 /// Everything that reaches the node loop.

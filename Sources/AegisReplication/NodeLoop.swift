@@ -470,6 +470,12 @@ final class NodeLoop: @unchecked Sendable {
             request.continuation.resume(returning: .digest(appliedIndex: machine.appliedIndex, hex: machine.digestHex()))
         case .log(let after, let maxCount, let maxBytes):
             request.continuation.resume(returning: .log(committedEntries(after: after, maxCount: maxCount, maxBytes: maxBytes)))
+        case .activeActive(let after, let maxCount, let maxBytes, let source, let sourceTime):
+            let read = committedEntries(after: after, maxCount: maxCount, maxBytes: maxBytes)
+            let batch = machine.activeActiveBatch(source: source, after: after, entries: read.entries,
+                                                  sourceCommit: read.commitIndex, sourceTime: sourceTime)
+            request.continuation.resume(returning: .activeActive(
+                ActiveActiveRead(batch: batch, firstIndex: read.firstIndex, commitIndex: read.commitIndex)))
         }
     }
 

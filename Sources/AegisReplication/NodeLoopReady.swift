@@ -192,10 +192,13 @@ extension NodeLoop: ReadyShell {
     /// (the core asks again after `snapshotThreshold` more entries), and so is one the
     /// log applied since the last snapshot is too small for
     /// (`NodeConfiguration.snapshotLogFraction`).
-    func takeSnapshot() throws {
+    /// `force` (an operator's or a DR primary's request) skips the size rule.
+    func takeSnapshot(force: Bool = false) throws {
         let index = core.appliedIndex
         guard snapshotInFlight == nil, index == machine.appliedIndex, index > 0 else { return }
-        guard Double(appliedBytesSinceSnapshot) >= config.snapshotLogFraction * Double(lastSnapshotBytes) else { return }
+        guard force || Double(appliedBytesSinceSnapshot) >= config.snapshotLogFraction * Double(lastSnapshotBytes) else {
+            return
+        }
         snapshotInFlight = index
         appliedBytesSinceSnapshot = 0
         let view = machine
@@ -291,6 +294,13 @@ extension NodeLoop: ReadyShell {
             } catch {
                 continuation.resume(throwing: mapRaftError(error))
             }
+        case .snapshot(let continuation):
+            do {
+                try takeSnapshot(force: true)
+                continuation.resume()
+            } catch {
+                continuation.resume(throwing: mapRaftError(error))
+            }
         }
     }
 
@@ -364,7 +374,7 @@ extension NodeLoop: ReadyShell {
         case .execute(_, let resume): resume(.failure(reason))
         case .executeBatch(let commands, let resume): for k in commands.indices { resume(k, .failure(reason)) }
         case .read(let request, _): request.continuation.resume(throwing: reason)
-        case .admin(.confChange(_, let c)), .admin(.transfer(_, let c)): c.resume(throwing: reason)
+        case .admin(.confChange(_, let c)), .admin(.transfer(_, let c)), .admin(.snapshot(let c)): c.resume(throwing: reason)
         case .messages, .tick, .stop, .stopGracefully, .snapshotTaken: break
         }
     }
@@ -385,6 +395,8 @@ extension NodeLoop: ReadyShell {
         status.members = memberStatuses(conf: conf, last: last)
         status.keys = machine.count
         status.dr = machine.drState
+        status.activeActive = machine.activeActiveSettings
+        status.activeActiveCursors = machine.activeActiveCursors
         status.failure = failure.map { "\($0)" }
         status.running = running
         status.cluster = clusterView?.cluster.stats()

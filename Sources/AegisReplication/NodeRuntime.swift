@@ -156,6 +156,19 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         return CommittedEntries(entries: [], commitIndex: 0, firstIndex: 0)
     }
 
+    /// The active-active batch a peer gets after `index`: the current states of the
+    /// keys this cluster's clients wrote in the committed entries after it (at most
+    /// `maxCount` entries and about `maxBytes`), never beyond what this node applied.
+    /// Local, without a Raft round: for the shipper on the leader.
+    public func activeActiveBatch(after index: LogIndex, source: String, sourceTime: UInt64, maxCount: Int,
+                                  maxBytes: Int) async throws -> ActiveActiveRead {
+        let kind = ReadRequest.Kind.activeActive(after: index, maxCount: maxCount, maxBytes: maxBytes, source: source,
+                                                 sourceTime: sourceTime)
+        let outcome = try await readOutcome(keys: [], kind: kind, stale: true)
+        if case .activeActive(let read) = outcome { return read }
+        throw ReplicationError.rejected("no active-active batch was read")
+    }
+
     private func readOutcome(keys: [Key], kind: ReadRequest.Kind, stale: Bool) async throws -> ReadOutcome {
         try await withCheckedThrowingContinuation { continuation in
             let request = ReadRequest(keys: keys, kind: kind, continuation: Reply(continuation))
@@ -203,6 +216,13 @@ public final class NodeRuntime: Service, @unchecked Sendable {
     /// target leads. Leader only.
     public func transferLeadership(to target: NodeID? = nil) async throws {
         try await admin { .transfer(target, $0) }
+    }
+
+    /// Starts a snapshot of the state at the applied index now, whatever the log's size
+    /// (skipped while one is being taken); it is written off the loop and the log is
+    /// compacted behind it as usual. Returns once it is started, not written.
+    public func requestSnapshot() async throws {
+        try await admin { .snapshot($0) }
     }
 
     private func admin(_ make: (Reply<Void>) -> AdminRequest) async throws {

@@ -202,6 +202,10 @@ public struct NodeStatus: Sendable, Hashable {
     public var keys = 0
     /// The cluster's DR state (role, epoch, link cursors) as this node applied it.
     public var dr = DRState()
+    /// The cluster's active-active settings as this node applied them.
+    public var activeActive = ActiveActiveSettings(enabled: false)
+    /// The incoming active-active links' cursors, by source cluster ID.
+    public var activeActiveCursors: [String: ActiveActiveCursor] = [:]
     /// Set once the node stopped because of a storage failure.
     public var failure: String?
     /// Whether the node's loop is running.
@@ -223,6 +227,16 @@ public struct NodeStatus: Sendable, Hashable {
     public var handingOver = false
 }
 
+/// An active-active batch read for a peer, and where this node's log starts.
+public struct ActiveActiveRead: Sendable {
+    /// The batch (its `lastIndex` is at most the node's applied index).
+    public var batch: ActiveActiveBatch
+    /// The node's first log index (entries before it are compacted).
+    public var firstIndex: LogIndex
+    /// The node's commit index.
+    public var commitIndex: LogIndex
+}
+
 /// Committed log entries read for the change stream.
 public struct CommittedEntries: Sendable {
     /// The entries, in order, right after the index asked for (empty when none is
@@ -232,6 +246,11 @@ public struct CommittedEntries: Sendable {
     public var commitIndex: LogIndex
     /// The first index the log still holds: entries before it are compacted.
     public var firstIndex: LogIndex
+
+    /// Creates a read.
+    public init(entries: [LogEntry], commitIndex: LogIndex, firstIndex: LogIndex) {
+        (self.entries, self.commitIndex, self.firstIndex) = (entries, commitIndex, firstIndex)
+    }
 }
 
 /// The durable storage a runtime writes through: `RaftLogStorage` plus a batched

@@ -52,7 +52,14 @@ public struct StreamFrame: Sendable, Hashable {
     ///
     /// - Throws: `StreamError.codec` when the compression library fails or is missing.
     public func encoded(compression: BackupCompression) throws(StreamError) -> [UInt8] {
-        let body = batch.encodedBody()
+        try Self.seal(batch.encodedBody(), version: Self.version, compression: compression, sourceTime: sourceTime,
+                      leaseToken: leaseToken)
+    }
+
+    /// A frame of format `version` around `body` (the one frame layout: header,
+    /// compressed payload, checksum), for every kind of batch.
+    static func seal(_ body: [UInt8], version: UInt8, compression: BackupCompression, sourceTime: UInt64,
+                     leaseToken: LeaseToken) throws(StreamError) -> [UInt8] {
         var payload: [UInt8] = []
         do {
             let compressor = try compression.makeCompressor(file: "stream frame")
@@ -66,7 +73,7 @@ public struct StreamFrame: Sendable, Hashable {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(Self.headerSize + payload.count)
         buffer.writeBytes(Self.magic)
-        buffer.writeInteger(Self.version)
+        buffer.writeInteger(version)
         buffer.writeInteger(Self.codecByte(compression))
         buffer.writeInteger(UInt8(0))  // flags: none defined
         buffer.writeInteger(bodySize, endianness: .little)
@@ -84,6 +91,21 @@ public struct StreamFrame: Sendable, Hashable {
     /// - Throws: `StreamError.malformed` (bad magic, version, codec, flags, lengths,
     ///   checksum, compressed stream or batch), `.tooLarge` over a limit; nothing is kept.
     public init(decoding bytes: [UInt8], limits: StreamLimits) throws(StreamError) {
+        let (body, sourceTime, token) = try Self.open(bytes, version: Self.version, limits: limits)
+        let batch: StreamBatch
+        do { batch = try StreamBatch(decodingBody: body) } catch { throw .malformed("the batch: \(error)") }
+        guard batch.changes.count <= limits.maxBatchEntries else {
+            throw .tooLarge("the batch has \(batch.changes.count) changes, over the limit of \(limits.maxBatchEntries)")
+        }
+        self.init(batch: batch, sourceTime: sourceTime, leaseToken: token)
+    }
+}
+
+extension StreamFrame {
+    /// The body, source time and lease token of a frame of format `version`, checked
+    /// against `limits` before allocating for what the header claims.
+    static func open(_ bytes: [UInt8], version expected: UInt8,
+                     limits: StreamLimits) throws(StreamError) -> (body: [UInt8], sourceTime: UInt64, token: LeaseToken) {
         guard bytes.count >= Self.headerSize else {
             throw .malformed("the frame has \(bytes.count) bytes, fewer than its \(Self.headerSize)-byte header")
         }
@@ -94,8 +116,8 @@ public struct StreamFrame: Sendable, Hashable {
         guard buffer.readBytes(length: 4) == Self.magic else { throw .malformed("not a stream frame (bad magic bytes)") }
         // The header is complete (checked above), so every fixed-size read succeeds.
         let version: UInt8 = buffer.readInteger() ?? 0
-        guard version == Self.version else {
-            throw .malformed("frame version \(version) is not supported (this build reads \(Self.version))")
+        guard version == expected else {
+            throw .malformed("frame version \(version) is not supported (this build reads \(expected))")
         }
         let codec: UInt8 = buffer.readInteger() ?? 0xff
         guard let compression = Self.compression(byte: codec) else { throw .malformed("unknown compression \(codec)") }
@@ -132,11 +154,6 @@ public struct StreamFrame: Sendable, Hashable {
         guard body.count == bodySize else {
             throw .malformed("the payload decompresses to \(body.count) bytes, the header says \(bodySize)")
         }
-        let batch: StreamBatch
-        do { batch = try StreamBatch(decodingBody: body) } catch { throw .malformed("the batch: \(error)") }
-        guard batch.changes.count <= limits.maxBatchEntries else {
-            throw .tooLarge("the batch has \(batch.changes.count) changes, over the limit of \(limits.maxBatchEntries)")
-        }
-        self.init(batch: batch, sourceTime: sourceTime, leaseToken: token)
+        return (body, sourceTime, token)
     }
 }

@@ -38,6 +38,10 @@ public struct StreamSettings: Sendable, Hashable {
     /// The most log entries the source keeps uncompacted for a link that is behind
     /// (default 1,000,000); a link further behind must be re-seeded.
     public var maxEntriesHeld: UInt64 = 1_000_000
+    /// How long the source keeps holding its log for a link after the link's last
+    /// request (default 300,000 ms): a standby gone longer is re-seeded from a snapshot
+    /// when it comes back, and the source's log (and memory) is not held for it.
+    public var linkHoldMillis: UInt64 = 300_000
 
     /// Creates the default settings.
     public init() {}

@@ -134,9 +134,18 @@ public enum WriteGate {
 
     /// Why the command encoded in `data` must be refused now (starting with
     /// `readOnlyPrefix`), or `nil`. Reads and replication commands always pass.
-    public static func refusal(for data: [UInt8], state dr: DRState, lease: WriteLease) -> String? {
+    ///
+    /// - Parameter pendingStandby: the primary's admin addresses of a cluster started
+    ///   as its standby (`--standby-of`) that has not become one yet (it could not
+    ///   reach the primary): it takes no writes meanwhile, which its primary would
+    ///   never see.
+    public static func refusal(for data: [UInt8], state dr: DRState, lease: WriteLease,
+                               pendingStandby: String? = nil) -> String? {
         let why: String
-        if dr.role != .primary {
+        if let pendingStandby, dr.isInitial {
+            why = "You can't write against a read only replica. primary: unknown (this cluster starts as a standby of "
+                + "\(pendingStandby) and has not reached it yet)"
+        } else if dr.role != .primary {
             why = "You can't write against a read only replica. primary: \(dr.primary.isEmpty ? "unknown" : dr.primary) "
                 + "(this cluster is \(dr.role) at epoch \(dr.epoch))"
         } else if dr.leaseMillis > 0 && !lease.isValid {

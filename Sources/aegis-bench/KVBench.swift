@@ -27,15 +27,23 @@ struct KVBench: ParsableCommand {
     @Flag(help: "Reserve room for all keys before loading (no table growth while timed).")
     var reserve = false
 
+    @Flag(help: "Enable active-active first (CRDT metadata for every key written: the cost a cluster in an active-active group pays).")
+    var activeActive = false
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
     func run() throws {
         let keyBytes = 16
         let baselineRSS = residentBytes()
-        var machine = StateMachine()
+        var machine = StateMachine(replica: "bench")
         if reserve { machine.reserveCapacity(keys) }
         var index: LogIndex = 0
+        if activeActive {
+            index += 1
+            machine.apply(LogEntry(index: index, term: 1,
+                                   data: Command.setActiveActive(ActiveActiveSettings(enabled: true)).encoded()))
+        }
         let clock = ContinuousClock()
 
         // Each phase encodes `batch` entries untimed, then times only their application.
@@ -94,7 +102,7 @@ struct KVBench: ParsableCommand {
         snapshot.reserveCapacity(snapshotBytes)
         for chunk in view.snapshotChunks() { snapshot.append(contentsOf: chunk) }
         let restoreBegan = clock.now
-        var restored = StateMachine()
+        var restored = StateMachine(replica: "bench")
         var restoreFailures = 0
         do { try restored.restore(from: Snapshot(data: snapshot)) } catch { restoreFailures = 1 }
         let restoreSeconds = seconds(clock.now - restoreBegan)
@@ -104,7 +112,7 @@ struct KVBench: ParsableCommand {
         let figures: [(String, String)] = [
             ("scenario", "\"kv-apply\""),
             ("keys", "\(keys)"), ("keyBytes", "\(keyBytes)"), ("valueBytes", "\(valueBytes)"),
-            ("reserved", "\(reserve)"),
+            ("reserved", "\(reserve)"), ("activeActive", "\(activeActive)"),
             ("path", "\"StateMachine.apply(LogEntry): decode + execute, single thread\""),
             ("cores", "\(sysconf(Int32(_SC_NPROCESSORS_ONLN)))"),
             ("setAppliesPerSecond", rate(keys, set.seconds)),

@@ -31,6 +31,12 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Where the nodes keep their data.") var dataDir: String = DevDefaults.dataDirectory
     @Option(help: "Election timeout in 10 ms ticks (randomised up to twice that).") var electionTicks: Int = 15
     @Flag(help: "Plaintext on every port (no CA, no certificates).") var noTls = false
+    @Option(help: "Start this many clusters (1-3) of three nodes, meshed in an active-active group: region1 on the ports above, region2 and region3 on the same ports + 100 and + 200, data under <data-dir>/regionN.")
+    var regions: Int = 1
+
+    func validate() throws {
+        guard (1 ... 3).contains(regions) else { throw ValidationError("--regions must be 1, 2 or 3") }
+    }
 
     func run() async throws {
         let root = URL(fileURLWithPath: dataDir).standardizedFileURL.path
@@ -42,7 +48,7 @@ struct DevCommand: AsyncParsableCommand {
             .joined(separator: ",")
         var processes: [Process] = []
         var entries: [String] = []
-        let fresh = !FileManager.default.fileExists(atPath: "\(root)/\(ids[0])")
+        let fresh = !FileManager.default.fileExists(atPath: regions == 1 ? "\(root)/\(ids[0])" : "\(root)/region1/\(ids[0])")
         // A new cluster gets a random UUID; a second run finds it in each node's identity
         // file, and a node whose directory went missing then refuses to start (it is not
         // re-founded with an empty log).
@@ -55,35 +61,63 @@ struct DevCommand: AsyncParsableCommand {
             // The tools read this and connect in plaintext by default.
             FileManager.default.createFile(atPath: DevDefaults.plaintextMarkerPath(in: root), contents: nil)
         }
-        for k in ids.indices {
-            let args = ["serve", "--id", ids[k], "--data-dir", "\(root)/\(ids[k])", "--cluster-id", "dev"] + founding + [
-                        "--peer-listen", "\(host):\(DevDefaults.peerPorts[k])",
-                        "--client-listen", "\(host):\(DevDefaults.respPorts[k])",
-                        "--admin-listen", "\(host):\(DevDefaults.adminPorts[k])",
-                        "--peers", peers, "--election-ticks", "\(electionTicks)", "--admin-token-file", tokenPath]
-                + (tlsDirectory.map { directory in
-                    let files = TLSFiles(directory: directory, name: ids[k])
-                    return ["--tls-ca", files.caPath, "--tls-cert", files.certificatePath, "--tls-key", files.keyPath]
-                } ?? [])
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = args
-            let logPath = "\(root)/\(ids[k]).log"
-            FileManager.default.createFile(atPath: logPath, contents: nil)
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-            log.seekToEndOfFile()
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-            processes.append(process)
-            let command = ([executable] + args).map { "\"\($0)\"" }.joined(separator: ", ")
-            entries.append(#"{"id":"\#(ids[k])","pid":\#(process.processIdentifier),"resp":"\#(host):\#(DevDefaults.respPorts[k])","admin":"\#(host):\#(DevDefaults.adminPorts[k])","peer":"\#(host):\#(DevDefaults.peerPorts[k])","log":"\#(logPath)","command":[\#(command)]}"#)
+        let regionIDs = regions == 1 ? ["dev"] : (1 ... regions).map { "region\($0)" }
+        /// Region `r`'s data folder and port shift.
+        func place(_ r: Int) -> (directory: String, shift: Int) {
+            regions == 1 ? (root, 0) : ("\(root)/\(regionIDs[r])", 100 * r)
+        }
+        for r in regionIDs.indices {
+            let (directory, shift) = place(r)
+            let regionPeers = ids.indices.map {
+                "\(ids[$0])=\(host):\(DevDefaults.peerPorts[$0] + shift)/\(host):\(DevDefaults.respPorts[$0] + shift)"
+            }.joined(separator: ",")
+            // Every region lists every other one: a mesh.
+            var activeActive: [String] = []
+            if regions > 1 {
+                activeActive = ["--active-active"]
+                for other in regionIDs.indices where other != r {
+                    let admins = ids.indices.map { "\(host):\(DevDefaults.adminPorts[$0] + place(other).shift)" }
+                    activeActive += ["--aa-peer", "\(regionIDs[other])=\(admins.joined(separator: ","))"]
+                }
+            }
+            for k in ids.indices {
+                let args = ["serve", "--id", ids[k], "--data-dir", "\(directory)/\(ids[k])", "--cluster-id", regionIDs[r]]
+                    + founding + [
+                        "--peer-listen", "\(host):\(DevDefaults.peerPorts[k] + shift)",
+                        "--client-listen", "\(host):\(DevDefaults.respPorts[k] + shift)",
+                        "--admin-listen", "\(host):\(DevDefaults.adminPorts[k] + shift)",
+                        "--peers", regions == 1 ? peers : regionPeers, "--election-ticks", "\(electionTicks)",
+                        "--admin-token-file", tokenPath]
+                    + activeActive
+                    + (tlsDirectory.map { directory in
+                        let files = TLSFiles(directory: directory, name: ids[k])
+                        return ["--tls-ca", files.caPath, "--tls-cert", files.certificatePath, "--tls-key", files.keyPath]
+                    } ?? [])
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = args
+                let logPath = "\(directory)/\(ids[k]).log"
+                FileManager.default.createFile(atPath: logPath, contents: nil)
+                let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+                log.seekToEndOfFile()
+                process.standardOutput = log
+                process.standardError = log
+                try process.run()
+                processes.append(process)
+                let command = ([executable] + args).map { "\"\($0)\"" }.joined(separator: ", ")
+                entries.append(#"{"id":"\#(ids[k])","cluster":"\#(regionIDs[r])","pid":\#(process.processIdentifier),"resp":"\#(host):\#(DevDefaults.respPorts[k] + shift)","admin":"\#(host):\#(DevDefaults.adminPorts[k] + shift)","peer":"\#(host):\#(DevDefaults.peerPorts[k] + shift)","log":"\#(logPath)","command":[\#(command)]}"#)
+            }
         }
         try Data(#"{"nodes":[\#(entries.joined(separator: ","))]}"#.utf8).write(to: URL(fileURLWithPath: "\(root)/nodes.json"))
-        say("aegis dev: \(fresh ? "new" : "existing") cluster in \(root)")
-        for k in ids.indices {
-            say("  \(ids[k])  pid \(processes[k].processIdentifier)  RESP \(host):\(DevDefaults.respPorts[k])  HTTP \(noTls ? "http" : "https")://\(host):\(DevDefaults.adminPorts[k])  log \(root)/\(ids[k]).log")
+        say("aegis dev: \(fresh ? "new" : "existing") \(regions == 1 ? "cluster" : "active-active group of \(regions) clusters") in \(root)")
+        for r in regionIDs.indices {
+            let (directory, shift) = place(r)
+            for k in ids.indices {
+                say("  \(regions == 1 ? "" : regionIDs[r] + " ")\(ids[k])  pid \(processes[r * ids.count + k].processIdentifier)  RESP \(host):\(DevDefaults.respPorts[k] + shift)  HTTP \(noTls ? "http" : "https")://\(host):\(DevDefaults.adminPorts[k] + shift)  log \(directory)/\(ids[k]).log")
+            }
         }
+        if regions > 1 { say("  links: aegis aa status --admin \(host):\(DevDefaults.adminPorts[0])") }
         say("  admin token: \(tokenPath) (curl -H \"Authorization: Bearer $(cat \(tokenPath))\"\(noTls ? "" : " --cacert \(caPath)") \(noTls ? "http" : "https")://\(host):\(DevDefaults.adminPorts[0])/v1/cluster)")
         if !noTls { say("  TLS on every port; CA certificate: \(caPath)") }
         let stop = StopSignal()
@@ -105,7 +139,8 @@ struct DevCommand: AsyncParsableCommand {
             try? await Task.sleep(for: .milliseconds(100))
             for (k, p) in processes.enumerated() where !p.isRunning && !stop.fired && p.processIdentifier != 0 {
                 if !reported.contains(k) {
-                    say("\(ids[k]) exited with status \(p.terminationStatus); see \(root)/\(ids[k]).log")
+                    let r = k / ids.count
+                    say("\(regionIDs[r]) \(ids[k % ids.count]) exited with status \(p.terminationStatus); see \(place(r).directory)/\(ids[k % ids.count]).log")
                     reported.insert(k)
                 }
             }

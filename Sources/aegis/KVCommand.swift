@@ -39,8 +39,9 @@ struct KVCommand: AsyncParsableCommand {
           aegis kv cas greeting hello bonjour
           aegis kv incr visits --by 10
           aegis kv del greeting visits --server 127.0.0.1:7002
+          aegis kv watch config: --from 1
         """,
-        subcommands: [Get.self, SetKey.self, Delete.self, CompareAndSwap.self, Increment.self])
+        subcommands: [Get.self, SetKey.self, Delete.self, CompareAndSwap.self, Increment.self, Watch.self])
 
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -65,6 +65,11 @@ struct RESPConnection {
         buffer.writeRESPHeader(UInt8(ascii: "*"), Int64(arguments.count))
         for argument in arguments { buffer.writeRESPBulk(Array(argument.utf8)) }
         try await writer.write(buffer)
+        return try await next()
+    }
+
+    /// The next value the server sends (a reply, or a pushed message).
+    mutating func next() async throws -> RESPValue {
         guard let reply = try await replies.next() else { throw ToolError("the server closed the connection") }
         return reply
     }

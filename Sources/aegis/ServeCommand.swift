@@ -84,9 +84,12 @@ struct ServeCommand: AsyncParsableCommand {
     var maxCollectionSize: Int?
     @Option(help: "Most keys a KEYS reply holds (default 100000); more matches are an error (use SCAN).")
     var maxKeysReply: Int?
+    @Option(help: "Most AEGIS.WATCH watches on this node at once (default 1000); more are refused.") var maxWatches: Int?
     @Option(help: "Most keys the leader removes per expiry entry (default 512).") var expiryBatchSize: Int?
     @Option(help: "Milliseconds between the leader's looks for expired keys (default 100).") var expiryIntervalMs: Int?
     @Option(help: "Applied entries after which a snapshot is considered (default 100000).") var snapshotEntries: Int?
+    @Option(help: "Entries kept in the log behind a snapshot for slow followers and DR standbys (default 10000).")
+    var snapshotTrailingEntries: Int?
     @Option(help: "Milliseconds per Raft tick (default 10).") var tickMs: Int?
     @Option(help: "Election timeout in ticks (default 100).") var electionTicks: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
@@ -99,6 +102,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Backups") var backup: ServeBackupOptions
     @OptionGroup(title: "Disaster recovery") var dr: ServeDROptions
     @OptionGroup(title: "DR drills") var drill: ServeDrillOptions
+    @OptionGroup(title: "Active-active") var aa: ServeAAOptions
 
     func run() async throws {
         let settings = try ServeSettings.resolve(self)
@@ -189,9 +193,14 @@ struct ServeCommand: AsyncParsableCommand {
         let archived = ArchivedIndex()
         let coordinator = try dr.makeCoordinator(config: config, settings: settings, logger: logger)
         coordinator.isolated = drill.drDrillCopy
+        coordinator.dataDirectory = settings.dataDir
         let drills = try drill.makeExtension(config: config, dataDirectory: settings.dataDir, coordinator: coordinator)
-        // Nor past what a DR standby still has to pull (both bounded by maxEntriesHeldForArchiving).
-        nodeConfig.compactionFloor = { [archived.value, coordinator.compactionFloor].compactMap { $0 }.min() }
+        let activeActive = try aa.makeCoordinator(config: config, settings: settings, logger: logger)
+        // Nor past what a DR standby or an active-active peer still has to pull (all
+        // bounded by maxEntriesHeldForArchiving).
+        nodeConfig.compactionFloor = {
+            [archived.value, coordinator.compactionFloor, activeActive?.compactionFloor].compactMap { $0 }.min()
+        }
         // Standby and fenced clusters, and a primary without its write lease, refuse
         // client writes on the leader before they are logged.
         nodeConfig.writeGuard = { coordinator.writeRefusal($0) }
@@ -200,6 +209,7 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.expiryBatchSize = settings.expiryBatchSize
         nodeConfig.expiryIntervalTicks = max(1, settings.expiryIntervalMs / settings.tickMs)
         if let entries = settings.snapshotEntries { nodeConfig.raft.snapshotThreshold = UInt64(entries) }
+        if let entries = settings.snapshotTrailingEntries { nodeConfig.raft.snapshotTrailingEntries = UInt64(entries) }
         nodeConfig.raft.electionTimeout = settings.electionTicks
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
         nodeConfig.handoverTimeout = .milliseconds(settings.handoverTimeoutMs)
@@ -208,6 +218,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime = try NodeRuntime(configuration: nodeConfig, storage: storage, transport: transport,
                                       addresses: addresses, logger: logger)
         coordinator.attach(runtime)
+        activeActive?.attach(runtime)
         if bootstrap {
             // After the founding log is durable: a crash in between leaves a log without
             // an identity, which the next start adopts.
@@ -247,6 +258,7 @@ struct ServeCommand: AsyncParsableCommand {
                     var limits = RESPLimits(maxClients: settings.maxClients, maxValueSize: nodeConfig.limits.maxValueSize,
                                             maxRequestBytes: nodeConfig.maxEntryBytes)
                     limits.maxKeysReply = settings.maxKeysReply
+                    limits.maxWatches = settings.maxWatches
                     // A transaction is one log entry: its arguments fit in one.
                     limits.maxTransactionBytes = min(limits.maxTransactionBytes, nodeConfig.maxEntryBytes / 2)
                     return limits
@@ -256,6 +268,9 @@ struct ServeCommand: AsyncParsableCommand {
         let backupService = try backup.makeService(config: config, dataDirectory: settings.dataDir, logger: logger,
                                                    archived: archived)
         let shutdown = GracefulShutdownTrigger()
+        let aaExtensions: [any AdminExtension] = activeActive.map {
+            [AAAdminExtension(coordinator: $0, warnLagSeconds: aa.aaWarnLag ?? 5, deadLinkMillis: 5_000)]
+        } ?? []
         let admin = AdminServer(
             configuration: AdminServerConfiguration(host: settings.adminListen.host, port: settings.adminListen.port,
                                                     adminToken: settings.adminToken, dataDirectory: settings.dataDir,
@@ -263,7 +278,8 @@ struct ServeCommand: AsyncParsableCommand {
             backend: backend, registry: registry, logger: logger,
             tls: serverTLS, certificates: { certificates.map(CertificateReloader.served) ?? [] },
             extensions: (backupService.map { [BackupAdminExtension(service: $0)] } ?? [])
-                + [DRAdminExtension(coordinator: coordinator, warnLagSeconds: 5, deadLinkMillis: 5_000), drills],
+                + [DRAdminExtension(coordinator: coordinator, warnLagSeconds: 5, deadLinkMillis: 5_000),
+                   DRRecoveryAdminExtension(coordinator: coordinator), drills] + aaExtensions,
             onShutdownRequest: { [logger] in
                 logger.notice("stopping: asked through the admin API")
                 await shutdown.trigger()
@@ -271,13 +287,20 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("node starting", metadata: [
             "peers": "\(settings.peerListen)", "clients": "\(settings.clientListen)", "admin": "\(settings.adminListen)",
             "data": "\(settings.dataDir)", "pid": "\(ProcessInfo.processInfo.processIdentifier)"])
-        let drillServices: [ServiceGroupConfiguration.ServiceConfiguration] = drill.drDrillCopy
-            ? [.init(service: ParentWatch(logger: logger), successTerminationBehavior: .gracefullyShutdownGroup,
-                     failureTerminationBehavior: .gracefullyShutdownGroup)] : []
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: runtime), .init(service: resp), .init(service: admin)]
+        if let certificates { services.append(.init(service: CertificateReloader(store: certificates, logger: logger))) }
+        if let backupService { services.append(.init(service: backupService)) }
+        services.append(.init(service: coordinator))
+        if let activeActive { services.append(.init(service: activeActive)) }
+        if drill.drDrillCopy {
+            // The copy of a drill stops gracefully once its drill is gone; never by an error
+            // (a failing service cancels the group instead of stopping it).
+            services.append(.init(service: ParentWatch(logger: logger), successTerminationBehavior: .gracefullyShutdownGroup,
+                                  failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: runtime), .init(service: resp), .init(service: admin)]
-                + (certificates.map { [.init(service: CertificateReloader(store: $0, logger: logger))] } ?? [])
-                + (backupService.map { [.init(service: $0)] } ?? []) + [.init(service: coordinator)] + drillServices,
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         shutdown.set(group)
         try await group.run()
@@ -306,9 +329,11 @@ struct ServeSettings {
     var maxValueBytes: Int
     var maxCollectionSize: Int
     var maxKeysReply: Int
+    var maxWatches: Int
     var expiryBatchSize: Int
     var expiryIntervalMs: Int
     var snapshotEntries: Int?
+    var snapshotTrailingEntries: Int?
     var tickMs: Int
     var electionTicks: Int
     var logLevel: Logger.Level
@@ -388,10 +413,13 @@ struct ServeSettings {
             return parsed
         }
         let maxKeysReply = try positive("max-keys-reply", flags.maxKeysReply, 100_000)
+        let maxWatches = try positive("max-watches", flags.maxWatches, 1_000)
         let expiryBatchSize = try positive("expiry-batch-size", flags.expiryBatchSize, 512)
         let expiryIntervalMs = try positive("expiry-interval-ms", flags.expiryIntervalMs, 100)
         let snapshotEntries = value("snapshot-entries", flags.snapshotEntries.map(String.init)) == nil ? nil
             : try positive("snapshot-entries", flags.snapshotEntries, 100_000)
+        let snapshotTrailingEntries = value("snapshot-trailing-entries", flags.snapshotTrailingEntries.map(String.init)) == nil
+            ? nil : try positive("snapshot-trailing-entries", flags.snapshotTrailingEntries, 10_000)
         // The value plus its key and framing must fit in one log entry (32 MiB).
         guard maxValueBytes > 0, maxValueBytes <= 16 << 20 else {
             throw ValidationError("--max-value-bytes must be between 1 and 16777216")
@@ -424,8 +452,9 @@ struct ServeSettings {
             initialClusterState: initialState, clusterUUID: clusterUUID?.uppercased(),
             password: value("password", flags.password), aclFile: value("acl-file", flags.aclFile), adminToken: adminToken,
             maxClients: maxClients, maxValueBytes: maxValueBytes, maxCollectionSize: maxCollectionSize,
-            maxKeysReply: maxKeysReply, expiryBatchSize: expiryBatchSize, expiryIntervalMs: expiryIntervalMs,
-            snapshotEntries: snapshotEntries, tickMs: tick, electionTicks: election, logLevel: level,
+            maxKeysReply: maxKeysReply, maxWatches: maxWatches, expiryBatchSize: expiryBatchSize, expiryIntervalMs: expiryIntervalMs,
+            snapshotEntries: snapshotEntries, snapshotTrailingEntries: snapshotTrailingEntries, tickMs: tick, electionTicks: election,
+            logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true",
             minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover)
     }

@@ -13,7 +13,7 @@ struct Aegis: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, DevCommand.self,
             KVCommand.self, ClusterCommand.self, BenchCommand.self, CertsCommand.self,
-            BackupCommand.self, RecoverCommand.self, DRCommand.self,
+            BackupCommand.self, RecoverCommand.self, DRCommand.self, AACommand.self,
         ])
 }
 

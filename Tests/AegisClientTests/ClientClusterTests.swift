@@ -196,6 +196,10 @@ final class ProcessCluster: @unchecked Sendable {
         try await client.set("secure", "yes")
         #expect(try await client.getString("secure") == "yes")
         #expect(try await client.incr("n") == 1)
+        // A watch authenticates and reads over TLS too.
+        var changes = client.watch(prefix: "secure", from: 1).makeAsyncIterator()
+        let first = try await changes.next()
+        #expect(first?.event == "set" && first?.argument == Array("yes".utf8))
         await client.shutdown()
         // The wrong password is refused on every node: nothing is reachable.
         configuration.password = "wrong"

@@ -48,6 +48,16 @@ import Testing
         .streamBatch(StreamBatch(source: "e", epoch: 0, afterIndex: 0, lastIndex: 0, sourceCommit: 0, changes: [])),
         .setDRState(DRTransition(epoch: 7, role: .fenced, primary: "127.0.0.1:7001,127.0.0.1:7002", leaseMillis: 2000)),
         .setDRState(DRTransition(epoch: 1, role: .standby, resumeSource: "west", resumeIndex: 99)),
+        .setActiveActive(ActiveActiveSettings(enabled: true, maxClockSkewMillis: 30_000)),
+        .activeActiveBatch(ActiveActiveBatch(source: "east", afterIndex: 3, lastIndex: 9, sourceCommit: 12, sourceTime: 5, states: [
+            ActiveActiveKeyState(key: "a", string: ActiveActiveString(stamp: HLCTimestamp(physical: 9, logical: 2, replica: "east"),
+                                                                      value: Array("4".utf8),
+                                                                      counters: ["east": CounterContribution(increments: 3)])),
+            ActiveActiveKeyState(key: "b", set: ActiveActiveCollection(value: .set(ORSet()), stamp: .counterBase)),
+        ])),
+        .drSeedChunk(DRSeedChunk(source: "east", epoch: 3, snapshotIndex: 120, total: 5000, offset: 4096, bytes: [9, 8, 7])),
+        .drRejoin(DRTransition(epoch: 4, role: .standby, primary: "127.0.0.1:7001", primaryAdmin: "127.0.0.1:8001",
+                               leaseMillis: 1000, resumeSource: "west")),
     ]
 
     @Test func test_encoding_roundTripsEveryCommandType() throws {

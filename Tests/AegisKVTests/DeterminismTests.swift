@@ -31,8 +31,10 @@ struct ModelStore {
         case .append(let key, let suffix): write(key, (values[key]?.value ?? []) + suffix)
         case .openSession, .session, .publish:
             break  // `CommandScript` makes none; ClientSessionTests cover them
-        case .streamBatch, .setDRState:
-            break  // `CommandScript` makes none; DRStateTests cover them
+        case .streamBatch, .setDRState, .drSeedChunk, .drRejoin:
+            break  // `CommandScript` makes none; DRStateTests and DRSeedTests cover them
+        case .setActiveActive, .activeActiveBatch:
+            break  // `CommandScript` makes none; ActiveActiveTests cover them
         case .collection, .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction,
              .keyspace, .rename, .copy, .flushAll:
             break  // `CommandScript` makes none; CollectionTests, ExpiryTests, TransactionTests and

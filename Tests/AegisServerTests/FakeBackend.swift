@@ -1,5 +1,6 @@
 import AegisKV
 import AegisRaft
+import AegisReplication
 import AegisServer
 import NIOCore
 
@@ -26,6 +27,10 @@ actor FakeBackend: KVBackend {
     /// The leader timestamp of the next entries (milliseconds): the apply clock of
     /// expiring keys; tests move it with `advanceClock(by:)`.
     var clock: UInt64 = 1_000_000
+    /// The "log": every executed command as an entry; entries before `logFirstIndex`
+    /// are compacted away (`compactLog(through:)`).
+    var log: [LogEntry] = []
+    var logFirstIndex: LogIndex = 1
 
     init() {
         nodeStatus = BackendStatus(
@@ -47,7 +52,30 @@ actor FakeBackend: KVBackend {
         executedCount += 1
         largestCommandBytes = max(largestCommandBytes, command.encodedSize)
         nextIndex += 1
+        log.append(LogEntry(index: nextIndex, term: 1, data: command.encoded(), timestamp: clock))
         return machine.apply(command, at: nextIndex, timestamp: clock)
+    }
+
+    /// Drops the log entries up to `index`, as a snapshot would; an index past the
+    /// last entry acts as a follower installing a leader's snapshot (the log jumps).
+    func compactLog(through index: LogIndex) {
+        log.removeAll { $0.index <= index }
+        logFirstIndex = index + 1
+        nextIndex = max(nextIndex, index)
+    }
+
+    func committedLog(after index: LogIndex, maxCount: Int, maxBytes: Int) async throws(BackendError) -> CommittedEntries {
+        if let failure { throw failure }
+        guard index < nextIndex, index + 1 >= logFirstIndex, maxCount > 0 else {
+            return CommittedEntries(entries: [], commitIndex: nextIndex, firstIndex: logFirstIndex)
+        }
+        var entries: [LogEntry] = [], bytes = 0
+        for entry in log where entry.index > index {
+            if !entries.isEmpty && (entries.count >= maxCount || bytes + entry.byteSize > maxBytes) { break }
+            entries.append(entry)
+            bytes += entry.byteSize
+        }
+        return CommittedEntries(entries: entries, commitIndex: nextIndex, firstIndex: logFirstIndex)
     }
 
     func execute(_ commands: [Command]) async -> [Result<CommandResult, BackendError>] {

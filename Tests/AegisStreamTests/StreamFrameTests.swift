@@ -188,6 +188,18 @@ import Testing
         #expect(WriteGate.refusal(for: Command.collection("s", .setAdd([[1]])).encoded(), state: dr, lease: lease) != nil)
         #expect(WriteGate.refusal(for: Command.collection("s", .setMembers).encoded(), state: dr, lease: lease) == nil)
     }
+
+    @Test func test_gate_refusesWritesOfAClusterStartedAsAStandbyThatIsNotOneYet() {
+        let lease = WriteLease()
+        let write = Command.set("k", [1]).encoded()
+        let become = Command.setDRState(DRTransition(epoch: 0, role: .standby, primary: "p:1", primaryAdmin: "p:2")).encoded()
+        #expect(WriteGate.refusal(for: write, state: DRState(), lease: lease) == nil)  // not asked to be a standby
+        #expect(WriteGate.refusal(for: write, state: DRState(), lease: lease, pendingStandby: "10.0.0.1:8001")
+                == "READONLY You can't write against a read only replica. primary: unknown (this cluster starts as a standby "
+                + "of 10.0.0.1:8001 and has not reached it yet)")
+        #expect(WriteGate.refusal(for: become, state: DRState(), lease: lease, pendingStandby: "10.0.0.1:8001") == nil)
+        #expect(WriteGate.refusal(for: Command.get("k").encoded(), state: DRState(), lease: lease, pendingStandby: "x") == nil)
+    }
 }
 
 @Suite struct MonotonicClockTests {

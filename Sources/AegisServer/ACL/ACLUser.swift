@@ -156,8 +156,8 @@ public struct ACLUser: Sendable, Hashable {
 public enum ACLCategory: String, Sendable, CaseIterable {
     /// Every command.
     case all
-    /// Commands that read keys: GET, MGET, EXISTS, DBSIZE, AEGIS.DIGEST, TYPE and the
-    /// set and hash reads.
+    /// Commands that read keys: GET, MGET, EXISTS, DBSIZE, AEGIS.DIGEST, TYPE, the set
+    /// and hash reads, the keyspace reads and AEGIS.WATCH.
     case read
     /// Commands that write keys: SET, DEL, UNLINK, INCR…, MSET, MSETNX, the set and
     /// hash writes, and the exactly-once session commands.
@@ -174,7 +174,8 @@ public enum ACLCategory: String, Sendable, CaseIterable {
         case .read:
             return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST", "TYPE", "STRLEN",
                     "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS",
-                    "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "SCAN", "KEYS", "RANDOMKEY", "OBJECT", "MEMORY"]
+                    "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "SCAN", "KEYS", "RANDOMKEY", "OBJECT", "MEMORY",
+                    "AEGIS.WATCH", "AEGIS.UNWATCH"]  // a watch shows only the keys the user's `~` patterns allow
         case .write:
             return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
                     "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY",

@@ -1,5 +1,6 @@
 public import AegisKV
 public import AegisRaft
+public import AegisReplication
 
 /// What the RESP and HTTP admin servers call to run commands and manage the cluster.
 ///
@@ -59,9 +60,20 @@ public protocol KVBackend: Sendable {
     /// Transfers leadership to `id`, or to the most up-to-date voter when `nil`.
     /// Returns when the transfer completed.
     func transferLeadership(to id: NodeID?) async throws(BackendError)
+
+    /// The committed log entries after `index` on this node (at most `maxCount` and
+    /// about `maxBytes`; at least one when any), read locally without a Raft round, for
+    /// `AEGIS.WATCH`. Entries compacted away are not returned: `firstIndex` says where
+    /// the log starts. The default throws `.unavailable`: the backend has no log.
+    func committedLog(after index: LogIndex, maxCount: Int, maxBytes: Int) async throws(BackendError) -> CommittedEntries
 }
 
 extension KVBackend {
+    /// Throws `.unavailable`: this backend has no replicated log.
+    public func committedLog(after index: LogIndex, maxCount: Int, maxBytes: Int) async throws(BackendError) -> CommittedEntries {
+        throw .unavailable("this node has no replicated log to watch")
+    }
+
     /// Calls `execute(_:)` for each command in turn.
     public func execute(_ commands: [Command]) async -> [Result<CommandResult, BackendError>] {
         var results: [Result<CommandResult, BackendError>] = []

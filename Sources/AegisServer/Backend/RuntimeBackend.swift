@@ -122,6 +122,14 @@ public struct RuntimeBackend: KVBackend {
         do { try await runtime.transferLeadership(to: id) } catch { throw map(error) }
     }
 
+    public func committedLog(after index: LogIndex, maxCount: Int, maxBytes: Int) async throws(BackendError) -> CommittedEntries {
+        do {
+            return try await runtime.committedEntries(after: index, maxCount: maxCount, maxBytes: maxBytes)
+        } catch {
+            throw map(error)
+        }
+    }
+
     private func hint(_ id: NodeID?) -> LeaderHint? {
         guard let id else { return nil }
         let address = runtime.status.members.first { $0.id == id }?.address?.client

@@ -1,4 +1,4 @@
-public import AegisKV
+import AegisKV
 import NIOConcurrencyHelpers
 
 /// Redis keyspace notifications (`notify-keyspace-events`) for the commands Aegis has:
@@ -48,36 +48,59 @@ public struct KeyspaceNotificationFlags: Sendable, Hashable {
         return text
     }
 
-    /// The events a successfully applied command causes: (key, event, class).
-    static func events(of command: Command) -> [(key: Key, event: String, flag: Character)] {
+    /// One change a write command makes to one key, as keyspace notifications and
+    /// `AEGIS.WATCH` report it.
+    struct Change {
+        /// The key; `nil` for every key (`FLUSHALL`, reported by watches only).
+        var key: Key?
+        /// The event name (`set`, `del`, `incrby`…).
+        var event: String
+        /// The notification class (`$`, `g`, `s`, `h`, `x`).
+        var flag: Character
+        /// What the command wrote, for watches: the value of a `set`, the suffix of an
+        /// `append`, the decimal delta of an `incrby`; `nil` for the others.
+        var argument: [UInt8]?
+
+        init(_ key: Key?, _ event: String, _ flag: Character, _ argument: [UInt8]? = nil) {
+            (self.key, self.event, self.flag, self.argument) = (key, event, flag, argument)
+        }
+    }
+
+    /// The changes a command makes, key by key, in the order it makes them: a pure
+    /// function of the command (not of its outcome), so that replaying the log gives
+    /// the same changes as applying it did.
+    static func changes(of command: Command) -> [Change] {
         switch command {
-        case .set(let key, _), .getSet(let key, _), .compareAndSwap(let key, _, _): return [(key, "set", "$")]
-        case .append(let key, _): return [(key, "append", "$")]
-        case .increment(let key, _): return [(key, "incrby", "$")]
-        case .delete(let key): return [(key, "del", "g")]
-        case .deleteMany(let keys): return keys.map { ($0, "del", "g") }
-        case .setMany(let pairs, _): return pairs.map { ($0.key, "set", "$") }
+        case .set(let key, let value), .getSet(let key, let value), .compareAndSwap(let key, _, let value),
+             .setWith(let key, let value, _, _, _):
+            return [Change(key, "set", "$", value)]
+        case .append(let key, let suffix): return [Change(key, "append", "$", suffix)]
+        case .increment(let key, let delta): return [Change(key, "incrby", "$", Array(String(delta).utf8))]
+        case .delete(let key): return [Change(key, "del", "g")]
+        case .deleteMany(let keys): return keys.map { Change($0, "del", "g") }
+        case .setMany(let pairs, _): return pairs.map { Change($0.key, "set", "$", $0.value) }
         case .collection(let key, let operation):
             switch operation {
-            case .setAdd: return [(key, "sadd", "s")]
-            case .setRemove: return [(key, "srem", "s")]
-            case .hashSet: return [(key, "hset", "h")]
-            case .hashDelete: return [(key, "hdel", "h")]
-            case .hashIncrement: return [(key, "hincrby", "h")]
+            case .setAdd: return [Change(key, "sadd", "s")]
+            case .setRemove: return [Change(key, "srem", "s")]
+            case .hashSet: return [Change(key, "hset", "h")]
+            case .hashDelete: return [Change(key, "hdel", "h")]
+            case .hashIncrement: return [Change(key, "hincrby", "h")]
             case .setMembers, .setIsMember, .setCardinality, .hashGet, .hashGetAll, .hashLength, .hashExists, .type: return []
             }
-        case .session(_, let inner): return events(of: inner)
-        case .transaction(_, let commands): return commands.flatMap(events(of:))
-        case .setWith(let key, _, _, _, _): return [(key, "set", "$")]
-        case .expire(let key, _, _): return [(key, "expire", "g")]
-        case .persist(let key): return [(key, "persist", "g")]
-        case .getAndExpire(let key, _): return [(key, "expire", "g")]
-        case .purgeExpired(let keys): return keys.map { ($0, "expired", "x") }
-        case .rename(let source, let destination, _): return [(source, "rename_from", "g"), (destination, "rename_to", "g")]
-        case .copy(_, let destination, _): return [(destination, "copy_to", "g")]
-        case .flushAll, .keyspace, .timeToLive: return []
-        case .streamBatch(let batch): return batch.changes.flatMap { events(of: $0.command) }
-        case .get, .custom, .openSession, .publish, .setDRState: return []
+        case .session(_, let inner): return changes(of: inner)
+        case .transaction(_, let commands): return commands.flatMap(changes(of:))
+        case .expire(let key, _, _): return [Change(key, "expire", "g")]
+        case .persist(let key): return [Change(key, "persist", "g")]
+        case .getAndExpire(let key, _): return [Change(key, "expire", "g")]
+        case .purgeExpired(let keys): return keys.map { Change($0, "expired", "x") }
+        case .rename(let source, let destination, _): return [Change(source, "rename_from", "g"), Change(destination, "rename_to", "g")]
+        case .copy(_, let destination, _): return [Change(destination, "copy_to", "g")]
+        case .flushAll: return [Change(nil, "flushall", "g")]
+        case .keyspace, .timeToLive: return []
+        case .streamBatch(let batch): return batch.changes.flatMap { changes(of: $0.command) }
+        case .activeActiveBatch(let batch): return batch.states.map { Change($0.key, "set", "g") }
+        case .get, .custom, .openSession, .publish, .setDRState, .setActiveActive, .drSeedChunk, .drRejoin: return []
         }
     }
 }
@@ -88,9 +111,11 @@ extension PubSubHub {
     func notifyKeyspace(_ data: [UInt8], _ result: CommandResult) {
         let flags = notificationFlags.withLockedValue { $0 }
         guard flags.isActive, result.error == nil, hasSubscribers, let command = try? Command(decoding: data) else { return }
-        for (key, event, flag) in KeyspaceNotificationFlags.events(of: command) where flags.classes.contains(flag) {
-            if flags.keyspace { publish(channel: Array("__keyspace@0__:".utf8) + key.bytes, message: Array(event.utf8)) }
-            if flags.keyevent { publish(channel: Array("__keyevent@0__:\(event)".utf8), message: key.bytes) }
+        // FLUSHALL has no keyspace notification in Redis (it names no key).
+        for change in KeyspaceNotificationFlags.changes(of: command) where flags.classes.contains(change.flag) {
+            guard let key = change.key else { continue }
+            if flags.keyspace { publish(channel: Array("__keyspace@0__:".utf8) + key.bytes, message: Array(change.event.utf8)) }
+            if flags.keyevent { publish(channel: Array("__keyevent@0__:\(change.event)".utf8), message: key.bytes) }
         }
     }
 }

@@ -39,13 +39,19 @@ public final class PubSubHub: Sendable {
         self.maxSubscriptionsPerClient = maxSubscriptionsPerClient
     }
 
+    /// The `AEGIS.WATCH` watches of this node's clients, woken by applied entries.
+    public let watches = LogWatchHub()
+
     /// The keyspace notifications to publish (`CONFIG SET notify-keyspace-events`).
     let notificationFlags = NIOLockedValueBox(KeyspaceNotificationFlags.none)
 
     /// The hook for `NodeConfiguration.onApplied`: delivers `publish` entries and the
-    /// keyspace notifications of writes.
+    /// keyspace notifications of writes, and wakes the watches.
     public var observer: @Sendable (LogEntry, CommandResult) -> Void {
-        { [self] entry, result in applied(entry.data, result) }
+        { [self] entry, result in
+            applied(entry.data, result)
+            watches.applied(entry.index)
+        }
     }
 
     /// Delivers what an applied entry (or, without a log, a completed command) publishes.

@@ -39,7 +39,7 @@ extension RESPSession {
             return .failure(RESPErrorReply(RESPError.wrongArity(name)))
         }
         if let denial = permissionDenial(name, info, arguments) { return .failure(RESPErrorReply(denial)) }
-        if let refusal = subscribedModeRefusal(name) { return .failure(RESPErrorReply(refusal)) }
+        if let refusal = subscribedModeRefusal(name) ?? watchingModeRefusal(name) { return .failure(RESPErrorReply(refusal)) }
         return .success((name, arguments))
     }
 
@@ -94,7 +94,7 @@ extension RESPSession {
             return .deferred(.digest)
         case "INFO":
             return .deferred(.info(arguments.map { String(buffer: $0).lowercased() }))
-        case "PING" where subscriptions > 0 && version == .resp2:
+        case "PING" where (subscriptions > 0 || watching) && version == .resp2:
             guard arguments.count <= 1 else { return .reply(RESPError.wrongArity(name)) }
             return .reply(.array([.bulk("pong"), .bulkString(arguments.first.map(bytes) ?? [])]))
         case "PUBLISH":

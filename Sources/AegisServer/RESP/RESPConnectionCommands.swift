@@ -21,6 +21,8 @@ extension RESPSession {
         case "CONFIG": return (config(words), true)
         case "QUIT": return (.ok, false)
         case "RESET":
+            await server.pubsub.watches.stop(clientID)
+            watching = false
             version = .resp2
             self.name = nil
             library = (nil, nil)

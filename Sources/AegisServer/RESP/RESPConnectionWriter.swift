@@ -33,6 +33,10 @@ struct RESPConnectionWriter: RESPReplyOutput {
         return await send(&buffer, replies: &replies)
     }
 
+    mutating func flush(_ buffer: inout ByteBuffer, replies: inout Int) async -> Bool {
+        await send(&buffer, replies: &replies)
+    }
+
     /// Writes the replies in `buffer` and empties it, then waits while the client has
     /// more than the soft limit unread. `false` when the connection must close.
     mutating func send(_ buffer: inout ByteBuffer, replies: inout Int) async -> Bool {

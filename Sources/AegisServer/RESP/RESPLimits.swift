@@ -35,6 +35,9 @@ import NIOConcurrencyHelpers
 ///   that queues more commands (or more bytes of arguments) is refused with an error
 ///   at the command that goes over, and its `EXEC` is refused (`EXECABORT`); `WATCH`
 ///   keeps at most `maxTransactionCommands` keys.
+/// - **Watches** (`maxWatches`, `watchReadBytes`): `AEGIS.WATCH` beyond `maxWatches`
+///   on the node is refused; each watch reads at most `watchReadBytes` of log at a
+///   time and waits for its client to read before it reads more.
 public struct RESPLimits: Sendable, Hashable {
     /// The most client connections open at once; one more is refused with
     /// `-ERR max number of clients reached` and closed. Default 10,000 (Redis's
@@ -96,6 +99,13 @@ public struct RESPLimits: Sendable, Hashable {
     /// `maxRequestBytes` counts them): the transaction is one log entry, so keep it at
     /// most the node's maximum entry size. Default 16 MiB.
     public var maxTransactionBytes: Int = 16 << 20
+    /// The most `AEGIS.WATCH` watches running on a node at once (one per connection);
+    /// one more is refused with an error naming the limit. Default 1,000.
+    public var maxWatches: Int = 1_000
+    /// The most bytes of log one watch reads at a time (it pushes that batch's events
+    /// and waits until the client read them before it reads more), so the watches of a
+    /// node hold at most `maxWatches` × this. Default 256 KiB.
+    public var watchReadBytes: Int = 256 << 10
 
     /// Creates limits; see each property for its default.
     public init(maxClients: Int = 10_000, maxValueSize: Int = StateMachine.Limits().maxValueSize,

@@ -161,6 +161,7 @@ public struct RESPServer: Service {
             }
             context.metrics.connectionsActive.record(open)
             context.pubsub.remove(clientID)
+            context.pubsub.watches.cancel(clientID)
         }
         logger.debug("client connected")
         do {
@@ -183,6 +184,19 @@ public struct RESPServer: Service {
                         var buffer = channel.allocator.buffer(capacity: 64)
                         buffer.writeRESPValue(value, version: .resp3)  // already shaped for the connection's version
                         channel.writeAndFlush(RESPReplies(buffer: buffer, count: 0), promise: nil)
+                    }
+                    session.watchTarget = { values in
+                        // Waits until the kernel took the bytes: a watch reads no more log
+                        // than its client keeps up with.
+                        guard channel.isActive, meter.queuedBytes <= hardLimit else { return false }
+                        var buffer = channel.allocator.buffer(capacity: 256)
+                        for value in values { buffer.writeRESPValue(value, version: .resp3) }
+                        do {
+                            try await channel.writeAndFlush(RESPReplies(buffer: buffer, count: 0))
+                            return true
+                        } catch {
+                            return false
+                        }
                     }
                     session.remote = channel.remoteAddress.map { "\($0)" } ?? "?"
                     session.remoteHost = channel.remoteAddress?.ipAddress

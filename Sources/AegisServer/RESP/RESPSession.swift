@@ -74,6 +74,13 @@ public struct RESPSession {
     var unsentReplies = 0
     /// Channels and patterns this connection subscribes to.
     var subscriptions = 0
+    /// `true` once `AEGIS.WATCH` started a watch (it may since have ended by itself:
+    /// `LogWatchHub.isWatching` says).
+    var watching = false
+    /// Sends pushed values (a watch's events) on this connection and waits until they
+    /// were written; `false` when the connection is gone. Set by the server for a real
+    /// connection (`nil`: `AEGIS.WATCH` is refused).
+    public var watchTarget: (@Sendable ([RESPValue]) async -> Bool)?
     /// Sends a pushed value (a subscribed message) on this connection; set by the
     /// server for a real connection (`nil`: subscribing is refused).
     public var pushTarget: (@Sendable (RESPValue) -> Void)?
@@ -176,6 +183,22 @@ public struct RESPSession {
             case .deferred(let operation):
                 await queue.runAll(server.backend, stale: staleReads)
                 queue.slots.append(.ready(await run(operation)))
+            case .connection("AEGIS.WATCH", let arguments):
+                await queue.runAll(server.backend, stale: staleReads)
+                encode(&queue, into: &out)
+                switch await prepareWatch(arguments) {
+                case .failure(let refusal):
+                    write(refusal.value, into: &out)
+                case .success(let (confirmation, watch)):
+                    // The confirmation (and every reply before it) goes out before the first event.
+                    write(confirmation, into: &out)
+                    guard await output.flush(&out, replies: &unsentReplies) else { return false }
+                    await startWatch(watch)
+                }
+            case .connection("AEGIS.UNWATCH", _):
+                await queue.runAll(server.backend, stale: staleReads)
+                encode(&queue, into: &out)
+                write(await unwatch(), into: &out)
             case .connection(let name, let arguments) where Self.subscriptionCommands.contains(name):
                 await queue.runAll(server.backend, stale: staleReads)
                 encode(&queue, into: &out)
@@ -250,11 +273,16 @@ protocol RESPReplyOutput {
     /// are coming. It may send them, emptying `buffer` and setting `replies` to 0, or
     /// leave them for later. Returns `false` when the connection must close at once.
     mutating func offer(_ buffer: inout ByteBuffer, replies: inout Int) async -> Bool
+
+    /// Sends the replies encoded so far now (before something is pushed after them).
+    /// Returns `false` when the connection must close at once.
+    mutating func flush(_ buffer: inout ByteBuffer, replies: inout Int) async -> Bool
 }
 
 /// Keeps every reply in the buffer (for `handle(_:into:)`).
 struct KeepReplies: RESPReplyOutput {
     func offer(_ buffer: inout ByteBuffer, replies: inout Int) async -> Bool { true }
+    func flush(_ buffer: inout ByteBuffer, replies: inout Int) async -> Bool { true }
 }
 
 /// What one command turns into.

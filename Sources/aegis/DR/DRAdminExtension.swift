@@ -13,8 +13,10 @@ import NIOCore
 /// |---|---|---|
 /// | `GET /v1/dr` | yes | role, epoch, primary, lease, cursors, the link's lag |
 /// | `GET /v1/stream/pull?after=N&token=T&lease=MS` | yes | the change stream: one frame (source leader) |
+/// | `GET /v1/dr/seed?offset=O[&index=I&max=B&token=T]` | yes | the source's snapshot, to re-seed a standby (`DRSeeding.swift`) |
 /// | `POST /v1/dr/promote[?force]` | yes | failover: promote this standby (waits out the lease unless `force`) |
 /// | `POST /v1/dr/fence?epoch=E&primary=…&primary-admin=…` | yes | fence this cluster (it names the new primary) |
+/// | `POST /v1/dr/rejoin?epoch=E&primary=…&primary-admin=…&source=ID&have=N` | yes | failback: become the new primary's standby, divergent tail to a side file (`DRRejoin.swift`) |
 /// | `POST /v1/dr/demote?epoch=E&primary=…&primary-admin=…[&resume-source=ID&resume-index=N]` | yes | become a standby |
 /// | `GET /primary` | no | 200 only on the writable cluster's leader (with a valid lease), else 503 |
 /// | `GET /replica[?lag=N]` | no | 200 on a standby node whose lag is at most N entries, else 503 |
@@ -150,12 +152,14 @@ struct DRAdminExtension: AdminExtension {
                                   sourceCommit: $0.value.sourceCommit, lastChangeMillis: $0.value.lastPhysical)
             },
             lagEntries: dr.role == .standby ? lagEntries(status) : nil,
-            link: isLeader && dr.role == .standby ? DRDocument.Link(
+            // A cluster still trying to become a standby shows its link too (its errors say why).
+            link: isLeader && (dr.role == .standby || (dr.isInitial && coordinator.standbyOf != nil)) ? DRDocument.Link(
                 source: link.source, applied: link.applied, sourceCommit: link.sourceCommit, lagEntries: link.lagEntries,
                 lagSeconds: Double(link.lagMillis) / 1000,
                 lastContactMillisAgo: link.lastContactMillis.map { now > $0 ? now - $0 : 0 },
                 frames: link.frames, changes: link.changes, bytes: link.bytes, errors: link.errors,
-                lastError: link.lastError) : nil)
+                lastError: link.lastError, seeds: link.seeds, lastSeedIndex: link.lastSeedIndex) : nil,
+            pendingSeed: dr.pendingSeed.isEmpty ? nil : dr.pendingSeed)
     }
 
     /// The `dr` check: a dependency (a dead link fails `/healthz` and `/healthz/dr`, never

@@ -75,6 +75,9 @@ struct DRDocument: Codable, Sendable {
         var bytes: UInt64
         var errors: UInt64
         var lastError: String?
+        /// Re-seeds from the primary's snapshot this leader completed, and the last one's index.
+        var seeds: UInt64?
+        var lastSeedIndex: UInt64?
     }
 
     var clusterID: String
@@ -96,4 +99,6 @@ struct DRDocument: Codable, Sendable {
     /// This node's lag behind its primary in entries (standby; `nil` when unknown).
     var lagEntries: UInt64?
     var link: Link?
+    /// The cluster this failed-back standby must be re-seeded from first (absent: none).
+    var pendingSeed: String?
 }

@@ -14,10 +14,13 @@ struct DRCommand: AsyncParsableCommand {
           aegis dr status --admin HOST:PORT
           aegis dr failover --standby S1,S2,S3 [--old-primary P1,P2,P3] [--force]
           aegis dr switchover --primary P1,P2,P3 --standby S1,S2,S3
+          aegis dr rejoin --old-primary P1,P2,P3 --primary S1,S2,S3   (failback, then switchover)
+          aegis dr divergent FILE                                      (the tail rejoin set aside)
           aegis dr run RUNBOOK.yaml [--dry-run] [--json]
           aegis dr drill --standby S1,S2,S3 --primary P1,P2,P3 --standby-data-dir DIR [--json]
         """,
-        subcommands: [Status.self, Failover.self, Switchover.self, DRRunCommand.self, DRDrillCommand.self])
+        subcommands: [Status.self, Failover.self, Switchover.self, Rejoin.self, Divergent.self, DRRunCommand.self,
+                      DRDrillCommand.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a node's DR role, epoch, cursors and link lag.")
@@ -43,7 +46,8 @@ struct DRCommand: AsyncParsableCommand {
                 print("link: \(l.lagEntries) entries, \(l.lagSeconds) s behind; last contact "
                     + (l.lastContactMillisAgo.map { "\($0) ms ago" } ?? "never")
                     + "; \(l.frames) frames, \(l.changes) changes, \(l.bytes) bytes, \(l.errors) errors"
-                    + (l.lastError.map { "; last error: \($0)" } ?? ""))
+                    + (l.lastError.map { "; last error: \($0)" } ?? "")
+                    + (l.lastSeedIndex.map { "; re-seeded \(l.seeds ?? 0) times from the primary's snapshot, last at \($0)" } ?? ""))
             }
         }
     }
@@ -138,14 +142,15 @@ struct DRTransitioned: Decodable {
 struct DRTool {
     var security: ToolSecurityOptions
 
-    func post(_ addresses: String, _ path: String) async throws -> (DRTransitioned, String) {
+    func post<Answer: Decodable>(_ addresses: String, _ path: String,
+                                 as type: Answer.Type = DRTransitioned.self) async throws -> (Answer, String) {
         var failures: [String] = []
         for address in addresses.split(separator: ",").map(String.init) {
             var options = AdminOptions()
             options.admin = address
             options.security = security
             do {
-                return (try JSONDecoder().decode(DRTransitioned.self, from: try await options.request("POST", path)), address)
+                return (try JSONDecoder().decode(Answer.self, from: try await options.request("POST", path)), address)
             } catch {
                 failures.append("\(address): \(error)")
             }

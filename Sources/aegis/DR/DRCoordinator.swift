@@ -34,8 +34,10 @@ final class DRCoordinator: Service, @unchecked Sendable {
     private let lock = NSLock()
     private var runtimeBox: NodeRuntime?
     private var link = LinkStatus()
-    /// The lowest cursor a standby asked from this node: the log is not compacted past it.
-    private var heldIndex: LogIndex?
+    /// The standby's cursor in its last request to this node (or the snapshot index it
+    /// is being re-seeded from), and when (monotonic ns): the log is not compacted past
+    /// it while the link is live (`StreamSettings.maxEntriesHeld`, `linkHoldMillis`).
+    private var held: (index: LogIndex, at: UInt64)?
     private var leaseProposedFor: UInt64?
     private var stopping = false
     private var isolatedFlag = false
@@ -68,15 +70,36 @@ final class DRCoordinator: Service, @unchecked Sendable {
     /// The standby link's state (on a standby's leader).
     var linkStatus: LinkStatus { lock.withLock { link } }
 
-    /// The compaction floor for `NodeConfiguration.compactionFloor`: what a standby still needs.
-    var compactionFloor: LogIndex? { lock.withLock { heldIndex } }
+    /// The node's data directory (a primary serves its snapshot file to re-seed a standby).
+    var dataDirectory = ""
+
+    /// The compaction floor for `NodeConfiguration.compactionFloor`: what a live standby
+    /// link still needs, at most `maxEntriesHeld` entries behind the commit index, and
+    /// nothing once the standby asked nothing for `linkHoldMillis` (see `StreamHold`).
+    var compactionFloor: LogIndex? {
+        let held = lock.withLock { self.held }
+        return StreamHold.floor(held: held, commitIndex: runtime?.status.commitIndex ?? 0, settings: settings,
+                                now: WriteLease.monotonicNanoseconds())
+    }
+
+    /// Changes the standby link's state.
+    func updateLink(_ change: (inout LinkStatus) -> Void) { lock.withLock { change(&link) } }
+
+    /// Whether the service is stopping.
+    var isStopping: Bool { lock.withLock { stopping } }
+
+    /// Records what the standby needs now (its cursor, or a snapshot being shipped).
+    func hold(_ index: LogIndex) {
+        let now = WriteLease.monotonicNanoseconds()
+        lock.withLock { held = (index, now) }
+    }
 
     // MARK: The write guard (on the leader, before a client command is logged)
 
     /// Why a client command must be refused now, or `nil` (`WriteGate`).
     func writeRefusal(_ data: [UInt8]) -> ReplicationError? {
         guard let status = runtime?.status else { return nil }
-        return WriteGate.refusal(for: data, state: status.dr, lease: lease).map { .rejected($0) }
+        return WriteGate.refusal(for: data, state: status.dr, lease: lease, pendingStandby: standbyOf).map { .rejected($0) }
     }
 
     // MARK: Serving the stream (source side)
@@ -100,7 +123,7 @@ final class DRCoordinator: Service, @unchecked Sendable {
         guard dr.role != .standby else { return .notSource(dr) }
         if let token { lease.renew(echoing: token, leaseMillis: dr.leaseMillis) }
         if let standbyLease, dr.role == .primary, standbyLease != dr.leaseMillis { adoptLease(standbyLease, dr: dr) }
-        lock.withLock { heldIndex = heldIndex.map { max($0, after) } ?? after }
+        hold(after)
         let deadline = ContinuousClock.now + .milliseconds(Int64(clamping: settings.pollWaitMillis))
         var read: CommittedEntries
         do {
@@ -250,6 +273,8 @@ final class DRCoordinator: Service, @unchecked Sendable {
         guard !addresses.isEmpty else { return .seconds(1) }
         let current = lock.withLock { link }
         let address = addresses[current.addressIndex % addresses.count]
+        // A failed-back standby starts from its new primary's snapshot (`aegis dr rejoin`).
+        if !dr.pendingSeed.isEmpty { return await seed(from: address, runtime: runtime) }
         let source = current.source ?? dr.cursors.max { $0.value.epoch < $1.value.epoch }?.key
         let after = max(source.flatMap { dr.cursors[$0]?.lastIndex } ?? 0, current.source == source ? current.applied : 0)
         promise.willSend()
@@ -265,6 +290,9 @@ final class DRCoordinator: Service, @unchecked Sendable {
         switch answer {
         case .frame(let frame, let bytes):
             return await apply(frame, bytes: bytes, after: after, started: started, runtime: runtime)
+        case .refused(410, let why):
+            noteError("\(address) answered 410: \(why); re-seeding from its snapshot")
+            return await seed(from: address, runtime: runtime)
         case .refused(let status, let why):
             noteError("\(address) answered \(status): \(why)", rotate: status == 421 || status == 503)
             return status == 421 ? .milliseconds(20) : .milliseconds(500)
@@ -316,7 +344,7 @@ final class DRCoordinator: Service, @unchecked Sendable {
         return batch.lastIndex > after ? .zero : .milliseconds(1)
     }
 
-    private func noteError(_ message: String, rotate: Bool = false) {
+    func noteError(_ message: String, rotate: Bool = false) {
         lock.withLock {
             link.errors += 1
             link.lastError = message
@@ -347,6 +375,9 @@ struct LinkStatus: Sendable {
     var bytes: UInt64 = 0
     var errors: UInt64 = 0
     var lastError: String?
+    /// Re-seeds from the primary's snapshot completed, and the last one's source index.
+    var seeds: UInt64 = 0
+    var lastSeedIndex: UInt64?
 }
 
 /// The DR metrics (Prometheus through swift-metrics).

@@ -1,0 +1,259 @@
+import AegisCRDT
+
+// The encodings of active-active: the two commands (version 4, types 70 and 71), the
+// key state they and the snapshot carry, and tagged snapshot section 3. All integers
+// are unsigned LEB128 varints; texts and byte strings are a varint length then bytes.
+//
+//     setActiveActive (70)    enabled byte (0 or 1), varint max clock skew (ms)
+//     activeActiveBatch (71)  source cluster ID (UTF-8, 1...255 bytes), varint
+//                             after-index, varint last index (>= after-index), varint
+//                             source commit (>= last index), varint source time (ms),
+//                             varint state count (<= 50,000), then the key states in
+//                             strictly ascending key order
+//     key state               key, parts byte (bit 0 string, bit 1 set, bit 2 hash;
+//                             no other bit, at least one), then each part present:
+//       string                stamp, live byte (0 deleted, 1 live), value (if live),
+//                             varint counter count (0 if deleted), then per counter in
+//                             strictly ascending origin order: origin (UTF-8, 1...255
+//                             bytes), varint increments, varint decrements
+//       set, hash             stamp, then the CRDT (ORSet of byte strings, or ORMap of
+//                             byte-string fields to LWW registers) in AegisCRDT's
+//                             tagged binary encoding, as one byte string
+//     stamp                   varint physical (ms), varint logical (<= 2^32 - 1),
+//                             replica (UTF-8, 0...255 bytes)
+//
+// Snapshot section 3 (written only when the state differs from a plain cluster's):
+//
+//     enabled byte, varint max clock skew, varint cursor count, then per cursor in
+//     strictly ascending source order: source (UTF-8, 1...255 bytes), varint last
+//     index, varint source commit, varint source time; varint key count, then the
+//     keys' metadata as key states in strictly ascending key order (a visible set or
+//     hash is an empty placeholder there: the snapshot's collections hold it).
+
+/// The longest active-active snapshot section a reader accepts.
+let maxActiveActiveSectionSize = 1 << 30
+
+extension Array where Element == UInt8 {
+    mutating func appendStamp(_ stamp: HLCTimestamp) {
+        appendVarint(stamp.physical)
+        appendVarint(UInt64(stamp.logical))
+        appendLengthPrefixed(Array(stamp.replica.rawValue.utf8))
+    }
+
+    mutating func appendKeyState(_ state: ActiveActiveKeyState) {
+        appendKey(state.key)
+        append((state.string == nil ? 0 : 1) | (state.set == nil ? 0 : 2) | (state.hash == nil ? 0 : 4))
+        if let string = state.string {
+            appendStamp(string.stamp)
+            if let value = string.value {
+                append(1)
+                appendLengthPrefixed(value)
+            } else {
+                append(0)
+            }
+            appendVarint(UInt64(string.counters.count))
+            for origin in string.counters.keys.sorted() {
+                let contribution = string.counters[origin] ?? CounterContribution()
+                appendLengthPrefixed(Array(origin.rawValue.utf8))
+                appendVarint(contribution.increments)
+                appendVarint(contribution.decrements)
+            }
+        }
+        for part in [state.set, state.hash] {
+            guard let part else { continue }
+            appendStamp(part.stamp)
+            appendLengthPrefixed(part.value.encoded())
+        }
+    }
+}
+
+extension ActiveActiveBatch {
+    /// Appends the batch's body (after the command's version and type bytes).
+    func append(to bytes: inout [UInt8]) {
+        bytes.appendLengthPrefixed(Array(source.utf8))
+        bytes.appendVarint(afterIndex)
+        bytes.appendVarint(lastIndex)
+        bytes.appendVarint(sourceCommit)
+        bytes.appendVarint(sourceTime)
+        bytes.appendVarint(UInt64(states.count))
+        for state in states.sorted(by: { $0.key < $1.key }) { bytes.appendKeyState(state) }
+    }
+}
+
+extension ActiveActiveSettings {
+    func append(to bytes: inout [UInt8]) {
+        bytes.append(enabled ? 1 : 0)
+        bytes.appendVarint(maxClockSkewMillis)
+    }
+}
+
+extension ByteReader {
+    mutating func readStamp() throws(KVError) -> HLCTimestamp {
+        let physical = try readCommandVarint("stamp")
+        guard let logical = UInt32(exactly: try readCommandVarint("stamp logical part")) else {
+            throw .malformedCommand("a stamp's logical part is over 32 bits")
+        }
+        let replica = try readText("stamp replica", maxBytes: StreamBatch.maxSourceSize, allowEmpty: true)
+        return HLCTimestamp(physical: physical, logical: logical, replica: ReplicaID(replica))
+    }
+
+    mutating func readKeyState() throws(KVError) -> ActiveActiveKeyState {
+        var state = ActiveActiveKeyState(key: try readKey())
+        guard let parts = readByte(), parts != 0, parts & ~7 == 0 else {
+            throw .malformedCommand("missing or unknown key state parts")
+        }
+        if parts & 1 != 0 {
+            let stamp = try readStamp()
+            var value: [UInt8]?
+            switch readByte() {
+            case 0: value = nil
+            case 1: value = try readField("string value")
+            default: throw .malformedCommand("missing or unknown string liveness")
+            }
+            let count = try readCount("counter count", minimumBytesEach: 4)
+            guard value != nil || count == 0 else { throw .malformedCommand("a deleted string with counters") }
+            var counters: [ReplicaID: CounterContribution] = [:]
+            var previous: ReplicaID?
+            for _ in 0 ..< count {
+                let origin = ReplicaID(try readText("counter origin", maxBytes: StreamBatch.maxSourceSize))
+                if let previous, !(previous < origin) {
+                    throw .malformedCommand("counters are not in strictly ascending origin order at '\(origin)'")
+                }
+                previous = origin
+                counters[origin] = CounterContribution(increments: try readCommandVarint("increments"),
+                                                       decrements: try readCommandVarint("decrements"))
+            }
+            state.string = ActiveActiveString(stamp: stamp, value: value, counters: counters)
+        }
+        for (bit, type) in [(UInt8(2), ValueType.set), (4, .hash)] where parts & bit != 0 {
+            let stamp = try readStamp()
+            let bytes = try readField("\(type.name) state")
+            let value: CollectionValue
+            do {
+                value = try CollectionValue(type: type, encoded: bytes)
+            } catch {
+                throw .malformedCommand("the \(type.name) state of \(state.key): \(error)")
+            }
+            let part = ActiveActiveCollection(value: value, stamp: stamp)
+            if type == .set { state.set = part } else { state.hash = part }
+        }
+        return state
+    }
+
+    mutating func readKeyStates(_ name: String, limit: Int) throws(KVError) -> [ActiveActiveKeyState] {
+        let count = try readCount(name, minimumBytesEach: 3)
+        guard count <= limit else { throw .malformedCommand("\(count) key states, more than \(limit)") }
+        var states: [ActiveActiveKeyState] = []
+        states.reserveCapacity(count)
+        for _ in 0 ..< count {
+            let state = try readKeyState()
+            if let previous = states.last, !(previous.key < state.key) {
+                throw .malformedCommand("key states are not in strictly ascending key order at \(state.key)")
+            }
+            states.append(state)
+        }
+        return states
+    }
+
+    @usableFromInline mutating func readActiveActiveSettings() throws(KVError) -> ActiveActiveSettings {
+        guard let enabled = readByte(), enabled <= 1 else { throw .malformedCommand("missing or unknown enabled flag") }
+        return ActiveActiveSettings(enabled: enabled == 1, maxClockSkewMillis: try readCommandVarint("max clock skew"))
+    }
+
+    @usableFromInline mutating func readActiveActiveBatch() throws(KVError) -> ActiveActiveBatch {
+        let source = try readText("source cluster ID", maxBytes: StreamBatch.maxSourceSize)
+        let after = try readCommandVarint("batch after-index")
+        let last = try readCommandVarint("batch last index")
+        guard last >= after else { throw .malformedCommand("the batch ends at \(last), before its start \(after)") }
+        let commit = try readCommandVarint("source commit index")
+        guard commit >= last else { throw .malformedCommand("the source commit \(commit) is before the batch's end \(last)") }
+        let time = try readCommandVarint("source time")
+        let states = try readKeyStates("key state count", limit: ActiveActiveBatch.maxStates)
+        return ActiveActiveBatch(source: source, afterIndex: after, lastIndex: last, sourceCommit: commit,
+                                 sourceTime: time, states: states)
+    }
+}
+
+// MARK: Snapshot section 3
+
+extension ActiveActiveState {
+    /// The section's body.
+    func snapshotSection() -> [UInt8] {
+        var body: [UInt8] = []
+        settings.append(to: &body)
+        body.appendVarint(UInt64(cursors.count))
+        for source in cursors.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            guard let cursor = cursors[source] else { continue }  // unreachable: keys come from cursors
+            body.appendLengthPrefixed(Array(source.utf8))
+            body.appendVarint(cursor.lastIndex)
+            body.appendVarint(cursor.sourceCommit)
+            body.appendVarint(cursor.sourceTime)
+        }
+        body.appendVarint(UInt64(keys.count))
+        for key in keys.keys.sorted() {
+            guard let state = keys[key] else { continue }  // unreachable
+            body.appendKeyState(state)
+        }
+        return body
+    }
+
+    /// Reads a whole section body.
+    init(section bytes: [UInt8]) throws(KVError) {
+        let decoded = bytes.withUnsafeBytes { raw in
+            Result { () throws(KVError) -> ActiveActiveState in
+                var reader = ByteReader(raw)
+                var state = ActiveActiveState()
+                state.settings = try reader.readActiveActiveSettings()
+                let count = try reader.readCount("cursor count", minimumBytesEach: 5)
+                var previous: String?
+                for _ in 0 ..< count {
+                    let source = try reader.readText("cursor source", maxBytes: StreamBatch.maxSourceSize)
+                    if let previous, !previous.utf8.lexicographicallyPrecedes(source.utf8) {
+                        throw .malformedCommand("cursors are not in strictly ascending source order at '\(source)'")
+                    }
+                    previous = source
+                    state.cursors[source] = ActiveActiveCursor(lastIndex: try reader.readCommandVarint("cursor index"),
+                                                               sourceCommit: try reader.readCommandVarint("cursor commit"),
+                                                               sourceTime: try reader.readCommandVarint("cursor time"))
+                }
+                for keyState in try reader.readKeyStates("metadata key count", limit: Int.max) {
+                    state.keys[keyState.key] = keyState
+                }
+                guard reader.remaining == 0 else { throw .malformedCommand("\(reader.remaining) unexpected bytes at the end") }
+                return state
+            }
+        }
+        do {
+            self = try decoded.get()
+        } catch {
+            throw .malformedSnapshot("active-active section: \(error)")
+        }
+    }
+}
+
+extension ActiveActiveBatch {
+    /// The batch's body alone (no command version or type bytes): the payload of an
+    /// active-active stream frame. `init(decodingBody:)` reads it back.
+    public func encodedBody() -> [UInt8] {
+        var bytes: [UInt8] = []
+        append(to: &bytes)
+        return bytes
+    }
+
+    /// Decodes a body written by `encodedBody()`, as strictly as a command.
+    ///
+    /// - Throws: `KVError.malformedCommand` when the bytes are not exactly one valid batch.
+    public init(decodingBody bytes: [UInt8]) throws(KVError) {
+        let decoded = bytes.withUnsafeBytes { raw in
+            Result { () throws(KVError) -> ActiveActiveBatch in
+                var reader = ByteReader(raw)
+                let batch = try reader.readActiveActiveBatch()
+                guard reader.remaining == 0 else {
+                    throw .malformedCommand("\(reader.remaining) unexpected bytes after the active-active batch")
+                }
+                return batch
+            }
+        }
+        self = try decoded.get()
+    }
+}

@@ -1,0 +1,251 @@
+import AegisCRDT
+public import AegisRaft
+
+// Active-active in the state machine (see ActiveActive.swift for the lattice).
+//
+// Where the state lives: the key-value tables (`entries`, `collections`) hold what
+// clients see, exactly as on a plain cluster, so every read path is unchanged. On a
+// cluster with active-active enabled, `activeActive.keys` holds the rest of each
+// written key's CRDT state: the string register and counters, the stamps, and the
+// parts a client does not see (tombstones of deleted keys, a part shadowed by a
+// concurrent write of another type). On a plain cluster it is empty and every hook
+// below is one `if` on a stored Bool: no memory per key, no work per write.
+//
+// Rules (each in one place):
+// - A local client write runs the ordinary Redis code path, then its effect is
+//   absorbed into the key's CRDT state with a fresh stamp of this cluster's hybrid
+//   logical clock (`executeTracked`), so sequential behaviour is exactly Redis's.
+// - A peer's batch is joined key by key, then the view is written to the tables
+//   (`applyActiveActiveBatch`); the clock moves past every stamp received, so a later
+//   local write wins over everything this cluster has seen.
+// - A batch with a stamp more than `maxClockSkewMillis` ahead of this cluster's apply
+//   clock is refused whole (KVError.clockSkew): refusing, not clamping, keeps every
+//   cluster's join identical (a clamp would depend on each receiver's clock); the link
+//   retries it, so nothing is lost, and the link's health shows the error.
+
+extension StateMachine {
+    /// This cluster's active-active settings.
+    public var activeActiveSettings: ActiveActiveSettings { activeActive.settings }
+
+    /// The incoming active-active links' cursors, by source cluster ID.
+    public var activeActiveCursors: [String: ActiveActiveCursor] { activeActive.cursors }
+
+    /// The number of keys with active-active metadata (tombstones included).
+    public var activeActiveMetadataCount: Int { activeActive.keys.count }
+
+    /// The whole CRDT state of `key` (what a peer would be sent): the tables' view
+    /// with the stored metadata. A key written before active-active was enabled gets
+    /// the stamp `HLCTimestamp.counterBase`.
+    public func activeActiveState(of key: Key) -> ActiveActiveKeyState {
+        var state = activeActive.keys[key] ?? ActiveActiveKeyState(key: key)
+        if state.string?.isLive != true, let slot = entries.find(key) {
+            state.string = ActiveActiveString(stamp: state.string?.stamp ?? .counterBase, value: entries.value(at: slot))
+        }
+        if let stored = collections.isEmpty ? nil : collections[key] {
+            switch stored.value {
+            case .set: state.set = ActiveActiveCollection(value: stored.value, stamp: state.set?.stamp ?? .counterBase)
+            case .hash: state.hash = ActiveActiveCollection(value: stored.value, stamp: state.hash?.stamp ?? .counterBase)
+            }
+        }
+        return state
+    }
+
+    /// The states of `keys` (each once, in ascending order), leaving out keys with none.
+    public func activeActiveStates(for keys: some Sequence<Key>) -> [ActiveActiveKeyState] {
+        Set(keys).sorted().map { activeActiveState(of: $0) }.filter { !$0.isEmpty }
+    }
+
+    /// The batch a peer gets for this cluster's committed `entries` after `afterIndex`
+    /// (in order, as the log holds them): the current states of the keys this
+    /// cluster's own clients wrote there. Only entries this state machine has applied
+    /// are covered (`lastIndex <= appliedIndex`), so no write is skipped; merged peer
+    /// batches are not forwarded (in a mesh every cluster hears each origin directly).
+    public func activeActiveBatch(source: String, after afterIndex: UInt64, entries: [LogEntry], sourceCommit: UInt64,
+                                  sourceTime: UInt64, maxStates: Int = ActiveActiveBatch.maxStates) -> ActiveActiveBatch {
+        var keys = Set<Key>()
+        var last = afterIndex
+        for entry in entries where entry.index > last && entry.index <= appliedIndex {
+            if entry.type == .command, let command = try? Command(decoding: entry.data),
+               command.isWrite, !command.isReplicationControl {
+                let written = command.type == .flushAll ? allKeys() : command.keys
+                if keys.count + written.count > maxStates && !keys.isEmpty { break }
+                keys.formUnion(written)
+            }
+            last = entry.index
+        }
+        return ActiveActiveBatch(source: source, afterIndex: afterIndex, lastIndex: last,
+                                 sourceCommit: Swift.max(sourceCommit, last), sourceTime: sourceTime,
+                                 states: activeActiveStates(for: keys))
+    }
+
+    // MARK: Settings
+
+    /// Applies a change of the active-active settings: enabling keeps the data and
+    /// starts keeping metadata; disabling drops every piece of metadata and cursor.
+    mutating func applyActiveActiveSettings(_ settings: ActiveActiveSettings, at index: LogIndex) -> CommandResult {
+        if settings.enabled {
+            activeActive.settings = settings
+        } else {
+            activeActive = ActiveActiveState()
+        }
+        revision += 1
+        return CommandResult(index: index, revision: revision)
+    }
+
+    // MARK: Merging a peer's batch
+
+    /// Joins a peer's batch as the entry at `index`: `integer` is the link's cursor
+    /// afterwards, `keyCount` the number of key states joined.
+    mutating func applyActiveActiveBatch(_ batch: ActiveActiveBatch, at index: LogIndex) -> CommandResult {
+        guard activeActive.enabled else { return failure(.activeActiveDisabled, at: index) }
+        guard batch.source != replica.rawValue else {
+            return failure(.malformedCommand("a batch from this cluster itself (\(batch.source))"), at: index)
+        }
+        let applied = activeActive.cursors[batch.source]?.lastIndex ?? 0
+        guard batch.afterIndex <= applied else {
+            var result = failure(.streamGap(source: batch.source, cursor: applied, afterIndex: batch.afterIndex), at: index)
+            result.integer = Int64(clamping: applied)
+            return result
+        }
+        if let error = activeActiveRefusal(of: batch) { return failure(error, at: index) }
+        var count = 0
+        if batch.lastIndex > applied {
+            for remote in batch.states {
+                var state = activeActiveState(of: remote.key)
+                state.merge(remote)
+                installActiveActive(state, at: index)
+                for stamp in remote.stamps { observe(stamp) }
+                count += 1
+            }
+        }
+        let last = Swift.max(applied, batch.lastIndex)
+        let previous = activeActive.cursors[batch.source]
+        activeActive.cursors[batch.source] = ActiveActiveCursor(
+            lastIndex: last, sourceCommit: Swift.max(previous?.sourceCommit ?? 0, batch.sourceCommit, last),
+            sourceTime: Swift.max(previous?.sourceTime ?? 0, batch.sourceTime))
+        var result = CommandResult(index: index, revision: revision)
+        result.integer = Int64(clamping: last)
+        result.keyCount = count
+        return result
+    }
+
+    /// Why the batch must be refused whole (checked before anything changes), or `nil`.
+    private func activeActiveRefusal(of batch: ActiveActiveBatch) -> KVError? {
+        let limit = activeActive.settings.maxClockSkewMillis
+        let (horizon, overflow) = expiryClock.addingReportingOverflow(limit)
+        for state in batch.states {
+            if let error = validate(state.key) { return error }
+            if let value = state.string?.value, let error = validate(value: value) { return error }
+            for part in [state.set, state.hash] {
+                guard let part else { continue }
+                if part.value.count > limits.maxCollectionSize {
+                    return .collectionTooLarge(size: part.value.count, limit: limits.maxCollectionSize)
+                }
+                if let error = validatePayloads(of: part.value) { return error }
+            }
+            if state.set.map({ $0.value.type != .set }) == true || state.hash.map({ $0.value.type != .hash }) == true {
+                return .malformedCommand("the state of \(state.key) has a part of the wrong type")
+            }
+            for stamp in state.stamps where !overflow && stamp.physical > horizon {
+                return .clockSkew(source: batch.source, aheadMillis: stamp.physical - expiryClock, limitMillis: limit)
+            }
+        }
+        return nil
+    }
+
+    /// Checks every member, field and value of a received set or hash against the limits.
+    private func validatePayloads(of value: CollectionValue) -> KVError? {
+        switch value {
+        case .set(let set):
+            for member in set.elements { if let error = validate(value: member) { return error } }
+        case .hash(let map):
+            for field in map.keys {
+                if let error = validate(value: field) ?? validate(value: map[field]?.value ?? []) { return error }
+            }
+        }
+        return nil
+    }
+
+    /// Moves this cluster's clock past a stamp it received (the HLC receive rule).
+    private mutating func observe(_ stamp: HLCTimestamp) {
+        guard (stamp.physical, stamp.logical) > (lastTimestamp.physical, lastTimestamp.logical) else { return }
+        lastTimestamp = HLCTimestamp(physical: stamp.physical, logical: stamp.logical, replica: replica)
+    }
+
+    /// A fresh stamp for a local write: after every stamp this cluster issued or
+    /// received, at least the apply clock (the entry's leader time).
+    mutating func nextActiveActiveStamp() -> HLCTimestamp {
+        let last = lastTimestamp
+        if expiryClock > last.physical {
+            lastTimestamp = HLCTimestamp(physical: expiryClock, logical: 0, replica: replica)
+        } else if last.logical < UInt32.max {
+            lastTimestamp = HLCTimestamp(physical: last.physical, logical: last.logical + 1, replica: replica)
+        } else {
+            lastTimestamp = HLCTimestamp(physical: last.physical &+ 1, logical: 0, replica: replica)
+        }
+        return lastTimestamp
+    }
+
+    // MARK: The view
+
+    /// Writes the view of `state` to the tables (when it differs from what they hold)
+    /// and keeps the rest as metadata.
+    mutating func installActiveActive(_ state: ActiveActiveKeyState, at index: LogIndex) {
+        let key = state.key
+        switch state.view {
+        case .string(let value):
+            if entries.find(key).map({ entries.value(at: $0) }) != value {
+                _ = write(key, value[...], at: index, keepDeadline: true)
+            }
+        case .collection(let value):
+            if entries.remove(key) != nil { orderedKeys.noteRemoved() }
+            if var stored = collections[key], stored.value.type == value.type {
+                // A wider causal context alone is not a write a client can see.
+                let changed = !Self.sameContent(stored.value, value)
+                stored.value = value
+                if changed {
+                    revision += 1
+                    stored.version += 1
+                    stored.modRevision = revision
+                }
+                collections[key] = stored
+            } else {
+                revision += 1
+                collections[key] = StoredCollection(value: value, version: 1, createRevision: revision, modRevision: revision)
+            }
+        case .absent:
+            if entries.remove(key) != nil {
+                orderedKeys.noteRemoved()
+                revision += 1
+            }
+            if collections.removeValue(forKey: key) != nil { revision += 1 }
+            if !expiry.isEmpty { expiry.remove(key) }
+        }
+        storeActiveActiveMetadata(state)
+    }
+
+    /// `true` when two sets or hashes have the same members, or fields and values.
+    static func sameContent(_ a: CollectionValue, _ b: CollectionValue) -> Bool {
+        switch (a, b) {
+        case (.set(let x), .set(let y)): return x.elements == y.elements
+        case (.hash(let x), .hash(let y)): return x.keys == y.keys && x.keys.allSatisfy { x[$0]?.value == y[$0]?.value }
+        default: return false
+        }
+    }
+
+    /// Keeps `state` as the key's metadata, without the visible set or hash (the table
+    /// holds it: an empty placeholder of its type stands in).
+    private mutating func storeActiveActiveMetadata(_ state: ActiveActiveKeyState) {
+        guard !state.isEmpty else {
+            activeActive.keys[state.key] = nil
+            return
+        }
+        var meta = state
+        switch state.visibleType {
+        case .set?: meta.set?.value = .set(ORSet())
+        case .hash?: meta.hash?.value = .hash(ORMap())
+        case .string?, nil: break
+        }
+        activeActive.keys[state.key] = meta
+    }
+}
