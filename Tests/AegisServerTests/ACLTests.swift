@@ -192,7 +192,10 @@ import Testing
     /// A guesser that reconnects after every failure is counted per address: its
     /// eleventh try, on a fresh connection, is delayed and closes the connection.
     @Test func test_wrongAuths_countedPerAddressAcrossConnections() async throws {
-        let throttle = RESPAuthThrottle(freeFailures: 3, baseDelay: .milliseconds(20), maxDelay: .milliseconds(20), maxFailures: 10)
+        // Failures are forgotten after an hour here, not the default minute: in the full
+        // parallel test run this task was once starved for over a minute between tries.
+        let throttle = RESPAuthThrottle(freeFailures: 3, baseDelay: .milliseconds(20), maxDelay: .milliseconds(20), maxFailures: 10,
+                                        forgetAfter: .seconds(3600))
         let context = RESPServerContext(configuration: RESPServerConfiguration(authThrottle: throttle), backend: backend,
                                         metrics: RESPMetrics(factory: AegisMetrics.factory(recordingInto: PrometheusCollectorRegistry())),
                                         acl: try store(), logger: Logger(label: "t", factory: { _ in SwiftLogNoOpLogHandler() }))
