@@ -49,7 +49,10 @@ import Testing
 
         let n3 = try #require(y.members[2].runtime)
         var failure: String?
-        for _ in 0..<500 {
+        // Found at the leader's next append (well under a second alone); the bound is
+        // wide because the full parallel test run can starve this task for many seconds.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
             failure = n3.status.failure
             if failure != nil { break }
             try await Task.sleep(for: .milliseconds(10))
