@@ -138,7 +138,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// Waits until a leader is elected and known to every running member. The default
     /// allows for a loaded machine (`swift test` runs many clusters at once on 2 cores);
     /// an idle one elects within about a second.
-    public func waitForLeader(timeout: Duration = .seconds(30)) async throws -> Int {
+    public func waitForLeader(timeout: Duration = .seconds(90)) async throws -> Int {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         while clock.now < deadline {
