@@ -151,7 +151,10 @@ def run(cl, seconds, seed):
         r = random.Random(seed + t)
         clients = {n: client(cl, n) for n in IDS}
         n = 0
-        while not stop.is_set():
+        # At most 2,000 writes each: the log must still hold index 1 for the
+        # uninterrupted watcher (it keeps 10,000 entries behind a snapshot every 1,000).
+        while not stop.is_set() and n < 2000:
+            time.sleep(0.004)  # at most ~250 writes/s each: writes span the leader kill
             node = r.choice(IDS)
             key, value = f"w:{t}:{n % 50}", f"v{t}-{n}"
             n += 1
