@@ -88,7 +88,7 @@ public struct RESPServer: Service {
                                         defer { id += 1 }
                                         return id
                                     }
-                                    let executor = EventLoopTaskExecutor(connection.channel.channel.eventLoop)
+                                    let executor = EventLoopTaskExecutor(connection.channel.eventLoop)
                                     connectionsGroup.addTask(executorPreference: executor) {
                                         await serve(connection, clientID: clientID)
                                     }
@@ -125,10 +125,9 @@ public struct RESPServer: Service {
                     try channel.pipeline.syncOperations.addHandler(
                         RESPBatchHandler(maxPendingCommands: limits.maxPendingCommands, maxPendingBytes: limits.maxPendingBytes,
                                          meter: meter))
-                    let asyncChannel = try NIOAsyncChannel<RESPBatch, RESPReplies>(
-                        wrappingChannelSynchronously: channel,
-                        configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16)))
-                    return RESPConnection(channel: asyncChannel, meter: meter)
+                    let inbox = RESPInbox()
+                    try channel.pipeline.syncOperations.addHandler(RESPInboxHandler(inbox: inbox))
+                    return RESPConnection(channel: channel, inbox: inbox, meter: meter)
                 }
             }
     }
@@ -136,7 +135,8 @@ public struct RESPServer: Service {
     /// Serves one connection until the client leaves, a protocol error, QUIT, a
     /// limit, or graceful shutdown.
     private func serve(_ connection: RESPConnection, clientID: Int64) async {
-        let channel = connection.channel.channel
+        let channel = connection.channel
+        defer { channel.close(promise: nil) }
         var logger = self.logger
         logger[metadataKey: "client"] = "\(clientID)"
         logger[metadataKey: "remote"] = "\(channel.remoteAddress.map { "\($0)" } ?? "?")"
@@ -150,7 +150,7 @@ public struct RESPServer: Service {
         guard let open else {
             context.metrics.recordLimitClose("max_clients")
             logger.info("refused a client: max number of clients reached", metadata: ["limit": "\(maxClients)"])
-            await refuse(connection.channel, with: .error("ERR max number of clients reached"))
+            await refuse(channel, with: .error("ERR max number of clients reached"))
             return
         }
         context.metrics.connectionsActive.record(open)
@@ -164,81 +164,71 @@ public struct RESPServer: Service {
             context.pubsub.watches.cancel(clientID)
         }
         logger.debug("client connected")
-        do {
-            try await withGracefulShutdownHandler {
-                try await connection.channel.executeThenClose { inbound, outbound in
-                    if let denial = protectedModeDenial(for: channel.remoteAddress) {
-                        var buffer = channel.allocator.buffer(capacity: 256)
-                        buffer.writeRESPValue(denial, version: .resp2)
-                        try await outbound.write(RESPReplies(buffer: buffer, count: 0))
-                        return
-                    }
-                    var session = RESPSession(server: context, clientID: clientID)
-                    let (meter, hardLimit) = (connection.meter, context.configuration.limits.outputBufferHardLimit)
-                    session.pushTarget = { value in
-                        // A subscriber that does not read is disconnected, as Redis does.
-                        guard meter.queuedBytes <= hardLimit else {
-                            channel.close(promise: nil)
-                            return
-                        }
-                        var buffer = channel.allocator.buffer(capacity: 64)
-                        buffer.writeRESPValue(value, version: .resp3)  // already shaped for the connection's version
-                        channel.writeAndFlush(RESPReplies(buffer: buffer, count: 0), promise: nil)
-                    }
-                    session.watchTarget = { values in
-                        // Waits until the kernel took the bytes: a watch reads no more log
-                        // than its client keeps up with.
-                        guard channel.isActive, meter.queuedBytes <= hardLimit else { return false }
-                        var buffer = channel.allocator.buffer(capacity: 256)
-                        for value in values { buffer.writeRESPValue(value, version: .resp3) }
-                        do {
-                            try await channel.writeAndFlush(RESPReplies(buffer: buffer, count: 0))
-                            return true
-                        } catch {
-                            return false
-                        }
-                    }
-                    session.remote = channel.remoteAddress.map { "\($0)" } ?? "?"
-                    session.remoteHost = channel.remoteAddress?.ipAddress
-                    var writer = RESPConnectionWriter(channel: channel, meter: connection.meter, limits: context.configuration.limits,
-                                                      metrics: context.metrics, logger: logger)
-                    for try await batch in inbound {
-                        var buffer = channel.allocator.buffer(capacity: 64 * max(1, min(batch.requests.count, 1024)))
-                        var keepOpen = await session.handle(batch.requests, into: &buffer, output: &writer)
-                        if let error = batch.protocolError, keepOpen {
-                            context.metrics.recordProtocolError()
-                            if error.message.hasPrefix("unfinished commands of all clients") {
-                                context.metrics.recordLimitClose("partial_requests")
-                            }
-                            logger.debug("closing connection after a protocol error", metadata: ["error": "\(error)"])
-                            session.write(.error("ERR \(error)"), into: &buffer)
-                            keepOpen = false
-                        }
-                        let sent = await writer.send(&buffer, replies: &session.unsentReplies)
-                        if !keepOpen || !sent { return }
-                    }
+        if let denial = protectedModeDenial(for: channel.remoteAddress) {
+            await refuse(channel, with: denial)
+            return
+        }
+        await withGracefulShutdownHandler {
+            var session = RESPSession(server: context, clientID: clientID)
+            let (meter, hardLimit) = (connection.meter, context.configuration.limits.outputBufferHardLimit)
+            session.pushTarget = { value in
+                // A subscriber that does not read is disconnected, as Redis does.
+                guard meter.queuedBytes <= hardLimit else {
+                    channel.close(promise: nil)
+                    return
                 }
-            } onGracefulShutdown: {
-                // Stop reading: the commands already received are answered, then the
-                // inbound stream ends and the connection closes.
-                let promise = channel.eventLoop.makePromise(of: Void.self)
-                promise.futureResult.whenFailure { _ in channel.close(promise: nil) }
-                channel.close(mode: .input, promise: promise)
+                var buffer = channel.allocator.buffer(capacity: 64)
+                buffer.writeRESPValue(value, version: .resp3)  // already shaped for the connection's version
+                channel.writeAndFlush(RESPReplies(buffer: buffer, count: 0), promise: nil)
             }
-        } catch {
-            logger.debug("connection ended with an error", metadata: ["error": "\(error)"])
+            session.watchTarget = { values in
+                // Waits until the kernel took the bytes: a watch reads no more log
+                // than its client keeps up with.
+                guard channel.isActive, meter.queuedBytes <= hardLimit else { return false }
+                var buffer = channel.allocator.buffer(capacity: 256)
+                for value in values { buffer.writeRESPValue(value, version: .resp3) }
+                do {
+                    try await channel.writeAndFlush(RESPReplies(buffer: buffer, count: 0))
+                    return true
+                } catch {
+                    return false
+                }
+            }
+            session.remote = channel.remoteAddress.map { "\($0)" } ?? "?"
+            session.remoteHost = channel.remoteAddress?.ipAddress
+            var writer = RESPConnectionWriter(channel: channel, meter: connection.meter, limits: context.configuration.limits,
+                                              metrics: context.metrics, logger: logger)
+            while let batch = await connection.inbox.next() {
+                var buffer = channel.allocator.buffer(capacity: 64 * max(1, min(batch.requests.count, 1024)))
+                var keepOpen = await session.handle(batch.requests, into: &buffer, output: &writer)
+                if let error = batch.protocolError, keepOpen {
+                    context.metrics.recordProtocolError()
+                    if error.message.hasPrefix("unfinished commands of all clients") {
+                        context.metrics.recordLimitClose("partial_requests")
+                    }
+                    logger.debug("closing connection after a protocol error", metadata: ["error": "\(error)"])
+                    session.write(.error("ERR \(error)"), into: &buffer)
+                    keepOpen = false
+                }
+                let sent = await writer.send(&buffer, replies: &session.unsentReplies)
+                if !keepOpen || !sent { return }
+            }
+        } onGracefulShutdown: {
+            // Stop reading: the commands already received are answered, then the
+            // inbox ends and the connection closes.
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenFailure { _ in channel.close(promise: nil) }
+            channel.close(mode: .input, promise: promise)
         }
         logger.debug("client disconnected")
     }
 
-    /// Answers a connection that is not served with one error and closes it.
-    private func refuse(_ connection: NIOAsyncChannel<RESPBatch, RESPReplies>, with error: RESPValue) async {
+    /// Answers a connection that is not served with one error (the caller closes it).
+    private func refuse(_ channel: any Channel, with error: RESPValue) async {
+        var buffer = channel.allocator.buffer(capacity: 64)
+        buffer.writeRESPValue(error, version: .resp2)
         do {
-            try await connection.executeThenClose { _, outbound in
-                var buffer = connection.channel.allocator.buffer(capacity: 64)
-                buffer.writeRESPValue(error, version: .resp2)
-                try await outbound.write(RESPReplies(buffer: buffer, count: 0))
-            }
+            try await channel.writeAndFlush(RESPReplies(buffer: buffer, count: 0))
         } catch {
             logger.debug("could not answer a refused client", metadata: ["error": "\(error)"])
         }
@@ -260,7 +250,9 @@ public struct RESPServer: Service {
 
 /// A connection as the server's accept loop receives it.
 struct RESPConnection: Sendable {
-    let channel: NIOAsyncChannel<RESPBatch, RESPReplies>
+    let channel: any Channel
+    /// Its batches, as the pipeline decodes them.
+    let inbox: RESPInbox
     /// The connection's unread reply bytes, counted by its `RESPBatchHandler`.
     let meter: RESPOutputMeter
 }
