@@ -565,16 +565,18 @@ final class NodeLoop: @unchecked Sendable {
 typealias SnapshotRunner = @Sendable (@escaping @Sendable () -> Void) -> Void
 
 extension NodeLoop {
-    /// One background queue for every node's snapshots: they are rare and each is a
-    /// single serialize-and-write.
-    static let snapshotQueue = DispatchQueue(label: "aegis-snapshot", qos: .utility)
+    /// One background thread for every node's snapshots of this process: they are rare
+    /// and each is a single serialize-and-write.
+    static let snapshotWorker = BackgroundWorker(name: "aegis-snapshot", niceIncrement: 5)
 
-    /// The production runner: the snapshot queue. After each snapshot it hands the
-    /// allocator's free pages back to the system: a snapshot's transient buffers and the
-    /// log entries the previous compaction freed are scattered through the heap, and
-    /// glibc returns only the top of each arena by itself.
+    /// The production runner: the snapshot thread, at a lower CPU priority than the node
+    /// loops (so that serializing a large state on a busy machine does not starve the
+    /// loop's heartbeats and appends). After each snapshot it hands the allocator's free
+    /// pages back to the system: a snapshot's transient buffers and the log entries the
+    /// previous compaction freed are scattered through the heap, and glibc returns only
+    /// the top of each arena by itself.
     @Sendable static func backgroundSnapshots(_ work: @escaping @Sendable () -> Void) {
-        snapshotQueue.async {
+        snapshotWorker.run {
             work()
             releaseFreedMemory()
         }

@@ -196,7 +196,8 @@ extension NodeLoop: ReadyShell {
     func takeSnapshot(force: Bool = false) throws {
         let index = core.appliedIndex
         guard snapshotInFlight == nil, index == machine.appliedIndex, index > 0 else { return }
-        guard force || Double(appliedBytesSinceSnapshot) >= config.snapshotLogFraction * Double(lastSnapshotBytes) else {
+        let fraction = config.snapshotLogFraction * Self.snapshotStagger(config.nodeID)
+        guard force || Double(appliedBytesSinceSnapshot) >= fraction * Double(lastSnapshotBytes) else {
             return
         }
         snapshotInFlight = index
@@ -221,6 +222,18 @@ extension NodeLoop: ReadyShell {
             done(SnapshotOutcome(index: index, result: result,
                                  seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
         }
+    }
+
+    /// The factor (1, 1.125, 1.25 or 1.375, fixed per node ID) on
+    /// `NodeConfiguration.snapshotLogFraction` for this node: the members of a cluster
+    /// apply the same entries, so with one threshold they all took their snapshots at the
+    /// same index, and on a shared machine the three serializations starved the loops
+    /// together (the leader lost its place under load). Staggered, they drift apart
+    /// after the first few snapshots, so a quorum is rarely busy at once.
+    static func snapshotStagger(_ node: NodeID) -> Double {
+        var hash: UInt32 = 2_166_136_261  // FNV-1a: stable across runs and platforms
+        for byte in node.rawValue.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return 1 + Double(hash % 4) / 8
     }
 
     /// A snapshot taken off the loop is durable (or failed): compact the log behind it,

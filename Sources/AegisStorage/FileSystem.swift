@@ -56,9 +56,18 @@ public protocol FileSystem: AnyObject, Sendable {
     func exists(_ path: String) -> Bool
     /// Bytes that can still be allocated on the file system of `fd`; `nil` if unknown.
     func availableBytes(_ fd: Int32) -> Int?
+    /// Starts writing `[start, end)` of the file back to the disk without waiting, and
+    /// lets the page cache drop it once written: a hint with no effect on durability
+    /// (only `dataSync`/`fileSync` make data durable). A large file written in one go
+    /// otherwise piles up dirty pages that the final sync flushes all at once, and the
+    /// write-ahead log's syncs on the same disk wait behind them.
+    func startWriteback(_ fd: Int32, from start: Int, to end: Int)
 }
 
 extension FileSystem {
+    /// No write-back hint: the default, for file systems without a page cache.
+    public func startWriteback(_ fd: Int32, from start: Int, to end: Int) {}
+
     /// Writes all of `bytes` at `offset` (not synced).
     func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(StorageError) {
         let failure: StorageError? = bytes.withUnsafeBytes { raw in
@@ -197,6 +206,15 @@ public final class PosixFileSystem: FileSystem {
     public func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     public func availableBytes(_ fd: Int32) -> Int? { FileIO.availableBytes(fd) }
+
+    public func startWriteback(_ fd: Int32, from start: Int, to end: Int) {
+        #if os(Linux)
+        // POSIX_FADV_DONTNEED starts write-back of the range's dirty pages (without
+        // waiting) and drops its clean ones; errors are ignored, as for any hint.
+        guard end > start else { return }
+        _ = posix_fadvise(fd, off_t(start), off_t(end - start), POSIX_FADV_DONTNEED)
+        #endif
+    }
 }
 
 /// `rename(2)`, under a name that does not clash with `PosixFileSystem.rename`.

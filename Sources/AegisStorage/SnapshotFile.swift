@@ -50,7 +50,8 @@ enum SnapshotFile {
     /// add up to `dataCount` bytes (checked: a mismatch leaves no file and throws
     /// `invalidArgument`). Only one chunk is in memory at a time.
     static func write<Chunks: Sequence<[UInt8]>>(_ metadata: SnapshotMetadata, dataCount: Int, chunks: Chunks,
-                                                 directory: String, fileSystem: any FileSystem) throws(StorageError) {
+                                                 directory: String, fileSystem: any FileSystem,
+                                                 pacer: WritebackPacer = WritebackPacer()) throws(StorageError) {
         let path = directory + "/" + fileName(index: metadata.index, term: metadata.term)
         let head = header(metadata, dataCount: dataCount)
         let (total, overflow) = head.count.addingReportingOverflow(dataCount)
@@ -62,6 +63,7 @@ enum SnapshotFile {
             crc.update(head)
             try fileSystem.writeAll(fd, head, at: 0, path: temporary)
             var offset = head.count
+            var pacer = pacer
             for chunk in chunks {
                 guard chunk.count <= total - offset else {
                     throw .invalidArgument("snapshot data is longer than the \(dataCount) bytes announced")
@@ -69,6 +71,7 @@ enum SnapshotFile {
                 crc.update(chunk)
                 try fileSystem.writeAll(fd, chunk, at: offset, path: temporary)
                 offset += chunk.count
+                try pacer.wrote(upTo: offset, fd: fd, path: temporary, fileSystem: fileSystem)
             }
             guard offset == total else {
                 throw .invalidArgument("snapshot data has \(offset - head.count) bytes, not the \(dataCount) announced")
@@ -194,5 +197,37 @@ enum SnapshotFile {
             removed = true
         }
         if removed { try fileSystem.syncDirectory(directory) }
+    }
+}
+
+/// Keeps a large file being written from piling up dirty pages: every `windowBytes`
+/// written, it starts write-back of that window (`FileSystem.startWriteback`), and
+/// every `syncBytes` it waits for what is written so far (`dataSync`), so at most about
+/// `syncBytes` are dirty at once. Without it a snapshot of a large state (hundreds of
+/// megabytes) was flushed by its final `fsync` all at once, and the write-ahead log's
+/// `fdatasync`s on the same disk waited behind it: on a leader, for longer than an
+/// election timeout.
+struct WritebackPacer {
+    /// Write-back starts for every window of this many bytes (8 MiB).
+    let windowBytes: Int
+    /// The writer waits for the disk every this many bytes (64 MiB).
+    let syncBytes: Int
+
+    private var windowStart = 0
+    private var syncedTo = 0
+
+    init(windowBytes: Int = 8 << 20, syncBytes: Int = 64 << 20) {
+        self.windowBytes = max(1, windowBytes)
+        self.syncBytes = max(self.windowBytes, syncBytes)
+    }
+
+    /// Call after writing everything before `offset`.
+    mutating func wrote(upTo offset: Int, fd: Int32, path: String, fileSystem: any FileSystem) throws(StorageError) {
+        guard offset - windowStart >= windowBytes else { return }
+        fileSystem.startWriteback(fd, from: windowStart, to: offset)
+        windowStart = offset
+        guard offset - syncedTo >= syncBytes else { return }
+        try fileSystem.dataSync(fd, path: path)
+        syncedTo = offset
     }
 }
