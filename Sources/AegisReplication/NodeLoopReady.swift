@@ -224,16 +224,17 @@ extension NodeLoop: ReadyShell {
         }
     }
 
-    /// The factor (1, 1.125, 1.25 or 1.375, fixed per node ID) on
+    /// The factor (1, 0.875, 0.75 or 0.625, fixed per node ID) on
     /// `NodeConfiguration.snapshotLogFraction` for this node: the members of a cluster
     /// apply the same entries, so with one threshold they all took their snapshots at the
     /// same index, and on a shared machine the three serializations starved the loops
     /// together (the leader lost its place under load). Staggered, they drift apart
-    /// after the first few snapshots, so a quorum is rarely busy at once.
+    /// after the first few snapshots, so a quorum is rarely busy at once. Never above 1:
+    /// the fraction is also the bound on the log held in memory and replayed on restart.
     static func snapshotStagger(_ node: NodeID) -> Double {
         var hash: UInt32 = 2_166_136_261  // FNV-1a: stable across runs and platforms
         for byte in node.rawValue.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-        return 1 + Double(hash % 4) / 8
+        return 1 - Double(hash % 4) / 8
     }
 
     /// A snapshot taken off the loop is durable (or failed): compact the log behind it,

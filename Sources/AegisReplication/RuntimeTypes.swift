@@ -60,7 +60,9 @@ public struct NodeConfiguration: Sendable {
     /// asks again `snapshotThreshold` entries later. The log since the last snapshot is
     /// held in memory, so this is also the bound on the log's memory relative to the
     /// state's (0.25: at most about a quarter more), and on the entries a restart
-    /// replays. 0: every time the core asks.
+    /// replays. 0: every time the core asks. Each member applies 0.625–1 times this (a
+    /// factor fixed by its node ID), so that a cluster's members snapshot at different
+    /// indexes.
     public var snapshotLogFraction = 0.25
     /// The index continuous WAL archiving has shipped through, when this member archives
     /// its log (`aegis serve --backup-repo`): the log is not compacted past it, so the
