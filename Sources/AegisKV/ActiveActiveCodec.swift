@@ -238,6 +238,17 @@ extension ByteReader {
                                  sourceTime: time, states: states, progress: progress)
     }
 
+    /// Reads a cluster ID (UTF-8, 1...255 bytes) that must sort strictly after `previous`
+    /// (byte-wise), and makes it the new `previous`.
+    mutating func readAscendingClusterID(_ name: String, after previous: inout String?) throws(KVError) -> String {
+        let id = try readText(name, maxBytes: StreamBatch.maxSourceSize)
+        if let previous, !previous.utf8.lexicographicallyPrecedes(id.utf8) {
+            throw .malformedCommand("\(name) '\(id)' is not in strictly ascending order")
+        }
+        previous = id
+        return id
+    }
+
     mutating func readProgress(_ name: String) throws(KVError) -> [String: ActiveActiveProgress] {
         let count = try readCount("\(name) count", minimumBytesEach: 5)
         guard count <= ActiveActiveBatch.maxProgressEntries else {
@@ -246,11 +257,7 @@ extension ByteReader {
         var vector: [String: ActiveActiveProgress] = [:]
         var previous: String?
         for _ in 0 ..< count {
-            let origin = try readText("\(name) origin", maxBytes: StreamBatch.maxSourceSize)
-            if let previous, !previous.utf8.lexicographicallyPrecedes(origin.utf8) {
-                throw .malformedCommand("\(name) is not in strictly ascending origin order at '\(origin)'")
-            }
-            previous = origin
+            let origin = try readAscendingClusterID("\(name) origin", after: &previous)
             let physical = try readCommandVarint("\(name) physical")
             guard let logical = UInt32(exactly: try readCommandVarint("\(name) logical")) else {
                 throw .malformedCommand("\(name): a logical part over 32 bits")
@@ -303,11 +310,7 @@ extension ActiveActiveState {
                 let count = try reader.readCount("cursor count", minimumBytesEach: 5)
                 var previous: String?
                 for _ in 0 ..< count {
-                    let source = try reader.readText("cursor source", maxBytes: StreamBatch.maxSourceSize)
-                    if let previous, !previous.utf8.lexicographicallyPrecedes(source.utf8) {
-                        throw .malformedCommand("cursors are not in strictly ascending source order at '\(source)'")
-                    }
-                    previous = source
+                    let source = try reader.readAscendingClusterID("cursor source", after: &previous)
                     state.cursors[source] = ActiveActiveCursor(lastIndex: try reader.readCommandVarint("cursor index"),
                                                                sourceCommit: try reader.readCommandVarint("cursor commit"),
                                                                sourceTime: try reader.readCommandVarint("cursor time"))
@@ -323,11 +326,7 @@ extension ActiveActiveState {
                     }
                     var previousPeer: String?
                     for _ in 0 ..< reportCount {
-                        let peer = try reader.readText("report peer", maxBytes: StreamBatch.maxSourceSize)
-                        if let previousPeer, !previousPeer.utf8.lexicographicallyPrecedes(peer.utf8) {
-                            throw .malformedCommand("reports are not in strictly ascending peer order at '\(peer)'")
-                        }
-                        previousPeer = peer
+                        let peer = try reader.readAscendingClusterID("report peer", after: &previousPeer)
                         state.reports[peer] = try reader.readProgress("report of \(peer)")
                     }
                 }
