@@ -353,7 +353,20 @@ def start_aegis(path, work, active_active=False):
         cmd += ["--active-active"]
     proc = subprocess.Popen(cmd, stdout=open(os.path.join(work, "aegis.log"), "wb"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
-    return proc, resp
+    return proc, resp, admin
+
+
+def active_active_enabled(admin):
+    """Whether the node has applied the replicated active-active setting."""
+    import json
+    import urllib.request
+    request = urllib.request.Request(f"http://{HOST}:{admin}/v1/aa",
+                                     headers={"Authorization": "Bearer compat-test-token"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return json.load(response).get("enabled") is True
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
 
 
 def ready(port, write=False):
