@@ -299,6 +299,8 @@ def main():
         check("the converged values equal the model (no acknowledged write lost)", not lost, "; ".join(lost[:10]))
         status = clusters["r1"].admin(clusters["r1"].wait_leader(), "GET", "/v1/aa")
         check("GET /v1/aa answers on the leader", status[0] == 200)
+        metadata = json.loads(status[1]).get("metadata") if status[0] == 200 else None
+        check("GET /v1/aa reports the CRDT metadata's size", bool(metadata) and metadata["keys"] > 0, f"{metadata}")
         healthy = []
         check("the leaders' active-active health check passes once the links caught up",
               wait_until(lambda: healthy.append([c.admin(c.wait_leader(), "GET", "/healthz/active-active")[0]
