@@ -3,7 +3,7 @@
 meshed (`aegis serve --active-active --aa-peer …`), all taking writes of every type.
 
 1. Concurrent writers, one per cluster (redis-py), for --seconds: counters (INCRBY on
-   shared keys), sets (SADD/SREM of each cluster's own members on shared keys), hashes
+   shared keys, HINCRBY on shared fields of one hash), sets (SADD/SREM of each cluster's own members on shared keys), hashes
    (HSET/HDEL of each cluster's own fields on shared keys, one field written by all),
    strings (SET on shared keys: a conflict; SET/DEL on each cluster's own keys).
 2. Meanwhile a link is cut and healed (the leader of cluster r2 is SIGSTOPped for a
@@ -44,6 +44,9 @@ COUNTERS = [f"aa:counter:{k}" for k in range(4)]
 SETS = [f"aa:set:{k}" for k in range(3)]
 HASHES = [f"aa:hash:{k}" for k in range(3)]
 SHARED = [f"aa:shared:{k}" for k in range(3)]
+# HINCRBY counter fields, written by every cluster: (hash key, field).
+HCOUNTER = "aa:hcounter"
+HFIELDS = [f"n{k}" for k in range(2)]
 
 
 def own_keys(region):
@@ -57,8 +60,8 @@ class Writer(threading.Thread):
         super().__init__(daemon=True)
         self.region, self.cluster, self.deadline = region, cluster, time.time() + seconds
         self.rng = random.Random(seed)
-        self.acked_incr = {k: 0 for k in COUNTERS}
-        self.maybe_incr = {k: 0 for k in COUNTERS}
+        self.acked_incr = {k: 0 for k in COUNTERS + HFIELDS}
+        self.maybe_incr = {k: 0 for k in COUNTERS + HFIELDS}
         # Last op per (key, member/field/key): ("add"|"rem"|value|None, certain)
         self.members = {}
         self.fields = {}
@@ -81,9 +84,12 @@ class Writer(threading.Thread):
             roll = self.rng.random()
             try:
                 if roll < 0.3:
-                    key, amount = self.rng.choice(COUNTERS), self.rng.randrange(1, 10)
+                    key, amount = self.rng.choice(COUNTERS + HFIELDS), self.rng.randrange(1, 10)
                     self.maybe_incr[key] += amount
-                    c.incrby(key, amount)
+                    if key in HFIELDS:
+                        c.hincrby(HCOUNTER, key, amount)
+                    else:
+                        c.incrby(key, amount)
                     self.maybe_incr[key] -= amount
                     self.acked_incr[key] += amount
                 elif roll < 0.5:
@@ -133,7 +139,7 @@ def dump(client):
         out[key] = client.get(key)
     for key in SETS:
         out[key] = sorted(client.smembers(key))
-    for key in HASHES:
+    for key in HASHES + [HCOUNTER]:
         out[key] = sorted(client.hgetall(key).items())
     return out
 
@@ -150,21 +156,26 @@ def main():
     parser.add_argument("--converge", type=float, default=30)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--no-faults", action="store_true", help="no link cut, no leader kill")
+    parser.add_argument("--port-base", type=int, default=None,
+                        help="put the three clusters' ports in 90 ports from here (default: aegis_procs' ports + 1700-1900)")
     args = parser.parse_args()
     print(f"aa_test: seed {args.seed}, {args.seconds} s of writes, convergence bound {args.converge} s")
     started = time.time()
     work = tempfile.mkdtemp(prefix="aegis-aa-")
     clusters = {}
     try:
-        admin = {r: ",".join(f"{HOST}:{8311 + o + k}" for k in range(3)) for r, o in OFFSETS.items()}
+        bases = {r: None if args.port_base is None else args.port_base + 30 * i for i, r in enumerate(OFFSETS)}
         for region, offset in OFFSETS.items():
+            os.makedirs(os.path.join(work, region))
+            clusters[region] = Cluster(args.aegis, os.path.join(work, region), port_offset=offset, cluster_id=region,
+                                       election_ticks=20, port_base=bases[region])
+        admin = {r: c.admin_addresses() for r, c in clusters.items()}
+        for region, cluster in clusters.items():
             peers = []
             for other in OFFSETS:
                 if other != region:
                     peers += ["--aa-peer", f"{other}={admin[other]}"]
-            os.makedirs(os.path.join(work, region))
-            clusters[region] = Cluster(args.aegis, os.path.join(work, region), port_offset=offset, cluster_id=region,
-                                       extra=["--active-active"] + peers, election_ticks=20)
+            cluster.extra = ["--active-active"] + peers
         # Bad links are refused at start with a clear message (r1's first node, before it runs).
         full, extra = clusters["r1"].command("n1"), clusters["r1"].extra
         start = full.index(extra[0])
@@ -261,10 +272,11 @@ def main():
 
         values = final["r1"]
         lost = []
-        for key in COUNTERS:
+        counted = dict(values[HCOUNTER])
+        for key in COUNTERS + HFIELDS:
             low = sum(w.acked_incr[key] for w in writers.values())
             high = low + sum(w.maybe_incr[key] for w in writers.values())
-            got = int(values[key] or 0)
+            got = int((counted.get(key.encode()) if key in HFIELDS else values[key]) or 0)
             if not low <= got <= high:
                 lost.append(f"{key}={got} not in [{low}, {high}]")
         for w in writers.values():
@@ -287,6 +299,8 @@ def main():
         check("the converged values equal the model (no acknowledged write lost)", not lost, "; ".join(lost[:10]))
         status = clusters["r1"].admin(clusters["r1"].wait_leader(), "GET", "/v1/aa")
         check("GET /v1/aa answers on the leader", status[0] == 200)
+        metadata = json.loads(status[1]).get("metadata") if status[0] == 200 else None
+        check("GET /v1/aa reports the CRDT metadata's size", bool(metadata) and metadata["keys"] > 0, f"{metadata}")
         healthy = []
         check("the leaders' active-active health check passes once the links caught up",
               wait_until(lambda: healthy.append([c.admin(c.wait_leader(), "GET", "/healthz/active-active")[0]

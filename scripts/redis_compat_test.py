@@ -19,7 +19,11 @@ no client library reshapes them); the only normalisation is the order of SMEMBER
 HGETALL, which Redis does not define. Last, Aegis's bound on a set's size
 (--max-collection-size) is checked. Both servers listen on 127.0.0.1 only.
 
-Usage: scripts/redis_compat_test.py [--aegis PATH] [--redis-server PATH] [--seed N] [--commands N]
+With --active-active the aegis node runs as a one-cluster active-active group (CRDT
+metadata kept for every write: counters, HINCRBY counter fields, OR-sets), which must
+answer exactly as redis-server too.
+
+Usage: scripts/redis_compat_test.py [--aegis PATH] [--redis-server PATH] [--seed N] [--commands N] [--active-active]
 Prints one line per check and "N passed, M failed"; exit status 1 on any failure.
 """
 import argparse
@@ -335,7 +339,7 @@ def start_redis(path, work):
     return proc, port
 
 
-def start_aegis(path, work):
+def start_aegis(path, work, active_active=False):
     resp, peer, admin = free_port(), free_port(), free_port()
     token = os.path.join(work, "admin-token")
     with open(token, "w") as f:
@@ -345,9 +349,24 @@ def start_aegis(path, work):
            "--initial-cluster-state", "new", "--peer-listen", f"{HOST}:{peer}", "--client-listen", f"{HOST}:{resp}",
            "--admin-listen", f"{HOST}:{admin}", "--peers", f"n1={HOST}:{peer}/{HOST}:{resp}",
            "--admin-token-file", token, "--max-collection-size", str(MAX_COLLECTION)]
+    if active_active:
+        cmd += ["--active-active"]
     proc = subprocess.Popen(cmd, stdout=open(os.path.join(work, "aegis.log"), "wb"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
-    return proc, resp
+    return proc, resp, admin
+
+
+def active_active_enabled(admin):
+    """Whether the node has applied the replicated active-active setting."""
+    import json
+    import urllib.request
+    request = urllib.request.Request(f"http://{HOST}:{admin}/v1/aa",
+                                     headers={"Authorization": "Bearer compat-test-token"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return json.load(response).get("enabled") is True
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
 
 
 def ready(port, write=False):
@@ -395,6 +414,7 @@ def main():
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--commands", type=int, default=3000)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--active-active", action="store_true", help="run the aegis node with --active-active")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="aegis-compat-")
@@ -403,11 +423,13 @@ def main():
     try:
         redis_proc, redis_port = start_redis(args.redis_server, work)
         procs.append(redis_proc)
-        aegis_proc, aegis_port = start_aegis(os.path.abspath(args.aegis), work)
+        aegis_proc, aegis_port, aegis_admin = start_aegis(os.path.abspath(args.aegis), work, args.active_active)
         procs.append(aegis_proc)
         if not check("redis-server answers", wait_until(lambda: ready(redis_port), 10)):
             return 1
         if not check("aegis serve accepts writes", wait_until(lambda: ready(aegis_port, write=True), 30)):
+            return 1
+        if args.active_active and not check("active-active is enabled", wait_until(lambda: active_active_enabled(aegis_admin), 30)):
             return 1
         r, a = Connection(redis_port), Connection(aegis_port)
         r.command("FLUSHALL")

@@ -108,11 +108,15 @@ public struct ActiveActiveCollection: Sendable, Hashable {
     public var value: CollectionValue
     /// The stamp of the last write (an add, a remove, a clear).
     public var stamp: HLCTimestamp
+    /// A hash's counter fields (`HINCRBY`), by field: PN-counters on top of the
+    /// field's register write (see ActiveActiveHashCounters.swift). Empty for a set.
+    public var counters: [[UInt8]: HashFieldCounter]
 
     /// Creates a collection part.
-    public init(value: CollectionValue, stamp: HLCTimestamp) {
+    public init(value: CollectionValue, stamp: HLCTimestamp, counters: [[UInt8]: HashFieldCounter] = [:]) {
         self.value = value
         self.stamp = stamp
+        self.counters = counters
     }
 
     /// Hashes the stamp and the size (equal parts have equal ones).
@@ -121,11 +125,16 @@ public struct ActiveActiveCollection: Sendable, Hashable {
         hasher.combine(value.count)
     }
 
-    /// The join of the CRDTs and the later stamp (both parts must be of the same type).
+    /// The join of the CRDTs, of the hash counters, and the later stamp (both parts
+    /// must be of the same type).
     func joined(_ other: ActiveActiveCollection) -> ActiveActiveCollection {
         var merged = self
         merged.value.merge(other.value)
         merged.stamp = Swift.max(stamp, other.stamp)
+        for (field, theirs) in other.counters {
+            merged.counters[field] = merged.counters[field].map { $0.joined(theirs) } ?? theirs
+        }
+        merged.settleCounters()
         return merged
     }
 
@@ -140,7 +149,7 @@ public struct ActiveActiveCollection: Sendable, Hashable {
             for field in map.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) { map.remove(field) }
             value = .hash(map)
         }
-        return ActiveActiveCollection(value: value, stamp: Swift.max(self.stamp, stamp))
+        return ActiveActiveCollection(value: value, stamp: Swift.max(self.stamp, stamp), counters: counters)
     }
 }
 
@@ -260,20 +269,61 @@ public struct ActiveActiveBatch: Sendable, Hashable {
     public var sourceTime: UInt64
     /// The states of the keys its own clients wrote in the range, in ascending key order.
     public var states: [ActiveActiveKeyState]
+    /// The source's merged vector when it made the batch (for garbage collection, see
+    /// ``ActiveActiveProgress``): per origin cluster, how far the source has merged
+    /// that origin's writes; its own entry only when the batch covers every entry it
+    /// had applied. Empty in batches written before garbage collection existed.
+    public var progress: [String: ActiveActiveProgress]
 
     /// The most key states in one batch.
     public static let maxStates = 50_000
+    /// The most entries in a batch's progress vector (the largest group of clusters
+    /// whose metadata is garbage-collected).
+    public static let maxProgressEntries = 64
 
     /// Creates a batch.
     public init(source: String, afterIndex: UInt64, lastIndex: UInt64, sourceCommit: UInt64, sourceTime: UInt64,
-                states: [ActiveActiveKeyState]) {
+                states: [ActiveActiveKeyState], progress: [String: ActiveActiveProgress] = [:]) {
         self.source = source
         self.afterIndex = afterIndex
         self.lastIndex = lastIndex
         self.sourceCommit = sourceCommit
         self.sourceTime = sourceTime
         self.states = states
+        self.progress = progress
     }
+}
+
+/// How far a cluster has merged one origin cluster's local writes: every write the
+/// origin made with a stamp up to `stamp` and every dot it issued up to `dot` is in
+/// the cluster's state (for the origin itself: its own clock and dot counter).
+///
+/// Garbage collection (see the AegisKV DocC article, "Bounded metadata") uses these
+/// vectors: a cluster's own vector decides which dots it may mark as seen, and the
+/// vectors its peers ship decide which tombstones every cluster has merged.
+public struct ActiveActiveProgress: Sendable, Hashable {
+    /// The origin's write stamps merged, up to this one (physical ms, logical).
+    public var physical: UInt64
+    /// The logical part of the stamp.
+    public var logical: UInt32
+    /// The origin's dots merged, up to this counter.
+    public var dot: UInt64
+
+    /// Creates a progress entry.
+    public init(physical: UInt64, logical: UInt32, dot: UInt64) {
+        self.physical = physical
+        self.logical = logical
+        self.dot = dot
+    }
+
+    /// The pointwise maximum (a cluster's progress only grows).
+    func joined(_ other: ActiveActiveProgress) -> ActiveActiveProgress {
+        let later = (physical, logical) >= (other.physical, other.logical) ? self : other
+        return ActiveActiveProgress(physical: later.physical, logical: later.logical, dot: Swift.max(dot, other.dot))
+    }
+
+    /// `true` when a write stamped `stamp` is covered.
+    func covers(_ stamp: HLCTimestamp) -> Bool { (stamp.physical, stamp.logical) <= (physical, logical) }
 }
 
 /// How far one incoming active-active link has been merged.
@@ -302,8 +352,17 @@ struct ActiveActiveState: Sendable, Equatable {
     var cursors: [String: ActiveActiveCursor] = [:]
     /// Per key, the state minus what the key-value tables hold: the set or hash part
     /// that is visible lives in `collections` (its entry here keeps the part's stamp and
-    /// an empty placeholder value). Tombstones (deleted keys) stay here.
+    /// an empty placeholder value). Tombstones (deleted keys) stay here until garbage
+    /// collection drops them.
     var keys: [Key: ActiveActiveKeyState] = [:]
+    /// This cluster's merged vector over its peers (its own entry is computed live):
+    /// the join of the `progress[source]` entries of the batches merged.
+    var merged: [String: ActiveActiveProgress] = [:]
+    /// Each peer's merged vector, as it last shipped it (joined pointwise).
+    var reports: [String: [String: ActiveActiveProgress]] = [:]
+    /// The keys whose metadata holds an empty set or hash part (a tombstone part that
+    /// garbage collection drops once stable). Derived from `keys`, not serialized.
+    var pending: Set<Key> = []
 
     var enabled: Bool { settings.enabled }
     var isInitial: Bool { self == ActiveActiveState() }

@@ -9,7 +9,13 @@ import AegisCRDT
 //                             after-index, varint last index (>= after-index), varint
 //                             source commit (>= last index), varint source time (ms),
 //                             varint state count (<= 50,000), then the key states in
-//                             strictly ascending key order
+//                             strictly ascending key order, then optionally (absent in
+//                             batches written before garbage collection) the source's
+//                             progress vector
+//     progress vector         varint count (<= 64), then per origin in strictly
+//                             ascending origin order: origin (UTF-8, 1...255 bytes),
+//                             varint stamp physical (ms), varint stamp logical
+//                             (<= 2^32 - 1), varint dot counter
 //     key state               key, parts byte (bit 0 string, bit 1 set, bit 2 hash;
 //                             no other bit, at least one), then each part present:
 //       string                stamp, live byte (0 deleted, 1 live), value (if live),
@@ -19,6 +25,10 @@ import AegisCRDT
 //       set, hash             stamp, then the CRDT (ORSet of byte strings, or ORMap of
 //                             byte-string fields to LWW registers) in AegisCRDT's
 //                             tagged binary encoding, as one byte string
+//       hash counters         (parts bit 3, only with bit 2: HINCRBY fields) varint
+//                             field count (>= 1), then per field in strictly ascending
+//                             byte order: field, base stamp, base value, varint counter
+//                             count, then the counters as for a string
 //     stamp                   varint physical (ms), varint logical (<= 2^32 - 1),
 //                             replica (UTF-8, 0...255 bytes)
 //
@@ -28,7 +38,10 @@ import AegisCRDT
 //     strictly ascending source order: source (UTF-8, 1...255 bytes), varint last
 //     index, varint source commit, varint source time; varint key count, then the
 //     keys' metadata as key states in strictly ascending key order (a visible set or
-//     hash is an empty placeholder there: the snapshot's collections hold it).
+//     hash is an empty placeholder there: the snapshot's collections hold it); then,
+//     optionally (absent in sections written before garbage collection): the merged
+//     vector as a progress vector, varint report count (<= 64), then per peer in
+//     strictly ascending order: peer (UTF-8, 1...255 bytes), its progress vector.
 
 /// The longest active-active snapshot section a reader accepts.
 let maxActiveActiveSectionSize = 1 << 30
@@ -42,7 +55,9 @@ extension Array where Element == UInt8 {
 
     mutating func appendKeyState(_ state: ActiveActiveKeyState) {
         appendKey(state.key)
-        append((state.string == nil ? 0 : 1) | (state.set == nil ? 0 : 2) | (state.hash == nil ? 0 : 4))
+        let counters = state.hash?.counters ?? [:]
+        append((state.string == nil ? 0 : 1) | (state.set == nil ? 0 : 2) | (state.hash == nil ? 0 : 4)
+               | (counters.isEmpty ? 0 : 8))
         if let string = state.string {
             appendStamp(string.stamp)
             if let value = string.value {
@@ -51,18 +66,32 @@ extension Array where Element == UInt8 {
             } else {
                 append(0)
             }
-            appendVarint(UInt64(string.counters.count))
-            for origin in string.counters.keys.sorted() {
-                let contribution = string.counters[origin] ?? CounterContribution()
-                appendLengthPrefixed(Array(origin.rawValue.utf8))
-                appendVarint(contribution.increments)
-                appendVarint(contribution.decrements)
-            }
+            appendContributions(string.counters)
         }
         for part in [state.set, state.hash] {
             guard let part else { continue }
             appendStamp(part.stamp)
             appendLengthPrefixed(part.value.encoded())
+        }
+        guard !counters.isEmpty else { return }
+        appendVarint(UInt64(counters.count))
+        for field in counters.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            guard let counter = counters[field] else { continue }  // unreachable: keys come from counters
+            appendLengthPrefixed(field)
+            appendStamp(counter.base)
+            appendLengthPrefixed(counter.baseValue)
+            appendContributions(counter.contributions)
+        }
+    }
+
+    /// A varint count, then per origin in ascending order: origin, increments, decrements.
+    mutating func appendContributions(_ contributions: [ReplicaID: CounterContribution]) {
+        appendVarint(UInt64(contributions.count))
+        for origin in contributions.keys.sorted() {
+            let contribution = contributions[origin] ?? CounterContribution()
+            appendLengthPrefixed(Array(origin.rawValue.utf8))
+            appendVarint(contribution.increments)
+            appendVarint(contribution.decrements)
         }
     }
 }
@@ -77,6 +106,20 @@ extension ActiveActiveBatch {
         bytes.appendVarint(sourceTime)
         bytes.appendVarint(UInt64(states.count))
         for state in states.sorted(by: { $0.key < $1.key }) { bytes.appendKeyState(state) }
+        if !progress.isEmpty { bytes.appendProgress(progress) }
+    }
+}
+
+extension Array where Element == UInt8 {
+    mutating func appendProgress(_ vector: [String: ActiveActiveProgress]) {
+        appendVarint(UInt64(vector.count))
+        for origin in vector.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            guard let entry = vector[origin] else { continue }  // unreachable: keys come from vector
+            appendLengthPrefixed(Array(origin.utf8))
+            appendVarint(entry.physical)
+            appendVarint(UInt64(entry.logical))
+            appendVarint(entry.dot)
+        }
     }
 }
 
@@ -99,7 +142,7 @@ extension ByteReader {
 
     mutating func readKeyState() throws(KVError) -> ActiveActiveKeyState {
         var state = ActiveActiveKeyState(key: try readKey())
-        guard let parts = readByte(), parts != 0, parts & ~7 == 0 else {
+        guard let parts = readByte(), parts & 7 != 0, parts & ~15 == 0, parts & 8 == 0 || parts & 4 != 0 else {
             throw .malformedCommand("missing or unknown key state parts")
         }
         if parts & 1 != 0 {
@@ -110,19 +153,8 @@ extension ByteReader {
             case 1: value = try readField("string value")
             default: throw .malformedCommand("missing or unknown string liveness")
             }
-            let count = try readCount("counter count", minimumBytesEach: 4)
-            guard value != nil || count == 0 else { throw .malformedCommand("a deleted string with counters") }
-            var counters: [ReplicaID: CounterContribution] = [:]
-            var previous: ReplicaID?
-            for _ in 0 ..< count {
-                let origin = ReplicaID(try readText("counter origin", maxBytes: StreamBatch.maxSourceSize))
-                if let previous, !(previous < origin) {
-                    throw .malformedCommand("counters are not in strictly ascending origin order at '\(origin)'")
-                }
-                previous = origin
-                counters[origin] = CounterContribution(increments: try readCommandVarint("increments"),
-                                                       decrements: try readCommandVarint("decrements"))
-            }
+            let counters = try readContributions()
+            guard value != nil || counters.isEmpty else { throw .malformedCommand("a deleted string with counters") }
             state.string = ActiveActiveString(stamp: stamp, value: value, counters: counters)
         }
         for (bit, type) in [(UInt8(2), ValueType.set), (4, .hash)] where parts & bit != 0 {
@@ -137,7 +169,39 @@ extension ByteReader {
             let part = ActiveActiveCollection(value: value, stamp: stamp)
             if type == .set { state.set = part } else { state.hash = part }
         }
+        if parts & 8 != 0 {
+            let count = try readCount("hash counter count", minimumBytesEach: 5)
+            guard count > 0 else { throw .malformedCommand("an empty hash counter list") }
+            var previous: [UInt8]?
+            for _ in 0 ..< count {
+                let field = try readField("hash counter field")
+                if let previous, !previous.lexicographicallyPrecedes(field) {
+                    throw .malformedCommand("hash counters are not in strictly ascending field order")
+                }
+                previous = field
+                let counter = HashFieldCounter(base: try readStamp(), baseValue: try readField("hash counter base"),
+                                               contributions: try readContributions())
+                state.hash?.counters[field] = counter
+            }
+            state.hash?.settleCounters()  // the registers show the counters, whatever the peer sent
+        }
         return state
+    }
+
+    mutating func readContributions() throws(KVError) -> [ReplicaID: CounterContribution] {
+        let count = try readCount("counter count", minimumBytesEach: 4)
+        var counters: [ReplicaID: CounterContribution] = [:]
+        var previous: ReplicaID?
+        for _ in 0 ..< count {
+            let origin = ReplicaID(try readText("counter origin", maxBytes: StreamBatch.maxSourceSize))
+            if let previous, !(previous < origin) {
+                throw .malformedCommand("counters are not in strictly ascending origin order at '\(origin)'")
+            }
+            previous = origin
+            counters[origin] = CounterContribution(increments: try readCommandVarint("increments"),
+                                                   decrements: try readCommandVarint("decrements"))
+        }
+        return counters
     }
 
     mutating func readKeyStates(_ name: String, limit: Int) throws(KVError) -> [ActiveActiveKeyState] {
@@ -169,8 +233,39 @@ extension ByteReader {
         guard commit >= last else { throw .malformedCommand("the source commit \(commit) is before the batch's end \(last)") }
         let time = try readCommandVarint("source time")
         let states = try readKeyStates("key state count", limit: ActiveActiveBatch.maxStates)
+        let progress = remaining > 0 ? try readProgress("batch progress") : [:]
         return ActiveActiveBatch(source: source, afterIndex: after, lastIndex: last, sourceCommit: commit,
-                                 sourceTime: time, states: states)
+                                 sourceTime: time, states: states, progress: progress)
+    }
+
+    /// Reads a cluster ID (UTF-8, 1...255 bytes) that must sort strictly after `previous`
+    /// (byte-wise), and makes it the new `previous`.
+    mutating func readAscendingClusterID(_ name: String, after previous: inout String?) throws(KVError) -> String {
+        let id = try readText(name, maxBytes: StreamBatch.maxSourceSize)
+        if let previous, !previous.utf8.lexicographicallyPrecedes(id.utf8) {
+            throw .malformedCommand("\(name) '\(id)' is not in strictly ascending order")
+        }
+        previous = id
+        return id
+    }
+
+    mutating func readProgress(_ name: String) throws(KVError) -> [String: ActiveActiveProgress] {
+        let count = try readCount("\(name) count", minimumBytesEach: 5)
+        guard count <= ActiveActiveBatch.maxProgressEntries else {
+            throw .malformedCommand("\(name): \(count) entries, more than \(ActiveActiveBatch.maxProgressEntries)")
+        }
+        var vector: [String: ActiveActiveProgress] = [:]
+        var previous: String?
+        for _ in 0 ..< count {
+            let origin = try readAscendingClusterID("\(name) origin", after: &previous)
+            let physical = try readCommandVarint("\(name) physical")
+            guard let logical = UInt32(exactly: try readCommandVarint("\(name) logical")) else {
+                throw .malformedCommand("\(name): a logical part over 32 bits")
+            }
+            vector[origin] = ActiveActiveProgress(physical: physical, logical: logical,
+                                                  dot: try readCommandVarint("\(name) dot"))
+        }
+        return vector
     }
 }
 
@@ -194,6 +289,14 @@ extension ActiveActiveState {
             guard let state = keys[key] else { continue }  // unreachable
             body.appendKeyState(state)
         }
+        if !merged.isEmpty || !reports.isEmpty {
+            body.appendProgress(merged)
+            body.appendVarint(UInt64(reports.count))
+            for peer in reports.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+                body.appendLengthPrefixed(Array(peer.utf8))
+                body.appendProgress(reports[peer] ?? [:])
+            }
+        }
         return body
     }
 
@@ -207,17 +310,25 @@ extension ActiveActiveState {
                 let count = try reader.readCount("cursor count", minimumBytesEach: 5)
                 var previous: String?
                 for _ in 0 ..< count {
-                    let source = try reader.readText("cursor source", maxBytes: StreamBatch.maxSourceSize)
-                    if let previous, !previous.utf8.lexicographicallyPrecedes(source.utf8) {
-                        throw .malformedCommand("cursors are not in strictly ascending source order at '\(source)'")
-                    }
-                    previous = source
+                    let source = try reader.readAscendingClusterID("cursor source", after: &previous)
                     state.cursors[source] = ActiveActiveCursor(lastIndex: try reader.readCommandVarint("cursor index"),
                                                                sourceCommit: try reader.readCommandVarint("cursor commit"),
                                                                sourceTime: try reader.readCommandVarint("cursor time"))
                 }
                 for keyState in try reader.readKeyStates("metadata key count", limit: Int.max) {
                     state.keys[keyState.key] = keyState
+                }
+                if reader.remaining > 0 {
+                    state.merged = try reader.readProgress("merged vector")
+                    let reportCount = try reader.readCount("report count", minimumBytesEach: 2)
+                    guard reportCount <= ActiveActiveBatch.maxProgressEntries else {
+                        throw .malformedCommand("\(reportCount) reports, more than \(ActiveActiveBatch.maxProgressEntries)")
+                    }
+                    var previousPeer: String?
+                    for _ in 0 ..< reportCount {
+                        let peer = try reader.readAscendingClusterID("report peer", after: &previousPeer)
+                        state.reports[peer] = try reader.readProgress("report of \(peer)")
+                    }
                 }
                 guard reader.remaining == 0 else { throw .malformedCommand("\(reader.remaining) unexpected bytes at the end") }
                 return state

@@ -71,7 +71,9 @@
 //                        total); see DRSeed.swift
 //       drRejoin (51)    a setDRState body (role standby, resume source set,
 //                        resume index 0); see DRSeed.swift
-//       setActiveActive (70), activeActiveBatch (71): see ActiveActiveCodec.swift
+//       setActiveActive (70), activeActiveBatch (71): see ActiveActiveCodec.swift (a
+//                        batch may end with its source's progress vector); 72 to 75
+//                        are reserved for active-active conflict strategies (unused)
 //     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
 //     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
 //     1 = keep, 2 = set, then a time);

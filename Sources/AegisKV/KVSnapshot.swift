@@ -527,6 +527,7 @@ extension StateMachine {
                                      replica: replica)
         expiry = ExpiryIndex(deadlines: reader.expirySection.deadlines)
         expiryClock = reader.expirySection.clock
+        rebuildActiveActivePending()
     }
 
     /// Replaces the whole state with a snapshot read from a sequence of chunks (for

@@ -7,8 +7,8 @@
 //
 // Tags: 1 = client sessions (ClientSessions.swift), 2 = the cluster's DR state
 // (DRSnapshotSection.swift; written only when it differs from `DRState()`), 3 = the
-// active-active settings, cursors and CRDT metadata (ActiveActiveCodec.swift; written
-// only when they differ from a plain cluster's), 4 = a DR standby's re-seed in
+// active-active settings, cursors, CRDT metadata and garbage-collection vectors
+// (ActiveActiveCodec.swift; written only when they differ from a plain cluster's), 4 = a DR standby's re-seed in
 // progress (DRSeed.swift; written only during one). A section with nothing to say is
 // left out, so a store without sessions writes a count of 0. An unknown tag, a
 // duplicate or out-of-order tag, or a body over `KVSnapshotSection.maxBodySize` is a

@@ -44,7 +44,8 @@ extension StateMachine {
         if let stored = collections.isEmpty ? nil : collections[key] {
             switch stored.value {
             case .set: state.set = ActiveActiveCollection(value: stored.value, stamp: state.set?.stamp ?? .counterBase)
-            case .hash: state.hash = ActiveActiveCollection(value: stored.value, stamp: state.hash?.stamp ?? .counterBase)
+            case .hash: state.hash = ActiveActiveCollection(value: stored.value, stamp: state.hash?.stamp ?? .counterBase,
+                                                             counters: state.hash?.counters ?? [:])
             }
         }
         return state
@@ -75,7 +76,8 @@ extension StateMachine {
         }
         return ActiveActiveBatch(source: source, afterIndex: afterIndex, lastIndex: last,
                                  sourceCommit: Swift.max(sourceCommit, last), sourceTime: sourceTime,
-                                 states: activeActiveStates(for: keys))
+                                 states: activeActiveStates(for: keys),
+                                 progress: activeActiveProgress(includingOwn: last == appliedIndex))
     }
 
     // MARK: Settings
@@ -123,6 +125,8 @@ extension StateMachine {
         activeActive.cursors[batch.source] = ActiveActiveCursor(
             lastIndex: last, sourceCommit: Swift.max(previous?.sourceCommit ?? 0, batch.sourceCommit, last),
             sourceTime: Swift.max(previous?.sourceTime ?? 0, batch.sourceTime))
+        noteActiveActiveProgress(of: batch)
+        collectStableActiveActiveParts()
         var result = CommandResult(index: index, revision: revision)
         result.integer = Int64(clamping: last)
         result.keyCount = count
@@ -142,6 +146,12 @@ extension StateMachine {
                     return .collectionTooLarge(size: part.value.count, limit: limits.maxCollectionSize)
                 }
                 if let error = validatePayloads(of: part.value) { return error }
+            }
+            if let counters = state.hash?.counters, counters.count > limits.maxCollectionSize {
+                return .collectionTooLarge(size: counters.count, limit: limits.maxCollectionSize)
+            }
+            for (field, counter) in state.hash?.counters ?? [:] {
+                if let error = validate(value: field) ?? validate(value: counter.baseValue) { return error }
             }
             if state.set.map({ $0.value.type != .set }) == true || state.hash.map({ $0.value.type != .hash }) == true {
                 return .malformedCommand("the state of \(state.key) has a part of the wrong type")
@@ -190,7 +200,9 @@ extension StateMachine {
 
     /// Writes the view of `state` to the tables (when it differs from what they hold)
     /// and keeps the rest as metadata.
-    mutating func installActiveActive(_ state: ActiveActiveKeyState, at index: LogIndex) {
+    mutating func installActiveActive(_ written: ActiveActiveKeyState, at index: LogIndex) {
+        var state = written
+        state.fillContexts(through: activeActiveDotFrontier)
         let key = state.key
         switch state.view {
         case .string(let value):
@@ -236,16 +248,12 @@ extension StateMachine {
     /// Keeps `state` as the key's metadata, without the visible set or hash (the table
     /// holds it: an empty placeholder of its type stands in).
     private mutating func storeActiveActiveMetadata(_ state: ActiveActiveKeyState) {
-        guard !state.isEmpty else {
-            activeActive.keys[state.key] = nil
-            return
-        }
         var meta = state
         switch state.visibleType {
         case .set?: meta.set?.value = .set(ORSet())
         case .hash?: meta.hash?.value = .hash(ORMap())
         case .string?, nil: break
         }
-        activeActive.keys[state.key] = meta
+        setActiveActiveMetadata(meta)
     }
 }

@@ -11,6 +11,8 @@ enum ActiveActiveEffect {
     case counter(Int64)
     /// A set or hash operation: the part of that type takes the table's new value.
     case collection(ValueType)
+    /// `HINCRBY`: the field's PN-counter grows by the amount (ActiveActiveHashCounters.swift).
+    case hashCounter([UInt8], Int64)
     /// Anything else (`SET`, `DEL`, `APPEND`, `RENAME`…): the key is replaced by what
     /// the tables now hold (an observed remove of every part, then the new value).
     /// With `ifChanged`, a key whose view did not change is left alone: the command
@@ -20,6 +22,7 @@ enum ActiveActiveEffect {
     init(_ command: Command) {
         switch command {
         case .increment(_, let amount): self = .counter(amount)
+        case .collection(_, .hashIncrement(let field, let amount)): self = .hashCounter(field, amount)
         case .collection(_, let operation): self = operation.valueType.map { .collection($0) } ?? .replace(ifChanged: true)
         case .delete, .deleteMany, .rename, .copy, .expire, .persist, .getAndExpire, .purgeExpired, .flushAll, .custom:
             self = .replace(ifChanged: true)
@@ -43,7 +46,10 @@ extension StateMachine {
         var befores: [ActiveActiveKeyState] = []
         var collectionTypes: [ValueType?] = []
         for key in keys {
-            if case .collection = effect {
+            if case .hashCounter = effect {
+                befores.append(activeActiveState(of: key))
+                collectionTypes.append(collections[key]?.value.type)
+            } else if case .collection = effect {
                 // Not the table's value: holding it would make the in-place write copy it.
                 befores.append(activeActive.keys[key] ?? ActiveActiveKeyState(key: key))
                 collectionTypes.append(collections[key]?.value.type)
@@ -58,6 +64,13 @@ extension StateMachine {
             return failure(.incrementOverflow(current: parseDecimalInt64(string.visibleValue ?? []) ?? 0, amount: amount),
                            at: index)
         }
+        if case .hashCounter(let field, let amount) = effect, let before = befores.first, let part = before.hash,
+           collectionTypes.first == .hash,
+           (part.counterForIncrement(of: field, stamp: lastTimestamp).contributions[replica] ?? CounterContribution())
+               .adding(amount) == nil {
+            let current = parseDecimalInt64(part.counterForIncrement(of: field, stamp: lastTimestamp).visibleValue) ?? 0
+            return failure(.incrementOverflow(current: current, amount: amount), at: index)
+        }
         activeActiveEmptied = [:]
         let result = executeUntracked(command, at: index, timestamp: timestamp)
         guard result.error == nil else { return result }
@@ -68,6 +81,8 @@ extension StateMachine {
                 absorbCounter(before, amount: amount, stamp: stamp, at: index)
             case .collection(let type):
                 absorbCollection(before, type: type, tableTypeBefore: collectionTypes[position], stamp: stamp, at: index)
+            case .hashCounter(let field, let amount):
+                absorbHashCounter(before, field: field, amount: amount, stamp: stamp, at: index)
             case .replace(let ifChanged):
                 absorbReplace(before, ifChanged: ifChanged, stamp: stamp, at: index)
             }
@@ -104,19 +119,45 @@ extension StateMachine {
         var state = before
         var part = type == .set ? state.set : state.hash
         if tableTypeBefore == type || part == nil {
-            part = ActiveActiveCollection(value: now, stamp: Swift.max(part?.stamp ?? stamp, stamp))
+            part = ActiveActiveCollection(value: now, stamp: Swift.max(part?.stamp ?? stamp, stamp),
+                                          counters: part?.counters ?? [:])
+            part?.settleCounters()
         } else {
             part = part.map { $0.joined(ActiveActiveCollection(value: now, stamp: stamp)) }
         }
         if type == .set { state.set = part } else { state.hash = part }
         if collections[key] != nil && tableTypeBefore == type {
             // Still visible with the newest stamp: the table is already the view.
+            let frontier = activeActiveDotFrontier
+            collections[key]?.value.fillContext(through: frontier)
             var meta = state
             if type == .set { meta.set?.value = .set(ORSet()) } else { meta.hash?.value = .hash(ORMap()) }
-            activeActive.keys[key] = meta
+            setActiveActiveMetadata(meta)
             return
         }
         // New here (from a tombstone or nothing), or emptied: the view may change.
+        installActiveActive(state, at: index)
+    }
+
+    /// `HINCRBY` of `field` by `amount` succeeded: the field's counter (on its register,
+    /// or on a fresh `"0"`, see ActiveActiveHashCounters.swift) takes this cluster's
+    /// contribution, under a fresh dot that makes the field present.
+    private mutating func absorbHashCounter(_ before: ActiveActiveKeyState, field: [UInt8], amount: Int64,
+                                            stamp: HLCTimestamp, at index: LogIndex) {
+        var state = before
+        var part = state.hash ?? ActiveActiveCollection(value: .hash(ORMap()), stamp: stamp)
+        var counter = part.counterForIncrement(of: field, stamp: stamp)
+        counter.contributions[replica] = (counter.contributions[replica] ?? CounterContribution()).adding(amount)
+        guard case .hash(var map) = part.value else { return }
+        let register = LWWRegister(counter.visibleValue, at: counter.base)
+        _ = try? map.update(field, dot: nextDot()) { value throws(CRDTError) in  // a fresh dot cannot be present
+            value = register
+            return value
+        }
+        part.value = .hash(map)
+        part.counters[field] = counter
+        part.stamp = Swift.max(part.stamp, stamp)
+        state.hash = part
         installActiveActive(state, at: index)
     }
 

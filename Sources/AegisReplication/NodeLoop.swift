@@ -213,7 +213,10 @@ final class NodeLoop: @unchecked Sendable {
         if !waitingForLeader.isEmpty || !readsWaitingForLeader.isEmpty { retryWaitingForLeader() }
         if !refusedForwards.isEmpty { retryRefusedForwards() }
         if tickCount % max(1, config.raft.heartbeatInterval) == 0 { reportToPeers() }
-        if tickCount % 100 == 0 { metrics.updateTransport(transport.stats) }
+        if tickCount % 100 == 0 {
+            metrics.updateTransport(transport.stats)
+            if machine.activeActiveSettings.enabled { metrics.updateActiveActive(machine.activeActiveMetadataSummary) }
+        }
     }
 
     // MARK: Messages

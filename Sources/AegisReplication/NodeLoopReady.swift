@@ -411,6 +411,7 @@ extension NodeLoop: ReadyShell {
         status.dr = machine.drState
         status.activeActive = machine.activeActiveSettings
         status.activeActiveCursors = machine.activeActiveCursors
+        if status.activeActive.enabled { status.activeActiveMetadata = machine.activeActiveMetadataSummary }
         status.failure = failure.map { "\($0)" }
         status.running = running
         status.cluster = clusterView?.cluster.stats()

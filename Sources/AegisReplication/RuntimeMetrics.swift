@@ -1,3 +1,4 @@
+import AegisKV
 public import AegisTransport
 import Metrics
 
@@ -36,6 +37,13 @@ struct RuntimeMetrics {
         }
         Gauge(label: "aegis_messages_received", dimensions: [("node", node)]).record(Double(stats.messagesReceived))
         Gauge(label: "aegis_bytes_received", dimensions: [("node", node)]).record(Double(stats.bytesReceived))
+    }
+
+    /// The size of the active-active CRDT metadata (on a cluster in a group).
+    func updateActiveActive(_ summary: ActiveActiveMetadataSummary) {
+        let dims = [("node", node)]
+        Gauge(label: "aegis_aa_metadata_keys", dimensions: dims).record(Double(summary.keys))
+        Gauge(label: "aegis_aa_metadata_empty_parts", dimensions: dims).record(Double(summary.emptyParts))
     }
 }
 

@@ -208,6 +208,8 @@ public struct NodeStatus: Sendable, Hashable {
     public var activeActive = ActiveActiveSettings(enabled: false)
     /// The incoming active-active links' cursors, by source cluster ID.
     public var activeActiveCursors: [String: ActiveActiveCursor] = [:]
+    /// The size of the active-active metadata (keys, tombstone parts, stable stamp).
+    public var activeActiveMetadata = ActiveActiveMetadataSummary()
     /// Set once the node stopped because of a storage failure.
     public var failure: String?
     /// Whether the node's loop is running.

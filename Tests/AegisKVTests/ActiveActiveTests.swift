@@ -8,7 +8,7 @@ import Testing
 
 /// One cluster of a test group: its state machine, its log, and the operations whose
 /// effects it holds (for the model).
-private struct TestCluster {
+struct AATestCluster {
     let id: String
     var machine: StateMachine
     var log: [LogEntry] = []
@@ -38,7 +38,7 @@ private struct TestCluster {
 }
 
 /// A client operation as the model sees it.
-private struct ModelOp {
+struct AAModelOp {
     enum Kind { case set([UInt8]), delete, increment(Int64), add([UInt8]), remove([UInt8]), hashSet([UInt8], [UInt8]), hashDelete([UInt8]) }
     let id: Int
     let key: Key
@@ -56,10 +56,10 @@ private struct ModelOp {
 
 /// What the CRDT semantics say each key converges to, from the operations and what
 /// each one had seen when it was issued (its causal past).
-private struct Model {
-    var ops: [ModelOp] = []
+struct AAModel {
+    var ops: [AAModelOp] = []
 
-    func ops(of key: Key) -> [ModelOp] { ops.filter { $0.key == key } }
+    func ops(of key: Key) -> [AAModelOp] { ops.filter { $0.key == key } }
 
     /// A string or counter key: the last register write wins; increments count when they
     /// were made on top of that very register write (none: the key never existed).
@@ -85,7 +85,7 @@ private struct Model {
     }
 
     /// Whether an add survives: no remove (of the member, or of the key) had seen it.
-    func survives(_ add: ModelOp, removedBy matches: (ModelOp) -> Bool) -> Bool {
+    func survives(_ add: AAModelOp, removedBy matches: (AAModelOp) -> Bool) -> Bool {
         !ops(of: add.key).contains { matches($0) && $0.seen.contains(add.id) }
     }
 
@@ -128,15 +128,15 @@ private struct Model {
 }
 
 /// A group of clusters exchanging batches with delays, reordering and duplicates.
-private struct TestGroup {
-    var clusters: [TestCluster]
-    var model = Model()
+struct AATestGroup {
+    var clusters: [AATestCluster]
+    var model = AAModel()
     var time: UInt64 = 10
     var inFlight: [(target: Int, batch: ActiveActiveBatch, carried: Set<Int>)] = []
     var rng: SplitMix64
 
     init(count: Int, seed: UInt64) {
-        clusters = (0 ..< count).map { TestCluster(["a", "b", "c"][$0]) }
+        clusters = (0 ..< count).map { AATestCluster(["a", "b", "c"][$0]) }
         rng = SplitMix64(seed: seed)
     }
 
@@ -146,12 +146,12 @@ private struct TestGroup {
     }
 
     /// Issues a client command on cluster `c`; records it in the model if it took effect.
-    mutating func issue(_ c: Int, _ command: Command, as kind: ModelOp.Kind?) {
+    mutating func issue(_ c: Int, _ command: Command, as kind: AAModelOp.Kind?) {
         let now = tick()
         let result = clusters[c].apply(command, time: now)
         guard result.error == nil, let kind else { return }
         if case .deleteMany = command, result.keyCount == 0 { return }
-        let op = ModelOp(id: model.ops.count, key: command.key, kind: kind, time: now, seen: clusters[c].known)
+        let op = AAModelOp(id: model.ops.count, key: command.key, kind: kind, time: now, seen: clusters[c].known)
         model.ops.append(op)
         clusters[c].known.insert(op.id)
     }
@@ -188,11 +188,11 @@ private struct TestGroup {
     }
 }
 
-private let keySpace: [Key] = ["s1", "s2", "c1", "c2", "S1", "S2", "H1", "H2"]
+let aaKeySpace: [Key] = ["s1", "s2", "c1", "c2", "S1", "S2", "H1", "H2"]
 
 /// A random client command on a random key of the test's key space.
-private func randomCommand(_ rng: inout SplitMix64) -> (Command, ModelOp.Kind?) {
-    let key = keySpace[Int(rng.next() % UInt64(keySpace.count))]
+func aaRandomCommand(_ rng: inout SplitMix64) -> (Command, AAModelOp.Kind?) {
+    let key = aaKeySpace[Int(rng.next() % UInt64(aaKeySpace.count))]
     let small = bytes("\(rng.next() % 4)")
     let roll = rng.next() % 10
     if roll == 0 { return (.deleteMany([key]), .delete) }
@@ -217,7 +217,7 @@ private func randomCommand(_ rng: inout SplitMix64) -> (Command, ModelOp.Kind?) 
 }
 
 /// The value of `key` a client reads on `machine`, in the model's shape.
-private func clientView(_ cluster: inout TestCluster, _ key: Key, time: UInt64) -> [[UInt8]]? {
+func aaClientView(_ cluster: inout AATestCluster, _ key: Key, time: UInt64) -> [[UInt8]]? {
     switch key.bytes[0] {
     case UInt8(ascii: "s"), UInt8(ascii: "c"):
         return cluster.apply(.get(key), time: time).value.map { [$0] }
@@ -232,12 +232,12 @@ private func clientView(_ cluster: inout TestCluster, _ key: Key, time: UInt64) 
 struct ActiveActiveTests {
     @Test(arguments: 0 ..< 80)
     func randomInterleavingsConvergeToTheModel(seed: UInt64) {
-        var group = TestGroup(count: 2 + Int(seed % 2), seed: seed &* 7919 &+ 1)
+        var group = AATestGroup(count: 2 + Int(seed % 2), seed: seed &* 7919 &+ 1)
         for _ in 0 ..< 120 {
             let roll = group.rng.next() % 10
             if roll < 6 {
                 let c = Int(group.rng.next() % UInt64(group.clusters.count))
-                let (command, kind) = randomCommand(&group.rng)
+                let (command, kind) = aaRandomCommand(&group.rng)
                 group.issue(c, command, as: kind)
             } else if roll < 8 {
                 let source = Int(group.rng.next() % UInt64(group.clusters.count))
@@ -254,18 +254,45 @@ struct ActiveActiveTests {
             group.deliver(k, keep: group.rng.next() % 4 == 0)
         }
         group.settle()
-        for key in keySpace {
-            let states = group.clusters.map { $0.machine.activeActiveState(of: key) }
-            for state in states.dropFirst() { #expect(state == states[0], "seed \(seed): \(key) diverged") }
+        group.expectConverged(keys: aaKeySpace, "seed \(seed)")
+    }
+}
+
+extension AATestGroup {
+    /// Every cluster's state of `key`, modulo the metadata garbage collection may drop
+    /// (each cluster collects on its own schedule): contexts filled through the union
+    /// of the clusters' dot frontiers, empty parts dropped below the greatest stable stamp.
+    func normalizedStates(of key: Key) -> [ActiveActiveKeyState] {
+        var frontier: [ReplicaID: UInt64] = [:]
+        var stable = ActiveActiveProgress(physical: 0, logical: 0, dot: 0)
+        for cluster in clusters {
+            frontier.merge(cluster.machine.activeActiveDotFrontier) { Swift.max($0, $1) }
+            let candidate = cluster.machine.activeActiveStableStamp
+            if (candidate.physical, candidate.logical) > (stable.physical, stable.logical) { stable = candidate }
+        }
+        return clusters.map { cluster in
+            var state = cluster.machine.activeActiveState(of: key)
+            state.fillContexts(through: frontier)
+            state.dropStableEmptyParts(stable: stable)
+            return state
+        }
+    }
+
+    /// Expects every cluster to hold the same state of each key (modulo collectable
+    /// metadata) and to show what the model predicts.
+    mutating func expectConverged(keys: [Key], _ label: String) {
+        for key in keys {
+            let states = normalizedStates(of: key)
+            for state in states.dropFirst() { #expect(state == states[0], "\(label): \(key) diverged") }
             let expected: [[UInt8]]?
             switch key.bytes[0] {
-            case UInt8(ascii: "s"), UInt8(ascii: "c"): expected = group.model.string(key).map { [$0] }
-            case UInt8(ascii: "S"): expected = group.model.set(key)
-            default: expected = group.model.hash(key)
+            case UInt8(ascii: "s"), UInt8(ascii: "c"): expected = model.string(key).map { [$0] }
+            case UInt8(ascii: "S"): expected = model.set(key)
+            default: expected = model.hash(key)
             }
-            for c in group.clusters.indices {
-                let seen = clientView(&group.clusters[c], key, time: group.tick())
-                #expect(seen == expected, "seed \(seed): \(key) on \(group.clusters[c].id): \(String(describing: seen)) != \(String(describing: expected))")
+            for c in clusters.indices {
+                let seen = aaClientView(&clusters[c], key, time: tick())
+                #expect(seen == expected, "\(label): \(key) on \(clusters[c].id): \(String(describing: seen)) != \(String(describing: expected))")
             }
         }
     }

@@ -72,6 +72,25 @@ public struct ORMap<Key: CRDTValue, Value: StateBasedCRDT>: StateBasedCRDT {
         return delta
     }
 
+    /// The value state kept for `key`, present or removed (`nil` if never updated).
+    public func storedValue(of key: Key) -> Value? { values[key] }
+
+    /// Replaces the value state kept for `key` (present or removed) without touching
+    /// presence. For a caller whose value is derived from state it joins itself (for
+    /// example a register whose value is recomputed from counters after every join):
+    /// the caller keeps the replacement a function of joined state, so the map stays a
+    /// join.
+    public mutating func replaceStoredValue(of key: Key, with value: Value) {
+        store(value, for: key)
+    }
+
+    /// Marks the presence set's dots up to `frontier` as seen (see
+    /// ``CausalContext/fill(through:)``). Returns `true` when the context changed.
+    @discardableResult
+    public mutating func fillContext(through frontier: [ReplicaID: UInt64]) -> Bool {
+        presence.fillContext(through: frontier)
+    }
+
     /// Joins presence and, key by key, the values.
     public mutating func merge(_ other: ORMap) {
         presence.merge(other.presence)

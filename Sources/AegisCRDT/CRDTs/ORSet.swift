@@ -78,6 +78,13 @@ public struct ORSet<Element: CRDTValue>: StateBasedCRDT, Hashable {
         return delta
     }
 
+    /// Marks the dots up to `frontier` as seen (see ``CausalContext/fill(through:)``):
+    /// the present elements do not change. Returns `true` when the context changed.
+    @discardableResult
+    public mutating func fillContext(through frontier: [ReplicaID: UInt64]) -> Bool {
+        context.fill(through: frontier)
+    }
+
     /// The lattice join: an add survives unless the other side has seen it and
     /// dropped it. Works in place, so merging a small delta allocates little.
     public mutating func merge(_ other: ORSet) {

@@ -61,6 +61,25 @@ public struct CausalContext: Hashable, Sendable {
         if !cloud.isEmpty { normalize() }
     }
 
+    /// Marks every dot of each replica up to `frontier[replica]` as seen (garbage
+    /// collection under causal stability): the caller guarantees that every such dot
+    /// that could ever reach this context is already in it, so the claim changes no
+    /// join's result, and the cloud of out-of-order dots below the frontier folds into
+    /// the compact clock. Returns `true` when the context changed.
+    @discardableResult
+    public mutating func fill(through frontier: [ReplicaID: UInt64]) -> Bool {
+        var clock = compact.entries
+        var changed = false
+        for (replica, counter) in frontier where counter > (clock[replica] ?? 0) {
+            clock[replica] = counter
+            changed = true
+        }
+        guard changed else { return false }
+        compact = VectorClock(clock)
+        normalize()
+        return true
+    }
+
     /// Restores the invariant: folds cloud dots that extend a contiguous prefix into
     /// `compact` and drops cloud dots already covered by it.
     private mutating func normalize() {

@@ -10,7 +10,7 @@ import NIOCore
 ///
 /// | Endpoint | Token | |
 /// |---|---|---|
-/// | `GET /v1/aa` | yes | enabled, peers, per link: cursor, lag (entries, seconds), last contact, errors |
+/// | `GET /v1/aa` | yes | enabled, metadata size, peers, per link: cursor, lag (entries, seconds), last contact, errors |
 /// | `GET /v1/aa/pull?after=N&peer=ID` | yes | this cluster's batch for a peer: one frame (leader only) |
 struct AAAdminExtension: AdminExtension {
     let coordinator: AACoordinator
@@ -63,6 +63,7 @@ struct AAAdminExtension: AdminExtension {
         return AADocument(
             clusterID: coordinator.clusterID, nodeID: status.nodeID.rawValue, isLeader: isLeader,
             enabled: status.activeActive.enabled, maxClockSkewMillis: status.activeActive.maxClockSkewMillis,
+            metadata: status.activeActiveMetadata,
             links: coordinator.peers.map { peer in
                 let cursor = status.activeActiveCursors[peer.id]
                 let link = isLeader ? links[peer.id] : nil
@@ -130,5 +131,7 @@ struct AADocument: Codable, Sendable {
     var isLeader: Bool
     var enabled: Bool
     var maxClockSkewMillis: UInt64
+    /// The CRDT metadata's size: keys, empty parts waiting for stability, stable stamp.
+    var metadata: ActiveActiveMetadataSummary?
     var links: [Link]
 }

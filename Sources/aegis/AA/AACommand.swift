@@ -27,6 +27,9 @@ struct AACommand: AsyncParsableCommand {
             let d = try JSONDecoder().decode(AADocument.self, from: data)
             print("cluster \(d.clusterID), node \(d.nodeID)\(d.isLeader ? " (leader)" : ""): active-active "
                 + (d.enabled ? "enabled (max clock skew \(d.maxClockSkewMillis) ms)" : "not enabled yet"))
+            if let m = d.metadata {
+                print("metadata: \(m.keys) keys, \(m.emptyParts) empty parts waiting, stable stamp \(m.stableMillis) ms")
+            }
             for l in d.links {
                 var line = "link from \(l.source) (\(l.addresses)): merged through \(l.cursor) of \(l.sourceCommit)"
                 if let lag = l.lagEntries, let seconds = l.lagSeconds { line += ", \(lag) entries / \(seconds) s behind" }
