@@ -23,10 +23,13 @@ class Cluster:
     later starts use the default (existing), as an operator's restart would.
     """
 
-    def __init__(self, aegis, work, extra=(), election_ticks=30, port_offset=0, cluster_id="wipe"):
+    def __init__(self, aegis, work, extra=(), election_ticks=30, port_offset=0, cluster_id="wipe", bases=None):
         self.aegis = aegis
-        # Another cluster on the same host: every port shifted by `port_offset`.
+        # Another cluster on the same host: every port shifted by `port_offset`, or
+        # `bases` = {"resp": R, "peer": P, "admin": A}: node k (0-based) on R+k, P+k, A+k.
         self.offset = port_offset
+        self.ports = {kind: {n: (bases[kind] + k if bases else table[n] + port_offset) for k, n in enumerate(IDS)}
+                      for kind, table in (("resp", RESP), ("peer", PEER), ("admin", ADMIN))}
         self.cluster_id = cluster_id
         self.work = work
         # The admin API needs a bearer token on every endpoint but the probes and /metrics.
@@ -44,20 +47,22 @@ class Cluster:
         return os.path.join(self.work, node)
 
     def resp_port(self, node):
-        return RESP[node] + self.offset
+        return self.ports["resp"][node]
 
     def admin_port(self, node):
-        return ADMIN[node] + self.offset
+        return self.ports["admin"][node]
+
+    def peer_port(self, node):
+        return self.ports["peer"][node]
 
     def admin_addresses(self):
         return ",".join(f"{HOST}:{self.admin_port(n)}" for n in IDS)
 
     def command(self, node, join=False, node_id=None, cluster_id=None):
-        o = self.offset
-        peers = ",".join(f"{n}={HOST}:{PEER[n] + o}/{HOST}:{RESP[n] + o}" for n in IDS)
+        peers = ",".join(f"{n}={HOST}:{self.peer_port(n)}/{HOST}:{self.resp_port(n)}" for n in IDS)
         cmd = [self.aegis, "serve", "--id", node_id or node, "--data-dir", self.data(node),
-               "--cluster-id", cluster_id or self.cluster_id, "--peer-listen", f"{HOST}:{PEER[node] + o}",
-               "--client-listen", f"{HOST}:{RESP[node] + o}", "--admin-listen", f"{HOST}:{ADMIN[node] + o}",
+               "--cluster-id", cluster_id or self.cluster_id, "--peer-listen", f"{HOST}:{self.peer_port(node)}",
+               "--client-listen", f"{HOST}:{self.resp_port(node)}", "--admin-listen", f"{HOST}:{self.admin_port(node)}",
                "--peers", peers, "--election-ticks", str(self.election_ticks),
                "--admin-token-file", self.token_file] + self.extra
         if join:
@@ -85,7 +90,7 @@ class Cluster:
             self.kill(n)
 
     def client(self, node):
-        return redis.Redis(host=HOST, port=RESP[node] + self.offset, socket_timeout=3, socket_connect_timeout=1)
+        return redis.Redis(host=HOST, port=self.resp_port(node), socket_timeout=3, socket_connect_timeout=1)
 
     def info(self, node):
         return self.client(node).info("replication")
@@ -105,7 +110,7 @@ class Cluster:
         return found[-1] if found else None
 
     def admin(self, node, method, path, body=None):
-        req = urllib.request.Request(f"http://{HOST}:{ADMIN[node] + self.offset}{path}", method=method,
+        req = urllib.request.Request(f"http://{HOST}:{self.admin_port(node)}{path}", method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Content-Type": "application/json",
                                               "Authorization": f"Bearer {self.token}"})

@@ -72,6 +72,7 @@
 //       drRejoin (51)    a setDRState body (role standby, resume source set,
 //                        resume index 0); see DRSeed.swift
 //       setActiveActive (70), activeActiveBatch (71): see ActiveActiveCodec.swift
+//       activeActiveCatchUp (76): see ActiveActiveCatchUp.swift
 //     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
 //     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
 //     1 = keep, 2 = set, then a time);
@@ -179,6 +180,8 @@ extension Command {
             settings.append(to: &bytes)
         case .activeActiveBatch(let batch):
             batch.append(to: &bytes)
+        case .activeActiveCatchUp(let page):
+            page.append(to: &bytes)
         }
         return bytes
     }
@@ -245,6 +248,10 @@ extension Command {
         case .activeActiveBatch(let batch):
             var body: [UInt8] = []
             batch.append(to: &body)
+            return 2 + body.count
+        case .activeActiveCatchUp(let page):
+            var body: [UInt8] = []
+            page.append(to: &body)
             return 2 + body.count
         }
     }
@@ -357,6 +364,8 @@ extension Command {
             command = .setActiveActive(try reader.readActiveActiveSettings())
         case .activeActiveBatch:
             command = .activeActiveBatch(try reader.readActiveActiveBatch())
+        case .activeActiveCatchUp:
+            command = .activeActiveCatchUp(try reader.readActiveActiveCatchUp())
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

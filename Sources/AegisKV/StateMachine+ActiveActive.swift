@@ -130,7 +130,7 @@ extension StateMachine {
     }
 
     /// Why the batch must be refused whole (checked before anything changes), or `nil`.
-    private func activeActiveRefusal(of batch: ActiveActiveBatch) -> KVError? {
+    func activeActiveRefusal(of batch: ActiveActiveBatch) -> KVError? {
         let limit = activeActive.settings.maxClockSkewMillis
         let (horizon, overflow) = expiryClock.addingReportingOverflow(limit)
         for state in batch.states {
@@ -167,7 +167,7 @@ extension StateMachine {
     }
 
     /// Moves this cluster's clock past a stamp it received (the HLC receive rule).
-    private mutating func observe(_ stamp: HLCTimestamp) {
+    mutating func observe(_ stamp: HLCTimestamp) {
         guard (stamp.physical, stamp.logical) > (lastTimestamp.physical, lastTimestamp.logical) else { return }
         lastTimestamp = HLCTimestamp(physical: stamp.physical, logical: stamp.logical, replica: replica)
     }

@@ -397,6 +397,7 @@ extension NodeLoop: ReadyShell {
         status.dr = machine.drState
         status.activeActive = machine.activeActiveSettings
         status.activeActiveCursors = machine.activeActiveCursors
+        status.activeActiveCatchUps = machine.activeActiveCatchUps
         status.failure = failure.map { "\($0)" }
         status.running = running
         status.cluster = clusterView?.cluster.stats()
