@@ -333,8 +333,5 @@ public indirect enum Command: Sendable, Hashable {
     /// `true` for the commands of cross-cluster replication (stream batches and DR
     /// transitions): they change the state but are not client writes, so a read-only
     /// (standby or fenced) cluster still applies them.
-    public var isReplicationControl: Bool {
-        type == .streamBatch || type == .setDRState || type == .drSeedChunk || type == .drRejoin
-            || type == .setActiveActive || type == .activeActiveBatch || type == .activeActiveCatchUp
-    }
+    public var isReplicationControl: Bool { type.isReplicationControl }
 }

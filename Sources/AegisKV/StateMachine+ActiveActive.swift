@@ -65,7 +65,8 @@ extension StateMachine {
         var keys = Set<Key>()
         var last = afterIndex
         for entry in entries where entry.index > last && entry.index <= appliedIndex {
-            if entry.type == .command, let command = try? Command(decoding: entry.data),
+            if entry.type == .command, Command.peekType(entry.data)?.isReplicationControl == false,
+               let command = try? Command(decoding: entry.data),
                command.isWrite, !command.isReplicationControl {
                 let written = command.type == .flushAll ? allKeys() : command.keys
                 if keys.count + written.count > maxStates && !keys.isEmpty { break }

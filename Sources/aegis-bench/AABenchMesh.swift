@@ -145,8 +145,10 @@ final class AAMesh: @unchecked Sendable {
                     throw AABenchError("\(link.name): the source compacted past the cursor \(cursor)")
                 }
                 let batch = read.batch
-                // As the coordinator: a batch without states is logged only far behind.
-                if batch.lastIndex <= cursor || (batch.states.isEmpty && batch.lastIndex - cursor < 1_024) {
+                // As the coordinator: a batch without states is logged only far behind,
+                // or when the byte bound cut it short (large merged entries).
+                let cutShort = batch.lastIndex < batch.sourceCommit
+                if batch.lastIndex <= cursor || (batch.states.isEmpty && !cutShort && batch.lastIndex - cursor < 1_024) {
                     try await Task.sleep(for: .milliseconds(1))
                     continue
                 }

@@ -138,3 +138,30 @@ struct ActiveActiveCatchUpTests {
         #expect(restored.digest() == b.digest() && restored.activeActiveCatchUps == b.activeActiveCatchUps)
     }
 }
+
+extension ActiveActiveCatchUpTests {
+    /// The shipper reads a command's type from its first two bytes to skip merged batches
+    /// without decoding them (`Command.peekType`).
+    @Test func peekType_readsTheTypeOfEveryCommand_andNothingElse() {
+        for command in CommandTests.samples {
+            let encoded = command.encoded()
+            #expect(Command.peekType(encoded) == command.type, "\(command.type)")
+            #expect(Command.peekType(encoded).map(\.isReplicationControl) == command.isReplicationControl)
+        }
+        #expect(Command.peekType([]) == nil && Command.peekType([4]) == nil)
+        #expect(Command.peekType([9, 1]) == nil)  // an unknown version
+        #expect(Command.peekType([1, 71]) == nil)  // a version-4 type in version 1
+        #expect(Command.peekType([4, 250]) == nil)  // an unknown type
+        // A source skips a merged batch: it is not shipped back.
+        var a = T.cluster("a")
+        T.run(&a, .set("mine", bytes("1")))
+        let merged = Command.activeActiveBatch(ActiveActiveBatch(
+            source: "b", afterIndex: 0, lastIndex: 5, sourceCommit: 5, sourceTime: 1_000,
+            states: [ActiveActiveKeyState(key: "theirs", string: ActiveActiveString(stamp: .counterBase, value: bytes("2")))]))
+        T.run(&a, merged)
+        let entries = [LogEntry(index: 2, term: 1, data: Command.set("mine", bytes("1")).encoded()),
+                       LogEntry(index: 3, term: 1, data: merged.encoded())]
+        let batch = a.activeActiveBatch(source: "a", after: 1, entries: entries, sourceCommit: 3, sourceTime: 1_000)
+        #expect(batch.states.map(\.key) == ["mine"] && batch.lastIndex == 3)
+    }
+}

@@ -178,8 +178,12 @@ final class AACoordinator: Service, @unchecked Sendable {
         result.integer = Int64(clamping: after)
         // A batch without states moves only the cursor: logged once the cursor is far
         // enough behind (the source's log is held for it), not for every entry.
+        // A batch cut short by the byte bound (its end before the source's commit: large
+        // merged entries, which carry no states) is logged too, or the link would ask
+        // for the same slice forever.
         let cursorOnly = batch.states.isEmpty
-        if batch.lastIndex > after && (!cursorOnly || batch.lastIndex - after >= Self.cursorOnlyAfterEntries) {
+        let cutShort = batch.lastIndex < batch.sourceCommit
+        if batch.lastIndex > after && (!cursorOnly || cutShort || batch.lastIndex - after >= Self.cursorOnlyAfterEntries) {
             do {
                 result = try await runtime.execute(.activeActiveBatch(batch))
             } catch {
