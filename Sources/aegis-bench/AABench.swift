@@ -38,6 +38,7 @@ struct AABench: AsyncParsableCommand {
     @Option(help: "Seconds of the load phase.") var seconds = 5.0
     @Option(help: "Writes per client request (each write is one log entry).") var writeBatch = 500
     @Option(help: "Clients in flight per cluster.") var lanes = 4
+    @Option(help: "Load phase: writes per second each cluster's clients offer (0: as fast as they can).") var rate = 0
     @Option(help: "Bytes per value.") var valueBytes = 100
     @Option(help: "Most source log entries per frame (StreamSettings.maxBatchEntries).") var batchEntries = StreamSettings().maxBatchEntries
     @Option(help: "Compression: none, gzip, lz4, zstd.") var compression = "lz4"
@@ -46,8 +47,8 @@ struct AABench: AsyncParsableCommand {
 
     func validate() throws {
         guard nodes >= 1, nodes <= 5 else { throw ValidationError("--nodes: 1 to 5") }
-        guard backlog >= 0, writeBatch >= 1, lanes >= 1, valueBytes >= 0, seconds > 0, timeout > 0 else {
-            throw ValidationError("--backlog, --value-bytes: 0 or more; --write-batch, --lanes, --seconds, --timeout: above 0")
+        guard backlog >= 0, writeBatch >= 1, lanes >= 1, valueBytes >= 0, rate >= 0, seconds > 0, timeout > 0 else {
+            throw ValidationError("--backlog, --value-bytes, --rate: 0 or more; --write-batch, --lanes, --seconds, --timeout: above 0")
         }
         guard batchEntries >= 1, batchEntries <= StreamLimits().maxBatchEntries else {
             throw ValidationError("--batch-entries: 1 to \(StreamLimits().maxBatchEntries)")
@@ -69,6 +70,7 @@ struct AABench: AsyncParsableCommand {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if !json {
             print("aegis-bench aa: clusters of \(nodes) nodes in one process (TCP loopback, WAL with fdatasync), a mesh of pull links; \(valueBytes)-byte values, writes in requests of \(writeBatch), \(lanes) clients per cluster, frames of ≤ \(batchEntries) entries, \(codec.rawValue); \(cores) cores, \(buildMode) build")
+            print("load phase: \(rate > 0 ? "\(rate) writes/s offered per cluster" : "clients write as fast as they can (closed loop)")")
             print("a link step: source batch (log read + key states) → frame encode → decode → proposed through the receiver's Raft log and merged; the HTTP hop is not included")
         }
         for count in scenarioCounts {
@@ -111,6 +113,7 @@ struct AABench: AsyncParsableCommand {
         let written = try await writeAll(mesh, phase: "l", until: .seconds(seconds))
         mesh.writersDone(lastIndexes: written.lastIndex)
         let result = try await links
+        report.offeredRate = rate
         report.writeErrors += written.errors
         report.linkErrors += result.errors
         report.lastLinkError = result.lastError ?? report.lastLinkError
@@ -160,9 +163,10 @@ struct AABench: AsyncParsableCommand {
         let start = monotonicSeconds()
         let perLane: Int
         let deadline: Double
+        let laneRate: Double  // each lane's offered writes per second (0: unpaced)
         switch goal {
-        case .count(let n): perLane = (n + lanes - 1) / lanes; deadline = start + timeout
-        case .seconds(let s): perLane = Int.max; deadline = start + s
+        case .count(let n): perLane = (n + lanes - 1) / lanes; deadline = start + timeout; laneRate = 0
+        case .seconds(let s): perLane = Int.max; deadline = start + s; laneRate = Double(rate) / Double(lanes)
         }
         var written = Written(perCluster: Array(repeating: 0, count: mesh.clusters.count),
                               records: Array(repeating: [], count: mesh.clusters.count),
@@ -178,6 +182,12 @@ struct AABench: AsyncParsableCommand {
                         var errors = 0
                         var n = 0
                         while n < perLane && monotonicSeconds() < deadline {
+                            if laneRate > 0 {
+                                // Paced: the next request once its writes are due.
+                                let due = start + Double(n) / laneRate
+                                let wait = due - monotonicSeconds()
+                                if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000) + 1)) }
+                            }
                             let size = min(writeBatch, perLane - n)
                             let commands = (n ..< n + size).map { Command.set(Key(Array("\(phase)\(c)-\(lane)-\($0)".utf8)), value) }
                             let results = await runtime.execute(batch: commands)
@@ -225,6 +235,8 @@ struct AAReport {
     var compression: String
     var batchEntries: Int
     var links: [String]
+    /// Writes per second offered per cluster in the load phase (0: closed loop).
+    var offeredRate = 0
     var drain: [Figure] = []
     var load: [Figure] = []
     var writesPerSecond: [Double] = []
@@ -244,7 +256,7 @@ struct AAReport {
             return #"{"link":"\#(links[k])","drain_events":\#(drained.events),"drain_seconds":\#(fmt(drained.seconds)),"drain_events_per_sec":\#(Int(drained.perSecond)),"load_events":\#(loaded.events),"load_events_per_sec":\#(Int(loaded.perSecond)),"lag_p50_ms":\#(fmt(loaded.percentile(0.5))),"lag_p99_ms":\#(fmt(loaded.percentile(0.99))),"lag_max_ms":\#(fmt(loaded.percentile(1)))}"#
         }
         let error = lastLinkError.map { "\"\($0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"" } ?? "null"
-        return #"{"bench":"aa","clusters":\#(clusters),"nodes_per_cluster":\#(nodes),"topology":"mesh","transport":"in-process, no HTTP","fsync":true,"value_bytes":\#(valueBytes),"compression":"\#(compression)","batch_entries":\#(batchEntries),"min_drain_events_per_sec_per_link":\#(Int(drain.map(\.perSecond).min() ?? 0)),"lag_p50_ms":\#(fmt(all.percentile(0.5))),"lag_p99_ms":\#(fmt(all.percentile(0.99))),"lag_max_ms":\#(fmt(all.percentile(1))),"writes_per_sec_per_cluster":[\#(writesPerSecond.map { "\(Int($0))" }.joined(separator: ","))],"write_errors":\#(writeErrors),"link_errors":\#(linkErrors),"last_link_error":\#(error),"undelivered":\#(undelivered),"links":[\#(perLink.joined(separator: ","))],"build":"\#(buildMode)"}"#
+        return #"{"bench":"aa","clusters":\#(clusters),"nodes_per_cluster":\#(nodes),"topology":"mesh","transport":"in-process, no HTTP","fsync":true,"value_bytes":\#(valueBytes),"offered_rate_per_cluster":\#(offeredRate),"compression":"\#(compression)","batch_entries":\#(batchEntries),"min_drain_events_per_sec_per_link":\#(Int(drain.map(\.perSecond).min() ?? 0)),"lag_p50_ms":\#(fmt(all.percentile(0.5))),"lag_p99_ms":\#(fmt(all.percentile(0.99))),"lag_max_ms":\#(fmt(all.percentile(1))),"writes_per_sec_per_cluster":[\#(writesPerSecond.map { "\(Int($0))" }.joined(separator: ","))],"write_errors":\#(writeErrors),"link_errors":\#(linkErrors),"last_link_error":\#(error),"undelivered":\#(undelivered),"links":[\#(perLink.joined(separator: ","))],"build":"\#(buildMode)"}"#
     }
 
     var text: String {
