@@ -150,13 +150,18 @@ def main():
     parser.add_argument("--converge", type=float, default=30)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--no-faults", action="store_true", help="no link cut, no leader kill")
+    parser.add_argument("--base-port", type=int, default=0,
+                        help="region k's nodes on base+10k .. base+10k+8 (RESP, peer, admin) instead of the fixed offsets")
     args = parser.parse_args()
     print(f"aa_test: seed {args.seed}, {args.seconds} s of writes, convergence bound {args.converge} s")
     started = time.time()
     work = tempfile.mkdtemp(prefix="aegis-aa-")
     clusters = {}
     try:
-        admin = {r: ",".join(f"{HOST}:{8311 + o + k}" for k in range(3)) for r, o in OFFSETS.items()}
+        bases = {r: {"resp": args.base_port + 10 * k, "peer": args.base_port + 10 * k + 3,
+                     "admin": args.base_port + 10 * k + 6} for k, r in enumerate(OFFSETS)} if args.base_port else {}
+        admin = {r: ",".join(f"{HOST}:{(bases[r]['admin'] if bases else 8311 + o) + k}" for k in range(3))
+                 for r, o in OFFSETS.items()}
         for region, offset in OFFSETS.items():
             peers = []
             for other in OFFSETS:
@@ -164,6 +169,7 @@ def main():
                     peers += ["--aa-peer", f"{other}={admin[other]}"]
             os.makedirs(os.path.join(work, region))
             clusters[region] = Cluster(args.aegis, os.path.join(work, region), port_offset=offset, cluster_id=region,
+                                       bases=bases.get(region),
                                        extra=["--active-active"] + peers, election_ticks=20)
         # Bad links are refused at start with a clear message (r1's first node, before it runs).
         full, extra = clusters["r1"].command("n1"), clusters["r1"].extra
