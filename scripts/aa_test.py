@@ -156,26 +156,27 @@ def main():
     parser.add_argument("--converge", type=float, default=30)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--no-faults", action="store_true", help="no link cut, no leader kill")
-    parser.add_argument("--port-base", type=int, default=None,
-                        help="put the three clusters' ports in 90 ports from here (default: aegis_procs' ports + 1700-1900)")
+    parser.add_argument("--base-port", type=int, default=0,
+                        help="region k's nodes on base+10k .. base+10k+8 (RESP, peer, admin) instead of the fixed offsets")
     args = parser.parse_args()
     print(f"aa_test: seed {args.seed}, {args.seconds} s of writes, convergence bound {args.converge} s")
     started = time.time()
     work = tempfile.mkdtemp(prefix="aegis-aa-")
     clusters = {}
     try:
-        bases = {r: None if args.port_base is None else args.port_base + 30 * i for i, r in enumerate(OFFSETS)}
+        bases = {r: {"resp": args.base_port + 10 * k, "peer": args.base_port + 10 * k + 3,
+                     "admin": args.base_port + 10 * k + 6} for k, r in enumerate(OFFSETS)} if args.base_port else {}
+        admin = {r: ",".join(f"{HOST}:{(bases[r]['admin'] if bases else 8311 + o) + k}" for k in range(3))
+                 for r, o in OFFSETS.items()}
         for region, offset in OFFSETS.items():
-            os.makedirs(os.path.join(work, region))
-            clusters[region] = Cluster(args.aegis, os.path.join(work, region), port_offset=offset, cluster_id=region,
-                                       election_ticks=20, port_base=bases[region])
-        admin = {r: c.admin_addresses() for r, c in clusters.items()}
-        for region, cluster in clusters.items():
             peers = []
             for other in OFFSETS:
                 if other != region:
                     peers += ["--aa-peer", f"{other}={admin[other]}"]
-            cluster.extra = ["--active-active"] + peers
+            os.makedirs(os.path.join(work, region))
+            clusters[region] = Cluster(args.aegis, os.path.join(work, region), port_offset=offset, cluster_id=region,
+                                       bases=bases.get(region),
+                                       extra=["--active-active"] + peers, election_ticks=20)
         # Bad links are refused at start with a clear message (r1's first node, before it runs).
         full, extra = clusters["r1"].command("n1"), clusters["r1"].extra
         start = full.index(extra[0])

@@ -23,13 +23,13 @@ class Cluster:
     later starts use the default (existing), as an operator's restart would.
     """
 
-    def __init__(self, aegis, work, extra=(), election_ticks=30, port_offset=0, cluster_id="wipe", port_base=None):
+    def __init__(self, aegis, work, extra=(), election_ticks=30, port_offset=0, cluster_id="wipe", bases=None):
         self.aegis = aegis
-        # Another cluster on the same host: every port shifted by `port_offset`.
+        # Another cluster on the same host: every port shifted by `port_offset`, or
+        # `bases` = {"resp": R, "peer": P, "admin": A}: node k (0-based) on R+k, P+k, A+k.
         self.offset = port_offset
-        # Or a compact block of 30 ports from `port_base`: RESP base+0-2, admin
-        # base+10-12, peers base+20-22 (for a test given a narrow port range).
-        self.port_base = port_base
+        self.ports = {kind: {n: (bases[kind] + k if bases else table[n] + port_offset) for k, n in enumerate(IDS)}
+                      for kind, table in (("resp", RESP), ("peer", PEER), ("admin", ADMIN))}
         self.cluster_id = cluster_id
         self.work = work
         # The admin API needs a bearer token on every endpoint but the probes and /metrics.
@@ -47,13 +47,13 @@ class Cluster:
         return os.path.join(self.work, node)
 
     def resp_port(self, node):
-        return self.port_base + IDS.index(node) if self.port_base is not None else RESP[node] + self.offset
+        return self.ports["resp"][node]
 
     def admin_port(self, node):
-        return self.port_base + 10 + IDS.index(node) if self.port_base is not None else ADMIN[node] + self.offset
+        return self.ports["admin"][node]
 
     def peer_port(self, node):
-        return self.port_base + 20 + IDS.index(node) if self.port_base is not None else PEER[node] + self.offset
+        return self.ports["peer"][node]
 
     def admin_addresses(self):
         return ",".join(f"{HOST}:{self.admin_port(n)}" for n in IDS)

@@ -75,6 +75,9 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case setActiveActive = 70
     /// Joins a peer cluster's key states with the active-active link's cursor.
     case activeActiveBatch = 71
+    /// Merges one page of a peer cluster's whole active-active state, for a link
+    /// catching up past the peer's compacted log (ActiveActiveCatchUp.swift).
+    case activeActiveCatchUp = 76
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -87,7 +90,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll: return 4
         case .streamBatch, .setDRState, .drSeedChunk, .drRejoin: return 4
-        case .setActiveActive, .activeActiveBatch: return 4
+        case .setActiveActive, .activeActiveBatch, .activeActiveCatchUp: return 4
         }
     }
 }
@@ -225,6 +228,10 @@ public indirect enum Command: Sendable, Hashable {
     /// active-active is enabled, when the batch starts after the link's cursor
     /// (`KVError.streamGap`) or carries a stamp too far ahead (`KVError.clockSkew`).
     case activeActiveBatch(ActiveActiveBatch)
+    /// Merges one page of a peer's whole active-active state (see
+    /// `ActiveActiveCatchUpPage`): refused unless active-active is enabled, when it does
+    /// not continue the catch-up in progress, or as a batch is refused.
+    case activeActiveCatchUp(ActiveActiveCatchUpPage)
 
     /// The kind of the command.
     public var type: CommandType {
@@ -260,6 +267,7 @@ public indirect enum Command: Sendable, Hashable {
         case .drRejoin: return .drRejoin
         case .setActiveActive: return .setActiveActive
         case .activeActiveBatch: return .activeActiveBatch
+        case .activeActiveCatchUp: return .activeActiveCatchUp
         }
     }
 
@@ -283,7 +291,8 @@ public indirect enum Command: Sendable, Hashable {
             return command.key
         case .publish(let channel, _):
             return channel
-        case .streamBatch, .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveBatch:
+        case .streamBatch, .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveBatch,
+             .activeActiveCatchUp:
             return .empty
         }
     }
@@ -303,6 +312,7 @@ public indirect enum Command: Sendable, Hashable {
         case .streamBatch(let batch): return batch.changes.flatMap(\.command.keys)
         case .setDRState, .drSeedChunk, .drRejoin, .setActiveActive: return []
         case .activeActiveBatch(let batch): return batch.states.map(\.key)
+        case .activeActiveCatchUp(let page): return page.batch.states.map(\.key)
         default: return [key]
         }
     }
@@ -323,8 +333,5 @@ public indirect enum Command: Sendable, Hashable {
     /// `true` for the commands of cross-cluster replication (stream batches and DR
     /// transitions): they change the state but are not client writes, so a read-only
     /// (standby or fenced) cluster still applies them.
-    public var isReplicationControl: Bool {
-        type == .streamBatch || type == .setDRState || type == .drSeedChunk || type == .drRejoin
-            || type == .setActiveActive || type == .activeActiveBatch
-    }
+    public var isReplicationControl: Bool { type.isReplicationControl }
 }

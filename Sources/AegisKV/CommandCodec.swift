@@ -74,6 +74,7 @@
 //       setActiveActive (70), activeActiveBatch (71): see ActiveActiveCodec.swift (a
 //                        batch may end with its source's progress vector); 72 to 75
 //                        are reserved for active-active conflict strategies (unused)
+//       activeActiveCatchUp (76): see ActiveActiveCatchUp.swift
 //     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
 //     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
 //     1 = keep, 2 = set, then a time);
@@ -181,6 +182,8 @@ extension Command {
             settings.append(to: &bytes)
         case .activeActiveBatch(let batch):
             batch.append(to: &bytes)
+        case .activeActiveCatchUp(let page):
+            page.append(to: &bytes)
         }
         return bytes
     }
@@ -247,6 +250,10 @@ extension Command {
         case .activeActiveBatch(let batch):
             var body: [UInt8] = []
             batch.append(to: &body)
+            return 2 + body.count
+        case .activeActiveCatchUp(let page):
+            var body: [UInt8] = []
+            page.append(to: &body)
             return 2 + body.count
         }
     }
@@ -359,6 +366,8 @@ extension Command {
             command = .setActiveActive(try reader.readActiveActiveSettings())
         case .activeActiveBatch:
             command = .activeActiveBatch(try reader.readActiveActiveBatch())
+        case .activeActiveCatchUp:
+            command = .activeActiveCatchUp(try reader.readActiveActiveCatchUp())
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

@@ -68,7 +68,7 @@ extension Command {
             break
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
              .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState, .drSeedChunk, .drRejoin,
-             .setActiveActive, .activeActiveBatch:
+             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp:
             break  // written by `encoded()` itself
         }
     }
@@ -136,7 +136,7 @@ extension Command {
             return .flushAll
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
              .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState, .drSeedChunk, .drRejoin,
-             .setActiveActive, .activeActiveBatch:
+             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp:
             throw .malformedCommand("\(type) is not a version-4 command type of this group")
         }
     }

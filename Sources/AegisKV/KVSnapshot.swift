@@ -513,8 +513,12 @@ extension StateMachine {
         let restoredSeed = try reader.sections[KVSnapshotSection.seedTag].map { bytes throws(KVError) in
             try DRSeedStaging(section: bytes)
         }
+        let restoredCatchUps = try reader.sections[KVSnapshotSection.activeActiveCatchUpTag].map { bytes throws(KVError) in
+            try Self.activeActiveCatchUps(section: bytes)
+        } ?? [:]
         sessions = restoredSessions
         activeActive = restoredActiveActive
+        activeActiveCatchUpProgress = restoredCatchUps
         drSeed = restoredSeed
         entries = reader.entries
         orderedKeys = OrderedKeyIndex(sortedKeys: reader.keys, revision: reader.revision)

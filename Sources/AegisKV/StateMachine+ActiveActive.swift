@@ -66,7 +66,8 @@ extension StateMachine {
         var keys = Set<Key>()
         var last = afterIndex
         for entry in entries where entry.index > last && entry.index <= appliedIndex {
-            if entry.type == .command, let command = try? Command(decoding: entry.data),
+            if entry.type == .command, Command.peekType(entry.data)?.isReplicationControl == false,
+               let command = try? Command(decoding: entry.data),
                command.isWrite, !command.isReplicationControl {
                 let written = command.type == .flushAll ? allKeys() : command.keys
                 if keys.count + written.count > maxStates && !keys.isEmpty { break }
@@ -134,7 +135,7 @@ extension StateMachine {
     }
 
     /// Why the batch must be refused whole (checked before anything changes), or `nil`.
-    private func activeActiveRefusal(of batch: ActiveActiveBatch) -> KVError? {
+    func activeActiveRefusal(of batch: ActiveActiveBatch) -> KVError? {
         let limit = activeActive.settings.maxClockSkewMillis
         let (horizon, overflow) = expiryClock.addingReportingOverflow(limit)
         for state in batch.states {
@@ -177,7 +178,7 @@ extension StateMachine {
     }
 
     /// Moves this cluster's clock past a stamp it received (the HLC receive rule).
-    private mutating func observe(_ stamp: HLCTimestamp) {
+    mutating func observe(_ stamp: HLCTimestamp) {
         guard (stamp.physical, stamp.logical) > (lastTimestamp.physical, lastTimestamp.logical) else { return }
         lastTimestamp = HLCTimestamp(physical: stamp.physical, logical: stamp.logical, replica: replica)
     }

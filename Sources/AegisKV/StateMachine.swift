@@ -113,6 +113,11 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                 return nil
             case .setDRState, .setActiveActive, .drSeedChunk, .drRejoin:
                 return nil
+            case .activeActiveCatchUp(let page):
+                for state in page.batch.states {
+                    if let error = check(state.key) ?? state.string?.value.flatMap({ check(value: $0) }) { return error }
+                }
+                return nil
             case .activeActiveBatch(let batch):
                 for state in batch.states {
                     if let error = check(state.key) ?? state.string?.value.flatMap({ check(value: $0) }) { return error }
@@ -159,6 +164,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// A standby's re-seed in progress: the primary's snapshot bytes staged so far
     /// (DRSeed.swift; at most `limits.maxSeedBytes`).
     var drSeed: DRSeedStaging?
+    /// Active-active catch-ups in progress, by source (ActiveActiveCatchUp.swift; snapshot section 6).
+    var activeActiveCatchUpProgress: [String: ActiveActiveCatchUpProgress] = [:]
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
@@ -275,6 +282,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return applyActiveActiveSettings(settings, at: index)
         case .activeActiveBatch(let batch):
             return applyActiveActiveBatch(batch, at: index)
+        case .activeActiveCatchUp(let page):
+            return applyActiveActiveCatchUp(page, at: index)
         default:
             if activeActive.enabled && command.isWrite { return executeTracked(command, at: index, timestamp: timestamp) }
         }
@@ -323,7 +332,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
         case .setMany, .deleteMany, .openSession, .session, .publish, .streamBatch, .setDRState, .setActiveActive,
-             .activeActiveBatch, .drSeedChunk, .drRejoin:
+             .activeActiveBatch, .activeActiveCatchUp, .drSeedChunk, .drRejoin:
             return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll:

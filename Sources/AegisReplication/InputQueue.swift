@@ -25,6 +25,8 @@ struct ReadRequest: Sendable {
         case log(after: LogIndex, maxCount: Int, maxBytes: Int)
         /// An active-active batch for a peer (always local): see `NodeRuntime.activeActiveBatch`.
         case activeActive(after: LogIndex, maxCount: Int, maxBytes: Int, source: String, sourceTime: UInt64)
+        /// A page of the whole active-active state (always local): see `NodeRuntime.activeActiveCatchUpPage`.
+        case activeActivePage(after: Key?, maxStates: Int, maxBytes: Int, source: String, sourceTime: UInt64)
     }
 
     var keys: [Key]
@@ -57,6 +59,7 @@ enum ReadOutcome: Sendable {
     case digest(appliedIndex: LogIndex, hex: String)
     case log(CommittedEntries)
     case activeActive(ActiveActiveRead)
+    case activeActivePage(ActiveActiveCatchUpRead)
 }
 
 /// A membership change or leadership transfer requested through the runtime.

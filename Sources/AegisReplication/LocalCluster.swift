@@ -1,5 +1,6 @@
 import Foundation
-import AegisKV
+public import AegisCRDT
+public import AegisKV
 public import AegisRaft
 import AegisStorage
 import AegisTransport
@@ -43,11 +44,16 @@ public final class LocalCluster: @unchecked Sendable {
     let raft: RaftConfig
     let tickInterval: Duration
     let logger: Logger
+    /// The cluster's replica ID for CRDT metadata (`NodeConfiguration.replica`).
+    let replica: ReplicaID
 
-    /// Prepares `count` members under `directory` (created if needed).
+    /// Prepares `count` members under `directory` (created if needed); `replica` is the
+    /// cluster's replica ID (distinct per cluster of an active-active group).
     public init(count: Int, directory: String, raft: RaftConfig? = nil, tickInterval: Duration = .milliseconds(10),
+                replica: ReplicaID = StateMachine.defaultReplica,
                 logger: Logger = Logger(label: "aegis.local-cluster")) throws {
         self.directory = directory
+        self.replica = replica
         var c = raft ?? NodeConfiguration.defaultRaft
         if raft == nil {
             c.electionTimeout = 30
@@ -92,6 +98,7 @@ public final class LocalCluster: @unchecked Sendable {
         let storage = try DiskStorage(directory: member.directory)
         var configuration = NodeConfiguration(nodeID: member.id, bootstrapVoters: members.map(\.id), raft: raft)
         configuration.tickInterval = tickInterval
+        configuration.replica = replica
         configuration.snapshotReceiveDirectory = member.directory
         var addresses: [NodeID: MemberAddress] = [:]
         for other in members { addresses[other.id] = MemberAddress(peer: other.address) }

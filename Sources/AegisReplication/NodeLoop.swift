@@ -473,6 +473,12 @@ final class NodeLoop: @unchecked Sendable {
             request.continuation.resume(returning: .digest(appliedIndex: machine.appliedIndex, hex: machine.digestHex()))
         case .log(let after, let maxCount, let maxBytes):
             request.continuation.resume(returning: .log(committedEntries(after: after, maxCount: maxCount, maxBytes: maxBytes)))
+        case .activeActivePage(let after, let maxStates, let maxBytes, let source, let sourceTime):
+            let commit = core.log.committed
+            let page = machine.activeActiveCatchUpPage(source: source, after: after, maxStates: maxStates, maxBytes: maxBytes,
+                                                       sourceCommit: commit, sourceTime: sourceTime)
+            request.continuation.resume(returning: .activeActivePage(
+                ActiveActiveCatchUpRead(page: page, firstIndex: (try? core.log.firstIndex()) ?? 0, commitIndex: commit)))
         case .activeActive(let after, let maxCount, let maxBytes, let source, let sourceTime):
             let read = committedEntries(after: after, maxCount: maxCount, maxBytes: maxBytes)
             let batch = machine.activeActiveBatch(source: source, after: after, entries: read.entries,

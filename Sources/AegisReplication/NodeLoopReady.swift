@@ -412,6 +412,7 @@ extension NodeLoop: ReadyShell {
         status.activeActive = machine.activeActiveSettings
         status.activeActiveCursors = machine.activeActiveCursors
         if status.activeActive.enabled { status.activeActiveMetadata = machine.activeActiveMetadataSummary }
+        status.activeActiveCatchUps = machine.activeActiveCatchUps
         status.failure = failure.map { "\($0)" }
         status.running = running
         status.cluster = clusterView?.cluster.stats()

@@ -169,6 +169,18 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         throw ReplicationError.rejected("no active-active batch was read")
     }
 
+    /// A page of this node's whole active-active state for a peer catching up (see
+    /// `StateMachine.activeActiveCatchUpPage`): the states of the keys after `key`,
+    /// at most `maxStates` and about `maxBytes`. Local, without a Raft round.
+    public func activeActiveCatchUpPage(after key: Key?, source: String, sourceTime: UInt64, maxStates: Int,
+                                        maxBytes: Int) async throws -> ActiveActiveCatchUpRead {
+        let kind = ReadRequest.Kind.activeActivePage(after: key, maxStates: maxStates, maxBytes: maxBytes, source: source,
+                                                     sourceTime: sourceTime)
+        let outcome = try await readOutcome(keys: [], kind: kind, stale: true)
+        if case .activeActivePage(let read) = outcome { return read }
+        throw ReplicationError.rejected("no active-active catch-up page was read")
+    }
+
     private func readOutcome(keys: [Key], kind: ReadRequest.Kind, stale: Bool) async throws -> ReadOutcome {
         try await withCheckedThrowingContinuation { continuation in
             let request = ReadRequest(keys: keys, kind: kind, continuation: Reply(continuation))

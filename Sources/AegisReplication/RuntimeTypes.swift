@@ -210,6 +210,8 @@ public struct NodeStatus: Sendable, Hashable {
     public var activeActiveCursors: [String: ActiveActiveCursor] = [:]
     /// The size of the active-active metadata (keys, tombstone parts, stable stamp).
     public var activeActiveMetadata = ActiveActiveMetadataSummary()
+    /// The incoming active-active links catching up from a peer's whole state, by source.
+    public var activeActiveCatchUps: [String: ActiveActiveCatchUpProgress] = [:]
     /// Set once the node stopped because of a storage failure.
     public var failure: String?
     /// Whether the node's loop is running.
@@ -235,6 +237,17 @@ public struct NodeStatus: Sendable, Hashable {
 public struct ActiveActiveRead: Sendable {
     /// The batch (its `lastIndex` is at most the node's applied index).
     public var batch: ActiveActiveBatch
+    /// The node's first log index (entries before it are compacted).
+    public var firstIndex: LogIndex
+    /// The node's commit index.
+    public var commitIndex: LogIndex
+}
+
+/// A page of this node's whole active-active state for a peer's catch-up, and where
+/// this node's log starts.
+public struct ActiveActiveCatchUpRead: Sendable {
+    /// The page (its snapshot index is the node's applied index when it was read).
+    public var page: ActiveActiveCatchUpPage
     /// The node's first log index (entries before it are compacted).
     public var firstIndex: LogIndex
     /// The node's commit index.

@@ -16,6 +16,7 @@ struct AegisBench: AsyncParsableCommand {
             CRDTBench.self,
             BackupBench.self,
             StreamBench.self,
+            AABench.self,
         ])
 }
 

@@ -11,6 +11,8 @@ enum AdminHTTPClient {
     struct Response {
         var status: Int
         var body: Data
+        /// The response's headers (names as sent).
+        var headers: HTTPHeaders = [:]
     }
 
     /// The largest response body read, in bytes.
@@ -45,16 +47,19 @@ enum AdminHTTPClient {
                     if let body, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
                     try await outbound.write(.end(nil))
                     var status = 0
+                    var responseHeaders: HTTPHeaders = [:]
                     var received = Data()
                     for try await part in inbound {
                         switch part {
-                        case .head(let responseHead): status = Int(responseHead.status.code)
+                        case .head(let responseHead):
+                            status = Int(responseHead.status.code)
+                            responseHeaders = responseHead.headers
                         case .body(let buffer):
                             guard received.count + buffer.readableBytes <= maxResponseBytes else {
                                 throw ToolError("the admin API answered more than \(maxResponseBytes) bytes")
                             }
                             received.append(contentsOf: buffer.readableBytesView)
-                        case .end: return Response(status: status, body: received)
+                        case .end: return Response(status: status, body: received, headers: responseHeaders)
                         }
                     }
                     throw ToolError("the admin API closed the connection before answering")

@@ -55,6 +55,10 @@ import Testing
                                                                       counters: ["east": CounterContribution(increments: 3)])),
             ActiveActiveKeyState(key: "b", set: ActiveActiveCollection(value: .set(ORSet()), stamp: .counterBase)),
         ])),
+        .activeActiveCatchUp(ActiveActiveCatchUpPage(batch: ActiveActiveBatch(
+            source: "east", afterIndex: 0, lastIndex: 40, sourceCommit: 41, sourceTime: 5, states: [
+                ActiveActiveKeyState(key: "c", hash: ActiveActiveCollection(value: .hash(ORMap()), stamp: .counterBase)),
+            ]), afterKey: "b", complete: true)),
         .drSeedChunk(DRSeedChunk(source: "east", epoch: 3, snapshotIndex: 120, total: 5000, offset: 4096, bytes: [9, 8, 7])),
         .drRejoin(DRTransition(epoch: 4, role: .standby, primary: "127.0.0.1:7001", primaryAdmin: "127.0.0.1:8001",
                                leaseMillis: 1000, resumeSource: "west")),

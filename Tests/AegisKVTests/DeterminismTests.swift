@@ -33,8 +33,8 @@ struct ModelStore {
             break  // `CommandScript` makes none; ClientSessionTests cover them
         case .streamBatch, .setDRState, .drSeedChunk, .drRejoin:
             break  // `CommandScript` makes none; DRStateTests and DRSeedTests cover them
-        case .setActiveActive, .activeActiveBatch:
-            break  // `CommandScript` makes none; ActiveActiveTests cover them
+        case .setActiveActive, .activeActiveBatch, .activeActiveCatchUp:
+            break  // `CommandScript` makes none; ActiveActiveTests and ActiveActiveCatchUpTests cover them
         case .collection, .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction,
              .keyspace, .rename, .copy, .flushAll:
             break  // `CommandScript` makes none; CollectionTests, ExpiryTests, TransactionTests and

@@ -12,6 +12,7 @@ import NIOCore
 /// |---|---|---|
 /// | `GET /v1/aa` | yes | enabled, metadata size, peers, per link: cursor, lag (entries, seconds), last contact, errors |
 /// | `GET /v1/aa/pull?after=N&peer=ID` | yes | this cluster's batch for a peer: one frame (leader only) |
+/// | `GET /v1/aa/catchup?peer=ID[&index=N&after=KEY]` | yes | a page of this cluster's whole state for a peer catching up (AACatchUp.swift) |
 struct AAAdminExtension: AdminExtension {
     let coordinator: AACoordinator
     /// `/healthz` warns when a link has been behind for longer than this.
@@ -53,6 +54,36 @@ struct AAAdminExtension: AdminExtension {
                 return AdminResponses.json(Failure(error: why), status: .serviceUnavailable)
             }
         }
+        router.get("/v1/aa/catchup") { request, _ in
+            if let denied = authorize(request) { return denied }
+            let query = request.uri.queryParameters
+            let peer = query["peer"].map { String($0).removingPercentEncoding ?? String($0) } ?? ""
+            var index: UInt64?
+            var after: Key?
+            if let text = query["index"] {
+                guard let value = UInt64(String(text)), let keyText = query["after"],
+                      let key = AAKeyText.decode(String(keyText)) else {
+                    return AdminResponses.json(Failure(error: "index=N needs after=KEY (base64url), and both must be valid"),
+                                               status: .badRequest)
+                }
+                index = value
+                after = key
+            }
+            switch await coordinator.servePage(index: index, after: after, peer: peer) {
+            case .page(let bytes, let after, let complete):
+                var headers: HTTPFields = [.contentType: "application/octet-stream"]
+                if let completeName = HTTPFields.Element.Name("Aegis-AA-Complete") { headers[completeName] = complete ? "1" : "0" }
+                if let after, let afterName = HTTPFields.Element.Name("Aegis-AA-After") { headers[afterName] = AAKeyText.encode(after) }
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            case .notLeader(let leader):
+                return AdminResponses.json(Failure(error: "not the leader; the leader is \(leader?.rawValue ?? "unknown")"),
+                                           status: .misdirectedRequest)
+            case .disabled:
+                return AdminResponses.json(Failure(error: "active-active is not enabled on this cluster"), status: .conflict)
+            case .failed(let why):
+                return AdminResponses.json(Failure(error: why), status: .serviceUnavailable)
+            }
+        }
     }
 
     static func document(_ coordinator: AACoordinator) -> AADocument? {
@@ -73,7 +104,8 @@ struct AAAdminExtension: AdminExtension {
                     lagEntries: link?.lagEntries, lagSeconds: link.map { Double($0.lagMillis) / 1000 },
                     lastContactMillisAgo: link?.lastContactMillis.map { now > $0 ? now - $0 : 0 },
                     frames: link?.frames, states: link?.states, bytes: link?.bytes, errors: link?.errors,
-                    lastError: link?.lastError)
+                    lastError: link?.lastError, catchingUp: status.activeActiveCatchUps[peer.id] != nil || link?.catchingUp == true,
+                    catchUpIndex: status.activeActiveCatchUps[peer.id]?.snapshotIndex, catchUpPages: link?.catchUpPages)
             })
     }
 
@@ -124,6 +156,12 @@ struct AADocument: Codable, Sendable {
         var bytes: UInt64?
         var errors: UInt64?
         var lastError: String?
+        /// `true` while the link catches up from the source's whole state.
+        var catchingUp: Bool?
+        /// The source index the catch-up in progress stands for (replicated).
+        var catchUpIndex: UInt64?
+        /// Catch-up pages merged by this leader.
+        var catchUpPages: UInt64?
     }
 
     var clusterID: String

@@ -29,17 +29,20 @@ final class AACoordinator: Service, @unchecked Sendable {
     let settings: StreamSettings
     let client: DRClient
     let logger: Logger
+    /// The most key states in one catch-up page (AACatchUp.swift; default 5,000).
+    let catchUpPageStates: Int
 
-    private let lock = NSLock()
+    let lock = NSLock()
     private var runtimeBox: NodeRuntime?
-    private var links: [String: AALinkStatus] = [:]
+    var links: [String: AALinkStatus] = [:]
     /// The lowest cursor each peer asked this node for: the log is not compacted past it.
-    private var held: [String: LogIndex] = [:]
+    var held: [String: LogIndex] = [:]
     private var stopping = false
 
     init(clusterID: String, peers: [Peer], maxClockSkewMillis: UInt64, settings: StreamSettings, client: DRClient,
-         logger: Logger) {
+         logger: Logger, catchUpPageStates: Int = 5_000) {
         self.clusterID = clusterID
+        self.catchUpPageStates = catchUpPageStates
         self.peers = peers
         self.maxClockSkewMillis = maxClockSkewMillis
         self.settings = settings
@@ -143,6 +146,7 @@ final class AACoordinator: Service, @unchecked Sendable {
         }
         let link = lock.withLock { links[peer.id] ?? AALinkStatus() }
         let address = peer.addresses[link.addressIndex % peer.addresses.count]
+        if isCatchingUp(peer.id, status: status) { return await catchUpStep(peer, address: address, runtime: runtime) }
         let after = max(status.activeActiveCursors[peer.id]?.lastIndex ?? 0, link.applied)
         let answer: DRClient.ActiveActivePull
         do {
@@ -152,6 +156,9 @@ final class AACoordinator: Service, @unchecked Sendable {
             return .milliseconds(200)
         }
         switch answer {
+        case .refused(410, _):
+            startCatchUp(peer.id)
+            return .zero
         case .refused(let code, let why):
             note(peer.id, error: "\(address) answered \(code): \(why)", rotate: code == 421 || code == 503)
             return code == 421 ? .milliseconds(20) : .milliseconds(500)
@@ -171,8 +178,12 @@ final class AACoordinator: Service, @unchecked Sendable {
         result.integer = Int64(clamping: after)
         // A batch without states moves only the cursor: logged once the cursor is far
         // enough behind (the source's log is held for it), not for every entry.
+        // A batch cut short by the byte bound (its end before the source's commit: large
+        // merged entries, which carry no states) is logged too, or the link would ask
+        // for the same slice forever.
         let cursorOnly = batch.states.isEmpty
-        if batch.lastIndex > after && (!cursorOnly || batch.lastIndex - after >= Self.cursorOnlyAfterEntries) {
+        let cutShort = batch.lastIndex < batch.sourceCommit
+        if batch.lastIndex > after && (!cursorOnly || cutShort || batch.lastIndex - after >= Self.cursorOnlyAfterEntries) {
             do {
                 result = try await runtime.execute(.activeActiveBatch(batch))
             } catch {
@@ -207,7 +218,7 @@ final class AACoordinator: Service, @unchecked Sendable {
         return !cursorOnly && result.error == nil ? .zero : .milliseconds(1)
     }
 
-    private func note(_ peer: String, error message: String, rotate: Bool = false) {
+    func note(_ peer: String, error message: String, rotate: Bool = false) {
         lock.withLock {
             var link = links[peer] ?? AALinkStatus()
             link.errors += 1
@@ -243,6 +254,10 @@ struct AALinkStatus: Sendable {
     var bytes: UInt64 = 0
     var errors: UInt64 = 0
     var lastError: String?
+    /// `true` while the link catches up from the source's whole state (AACatchUp.swift).
+    var catchingUp = false
+    /// Catch-up pages merged.
+    var catchUpPages: UInt64 = 0
 }
 
 /// Per-link lag metrics (Prometheus through swift-metrics), labelled by source cluster.

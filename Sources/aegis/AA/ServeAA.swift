@@ -17,6 +17,8 @@ struct ServeAAOptions: ParsableArguments {
     var aaMaxClockSkew: UInt64?
     @Option(help: "/healthz warns when a link has been behind for longer than this many seconds (default 5).")
     var aaWarnLag: Double?
+    @Option(help: "The most key states in one page a peer catching up is sent (default 5000, 1...50000): a peer that compacted past this cluster's cursor is caught up from its whole state, a page at a time.")
+    var aaCatchUpPageStates: Int?
 
     func makeCoordinator(config: String?, settings: ServeSettings, logger: Logger) throws -> AACoordinator? {
         let value = try ServeSettings.lookup(config: config)
@@ -45,9 +47,14 @@ struct ServeAAOptions: ParsableArguments {
             }
             peers.append(AACoordinator.Peer(id: parts[0], addresses: addresses))
         }
+        let pageStates = aaCatchUpPageStates ?? value("aa-catch-up-page-states", nil).flatMap { Int($0) } ?? 5_000
+        guard (1 ... ActiveActiveBatch.maxStates).contains(pageStates) else {
+            throw ValidationError("--aa-catch-up-page-states: 1 to \(ActiveActiveBatch.maxStates)")
+        }
         let tls = try settings.tls.map { try ToolTLSOptions.clientContext(trusting: $0.caPath) }
         return AACoordinator(clusterID: settings.clusterID, peers: peers,
                              maxClockSkewMillis: aaMaxClockSkew ?? ActiveActiveSettings.defaultMaxClockSkewMillis,
-                             settings: StreamSettings(), client: DRClient(token: settings.adminToken, tls: tls), logger: logger)
+                             settings: StreamSettings(), client: DRClient(token: settings.adminToken, tls: tls), logger: logger,
+                             catchUpPageStates: pageStates)
     }
 }
