@@ -2,7 +2,9 @@
 """`aegis cluster restart-rolling --admin … --restart-command CMD`: the mode for nodes that
 a service manager runs (`ssh {host} sudo systemctl restart aegis`). Here CMD is a shell
 script that does what a service manager's restart does to a local process: SIGTERM, wait
-for the process to exit, start the same command again (its pid in a file).
+for the process to exit, start the same command again (its pid in a file) without the
+descriptors the script inherited (the tool waits for CMD until every copy of its own
+descriptors is closed, so a node started in the background must not keep them).
 
 Three `aegis serve` processes on loopback; one writer in a closed loop of SETs through
 every node in turn (a refused or dropped write is retried on the next node: counted,
@@ -37,24 +39,32 @@ from checks import check, results, wait_until  # noqa: E402
 import rolling_restart  # noqa: E402
 
 # What a service manager's restart does: stop (SIGTERM, wait), start again, note the pid.
-RESTART_SCRIPT = """#!/bin/sh
+RESTART_SCRIPT = """#!/bin/bash
 # restart.sh ID HOST ADMIN: restarts node ID as `systemctl restart` would.
 set -eu
 work=$(dirname "$0")
+id=$1
 echo "$1 $2 $3" >> "$work/restarts.log"
-pid=$(cat "$work/$1.pid")
+pid=$(cat "$work/$id.pid")
 kill -TERM "$pid"
 i=0
-while kill -0 "$pid" 2>/dev/null; do
+# Gone, or a zombie its parent (the test, for the first processes) has not reaped yet.
+while kill -0 "$pid" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
   i=$((i + 1))
-  [ "$i" -le 300 ] || { echo "node $1 (pid $pid) did not stop" >&2; exit 3; }
+  [ "$i" -le 300 ] || { echo "node $id (pid $pid) did not stop" >&2; exit 3; }
   sleep 0.05
 done
 # The node's command, one argument per line.
 set --
-while IFS= read -r arg; do set -- "$@" "$arg"; done < "$work/$1.cmd"
-nohup "$@" >> "$work/$1.log" 2>&1 < /dev/null &
-echo $! > "$work/$1.pid"
+while IFS= read -r arg; do set -- "$@" "$arg"; done < "$work/$id.cmd"
+# Like a service manager, start the node without the descriptors this shell inherited:
+# the tool waits for the command until every holder of its own ends closed them.
+for fd in /proc/$$/fd/*; do
+  n=${fd##*/}
+  if [ "$n" -gt 2 ]; then eval "exec $n>&-" 2>/dev/null || true; fi
+done
+nohup "$@" >> "$work/$id.log" 2>&1 < /dev/null &
+echo $! > "$work/$id.pid"
 """
 
 
@@ -69,6 +79,16 @@ def alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def run_tool(args, work, timeout):
+    """Runs the tool with its output in files (not pipes, which the nodes it starts could
+    hold open); returns an object with returncode, stdout and stderr."""
+    out_path, err_path = os.path.join(work, "tool.out"), os.path.join(work, "tool.err")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        code = subprocess.run(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, timeout=timeout).returncode
+    with open(out_path) as out, open(err_path) as err:
+        return argparse.Namespace(returncode=code, stdout=out.read(), stderr=err.read())
 
 
 def main():
@@ -120,9 +140,8 @@ def main():
         admins = ",".join(f"{n}={HOST}:{ADMIN[n]}" for n in IDS)
         command = f"{shlex.quote(script)} {{id}} {{host}} {{admin}}"
         started = time.monotonic()
-        out = subprocess.run([aegis, "cluster", "restart-rolling", "--admin", admins, "--restart-command", command,
-                              "--json", "--no-tls", "--admin-token", cluster.token, "--timeout", "20"],
-                             capture_output=True, text=True, timeout=120)
+        out = run_tool([aegis, "cluster", "restart-rolling", "--admin", admins, "--restart-command", command,
+                        "--json", "--no-tls", "--admin-token", cluster.token, "--timeout", "20"], work, 120)
         took = time.monotonic() - started
         time.sleep(0.5)
         stop.set()
@@ -156,11 +175,13 @@ def main():
         with open(failing, "w") as f:
             f.write(f"#!/bin/sh\necho \"$1\" >> {shlex.quote(os.path.join(work, 'failed.log'))}\nexit 7\n")
         os.chmod(failing, stat.S_IRWXU)
-        out = subprocess.run([aegis, "cluster", "restart-rolling", "--admin", admins, "--restart-command",
-                              f"{shlex.quote(failing)} {{id}}", "--no-tls", "--admin-token", cluster.token,
-                              "--timeout", "20"], capture_output=True, text=True, timeout=60)
-        with open(os.path.join(work, "failed.log")) as f:
-            tried = f.read().split()
+        out = run_tool([aegis, "cluster", "restart-rolling", "--admin", admins, "--restart-command",
+                        f"{shlex.quote(failing)} {{id}}", "--no-tls", "--admin-token", cluster.token, "--timeout", "20"],
+                       work, 60)
+        tried = []
+        if os.path.exists(os.path.join(work, "failed.log")):
+            with open(os.path.join(work, "failed.log")) as f:
+                tried = f.read().split()
         check("a failing command stops the rolling restart at that node (exit 1, command and status named)",
               out.returncode == 1 and len(tried) == 1 and "exited with status 7" in out.stdout
               and "the other nodes are not restarted" in out.stdout, (out.stdout + out.stderr)[-400:])
