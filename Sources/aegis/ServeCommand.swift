@@ -13,7 +13,6 @@ import NIOPosix
 import NIOSSL
 import Prometheus
 import ServiceLifecycle
-import UnixSignals
 
 /// `aegis serve`: runs one node.
 struct ServeCommand: AsyncParsableCommand {
@@ -268,7 +267,7 @@ struct ServeCommand: AsyncParsableCommand {
             backend: backend, acl: acl, tls: serverTLS, logger: logger, pubsub: pubsub)
         let backupService = try backup.makeService(config: config, dataDirectory: settings.dataDir, logger: logger,
                                                    archived: archived)
-        let shutdown = GracefulShutdownTrigger(runtime: runtime)
+        let shutdown = GracefulShutdownTrigger()
         let aaExtensions: [any AdminExtension] = activeActive.map {
             [AAAdminExtension(coordinator: $0, warnLagSeconds: aa.aaWarnLag ?? 5, deadLinkMillis: 5_000)]
         } ?? []
@@ -283,8 +282,7 @@ struct ServeCommand: AsyncParsableCommand {
                    DRRecoveryAdminExtension(coordinator: coordinator), drills] + aaExtensions,
             onShutdownRequest: { [logger] in
                 logger.notice("stopping: asked through the admin API")
-                // Answered at once, as the endpoint promises; the handover runs on.
-                Task { await shutdown.trigger() }
+                await shutdown.trigger()
             })
         logger.info("node starting", metadata: [
             "peers": "\(settings.peerListen)", "clients": "\(settings.clientListen)", "admin": "\(settings.adminListen)",
@@ -295,7 +293,6 @@ struct ServeCommand: AsyncParsableCommand {
         if let backupService { services.append(.init(service: backupService)) }
         services.append(.init(service: coordinator))
         if let activeActive { services.append(.init(service: activeActive)) }
-        services.append(.init(service: StopSignals(shutdown: shutdown, logger: logger)))
         if drill.drDrillCopy {
             // The copy of a drill stops gracefully once its drill is gone; never by an error
             // (a failing service cancels the group instead of stopping it).
@@ -304,9 +301,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(configuration: .init(
             services: services,
-            // SIGTERM and SIGINT go through `StopSignals`: leadership is handed over
-            // before any service stops.
-            gracefulShutdownSignals: [], logger: logger))
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         shutdown.set(group)
         try await group.run()
         await transport.shutdown()
@@ -523,20 +518,11 @@ final class IdentityFile: @unchecked Sendable {
     }
 }
 
-/// Stops the node gracefully (SIGTERM, SIGINT, `POST /v1/node/shutdown`) in the order
-/// that its clients do not notice: a leader first hands leadership over while every
-/// service still runs (`NodeRuntime.handOverLeadership()`: requests that arrive
-/// meanwhile wait for the new leader and are forwarded to it), then the service group
-/// stops in reverse order — the admin API, the RESP server (it answers what it already
-/// read, then closes), and last the node (which lingers to answer forwarded requests).
-/// A second request while the handover runs stops the group at once.
+/// Starts the service group's graceful shutdown from the admin API (`POST
+/// /v1/node/shutdown`), as SIGTERM does.
 final class GracefulShutdownTrigger: @unchecked Sendable {
     private let lock = NSLock()
     private var group: ServiceGroup?
-    private var requested = false
-    private let runtime: NodeRuntime
-
-    init(runtime: NodeRuntime) { self.runtime = runtime }
 
     func set(_ group: ServiceGroup) {
         lock.lock()
@@ -544,31 +530,13 @@ final class GracefulShutdownTrigger: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// The group, and whether this is the first request.
-    private func request() -> (ServiceGroup?, first: Bool) {
+    private var current: ServiceGroup? {
         lock.lock()
         defer { lock.unlock() }
-        let first = !requested
-        requested = true
-        return (group, first)
+        return group
     }
 
     func trigger() async {
-        let (group, first) = request()
-        if first { await runtime.handOverLeadership() }
-        await group?.triggerGracefulShutdown()
-    }
-}
-
-/// Turns SIGTERM and SIGINT into `GracefulShutdownTrigger.trigger()`.
-struct StopSignals: Service {
-    let shutdown: GracefulShutdownTrigger
-    let logger: Logger
-
-    func run() async throws {
-        for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint).cancelOnGracefulShutdown() {
-            logger.notice("stopping: \(signal) received")
-            await shutdown.trigger()
-        }
+        await current?.triggerGracefulShutdown()
     }
 }

@@ -114,8 +114,11 @@ import Testing
         #expect(old.status.running)
         await cluster.stop(leader, gracefully: true)
         let lingered = clock.now - handedOver
-        // The linger is 500 ms from the step-down; a stop "at once" would take a few ms.
-        #expect(lingered >= .milliseconds(400), "the stop ended \(lingered) after the handover: it did not linger")
+        // The linger is 50 ticks (500 ms) from the step-down; a stop "at once" takes a few
+        // ms. Ticks that a loaded machine delayed fire in a burst, so the wall time of 50
+        // ticks can be shorter: the bound is 200 ms (seen: 314 ms under load, 19 ms without
+        // the linger).
+        #expect(lingered >= .milliseconds(200), "the stop ended \(lingered) after the handover: it did not linger")
         #expect(lingered < .seconds(2), "the stop took \(lingered): the handover timeout, not the linger")
         let through = try #require(cluster.members[newLeader].runtime)
         #expect(try await through.read(["before", "after"]).map { $0?.value } == [value("1"), value("2")])
