@@ -313,7 +313,7 @@ def main():
             p.send_signal(signal.SIGSTOP)
         r1 = clusters["r1"]
         check("a dead link (r3 paused) fails r1's active-active health check",
-              wait_until(lambda: health_code(r1, r1.wait_leader()) == 500, 15))
+              wait_until(lambda: health_code(r1, r1.wait_leader()) == 503, 15))
         check("...and not its liveness", health_code(r1, r1.wait_leader(), "/livez") == 200)
         for p in clusters["r3"].procs.values():
             p.send_signal(signal.SIGCONT)

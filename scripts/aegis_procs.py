@@ -16,6 +16,16 @@ PEER = {n: 9311 + k for k, n in enumerate(IDS)}
 ADMIN = {n: 8311 + k for k, n in enumerate(IDS)}
 
 
+def use_port_base(base):
+    """Moves every port of the default cluster into base..base+22 (RESP base+k, admin
+    base+10+k, peers base+20+k), in place, so that the tests' own imports see it: for a
+    machine whose other users hold the default ports."""
+    if not 1024 <= base <= 65535 - 22:
+        raise ValueError(f"--port-base {base}: between 1024 and {65535 - 22}")
+    for k, n in enumerate(IDS):
+        RESP[n], ADMIN[n], PEER[n] = base + k, base + 10 + k, base + 20 + k
+
+
 class Cluster:
     """Nodes n1-n3 with RESP on 7311-7313 (or base+k), peers on 9311-, admin on 8311-.
 

@@ -201,16 +201,16 @@ steps:
         failed = json.loads(out) if out.strip().startswith("{") else {}
         check("a drill whose copy cannot start fails (exit 1, the reason recorded)",
               code == 1 and failed.get("ok") is False and "in use" in (failed.get("error") or ""), failed.get("error") or (out + err)[-600:])
-        check("/healthz/dr-drill fails after a failed drill, /livez passes",
-              all(http_status(standby, n, "/healthz/dr-drill") != 200 and http_status(standby, n, "/livez") == 200
+        check("/healthz/dr-drill fails (503) after a failed drill, /livez passes",
+              all(http_status(standby, n, "/healthz/dr-drill") == 503 and http_status(standby, n, "/livez") == 200
                   for n in IDS))
 
         # 3. A dead DR link fails its check, not liveness or readiness.
         for n in IDS:
             primary.kill(n)
         sl = standby.leader() or "n1"
-        dead = wait_until(lambda: http_status(standby, sl, "/healthz/dr") != 200, 15)
-        check("the primary gone: the standby's dr check fails", dead)
+        dead = wait_until(lambda: http_status(standby, sl, "/healthz/dr") == 503, 15)
+        check("the primary gone: the standby's dr check fails (503)", dead)
         check("... /livez and /readyz still pass", http_status(standby, sl, "/livez") == 200
               and http_status(standby, sl, "/readyz") == 200)
 

@@ -28,7 +28,7 @@ status` asked of a follower show every member healthy with MATCH and LAG; with t
 other nodes killed, the survivor's /readyz fails on `quorum` while /livez passes.
 Bounded: about 40 s on this machine.
 
-Usage: scripts/rolling_restart_test.py [--aegis PATH] [--max-ms 100] [--keep]
+Usage: scripts/rolling_restart_test.py [--aegis PATH] [--max-ms 100] [--keep] [--port-base N]
 """
 import argparse
 import json
@@ -48,6 +48,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aegis_procs  # noqa: E402
 from aegis_procs import ADMIN, HOST, IDS, RESP, Cluster  # noqa: E402
 from checks import check, results, wait_until  # noqa: E402
 import rolling_restart  # noqa: E402
@@ -141,9 +142,9 @@ def cluster_view_and_health(cluster, aegis):
     for n in IDS:
         if n != follower:
             cluster.kill(n)
-    lost = wait_until(lambda: probe.get(follower, "/readyz/quorum")[0] == 500, 10)
+    lost = wait_until(lambda: probe.get(follower, "/readyz/quorum")[0] == 503, 10)
     code, body = probe.get(follower, "/readyz")
-    check("a node that lost quorum is not ready", lost and code == 500 and b"[-]quorum failed" in body, body.decode())
+    check("a node that lost quorum is not ready", lost and code == 503 and b"[-]quorum failed" in body, body.decode())
     check("... but alive", probe.get(follower, "/livez")[0] == 200)
     info = cluster.client(follower).info("cluster")
     check("... and reports the others down and no quorum",
@@ -227,7 +228,11 @@ def main():
     ap.add_argument("--aegis", default=".build/release/aegis")
     ap.add_argument("--max-ms", type=float, default=100.0)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--port-base", type=int, help="RESP on BASE+k, admin BASE+10+k, peers BASE+20+k "
+                    "(default: aegis_procs' ports)")
     args = ap.parse_args()
+    if args.port_base is not None:
+        aegis_procs.use_port_base(args.port_base)
     work = tempfile.mkdtemp(prefix="aegis-rolling-")
     cluster = Cluster(os.path.abspath(args.aegis), work, election_ticks=15)
     ctx = multiprocessing.get_context("fork")
@@ -286,6 +291,14 @@ def main():
                     current = what
             return current
 
+        # Per phase of the restarts (the requests started in it): where the slow ones are.
+        by_phase = {}
+        for started, took in timed:
+            if started >= load_started:
+                entry = by_phase.setdefault(phase_at(started), {"requests": 0, "max_ms": 0.0, "over_100ms": 0})
+                entry["requests"] += 1
+                entry["max_ms"] = round(max(entry["max_ms"], took * 1000), 2)
+                entry["over_100ms"] += took > 0.1
         figures = {
             "clients": PROCESSES * THREADS, "requests": len(latencies), "failed": len(failures),
             "seconds": round(time.time() - load_started, 1),
@@ -296,7 +309,8 @@ def main():
                        "p99_ms": round(percentile(warmup, 0.99) * 1000, 2),
                        "max_ms": round((warmup[-1] if warmup else 0) * 1000, 2)},
             "restarts": steps,
-            "phases": [{"at": round(at - load_started, 3), "what": what} for at, what in phases],
+            "phases": [{"at": round(at - load_started, 3), "what": what, **by_phase.get(what, {})} for at, what in phases],
+            "steady": by_phase.get("steady", {}),
             "slowest": [{"ms": round(s[1] * 1000, 1), "node": s[2], "tries": s[3], "op": s[4], "started_during": phase_at(s[0]),
                          "started_at": round(s[0] - load_started, 3)}
                         for s in sorted(slow, key=lambda s: -s[1])[:10]],

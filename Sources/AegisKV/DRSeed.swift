@@ -39,6 +39,18 @@
 //
 // A transition out of the standby role drops a staging in progress.
 //
+// Memory: a staging in progress is held in memory on every standby node (the state
+// machine is pure: no files). Per node, for one seed of S bytes (S <= `total` <=
+// `Limits.maxSeedBytes`, by default 1 GiB - 1 MiB; `aegis serve` does not change it):
+// the staged bytes take at most S (their capacity is reserved once at offset 0); a
+// snapshot of the node taken while a seed is staged builds section 4 and the sections
+// block from it, up to 2 S more until that snapshot is written (off the node's loop);
+// the installing chunk decodes the snapshot into a new state beside the current one
+// (the old state is freed when the entry is applied). The chunks' log entries (at most
+// 4 MiB each) are held like any entry until the log is compacted. A staging in
+// a file in the data directory (bounded by the same limit) is not built: it needs an
+// I/O seam the pure state machine does not have.
+//
 // Failback (`drRejoin`, raw value 51, a setDRState body): a primary that a failover
 // replaced becomes a standby of the new primary (`resumeSource`) with its cursor for it
 // dropped and `DRState.pendingSeed` set: it applies none of that source's stream
@@ -228,6 +240,9 @@ extension StateMachine {
         if chunk.offset == 0 {
             staging = DRSeedStaging(source: chunk.source, epoch: chunk.epoch, snapshotIndex: chunk.snapshotIndex,
                                     total: chunk.total, bytes: [])
+            // Once, for the whole seed (total <= maxSeedBytes, checked above): the staged
+            // bytes never take more than `total` (growth by doubling would take up to twice).
+            staging.bytes.reserveCapacity(Int(chunk.total))
         } else if let current = drSeed, current.isContinued(by: chunk) {
             staging = current
             drSeed = nil  // the bytes are moved, not copied

@@ -69,6 +69,9 @@ final class NodeLoop: @unchecked Sendable {
     /// A graceful stop in progress: the tick it must end by, and the tick this node
     /// stopped leading (`nil` while it still leads).
     var handover: (deadline: Int, steppedDownAt: Int?)?
+    /// The tick at which this node last stopped leading (a graceful stop after a
+    /// handover still lingers from then, see `beginHandover`).
+    var lastSteppedDownAt: Int?
     /// Results of recently applied entries (index -> term, result), so a write whose
     /// index was applied before its waiter registered still gets its answer.
     var recentResults: [LogIndex: (term: Term, result: CommandResult)] = [:]

@@ -12,12 +12,14 @@ extension NodeLoop {
     /// leads, plus a linger (`lingerTicks`) in which it answers what
     /// followers forwarded to it before they learnt of the change (they forward it
     /// again to the new leader). The whole is bounded by
-    /// `NodeConfiguration.handoverTimeout`. A follower stops at once.
+    /// `NodeConfiguration.handoverTimeout`. A follower stops at once, unless it stepped
+    /// down less than a linger ago (`NodeRuntime.handOverLeadership()` ran first): it
+    /// lingers until then.
     func beginHandover() {
         guard handover == nil else { return }
         let deadline = tickCount + ticks(config.handoverTimeout)
         guard core.isLeader else {
-            handover = (deadline, tickCount - lingerTicks)
+            handover = (deadline, max(tickCount - lingerTicks, lastSteppedDownAt ?? Int.min))
             return
         }
         handover = (deadline, nil)

@@ -164,6 +164,7 @@ extension NodeLoop: ReadyShell {
             // seeds), and the simulator must replay a seed exactly.
             for (_, entry) in pendingReads.sorted(by: { $0.key < $1.key }) { readsWaitingForLeader.append(entry) }
             pendingReads = [:]
+            if lastLeader == config.nodeID, !core.isLeader { lastSteppedDownAt = tickCount }
             if handover != nil, handover?.steppedDownAt == nil, !core.isLeader, soft.leader != nil {
                 handover?.steppedDownAt = tickCount
             }

@@ -90,6 +90,58 @@ public final class NodeRuntime: Service, @unchecked Sendable {
     /// without handing over (the others elect a new one after an election timeout).
     public func stop() { queue.push(.stop) }
 
+    /// The first step of a stop that clients do not notice: a leader hands leadership to
+    /// the most caught-up voter and returns once another node leads (or after
+    /// `NodeConfiguration.handoverTimeout`), while this node keeps serving — what its
+    /// clients send meanwhile waits for the new leader and is forwarded to it. Call it
+    /// before closing the client listeners, then `stopGracefully()` (which, on a node
+    /// that stepped down less than a linger ago, still answers forwarded requests until
+    /// the linger passed). Returns `true` once another node leads; `false` when this node
+    /// did not lead or the handover did not complete in time (`stopGracefully()` then
+    /// tries again).
+    @discardableResult
+    public func handOverLeadership() async -> Bool {
+        guard status.role == .leader else { return false }
+        let started = ContinuousClock.now
+        let done = FinishSignal()
+        let outcome = HandoverOutcome()
+        let input = RuntimeInput.admin(.transfer(nil, Reply { result in
+            outcome.set(result)
+            done.signal()
+        }))
+        if case .queued = queue.offer(input) {
+            logger.notice("stopping: handing leadership over before closing anything", metadata: [
+                "timeout": "\(configuration.handoverTimeout)"])
+        } else {
+            return false
+        }
+        let timeout = configuration.handoverTimeout
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await done.wait() }
+            group.addTask {
+                // Raises the signal itself when the time is up, so that both tasks end.
+                try? await Task.sleep(for: timeout)
+                done.signal()
+            }
+            await group.next()
+            group.cancelAll()
+        }
+        let elapsed = ContinuousClock.now - started
+        let milliseconds = Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15
+        switch outcome.result {
+        case .success:
+            logger.notice("stopping: handed leadership over", metadata: ["ms": "\(Int(milliseconds.rounded()))"])
+            return true
+        case .failure(let error):
+            logger.warning("stopping: leadership not handed over before closing", metadata: [
+                "reason": "\(error)", "ms": "\(Int(milliseconds.rounded()))"])
+        case nil:
+            logger.warning("stopping: leadership not handed over before closing", metadata: [
+                "reason": "timed out", "ms": "\(Int(milliseconds.rounded()))"])
+        }
+        return false
+    }
+
     /// Asks the node to stop without losing anything: a leader first hands leadership
     /// to the most caught-up voter (bounded by `NodeConfiguration.handoverTimeout`) and
     /// answers what followers forwarded meanwhile; a follower stops at once. `run()`
@@ -257,6 +309,24 @@ public final class NodeRuntime: Service, @unchecked Sendable {
 private final class StatusBox: @unchecked Sendable {
     weak var owner: NodeRuntime?
     func set(_ status: NodeStatus) { owner?.setStatus(status) }
+}
+
+/// The answer to `handOverLeadership`'s transfer, set once from the loop thread.
+private final class HandoverOutcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Result<Void, any Error>?
+
+    func set(_ result: Result<Void, any Error>) {
+        lock.lock()
+        if value == nil { value = result }
+        lock.unlock()
+    }
+
+    var result: Result<Void, any Error>? {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
 }
 
 /// A one-shot signal a thread raises and an async task awaits.

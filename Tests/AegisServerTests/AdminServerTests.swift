@@ -62,13 +62,13 @@ import Testing
         await backend.setStatus { $0.leader = nil; $0.role = .candidate; $0.commitIndex = 5000; $0.appliedIndex = 10 }
         try await app(maxLag: 100).test(.router) { client in
             let ready = try await client.execute(uri: "/readyz", method: .get)
-            #expect(ready.status == .internalServerError)
+            #expect(ready.status == .serviceUnavailable)
             let body = String(buffer: ready.body)
             #expect(body.contains("[-]leader failed: no leader known (term 3)\n"))
             #expect(body.contains("[-]apply-lag failed: 4990 committed entries not applied"))
             #expect(body.hasSuffix("readyz check failed\n"))
             let health = try await client.execute(uri: "/healthz?verbose=1", method: .get, headers: auth)
-            #expect(health.status == .internalServerError)
+            #expect(health.status == .serviceUnavailable)
             #expect(String(buffer: health.body).hasSuffix("healthz check failed\n"))
             let excluded = try await client.execute(uri: "/readyz?exclude=leader&exclude=apply-lag", method: .get)
             #expect(excluded.status == .ok)
@@ -239,7 +239,7 @@ import Testing
         let expired = Date().addingTimeInterval(-60)
         try await app(certificates: { [ServedCertificate(name: "node", notValidAfter: expired)] }).test(.router) { client in
             let health = try await client.execute(uri: "/healthz", method: .get)
-            #expect(health.status == .internalServerError)
+            #expect(health.status == .serviceUnavailable)
             #expect(String(buffer: health.body).contains("[-]tls-certificates failed: node certificate expired"))
             #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
         }

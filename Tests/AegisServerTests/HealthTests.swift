@@ -37,12 +37,12 @@ import Testing
         await loseQuorum()
         try await server().makeApplication().test(.router) { client in
             let ready = try await client.execute(uri: "/readyz", method: .get)
-            #expect(ready.status == .internalServerError)
+            #expect(ready.status == .serviceUnavailable)
             #expect(String(buffer: ready.body).contains("[-]quorum failed: 1 of 3 voters reachable, quorum 2, cluster noQuorum"))
-            #expect(try await client.execute(uri: "/readyz/quorum", method: .get).status == .internalServerError)
+            #expect(try await client.execute(uri: "/readyz/quorum", method: .get).status == .serviceUnavailable)
             #expect(try await client.execute(uri: "/livez", method: .get).status == .ok)
             let peers = try await client.execute(uri: "/healthz/peers", method: .get)
-            #expect(peers.status == .internalServerError)
+            #expect(peers.status == .serviceUnavailable)
             #expect(String(buffer: peers.body) == "[-]peers failed: no peer reachable: node2 down, node3 suspect\nhealthz check failed\n")
         }
         // One peer back: quorum, ready; the other peer only warns.
@@ -68,7 +68,7 @@ import Testing
         await backend.setStatus { $0.replaying = false; $0.running = false; $0.failure = "storage failed: EIO" }
         try await server().makeApplication().test(.router) { client in
             let ready = try await client.execute(uri: "/readyz/node", method: .get)
-            #expect(ready.status == .internalServerError)
+            #expect(ready.status == .serviceUnavailable)
             #expect(String(buffer: ready.body).contains("the node stopped serving: storage failed: EIO"))
             #expect(try await client.execute(uri: "/livez", method: .get).status == .ok)
         }
@@ -97,7 +97,7 @@ import Testing
         await backend.setStatus { $0.diskFull = true }
         try await plenty.makeApplication().test(.router) { client in
             let disk = try await client.execute(uri: "/healthz/disk", method: .get)
-            #expect(disk.status == .internalServerError)
+            #expect(disk.status == .serviceUnavailable)
             #expect(String(buffer: disk.body).contains("[-]disk failed: the disk is full"))
             #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
         }
@@ -112,7 +112,7 @@ import Testing
         await backend.setStatus { $0.fsyncSeconds = 3; $0.slowestRecentFsyncSeconds = 5 }
         try await server().makeApplication().test(.router) { client in
             let response = try await client.execute(uri: "/healthz/wal-fsync", method: .get)
-            #expect(response.status == .internalServerError)
+            #expect(response.status == .serviceUnavailable)
         }
     }
 
@@ -125,9 +125,9 @@ import Testing
         })
         try await admin.makeApplication().test(.router) { client in
             let health = try await client.execute(uri: "/healthz", method: .get)
-            #expect(health.status == .internalServerError)
+            #expect(health.status == .serviceUnavailable)
             #expect(String(buffer: health.body).contains("[-]dr-link failed: no contact with the standby for 42 s\n"))
-            #expect(try await client.execute(uri: "/healthz/dr-link", method: .get).status == .internalServerError)
+            #expect(try await client.execute(uri: "/healthz/dr-link", method: .get).status == .serviceUnavailable)
             #expect(try await client.execute(uri: "/livez", method: .get).status == .ok)
             #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
             // Not a check of /readyz: 404 naming the checks it has.
@@ -140,7 +140,7 @@ import Testing
             let json: HTTPFields = [.accept: "application/health+json", .authorization: "Bearer t"]
             #expect(try await client.execute(uri: "/healthz", method: .get, headers: [.accept: "application/health+json"]).status == .unauthorized)
             let answer = try await client.execute(uri: "/healthz", method: .get, headers: json)
-            #expect(answer.status == .internalServerError)
+            #expect(answer.status == .serviceUnavailable)
             #expect(answer.headers[.contentType] == "application/health+json")
             let document = try JSONDecoder().decode(HealthJSON.self, from: Data(buffer: answer.body))
             #expect(document.status == "fail" && document.serviceId == "node1")

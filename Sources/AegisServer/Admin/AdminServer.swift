@@ -14,7 +14,7 @@ public import ServiceLifecycle
 ///
 /// | Endpoint | |
 /// |---|---|
-/// | `GET /livez`, `/readyz`, `/healthz` | `ok`, or `[+]check ok` lines with `?verbose`; 500 on failure; `?exclude=<check>`; `application/health+json` when the `Accept` header asks for it * |
+/// | `GET /livez`, `/readyz`, `/healthz` | `ok`, or `[+]check ok` lines with `?verbose`; 503 Service Unavailable on failure (the Kubernetes convention); `?exclude=<check>`; `application/health+json` when the `Accept` header asks for it * |
 /// | `GET /livez/{check}`, `/readyz/{check}`, `/healthz/{check}` | one check of that endpoint; 404 for a check it does not run |
 /// | `GET /metrics` | Prometheus text format |
 /// | `GET /v1/cluster` | `ClusterStatusDocument` |
@@ -188,7 +188,7 @@ struct AdminHandlers: Sendable {
             return error(.notFound, "/\(endpoint.rawValue) has no check named '\(only?.prefix(64) ?? "")'; its checks: "
                 + health.checks(for: endpoint).map(\.name).joined(separator: ", "))
         }
-        let status: HTTPResponse.Status = report.passed ? .ok : .internalServerError
+        let status: HTTPResponse.Status = report.passed ? .ok : .serviceUnavailable
         if wantsJSON {
             let nodeID = await backend.status().nodeID.rawValue
             var buffer = ByteBuffer(bytes: report.healthJSON(serviceID: nodeID))
