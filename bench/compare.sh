@@ -33,6 +33,17 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 swift build -c release --product aegis >/dev/null
+
+# Every port the run listens on must be free: a cluster already on them would answer
+# in place of the one measured here (and its CPU would not be counted).
+busy=()
+for port in 7001 7002 7003 8001 8002 8003 9001 9002 9003 7100; do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && busy+=("$port")
+done
+if [ ${#busy[@]} -gt 0 ]; then
+  echo "ports in use on 127.0.0.1: ${busy[*]} (another aegis dev or redis-server?); stop it first" >&2
+  exit 1
+fi
 AEGIS="$PWD/.build/release/aegis"
 WORK=$(mktemp -d /tmp/aegis-compare-XXXXXX)
 PIDS=()
