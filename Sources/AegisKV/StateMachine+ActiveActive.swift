@@ -66,9 +66,9 @@ extension StateMachine {
         var keys = Set<Key>()
         var last = afterIndex
         for entry in entries where entry.index > last && entry.index <= appliedIndex {
+            // The type is read before decoding: merged batches (megabytes) are skipped undecoded.
             if entry.type == .command, Command.peekType(entry.data)?.isReplicationControl == false,
-               let command = try? Command(decoding: entry.data),
-               command.isWrite, !command.isReplicationControl {
+               let command = try? Command(decoding: entry.data), command.isWrite {
                 let written = command.type == .flushAll ? allKeys() : command.keys
                 if keys.count + written.count > maxStates && !keys.isEmpty { break }
                 keys.formUnion(written)
