@@ -115,6 +115,10 @@ final class NodeLoop: @unchecked Sendable {
     var stoppedReason: ReplicationError? { stoppedReasonBox.with { stoppedReasonValue } }
     var lastLeader: NodeID?
     var lastCampaigns = 0
+    /// The current pass's breakdown, and when the last slow pass was logged.
+    var timings = LoopTimings()
+    var lastSlowLoopWarning: UInt64?
+    let slowLoopNanos: UInt64?
     /// The index of the last `purgeExpired` this node proposed as leader, until applied.
     var purgeInFlight: LogIndex?
 
@@ -141,6 +145,10 @@ final class NodeLoop: @unchecked Sendable {
         metrics = RuntimeMetrics(node: config.nodeID.rawValue)
         nextRequestID = (core.config.randomSeed &* 0x9E37_79B9_7F4A_7C15) | 1
         timeoutTicks = config.timeoutTicks
+        slowLoopNanos = config.slowLoopWarning.map { d in
+            let c = d.components
+            return UInt64(max(0, c.seconds)) &* 1_000_000_000 &+ UInt64(max(0, c.attoseconds / 1_000_000_000))
+        }
         awaitingAdd = config.awaitingAdd
         replayTarget = core.log.committed
         tickTime = TickTime(tickInterval: config.tickInterval)
@@ -157,6 +165,8 @@ final class NodeLoop: @unchecked Sendable {
         publishStatus(running: true)
         while true {
             let batch = queue.takeAll()
+            timings.begin()
+            timings.inputs = batch.count
             var stopping = false
             for input in batch {
                 if case .stop = input {
@@ -165,7 +175,9 @@ final class NodeLoop: @unchecked Sendable {
                 }
                 handle(input)
             }
+            timings.handleNanos = LoopTimings.since(timings.started)
             if failure == nil { processReadies() }
+            reportSlowPass()
             if stopping || failure != nil || handoverFinished { break }
             publishStatus(running: true)
         }

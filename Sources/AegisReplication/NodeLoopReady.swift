@@ -8,9 +8,16 @@ import Logging
 extension NodeLoop: ReadyShell {
     // MARK: Ready (the shell's steps; `ReadyExecutor` orders them)
 
-    func nextReady() throws -> Ready? { core.hasReady ? try core.ready() : nil }
+    func nextReady() throws -> Ready? {
+        guard core.hasReady else { return nil }
+        let started = LoopTimings.now()
+        defer { timings.readyNanos &+= LoopTimings.since(started); timings.readies += 1 }
+        return try core.ready()
+    }
 
     func send(_ messages: [RaftMessage]) {
+        let started = LoopTimings.now()
+        defer { timings.sendNanos &+= LoopTimings.since(started); timings.sentMessages += messages.count }
         // A node waiting to be added does not vote.
         if awaitingAdd {
             let kept = messages.filter { if case .vote = $0.payload { return false } else { return true } }
@@ -30,13 +37,21 @@ extension NodeLoop: ReadyShell {
     }
 
     func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
-        let started = DispatchTime.now().uptimeNanoseconds
+        let started = LoopTimings.now()
         try storage.persist(hardState: hardState, entries: entries, sync: sync)
-        if sync { recordFsync(nanoseconds: DispatchTime.now().uptimeNanoseconds - started) }
+        let took = LoopTimings.since(started)
+        if sync { recordFsync(nanoseconds: took) }
+        timings.persistNanos &+= took
+        timings.persistedEntries += entries.count
+        for entry in entries { timings.persistedBytes &+= entry.data.count }
+        if sync { timings.fsyncs += 1 }
     }
 
     func apply(_ entries: [LogEntry]) throws {
+        let started = LoopTimings.now()
         for entry in entries { apply(entry) }
+        timings.applyNanos &+= LoopTimings.since(started)
+        timings.appliedEntries += entries.count
     }
 
     func accept(_ readStates: [ReadState]) {

@@ -13,6 +13,8 @@ struct RuntimeMetrics {
     let applyLag: Recorder
     /// Peer messages the core refused as invalid (malformed values, wrong ranges).
     let invalidMessages: Counter
+    /// Passes of the node loop longer than `NodeConfiguration.slowLoopWarning`.
+    let slowLoops: Counter
     let node: String
 
     init(node: String) {
@@ -25,6 +27,7 @@ struct RuntimeMetrics {
         fsync = Timer(label: "aegis_fsync_seconds", dimensions: dims)
         applyLag = Recorder(label: "aegis_apply_lag_entries", dimensions: dims, aggregate: false)
         invalidMessages = Counter(label: "aegis_invalid_peer_messages_total", dimensions: dims)
+        slowLoops = Counter(label: "aegis_slow_loop_iterations_total", dimensions: dims)
     }
 
     /// Per-peer message and byte counts, from the transport's counters.

@@ -89,6 +89,11 @@ public struct NodeConfiguration: Sendable {
     /// SIGTERM in `aegis serve`) may spend handing leadership to the most caught-up
     /// voter before it stops anyway. Default 2 s.
     public var handoverTimeout: Duration = .seconds(2)
+    /// A pass of the node loop longer than this is logged as a warning with where its
+    /// time went (inputs, building the `Ready`, persist and fsync, send, apply), at most
+    /// once a second, and counted in `aegis_slow_loop_iterations_total`. Every client of
+    /// the node waits behind a pass. Default 100 ms; `nil`: never logged.
+    public var slowLoopWarning: Duration? = .milliseconds(100)
     /// How many times a follower sends one client write to a leader: when the leader it
     /// forwarded to answers that it is not (or no longer) the leader, or that it dropped
     /// the proposal during a leadership transfer — both mean the write was not appended —

@@ -97,6 +97,8 @@ struct ServeCommand: AsyncParsableCommand {
     var minFreeDiskBytes: UInt64?
     @Option(help: "Milliseconds a leader stopping (SIGTERM, POST /v1/node/shutdown) may spend handing leadership over (default 2000).")
     var handoverTimeoutMs: Int?
+    @Option(help: "Log a pass of the node loop slower than this many milliseconds, with where its time went (default 100; 0: never).")
+    var slowLoopWarningMs: Int?
     @Flag(help: "UNSAFE, for testing the linearizability checker only: serve every read from local state without ReadIndex (stale reads).")
     var unsafeLocalReads = false
     @OptionGroup(title: "Backups") var backup: ServeBackupOptions
@@ -106,11 +108,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try ServeSettings.resolve(self)
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = settings.logLevel
-            return handler
-        }
+        LoggingSystem.bootstrap { label in ServerLogHandler(label: label, level: settings.logLevel) }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         var logger = Logger(label: "aegis")
@@ -213,6 +211,7 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.raft.electionTimeout = settings.electionTicks
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
         nodeConfig.handoverTimeout = .milliseconds(settings.handoverTimeoutMs)
+        nodeConfig.slowLoopWarning = settings.slowLoopWarningMs == 0 ? nil : .milliseconds(settings.slowLoopWarningMs)
         var addresses = settings.members
         addresses[settings.id] = MemberAddress(peer: settings.peerListen.description, client: settings.clientListen.description)
         let runtime = try NodeRuntime(configuration: nodeConfig, storage: storage, transport: transport,
@@ -341,6 +340,8 @@ struct ServeSettings {
     var unsafeLocalReads: Bool
     var minFreeDiskBytes: UInt64
     var handoverTimeoutMs: Int
+    /// 0: slow passes of the node loop are not logged.
+    var slowLoopWarningMs: Int
 
     static func resolve(_ flags: ServeCommand) throws -> ServeSettings {
         let env = ProcessInfo.processInfo.environment
@@ -444,6 +445,10 @@ struct ServeSettings {
               (0 ... 600_000).contains(handover) else {
             throw ValidationError("--handover-timeout-ms must be between 0 and 600000")
         }
+        guard let slowLoop = Int(value("slow-loop-warning-ms", flags.slowLoopWarningMs.map(String.init)) ?? "100"),
+              (0 ... 600_000).contains(slowLoop) else {
+            throw ValidationError("--slow-loop-warning-ms must be between 0 and 600000")
+        }
         return ServeSettings(
             id: NodeID(id), dataDir: value("data-dir", flags.dataDir) ?? "./.aegis/\(id)",
             clusterID: value("cluster-id", flags.clusterId) ?? "aegis", peerListen: peerListen,
@@ -456,7 +461,7 @@ struct ServeSettings {
             snapshotEntries: snapshotEntries, snapshotTrailingEntries: snapshotTrailingEntries, tickMs: tick, electionTicks: election,
             logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true",
-            minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover)
+            minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover, slowLoopWarningMs: slowLoop)
     }
 
     /// `name = value` lines; `#` starts a comment.

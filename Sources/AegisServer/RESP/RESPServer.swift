@@ -99,6 +99,8 @@ public struct RESPServer: Service {
                 }
             }
         } onGracefulShutdown: {
+            logger.info("RESP server stopping: no new connections; each answers what it read, then closes", metadata: [
+                "connections": "\(context.connectedClients.withLockedValue { $0 })"])
             for listener in listeners { listener.channel.close(promise: nil) }
         }
         logger.info("RESP server stopped")
