@@ -97,6 +97,10 @@ struct ServeCommand: AsyncParsableCommand {
     var minFreeDiskBytes: UInt64?
     @Option(help: "Milliseconds a leader stopping (SIGTERM, POST /v1/node/shutdown) may spend handing leadership over (default 2000).")
     var handoverTimeoutMs: Int?
+    @Option(help: "How the leader confirms a linearizable read: safe (a heartbeat round to a quorum per batch of reads, no clock assumption; the default) or lease (no round while the leader's lease holds; sound only while every node's clock rate drifts less than --max-clock-drift-percent, and every node must run with the same mode).")
+    var readMode: String?
+    @Option(help: "The clock-rate drift, in percent (0-99), lease reads tolerate; the lease is shortened to match (default 10). Late ticks on an overloaded or paused node count as drift.")
+    var maxClockDriftPercent: Int?
     @Flag(help: "UNSAFE, for testing the linearizability checker only: serve every read from local state without ReadIndex (stale reads).")
     var unsafeLocalReads = false
     @OptionGroup(title: "Backups") var backup: ServeBackupOptions
@@ -212,6 +216,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let entries = settings.snapshotTrailingEntries { nodeConfig.raft.snapshotTrailingEntries = UInt64(entries) }
         nodeConfig.raft.electionTimeout = settings.electionTicks
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
+        nodeConfig.raft.readOnlyOption = settings.readOnlyOption
+        nodeConfig.raft.maxClockDriftPercent = settings.maxClockDriftPercent
+        do { try nodeConfig.raft.validate() } catch {
+            throw ValidationError("--election-ticks \(settings.electionTicks), --read-mode, --max-clock-drift-percent \(settings.maxClockDriftPercent): \(error)")
+        }
         nodeConfig.handoverTimeout = .milliseconds(settings.handoverTimeoutMs)
         var addresses = settings.members
         addresses[settings.id] = MemberAddress(peer: settings.peerListen.description, client: settings.clientListen.description)
@@ -341,6 +350,10 @@ struct ServeSettings {
     var unsafeLocalReads: Bool
     var minFreeDiskBytes: UInt64
     var handoverTimeoutMs: Int
+    /// How the leader confirms linearizable reads (`--read-mode`).
+    var readOnlyOption: ReadOnlyOption
+    /// The drift lease reads tolerate (`--max-clock-drift-percent`).
+    var maxClockDriftPercent: Int
 
     static func resolve(_ flags: ServeCommand) throws -> ServeSettings {
         let env = ProcessInfo.processInfo.environment
@@ -444,6 +457,17 @@ struct ServeSettings {
               (0 ... 600_000).contains(handover) else {
             throw ValidationError("--handover-timeout-ms must be between 0 and 600000")
         }
+        let readModeText = value("read-mode", flags.readMode) ?? "safe"
+        let readOnlyOption: ReadOnlyOption
+        switch readModeText {
+        case "safe": readOnlyOption = .safe
+        case "lease": readOnlyOption = .leaseBased
+        default: throw ValidationError("--read-mode: '\(readModeText)' is not safe or lease")
+        }
+        guard let drift = Int(value("max-clock-drift-percent", flags.maxClockDriftPercent.map(String.init)) ?? "10"),
+              (0 ... 99).contains(drift) else {
+            throw ValidationError("--max-clock-drift-percent must be between 0 and 99")
+        }
         return ServeSettings(
             id: NodeID(id), dataDir: value("data-dir", flags.dataDir) ?? "./.aegis/\(id)",
             clusterID: value("cluster-id", flags.clusterId) ?? "aegis", peerListen: peerListen,
@@ -456,7 +480,8 @@ struct ServeSettings {
             snapshotEntries: snapshotEntries, snapshotTrailingEntries: snapshotTrailingEntries, tickMs: tick, electionTicks: election,
             logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true",
-            minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover)
+            minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover,
+            readOnlyOption: readOnlyOption, maxClockDriftPercent: drift)
     }
 
     /// `name = value` lines; `#` starts a comment.
