@@ -20,16 +20,20 @@ public enum SimulatedReadMode: String, Sendable, CaseIterable {
 }
 
 /// Per-node clock rates of a simulation: every node ticks with its own period, up to
-/// `maxDriftPercent` longer or shorter than the true tick, fixed for the node's life
-/// (a restart keeps its crystal). Half the nodes sit at one of the two extremes, the
-/// others anywhere between, so the worst pair — a slow leader and fast followers, the
-/// one that ends a lease too late — comes up often. Periods are kept in thousandths of
+/// `maxDriftPercent` longer or shorter than the true tick. A node's rate wanders: it
+/// is drawn again every 20 to 200 of its ticks (load that comes and goes, a clock
+/// being slewed), so a node that won an election because its clock ran fast can run
+/// slow while it leads — the case that ends a lease too late (the fastest clock
+/// would otherwise nearly always win, and hide it). Half the draws sit at one of the
+/// two extremes, the others anywhere between. Periods are kept in thousandths of
 /// a time unit and the remainders carried, so a drift finer than one time unit per
 /// tick still adds up.
 public struct TickDrift: Sendable {
-    /// Each node's tick period, in thousandths of a time unit, by node index.
+    /// Each node's current tick period, in thousandths of a time unit, by node index.
     public private(set) var periods: [UInt64] = []
     private var carry: [UInt64] = []
+    /// Ticks left before each node's rate is drawn again.
+    private var ticksLeft: [Int] = []
     private var rng: SplitMix64
     private let tickUnits: UInt64
     private let boundPermille: UInt64
@@ -45,6 +49,12 @@ public struct TickDrift: Sendable {
     }
 
     private mutating func addNode() {
+        periods.append(drawPeriod())
+        carry.append(0)
+        ticksLeft.append(drawLifetime())
+    }
+
+    private mutating func drawPeriod() -> UInt64 {
         let bound = boundPermille
         let offset: Int64
         if bound == 0 {
@@ -54,14 +64,20 @@ public struct TickDrift: Sendable {
         } else {
             offset = Int64(rng.next() % (2 * bound + 1)) - Int64(bound)
         }
-        periods.append(UInt64(Int64(tickUnits) * (1_000 + offset)))
-        carry.append(0)
+        return UInt64(Int64(tickUnits) * (1_000 + offset))
     }
+
+    private mutating func drawLifetime() -> Int { 20 + Int(rng.next() % 181) }
 
     /// Time units until node `k`'s next tick (at least 1).
     public mutating func nextInterval(node k: Int) -> UInt64 {
         guard k >= 0 else { return tickUnits }
         while periods.count <= k { addNode() }
+        ticksLeft[k] -= 1
+        if ticksLeft[k] <= 0 && boundPermille > 0 {
+            periods[k] = drawPeriod()
+            ticksLeft[k] = drawLifetime()
+        }
         let total = carry[k] + periods[k]
         carry[k] = total % 1_000
         return max(total / 1_000, 1)
