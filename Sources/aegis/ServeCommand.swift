@@ -218,9 +218,6 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
         nodeConfig.raft.readOnlyOption = settings.readOnlyOption
         nodeConfig.raft.maxClockDriftPercent = settings.maxClockDriftPercent
-        do { try nodeConfig.raft.validate() } catch {
-            throw ValidationError("--election-ticks \(settings.electionTicks), --read-mode, --max-clock-drift-percent \(settings.maxClockDriftPercent): \(error)")
-        }
         nodeConfig.handoverTimeout = .milliseconds(settings.handoverTimeoutMs)
         var addresses = settings.members
         addresses[settings.id] = MemberAddress(peer: settings.peerListen.description, client: settings.clientListen.description)
@@ -467,6 +464,12 @@ struct ServeSettings {
         guard let drift = Int(value("max-clock-drift-percent", flags.maxClockDriftPercent.map(String.init)) ?? "10"),
               (0 ... 99).contains(drift) else {
             throw ValidationError("--max-clock-drift-percent must be between 0 and 99")
+        }
+        var readSettings = RaftConfig(electionTimeout: election, heartbeatInterval: max(1, election / 10))
+        readSettings.readOnlyOption = readOnlyOption
+        readSettings.maxClockDriftPercent = drift
+        do { try readSettings.validate() } catch {
+            throw ValidationError("--read-mode \(readModeText) with --election-ticks \(election) and --max-clock-drift-percent \(drift): \(error)")
         }
         return ServeSettings(
             id: NodeID(id), dataDir: value("data-dir", flags.dataDir) ?? "./.aegis/\(id)",
