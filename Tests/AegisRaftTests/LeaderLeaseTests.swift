@@ -175,4 +175,53 @@ import Testing
         #expect(try env.core("n1").log.committed == 1)
         #expect(env.readStates["n1"] == [ReadState(index: 1, context: 1)])
     }
+
+    /// Clocks at different rates: after n1's round at time 0 (its tick 1) is
+    /// acknowledged, n1 is cut off. n1 ticks every `leaderPeriod` time units, n2 and n3
+    /// every `followerPeriod`; as soon as their promise ends (10 of their ticks) n2
+    /// campaigns, wins with n3, and commits a write. Returns `true` if n1 then serves a
+    /// read locally at an index below that write: a stale read.
+    func staleReadAfterPartition(driftBound: Int, leaderPeriod: Int, followerPeriod: Int) throws -> Bool {
+        var config = Self.leaseConfig()
+        config.maxClockDriftPercent = driftBound
+        let env = try InteractionEnv(count: 3, config: config)
+        for node in env.ids { try env.tick(node, 10) }
+        env.drop(where: { _ in true })
+        try env.elect("n1")
+        try renewLease(env)
+        env.isolate("n1")
+        var followerTicks = 0
+        for time in 1...(10 * followerPeriod) {
+            if time % leaderPeriod == 0 { try env.tick("n1") }
+            if time % followerPeriod == 0 {
+                try env.tick("n2")
+                try env.tick("n3")
+                followerTicks += 1
+            }
+            try env.stabilize()
+        }
+        #expect(followerTicks == 10)
+        try env.campaign("n2")
+        try env.stabilize()
+        #expect(try env.core("n2").role == .leader)
+        try env.propose("n2", "written after the partition")
+        try env.stabilize()
+        let committed = try env.core("n2").log.committed
+        #expect(try env.core("n1").role == .leader)  // has not noticed
+        try env.with("n1") { try $0.readIndex(context: 99) }
+        guard let served = env.readStates["n1", default: []].first(where: { $0.context == 99 }) else { return false }
+        return served.index < committed
+    }
+
+    // Drift within the bound (a 10 % slow leader, 10 % fast followers, bound 10 %): the
+    // lease ended before the others could elect a leader; the read waits for a round.
+    @Test func test_lease_driftWithinBound_noStaleRead() throws {
+        #expect(try !staleReadAfterPartition(driftBound: 10, leaderPeriod: 110, followerPeriod: 90))
+    }
+
+    // The same clocks with the margin removed (bound 0: a lease of 9 of 10 ticks):
+    // the old leader serves a stale read. This is what the margin is for.
+    @Test func test_lease_marginRemoved_staleRead() throws {
+        #expect(try staleReadAfterPartition(driftBound: 0, leaderPeriod: 110, followerPeriod: 90))
+    }
 }
