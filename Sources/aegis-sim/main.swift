@@ -160,7 +160,7 @@ struct AegisSim: ParsableCommand {
             if layer != .core {
                 print("node simulator: \(node.commits) commits, \(node.crashes) crashes (\(node.powerLosses) power losses, \(node.tornWrites) torn writes), \(node.gracefulStops) graceful stops, corruptions injected \(node.corruptionsInjected), detected \(node.corruptionsDetected), refusals \(node.refusals), replacements \(node.replacements), acked writes \(node.ackedWrites), lost acked \(node.lostAcked)")
             }
-             print("\(seedsRun) seeds, \(totals.steps) steps, \(totals.commits) commits, \(totals.elections) elections, \(totals.crashes) crashes, \(totals.partitions) partitions; violations \(violations), liveness failures \(livenessFailures)\(checkDeterminism ? ", nondeterministic \(nondeterministic)" : "") in \(String(format: seconds)) s")
+             print("\(seedsRun) seeds, \(totals.steps) steps, \(totals.commits) commits, \(totals.elections) elections, \(totals.crashes) crashes, \(totals.partitions) partitions; violations \(violations), liveness failures \(livenessFailures) (tick drift \(tickDrift)%, lease drift bound \(leaseDriftBound ?? tickDrift)%, reads \(readMode.rawValue))\(checkDeterminism ? ", nondeterministic \(nondeterministic)" : "") in \(String(format: seconds)) s")
         }
         if !failedSeeds.isEmpty { throw ExitCode(1) }
     }
