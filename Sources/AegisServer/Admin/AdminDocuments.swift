@@ -47,8 +47,9 @@ public struct ClusterStatusDocument: Codable, Sendable, Hashable {
     public var term: UInt64
     public var commitIndex: UInt64
     public var appliedIndex: UInt64
-    /// How the answering node serves linearizable reads: safe, lease or unsafe-local.
-    public var readMode: String
+    /// How the answering node serves linearizable reads: safe, lease or unsafe-local
+    /// (absent from the documents of nodes older than the read modes).
+    public var readMode: String?
     public var members: [Member]
     /// `nil` when the node keeps no cluster view.
     public var cluster: Stats?
