@@ -232,6 +232,7 @@ extension RaftCore {
             let last = (try? log.lastIndex()) ?? 0
             tracker.apply(conf: next, next: last + 1)
             if role == .leader {
+                restartLeaseAfterMembershipChange()
                 if !tracker.isVoter(id) && !next.isJoint {
                     // This leader was removed: step down once the change is applied.
                     becomeFollower(term: term, leader: nil)

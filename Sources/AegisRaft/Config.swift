@@ -3,11 +3,17 @@ public enum ReadOnlyOption: Sendable, Hashable {
     /// Confirm leadership with a heartbeat round to a quorum before answering
     /// (linearizable without clock assumptions; Raft thesis §6.4).
     case safe
-    /// Answer from the leader lease: sound only if clocks drift less than the
-    /// election timeout minus the heartbeat interval during a lease, and only with
-    /// `checkQuorum` enabled (Raft thesis §6.4.1). Expiring keys make a second,
-    /// separate clock assumption (wall clocks within a bounded skew of each other),
-    /// documented under "Expiring keys" in AegisReplication.
+    /// Answer from the leader lease without a message round (Raft thesis §6.4.1):
+    /// the leader answers locally while `RaftConfig.leaseDurationTicks` of its own
+    /// ticks have not passed since it *sent* a heartbeat round that a quorum
+    /// acknowledged, and only after it committed an entry of its term. Sound only if
+    /// no node's tick rate differs from the true rate by more than
+    /// `RaftConfig.maxClockDriftPercent`, only with `checkQuorum`, and only if every
+    /// voter runs with this option (voters keep the lease's promise: see
+    /// "Lease reads" in the AegisRaft article). Outside its lease the leader falls
+    /// back to a `safe` round. Expiring keys make a second, separate clock
+    /// assumption (wall clocks within a bounded skew of each other), documented
+    /// under "Expiring keys" in AegisReplication.
     case leaseBased
 }
 
@@ -66,6 +72,30 @@ public struct RaftConfig: Sendable, Hashable {
     public var maxPromotionLag: UInt64 = 1_000
     /// How read-index requests are answered.
     public var readOnlyOption: ReadOnlyOption = .safe
+    /// The largest difference, in percent, between any node's tick rate and the true
+    /// rate that lease reads (`ReadOnlyOption.leaseBased`) tolerate: a slow leader
+    /// clock makes its lease last longer in real time, a fast follower clock ends
+    /// the follower's promise sooner. It sets `leaseDurationTicks`; 0...99. Ticks
+    /// that a paused or overloaded node catches up late count as drift too.
+    public var maxClockDriftPercent: Int = 10
+    /// The leader's lease, in its own ticks, from the sending of a heartbeat round a
+    /// quorum acknowledged: `floor((electionTimeout - 1) * (100 - d) / (100 + d))`
+    /// for `d = maxClockDriftPercent`. Why: a voter that acknowledged the round
+    /// reset its election timer when the round arrived (after it was sent) and
+    /// grants no vote, nor campaigns, until `electionTimeout` of its ticks passed,
+    /// which is more than `electionTimeout - 1` of its tick periods; the leader
+    /// serves while fewer than `leaseDurationTicks` of its ticks passed since the
+    /// send, which is less than `leaseDurationTicks` of its tick periods. With
+    /// periods within `(1 ± d/100)` of the true period, the lease ends before any
+    /// voter of the acknowledging quorum can help elect another leader. 0 when the
+    /// settings leave no lease (refused by `validate()` for `leaseBased`).
+    public var leaseDurationTicks: Int {
+        guard electionTimeout > 1 else { return 0 }
+        let drift = min(max(maxClockDriftPercent, 0), 99)
+        let (product, overflow) = (electionTimeout - 1).multipliedReportingOverflow(by: 100 - drift)
+        guard !overflow else { return 0 }
+        return product / (100 + drift)
+    }
     /// This node's priority for leadership (higher is preferred). A leader that sees
     /// a caught-up, healthy voter of higher priority transfers leadership to it.
     public var priority: Int = 0
@@ -99,8 +129,14 @@ public struct RaftConfig: Sendable, Hashable {
         if maxSnapshotBytes == 0 || maxSnapshotBytes > RaftMessage.maxTermOrIndex {
             throw .invalidConfig("maxSnapshotBytes must be between 1 and \(RaftMessage.maxTermOrIndex)")
         }
+        if maxClockDriftPercent < 0 || maxClockDriftPercent > 99 {
+            throw .invalidConfig("maxClockDriftPercent (\(maxClockDriftPercent)) must be between 0 and 99")
+        }
         if readOnlyOption == .leaseBased && !checkQuorum {
             throw .invalidConfig("lease-based reads require checkQuorum")
+        }
+        if readOnlyOption == .leaseBased && leaseDurationTicks < 1 {
+            throw .invalidConfig("lease-based reads need a lease: electionTimeout (\(electionTimeout)) is too short for maxClockDriftPercent (\(maxClockDriftPercent))")
         }
     }
 }

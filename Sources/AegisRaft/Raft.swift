@@ -51,6 +51,11 @@ public struct RaftCore {
     var electionElapsed = 0
     /// Ticks since the last heartbeat (leaders).
     var heartbeatElapsed = 0
+    /// Ticks since this node last heard from a leader (an append, heartbeat or
+    /// snapshot), counted from its start and not reset by term changes: the voter's
+    /// side of the leader lease (`LeaderLease`). A node that just started counts
+    /// from 0, so a restart cannot shorten a promise made before it.
+    var leaderContactElapsed = 0
     /// The election timeout for this term, drawn from `[timeout, 2 * timeout)`.
     var randomizedElectionTimeout = 0
     var rng: SplitMix64
@@ -225,6 +230,7 @@ public struct RaftCore {
     /// Advances logical time by one tick.
     public mutating func tick() {
         guard divergenceRecord == nil else { return }
+        if leaderContactElapsed < Int.max { leaderContactElapsed += 1 }
         if role == .leader { tickHeartbeat() } else { tickElection() }
     }
 
@@ -239,6 +245,7 @@ public struct RaftCore {
     mutating func tickHeartbeat() {
         heartbeatElapsed += 1
         electionElapsed += 1
+        tickLease()
         if leadTransferee != nil {
             transferElapsed += 1
             if transferElapsed >= config.electionTimeout { abortLeaderTransfer() }
@@ -261,7 +268,9 @@ public struct RaftCore {
         tickSnapshotTransfers()
         if heartbeatElapsed >= config.heartbeatInterval {
             heartbeatElapsed = 0
-            broadcastHeartbeat(context: 0)
+            let round = openLeaseRound()
+            markRoundSent(round)
+            broadcastHeartbeat(context: round)
         }
     }
 

@@ -149,7 +149,7 @@ extension RaftCore {
         // Fill the pipeline.
         while maybeSendAppend(to: from, sendIfEmpty: false) {}
         if from == leadTransferee, outcome.match == (try log.lastIndex()) {
-            send(to: from, .timeoutNow(term: term))
+            sendTimeoutNow(to: from)
         }
     }
 
@@ -255,7 +255,7 @@ extension RaftCore {
         electionElapsed = 0
         stats.transfersStarted += 1
         if pr.match == (try log.lastIndex()) {
-            send(to: target, .timeoutNow(term: term))
+            sendTimeoutNow(to: target)
         } else {
             maybeSendAppend(to: target, sendIfEmpty: true)
         }

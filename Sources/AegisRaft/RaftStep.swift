@@ -20,8 +20,15 @@ extension RaftCore {
             if case .vote(let request) = message.payload {
                 // Leader lease (Raft thesis §4.2.3): a node that heard from a leader
                 // within the election timeout ignores campaigns, unless the campaign
-                // comes from a leadership transfer.
-                let inLease = config.checkQuorum && leader != nil && electionElapsed < config.electionTimeout
+                // comes from a leadership transfer. With lease reads the promise is
+                // kept from the last leader contact whatever happened since (a term
+                // change, a restart): the leader serves reads on it (LeaderLease).
+                let inLease: Bool
+                if config.readOnlyOption == .leaseBased && role != .leader {
+                    inLease = leaderContactElapsed < config.electionTimeout
+                } else {
+                    inLease = config.checkQuorum && leader != nil && electionElapsed < config.electionTimeout
+                }
                 if inLease && !request.leadershipTransfer { return }
             }
             switch message.payload {
@@ -119,14 +126,17 @@ extension RaftCore {
         switch message.payload {
         case .appendEntries(let request):
             electionElapsed = 0
+            leaderContactElapsed = 0
             leader = message.from
             try handleAppendEntries(request, from: message.from)
         case .heartbeat(let request):
             electionElapsed = 0
+            leaderContactElapsed = 0
             leader = message.from
             handleHeartbeat(request, from: message.from)
         case .installSnapshot(let request):
             electionElapsed = 0
+            leaderContactElapsed = 0
             leader = message.from
             try handleInstallSnapshot(request, from: message.from)
         case .timeoutNow:

@@ -36,6 +36,8 @@ struct ReadOnlyState: Sendable {
     /// when the shell takes the next `Ready`, and confirms every read it collected
     /// (they all arrived before it was sent). `nil` when no read is waiting for one.
     var openRound: UInt64?
+    /// The leader lease (`ReadOnlyOption.leaseBased` only).
+    var lease = LeaderLease()
 
     /// Follower reads forwarded to the leader, by context.
     mutating func resolveForwarded(context: UInt64, index: LogIndex, into readStates: inout [ReadState]) {
@@ -74,12 +76,14 @@ extension RaftCore {
             return
         }
         switch config.readOnlyOption {
-        case .leaseBased:
-            // Valid while the lease holds (check-quorum is required by validation).
+        case .leaseBased where leaseHolds:
+            // No other leader can exist while the lease holds, so the commit index
+            // is current (LeaderLease).
             answerRead(ReadState(index: log.committed, context: context), requester: requester)
-        case .safe:
+        case .safe, .leaseBased:
             // Batched: every read that arrives before the next `Ready` joins one round,
-            // one heartbeat broadcast (sent by `broadcastOpenReadRound`).
+            // one heartbeat broadcast (sent by `broadcastOpenReadRound`). In lease
+            // mode outside the lease, the round also renews it.
             let round: UInt64
             if let open = readOnly.openRound {
                 round = open
@@ -97,7 +101,10 @@ extension RaftCore {
     mutating func broadcastOpenReadRound() {
         guard let round = readOnly.openRound else { return }
         readOnly.openRound = nil
-        if role == .leader { broadcastHeartbeat(context: round) }
+        if role == .leader {
+            markRoundSent(round)
+            broadcastHeartbeat(context: round)
+        }
     }
 
     mutating func answerRead(_ state: ReadState, requester: NodeID) {
@@ -114,6 +121,7 @@ extension RaftCore {
         guard readOnly.acks[round] != nil else { return }
         readOnly.acks[round]?.insert(from)
         guard let acked = readOnly.acks[round], tracker.voters.hasQuorum({ acked.contains($0) }) else { return }
+        readOnly.lease.confirm(round: round)
         var released = 0
         for request in readOnly.pending where request.round <= round {
             answerRead(ReadState(index: request.index, context: request.context), requester: request.requester)

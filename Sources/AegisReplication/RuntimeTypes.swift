@@ -16,7 +16,11 @@ public struct NodeConfiguration: Sendable {
     /// empty: the log is bootstrapped with them. Empty for a node that joins an
     /// existing cluster (it is added by the leader and learns the log from it).
     public var bootstrapVoters: [NodeID]
-    /// The Raft settings (timeouts in ticks).
+    /// The Raft settings (timeouts in ticks). `raft.readOnlyOption` chooses how
+    /// linearizable reads are confirmed: `.safe` (a heartbeat round per batch) or
+    /// `.leaseBased` (the leader's lease, `raft.leaseDurationTicks` of its ticks from
+    /// a round a quorum acknowledged; every node must use the same option, and the
+    /// node's ticks must not run late by more than `raft.maxClockDriftPercent`).
     public var raft: RaftConfig
     /// Real time per tick.
     public var tickInterval: Duration = .milliseconds(10)

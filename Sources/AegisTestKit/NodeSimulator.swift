@@ -25,6 +25,13 @@ public struct NodeSimulationOptions: Sendable {
     /// the same state digest. Off by default, so that the traces of the seeds the tests
     /// and `scripts/mutation-check` rely on are unchanged (`aegis-sim --keyspace`).
     public var keyspaceWorkload = false
+    /// How far, in percent, a node's tick period may differ from the true one
+    /// (`TickDrift`).
+    public var tickDriftPercent = 10
+    /// Lease reads (on seeds with check-quorum), safe reads, or one per seed.
+    public var readMode: SimulatedReadMode = .mixed
+    /// The drift bound the nodes' lease assumes (`RaftConfig.maxClockDriftPercent`).
+    public var leaseDriftBoundPercent = 10
 
     /// Creates options for a seed.
     public init(seed: UInt64) { self.seed = seed }
@@ -142,6 +149,8 @@ public final class NodeSimulator: @unchecked Sendable {
     var profile: FaultProfile
     var diskConfiguration: SimulatedFileSystem.Configuration
     let raft: RaftConfig
+    /// Each node's tick period.
+    var drift: TickDrift
     var queue = EventQueue<Event>()
     var now: UInt64 = 0
     var nodes: [SimNode] = []
@@ -186,6 +195,10 @@ public final class NodeSimulator: @unchecked Sendable {
         config.snapshotChunkSize = 256
         config.snapshotApplyTimeout = 10
         config.checkQuorum = generator.next() % 2 == 0
+        if options.readMode.usesLease(seed: options.seed) && config.checkQuorum {
+            config.readOnlyOption = .leaseBased
+            config.maxClockDriftPercent = options.leaseDriftBoundPercent
+        }
         raft = config
         // One seed in four has a disk that also damages synced data on a power loss.
         let damaging = generator.next() % 4 == 0
@@ -195,6 +208,7 @@ public final class NodeSimulator: @unchecked Sendable {
         diskConfiguration.mutations = options.syncMutations
         rng = generator
         ids = (1...n).map { NodeID("n\($0)") }
+        drift = TickDrift(nodes: n, tickUnits: Self.tickUnits, maxDriftPercent: options.tickDriftPercent, seed: options.seed)
         result = NodeSimulationResult(seed: options.seed, nodeCount: n, profile: profile)
         trace = TraceRecorder(capacity: options.traceTail)
     }
@@ -269,7 +283,7 @@ public final class NodeSimulator: @unchecked Sendable {
             trace.record(now, "tick", k)
             replica.tick()
             observe(k)
-            queue.push(.tick(node: k, incarnation: incarnation), at: now + Self.tickUnits)
+            queue.push(.tick(node: k, incarnation: incarnation), at: now + drift.nextInterval(node: k))
         case .deliver(let message):
             guard let k = index(of: message.to), let replica = nodes[k].replica else { return }
             trace.record(now, "deliver-\(message.type)", k, 0, UInt64(index(of: message.from) ?? 0))

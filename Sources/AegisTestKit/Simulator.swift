@@ -26,6 +26,14 @@ public struct SimulationOptions: Sendable {
     public var fullWorkload = true
     /// An ordering bug to inject into every node's `Ready` handling (mutation tests).
     public var mutation: ReadyMutation = .none
+    /// How far, in percent, a node's tick period may differ from the true one
+    /// (`TickDrift`).
+    public var tickDriftPercent = 10
+    /// Lease reads, safe reads, or one per seed (`SimulatedReadMode`).
+    public var readMode: SimulatedReadMode = .mixed
+    /// The drift bound the nodes' lease assumes (`RaftConfig.maxClockDriftPercent`):
+    /// below `tickDriftPercent` the lease is unsound, which the checks must catch.
+    public var leaseDriftBoundPercent = 10
 
     /// Creates options for a seed.
     public init(seed: UInt64) { self.seed = seed }
@@ -165,6 +173,8 @@ public final class Simulator {
     var trace = TraceRecorder(capacity: 40)
     /// The shared `Ready` ordering, with the options' mutation.
     let executor: ReadyExecutor
+    /// Each node's tick period.
+    var drift: TickDrift
 
     /// Prepares a run.
     public init(options: SimulationOptions) {
@@ -177,6 +187,7 @@ public final class Simulator {
         var names: [NodeID] = []
         for k in 1...n { names.append(NodeID("n\(k)")) }
         ids = names
+        drift = TickDrift(nodes: n, tickUnits: Self.tickUnits, maxDriftPercent: options.tickDriftPercent, seed: options.seed)
         result = SimulationResult(seed: options.seed, nodeCount: n, profile: profile)
         trace = TraceRecorder(capacity: options.traceTail)
     }
@@ -250,7 +261,7 @@ public final class Simulator {
             guard nodes[k].incarnation == inc, nodes[k].core != nil else { return }
             trace.record(now, "tick", k)
             input(k, .tick)
-            queue.push(.tick(node: k, incarnation: inc), at: now + Self.tickUnits)
+            queue.push(.tick(node: k, incarnation: inc), at: now + drift.nextInterval(node: k))
         case .deliver(let message):
             guard let k = index(of: message.to), nodes[k].core != nil else { return }
             trace.record(now, message.kindName, k, message.term, UInt64(index(of: message.from) ?? 0))
@@ -322,6 +333,10 @@ public final class Simulator {
             config.snapshotApplyTimeout = 10
         }
         config.randomSeed = options.seed &+ UInt64(k) &* 7919 &+ UInt64(node.incarnation) &* 104_729
+        if options.readMode.usesLease(seed: options.seed) && config.checkQuorum {
+            config.readOnlyOption = .leaseBased
+            config.maxClockDriftPercent = options.leaseDriftBoundPercent
+        }
         do {
             let snapshot = try node.storage.snapshot()
             config.applied = snapshot.metadata.index

@@ -39,7 +39,32 @@ struct AegisSim: ParsableCommand {
     @Flag(help: "Node layer: also send expiry, keyspace and transaction commands, and require replicas at the same applied index to have the same state digest.")
     var keyspace = false
 
+    @Option(help: "How far, in percent, each node's tick period may differ from the true one (0-99).")
+    var tickDrift: Int = 10
+    @Option(name: .customLong("read-mode"), help: "Read path: safe (ReadIndex rounds), lease (lease reads where check-quorum is on) or mixed (lease on odd seeds).")
+    var readModeName: String = SimulatedReadMode.mixed.rawValue
+    /// The parsed `--read-mode` (checked in `validate()`).
+    var readMode: SimulatedReadMode { SimulatedReadMode(rawValue: readModeName) ?? .mixed }
+    @Option(help: "The clock drift bound, in percent, the nodes' lease assumes (RaftConfig.maxClockDriftPercent); default: --tick-drift. Below --tick-drift the lease is unsound (a mutation check).")
+    var leaseDriftBound: Int?
+
     enum Layer: String, ExpressibleByArgument { case core, node, both }
+
+    func validate() throws {
+        guard SimulatedReadMode(rawValue: readModeName) != nil else {
+            throw ValidationError("--read-mode must be safe, lease or mixed")
+        }
+        guard (0...99).contains(tickDrift) else { throw ValidationError("--tick-drift must be between 0 and 99") }
+        if let bound = leaseDriftBound, !(0...99).contains(bound) {
+            throw ValidationError("--lease-drift-bound must be between 0 and 99")
+        }
+        var lease = RaftConfig(electionTimeout: 10, heartbeatInterval: 2)
+        lease.readOnlyOption = .leaseBased
+        lease.maxClockDriftPercent = leaseDriftBound ?? tickDrift
+        if readMode != .safe && lease.leaseDurationTicks < 1 {
+            throw ValidationError("a drift bound of \(lease.maxClockDriftPercent)% leaves no lease with the simulator's 10-tick election timeout")
+        }
+    }
 
     func run() throws {
         let clock = ContinuousClock()
@@ -68,6 +93,9 @@ struct AegisSim: ParsableCommand {
                 options.mutation = readyMutation
                 options.syncMutations = syncMutations
                 options.keyspaceWorkload = keyspace
+                options.tickDriftPercent = tickDrift
+                options.readMode = readMode
+                options.leaseDriftBoundPercent = leaseDriftBound ?? tickDrift
                 let result = NodeSimulator(options: options).run()
                 var deterministic = true
                 if checkDeterminism {
@@ -92,6 +120,9 @@ struct AegisSim: ParsableCommand {
             options.ticks = ticks
             options.nodeCount = nodes
             options.mutation = readyMutation
+            options.tickDriftPercent = tickDrift
+            options.readMode = readMode
+            options.leaseDriftBoundPercent = leaseDriftBound ?? tickDrift
             let result = Simulator(options: options).run()
             totals.steps += result.steps
             totals.commits += result.commits
@@ -124,12 +155,12 @@ struct AegisSim: ParsableCommand {
         }
         let seconds = Double((clock.now - started).components.attoseconds) / 1e18 + Double((clock.now - started).components.seconds)
         if json {
-            print("{\"seeds\":\(seedsRun),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"power_losses\":\(node.powerLosses),\"process_kills\":\(node.crashes - node.powerLosses),\"graceful_stops\":\(node.gracefulStops),\"torn_writes\":\(node.tornWrites),\"corruptions_injected\":\(node.corruptionsInjected),\"corruptions_detected\":\(node.corruptionsDetected),\"refusals\":\(node.refusals),\"replacements\":\(node.replacements),\"acked_writes\":\(node.ackedWrites),\"lost_acked\":\(node.lostAcked),\"node_sim_commits\":\(node.commits),\"node_sim_reads_checked\":\(node.readsChecked),\"node_sim_snapshots\":\(node.snapshots),\"layer\":\"\(layer.rawValue)\",\"mutation\":\"\(mutate ?? "none")\",\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
+            print("{\"seeds\":\(seedsRun),\"violations\":\(violations),\"liveness_failures\":\(livenessFailures),\"nondeterministic\":\(nondeterministic),\"steps\":\(totals.steps),\"commits\":\(totals.commits),\"elections\":\(totals.elections),\"crashes\":\(totals.crashes),\"partitions\":\(totals.partitions),\"conf_changes\":\(extra.confChanges),\"snapshots_taken\":\(extra.snapshotsTaken),\"snapshots_installed\":\(extra.snapshotsInstalled),\"transfers\":\(extra.transfers),\"transfers_completed\":\(extra.transfersCompleted),\"client_operations\":\(extra.operations),\"reads_checked\":\(extra.readsChecked),\"linearizability_violations\":\(extra.linearizability),\"power_losses\":\(node.powerLosses),\"process_kills\":\(node.crashes - node.powerLosses),\"graceful_stops\":\(node.gracefulStops),\"torn_writes\":\(node.tornWrites),\"corruptions_injected\":\(node.corruptionsInjected),\"corruptions_detected\":\(node.corruptionsDetected),\"refusals\":\(node.refusals),\"replacements\":\(node.replacements),\"acked_writes\":\(node.ackedWrites),\"lost_acked\":\(node.lostAcked),\"node_sim_commits\":\(node.commits),\"node_sim_reads_checked\":\(node.readsChecked),\"node_sim_snapshots\":\(node.snapshots),\"layer\":\"\(layer.rawValue)\",\"mutation\":\"\(mutate ?? "none")\",\"tick_drift_percent\":\(tickDrift),\"lease_drift_bound_percent\":\(leaseDriftBound ?? tickDrift),\"read_mode\":\"\(readMode.rawValue)\",\"determinism_checked\":\(checkDeterminism),\"failed_seeds\":\(failedSeeds),\"seconds\":\((seconds * 100).rounded() / 100)}")
         } else {
             if layer != .core {
                 print("node simulator: \(node.commits) commits, \(node.crashes) crashes (\(node.powerLosses) power losses, \(node.tornWrites) torn writes), \(node.gracefulStops) graceful stops, corruptions injected \(node.corruptionsInjected), detected \(node.corruptionsDetected), refusals \(node.refusals), replacements \(node.replacements), acked writes \(node.ackedWrites), lost acked \(node.lostAcked)")
             }
-             print("\(seedsRun) seeds, \(totals.steps) steps, \(totals.commits) commits, \(totals.elections) elections, \(totals.crashes) crashes, \(totals.partitions) partitions; violations \(violations), liveness failures \(livenessFailures)\(checkDeterminism ? ", nondeterministic \(nondeterministic)" : "") in \(String(format: seconds)) s")
+             print("\(seedsRun) seeds, \(totals.steps) steps, \(totals.commits) commits, \(totals.elections) elections, \(totals.crashes) crashes, \(totals.partitions) partitions; violations \(violations), liveness failures \(livenessFailures) (tick drift \(tickDrift)%, lease drift bound \(leaseDriftBound ?? tickDrift)%, reads \(readMode.rawValue))\(checkDeterminism ? ", nondeterministic \(nondeterministic)" : "") in \(String(format: seconds)) s")
         }
         if !failedSeeds.isEmpty { throw ExitCode(1) }
     }
@@ -144,12 +175,17 @@ struct AegisSim: ParsableCommand {
         if !deterministic { lines.append("  nondeterministic: the same seed produced a different trace") }
         lines.append("  last events:")
         for t in result.traceTail { lines.append("    \(t)") }
-        lines.append("  replay: swift run -c release aegis-sim --seed \(result.seed) --ticks \(ticks) --verbose")
+        lines.append("  replay: swift run -c release aegis-sim --seed \(result.seed) --ticks \(ticks)\(clockFlags) --verbose")
         printError(lines.joined(separator: "\n"))
     }
 }
 
 extension AegisSim {
+    /// The clock and read options of this run, for replay commands.
+    var clockFlags: String {
+        " --tick-drift \(tickDrift) --read-mode \(readMode.rawValue) --lease-drift-bound \(leaseDriftBound ?? tickDrift)"
+    }
+
     func reportNode(_ result: NodeSimulationResult, deterministic: Bool) {
         var lines = ["FAILED seed \(result.seed) in the node simulator (\(result.nodeCount) nodes, \(result.profile))"]
         for v in result.violations { lines.append("  violation: \(v)") }
@@ -160,7 +196,7 @@ extension AegisSim {
         if !deterministic { lines.append("  nondeterministic: the same seed produced a different trace") }
         lines.append("  last events:")
         for t in result.traceTail { lines.append("    \(t)") }
-        lines.append("  replay: swift run -c release aegis-sim --layer node --seed \(result.seed) --ticks \(ticks)\(mutate.map { " --mutate \($0)" } ?? "") --verbose")
+        lines.append("  replay: swift run -c release aegis-sim --layer node --seed \(result.seed) --ticks \(ticks)\(clockFlags)\(mutate.map { " --mutate \($0)" } ?? "") --verbose")
         printError(lines.joined(separator: "\n"))
     }
 }

@@ -99,6 +99,10 @@ struct ServeCommand: AsyncParsableCommand {
     var handoverTimeoutMs: Int?
     @Option(help: "Log a pass of the node loop slower than this many milliseconds, with where its time went (default 100; 0: never).")
     var slowLoopWarningMs: Int?
+    @Option(help: "How the leader confirms a linearizable read: safe (a heartbeat round to a quorum per batch of reads, no clock assumption; the default) or lease (no round while the leader's lease holds; sound only while every node's clock rate drifts less than --max-clock-drift-percent, and every node must run with the same mode).")
+    var readMode: String?
+    @Option(help: "The clock-rate drift, in percent (0-99), lease reads tolerate; the lease is shortened to match (default 10). Late ticks on an overloaded or paused node count as drift.")
+    var maxClockDriftPercent: Int?
     @Flag(help: "UNSAFE, for testing the linearizability checker only: serve every read from local state without ReadIndex (stale reads).")
     var unsafeLocalReads = false
     @OptionGroup(title: "Backups") var backup: ServeBackupOptions
@@ -210,6 +214,8 @@ struct ServeCommand: AsyncParsableCommand {
         if let entries = settings.snapshotTrailingEntries { nodeConfig.raft.snapshotTrailingEntries = UInt64(entries) }
         nodeConfig.raft.electionTimeout = settings.electionTicks
         nodeConfig.raft.heartbeatInterval = max(1, settings.electionTicks / 10)
+        nodeConfig.raft.readOnlyOption = settings.readOnlyOption
+        nodeConfig.raft.maxClockDriftPercent = settings.maxClockDriftPercent
         nodeConfig.handoverTimeout = .milliseconds(settings.handoverTimeoutMs)
         nodeConfig.slowLoopWarning = settings.slowLoopWarningMs == 0 ? nil : .milliseconds(settings.slowLoopWarningMs)
         var addresses = settings.members
@@ -342,6 +348,10 @@ struct ServeSettings {
     var handoverTimeoutMs: Int
     /// 0: slow passes of the node loop are not logged.
     var slowLoopWarningMs: Int
+    /// How the leader confirms linearizable reads (`--read-mode`).
+    var readOnlyOption: ReadOnlyOption
+    /// The drift lease reads tolerate (`--max-clock-drift-percent`).
+    var maxClockDriftPercent: Int
 
     static func resolve(_ flags: ServeCommand) throws -> ServeSettings {
         let env = ProcessInfo.processInfo.environment
@@ -449,6 +459,23 @@ struct ServeSettings {
               (0 ... 600_000).contains(slowLoop) else {
             throw ValidationError("--slow-loop-warning-ms must be between 0 and 600000")
         }
+        let readModeText = value("read-mode", flags.readMode) ?? "safe"
+        let readOnlyOption: ReadOnlyOption
+        switch readModeText {
+        case "safe": readOnlyOption = .safe
+        case "lease": readOnlyOption = .leaseBased
+        default: throw ValidationError("--read-mode: '\(readModeText)' is not safe or lease")
+        }
+        guard let drift = Int(value("max-clock-drift-percent", flags.maxClockDriftPercent.map(String.init)) ?? "10"),
+              (0 ... 99).contains(drift) else {
+            throw ValidationError("--max-clock-drift-percent must be between 0 and 99")
+        }
+        var readSettings = RaftConfig(electionTimeout: election, heartbeatInterval: max(1, election / 10))
+        readSettings.readOnlyOption = readOnlyOption
+        readSettings.maxClockDriftPercent = drift
+        do { try readSettings.validate() } catch {
+            throw ValidationError("--read-mode \(readModeText) with --election-ticks \(election) and --max-clock-drift-percent \(drift): \(error)")
+        }
         return ServeSettings(
             id: NodeID(id), dataDir: value("data-dir", flags.dataDir) ?? "./.aegis/\(id)",
             clusterID: value("cluster-id", flags.clusterId) ?? "aegis", peerListen: peerListen,
@@ -461,7 +488,8 @@ struct ServeSettings {
             snapshotEntries: snapshotEntries, snapshotTrailingEntries: snapshotTrailingEntries, tickMs: tick, electionTicks: election,
             logLevel: level,
             unsafeLocalReads: flags.unsafeLocalReads || value("unsafe-local-reads", nil) == "true",
-            minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover, slowLoopWarningMs: slowLoop)
+            minFreeDiskBytes: minFreeDisk, handoverTimeoutMs: handover, slowLoopWarningMs: slowLoop,
+            readOnlyOption: readOnlyOption, maxClockDriftPercent: drift)
     }
 
     /// `name = value` lines; `#` starts a comment.

@@ -100,12 +100,17 @@ import Testing
         #expect(env.readStates["n1", default: []].isEmpty)
     }
 
-    // Lease-based reads answer at once, and require check-quorum.
+    // Lease-based reads answer at once within the lease (LeaderLeaseTests), and
+    // require check-quorum.
     @Test func test_readIndex_leaseBasedAnswersImmediately() throws {
         var config = RaftConfig()
         config.readOnlyOption = .leaseBased
         let env = try InteractionEnv(count: 3, config: config)
+        for node in env.ids { try env.tick(node, 10) }
+        env.drop(where: { _ in true })
         try env.elect("n1")
+        try env.tick("n1")
+        try env.stabilize()
         try env.with("n1") { try $0.readIndex(context: 3) }
         #expect(env.readStates["n1"] == [ReadState(index: 1, context: 3)])
         config.checkQuorum = false

@@ -233,6 +233,9 @@ import Testing
         let replication = try #require(try await send(&s, "INFO", "replication").text)
         #expect(!replication.contains("# Server"))
         #expect(replication.contains("member1:id=node2,role=follower"))
+        #expect(replication.contains("read_mode:safe"))
+        await backend.setStatus { $0.readMode = .lease }
+        #expect(try #require(try await send(&s, "INFO", "replication").text).contains("read_mode:lease"))
         await backend.setStatus { $0.role = .follower; $0.leader = LeaderHint(id: "node2", clientAddress: "127.0.0.1:7002") }
         let follower = try #require(try await send(&s, "INFO", "replication").text)
         #expect(follower.contains("role:slave"))

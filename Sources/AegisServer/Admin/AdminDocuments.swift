@@ -47,6 +47,9 @@ public struct ClusterStatusDocument: Codable, Sendable, Hashable {
     public var term: UInt64
     public var commitIndex: UInt64
     public var appliedIndex: UInt64
+    /// How the answering node serves linearizable reads: safe, lease or unsafe-local
+    /// (absent from the documents of nodes older than the read modes).
+    public var readMode: String?
     public var members: [Member]
     /// `nil` when the node keeps no cluster view.
     public var cluster: Stats?
@@ -61,6 +64,7 @@ public struct ClusterStatusDocument: Codable, Sendable, Hashable {
         term = status.term
         commitIndex = status.commitIndex
         appliedIndex = status.appliedIndex
+        readMode = status.readMode.rawValue
         members = status.members.map {
             Member(id: $0.id.rawValue, role: $0.health == .left ? "removed" : $0.role.rawValue, peerAddress: $0.peerAddress,
                    clientAddress: $0.clientAddress, matchIndex: $0.matchIndex, lag: $0.lag, reachable: $0.reachable,

@@ -61,6 +61,17 @@ public struct MemberStatus: Sendable, Hashable {
     }
 }
 
+/// How a node serves linearizable reads (`aegis serve --read-mode`).
+public enum ReadMode: String, Sendable, Hashable, Codable {
+    /// A ReadIndex heartbeat round to a quorum per batch of reads; no clock assumption.
+    case safe
+    /// The leader's lease (`ReadOnlyOption.leaseBased`): no round while the lease holds;
+    /// sound while tick rates drift less than the configured bound.
+    case lease
+    /// Every read from local state without ReadIndex: not linearizable, for testing.
+    case unsafeLocal = "unsafe-local"
+}
+
 /// A node's view of itself and its cluster, for INFO, health checks and the admin API.
 public struct BackendStatus: Sendable, Hashable {
     /// This node's ID.
@@ -96,6 +107,8 @@ public struct BackendStatus: Sendable, Hashable {
     public var slowestRecentFsyncSeconds: Double?
     /// `true` while the node replays its log up to the commit index it knew at start.
     public var replaying = false
+    /// How this node serves linearizable reads.
+    public var readMode: ReadMode = .safe
 
     /// Creates a status.
     public init(nodeID: NodeID, clusterID: String? = nil, role: NodeRole, leader: LeaderHint?, term: Term,

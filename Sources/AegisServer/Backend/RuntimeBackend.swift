@@ -98,6 +98,8 @@ public struct RuntimeBackend: KVBackend {
         status.fsyncSeconds = s.fsyncSeconds
         status.slowestRecentFsyncSeconds = s.slowestRecentFsyncSeconds
         status.replaying = s.replaying
+        status.readMode = unsafeLocalReads ? .unsafeLocal
+            : runtime.configuration.raft.readOnlyOption == .leaseBased ? .lease : .safe
         return status
     }
 

@@ -267,7 +267,7 @@ extension RESPSession {
         }
         if status.role != .leader && status.leader == nil { lines.append("master_link_status:down") }
         lines += ["term:\(status.term)", "commit_index:\(status.commitIndex)", "applied_index:\(status.appliedIndex)",
-                  "apply_lag:\(status.applyLag)"]
+                  "apply_lag:\(status.applyLag)", "read_mode:\(status.readMode.rawValue)"]
         if status.role == .leader { lines.append("connected_slaves:\(max(0, status.members.count - 1))") }
         lines.append("members:\(status.members.count)")
         for (index, member) in status.members.enumerated() {
