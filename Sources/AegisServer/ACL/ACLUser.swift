@@ -175,13 +175,13 @@ public enum ACLCategory: String, Sendable, CaseIterable {
             return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST", "TYPE", "STRLEN",
                     "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS",
                     "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "SCAN", "KEYS", "RANDOMKEY", "OBJECT", "MEMORY",
-                    "AEGIS.WATCH", "AEGIS.UNWATCH"]  // a watch shows only the keys the user's `~` patterns allow
+                    "AEGIS.WATCH", "AEGIS.UNWATCH", "AEGIS.SIBLINGS", "AEGIS.CONFLICTS", "AEGIS.AUDIT"]  // a watch shows only the keys the user's `~` patterns allow
         case .write:
             return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
                     "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY",
                     "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "SETEX", "PSETEX", "GETEX",
                     "RENAME", "RENAMENX", "COPY",
-                    "AEGIS.SESSION", "AEGIS.EXACTLY", "PUBLISH"]  // AEGIS.EXACTLY's inner command is checked too
+                    "AEGIS.SESSION", "AEGIS.EXACTLY", "PUBLISH", "AEGIS.SETCTX", "AEGIS.RESOLVE"]  // AEGIS.EXACTLY's inner command is checked too
         case .admin, .dangerous: return ["ACL", "CONFIG", "INFO", "FLUSHDB", "FLUSHALL"]
         }
     }

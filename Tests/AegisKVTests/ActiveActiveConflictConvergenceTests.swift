@@ -1,0 +1,98 @@
+@testable import AegisKV
+import AegisCRDT
+import AegisRaft
+import Testing
+
+// Random interleavings (delays, reordering, duplicates) across 2 and 3 clusters of
+// string writes under every strategy: every cluster ends with the same state and the
+// same value of each key; under `priority`, the value the model predicts (the best
+// ranked of the writes no other write saw); under `manual`, the same keys queued.
+
+private let conflictKeys: [Key] = ["l:1", "p:1", "p:2", "v:1", "x:1", "m:1", "m:2"]
+
+extension AATestGroup {
+    /// A group whose clusters all use the tests' strategy table.
+    static func withStrategies(count: Int, seed: UInt64) -> AATestGroup {
+        var group = AATestGroup(count: count, seed: seed)
+        for c in group.clusters.indices {
+            group.clusters[c].machine.register(aaConcat)
+            let result = group.clusters[c].apply(
+                .activeActiveConflict(.setStrategies(ActiveActiveConflictSettings(rules: aaConflictRules))), time: 2)
+            #expect(result.error == nil)
+        }
+        return group
+    }
+
+    /// A random string write (or, one time in eight, a delete; under `manual`, one time
+    /// in four the resolution of an open conflict) on cluster `c`; notes in `issuers`
+    /// which cluster issued the model's operation, when it took effect.
+    mutating func randomConflictWrite(on c: Int, issuers: inout [Int: String]) {
+        let key = conflictKeys[Int(rng.next() % UInt64(conflictKeys.count))]
+        let roll = rng.next() % 8
+        let id = model.ops.count
+        if key.bytes[0] == UInt8(ascii: "m"), roll < 2,
+           let conflict = clusters[c].machine.activeActiveOpenConflicts.first(where: { $0.key == key }) {
+            let pick = Int(rng.next() % UInt64(conflict.versions.count))
+            let kind: AAModelOp.Kind = conflict.versions[pick].value.map { .set($0) } ?? .delete
+            issue(c, .activeActiveConflict(.resolve(key: key, id: conflict.id, choice: .pick(pick))), as: kind)
+        } else if roll == 7 {
+            issue(c, .deleteMany([key]), as: .delete)
+        } else {
+            let value = bytes("\(clusters[c].id)\(rng.next() % 100)")
+            issue(c, .set(key, value), as: .set(value))
+        }
+        if model.ops.count > id { issuers[id] = clusters[c].id }
+    }
+
+    /// The model's value of a `priority` key: of the register writes no other write of
+    /// the key saw, the one from the best-ranked cluster (at most one per cluster).
+    func priorityModel(_ key: Key, order: [String], issuers: [Int: String]) -> [UInt8]? {
+        let writes = model.ops(of: key).filter(\.isRegisterWrite)
+        let maximal = writes.filter { op in !writes.contains { $0.seen.contains(op.id) } }
+        let rank = { (op: AAModelOp) in order.firstIndex(of: issuers[op.id] ?? "") ?? order.count }
+        let best = maximal.min { rank($0) < rank($1) }
+        if case .set(let value)? = best?.kind { return value }
+        return nil
+    }
+}
+
+@Suite("Active-active conflict convergence")
+struct ActiveActiveConflictConvergenceTests {
+    @Test(arguments: 0 ..< 60)
+    func randomInterleavingsConverge_underEveryStrategy(seed: UInt64) {
+        var group = AATestGroup.withStrategies(count: 2 + Int(seed % 2), seed: seed &* 104_729 &+ 3)
+        var issuers: [Int: String] = [:]
+        for _ in 0 ..< 100 {
+            let roll = group.rng.next() % 10
+            if roll < 5 {
+                group.randomConflictWrite(on: Int(group.rng.next() % UInt64(group.clusters.count)), issuers: &issuers)
+            } else if roll < 8 {
+                let source = Int(group.rng.next() % UInt64(group.clusters.count))
+                let target = (source + 1 + Int(group.rng.next() % UInt64(group.clusters.count - 1))) % group.clusters.count
+                group.ship(from: source, to: target)
+            } else if !group.inFlight.isEmpty {
+                let k = Int(group.rng.next() % UInt64(group.inFlight.count))
+                group.deliver(k, keep: group.rng.next() % 3 == 0)
+            }
+        }
+        while !group.inFlight.isEmpty {
+            let k = Int(group.rng.next() % UInt64(group.inFlight.count))
+            group.deliver(k, keep: group.rng.next() % 4 == 0)
+        }
+        group.settle()
+        for key in conflictKeys {
+            let states = group.clusters.map { $0.machine.activeActiveState(of: key) }
+            for state in states.dropFirst() { #expect(state == states[0], "seed \(seed): \(key) diverged") }
+            let values = group.clusters.map { $0.machine.value(for: key) }
+            #expect(Set(values.map { $0.map { hexString($0) } ?? "-" }).count == 1, "seed \(seed): \(key) reads differ")
+            if key.bytes[0] == UInt8(ascii: "p") {
+                #expect(values[0] == group.priorityModel(key, order: ["c", "b", "a"], issuers: issuers), "seed \(seed): \(key) is not the model's")
+            }
+            let queued = group.clusters.map { $0.machine.activeActiveOpenConflicts.contains { $0.key == key } }
+            #expect(Set(queued).count == 1, "seed \(seed): \(key) queued on some clusters only")
+            let versions = states[0].string?.versions?.count ?? 0
+            #expect(versions <= group.clusters.count, "seed \(seed): \(key) has \(versions) versions")
+            if key.bytes[0] == UInt8(ascii: "m") { #expect(queued[0] == (versions > 1), "seed \(seed): \(key)") }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Active-active conflict strategies against real processes: two clusters of three
+nodes on loopback (`aegis serve --active-active --aa-strategy m:=manual
+--aa-strategy p:=priority:c2,c1`).
+
+1. Concurrent writes made sure of: c2 is paused (SIGSTOP, every node), c1 writes
+   m:k, m:j and p:k; c1 is paused, c2 resumed and writes the same keys; c1 resumed.
+   Neither cluster had merged the other's write before writing its own.
+2. priority: p:k reads c2's value on both clusters, whatever the clocks, and both
+   audit it under the rule priority:c2,c1.
+3. manual: both clusters list the two conflicts (HTTP GET /v1/aa/conflicts and RESP
+   AEGIS.CONFLICTS) and read the same provisional value; m:k is resolved over RESP
+   (AEGIS.RESOLVE … PICK), m:j over HTTP (POST /v1/aa/conflicts/{id}/resolve with a
+   value); both clusters then read the resolutions, list no conflict, and audit them
+   (manual on the resolving cluster, overwrite on the other).
+
+    python3 scripts/aa_conflict_test.py --aegis .build/release/aegis [--base-port 27600]
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+from aegis_procs import HOST, IDS, Cluster
+from checks import check, results, wait_until
+
+
+def quiet(fn):
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001 - a node still starting or re-electing: try again
+        return False
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--aegis", default=".build/release/aegis")
+    parser.add_argument("--base-port", type=int, default=27600,
+                        help="c1 uses base..base+8 (RESP, peer, admin), c2 base+10..base+18")
+    args = parser.parse_args()
+    started = time.time()
+    work = tempfile.mkdtemp(prefix="aegis-aa-conflict-")
+    names = ["c1", "c2"]
+    bases = {name: {"resp": args.base_port + 10 * k, "peer": args.base_port + 10 * k + 3,
+                    "admin": args.base_port + 10 * k + 6} for k, name in enumerate(names)}
+    admin = {name: ",".join(f"{HOST}:{bases[name]['admin'] + k}" for k in range(3)) for name in names}
+    clusters = {}
+    try:
+        for name in names:
+            other = [n for n in names if n != name][0]
+            os.makedirs(os.path.join(work, name))
+            clusters[name] = Cluster(args.aegis, os.path.join(work, name), cluster_id=name, bases=bases[name],
+                                     election_ticks=20,
+                                     extra=["--active-active", "--aa-peer", f"{other}={admin[other]}",
+                                            "--aa-strategy", "m:=manual", "--aa-strategy", "p:=priority:c2,c1"])
+        token = clusters["c1"].token
+        for cluster in clusters.values():
+            cluster.token = token
+            with open(cluster.token_file, "w") as f:
+                f.write(token + "\n")
+            for n in IDS:
+                cluster.start(n)
+        c1, c2 = clusters["c1"], clusters["c2"]
+
+        def get(cluster, path):
+            code, body = cluster.admin(cluster.wait_leader(), "GET", path)
+            return json.loads(body) if code == 200 else None
+
+        def recorded(cluster):
+            table = get(cluster, "/v1/aa/strategies")
+            return table is not None and table["rules"] == ["m:=manual", "p:=priority:c2,c1"]
+
+        check("both clusters record the --aa-strategy table",
+              all(wait_until(lambda c=c: quiet(lambda: recorded(c)), 20, interval=0.2) for c in clusters.values()))
+
+        def pause(cluster, sig):
+            for p in cluster.procs.values():
+                p.send_signal(sig)
+
+        def write(cluster, suffix):
+            client = cluster.client(cluster.wait_leader())
+            for key in ["m:k", "m:j", "p:k"]:
+                client.set(key, f"{key}-{suffix}")
+
+        pause(c2, signal.SIGSTOP)
+        write(c1, "c1")
+        pause(c1, signal.SIGSTOP)
+        pause(c2, signal.SIGCONT)
+        check("c2 takes its writes while c1 is paused", quiet(lambda: write(c2, "c2") or True)
+              or wait_until(lambda: quiet(lambda: write(c2, "c2") or True), 10, interval=0.2))
+        pause(c1, signal.SIGCONT)
+
+        def reads(cluster, key):
+            return cluster.client(cluster.wait_leader()).get(key)
+
+        check("priority: p:k reads c2's value on both clusters",
+              wait_until(lambda: quiet(lambda: reads(c1, "p:k") == reads(c2, "p:k") == b"p:k-c2"), 15, interval=0.2))
+        for name, cluster in clusters.items():
+            audit = quiet(lambda: get(cluster, "/v1/aa/audit?key=p%3Ak&limit=5")) or []
+            check(f"priority: {name} audits it (rule, winner, both versions)",
+                  bool(audit) and audit[0]["rule"] == "priority:c2,c1" and audit[0]["winner"] == "p:k-c2"
+                  and sorted(v["origin"] for v in audit[0]["versions"]) == ["c1", "c2"], f"{audit[:1]}")
+
+        def open_conflicts(cluster):
+            return {c["key"]: c for c in get(cluster, "/v1/aa/conflicts")}
+
+        check("manual: both clusters list the conflicts of m:k and m:j",
+              all(wait_until(lambda c=c: quiet(lambda: set(open_conflicts(c)) == {"m:k", "m:j"}), 15, interval=0.2)
+                  for c in clusters.values()))
+        check("manual: both read the same provisional value",
+              quiet(lambda: reads(c1, "m:k") == reads(c2, "m:k") in (b"m:k-c1", b"m:k-c2")))
+        client = c1.client(c1.wait_leader())
+        listed = {row[1].decode(): row for row in client.execute_command("AEGIS.CONFLICTS")}
+        check("AEGIS.CONFLICTS lists them over RESP", set(listed) == {"m:k", "m:j"}, f"{listed}")
+        versions = [v[2] for v in listed["m:k"][3]]
+        pick = versions.index(b"m:k-c1")
+        check("AEGIS.RESOLVE m:k … PICK resolves over RESP",
+              client.execute_command("AEGIS.RESOLVE", "m:k", listed["m:k"][0], "PICK", pick) == b"OK")
+        conflict_j = open_conflicts(c2)["m:j"]
+        code, body = c2.admin(c2.wait_leader(), "POST", f"/v1/aa/conflicts/{conflict_j['id']}/resolve",
+                              {"value": "m:j-operator"})
+        check("POST /v1/aa/conflicts/{id}/resolve resolves over HTTP", code == 200, body.decode())
+        check("both clusters read the resolutions and list no conflict",
+              wait_until(lambda: quiet(lambda: all(reads(c, "m:k") == b"m:k-c1" and reads(c, "m:j") == b"m:j-operator"
+                                                   and not open_conflicts(c) for c in clusters.values())), 15,
+                         interval=0.2))
+        rules = {name: {key: (quiet(lambda c=c, key=key: get(c, f"/v1/aa/audit?key={key.replace(':', '%3A')}&limit=1"))
+                              or [{}])[0].get("rule") for key in ["m:k", "m:j"]} for name, c in clusters.items()}
+        check("the audit has manual on the resolving cluster, overwrite on the other",
+              rules == {"c1": {"m:k": "manual", "m:j": "overwrite"}, "c2": {"m:k": "overwrite", "m:j": "manual"}},
+              f"{rules}")
+        audit = client.execute_command("AEGIS.AUDIT", "m:k", "1")
+        check("AEGIS.AUDIT shows it over RESP", bool(audit) and audit[0][3] == b"manual", f"{audit}")
+    finally:
+        for cluster in clusters.values():
+            for p in cluster.procs.values():
+                try:
+                    p.send_signal(signal.SIGCONT)
+                except Exception:  # noqa: BLE001
+                    pass
+            cluster.stop_all()
+        if results.failed == 0:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"   logs kept in {work}")
+    print(f"aa_conflict_test: {results.passed} passed, {results.failed} failed in {time.time() - started:.1f} s")
+    return 1 if results.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
