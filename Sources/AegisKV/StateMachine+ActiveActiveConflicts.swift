@@ -141,8 +141,7 @@ extension StateMachine {
             return
         }
         let old = before.string?.causalView
-        var context = old?.context ?? [:]
-        for version in old?.versions ?? [] { context.include(version.stamp) }
+        var context = old?.context ?? [:]  // covers every old version
         context.include(stamp)
         let written = ActiveActiveVersion(stamp: stamp, value: string.value)
         var versions = [written]
