@@ -96,3 +96,40 @@ struct ActiveActiveConflictConvergenceTests {
         }
     }
 }
+
+extension ActiveActiveConflictConvergenceTests {
+    /// Churn under the strategies: the versions and contexts of a key stay within one per
+    /// cluster, the queue within the keys, the trail within its bound, and the encoded
+    /// metadata does not grow with the number of writes.
+    @Test func churn_keepsTheConflictMetadataBounded() {
+        var group = AATestGroup.withStrategies(count: 3, seed: 42)
+        var issuers: [Int: String] = [:]
+        var sizes: [Int] = []
+        for step in 1 ... 3_000 {
+            let roll = group.rng.next() % 10
+            if roll < 5 {
+                group.randomConflictWrite(on: Int(group.rng.next() % 3), issuers: &issuers)
+            } else {
+                let source = Int(group.rng.next() % 3)
+                group.ship(from: source, to: (source + 1 + Int(group.rng.next() % 2)) % 3)
+                group.deliver(group.inFlight.count - 1, keep: false)
+            }
+            guard step % 500 == 0 else { continue }
+            for cluster in group.clusters {
+                for key in conflictKeys {
+                    let string = cluster.machine.activeActiveState(of: key).string
+                    #expect((string?.versions?.count ?? 0) <= 3 && (string?.context.count ?? 0) <= 3, "\(key) at \(step)")
+                }
+                #expect(cluster.machine.activeActiveOpenConflicts.count <= 2)
+                #expect(cluster.machine.activeActiveAudit(limit: .max).count <= ActiveActiveConflictSettings.defaultAuditMaxEntries)
+            }
+            sizes.append(group.clusters.map { $0.machine.activeActiveMetadataStats.bytes }.max() ?? 0)
+        }
+        // Seven keys, three clusters: a few hundred bytes, after 500 writes as after 3,000.
+        let bounded = sizes.allSatisfy { $0 < 2_000 }
+        #expect(bounded, "metadata bytes at each 500 steps: \(sizes)")
+        group.settle()
+        let states = conflictKeys.map { key in group.clusters.map { $0.machine.activeActiveState(of: key) } }
+        for (key, each) in zip(conflictKeys, states) { #expect(Set(each).count == 1, "\(key) diverged") }
+    }
+}
