@@ -62,23 +62,7 @@ struct ActiveActiveConflictConvergenceTests {
     func randomInterleavingsConverge_underEveryStrategy(seed: UInt64) {
         var group = AATestGroup.withStrategies(count: 2 + Int(seed % 2), seed: seed &* 104_729 &+ 3)
         var issuers: [Int: String] = [:]
-        for _ in 0 ..< 100 {
-            let roll = group.rng.next() % 10
-            if roll < 5 {
-                group.randomConflictWrite(on: Int(group.rng.next() % UInt64(group.clusters.count)), issuers: &issuers)
-            } else if roll < 8 {
-                let source = Int(group.rng.next() % UInt64(group.clusters.count))
-                let target = (source + 1 + Int(group.rng.next() % UInt64(group.clusters.count - 1))) % group.clusters.count
-                group.ship(from: source, to: target)
-            } else if !group.inFlight.isEmpty {
-                let k = Int(group.rng.next() % UInt64(group.inFlight.count))
-                group.deliver(k, keep: group.rng.next() % 3 == 0)
-            }
-        }
-        while !group.inFlight.isEmpty {
-            let k = Int(group.rng.next() % UInt64(group.inFlight.count))
-            group.deliver(k, keep: group.rng.next() % 4 == 0)
-        }
+        group.runRandomly(steps: 100, writesInTen: 5) { group, c in group.randomConflictWrite(on: c, issuers: &issuers) }
         group.settle()
         for key in conflictKeys {
             let states = group.clusters.map { $0.machine.activeActiveState(of: key) }
