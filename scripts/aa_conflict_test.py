@@ -18,14 +18,12 @@ nodes on loopback (`aegis serve --active-active --aa-strategy m:=manual
 """
 import argparse
 import json
-import os
-import shutil
 import signal
 import sys
 import tempfile
 import time
 
-from aegis_procs import HOST, IDS, Cluster
+from aegis_procs import start_aa_mesh, stop_clusters
 from checks import check, results, wait_until
 
 
@@ -44,26 +42,10 @@ def main():
     args = parser.parse_args()
     started = time.time()
     work = tempfile.mkdtemp(prefix="aegis-aa-conflict-")
-    names = ["c1", "c2"]
-    bases = {name: {"resp": args.base_port + 10 * k, "peer": args.base_port + 10 * k + 3,
-                    "admin": args.base_port + 10 * k + 6} for k, name in enumerate(names)}
-    admin = {name: ",".join(f"{HOST}:{bases[name]['admin'] + k}" for k in range(3)) for name in names}
     clusters = {}
     try:
-        for name in names:
-            other = [n for n in names if n != name][0]
-            os.makedirs(os.path.join(work, name))
-            clusters[name] = Cluster(args.aegis, os.path.join(work, name), cluster_id=name, bases=bases[name],
-                                     election_ticks=20,
-                                     extra=["--active-active", "--aa-peer", f"{other}={admin[other]}",
-                                            "--aa-strategy", "m:=manual", "--aa-strategy", "p:=priority:c2,c1"])
-        token = clusters["c1"].token
-        for cluster in clusters.values():
-            cluster.token = token
-            with open(cluster.token_file, "w") as f:
-                f.write(token + "\n")
-            for n in IDS:
-                cluster.start(n)
+        start_aa_mesh(clusters, args.aegis, work, args.base_port,
+                      extra=["--aa-strategy", "m:=manual", "--aa-strategy", "p:=priority:c2,c1"])
         c1, c2 = clusters["c1"], clusters["c2"]
 
         def get(cluster, path):
@@ -136,17 +118,7 @@ def main():
         audit = client.execute_command("AEGIS.AUDIT", "m:k", "1")
         check("AEGIS.AUDIT shows it over RESP", bool(audit) and audit[0][3] == b"manual", f"{audit}")
     finally:
-        for cluster in clusters.values():
-            for p in cluster.procs.values():
-                try:
-                    p.send_signal(signal.SIGCONT)
-                except Exception:  # noqa: BLE001
-                    pass
-            cluster.stop_all()
-        if results.failed == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"   logs kept in {work}")
+        stop_clusters(clusters, work, results.failed == 0)
     print(f"aa_conflict_test: {results.passed} passed, {results.failed} failed in {time.time() - started:.1f} s")
     return 1 if results.failed else 0
 
