@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from aegis_procs import IDS, start_aa_mesh, stop_clusters
-from checks import check, results, wait_until
+from checks import check, quiet, results, wait_until
 
 KEYS = 1500
 
@@ -40,13 +40,6 @@ def dump(client, keys):
         else:
             out[key] = kind
     return out
-
-
-def quiet(fn):
-    try:
-        return fn()
-    except Exception:  # noqa: BLE001 - a node still starting: try again
-        return False
 
 
 def main():

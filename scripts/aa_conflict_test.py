@@ -24,14 +24,7 @@ import tempfile
 import time
 
 from aegis_procs import start_aa_mesh, stop_clusters
-from checks import check, results, wait_until
-
-
-def quiet(fn):
-    try:
-        return fn()
-    except Exception:  # noqa: BLE001 - a node still starting or re-electing: try again
-        return False
+from checks import check, quiet, results, wait_until
 
 
 def main():
