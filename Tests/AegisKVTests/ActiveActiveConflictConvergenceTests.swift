@@ -64,6 +64,15 @@ struct ActiveActiveConflictConvergenceTests {
         var issuers: [Int: String] = [:]
         group.runRandomly(steps: 100, writesInTen: 5) { group, c in group.randomConflictWrite(on: c, issuers: &issuers) }
         group.settle()
+        // Every node of a cluster decides the same: a node replaying the cluster's log
+        // holds the same queue, trail and states.
+        for cluster in group.clusters {
+            var replica = StateMachine(replica: cluster.machine.replica)
+            replica.register(aaConcat)
+            for entry in cluster.log { replica.apply(entry) }
+            #expect(replica.activeActiveConflicts == cluster.machine.activeActiveConflicts, "seed \(seed): \(cluster.id)'s replay")
+            #expect(replica.digest() == cluster.machine.digest(), "seed \(seed): \(cluster.id)'s replay digest")
+        }
         for key in conflictKeys {
             let states = group.clusters.map { $0.machine.activeActiveState(of: key) }
             for state in states.dropFirst() { #expect(state == states[0], "seed \(seed): \(key) diverged") }
