@@ -3,8 +3,9 @@
 nodes on loopback (`aegis serve --active-active --aa-strategy m:=manual
 --aa-strategy p:=priority:c2,c1`).
 
-1. Concurrent writes made sure of: c2 is paused (SIGSTOP, every node), c1 writes
-   m:k, m:j and p:k; c1 is paused, c2 resumed and writes the same keys; c1 resumed.
+1. Concurrent writes made sure of: c2 is paused (SIGSTOP, every node), c1 answers
+   c2's waiting long-poll pull with an unrelated write, then writes m:k, m:j and p:k;
+   c1 is paused, c2 resumed and writes the same keys; c1 resumed.
    Neither cluster had merged the other's write before writing its own.
 2. priority: p:k reads c2's value on both clusters, whatever the clocks, and both
    audit it under the rule priority:c2,c1.
@@ -62,6 +63,11 @@ def main():
                 client.set(key, f"{key}-{suffix}")
 
         pause(c2, signal.SIGSTOP)
+        # c2's leader may have a long-poll pull waiting on c1: a first write answers it
+        # (the answer waits in c2's socket), so that c2 cannot see c1's writes below
+        # before it writes its own.
+        c1.client(c1.wait_leader()).set("sync", "1")
+        time.sleep(0.5)
         write(c1, "c1")
         pause(c1, signal.SIGSTOP)
         pause(c2, signal.SIGCONT)
