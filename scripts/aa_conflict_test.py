@@ -12,14 +12,16 @@ nodes on loopback (`aegis serve --active-active --aa-strategy m:=manual
 3. manual: both clusters list the two conflicts (HTTP GET /v1/aa/conflicts and RESP
    AEGIS.CONFLICTS) and read the same provisional value; m:k is resolved over RESP
    (AEGIS.RESOLVE … PICK), m:j over HTTP (POST /v1/aa/conflicts/{id}/resolve with a
-   value); both clusters then read the resolutions, list no conflict, and audit them
-   (manual on the resolving cluster, overwrite on the other).
+   value), m:x with `aegis aa resolve`; both clusters then read the resolutions, list no
+   conflict, and audit them (manual on the resolving cluster, overwrite on the other);
+   `aegis aa audit|conflicts|strategies` show the same.
 
     python3 scripts/aa_conflict_test.py --aegis .build/release/aegis [--base-port 27600]
 """
 import argparse
 import json
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +61,7 @@ def main():
 
         def write(cluster, suffix):
             client = cluster.client(cluster.wait_leader())
-            for key in ["m:k", "m:j", "p:k"]:
+            for key in ["m:k", "m:j", "m:x", "p:k"]:
                 client.set(key, f"{key}-{suffix}")
 
         pause(c2, signal.SIGSTOP)
@@ -89,14 +91,14 @@ def main():
         def open_conflicts(cluster):
             return {c["key"]: c for c in get(cluster, "/v1/aa/conflicts")}
 
-        check("manual: both clusters list the conflicts of m:k and m:j",
-              all(wait_until(lambda c=c: quiet(lambda: set(open_conflicts(c)) == {"m:k", "m:j"}), 15, interval=0.2)
+        check("manual: both clusters list the conflicts of m:k, m:j and m:x",
+              all(wait_until(lambda c=c: quiet(lambda: set(open_conflicts(c)) == {"m:k", "m:j", "m:x"}), 15, interval=0.2)
                   for c in clusters.values()))
         check("manual: both read the same provisional value",
               quiet(lambda: reads(c1, "m:k") == reads(c2, "m:k") in (b"m:k-c1", b"m:k-c2")))
         client = c1.client(c1.wait_leader())
         listed = {row[1].decode(): row for row in client.execute_command("AEGIS.CONFLICTS")}
-        check("AEGIS.CONFLICTS lists them over RESP", set(listed) == {"m:k", "m:j"}, f"{listed}")
+        check("AEGIS.CONFLICTS lists them over RESP", set(listed) == {"m:k", "m:j", "m:x"}, f"{listed}")
         versions = [v[2] for v in listed["m:k"][3]]
         pick = versions.index(b"m:k-c1")
         check("AEGIS.RESOLVE m:k … PICK resolves over RESP",
@@ -105,8 +107,17 @@ def main():
         code, body = c2.admin(c2.wait_leader(), "POST", f"/v1/aa/conflicts/{conflict_j['id']}/resolve",
                               {"value": "m:j-operator"})
         check("POST /v1/aa/conflicts/{id}/resolve resolves over HTTP", code == 200, body.decode())
+        def cli(cluster, *arguments):
+            address = f"127.0.0.1:{cluster.admin_port(cluster.wait_leader())}"
+            return subprocess.run([args.aegis, "aa", *arguments, "--admin", address, "--admin-token", cluster.token],
+                                  capture_output=True, text=True, timeout=10)
+
+        resolved = cli(c1, "resolve", str(listed["m:x"][0]), "--value", "m:x-cli")
+        check("aegis aa resolve ID --value resolves", resolved.returncode == 0 and "resolved" in resolved.stdout,
+              resolved.stdout + resolved.stderr)
         check("both clusters read the resolutions and list no conflict",
               wait_until(lambda: quiet(lambda: all(reads(c, "m:k") == b"m:k-c1" and reads(c, "m:j") == b"m:j-operator"
+                                                   and reads(c, "m:x") == b"m:x-cli"
                                                    and not open_conflicts(c) for c in clusters.values())), 15,
                          interval=0.2))
         rules = {name: {key: (quiet(lambda c=c, key=key: get(c, f"/v1/aa/audit?key={key.replace(':', '%3A')}&limit=1"))
@@ -116,6 +127,13 @@ def main():
               f"{rules}")
         audit = client.execute_command("AEGIS.AUDIT", "m:k", "1")
         check("AEGIS.AUDIT shows it over RESP", bool(audit) and audit[0][3] == b"manual", f"{audit}")
+        shown = cli(c1, "audit", "--key", "m:x", "--limit", "1")
+        check("aegis aa audit shows it", shown.returncode == 0 and "rule manual" in shown.stdout, shown.stdout + shown.stderr)
+        listed_cli = cli(c2, "conflicts")
+        check("aegis aa conflicts lists none", listed_cli.stdout.strip() == "no open conflicts", listed_cli.stdout)
+        table = cli(c2, "strategies")
+        check("aegis aa strategies shows the table", "m:=manual" in table.stdout and "p:=priority:c2,c1" in table.stdout,
+              table.stdout + table.stderr)
     finally:
         stop_clusters(clusters, work, results.failed == 0)
     print(f"aa_conflict_test: {results.passed} passed, {results.failed} failed in {time.time() - started:.1f} s")
