@@ -134,6 +134,14 @@ def main():
         table = cli(c2, "strategies")
         check("aegis aa strategies shows the table", "m:=manual" in table.stdout and "p:=priority:c2,c1" in table.stdout,
               table.stdout + table.stderr)
+        changed = cli(c1, "strategies", "--set", "m:=manual", "--set", "v:=vector-clock", "--max-conflicts", "50")
+        now = quiet(lambda: get(c1, "/v1/aa/strategies")) or {}
+        check("aegis aa strategies --set replaces the table through the log (PUT /v1/aa/strategies)",
+              changed.returncode == 0 and now.get("rules") == ["m:=manual", "v:=vector-clock"]
+              and now.get("maxConflicts") == 50, f"{now} {changed.stderr}")
+        refused = cli(c1, "strategies", "--set", "x:=custom:nope")
+        check("an unregistered merge function is refused with its name", refused.returncode != 0 and "nope" in refused.stderr,
+              refused.stderr)
     finally:
         stop_clusters(clusters, work, results.failed == 0)
     print(f"aa_conflict_test: {results.passed} passed, {results.failed} failed in {time.time() - started:.1f} s")

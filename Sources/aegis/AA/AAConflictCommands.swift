@@ -1,3 +1,4 @@
+import AegisKV
 import ArgumentParser
 import Foundation
 
@@ -72,11 +73,20 @@ extension AACommand {
         @OptionGroup var options: AdminOptions
         @Option(name: .customLong("set"), help: ArgumentHelp("A rule of the new table (repeat; replaces the whole table).", valueName: "PREFIX=STRATEGY[:ARGS]"))
         var rules: [String] = []
+        @Option(help: "With --set: the most siblings AEGIS.SIBLINGS shows (1...64, default 8).") var maxSiblings: Int?
+        @Option(help: "With --set: the most open manual conflicts (1...100000, default 1000).") var maxConflicts: Int?
+        @Option(help: "With --set: the most audit entries kept (1...1000000, default 10000).") var auditMaxEntries: Int?
+        @Option(help: "With --set: how long audit entries are kept, in ms (default 604800000: 7 days).") var auditMaxAgeMs: UInt64?
 
         func run() async throws {
+            var wanted = AAConflictsAdmin.Strategies(ActiveActiveConflictSettings())
+            wanted.rules = rules
+            wanted.maxSiblings = maxSiblings ?? wanted.maxSiblings
+            wanted.maxConflicts = maxConflicts ?? wanted.maxConflicts
+            wanted.auditMaxEntries = auditMaxEntries ?? wanted.auditMaxEntries
+            wanted.auditMaxAgeMillis = auditMaxAgeMs ?? wanted.auditMaxAgeMillis
             let data = rules.isEmpty ? try await options.request("GET", "/v1/aa/strategies")
-                : try await options.request("PUT", "/v1/aa/strategies",
-                                            body: ["rules": rules])
+                : try await options.request("PUT", "/v1/aa/strategies", body: wanted)
             if options.json { return print(String(decoding: data, as: UTF8.self), terminator: "") }
             let table = try JSONDecoder().decode(AAConflictsAdmin.Strategies.self, from: data)
             print(table.rules.isEmpty ? "no rules: every key is last writer wins" : table.rules.joined(separator: "\n"))
