@@ -162,7 +162,8 @@ public enum ACLCategory: String, Sendable, CaseIterable {
     /// Commands that write keys: SET, DEL, UNLINK, INCR…, MSET, MSETNX, the set and
     /// hash writes, and the exactly-once session commands.
     case write
-    /// Server administration: ACL (but WHOAMI), CONFIG, INFO, FLUSHDB, FLUSHALL.
+    /// Server administration: ACL (but WHOAMI), CONFIG, INFO, FLUSHDB, FLUSHALL, and the
+    /// active-active conflict queue and audit trail (AEGIS.CONFLICTS, AEGIS.AUDIT).
     case admin
     /// The same as `admin` (Redis's `@dangerous`).
     case dangerous
@@ -175,14 +176,16 @@ public enum ACLCategory: String, Sendable, CaseIterable {
             return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST", "TYPE", "STRLEN",
                     "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS",
                     "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "SCAN", "KEYS", "RANDOMKEY", "OBJECT", "MEMORY",
-                    "AEGIS.WATCH", "AEGIS.UNWATCH", "AEGIS.SIBLINGS", "AEGIS.CONFLICTS", "AEGIS.AUDIT"]  // a watch shows only the keys the user's `~` patterns allow
+                    "AEGIS.WATCH", "AEGIS.UNWATCH", "AEGIS.SIBLINGS"]  // a watch shows only the keys the user's `~` patterns allow
         case .write:
             return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
                     "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY",
                     "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "SETEX", "PSETEX", "GETEX",
                     "RENAME", "RENAMENX", "COPY",
                     "AEGIS.SESSION", "AEGIS.EXACTLY", "PUBLISH", "AEGIS.SETCTX", "AEGIS.RESOLVE"]  // AEGIS.EXACTLY's inner command is checked too
-        case .admin, .dangerous: return ["ACL", "CONFIG", "INFO", "FLUSHDB", "FLUSHALL"]
+        case .admin, .dangerous:
+            // The conflict queue and trail name keys of every pattern: administration.
+            return ["ACL", "CONFIG", "INFO", "FLUSHDB", "FLUSHALL", "AEGIS.CONFLICTS", "AEGIS.AUDIT"]
         }
     }
 
