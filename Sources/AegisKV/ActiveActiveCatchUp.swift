@@ -130,7 +130,7 @@ extension StateMachine {
             var state = activeActiveState(of: remote.key)
             let before = state.string
             state.merge(remote)
-            resolveMergedString(&state, before: before)
+            resolveMergedString(&state, before: before, remote: remote.string)
             installActiveActive(state, at: index)
             for stamp in remote.stamps { observe(stamp) }
         }

@@ -161,12 +161,13 @@ extension StateMachine {
         if versions.count > 1 { noteConcurrentVersions(state, strategy: strategy) }
     }
 
-    /// After a peer's state was joined into `state`: the strategy picks the register;
-    /// new concurrent versions are audited or queued.
-    mutating func resolveMergedString(_ state: inout ActiveActiveKeyState, before: ActiveActiveString?) {
+    /// After a peer's state (`remote`) was joined into `state` (`before`): the strategy
+    /// picks the register; new concurrent versions are audited or queued.
+    mutating func resolveMergedString(_ state: inout ActiveActiveKeyState, before: ActiveActiveString?,
+                                      remote: ActiveActiveString?) {
         guard let versions = state.string?.versions, !versions.isEmpty else { return }
         let strategy = activeActiveConflicts.settings.strategy(for: state.key) ?? .lww
-        pickRegister(&state, strategy: strategy)
+        pickRegister(&state, strategy: strategy, joining: [before, remote].compactMap { $0 })
         guard versions != before?.versions else { return }
         if versions.count == 1 {
             if activeActiveConflicts.conflictOfKey[state.key] != nil {
@@ -180,18 +181,27 @@ extension StateMachine {
         noteConcurrentVersions(state, strategy: strategy)
     }
 
-    /// Sets the register of `state` to what `strategy` picks from its versions.
-    private mutating func pickRegister(_ state: inout ActiveActiveKeyState, strategy: ActiveActiveStrategy) {
+    /// Sets the register of `state` to what `strategy` picks from its versions. Its
+    /// counters are the join of those of every register in `joining` (and of the joined
+    /// one) that holds the picked write: the LWW join of the registers may have kept a
+    /// concurrent write's register, whose counters are not the pick's.
+    private mutating func pickRegister(_ state: inout ActiveActiveKeyState, strategy: ActiveActiveStrategy,
+                                       joining: [ActiveActiveString] = []) {
         guard var string = state.string, let versions = string.versions, !versions.isEmpty else { return }
         var (winner, _) = strategy.resolve(versions, functions: mergeFunctions)
         if let value = winner.value, validate(value: value) != nil {
             // A merge result over the value limit: the latest version stands instead.
             winner = ActiveActiveStrategy.lww.resolve(versions, functions: [:]).winner
         }
-        let sameRegister = winner.stamp == string.stamp && winner.value == string.value
+        var counters: [ReplicaID: CounterContribution] = [:]
+        for register in joining + [string] where register.stamp == winner.stamp && register.value == winner.value {
+            for (origin, theirs) in register.counters {
+                counters[origin] = counters[origin].map { $0.joined(theirs) } ?? theirs
+            }
+        }
         string.stamp = winner.stamp
         string.value = winner.value
-        if !sameRegister || winner.value == nil { string.counters = [:] }
+        string.counters = winner.value == nil ? [:] : counters
         state.string = string
     }
 

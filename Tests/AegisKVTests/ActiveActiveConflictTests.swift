@@ -73,6 +73,16 @@ struct ActiveActiveConflictTests {
         #expect(b.activeActiveSiblings(of: "p:k")?.versions.count == 1)
     }
 
+    @Test func priority_theWinnersCountersSurviveAConcurrentWriteWithALaterStamp() {
+        var a = Self.cluster("a"), b = Self.cluster("b")
+        C.run(&b, .set("p:n", bytes("10")), time: 1_000)
+        C.run(&b, .increment("p:n", by: 5), time: 1_100)
+        C.run(&a, .set("p:n", bytes("1")), time: 3_000)  // later stamp, lower priority
+        Self.exchange(&a, &b, keys: ["p:n"])
+        #expect(a.value(for: "p:n") == bytes("15") && b.value(for: "p:n") == bytes("15"))
+        #expect(a.activeActiveState(of: "p:n") == b.activeActiveState(of: "p:n"))
+    }
+
     @Test func lww_aNamedPrefixPicksTheLatestStamp_andAuditsIt() {
         var a = Self.cluster("a"), b = Self.cluster("b")
         C.run(&b, .set("l:k", bytes("old")), time: 1_000)
