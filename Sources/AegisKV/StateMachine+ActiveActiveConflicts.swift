@@ -135,6 +135,7 @@ extension StateMachine {
         guard var string = state.string, string.stamp == stamp else { return }
         let key = state.key
         guard let strategy = activeActiveConflicts.settings.strategy(for: key) else {
+            guard string.versions != nil else { return }  // the default: nothing to drop
             string.versions = nil
             string.context = [:]
             state.string = string
