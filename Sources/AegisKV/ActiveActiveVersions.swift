@@ -182,29 +182,15 @@ public struct ActiveActiveContextToken: Sendable, Hashable, CustomStringConverti
     /// Wraps a context.
     public init(_ context: ActiveActiveContext) { self.context = context }
 
-    /// Reads a token's text (lower- or upper-case hexadecimal of the context encoding).
+    /// The longest token text read: 64 entries of at most 300 encoded bytes (a stamp:
+    /// two varints and a 255-byte replica), two digits a byte.
+    public static let maxTextSize = 2 * 64 * 300
+
+    /// Reads a token's text (lower-case hexadecimal of the context encoding).
     public init(parsing text: String) throws(KVError) {
-        let digits = Array(text.utf8)
-        guard !digits.isEmpty, digits.count % 2 == 0, digits.count <= 2 * 64 * 300 else {
-            throw .activeActiveConflict("a context token is an even number of hexadecimal digits (at most 38,400)")
-        }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        func nibble(_ digit: UInt8) -> UInt8? {
-            switch digit {
-            case UInt8(ascii: "0") ... UInt8(ascii: "9"): return digit - UInt8(ascii: "0")
-            case UInt8(ascii: "a") ... UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A") ... UInt8(ascii: "F"): return digit - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
-        var position = 0
-        while position < digits.count {
-            guard let high = nibble(digits[position]), let low = nibble(digits[position + 1]) else {
-                throw .activeActiveConflict("a context token has a character that is not a hexadecimal digit")
-            }
-            bytes.append(high << 4 | low)
-            position += 2
+        guard !text.isEmpty, text.utf8.count <= Self.maxTextSize, let bytes = hexBytes(text) else {
+            throw .activeActiveConflict("a context token is an even number of lower-case hexadecimal digits "
+                                        + "(at most \(Self.maxTextSize))")
         }
         let decoded = bytes.withUnsafeBytes { raw in
             Result { () throws(KVError) -> ActiveActiveContext in

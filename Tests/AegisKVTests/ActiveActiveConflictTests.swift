@@ -130,7 +130,10 @@ struct ActiveActiveConflictTests {
         #expect(a.activeActiveSiblings(of: "v:k")?.versions.map(\.value) == [bytes("AB")])
         #expect(b.value(for: "v:k") == bytes("AB") && b.activeActiveSiblings(of: "v:k")?.versions.count == 1)
         #expect(a.activeActiveAudit(key: "v:k").first?.rule == "context-write")
-        #expect(throws: KVError.self) { try ActiveActiveContextToken(parsing: "zz") }
+        for bad in ["zz", "abc", "", siblings.token.description.uppercased(), siblings.token.description + "00"] {
+            #expect(throws: KVError.self) { try ActiveActiveContextToken(parsing: bad) }
+        }
+        #expect(hexBytes("00ff7a") == [0, 255, 0x7a] && hexBytes("0g") == nil)
     }
 
     @Test func vectorClock_aStaleTokenKeepsWhatItDidNotSee_andTheCapHidesTheOldest() throws {

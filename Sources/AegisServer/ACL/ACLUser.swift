@@ -232,22 +232,6 @@ func hex(_ bytes: [UInt8]) -> String {
 
 /// The 32 bytes of a 64-character lower-case hexadecimal SHA-256 digest.
 func hexDigest(_ text: String) -> [UInt8]? {
-    let chars = Array(text.utf8)
-    guard chars.count == 64 else { return nil }
-    func value(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0") ... UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a") ... UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        default: return nil
-        }
-    }
-    var out: [UInt8] = []
-    out.reserveCapacity(32)
-    var index = 0
-    while index < 64 {
-        guard let high = value(chars[index]), let low = value(chars[index + 1]) else { return nil }
-        out.append(high << 4 | low)
-        index += 2
-    }
-    return out
+    guard text.utf8.count == 64 else { return nil }
+    return hexBytes(text)
 }
