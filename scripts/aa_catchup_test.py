@@ -16,14 +16,12 @@ the other compacted its log past its cursor.
 """
 import argparse
 import json
-import os
-import shutil
 import sys
 import tempfile
 import time
 
-from aegis_procs import HOST, IDS, Cluster
-from checks import check, results, wait_until
+from aegis_procs import IDS, start_aa_mesh, stop_clusters
+from checks import check, quiet, results, wait_until
 
 KEYS = 1500
 
@@ -44,13 +42,6 @@ def dump(client, keys):
     return out
 
 
-def quiet(fn):
-    try:
-        return fn()
-    except Exception:  # noqa: BLE001 - a node still starting: try again
-        return False
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aegis", default=".build/release/aegis")
@@ -60,27 +51,11 @@ def main():
     args = parser.parse_args()
     started = time.time()
     work = tempfile.mkdtemp(prefix="aegis-aa-catchup-")
-    names = ["c1", "c2"]
-    bases = {name: {"resp": args.base_port + 10 * k, "peer": args.base_port + 10 * k + 3,
-                    "admin": args.base_port + 10 * k + 6} for k, name in enumerate(names)}
-    admin = {name: ",".join(f"{HOST}:{bases[name]['admin'] + k}" for k in range(3)) for name in names}
     clusters = {}
     try:
-        for name in names:
-            other = [n for n in names if n != name][0]
-            os.makedirs(os.path.join(work, name))
-            clusters[name] = Cluster(args.aegis, os.path.join(work, name), cluster_id=name, bases=bases[name],
-                                     election_ticks=20,
-                                     extra=["--active-active", "--aa-peer", f"{other}={admin[other]}",
-                                            "--snapshot-entries", "200", "--snapshot-trailing-entries", "10",
-                                            "--aa-catch-up-page-states", "100"])
-        token = clusters["c1"].token
-        for cluster in clusters.values():
-            cluster.token = token
-            with open(cluster.token_file, "w") as f:
-                f.write(token + "\n")
-            for n in IDS:
-                cluster.start(n)
+        start_aa_mesh(clusters, args.aegis, work, args.base_port,
+                      extra=["--snapshot-entries", "200", "--snapshot-trailing-entries", "10",
+                             "--aa-catch-up-page-states", "100"])
         c1, c2 = clusters["c1"], clusters["c2"]
         for name, cluster in clusters.items():
             check(f"{name} elects a leader", cluster.wait_leader(timeout=30) is not None)
@@ -181,12 +156,7 @@ def main():
         check("c1 merged c2's write after the catch-up",
               quiet(lambda: c1.client(c1.wait_leader()).get("from:c2")) == b"hello", json.dumps(c1_link)[:300])
     finally:
-        for cluster in clusters.values():
-            cluster.stop_all()
-        if results.failed == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"   logs kept in {work}")
+        stop_clusters(clusters, work, results.failed == 0)
     print(f"aa_catchup_test: {results.passed} passed, {results.failed} failed in {time.time() - started:.0f} s")
     return 1 if results.failed else 0
 

@@ -128,3 +128,46 @@ class Cluster:
             return resp.status, resp.read()
 
 
+
+
+def start_aa_mesh(clusters, aegis, work, base_port, extra=(), names=("c1", "c2"), election_ticks=20):
+    """Starts meshed active-active clusters of three nodes into `clusters` (name ->
+    Cluster, filled as they are made, so a caller's cleanup sees every one): cluster k
+    on RESP base+10k.., peers base+10k+3.., admin base+10k+6.., one shared admin token,
+    `--active-active --aa-peer` for every other cluster, then `extra`."""
+    bases = {name: {"resp": base_port + 10 * k, "peer": base_port + 10 * k + 3, "admin": base_port + 10 * k + 6}
+             for k, name in enumerate(names)}
+    admin = {name: ",".join(f"{HOST}:{bases[name]['admin'] + k}" for k in range(3)) for name in names}
+    for name in names:
+        peers = []
+        for other in names:
+            if other != name:
+                peers += ["--aa-peer", f"{other}={admin[other]}"]
+        os.makedirs(os.path.join(work, name))
+        clusters[name] = Cluster(aegis, os.path.join(work, name), cluster_id=name, bases=bases[name],
+                                 election_ticks=election_ticks, extra=["--active-active"] + peers + list(extra))
+    token = clusters[names[0]].token
+    for cluster in clusters.values():
+        cluster.token = token
+        with open(cluster.token_file, "w") as f:
+            f.write(token + "\n")
+        for n in IDS:
+            cluster.start(n)
+    return clusters
+
+
+def stop_clusters(clusters, work, passed):
+    """Resumes (SIGCONT) and kills every node of `clusters`; removes `work` when the
+    test passed, else says where the logs are."""
+    import shutil
+    for cluster in clusters.values():
+        for p in cluster.procs.values():
+            try:
+                p.send_signal(signal.SIGCONT)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        cluster.stop_all()
+    if passed:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"   logs kept in {work}")

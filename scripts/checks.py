@@ -50,3 +50,12 @@ def wait_until(predicate, timeout=30.0, interval=0.05):
             pass
         time.sleep(interval)
     return False
+
+
+def quiet(fn):
+    """`fn()`, or False when it raises (a node still starting or re-electing: the caller
+    tries again)."""
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001
+        return False

@@ -56,6 +56,12 @@ public struct ActiveActiveString: Sendable, Hashable {
     public var value: [UInt8]?
     /// The counter contributions by origin cluster, made on top of `value`.
     public var counters: [ReplicaID: CounterContribution]
+    /// Under a strategy other than `lww`: the concurrent versions (at most one per
+    /// origin; the register above is the one the strategy picked), `nil` otherwise
+    /// (see ActiveActiveVersions.swift).
+    public var versions: [ActiveActiveVersion]?
+    /// With `versions`: the causal context, covering every version.
+    public var context: ActiveActiveContext = [:]
 
     /// Creates a string part.
     public init(stamp: HLCTimestamp, value: [UInt8]?, counters: [ReplicaID: CounterContribution] = [:]) {
@@ -87,6 +93,16 @@ public struct ActiveActiveString: Sendable, Hashable {
     /// strings written before active-active was enabled, at `counterBase`: the
     /// byte-wise greater wins, so every cluster picks the same.)
     public func joined(_ other: ActiveActiveString) -> ActiveActiveString {
+        var result = registerJoined(other)
+        if let joined = Self.joinedVersions(self, other) {
+            result.versions = joined.versions
+            result.context = joined.context
+        }
+        return result
+    }
+
+    /// The join of the registers alone (see `joined`).
+    private func registerJoined(_ other: ActiveActiveString) -> ActiveActiveString {
         if stamp != other.stamp { return stamp < other.stamp ? other : self }
         if isLive != other.isLive { return isLive ? self : other }
         if let mine = value, let theirs = other.value, mine != theirs {
@@ -222,6 +238,7 @@ public struct ActiveActiveKeyState: Sendable, Hashable {
     var stamps: [HLCTimestamp] {
         var stamps: [HLCTimestamp] = []
         if let string { stamps.append(string.stamp) }
+        for version in string?.versions ?? [] { stamps.append(version.stamp) }
         if let set { stamps.append(set.stamp) }
         if let hash { stamps.append(hash.stamp) }
         return stamps

@@ -128,7 +128,9 @@ extension StateMachine {
         if let error = activeActiveRefusal(of: batch) { return failure(error, at: index) }
         for remote in batch.states {
             var state = activeActiveState(of: remote.key)
+            let before = state.string
             state.merge(remote)
+            resolveMergedString(&state, before: before, remote: remote.string)
             installActiveActive(state, at: index)
             for stamp in remote.stamps { observe(stamp) }
         }

@@ -29,6 +29,8 @@ import AegisCRDT
 //                             field count (>= 1), then per field in strictly ascending
 //                             byte order: field, base stamp, base value, varint counter
 //                             count, then the counters as for a string
+//       string versions       (parts bit 4, only with bit 0: a string under a strategy
+//                             other than lww) see ActiveActiveVersions.swift
 //     stamp                   varint physical (ms), varint logical (<= 2^32 - 1),
 //                             replica (UTF-8, 0...255 bytes)
 //
@@ -57,7 +59,7 @@ extension Array where Element == UInt8 {
         appendKey(state.key)
         let counters = state.hash?.counters ?? [:]
         append((state.string == nil ? 0 : 1) | (state.set == nil ? 0 : 2) | (state.hash == nil ? 0 : 4)
-               | (counters.isEmpty ? 0 : 8))
+               | (counters.isEmpty ? 0 : 8) | (state.string?.versions == nil ? 0 : 16))
         if let string = state.string {
             appendStamp(string.stamp)
             if let value = string.value {
@@ -73,7 +75,11 @@ extension Array where Element == UInt8 {
             appendStamp(part.stamp)
             appendLengthPrefixed(part.value.encoded())
         }
-        guard !counters.isEmpty else { return }
+        if !counters.isEmpty { appendHashCounters(counters) }
+        if let string = state.string, let versions = string.versions { appendVersions(versions, context: string.context) }
+    }
+
+    private mutating func appendHashCounters(_ counters: [[UInt8]: HashFieldCounter]) {
         appendVarint(UInt64(counters.count))
         for field in counters.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             guard let counter = counters[field] else { continue }  // unreachable: keys come from counters
@@ -142,7 +148,8 @@ extension ByteReader {
 
     mutating func readKeyState() throws(KVError) -> ActiveActiveKeyState {
         var state = ActiveActiveKeyState(key: try readKey())
-        guard let parts = readByte(), parts & 7 != 0, parts & ~15 == 0, parts & 8 == 0 || parts & 4 != 0 else {
+        guard let parts = readByte(), parts & 7 != 0, parts & ~31 == 0, parts & 8 == 0 || parts & 4 != 0,
+              parts & 16 == 0 || parts & 1 != 0 else {
             throw .malformedCommand("missing or unknown key state parts")
         }
         if parts & 1 != 0 {
@@ -184,6 +191,11 @@ extension ByteReader {
                 state.hash?.counters[field] = counter
             }
             state.hash?.settleCounters()  // the registers show the counters, whatever the peer sent
+        }
+        if parts & 16 != 0 {
+            let (versions, context) = try readVersions()
+            state.string?.versions = versions
+            state.string?.context = context
         }
         return state
     }

@@ -75,6 +75,12 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     case setActiveActive = 70
     /// Joins a peer cluster's key states with the active-active link's cursor.
     case activeActiveBatch = 71
+    /// Replaces the active-active conflict strategies and bounds (ActiveActiveConflictCodec.swift).
+    case setActiveActiveStrategies = 72
+    /// Resolves an open manual conflict with a local write (ActiveActiveConflictCodec.swift).
+    case resolveActiveActiveConflict = 73
+    /// Writes a string replacing the versions a context token covers (ActiveActiveConflictCodec.swift).
+    case setWithContext = 74
     /// Merges one page of a peer cluster's whole active-active state, for a link
     /// catching up past the peer's compacted log (ActiveActiveCatchUp.swift).
     case activeActiveCatchUp = 76
@@ -91,6 +97,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
              .rename, .copy, .flushAll: return 4
         case .streamBatch, .setDRState, .drSeedChunk, .drRejoin: return 4
         case .setActiveActive, .activeActiveBatch, .activeActiveCatchUp: return 4
+        case .setActiveActiveStrategies, .resolveActiveActiveConflict, .setWithContext: return 4
         }
     }
 }
@@ -232,6 +239,10 @@ public indirect enum Command: Sendable, Hashable {
     /// `ActiveActiveCatchUpPage`): refused unless active-active is enabled, when it does
     /// not continue the catch-up in progress, or as a batch is refused.
     case activeActiveCatchUp(ActiveActiveCatchUpPage)
+    /// A conflict-resolution command: the strategy settings (72), the resolution of a
+    /// manual conflict (73) or a write with a context token (74); see
+    /// `ActiveActiveConflictCommand`.
+    case activeActiveConflict(ActiveActiveConflictCommand)
 
     /// The kind of the command.
     public var type: CommandType {
@@ -268,6 +279,7 @@ public indirect enum Command: Sendable, Hashable {
         case .setActiveActive: return .setActiveActive
         case .activeActiveBatch: return .activeActiveBatch
         case .activeActiveCatchUp: return .activeActiveCatchUp
+        case .activeActiveConflict(let command): return command.type
         }
     }
 
@@ -291,6 +303,8 @@ public indirect enum Command: Sendable, Hashable {
             return command.key
         case .publish(let channel, _):
             return channel
+        case .activeActiveConflict(let command):
+            return command.key
         case .streamBatch, .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveBatch,
              .activeActiveCatchUp:
             return .empty
@@ -313,6 +327,7 @@ public indirect enum Command: Sendable, Hashable {
         case .setDRState, .drSeedChunk, .drRejoin, .setActiveActive: return []
         case .activeActiveBatch(let batch): return batch.states.map(\.key)
         case .activeActiveCatchUp(let page): return page.batch.states.map(\.key)
+        case .activeActiveConflict(.setStrategies): return []
         default: return [key]
         }
     }

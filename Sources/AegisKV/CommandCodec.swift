@@ -72,8 +72,10 @@
 //       drRejoin (51)    a setDRState body (role standby, resume source set,
 //                        resume index 0); see DRSeed.swift
 //       setActiveActive (70), activeActiveBatch (71): see ActiveActiveCodec.swift (a
-//                        batch may end with its source's progress vector); 72 to 75
-//                        are reserved for active-active conflict strategies (unused)
+//                        batch may end with its source's progress vector)
+//       setActiveActiveStrategies (72), resolveActiveActiveConflict (73),
+//       setWithContext (74): see ActiveActiveConflictCodec.swift (75 is kept for
+//                        conflict resolution, unused)
 //       activeActiveCatchUp (76): see ActiveActiveCatchUp.swift
 //     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
 //     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
@@ -184,6 +186,8 @@ extension Command {
             batch.append(to: &bytes)
         case .activeActiveCatchUp(let page):
             page.append(to: &bytes)
+        case .activeActiveConflict(let command):
+            command.append(to: &bytes)
         }
         return bytes
     }
@@ -254,6 +258,10 @@ extension Command {
         case .activeActiveCatchUp(let page):
             var body: [UInt8] = []
             page.append(to: &body)
+            return 2 + body.count
+        case .activeActiveConflict(let command):
+            var body: [UInt8] = []
+            command.append(to: &body)
             return 2 + body.count
         }
     }
@@ -368,6 +376,8 @@ extension Command {
             command = .activeActiveBatch(try reader.readActiveActiveBatch())
         case .activeActiveCatchUp:
             command = .activeActiveCatchUp(try reader.readActiveActiveCatchUp())
+        case .setActiveActiveStrategies, .resolveActiveActiveConflict, .setWithContext:
+            command = .activeActiveConflict(try reader.readConflictCommand(type))
         }
         guard reader.remaining == 0 else {
             throw .malformedCommand("\(reader.remaining) unexpected bytes after the \(type) command")

@@ -68,7 +68,7 @@ extension Command {
             break
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
              .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState, .drSeedChunk, .drRejoin,
-             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp:
+             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .activeActiveConflict:
             break  // written by `encoded()` itself
         }
     }
@@ -136,16 +136,17 @@ extension Command {
             return .flushAll
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
              .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState, .drSeedChunk, .drRejoin,
-             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp:
+             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .setActiveActiveStrategies,
+             .resolveActiveActiveConflict, .setWithContext:
             throw .malformedCommand("\(type) is not a version-4 command type of this group")
         }
     }
 
-    /// `false` for the commands a transaction may not contain: a transaction and the
-    /// leader's purge.
+    /// `false` for the commands a transaction may not contain: a transaction, the
+    /// leader's purge, and the active-active conflict commands (their own write path).
     public var mayBeInTransaction: Bool {
         switch self {
-        case .transaction, .purgeExpired: return false
+        case .transaction, .purgeExpired, .activeActiveConflict: return false
         default: return true
         }
     }

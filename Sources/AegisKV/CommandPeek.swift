@@ -4,7 +4,8 @@ extension CommandType {
     /// change the state but are not client writes (see `Command.isReplicationControl`).
     public var isReplicationControl: Bool {
         switch self {
-        case .streamBatch, .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveBatch, .activeActiveCatchUp:
+        case .streamBatch, .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveBatch, .activeActiveCatchUp,
+             .setActiveActiveStrategies:
             return true
         default:
             return false

@@ -78,6 +78,9 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
     case clockSkew(source: String, aheadMillis: UInt64, limitMillis: UInt64)
     /// An active-active batch reached a cluster that is not in an active-active group.
     case activeActiveDisabled
+    /// A conflict-resolution setting or command was refused (an unknown strategy or
+    /// merge function, a conflict that is not open, a bad context token…). Nothing changed.
+    case activeActiveConflict(String)
 
     public var description: String {
         switch self {
@@ -149,6 +152,8 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
             return "the batch from \(source) has a timestamp \(ahead) ms ahead of this cluster's clock, more than the accepted \(limit) ms; check the clocks (NTP) of both clusters"
         case .activeActiveDisabled:
             return "this cluster is not in an active-active group; it takes no active-active batches"
+        case .activeActiveConflict(let why):
+            return "active-active conflict resolution: \(why)"
         }
     }
 }
@@ -202,6 +207,7 @@ extension KVError {
         case .streamGap(let source, let cursor, let after): bytes.append(30); text(source); unsigned(cursor, after)
         case .clockSkew(let source, let ahead, let limit): bytes.append(70); text(source); unsigned(ahead, limit)
         case .activeActiveDisabled: bytes.append(71)
+        case .activeActiveConflict(let why): bytes.append(72); text(why)
         }
     }
 
@@ -262,6 +268,7 @@ extension KVError {
         case 30: self = .streamGap(source: try text(), cursor: try unsigned(), afterIndex: try unsigned())
         case 70: self = .clockSkew(source: try text(), aheadMillis: try unsigned(), limitMillis: try unsigned())
         case 71: self = .activeActiveDisabled
+        case 72: self = .activeActiveConflict(try text())
         case let tag?: throw .malformedCommand("unknown error tag \(tag)")
         case nil: throw .malformedCommand("truncated before the error tag")
         }

@@ -516,7 +516,11 @@ extension StateMachine {
         let restoredCatchUps = try reader.sections[KVSnapshotSection.activeActiveCatchUpTag].map { bytes throws(KVError) in
             try Self.activeActiveCatchUps(section: bytes)
         } ?? [:]
+        let restoredConflicts = try reader.sections[KVSnapshotSection.activeActiveConflictsTag].map {
+            bytes throws(KVError) in try ActiveActiveConflictState(section: bytes)
+        } ?? ActiveActiveConflictState()
         sessions = restoredSessions
+        activeActiveConflicts = restoredConflicts
         activeActive = restoredActiveActive
         activeActiveCatchUpProgress = restoredCatchUps
         drSeed = restoredSeed

@@ -9,7 +9,9 @@
 // (DRSnapshotSection.swift; written only when it differs from `DRState()`), 3 = the
 // active-active settings, cursors, CRDT metadata and garbage-collection vectors
 // (ActiveActiveCodec.swift; written only when they differ from a plain cluster's), 4 = a DR standby's re-seed in
-// progress (DRSeed.swift; written only during one), 6 = active-active catch-ups in
+// progress (DRSeed.swift; written only during one), 5 = the active-active conflict
+// strategies, manual queue and audit trail (ActiveActiveConflicts.swift; written only
+// when they differ from a plain cluster's), 6 = active-active catch-ups in
 // progress (ActiveActiveCatchUp.swift; written only during one). A section with nothing to say is
 // left out, so a store without sessions writes a count of 0. An unknown tag, a
 // duplicate or out-of-order tag, or a body over `KVSnapshotSection.maxBodySize` is a
@@ -23,12 +25,15 @@ struct KVSnapshotSection: Sendable {
     static let drTag: UInt64 = 2
     /// The active-active state's tag.
     static let activeActiveTag: UInt64 = 3
+    /// The active-active conflict strategies, queue and audit trail's tag.
+    static let activeActiveConflictsTag: UInt64 = 5
     /// A DR re-seed in progress' tag.
     static let seedTag: UInt64 = 4
     /// Active-active catch-ups in progress' tag.
     static let activeActiveCatchUpTag: UInt64 = 6
     /// The tags this build reads.
-    static let knownTags: Set<UInt64> = [sessionsTag, drTag, activeActiveTag, seedTag, activeActiveCatchUpTag]
+    static let knownTags: Set<UInt64> = [sessionsTag, drTag, activeActiveTag, seedTag, activeActiveConflictsTag,
+                                          activeActiveCatchUpTag]
     /// The largest section body read.
     static let maxBodySize = 1 << 30
 
@@ -58,6 +63,10 @@ extension StateMachine {
             sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTag, body: activeActive.snapshotSection()))
         }
         if let drSeed { sections.append(KVSnapshotSection(tag: KVSnapshotSection.seedTag, body: drSeed.sectionBody())) }
+        if !activeActiveConflicts.isInitial {
+            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveConflictsTag,
+                                              body: activeActiveConflicts.snapshotSection()))
+        }
         if let catchUps = activeActiveCatchUpSection() {
             sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveCatchUpTag, body: catchUps))
         }

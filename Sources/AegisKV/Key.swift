@@ -171,3 +171,26 @@ public func hexString(_ bytes: some Sequence<UInt8>) -> String {
     }
     return text
 }
+
+/// The bytes of lower-case hexadecimal `text` (what `hexString` writes); `nil` when it
+/// has an odd length or a character that is not `0-9a-f`.
+public func hexBytes(_ text: some StringProtocol) -> [UInt8]? {
+    let digits = Array(text.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    func nibble(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0") ... UInt8(ascii: "9"): return digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a") ... UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10
+        default: return nil
+        }
+    }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(digits.count / 2)
+    var position = 0
+    while position < digits.count {
+        guard let high = nibble(digits[position]), let low = nibble(digits[position + 1]) else { return nil }
+        bytes.append(high << 4 | low)
+        position += 2
+    }
+    return bytes
+}

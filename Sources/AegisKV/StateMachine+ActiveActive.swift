@@ -115,7 +115,9 @@ extension StateMachine {
         if batch.lastIndex > applied {
             for remote in batch.states {
                 var state = activeActiveState(of: remote.key)
+                let before = state.string
                 state.merge(remote)
+                resolveMergedString(&state, before: before, remote: remote.string)
                 installActiveActive(state, at: index)
                 for stamp in remote.stamps { observe(stamp) }
                 count += 1
@@ -141,6 +143,9 @@ extension StateMachine {
         for state in batch.states {
             if let error = validate(state.key) { return error }
             if let value = state.string?.value, let error = validate(value: value) { return error }
+            for version in state.string?.versions ?? [] {
+                if let value = version.value, let error = validate(value: value) { return error }
+            }
             for part in [state.set, state.hash] {
                 guard let part else { continue }
                 if part.value.count > limits.maxCollectionSize {

@@ -193,6 +193,7 @@ extension StateMachine {
         case .absent:
             break
         }
+        noteLocalStringWrite(&state, before: before, stamp: stamp)
         installActiveActive(state, at: index)
     }
 

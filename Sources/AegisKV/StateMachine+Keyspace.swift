@@ -32,7 +32,7 @@ extension StateMachine {
             return flushAll(at: index)
         case .purgeExpired, .transaction, .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany,
              .deleteMany, .collection, .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState,
-             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .drSeedChunk, .drRejoin:
+             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .drSeedChunk, .drRejoin, .activeActiveConflict:
             return failure(.malformedCommand("\(command.type) reached the version-4 path"), at: index)
         }
     }

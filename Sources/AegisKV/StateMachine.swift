@@ -113,6 +113,14 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                 return nil
             case .setDRState, .setActiveActive, .drSeedChunk, .drRejoin:
                 return nil
+            case .activeActiveConflict(let conflictCommand):
+                switch conflictCommand {
+                case .setStrategies: return nil
+                case .resolve(let key, _, let choice):
+                    if case .value(let value) = choice { return check(key) ?? check(value: value) }
+                    return check(key)
+                case .setWithContext(let key, let value, _): return check(key) ?? check(value: value)
+                }
             case .activeActiveCatchUp(let page):
                 for state in page.batch.states {
                     if let error = check(state.key) ?? state.string?.value.flatMap({ check(value: $0) }) { return error }
@@ -166,6 +174,14 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     var drSeed: DRSeedStaging?
     /// Active-active catch-ups in progress, by source (ActiveActiveCatchUp.swift; snapshot section 6).
     var activeActiveCatchUpProgress: [String: ActiveActiveCatchUpProgress] = [:]
+    /// The conflict strategies, manual queue and audit trail (snapshot section 5).
+    var activeActiveConflicts = ActiveActiveConflictState()
+    /// The merge functions of the `custom` strategy, by name (registered, not replicated).
+    var mergeFunctions: [String: ActiveActiveMergeFunction] = [:]
+    /// The context token of the `setWithContext` being applied (`nil` otherwise).
+    var activeActiveWriteToken: ActiveActiveContext?
+    /// The audit rule and detail of the resolving write being applied (`nil`: `overwrite`).
+    var activeActiveWriteRule: (rule: String, detail: String)?
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
@@ -284,6 +300,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return applyActiveActiveBatch(batch, at: index)
         case .activeActiveCatchUp(let page):
             return applyActiveActiveCatchUp(page, at: index)
+        case .activeActiveConflict(let conflictCommand):
+            return applyActiveActiveConflictCommand(conflictCommand, at: index, timestamp: timestamp)
         default:
             if activeActive.enabled && command.isWrite { return executeTracked(command, at: index, timestamp: timestamp) }
         }
@@ -332,7 +350,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
         case .setMany, .deleteMany, .openSession, .session, .publish, .streamBatch, .setDRState, .setActiveActive,
-             .activeActiveBatch, .activeActiveCatchUp, .drSeedChunk, .drRejoin:
+             .activeActiveBatch, .activeActiveCatchUp, .drSeedChunk, .drRejoin, .activeActiveConflict:
             return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll:

@@ -27,6 +27,8 @@ struct ReadRequest: Sendable {
         case activeActive(after: LogIndex, maxCount: Int, maxBytes: Int, source: String, sourceTime: UInt64)
         /// A page of the whole active-active state (always local): see `NodeRuntime.activeActiveCatchUpPage`.
         case activeActivePage(after: Key?, maxStates: Int, maxBytes: Int, source: String, sourceTime: UInt64)
+        /// The conflict strategies, queue, audit and a key's siblings: see `NodeRuntime.activeActiveConflictReport`.
+        case activeActiveConflicts(key: Key?, limit: Int)
     }
 
     var keys: [Key]
@@ -60,6 +62,7 @@ enum ReadOutcome: Sendable {
     case log(CommittedEntries)
     case activeActive(ActiveActiveRead)
     case activeActivePage(ActiveActiveCatchUpRead)
+    case activeActiveConflicts(ActiveActiveConflictReport)
 }
 
 /// A membership change or leadership transfer requested through the runtime.

@@ -494,6 +494,8 @@ final class NodeLoop: @unchecked Sendable {
                                                        sourceCommit: commit, sourceTime: sourceTime)
             request.continuation.resume(returning: .activeActivePage(
                 ActiveActiveCatchUpRead(page: page, firstIndex: (try? core.log.firstIndex()) ?? 0, commitIndex: commit)))
+        case .activeActiveConflicts(let key, let limit):
+            request.continuation.resume(returning: .activeActiveConflicts(machine.activeActiveConflictReport(key: key, limit: limit)))
         case .activeActive(let after, let maxCount, let maxBytes, let source, let sourceTime):
             let read = committedEntries(after: after, maxCount: maxCount, maxBytes: maxBytes)
             let batch = machine.activeActiveBatch(source: source, after: after, entries: read.entries,

@@ -233,6 +233,17 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         throw ReplicationError.rejected("no active-active catch-up page was read")
     }
 
+    /// The active-active conflict state (ActiveActiveConflictReport): the strategies, the
+    /// open manual conflicts, the newest `limit` audit entries (of `key` when given) and
+    /// the key's siblings. Linearizable unless `stale`.
+    public func activeActiveConflictReport(key: Key?, limit: Int, stale: Bool = false) async throws
+        -> ActiveActiveConflictReport {
+        let outcome = try await readOutcome(keys: key.map { [$0] } ?? [], kind: .activeActiveConflicts(key: key, limit: limit),
+                                            stale: stale)
+        if case .activeActiveConflicts(let report) = outcome { return report }
+        throw ReplicationError.rejected("no active-active conflict report was read")
+    }
+
     private func readOutcome(keys: [Key], kind: ReadRequest.Kind, stale: Bool) async throws -> ReadOutcome {
         try await withCheckedThrowingContinuation { continuation in
             let request = ReadRequest(keys: keys, kind: kind, continuation: Reply(continuation))

@@ -233,25 +233,9 @@ struct ActiveActiveTests {
     @Test(arguments: 0 ..< 80)
     func randomInterleavingsConvergeToTheModel(seed: UInt64) {
         var group = AATestGroup(count: 2 + Int(seed % 2), seed: seed &* 7919 &+ 1)
-        for _ in 0 ..< 120 {
-            let roll = group.rng.next() % 10
-            if roll < 6 {
-                let c = Int(group.rng.next() % UInt64(group.clusters.count))
-                let (command, kind) = aaRandomCommand(&group.rng)
-                group.issue(c, command, as: kind)
-            } else if roll < 8 {
-                let source = Int(group.rng.next() % UInt64(group.clusters.count))
-                let target = (source + 1 + Int(group.rng.next() % UInt64(group.clusters.count - 1))) % group.clusters.count
-                group.ship(from: source, to: target)
-            } else if !group.inFlight.isEmpty {
-                let k = Int(group.rng.next() % UInt64(group.inFlight.count))
-                group.deliver(k, keep: group.rng.next() % 3 == 0)
-            }
-        }
-        // Leftover batches arrive late, in a random order, some twice.
-        while !group.inFlight.isEmpty {
-            let k = Int(group.rng.next() % UInt64(group.inFlight.count))
-            group.deliver(k, keep: group.rng.next() % 4 == 0)
+        group.runRandomly(steps: 120, writesInTen: 6) { group, c in
+            let (command, kind) = aaRandomCommand(&group.rng)
+            group.issue(c, command, as: kind)
         }
         group.settle()
         group.expectConverged(keys: aaKeySpace, "seed \(seed)")
@@ -259,6 +243,30 @@ struct ActiveActiveTests {
 }
 
 extension AATestGroup {
+    /// `steps` random steps: `writesInTen` in ten a client write on a random cluster
+    /// (`write(&group, cluster)`), the rest split between making a batch for a random
+    /// link and delivering a held one (one time in three kept for a duplicate); then the
+    /// leftover batches arrive late, in a random order, some twice.
+    mutating func runRandomly(steps: Int, writesInTen: UInt64, write: (inout AATestGroup, Int) -> Void) {
+        for _ in 0 ..< steps {
+            let roll = rng.next() % 10
+            if roll < writesInTen {
+                write(&self, Int(rng.next() % UInt64(clusters.count)))
+            } else if roll < 8 {
+                let source = Int(rng.next() % UInt64(clusters.count))
+                let target = (source + 1 + Int(rng.next() % UInt64(clusters.count - 1))) % clusters.count
+                ship(from: source, to: target)
+            } else if !inFlight.isEmpty {
+                let k = Int(rng.next() % UInt64(inFlight.count))
+                deliver(k, keep: rng.next() % 3 == 0)
+            }
+        }
+        while !inFlight.isEmpty {
+            let k = Int(rng.next() % UInt64(inFlight.count))
+            deliver(k, keep: rng.next() % 4 == 0)
+        }
+    }
+
     /// Every cluster's state of `key`, modulo the metadata garbage collection may drop
     /// (each cluster collects on its own schedule): contexts filled through the union
     /// of the clusters' dot frontiers, empty parts dropped below the greatest stable stamp.

@@ -59,6 +59,12 @@ import Testing
             source: "east", afterIndex: 0, lastIndex: 40, sourceCommit: 41, sourceTime: 5, states: [
                 ActiveActiveKeyState(key: "c", hash: ActiveActiveCollection(value: .hash(ORMap()), stamp: .counterBase)),
             ]), afterKey: "b", complete: true)),
+        .activeActiveConflict(.setStrategies(ActiveActiveConflictSettings(
+            rules: [ActiveActiveStrategyRule(prefix: Array("m:".utf8), strategy: .manual),
+                    ActiveActiveStrategyRule(prefix: Array("p:".utf8), strategy: .priority(["east", "west"]))]))),
+        .activeActiveConflict(.resolve(key: "m:k", id: 3, choice: .pick(1))),
+        .activeActiveConflict(.setWithContext(key: "v:k", value: Array("v".utf8), token: ActiveActiveContextToken(
+            ["east": HLCTimestamp(physical: 9, logical: 2, replica: "east")]))),
         .drSeedChunk(DRSeedChunk(source: "east", epoch: 3, snapshotIndex: 120, total: 5000, offset: 4096, bytes: [9, 8, 7])),
         .drRejoin(DRTransition(epoch: 4, role: .standby, primary: "127.0.0.1:7001", primaryAdmin: "127.0.0.1:8001",
                                leaseMillis: 1000, resumeSource: "west")),

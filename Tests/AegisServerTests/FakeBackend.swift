@@ -43,6 +43,11 @@ actor FakeBackend: KVBackend {
     }
 
     func setFailure(_ failure: BackendError?) { self.failure = failure }
+
+    func activeActiveConflicts(key: Key?, limit: Int, stale: Bool) async throws(BackendError) -> ActiveActiveConflictReport {
+        if let failure { throw failure }
+        return machine.activeActiveConflictReport(key: key, limit: limit)
+    }
     func advanceClock(by milliseconds: UInt64) { clock += milliseconds }
     func setYieldsBetweenCommands(_ yields: Bool) { yieldsBetweenCommands = yields }
     func setStatus(_ update: @Sendable (inout BackendStatus) -> Void) { update(&nodeStatus) }

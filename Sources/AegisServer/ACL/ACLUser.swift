@@ -162,7 +162,8 @@ public enum ACLCategory: String, Sendable, CaseIterable {
     /// Commands that write keys: SET, DEL, UNLINK, INCR…, MSET, MSETNX, the set and
     /// hash writes, and the exactly-once session commands.
     case write
-    /// Server administration: ACL (but WHOAMI), CONFIG, INFO, FLUSHDB, FLUSHALL.
+    /// Server administration: ACL (but WHOAMI), CONFIG, INFO, FLUSHDB, FLUSHALL, and the
+    /// active-active conflict queue and audit trail (AEGIS.CONFLICTS, AEGIS.AUDIT).
     case admin
     /// The same as `admin` (Redis's `@dangerous`).
     case dangerous
@@ -175,14 +176,16 @@ public enum ACLCategory: String, Sendable, CaseIterable {
             return ["GET", "MGET", "EXISTS", "DBSIZE", "AEGIS.DIGEST", "TYPE", "STRLEN",
                     "SMEMBERS", "SISMEMBER", "SCARD", "HGET", "HGETALL", "HLEN", "HEXISTS",
                     "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME", "SCAN", "KEYS", "RANDOMKEY", "OBJECT", "MEMORY",
-                    "AEGIS.WATCH", "AEGIS.UNWATCH"]  // a watch shows only the keys the user's `~` patterns allow
+                    "AEGIS.WATCH", "AEGIS.UNWATCH", "AEGIS.SIBLINGS"]  // a watch shows only the keys the user's `~` patterns allow
         case .write:
             return ["SET", "DEL", "UNLINK", "INCR", "INCRBY", "DECR", "DECRBY", "MSET", "MSETNX",
                     "SETNX", "GETSET", "APPEND", "SADD", "SREM", "HSET", "HDEL", "HINCRBY",
                     "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "SETEX", "PSETEX", "GETEX",
                     "RENAME", "RENAMENX", "COPY",
-                    "AEGIS.SESSION", "AEGIS.EXACTLY", "PUBLISH"]  // AEGIS.EXACTLY's inner command is checked too
-        case .admin, .dangerous: return ["ACL", "CONFIG", "INFO", "FLUSHDB", "FLUSHALL"]
+                    "AEGIS.SESSION", "AEGIS.EXACTLY", "PUBLISH", "AEGIS.SETCTX", "AEGIS.RESOLVE"]  // AEGIS.EXACTLY's inner command is checked too
+        case .admin, .dangerous:
+            // The conflict queue and trail name keys of every pattern: administration.
+            return ["ACL", "CONFIG", "INFO", "FLUSHDB", "FLUSHALL", "AEGIS.CONFLICTS", "AEGIS.AUDIT"]
         }
     }
 
@@ -229,22 +232,6 @@ func hex(_ bytes: [UInt8]) -> String {
 
 /// The 32 bytes of a 64-character lower-case hexadecimal SHA-256 digest.
 func hexDigest(_ text: String) -> [UInt8]? {
-    let chars = Array(text.utf8)
-    guard chars.count == 64 else { return nil }
-    func value(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0") ... UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a") ... UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        default: return nil
-        }
-    }
-    var out: [UInt8] = []
-    out.reserveCapacity(32)
-    var index = 0
-    while index < 64 {
-        guard let high = value(chars[index]), let low = value(chars[index + 1]) else { return nil }
-        out.append(high << 4 | low)
-        index += 2
-    }
-    return out
+    guard text.utf8.count == 64 else { return nil }
+    return hexBytes(text)
 }

@@ -66,9 +66,20 @@ public protocol KVBackend: Sendable {
     /// `AEGIS.WATCH`. Entries compacted away are not returned: `firstIndex` says where
     /// the log starts. The default throws `.unavailable`: the backend has no log.
     func committedLog(after index: LogIndex, maxCount: Int, maxBytes: Int) async throws(BackendError) -> CommittedEntries
+
+    /// The active-active conflict strategies, open manual conflicts, the newest `limit`
+    /// audit entries (of `key` when given) and the key's siblings. The default throws
+    /// `.unavailable`.
+    func activeActiveConflicts(key: Key?, limit: Int, stale: Bool) async throws(BackendError) -> ActiveActiveConflictReport
 }
 
 extension KVBackend {
+    /// Throws `.unavailable`: this backend keeps no active-active state.
+    public func activeActiveConflicts(key: Key?, limit: Int, stale: Bool) async throws(BackendError)
+        -> ActiveActiveConflictReport {
+        throw .unavailable("this node keeps no active-active conflict state")
+    }
+
     /// Throws `.unavailable`: this backend has no replicated log.
     public func committedLog(after index: LogIndex, maxCount: Int, maxBytes: Int) async throws(BackendError) -> CommittedEntries {
         throw .unavailable("this node has no replicated log to watch")

@@ -62,6 +62,15 @@ public struct RuntimeBackend: KVBackend {
         }
     }
 
+    public func activeActiveConflicts(key: Key?, limit: Int, stale: Bool) async throws(BackendError)
+        -> ActiveActiveConflictReport {
+        do {
+            return try await runtime.activeActiveConflictReport(key: key, limit: limit, stale: stale || unsafeLocalReads)
+        } catch {
+            throw map(error)
+        }
+    }
+
     public func digest() async throws(BackendError) -> (appliedIndex: LogIndex, digest: String) {
         do {
             return try await runtime.digest()

@@ -101,6 +101,8 @@ public struct KeyspaceNotificationFlags: Sendable, Hashable {
         case .streamBatch(let batch): return batch.changes.flatMap { changes(of: $0.command) }
         case .activeActiveBatch(let batch): return batch.states.map { Change($0.key, "set", "g") }
         case .activeActiveCatchUp(let page): return page.batch.states.map { Change($0.key, "set", "g") }
+        case .activeActiveConflict(.setStrategies): return []
+        case .activeActiveConflict(let command): return [Change(command.key, "set", "g")]
         case .get, .custom, .openSession, .publish, .setDRState, .setActiveActive, .drSeedChunk, .drRejoin: return []
         }
     }

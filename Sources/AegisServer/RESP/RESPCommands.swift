@@ -92,6 +92,8 @@ extension RESPSession {
             return .deferred(.count)
         case "AEGIS.DIGEST":
             return .deferred(.digest)
+        case "AEGIS.SIBLINGS", "AEGIS.SETCTX", "AEGIS.CONFLICTS", "AEGIS.RESOLVE", "AEGIS.AUDIT":
+            return planConflictCommand(name, arguments)
         case "INFO":
             return .deferred(.info(arguments.map { String(buffer: $0).lowercased() }))
         case "PING" where (subscriptions > 0 || watching) && version == .resp2:
@@ -228,6 +230,8 @@ extension RESPSession {
                 return .array([.integer(Int64(index)), .bulk(digest)])
             case .info(let sections):
                 return await info(sections)
+            case .conflicts(let query):
+                return try await runConflictQuery(query)
             case .publish(let channel, let message):
                 let result = try await backend.execute(.publish(channel: channel, message: message))
                 if let error = result.error { return RESPError.reply(for: error) }

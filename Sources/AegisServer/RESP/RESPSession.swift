@@ -414,6 +414,8 @@ enum DeferredOperation {
     case info([String])
     /// PUBLISH: through the log, then the number of this node's receivers.
     case publish(Key, [UInt8])
+    /// AEGIS.SIBLINGS, AEGIS.CONFLICTS, AEGIS.AUDIT (RESPConflictCommands.swift).
+    case conflicts(RESPConflictQuery)
 }
 
 /// The replies of a batch being assembled, and the backend calls not yet made.

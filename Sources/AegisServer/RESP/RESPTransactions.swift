@@ -94,6 +94,8 @@ extension RESPSession {
         switch planAdmitted(name, arguments) {
         case .reply(let value):
             queued.slots.append(.ready(value))
+        case .write(let commands, _) where commands.contains(where: { !$0.mayBeInTransaction }):
+            queued.slots.append(.ready(.error("ERR \(name) cannot run inside MULTI")))
         case .write(let commands, let kind):
             queued.commands.append(contentsOf: commands)
             queued.slots.append(.write(count: commands.count, kind))
@@ -110,7 +112,7 @@ extension RESPSession {
             // Delivered when the transaction is applied; the reply counts no receivers.
             queued.commands.append(.publish(channel: channel, message: message))
             queued.slots.append(.write(count: 1, .collection(.integer)))
-        case .deferred(.digest), .deferred(.info), .connection:
+        case .deferred(.digest), .deferred(.info), .deferred(.conflicts), .connection:
             queued.slots.append(.ready(.error("ERR \(name) cannot run inside MULTI: it does not go through the log")))
         }
         return .simpleString("QUEUED")

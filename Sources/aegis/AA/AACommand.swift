@@ -11,8 +11,10 @@ struct AACommand: AsyncParsableCommand {
         (a mesh). `aegis dev --regions 3` starts three such clusters on loopback.
 
           aegis aa status --admin HOST:PORT
+          aegis aa conflicts|audit|strategies --admin HOST:PORT
+          aegis aa resolve ID --value V|--pick N --admin HOST:PORT
         """,
-        subcommands: [Status.self])
+        subcommands: [Status.self, Conflicts.self, Resolve.self, Audit.self, Strategies.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a node's links: cursors, lag in entries and seconds, errors.")

@@ -31,6 +31,8 @@ final class AACoordinator: Service, @unchecked Sendable {
     let logger: Logger
     /// The most key states in one catch-up page (AACatchUp.swift; default 5,000).
     let catchUpPageStates: Int
+    /// The conflict strategies `--aa-strategy` asks for (AAStrategySeed.swift).
+    let strategySeed: AAStrategySeed?
 
     let lock = NSLock()
     private var runtimeBox: NodeRuntime?
@@ -40,8 +42,9 @@ final class AACoordinator: Service, @unchecked Sendable {
     private var stopping = false
 
     init(clusterID: String, peers: [Peer], maxClockSkewMillis: UInt64, settings: StreamSettings, client: DRClient,
-         logger: Logger, catchUpPageStates: Int = 5_000) {
+         logger: Logger, catchUpPageStates: Int = 5_000, strategies: ActiveActiveConflictSettings? = nil) {
         self.clusterID = clusterID
+        self.strategySeed = strategies.map(AAStrategySeed.init)
         self.catchUpPageStates = catchUpPageStates
         self.peers = peers
         self.maxClockSkewMillis = maxClockSkewMillis
@@ -105,6 +108,7 @@ final class AACoordinator: Service, @unchecked Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.loop { await self.enableStep() } }
+                if let seed = self.strategySeed { group.addTask { await self.loop { await seed.step(self) } } }
                 for peer in self.peers {
                     group.addTask { await self.loop { await self.pullStep(peer) } }
                 }

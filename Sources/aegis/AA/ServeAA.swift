@@ -19,6 +19,8 @@ struct ServeAAOptions: ParsableArguments {
     var aaWarnLag: Double?
     @Option(help: "The most key states in one page a peer catching up is sent (default 5000, 1...50000): a peer that compacted past this cluster's cursor is caught up from its whole state, a page at a time.")
     var aaCatchUpPageStates: Int?
+    @Option(help: ArgumentHelp("A conflict strategy for the keys starting with PREFIX (repeat; the longest prefix wins; keys under none: last writer wins). STRATEGY is lww, priority:CLUSTER,… (highest first), vector-clock or manual (custom:NAME needs a merge function registered by an embedding program). Recorded through the log when it differs from the cluster's table.", valueName: "PREFIX=STRATEGY[:ARGS]"))
+    var aaStrategy: [String] = []
 
     func makeCoordinator(config: String?, settings: ServeSettings, logger: Logger) throws -> AACoordinator? {
         let value = try ServeSettings.lookup(config: config)
@@ -51,10 +53,13 @@ struct ServeAAOptions: ParsableArguments {
         guard (1 ... ActiveActiveBatch.maxStates).contains(pageStates) else {
             throw ValidationError("--aa-catch-up-page-states: 1 to \(ActiveActiveBatch.maxStates)")
         }
+        var strategyTexts = aaStrategy
+        if strategyTexts.isEmpty, let listed = value("aa-strategy", nil) { strategyTexts = listed.split(separator: ";").map(String.init) }
+        let strategies = try AAStrategySeed.settings(parsing: strategyTexts)
         let tls = try settings.tls.map { try ToolTLSOptions.clientContext(trusting: $0.caPath) }
         return AACoordinator(clusterID: settings.clusterID, peers: peers,
                              maxClockSkewMillis: aaMaxClockSkew ?? ActiveActiveSettings.defaultMaxClockSkewMillis,
                              settings: StreamSettings(), client: DRClient(token: settings.adminToken, tls: tls), logger: logger,
-                             catchUpPageStates: pageStates)
+                             catchUpPageStates: pageStates, strategies: strategies)
     }
 }
