@@ -3,8 +3,8 @@ import Logging
 
 /// Where one pass of the node loop spent its time (`NodeLoop.run`): taking and handling
 /// the inputs, the core's `Ready` (building it: on a leader this reads the entries it
-/// sends to a lagging follower), persisting (write and fsync), sending, applying, and
-/// serving reads. A pass longer than `NodeConfiguration.slowLoopWarning` is logged with
+/// sends to a lagging follower), persisting (write and fsync), sending and applying
+/// (what is left of the pass is the reads served after apply). A pass longer than `NodeConfiguration.slowLoopWarning` is logged with
 /// this breakdown (as etcd logs a slow fdatasync or apply), at most once a second, and
 /// counted in `aegis_slow_loop_iterations_total`: a pass is the time every client of
 /// the node waits behind, so its parts say where a latency spike came from.
