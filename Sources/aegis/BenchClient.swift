@@ -131,11 +131,7 @@ final class BenchConnectionHandler: ChannelInboundHandler {
     }
 
     private func writeRequest(into buffer: inout ByteBuffer) {
-        // xorshift64*: cheap and good enough to spread keys.
-        random ^= random >> 12
-        random ^= random << 25
-        random ^= random >> 27
-        let number = (random &* 2_685_821_657_736_338_717) % workload.keyspace
+        let number = xorshift64Star(&random) % workload.keyspace
         var key = Array("key:000000000000".utf8)
         var rest = number
         var index = key.count - 1
@@ -154,4 +150,12 @@ final class BenchConnectionHandler: ChannelInboundHandler {
             buffer.writeRESPBulk(key)
         }
     }
+}
+
+/// xorshift64*: cheap and good enough to spread keys and servers (`state` must not be 0).
+func xorshift64Star(_ state: inout UInt64) -> UInt64 {
+    state ^= state >> 12
+    state ^= state << 25
+    state ^= state >> 27
+    return state &* 2_685_821_657_736_338_717
 }

@@ -23,6 +23,13 @@ struct BenchCommand: AsyncParsableCommand {
           aegis bench                   # 100000 SETs, then GETs: 50 clients, 127.0.0.1:7001
           aegis bench -c 50 -n 200000 -d 256 -P 16 -t set
           aegis bench --server 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 --json
+
+        --failover runs closed-loop clients that live through node restarts instead (how the rolling-restart \
+        test loads a cluster): each of the -c clients alternates SET and GET on its own keys, checks every GET \
+        returns its last acknowledged SET, and sends a request whose connection a stopping node closed again on \
+        another server (at most --max-tries attempts; latency counts from the first). An error reply, a stale \
+        read or no reply within --request-timeout-ms is a failure, never retried. It runs for --duration \
+        seconds or until SIGINT/SIGTERM, then prints the figures; --records-out keeps every request as CSV.
         """)
 
     @Option(help: ArgumentHelp("RESP addresses, comma-separated; connections are spread over them.", valueName: "host:port,…"))
@@ -38,6 +45,22 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Print the results as JSON (the progress line goes to standard error).") var json = false
     @OptionGroup var tls: ToolTLSOptions
 
+    @Flag(help: "Closed-loop SET/GET clients that retry on another server when a node closes their connection (see above).")
+    var failover = false
+    @Option(help: "--failover: seconds to run (SIGINT/SIGTERM ends it sooner).") var duration: Double = 30
+    @Option(help: "--failover: a request with no reply within this many milliseconds fails.") var requestTimeoutMs: Int = 2_000
+    @Option(help: "--failover: attempts of one request (on different servers) before it fails.") var maxTries: Int = 20
+    @Option(help: "--failover: distinct keys per client.") var keysPerClient: Int = 50
+    @Option(help: ArgumentHelp("--failover: a file listing servers out of rotation, one per line; read at each (re)connection.",
+                               valueName: "path")) var rotationFile: String?
+    @Option(help: ArgumentHelp("--failover: write every request as CSV (started,seconds,server,tries,op).", valueName: "path"))
+    var recordsOut: String?
+    @Option(help: "--failover: requests kept for --records-out (memory bound; the others are only counted).")
+    var maxRecords: Int = 2_000_000
+    @Option(help: ArgumentHelp("--failover: write each key's last acknowledged value as JSON.", valueName: "path"))
+    var ackedOut: String?
+    @Option(help: "--failover: requests slower than this are counted apart.") var slowMs: Double = 100
+
     func validate() throws {
         guard clients > 0, requests > 0, pipeline > 0, dataSize >= 0, keyspace > 0 else {
             throw ValidationError("-c, -n, -P and --keyspace must be positive and -d not negative")
@@ -46,12 +69,16 @@ struct BenchCommand: AsyncParsableCommand {
             throw ValidationError("unknown test '\(test)': use set, get or set,get")
         }
         for address in addresses { _ = try parseAddress(address) }
+        guard duration > 0, duration <= 86_400, requestTimeoutMs > 0, maxTries > 0, keysPerClient > 0, maxRecords >= 0 else {
+            throw ValidationError("--duration (at most 86400), --request-timeout-ms, --max-tries and --keys-per-client must be positive")
+        }
     }
 
     private var testList: [String] { tests.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
     private var addresses: [String] { server.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 
     func run() async throws {
+        if failover { return try await runFailover() }
         let setup = "servers \(addresses.joined(separator: ",")), \(clients) clients, \(requests) requests, \(dataSize)-byte values, "
             + "pipeline \(pipeline), keyspace \(keyspace), \(ProcessInfo.processInfo.activeProcessorCount) cores"
         log("aegis bench: \(setup)")
@@ -139,6 +166,42 @@ struct BenchCommand: AsyncParsableCommand {
         }
         return BenchReport(test: workload.operation.rawValue.uppercased(), requests: workload.requests, seconds: seconds(elapsed),
                            histogram: histogram, errors: errors, firstError: firstError)
+    }
+}
+
+extension BenchCommand {
+    private func runFailover() async throws {
+        let setup = "failover: servers \(addresses.joined(separator: ",")), \(clients) clients, \(duration) s, "
+            + "request timeout \(requestTimeoutMs) ms, \(maxTries) tries, \(keysPerClient) keys per client, "
+            + "\(ProcessInfo.processInfo.activeProcessorCount) cores"
+        log("aegis bench: \(setup)")
+        let workload = FailoverWorkload(
+            servers: addresses, clients: clients, duration: .milliseconds(Int64(duration * 1000)), keysPerClient: keysPerClient,
+            requestTimeout: .milliseconds(Int64(requestTimeoutMs)), maxTries: maxTries, rotationFile: rotationFile,
+            maxRecords: maxRecords, slowMillis: slowMs,
+            password: password ?? ProcessInfo.processInfo.environment["AEGIS_PASSWORD"])
+        let stop = NIOLockedValueBox(false)
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { stop.withLockedValue { $0 = true } }
+            source.resume()
+            sources.append(source)
+        }
+        defer { sources.forEach { $0.cancel() } }
+        let start = ContinuousClock.now
+        let results = await runFailoverWorkload(workload, tls: try tls.clientContext(), stop: stop)
+        let report = FailoverReport(setup: setup, seconds: seconds(ContinuousClock.now - start), results: results, slowMillis: slowMs)
+        if let recordsOut { try writeFailoverRecords(results, to: recordsOut) }
+        if let ackedOut { try writeFailoverAcknowledged(results, to: ackedOut) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.text)
+        }
     }
 }
 

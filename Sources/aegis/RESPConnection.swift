@@ -1,4 +1,5 @@
 import AegisServer
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -7,6 +8,12 @@ import NIOSSL
 struct ToolError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// No reply within a request's timeout (the connection was closed).
+struct RESPRequestTimeout: Error, CustomStringConvertible {
+    var after: TimeAmount
+    var description: String { "no reply within \(after.nanoseconds / 1_000_000) ms" }
 }
 
 /// Splits `host:port` (IPv6 as `[::1]:7001`).
@@ -23,18 +30,20 @@ func parseAddress(_ text: String) throws -> (host: String, port: Int) {
 struct RESPConnection {
     private var replies: NIOAsyncChannelInboundStream<RESPValue>.AsyncIterator
     private let writer: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    private let channel: any Channel
 
     /// Connects to `address` (over TLS with `tls`, checking the server's certificate
     /// names the address), authenticates with `password` (as `user` when given) if
     /// given, runs `body` and closes the connection.
     static func with<Result: Sendable>(_ address: String, password: String?, user: String? = nil, tls: NIOSSLContext? = nil,
+                                       connectTimeout: TimeAmount = .seconds(5),
                                        _ body: (inout RESPConnection) async throws -> Result) async throws -> Result {
         let (host, port) = try parseAddress(address)
         let channel: NIOAsyncChannel<RESPValue, ByteBuffer>
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(5))
+                .connectTimeout(connectTimeout)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tls {
@@ -49,8 +58,9 @@ struct RESPConnection {
         } catch {
             throw ToolError("cannot connect to \(address): \(error). Is the node running (aegis dev starts one on \(DevDefaults.respAddress))?")
         }
+        let underlying = channel.channel
         return try await channel.executeThenClose { inbound, outbound in
-            var connection = RESPConnection(replies: inbound.makeAsyncIterator(), writer: outbound)
+            var connection = RESPConnection(replies: inbound.makeAsyncIterator(), writer: outbound, channel: underlying)
             if let password {
                 let reply = try await connection.call(["AUTH"] + (user.map { [$0] } ?? []) + [password])
                 if case .error(let text) = reply { throw ToolError("authentication failed: \(text)") }
@@ -66,6 +76,25 @@ struct RESPConnection {
         for argument in arguments { buffer.writeRESPBulk(Array(argument.utf8)) }
         try await writer.write(buffer)
         return try await next()
+    }
+
+    /// Sends one command and returns its reply; when no reply came within `timeout`
+    /// the connection is closed (a reply cannot be matched to its request after that)
+    /// and `RESPRequestTimeout` is thrown.
+    mutating func call(_ arguments: [String], timeout: TimeAmount) async throws -> RESPValue {
+        let fired = NIOLockedValueBox(false)
+        let channel = self.channel
+        let timer = channel.eventLoop.scheduleTask(in: timeout) {
+            fired.withLockedValue { $0 = true }
+            channel.close(promise: nil)
+        }
+        defer { timer.cancel() }
+        do {
+            return try await call(arguments)
+        } catch {
+            if fired.withLockedValue({ $0 }) { throw RESPRequestTimeout(after: timeout) }
+            throw error
+        }
     }
 
     /// The next value the server sends (a reply, or a pushed message).
