@@ -125,6 +125,10 @@ let package = Package(
         .target(name: "AegisOperations", dependencies: [
             "AegisServer", "AegisReplication", "AegisTransport",
             .product(name: "Yams", package: "Yams"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], swiftSettings: strict),
         // Simulator, fault injection and checkers (tests and tools only).
         .target(name: "AegisTestKit", dependencies: [
@@ -239,7 +243,7 @@ let package = Package(
         .testTarget(name: "AegisOperationsTests", dependencies: ["AegisOperations", "AegisServer"], swiftSettings: strict),
         .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
         // The `aegis` program's own code (DR orchestration over real processes).
-        .testTarget(name: "aegisTests", dependencies: ["aegis", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        .testTarget(name: "aegisTests", dependencies: ["aegis", "AegisOperations", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                     swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,4 @@
+import AegisOperations
 import AegisServer
 import ArgumentParser
 import Foundation
@@ -23,26 +24,12 @@ struct AdminOptions: ParsableArguments {
     }
 
     private func request(_ method: String, _ path: String, bodyData: Data?) async throws -> Data {
-        let (host, port) = try parseAddress(admin)
-        var headers: [(String, String)] = []
-        if let token = security.resolvedAdminToken { headers.append(("Authorization", "Bearer \(token)")) }
-        if bodyData != nil { headers.append(("Content-Type", "application/json")) }
-        let tls = try security.clientContext()
-        let response: AdminHTTPClient.Response
-        do {
-            response = try await AdminHTTPClient.send(method: method, host: host, port: port, path: path, headers: headers,
-                                                      body: bodyData, tls: tls)
-        } catch let error as ToolError {
-            throw error
-        } catch {
-            throw ToolError("cannot reach the admin API at \(tls == nil ? "http" : "https")://\(admin): \(error). Is the node running\(tls == nil ? "" : " with TLS (else --no-tls)")?")
-        }
-        guard (200 ..< 300).contains(response.status) else {
-            let message = (try? JSONDecoder().decode(AdminErrorDocument.self, from: response.body))?.error
-                ?? String(decoding: response.body, as: UTF8.self)
-            throw ToolError("HTTP \(response.status): \(message)")
-        }
-        return response.body
+        try await access.request(method, path, at: admin, body: bodyData)
+    }
+
+    /// The token and TLS context of these options.
+    var access: AdminAccess {
+        get throws { AdminAccess(token: security.resolvedAdminToken, tls: try security.clientContext()) }
     }
 
     /// Prints a cluster status answer as JSON or as a table.

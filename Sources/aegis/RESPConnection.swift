@@ -1,3 +1,4 @@
+import AegisOperations
 import AegisServer
 import NIOConcurrencyHelpers
 import NIOCore
@@ -18,12 +19,10 @@ struct RESPRequestTimeout: Error, CustomStringConvertible {
 
 /// Splits `host:port` (IPv6 as `[::1]:7001`).
 func parseAddress(_ text: String) throws -> (host: String, port: Int) {
-    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1 ... 65535).contains(port) else {
+    guard let address = HostPort(text) else {
         throw ToolError("'\(text)' is not an address: use host:port, for example 127.0.0.1:7001")
     }
-    var host = String(text[..<colon])
-    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-    return (host.isEmpty ? "127.0.0.1" : host, port)
+    return (address.host, address.port)
 }
 
 /// One RESP connection for the tools: send a command, read its reply.

@@ -1,5 +1,5 @@
+import AegisOperations
 @testable import aegis
-import ArgumentParser
 import Foundation
 import Testing
 
@@ -65,12 +65,11 @@ final class DRPair: @unchecked Sendable {
         try? FileManager.default.removeItem(at: work)
     }
 
-    var security: ToolSecurityOptions {
-        get throws { try ToolSecurityOptions.parse(["--admin-token", Self.token, "--no-tls"]) }
-    }
+    /// The library's access to the admin APIs (plain HTTP on loopback, the pair's token).
+    var access: AdminAccess { AdminAccess(token: Self.token) }
 
     func role(_ k: Int) async throws -> String {
-        try await DRTool(security: security).document(admin(k)).role
+        try await access.drDocument(admin(k)).role
     }
 
     /// Waits until the standby follows the primary and the primary takes writes.
@@ -106,7 +105,7 @@ final class DRPair: @unchecked Sendable {
         // --- the seed's example ---
         let config = DrConfig(primaryRegion: "us-east-1", drRegion: "us-west-2", rtoSeconds: 300, rpoSeconds: 60,
                               enableAutoFailover: false)
-        let orchestrator = DrOrchestrator(config, regions: pair.regions, security: try pair.security)
+        let orchestrator = DrOrchestrator(config, regions: pair.regions, access: pair.access)
         // Execute DR failover
         let result = try await orchestrator.executeFailover()
         print("DR failover complete: \(result.oldPrimary) -> \(result.newPrimary) in \(result.rtoAchievedSeconds)s")
@@ -129,7 +128,7 @@ final class DRPair: @unchecked Sendable {
         try await pair.waitReady()
         let config = DrConfig(primaryRegion: "us-east-1", drRegion: "us-west-2", rtoSeconds: 30, rpoSeconds: 60,
                               enableAutoFailover: true, detectionSeconds: 1.5, probeIntervalSeconds: 0.1)
-        let orchestrator = DrOrchestrator(config, regions: pair.regions, security: try pair.security)
+        let orchestrator = DrOrchestrator(config, regions: pair.regions, access: pair.access)
         let watching = Task { try await orchestrator.monitor() }
         try await Task.sleep(for: .milliseconds(500))
         #expect(try await pair.role(1) == "standby")
@@ -142,7 +141,7 @@ final class DRPair: @unchecked Sendable {
         // Without enableAutoFailover the monitor does nothing.
         var off = config
         off.enableAutoFailover = false
-        #expect(try await DrOrchestrator(off, regions: pair.regions, security: try pair.security).monitor() == nil)
+        #expect(try await DrOrchestrator(off, regions: pair.regions, access: pair.access).monitor() == nil)
     }
 
     /// Never while the primary region answers: a primary paused (slow) for less than the
@@ -154,7 +153,7 @@ final class DRPair: @unchecked Sendable {
         try await pair.waitReady()
         let config = DrConfig(primaryRegion: "us-east-1", drRegion: "us-west-2", rtoSeconds: 30, rpoSeconds: 60,
                               enableAutoFailover: true, detectionSeconds: 2.5, probeIntervalSeconds: 0.1)
-        let orchestrator = DrOrchestrator(config, regions: pair.regions, security: try pair.security)
+        let orchestrator = DrOrchestrator(config, regions: pair.regions, access: pair.access)
         let watching = Task { try await orchestrator.monitor() }
         for _ in 0 ..< 2 {
             pair.signal(0, SIGSTOP)  // every request to it hangs

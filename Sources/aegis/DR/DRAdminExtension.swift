@@ -28,12 +28,6 @@ struct DRAdminExtension: AdminExtension {
     let deadLinkMillis: UInt64
 
     struct Failure: Encodable { var error: String }
-    struct Transitioned: Encodable {
-        var epoch: UInt64
-        var index: UInt64
-        var waitedMillis: UInt64
-        var cluster: String
-    }
 
     func register(on router: Router<BasicRequestContext>, authorize: @escaping @Sendable (Request) -> Response?) {
         let coordinator = self.coordinator
@@ -71,7 +65,7 @@ struct DRAdminExtension: AdminExtension {
             let force = request.uri.queryParameters["force"] != nil
             do {
                 let (epoch, index, waited) = try await coordinator.promote(force: force)
-                return json(Transitioned(epoch: epoch, index: index, waitedMillis: waited, cluster: coordinator.clusterID))
+                return json(DRTransitioned(epoch: epoch, index: index, waitedMillis: waited, cluster: coordinator.clusterID))
             } catch { return json(Failure(error: "\(error)"), status: .conflict) }
         }
         router.post("/v1/dr/fence") { request, _ in
@@ -116,7 +110,7 @@ struct DRAdminExtension: AdminExtension {
             }
             do {
                 let index = try await coordinator.transition(transition)
-                return json(Transitioned(epoch: epoch, index: index, waitedMillis: 0, cluster: coordinator.clusterID))
+                return json(DRTransitioned(epoch: epoch, index: index, waitedMillis: 0, cluster: coordinator.clusterID))
             } catch { return json(Failure(error: "\(error)"), status: .conflict) }
         }
 

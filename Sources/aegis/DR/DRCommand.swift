@@ -1,3 +1,4 @@
+import AegisOperations
 import ArgumentParser
 import Foundation
 
@@ -129,53 +130,25 @@ struct DRCommand: AsyncParsableCommand {
     }
 }
 
-/// The answer of a promote, fence or demote call.
-struct DRTransitioned: Decodable {
-    var epoch: UInt64
-    var index: UInt64
-    var waitedMillis: UInt64
-    var cluster: String
-}
-
 /// Calls to a cluster given as a list of admin addresses: each is tried until one
 /// answers (the leader: the others answer 409/421 or do not answer).
 struct DRTool {
     var security: ToolSecurityOptions
 
+    private var access: AdminAccess {
+        get throws { AdminAccess(token: security.resolvedAdminToken, tls: try security.clientContext()) }
+    }
+
     func post<Answer: Decodable>(_ addresses: String, _ path: String,
                                  as type: Answer.Type = DRTransitioned.self) async throws -> (Answer, String) {
-        var failures: [String] = []
-        for address in addresses.split(separator: ",").map(String.init) {
-            var options = AdminOptions()
-            options.admin = address
-            options.security = security
-            do {
-                return (try JSONDecoder().decode(Answer.self, from: try await options.request("POST", path)), address)
-            } catch {
-                failures.append("\(address): \(error)")
-            }
-        }
-        throw ToolError("no node of \(addresses) did it: \(failures.joined(separator: "; "))")
+        try await access.post(addresses, path, as: type)
     }
 
     /// The DR document of the cluster's leader (else of the first node that answers).
     func document(_ addresses: String) async throws -> DRDocument {
-        var fallback: DRDocument?
-        for address in addresses.split(separator: ",").map(String.init) {
-            var options = AdminOptions()
-            options.admin = address
-            options.security = security
-            guard let data = try? await options.request("GET", "/v1/dr"),
-                  let doc = try? JSONDecoder().decode(DRDocument.self, from: data) else { continue }
-            if doc.isLeader { return doc }
-            fallback = fallback ?? doc
-        }
-        guard let fallback else { throw ToolError("no node of \(addresses) answered /v1/dr") }
-        return fallback
+        try await access.drDocument(addresses)
     }
 }
 
 /// Percent-encodes a query parameter value (the DR tools' addresses).
-func escape(_ text: String) -> String {
-    text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~:"))) ?? text
-}
+func escape(_ text: String) -> String { percentEscaped(text) }

@@ -1,24 +1,29 @@
-import Foundation
-import NIOCore
-import NIOHTTP1
+public import Foundation
+public import NIOCore
+public import NIOHTTP1
 import NIOPosix
-import NIOSSL
+public import NIOSSL
 
 /// A minimal HTTP/1.1 client for the admin API, over TLS when given a context (the
 /// CA of a cluster is not in the system trust store, and Foundation's URLSession
 /// cannot be told to trust another CA on Linux). One request per connection.
-enum AdminHTTPClient {
-    struct Response {
-        var status: Int
-        var body: Data
+public enum AdminHTTPClient {
+    /// An answer.
+    public struct Response: Sendable {
+        /// The HTTP status.
+        public var status: Int
+        /// The body, at most `maxResponseBytes`.
+        public var body: Data
         /// The response's headers (names as sent).
-        var headers: HTTPHeaders = [:]
+        public var headers: HTTPHeaders = [:]
     }
 
     /// The largest response body read, in bytes.
-    static let maxResponseBytes = 16 << 20
+    public static let maxResponseBytes = 16 << 20
 
-    static func send(method: String, host: String, port: Int, path: String, headers: [(String, String)], body: Data?,
+    /// Sends one request on a new connection and reads its answer; throws when the
+    /// connection fails or no answer comes within `timeout`.
+    public static func send(method: String, host: String, port: Int, path: String, headers: [(String, String)], body: Data?,
                      tls: NIOSSLContext?, timeout: Duration = .seconds(30)) async throws -> Response {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
@@ -56,13 +61,13 @@ enum AdminHTTPClient {
                             responseHeaders = responseHead.headers
                         case .body(let buffer):
                             guard received.count + buffer.readableBytes <= maxResponseBytes else {
-                                throw ToolError("the admin API answered more than \(maxResponseBytes) bytes")
+                                throw AdminAPIError("the admin API answered more than \(maxResponseBytes) bytes")
                             }
                             received.append(contentsOf: buffer.readableBytesView)
                         case .end: return Response(status: status, body: received, headers: responseHeaders)
                         }
                     }
-                    throw ToolError("the admin API closed the connection before answering")
+                    throw AdminAPIError("the admin API closed the connection before answering")
                 }
             }
             group.addTask {
@@ -72,9 +77,22 @@ enum AdminHTTPClient {
             defer { group.cancelAll() }
             guard let response = try await group.next() ?? nil else {
                 channel.channel.close(promise: nil)
-                throw ToolError("no answer from the admin API at \(host):\(port) within \(timeout)")
+                throw AdminAPIError("no answer from the admin API at \(host):\(port) within \(timeout)")
             }
             return response
         }
+    }
+}
+
+/// An admin API call that failed: unreachable, no answer in time, or a non-2xx answer
+/// (its text is the server's error).
+public struct AdminAPIError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    /// The HTTP status of a non-2xx answer (`nil` when there was none).
+    public var status: Int?
+
+    public init(_ description: String, status: Int? = nil) {
+        self.description = description
+        self.status = status
     }
 }

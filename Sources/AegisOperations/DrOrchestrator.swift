@@ -1,27 +1,28 @@
-import AegisServer
-import Foundation
+public import AegisServer
+public import Foundation
 
 /// The seed's "Disaster Recovery" settings (`DrConfig`), Swift-cased: the two regions
 /// (each a cluster, named in `DrOrchestrator`'s region map), the recovery objectives the
 /// result is compared with, and automatic failover.
-struct DrConfig: Sendable, Hashable {
-    var primaryRegion: String
-    var drRegion: String
+public struct DrConfig: Sendable, Hashable {
+    public var primaryRegion: String
+    public var drRegion: String
     /// The recovery time objective: a failover that takes longer reports `rtoMet == false`.
-    var rtoSeconds: Int
+    public var rtoSeconds: Int
     /// The recovery point objective: a standby further behind (in seconds of writes)
     /// than this when it is promoted reports `rpoMet == false`.
-    var rpoSeconds: Int
+    public var rpoSeconds: Int
     /// Whether `DrOrchestrator.monitor()` promotes the DR region by itself when the
     /// primary region is gone for `detectionSeconds`.
-    var enableAutoFailover: Bool
+    public var enableAutoFailover: Bool
     /// How long the primary region must answer nothing before an automatic failover
     /// (default 10 s). A primary that answers, however slowly, within this time is alive.
-    var detectionSeconds: Double = 10
+    public var detectionSeconds: Double = 10
     /// How often the primary region is asked (default 0.5 s).
-    var probeIntervalSeconds: Double = 0.5
+    public var probeIntervalSeconds: Double = 0.5
 
-    init(primaryRegion: String, drRegion: String, rtoSeconds: Int, rpoSeconds: Int, enableAutoFailover: Bool,
+    /// Creates the settings.
+    public init(primaryRegion: String, drRegion: String, rtoSeconds: Int, rpoSeconds: Int, enableAutoFailover: Bool,
          detectionSeconds: Double = 10, probeIntervalSeconds: Double = 0.5) {
         self.primaryRegion = primaryRegion
         self.drRegion = drRegion
@@ -35,19 +36,19 @@ struct DrConfig: Sendable, Hashable {
 
 /// What a DR failover did (the seed's `result.old_primary`, `new_primary`,
 /// `rto_achieved_seconds`).
-struct DrFailoverResult: Sendable, Hashable {
-    var oldPrimary: String
-    var newPrimary: String
+public struct DrFailoverResult: Sendable, Hashable {
+    public var oldPrimary: String
+    public var newPrimary: String
     /// From the start of the failover (or, automatic, from the primary's last answer) to
     /// the new primary's leader taking writes (`GET /primary` answers 200).
-    var rtoAchievedSeconds: Double
+    public var rtoAchievedSeconds: Double
     /// The new primary's epoch (fencing token).
-    var epoch: UInt64
+    public var epoch: UInt64
     /// How far the standby was behind when promoted, in seconds of the primary's writes,
     /// when it knew (what a failover may have lost: the RPO).
-    var lagSecondsAtPromotion: Double?
-    var rtoMet: Bool
-    var rpoMet: Bool?
+    public var lagSecondsAtPromotion: Double?
+    public var rtoMet: Bool
+    public var rpoMet: Bool?
 }
 
 /// The seed's `DrOrchestrator` over this implementation: the regions are a primary and
@@ -62,40 +63,41 @@ struct DrFailoverResult: Sendable, Hashable {
 /// let result = try await orchestrator.executeFailover()
 /// print("DR failover complete: \(result.oldPrimary) -> \(result.newPrimary) in \(result.rtoAchievedSeconds)s")
 /// ```
-final class DrOrchestrator: Sendable {
-    let config: DrConfig
+public final class DrOrchestrator: Sendable {
+    public let config: DrConfig
     /// Admin addresses (`host:port,…`) by region name.
-    let regions: [String: String]
-    let security: ToolSecurityOptions
+    public let regions: [String: String]
+    /// The admin token and TLS context of the regions' admin APIs.
+    public let access: AdminAccess
 
-    init(_ config: DrConfig, regions: [String: String], security: ToolSecurityOptions = ToolSecurityOptions()) {
+    /// An orchestrator of the two regions of `config`, each named in `regions`.
+    public init(_ config: DrConfig, regions: [String: String], access: AdminAccess = AdminAccess()) {
         self.config = config
         self.regions = regions
-        self.security = security
+        self.access = access
     }
 
     private func addresses(_ region: String) throws -> String {
-        guard let list = regions[region], !list.isEmpty else { throw ToolError("no admin addresses for region \(region)") }
+        guard let list = regions[region], !list.isEmpty else { throw AdminAPIError("no admin addresses for region \(region)") }
         return list
     }
 
     /// Promotes the DR region now and fences the primary region if it answers.
-    func executeFailover() async throws -> DrFailoverResult {
+    public func executeFailover() async throws -> DrFailoverResult {
         try await failover(since: ContinuousClock.now)
     }
 
     private func failover(since started: ContinuousClock.Instant) async throws -> DrFailoverResult {
-        let tool = DRTool(security: security)
         let dr = try addresses(config.drRegion)
-        let before = try await tool.document(dr)
+        let before = try await access.drDocument(dr)
         guard before.role == "standby" else {
-            throw ToolError("region \(config.drRegion) (\(before.clusterID)) is \(before.role), not a standby")
+            throw AdminAPIError("region \(config.drRegion) (\(before.clusterID)) is \(before.role), not a standby")
         }
-        let (promoted, _) = try await tool.post(dr, "/v1/dr/promote")
+        let (promoted, _) = try await access.post(dr, "/v1/dr/promote")
         if let primary = regions[config.primaryRegion] {
-            let after = try await tool.document(dr)
-            _ = try? await tool.post(primary, "/v1/dr/fence?epoch=\(promoted.epoch)"
-                + "&primary=\(escape(after.clientAddresses))&primary-admin=\(escape(dr))")
+            let after = try await access.drDocument(dr)
+            _ = try? await access.post(primary, "/v1/dr/fence?epoch=\(promoted.epoch)"
+                + "&primary=\(percentEscaped(after.clientAddresses))&primary-admin=\(percentEscaped(dr))")
         }
         try await waitWritable(dr)
         let rto = Self.seconds(ContinuousClock.now - started)
@@ -111,22 +113,21 @@ final class DrOrchestrator: Sendable {
         let deadline = ContinuousClock.now + .seconds(max(config.rtoSeconds, 1))
         while ContinuousClock.now < deadline {
             for address in addresses.split(separator: ",").map(String.init) {
-                if let (host, port) = try? parseAddress(address),
-                   let answer = try? await AdminHTTPClient.send(method: "GET", host: host, port: port, path: "/primary",
-                                                                headers: [], body: nil, tls: try security.clientContext(),
-                                                                timeout: .seconds(2)),
+                if let target = HostPort(address),
+                   let answer = try? await AdminHTTPClient.send(method: "GET", host: target.host, port: target.port, path: "/primary",
+                                                                headers: [], body: nil, tls: access.tls, timeout: .seconds(2)),
                    answer.status == 200 { return }
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw ToolError("region \(config.drRegion) was promoted but takes no writes within \(config.rtoSeconds) s")
+        throw AdminAPIError("region \(config.drRegion) was promoted but takes no writes within \(config.rtoSeconds) s")
     }
 
     /// With `enableAutoFailover`: watches the primary region and, once it has answered
     /// nothing for `detectionSeconds`, fails over and returns the result; never while it
     /// answers (however slowly, within that time). Runs until then or until cancelled;
     /// without `enableAutoFailover` it returns `nil` at once.
-    func monitor() async throws -> DrFailoverResult? {
+    public func monitor() async throws -> DrFailoverResult? {
         guard config.enableAutoFailover else { return nil }
         let primary = try addresses(config.primaryRegion)
         let detection = Duration.milliseconds(Int64(config.detectionSeconds * 1000))
@@ -145,20 +146,20 @@ final class DrOrchestrator: Sendable {
     /// Whether any node of `addresses` answers `GET /v1/dr` within `timeout` (any HTTP
     /// answer counts: the process is alive and serving).
     private func answers(_ addresses: String, within timeout: Duration) async -> Bool {
-        let token = security.resolvedAdminToken
         for address in addresses.split(separator: ",").map(String.init) {
-            guard let (host, port) = try? parseAddress(address) else { continue }
+            guard let target = HostPort(address) else { continue }
             if let answer = try? await AdminHTTPClient.send(
-                method: "GET", host: host, port: port, path: "/v1/dr",
-                headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [], body: nil,
-                tls: try security.clientContext(), timeout: timeout), answer.status > 0 {
+                method: "GET", host: target.host, port: target.port, path: "/v1/dr",
+                headers: access.token.map { [("Authorization", "Bearer \($0)")] } ?? [], body: nil,
+                tls: access.tls, timeout: timeout), answer.status > 0 {
                 return true
             }
         }
         return false
     }
 
-    static func seconds(_ duration: Duration) -> Double {
+    /// A duration in seconds.
+    public static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
