@@ -116,7 +116,7 @@ final class DRPair: @unchecked Sendable {
         #expect(result.rtoAchievedSeconds >= 1 && result.rtoMet && result.epoch == 1)
         #expect(try await pair.role(1) == "primary")
         // A second failover finds no standby to promote.
-        await #expect(throws: ToolError.self) { try await orchestrator.executeFailover() }
+        await #expect(throws: AdminAPIError.self) { try await orchestrator.executeFailover() }
     }
 
     /// `enableAutoFailover`: the primary region gone, the DR region is promoted after the

@@ -51,7 +51,9 @@ public struct DRDocument: Codable, Sendable {
         public var lastSeedIndex: UInt64?
 
         /// Creates the document (the server builds it; clients decode it).
-        public init(source: String? = nil, applied: UInt64, sourceCommit: UInt64, lagEntries: UInt64, lagSeconds: Double, lastContactMillisAgo: UInt64? = nil, frames: UInt64, changes: UInt64, bytes: UInt64, errors: UInt64, lastError: String? = nil, seeds: UInt64? = nil, lastSeedIndex: UInt64? = nil) {
+        public init(source: String? = nil, applied: UInt64, sourceCommit: UInt64, lagEntries: UInt64, lagSeconds: Double,
+                    lastContactMillisAgo: UInt64? = nil, frames: UInt64, changes: UInt64, bytes: UInt64, errors: UInt64,
+                    lastError: String? = nil, seeds: UInt64? = nil, lastSeedIndex: UInt64? = nil) {
             self.source = source
             self.applied = applied
             self.sourceCommit = sourceCommit
@@ -100,20 +102,28 @@ public struct DRDocument: Codable, Sendable {
     public var pendingSeed: String?
 
     /// Creates the document (the server builds it; clients decode it).
-    public init(source: String? = nil, applied: UInt64, sourceCommit: UInt64, lagEntries: UInt64, lagSeconds: Double, lastContactMillisAgo: UInt64? = nil, frames: UInt64, changes: UInt64, bytes: UInt64, errors: UInt64, lastError: String? = nil, seeds: UInt64? = nil, lastSeedIndex: UInt64? = nil) {
-        self.source = source
-        self.applied = applied
-        self.sourceCommit = sourceCommit
+    public init(clusterID: String, nodeID: String, isLeader: Bool, role: String, epoch: UInt64, primary: String,
+                primaryAdmin: String, leaseMillis: UInt64, leaseRemainingMillis: UInt64? = nil, clientAddresses: String,
+                adminAddresses: String, commitIndex: UInt64, appliedIndex: UInt64, lastIndex: UInt64, cursors: [Cursor],
+                lagEntries: UInt64? = nil, link: Link? = nil, pendingSeed: String? = nil) {
+        self.clusterID = clusterID
+        self.nodeID = nodeID
+        self.isLeader = isLeader
+        self.role = role
+        self.epoch = epoch
+        self.primary = primary
+        self.primaryAdmin = primaryAdmin
+        self.leaseMillis = leaseMillis
+        self.leaseRemainingMillis = leaseRemainingMillis
+        self.clientAddresses = clientAddresses
+        self.adminAddresses = adminAddresses
+        self.commitIndex = commitIndex
+        self.appliedIndex = appliedIndex
+        self.lastIndex = lastIndex
+        self.cursors = cursors
         self.lagEntries = lagEntries
-        self.lagSeconds = lagSeconds
-        self.lastContactMillisAgo = lastContactMillisAgo
-        self.frames = frames
-        self.changes = changes
-        self.bytes = bytes
-        self.errors = errors
-        self.lastError = lastError
-        self.seeds = seeds
-        self.lastSeedIndex = lastSeedIndex
+        self.link = link
+        self.pendingSeed = pendingSeed
     }
 }
 

@@ -1,3 +1,4 @@
+import AegisServer
 import AegisStream
 import Foundation
 import NIOSSL

@@ -1,4 +1,5 @@
 import AegisOperations
+import AegisServer
 import ArgumentParser
 import Foundation
 
