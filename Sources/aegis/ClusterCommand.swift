@@ -22,6 +22,11 @@ struct AdminOptions: ParsableArguments {
         try await request(method, path, bodyData: try JSONEncoder().encode(body))
     }
 
+    /// Sends a request with a body as is (a YAML file, for example).
+    func request(_ method: String, _ path: String, rawBody: Data) async throws -> Data {
+        try await request(method, path, bodyData: rawBody)
+    }
+
     private func request(_ method: String, _ path: String, bodyData: Data?) async throws -> Data {
         let (host, port) = try parseAddress(admin)
         var headers: [(String, String)] = []
