@@ -148,6 +148,15 @@ struct ActiveActiveTopologyTests {
         }
     }
 
+    @Test func batchesRoundTripWithRelayedReports() throws {
+        let entry = ActiveActiveProgress(physical: 5, logical: 1, dot: 3)
+        for progress in [[:], ["h": entry]] as [[String: ActiveActiveProgress]] {
+            let batch = ActiveActiveBatch(source: "h", afterIndex: 1, lastIndex: 2, sourceCommit: 2, sourceTime: 9,
+                                          states: [], progress: progress, relayed: ["a": ["a": entry, "b": entry], "b": [:]])
+            #expect(try Command(decoding: Command.activeActiveBatch(batch).encoded()) == .activeActiveBatch(batch))
+        }
+    }
+
     @Test func malformedCommand77IsRefused() {
         let good = Command.activeActiveTopology(.set(tree)).encoded()
         var cases: [[UInt8]] = [Array(good.dropLast()), good + [0], [good[0], 77], [good[0], 77, 9], [good[0], 77, 0, 7]]
