@@ -160,6 +160,11 @@ enum AATopologyAdmin {
             if let error = result.error {
                 return AdminResponses.json(AAAdminExtension.Failure(error: "\(error)"), status: .badRequest)
             }
+            // The node's status is published after the loop's turn: wait for the entry.
+            let deadline = ContinuousClock.now + .seconds(2)
+            while runtime.status.appliedIndex < result.index && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
             let topology = runtime.status.activeActiveTopology ?? coordinator.staticTopology
             return AdminResponses.json(document(topology, cluster: coordinator.clusterID, replicated: true))
         } catch {
