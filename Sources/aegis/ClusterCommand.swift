@@ -22,16 +22,18 @@ struct AdminOptions: ParsableArguments {
         try await request(method, path, bodyData: try JSONEncoder().encode(body))
     }
 
-    /// Sends a request with a body as is (a YAML file, for example).
-    func request(_ method: String, _ path: String, rawBody: Data) async throws -> Data {
-        try await request(method, path, bodyData: rawBody)
+    /// Sends a request with a body as is (a YAML file, raw value bytes).
+    func request(_ method: String, _ path: String, rawBody: Data,
+                 contentType: String = "application/octet-stream") async throws -> Data {
+        try await request(method, path, bodyData: rawBody, contentType: contentType)
     }
 
-    private func request(_ method: String, _ path: String, bodyData: Data?) async throws -> Data {
+    private func request(_ method: String, _ path: String, bodyData: Data?,
+                         contentType: String = "application/json") async throws -> Data {
         let (host, port) = try parseAddress(admin)
         var headers: [(String, String)] = []
         if let token = security.resolvedAdminToken { headers.append(("Authorization", "Bearer \(token)")) }
-        if bodyData != nil { headers.append(("Content-Type", "application/json")) }
+        if bodyData != nil { headers.append(("Content-Type", contentType)) }
         let tls = try security.clientContext()
         let response: AdminHTTPClient.Response
         do {

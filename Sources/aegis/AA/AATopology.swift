@@ -121,7 +121,7 @@ enum AATopologyAdmin {
         }
         router.put("/v1/aa/peers/:id") { request, context in
             if let denied = authorize(request) { return denied }
-            let id = context.parameters.get("id") ?? ""
+            let id = clusterID(context)
             let add: AddPeer
             do {
                 let body = try await request.body.collect(upTo: AATopologyFile.maxBytes)
@@ -137,8 +137,14 @@ enum AATopologyAdmin {
         }
         router.delete("/v1/aa/peers/:id") { request, context in
             if let denied = authorize(request) { return denied }
-            return await change(coordinator, .remove(cluster: context.parameters.get("id") ?? ""))
+            return await change(coordinator, .remove(cluster: clusterID(context)))
         }
+    }
+
+    /// The `{id}` of the path, percent-decoded.
+    private static func clusterID(_ context: BasicRequestContext) -> String {
+        let raw = context.parameters.get("id") ?? ""
+        return raw.removingPercentEncoding ?? raw
     }
 
     private static func starting() -> Response {
@@ -226,7 +232,7 @@ extension AACommand {
             let data: Data
             if let set {
                 let text = try String(contentsOfFile: set, encoding: .utf8)
-                data = try await options.request("PUT", "/v1/aa/topology", rawBody: Data(text.utf8))
+                data = try await options.request("PUT", "/v1/aa/topology", rawBody: Data(text.utf8), contentType: "application/yaml")
             } else {
                 data = try await options.request("GET", "/v1/aa/topology")
             }

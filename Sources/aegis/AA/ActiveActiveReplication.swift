@@ -131,11 +131,10 @@ final class ActiveActiveReplication: @unchecked Sendable {
     /// Links this cluster and the replica's, both ways, through their logs.
     func addReplica(_ replica: ReplicaNode) async throws {
         guard lock.withLock({ started }) else { throw ToolError("call start() first") }
-        guard let own = config.adminAddresses.first else { throw ToolError("no admin address for \(nodeID)") }
         _ = try await anyNode { try await $0.request("PUT", "/v1/aa/peers/\(Self.escape(replica.name))",
                                                      body: AATopologyAdmin.AddPeer(addresses: [replica.address])) }
         _ = try await options(replica.address).request("PUT", "/v1/aa/peers/\(Self.escape(nodeID))",
-                                                       body: AATopologyAdmin.AddPeer(addresses: config.adminAddresses.isEmpty ? [own] : config.adminAddresses))
+                                                       body: AATopologyAdmin.AddPeer(addresses: config.adminAddresses))
         lock.withLock { replicaTable[replica.id] = replica }
     }
 
@@ -153,10 +152,16 @@ final class ActiveActiveReplication: @unchecked Sendable {
         _ = try await anyNode { try await $0.request("PUT", path, rawBody: Data(event.payload)) }
         let deadline = written + .milliseconds(Int64(config.timeoutSeconds * 1000))
         let remote = try options(replica.address)
+        var seen = "nothing read yet"
         while ContinuousClock.now < deadline {
-            if let data = try? await remote.request("GET", path + "?stale=true"),
-               let document = try? JSONDecoder().decode(KeyValueDocument.self, from: data),
-               Self.bytes(of: document) == event.payload {
+            var read: [UInt8]?
+            do {
+                read = Self.bytes(of: try JSONDecoder().decode(ValueProbe.self, from: try await remote.request("GET", path + "?stale=true")))
+                seen = "\(read ?? [])"
+            } catch {
+                seen = "\(error)"
+            }
+            if read == event.payload {
                 replica.lagMs = UInt64(DrOrchestrator.seconds(ContinuousClock.now - written) * 1000)
                 replica.lastReplicatedAt = Date()
                 replica.state = .active
@@ -167,7 +172,7 @@ final class ActiveActiveReplication: @unchecked Sendable {
         }
         replica.state = .failed
         lock.withLock { replicaTable[replica.id] = replica }
-        throw ToolError("event \(event.sequence) did not reach \(replica.name) within \(config.timeoutSeconds) s")
+        throw ToolError("event \(event.sequence) did not reach \(replica.name) within \(config.timeoutSeconds) s (last read: \(seen))")
     }
 
     private func options(_ address: String) throws -> AdminOptions {
@@ -186,7 +191,13 @@ final class ActiveActiveReplication: @unchecked Sendable {
         throw last
     }
 
-    static func bytes(of document: KeyValueDocument) -> [UInt8]? {
+    /// The value fields of a `GET /v1/kv/…` answer (`KeyValueDocument`).
+    struct ValueProbe: Decodable {
+        var value: String?
+        var valueBase64: String?
+    }
+
+    static func bytes(of document: ValueProbe) -> [UInt8]? {
         if let text = document.value { return Array(text.utf8) }
         return document.valueBase64.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }
     }
