@@ -28,7 +28,8 @@ struct ServeAAOptions: ParsableArguments {
         let value = try ServeSettings.lookup(config: config)
         let enabled = activeActive || value("active-active", nil).map { ["1", "true", "yes"].contains($0) } == true
         guard enabled else {
-            guard aaPeer.isEmpty, aaTopology == nil else { throw ValidationError("--aa-peer and --aa-topology need --active-active") }
+            guard aaPeer.isEmpty else { throw ValidationError("--aa-peer needs --active-active") }
+            guard aaTopology == nil else { throw ValidationError("--aa-topology needs --active-active") }
             return nil
         }
         let topologyPath = aaTopology ?? value("aa-topology", nil)
