@@ -21,22 +21,8 @@ final class AAPair: @unchecked Sendable {
         try (Self.token + "\n").write(to: work.appendingPathComponent("token"), atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: work.appendingPathComponent("token").path)
         for (k, cluster) in ["region-a", "replica1"].enumerated() {
-            let (resp, peer) = (43510 + k, 43530 + k)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: aegis)
-            process.arguments = ["serve", "--id", "n1", "--data-dir", work.appendingPathComponent(cluster).path,
-                                 "--cluster-id", cluster, "--peer-listen", "127.0.0.1:\(peer)",
-                                 "--client-listen", "127.0.0.1:\(resp)", "--admin-listen", admin(k),
-                                 "--peers", "n1=127.0.0.1:\(peer)/127.0.0.1:\(resp)", "--election-ticks", "10",
-                                 "--admin-token-file", work.appendingPathComponent("token").path,
-                                 "--initial-cluster-state", "new", "--active-active"]
-            let logURL = work.appendingPathComponent("\(cluster).log")
-            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-            let log = try FileHandle(forWritingTo: logURL)
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-            processes.append(process)
+            processes.append(try startOneNodeCluster(aegis: aegis, work: work, cluster: cluster, resp: 43510 + k,
+                                                     admin: admin(k), peer: 43530 + k, extra: ["--active-active"]))
         }
     }
 
@@ -60,7 +46,8 @@ final class AAPair: @unchecked Sendable {
     func test_seedActiveActiveExample_replicatesAnEventToTheReplica() async throws {
         let pair = try AAPair(aegis: try #require(DRPair.executable()))
         defer { pair.stopAll() }
-        let config = ReplicationConfig(adminAddresses: [pair.admin(0)], security: try pair.security, timeoutSeconds: 15)
+        // Generous: under the parallel test run on a loaded machine starting two processes can take long.
+        let config = ReplicationConfig(adminAddresses: [pair.admin(0)], security: try pair.security, timeoutSeconds: 90)
         let nodeID = "region-a"
 
         // --- the seed's example ---
