@@ -4,12 +4,13 @@
 One-node clusters on loopback (ports from --base-port, default 41600), every one started
 with `aegis serve --active-active --aa-topology FILE`:
 
-1. A star: hub h and spokes a, b, c. Concurrent writers at the spokes and the hub for
+1. A star: hub h (three nodes; --hub-nodes 1 for one) and spokes a, b, c. Concurrent writers at the spokes and the hub for
    --seconds: INCRBY on shared counters, SADD of each cluster's own members to shared
    sets, HSET of each cluster's own fields, SET of each cluster's own keys.
 2. Every cluster converges to the same dump and to the model: each counter is exactly
    the sum of the acknowledged increments (an increment forwarded twice would count
    twice), every member, field and key written is there.
+   With a three-node hub, its leader is then killed: the new leader forwards.
 3. Only through the hub: the spokes link only h (GET /v1/aa); with h paused (SIGSTOP)
    a write at a does not reach b or c; once h resumes it does.
 4. `aegis aa add d=ADMIN` at the hub (and `aegis aa add d` at the spokes, for garbage
@@ -39,6 +40,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from aegis_procs import IDS, Cluster
 from checks import check, results, wait_until
 
 HOST = "127.0.0.1"
@@ -57,7 +59,13 @@ class Node:
 
     @property
     def admin(self):
+        """The admin address requests go to (the leader's)."""
         return f"{HOST}:{self.base + 1}"
+
+    @property
+    def addresses(self):
+        """Every admin address of the cluster (for the topology file)."""
+        return [self.admin]
 
     def start(self, topology_file, fresh=True):
         self.topology_file = topology_file
@@ -94,6 +102,51 @@ class Node:
                            retry=Retry(NoBackoff(), 0))
 
 
+class Hub3:
+    """A three-node hub cluster (aegis_procs.Cluster) behind the same interface as Node:
+    requests go to its leader; SIGSTOP/SIGCONT reach every node."""
+
+    def __init__(self, aegis, work, name, base, token_file, token):
+        self.name, self.base = name, base
+        self.cluster = None
+        self.args = (aegis, os.path.join(work, name), token_file, token)
+
+    @property
+    def addresses(self):
+        return [f"{HOST}:{self.base + 6 + k}" for k in range(3)]
+
+    @property
+    def admin(self):
+        leader = self.cluster.leader() if self.cluster else None
+        return f"{HOST}:{self.cluster.admin_port(leader)}" if leader else self.addresses[0]
+
+    def start(self, topology_file, fresh=True):
+        aegis, work, token_file, token = self.args
+        os.makedirs(work, exist_ok=True)
+        self.topology_file = topology_file
+        self.cluster = Cluster(aegis, work, cluster_id=self.name, election_ticks=10,
+                               bases={"resp": self.base, "peer": self.base + 3, "admin": self.base + 6},
+                               extra=["--active-active", "--aa-topology", topology_file])
+        self.cluster.token, self.cluster.token_file = token, token_file
+        for n in IDS:
+            self.cluster.start(n)
+
+    def restart_if_stuck(self):
+        pass
+
+    def signal(self, number):
+        for p in self.cluster.procs.values() if self.cluster else []:
+            if p.poll() is None:
+                p.send_signal(number)
+                if number == signal.SIGKILL:
+                    p.wait()
+
+    def client(self):
+        leader = self.cluster.leader()
+        return redis.Redis(host=HOST, port=self.cluster.resp_port(leader or IDS[0]), socket_timeout=3,
+                           socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+
+
 class Group:
     def __init__(self, aegis, work, base):
         self.aegis, self.work, self.base = aegis, work, base
@@ -104,15 +157,17 @@ class Group:
         os.chmod(self.token_file, 0o600)
         self.nodes = {}
 
-    def node(self, name, slot):
-        self.nodes[name] = Node(self.aegis, self.work, name, self.base + 10 * slot, self.token_file)
+    def node(self, name, slot, three=False):
+        base = self.base + 10 * slot
+        self.nodes[name] = (Hub3(self.aegis, self.work, name, base, self.token_file, self.token) if three
+                            else Node(self.aegis, self.work, name, base, self.token_file))
         return self.nodes[name]
 
     def topology_file(self, name, kind, clusters, hub=None, links=()):
         path = os.path.join(self.work, f"{name}.yaml")
         lines = [f"kind: {kind}"] + ([f"hub: {hub}"] if hub else []) + ["clusters:"]
         for c in clusters:
-            lines.append(f"  {c}: [\"{self.nodes[c].admin}\"]")
+            lines.append(f"  {c}: [" + ", ".join(f'"{a}"' for a in self.nodes[c].addresses) + "]")
         if links:
             lines.append("links:")
             lines += [f"  - [{x}, {y}]" for x, y in links]
@@ -247,11 +302,12 @@ def converge(group, names, expected, timeout, label):
 
 def star_phase(group, args):
     for k, name in enumerate(["h", "a", "b", "c", "d"]):
-        group.node(name, k)
+        group.node(name, k, three=(name == "h" and args.hub_nodes == 3))
     star = group.topology_file("star", "star", ["h", "a", "b", "c"], hub="h")
     for name in ["h", "a", "b", "c"]:
         group.nodes[name].start(star)
-    if not group.bring_up(["h", "a", "b", "c"], "four one-node clusters up, the star recorded through each log"):
+    hub = "a three-node hub and three one-node spokes" if args.hub_nodes == 3 else "four one-node clusters"
+    if not group.bring_up(["h", "a", "b", "c"], f"{hub} up, the star recorded through each log"):
         return
     check("the spokes link only the hub, the hub every spoke",
           all(group.links(s) == ["h"] for s in "abc") and group.links("h") == ["a", "b", "c"],
@@ -284,11 +340,27 @@ def star_phase(group, args):
           all(group.nodes[n].client().get(k) == expected[k] for n in "habc" for k in COUNTERS),
           str({k: expected[k] for k in COUNTERS}))
 
+    if args.hub_nodes == 3:
+        # The hub's leader killed: the new leader takes the links from the replicated topology.
+        old_leader = group.nodes["h"].cluster.leader()
+        group.nodes["h"].cluster.kill(old_leader)
+        others = [n for n in IDS if n != old_leader]
+        new_leader = group.nodes["h"].cluster.wait_leader(among=others, timeout=20)
+        group.nodes["a"].client().incrby(COUNTERS[1], 500)
+        want = str(int(expected[COUNTERS[1]]) + 500).encode()
+        started = time.time()
+        ok = wait_until(lambda: all(quiet(lambda s=s: group.nodes[s].client().get(COUNTERS[1]) == want) for s in "bc"), 20)
+        check(f"hub leader {old_leader} killed: the new leader {new_leader} forwards a's INCRBY to b and c, once", ok,
+              f"({time.time() - started:.1f} s)")
+        expected[COUNTERS[1]] = want
+        group.nodes["h"].cluster.start(old_leader)
+
     # Adding d: started with a star of h and d, added at the hub (a link) and at the spokes (membership).
     # d's file names the whole group (its garbage collection must wait for every cluster).
     d_file = group.topology_file("d", "star", ["h", "a", "b", "c", "d"], hub="h")
     group.nodes["d"].start(d_file)
     group.bring_up(["d"], "d up")
+    added = time.time()
     code, out = group.tool("add", f"d={group.nodes['d'].admin}", "--admin", group.nodes["h"].admin)
     check("`aegis aa add d=ADMIN` at the hub", code == 0 and group.links("h") == ["a", "b", "c", "d"],
           out.splitlines()[-1] if out else "")
@@ -296,10 +368,9 @@ def star_phase(group, args):
         code, out = group.tool("add", "d", "--admin", group.nodes[s].admin)
         check(f"`aegis aa add d` at {s} (membership, no link)", code == 0 and group.links(s) == ["h"] and "d []" in out,
               "" if code == 0 else out[-200:])
-    started = time.time()
     ok = converge(group, ["d"], expected, args.converge, "added cluster d")
     if ok:
-        print(f"   d caught up in {time.time() - started:.1f} s")
+        print(f"   d caught up {time.time() - added:.1f} s after `aegis aa add` at the hub (the add at the spokes included)")
     group.nodes["d"].client().incrby(COUNTERS[0], 1000)
     total = str(int(expected[COUNTERS[0]]) + 1000).encode()
     ok = wait_until(lambda: all(quiet(lambda s=s: group.nodes[s].client().get(COUNTERS[0]) == total) for s in "abc"), 15)
@@ -362,6 +433,7 @@ def main():
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--base-port", type=int, default=41600)
     parser.add_argument("--no-tree", action="store_true")
+    parser.add_argument("--hub-nodes", type=int, choices=(1, 3), default=3, help="nodes of the star's hub cluster")
     args = parser.parse_args()
     print(f"aa_star_test: seed {args.seed}, {args.seconds} s of writes, ports from {args.base_port}")
     started = time.time()
