@@ -84,8 +84,9 @@ extension StateMachine {
             last = entry.index
         }
         var relayed: [String: [String: ActiveActiveProgress]] = [:]
-        if forwarding {
-            relayed = activeActive.reports.filter { $0.key != peer && $0.key != source }
+        if forwarding, let topology {
+            // Only clusters of the topology (at most 64, as a batch may carry).
+            relayed = activeActive.reports.filter { $0.key != peer && $0.key != source && topology.clusters[$0.key] != nil }
         }
         return ActiveActiveBatch(source: source, afterIndex: afterIndex, lastIndex: last,
                                  sourceCommit: Swift.max(sourceCommit, last), sourceTime: sourceTime,
