@@ -254,6 +254,24 @@ struct ActiveActiveTopologyTests {
         #expect(group.get("a", "c") == bytes("12") && group.get("b", "c") == bytes("12"))
     }
 
+    /// In a tree, a leaf's write is delivered to each other cluster exactly once (along
+    /// the unique path) and never back to its origin, however many rounds run.
+    @Test func treeDeliversEachChangeOnceAlongItsPath() {
+        var group = TopologyGroup(tree)
+        group.write("a", .set("k", bytes("from-a")))
+        var deliveries: [String: Int] = [:]
+        for _ in 0 ..< 4 {
+            for link in tree.allLinks.sorted(by: { $0.description < $1.description }) {
+                for (target, source) in [(link.first, link.second), (link.second, link.first)]
+                where group.pull(into: target, from: source).contains("k") {
+                    deliveries[target, default: 0] += 1
+                }
+            }
+        }
+        #expect(deliveries == ["m": 1, "r": 1, "b": 1])
+        for id in ["r", "m", "a", "b"] { #expect(group.get(id, "k") == bytes("from-a"), "\(id)") }
+    }
+
     /// In a tree of depth 2, a leaf's write reaches the other leaves and the root, and
     /// every cluster learns every other's progress (relayed): the stable stamp moves
     /// and a deleted set's tombstone part is collected everywhere.
