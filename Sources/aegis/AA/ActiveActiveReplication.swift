@@ -20,21 +20,13 @@ import Foundation
 /// How `ActiveActiveReplication` reaches its cluster (the seed's `ReplicationConfig`).
 struct ReplicationConfig: Sendable {
     /// This cluster's admin addresses (tried in order).
-    var adminAddresses: [String]
+    var adminAddresses: [String] = [DevDefaults.adminAddress]
     /// Token and TLS for the admin APIs (of this cluster and of the replicas).
-    var security: ToolSecurityOptions
+    var security = ToolSecurityOptions()
     /// Where replicated events are written: `<prefix><source>/<sequence>`.
-    var keyPrefix: String
+    var keyPrefix = "aa:event:"
     /// How long `start` and `replicate` wait (seconds).
-    var timeoutSeconds: Double
-
-    init(adminAddresses: [String] = [DevDefaults.adminAddress], security: ToolSecurityOptions = ToolSecurityOptions(),
-         keyPrefix: String = "aa:event:", timeoutSeconds: Double = 30) {
-        self.adminAddresses = adminAddresses
-        self.security = security
-        self.keyPrefix = keyPrefix
-        self.timeoutSeconds = timeoutSeconds
-    }
+    var timeoutSeconds: Double = 30
 
     /// The local `aegis dev` cluster's first node.
     static let `default` = ReplicationConfig()
@@ -48,24 +40,13 @@ enum ReplicationState: String, Sendable, Hashable, Codable {
 /// A replica: a peer cluster (the seed's `ReplicaNode`). `name` is its cluster ID,
 /// `address` its admin address.
 struct ReplicaNode: Sendable, Hashable {
-    var id: UUID
+    var id = UUID()
     var name: String
     var address: String
-    var priority: Int
-    var state: ReplicationState
+    var priority = 100
+    var state = ReplicationState.active
     var lastReplicatedAt: Date?
     var lagMs: UInt64?
-
-    init(id: UUID = UUID(), name: String, address: String, priority: Int = 100, state: ReplicationState = .active,
-         lastReplicatedAt: Date? = nil, lagMs: UInt64? = nil) {
-        self.id = id
-        self.name = name
-        self.address = address
-        self.priority = priority
-        self.state = state
-        self.lastReplicatedAt = lastReplicatedAt
-        self.lagMs = lagMs
-    }
 }
 
 /// One payload to replicate (the seed's `ReplicationEvent`).
@@ -76,13 +57,6 @@ struct ReplicationEvent: Sendable, Hashable {
     var targetNode: UUID
     var payload: [UInt8]
     var sequence: UInt64
-
-    init(sourceNode: String, targetNode: UUID, payload: [UInt8], sequence: UInt64) {
-        self.sourceNode = sourceNode
-        self.targetNode = targetNode
-        self.payload = payload
-        self.sequence = sequence
-    }
 }
 
 /// The seed's `ActiveActiveReplication`, Swift-cased, driving real clusters.
