@@ -254,6 +254,21 @@ struct ActiveActiveTopologyTests {
         #expect(group.get("a", "c") == bytes("12") && group.get("b", "c") == bytes("12"))
     }
 
+    /// A mesh forwards nothing (each cluster hears each origin directly), and a batch
+    /// whose source is the receiver itself is refused.
+    @Test func aMeshDoesNotForwardAndABatchFromItselfIsRefused() {
+        let mesh = ActiveActiveTopology(kind: .mesh, clusters: ["a": [], "b": [], "c": []])
+        var group = TopologyGroup(mesh)
+        group.write("b", .set("k", bytes("from-b")))
+        group.pull(into: "a", from: "b")
+        #expect(group.batch(from: "a", to: "c")?.states.isEmpty == true)
+        #expect(group.pull(into: "c", from: "b") == ["k"])
+        guard var a = group.clusters["a"], let own = group.batch(from: "b", to: "a") else { return }
+        var echoed = own
+        echoed.source = "a"
+        #expect(a.apply(.activeActiveBatch(echoed), time: 99).error != nil)
+    }
+
     /// In a tree, a leaf's write is delivered to each other cluster exactly once (along
     /// the unique path) and never back to its origin, however many rounds run.
     @Test func treeDeliversEachChangeOnceAlongItsPath() {
