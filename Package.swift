@@ -162,6 +162,7 @@ let package = Package(
             name: "aegis",
             dependencies: ["AegisServer", "AegisKV", "AegisCRDT", "AegisRaft", "AegisReplication", "AegisStorage",
                            "AegisTransport", "AegisTLS", "AegisBackup", "AegisStream", "AegisOperations",
+                           .product(name: "Yams", package: "Yams"),
                            .product(name: "Metrics", package: "swift-metrics"),
                            .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

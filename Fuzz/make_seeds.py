@@ -177,6 +177,15 @@ rejoin = bytes([4, 51, 1, 2]) + field(b"w:1") + field(b"w:2") + bytes([0]) + fie
 seed = [standby, seed_chunk(0, b"AKVS" + bytes(16)), seed_chunk(20, bytes(20)), fenced, rejoin,
         bytes([4, 40]) + batch_body]
 write("kv", "dr-seed-rejoin", b"\x00" + b"".join(bytes([len(c)]) + c for c in seed))
+# Active-active topology (command 77): enable, set a tree of a-b-c, add d via b, remove c
+# (refused or not, depending on the fuzzed state machine's own cluster ID).
+tree = (bytes([2]) + field(b"") + bytes([3]) + field(b"a") + bytes([1]) + field(b"127.0.0.1:1")
+        + field(b"b") + bytes([0]) + field(b"c") + bytes([0]) + bytes([2]) + field(b"a") + field(b"b")
+        + field(b"b") + field(b"c"))
+topology = [bytes([4, 70, 1, 10]), bytes([4, 77, 0]) + tree,
+            bytes([4, 77, 1]) + field(b"d") + bytes([1]) + field(b"127.0.0.1:2") + bytes([1]) + field(b"b"),
+            bytes([4, 77, 2]) + field(b"c")]
+write("kv", "aa-topology", b"\x00" + b"".join(bytes([len(c)]) + c for c in topology))
 
 
 # --- Stream: one frame (header, payload = the batch body, uncompressed) ----------------

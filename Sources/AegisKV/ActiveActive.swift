@@ -291,6 +291,11 @@ public struct ActiveActiveBatch: Sendable, Hashable {
     /// that origin's writes; its own entry only when the batch covers every entry it
     /// had applied. Empty in batches written before garbage collection existed.
     public var progress: [String: ActiveActiveProgress]
+    /// In a star or tree (a forwarding topology): the progress vectors the source holds
+    /// of other clusters (not of itself nor of the receiver), relayed so that every
+    /// cluster learns what non-neighbours have merged (garbage collection must not drop
+    /// a tombstone a non-neighbour has not seen). Empty in a mesh.
+    public var relayed: [String: [String: ActiveActiveProgress]] = [:]
 
     /// The most key states in one batch.
     public static let maxStates = 50_000
@@ -300,7 +305,9 @@ public struct ActiveActiveBatch: Sendable, Hashable {
 
     /// Creates a batch.
     public init(source: String, afterIndex: UInt64, lastIndex: UInt64, sourceCommit: UInt64, sourceTime: UInt64,
-                states: [ActiveActiveKeyState], progress: [String: ActiveActiveProgress] = [:]) {
+                states: [ActiveActiveKeyState], progress: [String: ActiveActiveProgress] = [:],
+                relayed: [String: [String: ActiveActiveProgress]] = [:]) {
+        self.relayed = relayed
         self.source = source
         self.afterIndex = afterIndex
         self.lastIndex = lastIndex

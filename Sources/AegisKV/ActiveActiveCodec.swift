@@ -11,6 +11,11 @@ import AegisCRDT
 //                             varint state count (<= 50,000), then the key states in
 //                             strictly ascending key order, then optionally (absent in
 //                             batches written before garbage collection) the source's
+//                             progress vector, then optionally (only in a star or
+//                             tree, see ActiveActiveTopology.swift) the relayed
+//                             reports as a report list
+//     report list             varint count (<= 64), then per cluster in strictly
+//                             ascending order: cluster (UTF-8, 1...255 bytes), its
 //                             progress vector
 //     progress vector         varint count (<= 64), then per origin in strictly
 //                             ascending origin order: origin (UTF-8, 1...255 bytes),
@@ -112,11 +117,21 @@ extension ActiveActiveBatch {
         bytes.appendVarint(sourceTime)
         bytes.appendVarint(UInt64(states.count))
         for state in states.sorted(by: { $0.key < $1.key }) { bytes.appendKeyState(state) }
-        if !progress.isEmpty { bytes.appendProgress(progress) }
+        if !progress.isEmpty || !relayed.isEmpty { bytes.appendProgress(progress) }
+        if !relayed.isEmpty { bytes.appendReports(relayed) }
     }
 }
 
 extension Array where Element == UInt8 {
+    /// Appends a report list (progress vectors by cluster).
+    mutating func appendReports(_ reports: [String: [String: ActiveActiveProgress]]) {
+        appendVarint(UInt64(reports.count))
+        for peer in reports.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            appendLengthPrefixed(Array(peer.utf8))
+            appendProgress(reports[peer] ?? [:])
+        }
+    }
+
     mutating func appendProgress(_ vector: [String: ActiveActiveProgress]) {
         appendVarint(UInt64(vector.count))
         for origin in vector.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
@@ -246,8 +261,9 @@ extension ByteReader {
         let time = try readCommandVarint("source time")
         let states = try readKeyStates("key state count", limit: ActiveActiveBatch.maxStates)
         let progress = remaining > 0 ? try readProgress("batch progress") : [:]
+        let relayed = remaining > 0 ? try readReports("relayed report") : [:]
         return ActiveActiveBatch(source: source, afterIndex: after, lastIndex: last, sourceCommit: commit,
-                                 sourceTime: time, states: states, progress: progress)
+                                 sourceTime: time, states: states, progress: progress, relayed: relayed)
     }
 
     /// Reads a cluster ID (UTF-8, 1...255 bytes) that must sort strictly after `previous`
@@ -259,6 +275,21 @@ extension ByteReader {
         }
         previous = id
         return id
+    }
+
+    /// Reads a report list (at most 64 vectors, clusters strictly ascending).
+    mutating func readReports(_ name: String) throws(KVError) -> [String: [String: ActiveActiveProgress]] {
+        let count = try readCount("\(name) count", minimumBytesEach: 2)
+        guard count <= ActiveActiveBatch.maxProgressEntries else {
+            throw .malformedCommand("\(count) \(name)s, more than \(ActiveActiveBatch.maxProgressEntries)")
+        }
+        var reports: [String: [String: ActiveActiveProgress]] = [:]
+        var previous: String?
+        for _ in 0 ..< count {
+            let peer = try readAscendingClusterID("\(name) cluster", after: &previous)
+            reports[peer] = try readProgress("\(name) of \(peer)")
+        }
+        return reports
     }
 
     mutating func readProgress(_ name: String) throws(KVError) -> [String: ActiveActiveProgress] {
@@ -303,11 +334,7 @@ extension ActiveActiveState {
         }
         if !merged.isEmpty || !reports.isEmpty {
             body.appendProgress(merged)
-            body.appendVarint(UInt64(reports.count))
-            for peer in reports.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                body.appendLengthPrefixed(Array(peer.utf8))
-                body.appendProgress(reports[peer] ?? [:])
-            }
+            body.appendReports(reports)
         }
         return body
     }
@@ -332,15 +359,7 @@ extension ActiveActiveState {
                 }
                 if reader.remaining > 0 {
                     state.merged = try reader.readProgress("merged vector")
-                    let reportCount = try reader.readCount("report count", minimumBytesEach: 2)
-                    guard reportCount <= ActiveActiveBatch.maxProgressEntries else {
-                        throw .malformedCommand("\(reportCount) reports, more than \(ActiveActiveBatch.maxProgressEntries)")
-                    }
-                    var previousPeer: String?
-                    for _ in 0 ..< reportCount {
-                        let peer = try reader.readAscendingClusterID("report peer", after: &previousPeer)
-                        state.reports[peer] = try reader.readProgress("report of \(peer)")
-                    }
+                    state.reports = try reader.readReports("report")
                 }
                 guard reader.remaining == 0 else { throw .malformedCommand("\(reader.remaining) unexpected bytes at the end") }
                 return state

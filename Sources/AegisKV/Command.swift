@@ -84,6 +84,8 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
     /// Merges one page of a peer cluster's whole active-active state, for a link
     /// catching up past the peer's compacted log (ActiveActiveCatchUp.swift).
     case activeActiveCatchUp = 76
+    /// Sets or changes the cluster's active-active topology (ActiveActiveTopologyCommand.swift).
+    case activeActiveTopology = 77
 
     /// The first encoding version that has this command type: `encoded()` writes it,
     /// so entries of the older types stay readable by builds that only know version 1.
@@ -96,7 +98,7 @@ public enum CommandType: UInt8, Sendable, Hashable, CaseIterable {
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll: return 4
         case .streamBatch, .setDRState, .drSeedChunk, .drRejoin: return 4
-        case .setActiveActive, .activeActiveBatch, .activeActiveCatchUp: return 4
+        case .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .activeActiveTopology: return 4
         case .setActiveActiveStrategies, .resolveActiveActiveConflict, .setWithContext: return 4
         }
     }
@@ -239,6 +241,10 @@ public indirect enum Command: Sendable, Hashable {
     /// `ActiveActiveCatchUpPage`): refused unless active-active is enabled, when it does
     /// not continue the catch-up in progress, or as a batch is refused.
     case activeActiveCatchUp(ActiveActiveCatchUpPage)
+    /// Sets or changes the cluster's active-active topology (see
+    /// `ActiveActiveTopologyCommand`): refused, changing nothing, when the result breaks
+    /// a topology rule for this cluster.
+    case activeActiveTopology(ActiveActiveTopologyCommand)
     /// A conflict-resolution command: the strategy settings (72), the resolution of a
     /// manual conflict (73) or a write with a context token (74); see
     /// `ActiveActiveConflictCommand`.
@@ -279,6 +285,7 @@ public indirect enum Command: Sendable, Hashable {
         case .setActiveActive: return .setActiveActive
         case .activeActiveBatch: return .activeActiveBatch
         case .activeActiveCatchUp: return .activeActiveCatchUp
+        case .activeActiveTopology: return .activeActiveTopology
         case .activeActiveConflict(let command): return command.type
         }
     }
@@ -306,7 +313,7 @@ public indirect enum Command: Sendable, Hashable {
         case .activeActiveConflict(let command):
             return command.key
         case .streamBatch, .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveBatch,
-             .activeActiveCatchUp:
+             .activeActiveCatchUp, .activeActiveTopology:
             return .empty
         }
     }
@@ -324,7 +331,7 @@ public indirect enum Command: Sendable, Hashable {
         case .keyspace(let query): return query.keys
         case .flushAll: return []
         case .streamBatch(let batch): return batch.changes.flatMap(\.command.keys)
-        case .setDRState, .drSeedChunk, .drRejoin, .setActiveActive: return []
+        case .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveTopology: return []
         case .activeActiveBatch(let batch): return batch.states.map(\.key)
         case .activeActiveCatchUp(let page): return page.batch.states.map(\.key)
         case .activeActiveConflict(.setStrategies): return []

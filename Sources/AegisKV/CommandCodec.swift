@@ -77,6 +77,7 @@
 //       setWithContext (74): see ActiveActiveConflictCodec.swift (75 is kept for
 //                        conflict resolution, unused)
 //       activeActiveCatchUp (76): see ActiveActiveCatchUp.swift
+//       activeActiveTopology (77): see ActiveActiveTopologyCommand.swift
 //     where time is a tag (0 = relative to the apply clock, 1 = absolute) and a
 //     zig-zag varint of milliseconds, and an expiry change is a tag (0 = clear,
 //     1 = keep, 2 = set, then a time);
@@ -186,6 +187,8 @@ extension Command {
             batch.append(to: &bytes)
         case .activeActiveCatchUp(let page):
             page.append(to: &bytes)
+        case .activeActiveTopology(let change):
+            change.append(to: &bytes)
         case .activeActiveConflict(let command):
             command.append(to: &bytes)
         }
@@ -258,6 +261,10 @@ extension Command {
         case .activeActiveCatchUp(let page):
             var body: [UInt8] = []
             page.append(to: &body)
+            return 2 + body.count
+        case .activeActiveTopology(let change):
+            var body: [UInt8] = []
+            change.append(to: &body)
             return 2 + body.count
         case .activeActiveConflict(let command):
             var body: [UInt8] = []
@@ -376,6 +383,8 @@ extension Command {
             command = .activeActiveBatch(try reader.readActiveActiveBatch())
         case .activeActiveCatchUp:
             command = .activeActiveCatchUp(try reader.readActiveActiveCatchUp())
+        case .activeActiveTopology:
+            command = .activeActiveTopology(try reader.readTopologyCommand())
         case .setActiveActiveStrategies, .resolveActiveActiveConflict, .setWithContext:
             command = .activeActiveConflict(try reader.readConflictCommand(type))
         }

@@ -68,7 +68,7 @@ extension Command {
             break
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
              .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState, .drSeedChunk, .drRejoin,
-             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .activeActiveConflict:
+             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .activeActiveConflict, .activeActiveTopology:
             break  // written by `encoded()` itself
         }
     }
@@ -137,7 +137,7 @@ extension Command {
         case .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany, .deleteMany, .collection,
              .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState, .drSeedChunk, .drRejoin,
              .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .setActiveActiveStrategies,
-             .resolveActiveActiveConflict, .setWithContext:
+             .resolveActiveActiveConflict, .setWithContext, .activeActiveTopology:
             throw .malformedCommand("\(type) is not a version-4 command type of this group")
         }
     }

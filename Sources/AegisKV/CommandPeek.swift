@@ -5,7 +5,7 @@ extension CommandType {
     public var isReplicationControl: Bool {
         switch self {
         case .streamBatch, .setDRState, .drSeedChunk, .drRejoin, .setActiveActive, .activeActiveBatch, .activeActiveCatchUp,
-             .setActiveActiveStrategies:
+             .setActiveActiveStrategies, .activeActiveTopology:
             return true
         default:
             return false

@@ -81,6 +81,9 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A conflict-resolution setting or command was refused (an unknown strategy or
     /// merge function, a conflict that is not open, a bad context token…). Nothing changed.
     case activeActiveConflict(String)
+    /// A change of the active-active topology was refused (command 77: the result
+    /// would break a topology rule, see `ActiveActiveTopology.validate(for:)`). Nothing changed.
+    case activeActiveTopology(String)
 
     public var description: String {
         switch self {
@@ -154,6 +157,8 @@ public enum KVError: Error, Sendable, Hashable, CustomStringConvertible {
             return "this cluster is not in an active-active group; it takes no active-active batches"
         case .activeActiveConflict(let why):
             return "active-active conflict resolution: \(why)"
+        case .activeActiveTopology(let why):
+            return "active-active topology: \(why)"
         }
     }
 }
@@ -208,6 +213,7 @@ extension KVError {
         case .clockSkew(let source, let ahead, let limit): bytes.append(70); text(source); unsigned(ahead, limit)
         case .activeActiveDisabled: bytes.append(71)
         case .activeActiveConflict(let why): bytes.append(72); text(why)
+        case .activeActiveTopology(let why): bytes.append(73); text(why)
         }
     }
 
@@ -269,6 +275,7 @@ extension KVError {
         case 70: self = .clockSkew(source: try text(), aheadMillis: try unsigned(), limitMillis: try unsigned())
         case 71: self = .activeActiveDisabled
         case 72: self = .activeActiveConflict(try text())
+        case 73: self = .activeActiveTopology(try text())
         case let tag?: throw .malformedCommand("unknown error tag \(tag)")
         case nil: throw .malformedCommand("truncated before the error tag")
         }

@@ -519,7 +519,11 @@ extension StateMachine {
         let restoredConflicts = try reader.sections[KVSnapshotSection.activeActiveConflictsTag].map {
             bytes throws(KVError) in try ActiveActiveConflictState(section: bytes)
         } ?? ActiveActiveConflictState()
+        let restoredTopology = try reader.sections[KVSnapshotSection.activeActiveTopologyTag].map {
+            bytes throws(KVError) in try ActiveActiveTopology(section: bytes)
+        }
         sessions = restoredSessions
+        activeActiveTopologyState = restoredTopology
         activeActiveConflicts = restoredConflicts
         activeActive = restoredActiveActive
         activeActiveCatchUpProgress = restoredCatchUps

@@ -12,7 +12,9 @@
 // progress (DRSeed.swift; written only during one), 5 = the active-active conflict
 // strategies, manual queue and audit trail (ActiveActiveConflicts.swift; written only
 // when they differ from a plain cluster's), 6 = active-active catch-ups in
-// progress (ActiveActiveCatchUp.swift; written only during one). A section with nothing to say is
+// progress (ActiveActiveCatchUp.swift; written only during one), 7 = the
+// active-active topology (ActiveActiveTopologyCommand.swift; written only when one is
+// set). A section with nothing to say is
 // left out, so a store without sessions writes a count of 0. An unknown tag, a
 // duplicate or out-of-order tag, or a body over `KVSnapshotSection.maxBodySize` is a
 // malformed snapshot: every section is replicated state, so none may be skipped.
@@ -31,9 +33,11 @@ struct KVSnapshotSection: Sendable {
     static let seedTag: UInt64 = 4
     /// Active-active catch-ups in progress' tag.
     static let activeActiveCatchUpTag: UInt64 = 6
+    /// The active-active topology's tag.
+    static let activeActiveTopologyTag: UInt64 = 7
     /// The tags this build reads.
     static let knownTags: Set<UInt64> = [sessionsTag, drTag, activeActiveTag, seedTag, activeActiveConflictsTag,
-                                          activeActiveCatchUpTag]
+                                          activeActiveCatchUpTag, activeActiveTopologyTag]
     /// The largest section body read.
     static let maxBodySize = 1 << 30
 
@@ -69,6 +73,9 @@ extension StateMachine {
         }
         if let catchUps = activeActiveCatchUpSection() {
             sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveCatchUpTag, body: catchUps))
+        }
+        if let topology = activeActiveTopologyState {
+            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTopologyTag, body: topology.sectionBody()))
         }
         return sections
     }

@@ -59,26 +59,64 @@ extension StateMachine {
     /// The batch a peer gets for this cluster's committed `entries` after `afterIndex`
     /// (in order, as the log holds them): the current states of the keys this
     /// cluster's own clients wrote there. Only entries this state machine has applied
-    /// are covered (`lastIndex <= appliedIndex`), so no write is skipped; merged peer
-    /// batches are not forwarded (in a mesh every cluster hears each origin directly).
+    /// are covered (`lastIndex <= appliedIndex`), so no write is skipped. In a mesh
+    /// merged peer batches are not forwarded (every cluster hears each origin
+    /// directly); in a star or tree (`ActiveActiveTopology.forwards`) the keys of the
+    /// batches and catch-up pages merged from other neighbours than `peer` (the
+    /// receiver) are shipped too, with the reports of other clusters relayed (see
+    /// ActiveActiveTopology.swift for the rules).
     public func activeActiveBatch(source: String, after afterIndex: UInt64, entries: [LogEntry], sourceCommit: UInt64,
-                                  sourceTime: UInt64, maxStates: Int = ActiveActiveBatch.maxStates) -> ActiveActiveBatch {
+                                  sourceTime: UInt64, maxStates: Int = ActiveActiveBatch.maxStates,
+                                  peer: String? = nil) -> ActiveActiveBatch {
+        let topology = activeActiveTopologyState
+        let forwarding = topology?.forwards == true && peer != nil
         var keys = Set<Key>()
         var last = afterIndex
         for entry in entries where entry.index > last && entry.index <= appliedIndex {
-            // The type is read before decoding: merged batches (megabytes) are skipped undecoded.
-            if entry.type == .command, Command.peekType(entry.data)?.isReplicationControl == false,
-               let command = try? Command(decoding: entry.data), command.isWrite {
-                let written = command.type == .flushAll ? allKeys() : command.keys
+            // The type is read before decoding: merged batches (megabytes) are skipped undecoded
+            // unless this cluster forwards them.
+            if entry.type == .command, let type = Command.peekType(entry.data) {
+                let written = forwarding || !type.isReplicationControl
+                    ? keysToShip(entry, type: type, topology: topology, source: source, peer: peer) : []
                 if keys.count + written.count > maxStates && !keys.isEmpty { break }
                 keys.formUnion(written)
             }
             last = entry.index
         }
+        var relayed: [String: [String: ActiveActiveProgress]] = [:]
+        if forwarding, let topology {
+            // Only clusters of the topology (at most 64, as a batch may carry).
+            relayed = activeActive.reports.filter { $0.key != peer && $0.key != source && topology.clusters[$0.key] != nil }
+        }
         return ActiveActiveBatch(source: source, afterIndex: afterIndex, lastIndex: last,
                                  sourceCommit: Swift.max(sourceCommit, last), sourceTime: sourceTime,
                                  states: activeActiveStates(for: keys),
-                                 progress: activeActiveProgress(includingOwn: last == appliedIndex))
+                                 progress: activeActiveProgress(includingOwn: last == appliedIndex), relayed: relayed)
+    }
+
+    /// The keys of `entry` shipped to `peer`: a local client write's keys, or (in a
+    /// forwarding topology) a merged batch's or catch-up page's keys when the topology's
+    /// forwarding rule lets the change go from the link it came from to `peer`.
+    private func keysToShip(_ entry: LogEntry, type: CommandType, topology: ActiveActiveTopology?, source: String,
+                            peer: String?) -> [Key] {
+        guard let command = try? Command(decoding: entry.data) else { return [] }
+        switch command {
+        case .activeActiveBatch(let batch):
+            return forwarded(from: batch.source, topology: topology, source: source, peer: peer) ? batch.states.map(\.key) : []
+        case .activeActiveCatchUp(let page):
+            return forwarded(from: page.batch.source, topology: topology, source: source, peer: peer)
+                ? page.batch.states.map(\.key) : []
+        default:
+            guard !type.isReplicationControl, command.isWrite else { return [] }
+            return command.type == .flushAll ? allKeys() : command.keys
+        }
+    }
+
+    /// Whether changes merged from the link of `neighbour` go on to `peer` (their
+    /// origin is `neighbour` or a cluster behind it: never `peer` in a tree).
+    private func forwarded(from neighbour: String, topology: ActiveActiveTopology?, source: String, peer: String?) -> Bool {
+        guard let topology, let peer else { return false }
+        return topology.forwards(origin: neighbour, cameFrom: neighbour, to: peer, at: source)
     }
 
     // MARK: Settings

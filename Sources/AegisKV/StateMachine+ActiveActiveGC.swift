@@ -137,8 +137,16 @@ extension StateMachine {
         let own = replica.rawValue
         var vectors = activeActive.reports
         vectors[own] = activeActiveProgress(includingOwn: true)
-        var group = Set(vectors.keys).union(activeActive.cursors.keys)
-        for vector in vectors.values { group.formUnion(vector.keys) }
+        var group: Set<String>
+        if let topology = activeActiveTopologyState {
+            // The topology names the group: removed clusters no longer hold GC back,
+            // and non-neighbours (known by relayed reports) must have reported too.
+            group = Set(topology.clusters.keys)
+            group.insert(own)
+        } else {
+            group = Set(vectors.keys).union(activeActive.cursors.keys)
+            for vector in vectors.values { group.formUnion(vector.keys) }
+        }
         var least: ActiveActiveProgress?
         for member in group {
             guard let vector = vectors[member] else { return zero }
@@ -153,10 +161,28 @@ extension StateMachine {
 
     /// Notes what a merged batch says: the source's own progress joins this cluster's
     /// merged vector, its whole vector replaces (joins) its report.
+    ///
+    /// In a forwarding topology (star, tree) the source forwards every change it merged
+    /// from its other neighbours, so a batch that covers every entry it applied (it
+    /// carries the source's own entry) makes this cluster hold whatever the source
+    /// merged of every origin: the whole vector joins the merged vector. The reports
+    /// it relays join this cluster's reports of those clusters.
     mutating func noteActiveActiveProgress(of batch: ActiveActiveBatch) {
+        let own = replica.rawValue
+        if activeActiveTopologyState?.forwards == true {
+            for (cluster, vector) in batch.relayed where cluster != own && cluster != batch.source {
+                var report = activeActive.reports[cluster] ?? [:]
+                for (origin, entry) in vector { report[origin] = report[origin].map { $0.joined(entry) } ?? entry }
+                activeActive.reports[cluster] = report
+            }
+        }
         guard !batch.progress.isEmpty else { return }
-        if let own = batch.progress[batch.source] {
-            activeActive.merged[batch.source] = activeActive.merged[batch.source].map { $0.joined(own) } ?? own
+        if let sourceOwn = batch.progress[batch.source] {
+            let forwarded = activeActiveTopologyState?.forwards == true
+                ? batch.progress.filter { $0.key != own } : [batch.source: sourceOwn]
+            for (origin, entry) in forwarded {
+                activeActive.merged[origin] = activeActive.merged[origin].map { $0.joined(entry) } ?? entry
+            }
         }
         var report = activeActive.reports[batch.source] ?? [:]
         for (origin, entry) in batch.progress {

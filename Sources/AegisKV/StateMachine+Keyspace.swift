@@ -32,7 +32,8 @@ extension StateMachine {
             return flushAll(at: index)
         case .purgeExpired, .transaction, .get, .set, .delete, .compareAndSwap, .increment, .custom, .setMany,
              .deleteMany, .collection, .getSet, .append, .openSession, .session, .publish, .streamBatch, .setDRState,
-             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .drSeedChunk, .drRejoin, .activeActiveConflict:
+             .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .drSeedChunk, .drRejoin, .activeActiveConflict,
+             .activeActiveTopology:
             return failure(.malformedCommand("\(command.type) reached the version-4 path"), at: index)
         }
     }

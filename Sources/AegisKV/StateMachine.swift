@@ -111,7 +111,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
                     if let error = violation(in: change.command) { return error }
                 }
                 return nil
-            case .setDRState, .setActiveActive, .drSeedChunk, .drRejoin:
+            case .setDRState, .setActiveActive, .drSeedChunk, .drRejoin, .activeActiveTopology:
                 return nil
             case .activeActiveConflict(let conflictCommand):
                 switch conflictCommand {
@@ -174,6 +174,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     var drSeed: DRSeedStaging?
     /// Active-active catch-ups in progress, by source (ActiveActiveCatchUp.swift; snapshot section 6).
     var activeActiveCatchUpProgress: [String: ActiveActiveCatchUpProgress] = [:]
+    /// The active-active topology (ActiveActiveTopologyCommand.swift; snapshot section 7).
+    var activeActiveTopologyState: ActiveActiveTopology?
     /// The conflict strategies, manual queue and audit trail (snapshot section 5).
     var activeActiveConflicts = ActiveActiveConflictState()
     /// The merge functions of the `custom` strategy, by name (registered, not replicated).
@@ -300,6 +302,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
             return applyActiveActiveBatch(batch, at: index)
         case .activeActiveCatchUp(let page):
             return applyActiveActiveCatchUp(page, at: index)
+        case .activeActiveTopology(let change):
+            return applyActiveActiveTopology(change, at: index)
         case .activeActiveConflict(let conflictCommand):
             return applyActiveActiveConflictCommand(conflictCommand, at: index, timestamp: timestamp)
         default:
@@ -350,7 +354,7 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         case .append(let key, let suffix):
             return append(suffix, to: key, at: index)
         case .setMany, .deleteMany, .openSession, .session, .publish, .streamBatch, .setDRState, .setActiveActive,
-             .activeActiveBatch, .activeActiveCatchUp, .drSeedChunk, .drRejoin, .activeActiveConflict:
+             .activeActiveBatch, .activeActiveCatchUp, .drSeedChunk, .drRejoin, .activeActiveConflict, .activeActiveTopology:
             return failure(.malformedCommand("\(command.type) reached the single-key path"), at: index)
         case .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction, .keyspace,
              .rename, .copy, .flushAll:

@@ -30,17 +30,17 @@ public struct AdminAccess: Sendable {
         self.tls = tls
     }
 
-    /// Sends `method path` (with a JSON `body`, if any) to the admin API at `address`
-    /// and returns the body of a 2xx answer. Anything else throws `AdminAPIError`: with
-    /// the server's error text for a non-2xx answer.
+    /// Sends `method path` (with a `body` of `contentType`, if any) to the admin API at
+    /// `address` and returns the body of a 2xx answer. Anything else throws
+    /// `AdminAPIError`: with the server's error text for a non-2xx answer.
     public func request(_ method: String, _ path: String, at address: String, body: Data? = nil,
-                        timeout: Duration = .seconds(30)) async throws -> Data {
+                        contentType: String = "application/json", timeout: Duration = .seconds(30)) async throws -> Data {
         guard let target = HostPort(address) else {
             throw AdminAPIError("'\(address)' is not an address: use host:port, for example 127.0.0.1:7001")
         }
         var headers: [(String, String)] = []
         if let token { headers.append(("Authorization", "Bearer \(token)")) }
-        if body != nil { headers.append(("Content-Type", "application/json")) }
+        if body != nil { headers.append(("Content-Type", contentType)) }
         let response: AdminHTTPClient.Response
         do {
             response = try await AdminHTTPClient.send(method: method, host: target.host, port: target.port, path: path,

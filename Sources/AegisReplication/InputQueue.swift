@@ -24,7 +24,7 @@ struct ReadRequest: Sendable {
         /// Committed log entries after an index (always local): for the change stream.
         case log(after: LogIndex, maxCount: Int, maxBytes: Int)
         /// An active-active batch for a peer (always local): see `NodeRuntime.activeActiveBatch`.
-        case activeActive(after: LogIndex, maxCount: Int, maxBytes: Int, source: String, sourceTime: UInt64)
+        case activeActive(after: LogIndex, maxCount: Int, maxBytes: Int, source: String, sourceTime: UInt64, peer: String?)
         /// A page of the whole active-active state (always local): see `NodeRuntime.activeActiveCatchUpPage`.
         case activeActivePage(after: Key?, maxStates: Int, maxBytes: Int, source: String, sourceTime: UInt64)
         /// The conflict strategies, queue, audit and a key's siblings: see `NodeRuntime.activeActiveConflictReport`.

@@ -496,10 +496,10 @@ final class NodeLoop: @unchecked Sendable {
                 ActiveActiveCatchUpRead(page: page, firstIndex: (try? core.log.firstIndex()) ?? 0, commitIndex: commit)))
         case .activeActiveConflicts(let key, let limit):
             request.continuation.resume(returning: .activeActiveConflicts(machine.activeActiveConflictReport(key: key, limit: limit)))
-        case .activeActive(let after, let maxCount, let maxBytes, let source, let sourceTime):
+        case .activeActive(let after, let maxCount, let maxBytes, let source, let sourceTime, let peer):
             let read = committedEntries(after: after, maxCount: maxCount, maxBytes: maxBytes)
             let batch = machine.activeActiveBatch(source: source, after: after, entries: read.entries,
-                                                  sourceCommit: read.commitIndex, sourceTime: sourceTime)
+                                                  sourceCommit: read.commitIndex, sourceTime: sourceTime, peer: peer)
             request.continuation.resume(returning: .activeActive(
                 ActiveActiveRead(batch: batch, firstIndex: read.firstIndex, commitIndex: read.commitIndex)))
         }

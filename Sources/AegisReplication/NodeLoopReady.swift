@@ -429,6 +429,7 @@ extension NodeLoop: ReadyShell {
         status.activeActiveCursors = machine.activeActiveCursors
         if status.activeActive.enabled { status.activeActiveMetadata = machine.activeActiveMetadataSummary }
         status.activeActiveCatchUps = machine.activeActiveCatchUps
+        status.activeActiveTopology = machine.activeActiveTopology
         status.failure = failure.map { "\($0)" }
         status.running = running
         status.cluster = clusterView?.cluster.stats()

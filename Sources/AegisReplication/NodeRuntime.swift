@@ -211,11 +211,12 @@ public final class NodeRuntime: Service, @unchecked Sendable {
     /// The active-active batch a peer gets after `index`: the current states of the
     /// keys this cluster's clients wrote in the committed entries after it (at most
     /// `maxCount` entries and about `maxBytes`), never beyond what this node applied.
-    /// Local, without a Raft round: for the shipper on the leader.
+    /// Local, without a Raft round: for the shipper on the leader. `peer` (the receiving
+    /// cluster) lets a star or tree forward other neighbours' changes to it.
     public func activeActiveBatch(after index: LogIndex, source: String, sourceTime: UInt64, maxCount: Int,
-                                  maxBytes: Int) async throws -> ActiveActiveRead {
+                                  maxBytes: Int, peer: String? = nil) async throws -> ActiveActiveRead {
         let kind = ReadRequest.Kind.activeActive(after: index, maxCount: maxCount, maxBytes: maxBytes, source: source,
-                                                 sourceTime: sourceTime)
+                                                 sourceTime: sourceTime, peer: peer)
         let outcome = try await readOutcome(keys: [], kind: kind, stale: true)
         if case .activeActive(let read) = outcome { return read }
         throw ReplicationError.rejected("no active-active batch was read")

@@ -221,6 +221,8 @@ public struct NodeStatus: Sendable, Hashable {
     public var activeActiveMetadata = ActiveActiveMetadataSummary()
     /// The incoming active-active links catching up from a peer's whole state, by source.
     public var activeActiveCatchUps: [String: ActiveActiveCatchUpProgress] = [:]
+    /// The cluster's active-active topology as this node applied it (`nil`: none set).
+    public var activeActiveTopology: ActiveActiveTopology?
     /// Set once the node stopped because of a storage failure.
     public var failure: String?
     /// Whether the node's loop is running.

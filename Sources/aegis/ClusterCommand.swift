@@ -23,8 +23,15 @@ struct AdminOptions: ParsableArguments {
         try await request(method, path, bodyData: try JSONEncoder().encode(body))
     }
 
-    private func request(_ method: String, _ path: String, bodyData: Data?) async throws -> Data {
-        try await access.request(method, path, at: admin, body: bodyData)
+    /// Sends a request with a body as is (a YAML file, raw value bytes).
+    func request(_ method: String, _ path: String, rawBody: Data,
+                 contentType: String = "application/octet-stream") async throws -> Data {
+        try await request(method, path, bodyData: rawBody, contentType: contentType)
+    }
+
+    private func request(_ method: String, _ path: String, bodyData: Data?,
+                         contentType: String = "application/json") async throws -> Data {
+        try await access.request(method, path, at: admin, body: bodyData, contentType: contentType)
     }
 
     /// The token and TLS context of these options.

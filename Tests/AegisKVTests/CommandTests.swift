@@ -59,6 +59,8 @@ import Testing
             source: "east", afterIndex: 0, lastIndex: 40, sourceCommit: 41, sourceTime: 5, states: [
                 ActiveActiveKeyState(key: "c", hash: ActiveActiveCollection(value: .hash(ORMap()), stamp: .counterBase)),
             ]), afterKey: "b", complete: true)),
+        .activeActiveTopology(.set(ActiveActiveTopology(kind: .tree, clusters: ["east": ["127.0.0.1:1"], "west": []],
+                                                        links: [ActiveActiveLink("west", "east")]))),
         .activeActiveConflict(.setStrategies(ActiveActiveConflictSettings(
             rules: [ActiveActiveStrategyRule(prefix: Array("m:".utf8), strategy: .manual),
                     ActiveActiveStrategyRule(prefix: Array("p:".utf8), strategy: .priority(["east", "west"]))]))),

@@ -33,7 +33,7 @@ struct ModelStore {
             break  // `CommandScript` makes none; ClientSessionTests cover them
         case .streamBatch, .setDRState, .drSeedChunk, .drRejoin:
             break  // `CommandScript` makes none; DRStateTests and DRSeedTests cover them
-        case .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .activeActiveConflict:
+        case .setActiveActive, .activeActiveBatch, .activeActiveCatchUp, .activeActiveConflict, .activeActiveTopology:
             break  // `CommandScript` makes none; ActiveActiveTests and ActiveActiveCatchUpTests cover them
         case .collection, .expire, .persist, .timeToLive, .setWith, .getAndExpire, .purgeExpired, .transaction,
              .keyspace, .rename, .copy, .flushAll:

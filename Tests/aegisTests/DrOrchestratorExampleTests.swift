@@ -33,21 +33,8 @@ final class DRPair: @unchecked Sendable {
     }
 
     private func start(_ k: Int, cluster: String, extra: [String]) throws {
-        let (resp, peer) = (17410 + k, 17430 + k)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: aegis)
-        process.arguments = ["serve", "--id", "n1", "--data-dir", work.appendingPathComponent(cluster).path,
-                             "--cluster-id", cluster, "--peer-listen", "127.0.0.1:\(peer)",
-                             "--client-listen", "127.0.0.1:\(resp)", "--admin-listen", admin(k),
-                             "--peers", "n1=127.0.0.1:\(peer)/127.0.0.1:\(resp)", "--election-ticks", "10",
-                             "--admin-token-file", work.appendingPathComponent("token").path,
-                             "--initial-cluster-state", "new"] + extra
-        let logURL = work.appendingPathComponent("\(cluster).log")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logURL)
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        let process = try startOneNodeCluster(aegis: aegis, work: work, cluster: cluster, resp: 17410 + k, admin: admin(k),
+                                              peer: 17430 + k, extra: extra)
         lock.withLock { processes[k] = process }
     }
 

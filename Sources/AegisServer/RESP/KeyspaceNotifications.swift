@@ -103,7 +103,8 @@ public struct KeyspaceNotificationFlags: Sendable, Hashable {
         case .activeActiveCatchUp(let page): return page.batch.states.map { Change($0.key, "set", "g") }
         case .activeActiveConflict(.setStrategies): return []
         case .activeActiveConflict(let command): return [Change(command.key, "set", "g")]
-        case .get, .custom, .openSession, .publish, .setDRState, .setActiveActive, .drSeedChunk, .drRejoin: return []
+        case .get, .custom, .openSession, .publish, .setDRState, .setActiveActive, .drSeedChunk, .drRejoin,
+             .activeActiveTopology: return []
         }
     }
 }

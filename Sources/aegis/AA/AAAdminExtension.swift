@@ -13,6 +13,7 @@ import NIOCore
 /// | `GET /v1/aa` | yes | enabled, metadata size, peers, per link: cursor, lag (entries, seconds), last contact, errors |
 /// | `GET /v1/aa/pull?after=N&peer=ID` | yes | this cluster's batch for a peer: one frame (leader only) |
 /// | `GET /v1/aa/catchup?peer=ID[&index=N&after=KEY]` | yes | a page of this cluster's whole state for a peer catching up (AACatchUp.swift) |
+/// | `GET`/`PUT /v1/aa/topology`, `PUT`/`DELETE /v1/aa/peers/{id}` | yes | the cluster's topology and its changes (AATopology.swift) |
 /// | `GET`/`PUT /v1/aa/strategies`, `GET /v1/aa/conflicts`, `POST /v1/aa/conflicts/{id}/resolve`, `GET /v1/aa/audit` | yes | conflict resolution (AAConflictsAdmin.swift) |
 struct AAAdminExtension: AdminExtension {
     let coordinator: AACoordinator
@@ -26,6 +27,7 @@ struct AAAdminExtension: AdminExtension {
     func register(on router: Router<BasicRequestContext>, authorize: @escaping @Sendable (Request) -> Response?) {
         let coordinator = self.coordinator
         AAConflictsAdmin.register(on: router, coordinator: coordinator, authorize: authorize)
+        AATopologyAdmin.register(on: router, coordinator: coordinator, authorize: authorize)
         router.get("/v1/aa") { request, _ in
             if let denied = authorize(request) { return denied }
             guard let document = AAAdminExtension.document(coordinator) else {

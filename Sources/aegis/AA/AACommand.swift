@@ -13,8 +13,15 @@ struct AACommand: AsyncParsableCommand {
           aegis aa status --admin HOST:PORT
           aegis aa conflicts|audit|strategies --admin HOST:PORT
           aegis aa resolve ID --value V|--pick N --admin HOST:PORT
+          aegis aa topology [--set FILE] --admin HOST:PORT
+          aegis aa add ID=ADMIN[,…] [--via CLUSTER] --admin HOST:PORT
+          aegis aa remove ID --admin HOST:PORT
+
+        `aegis serve … --active-active --aa-topology FILE` declares a mesh, a star or a tree \
+        (see `aegis aa topology --help`); in a star or tree clusters forward each other's changes.
         """,
-        subcommands: [Status.self, Conflicts.self, Resolve.self, Audit.self, Strategies.self])
+        subcommands: [Status.self, Conflicts.self, Resolve.self, Audit.self, Strategies.self, Topology.self, Add.self,
+                      Remove.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a node's links: cursors, lag in entries and seconds, errors.")

@@ -15,7 +15,11 @@ import ServiceLifecycle
 ///
 /// Loop prevention (mesh): a batch carries only the keys this cluster's own clients
 /// wrote (merged peer batches are not forwarded), and every cluster pulls from every
-/// peer, so each change reaches each cluster once, from its origin.
+/// peer, so each change reaches each cluster once, from its origin. In a star or tree
+/// (`--aa-topology`, command 77) each cluster pulls from its neighbours only, and a
+/// batch also carries what the source merged from its other neighbours (never back to
+/// the link it came from; ActiveActiveTopology.swift). The links follow the cluster's
+/// replicated topology: `aegis aa add|remove` starts and stops them at run time.
 final class AACoordinator: Service, @unchecked Sendable {
     /// A peer cluster: its ID and admin addresses.
     struct Peer: Sendable {
@@ -24,7 +28,11 @@ final class AACoordinator: Service, @unchecked Sendable {
     }
 
     let clusterID: String
-    let peers: [Peer]
+    /// The peers of `--aa-peer` or of the `--aa-topology` file (used until the cluster
+    /// has a replicated topology).
+    let staticPeers: [Peer]
+    /// The topology of `--aa-topology`, recorded through the log when the cluster has none.
+    let topologySeed: ActiveActiveTopology?
     let maxClockSkewMillis: UInt64
     let settings: StreamSettings
     let client: DRClient
@@ -40,18 +48,34 @@ final class AACoordinator: Service, @unchecked Sendable {
     /// The lowest cursor each peer asked this node for: the log is not compacted past it.
     var held: [String: LogIndex] = [:]
     private var stopping = false
+    /// The peers whose link loop runs.
+    private var running: Set<String> = []
 
     init(clusterID: String, peers: [Peer], maxClockSkewMillis: UInt64, settings: StreamSettings, client: DRClient,
-         logger: Logger, catchUpPageStates: Int = 5_000, strategies: ActiveActiveConflictSettings? = nil) {
+         logger: Logger, catchUpPageStates: Int = 5_000, strategies: ActiveActiveConflictSettings? = nil,
+         topology: ActiveActiveTopology? = nil) {
         self.clusterID = clusterID
         self.strategySeed = strategies.map(AAStrategySeed.init)
         self.catchUpPageStates = catchUpPageStates
-        self.peers = peers
+        self.topologySeed = topology
+        self.staticPeers = topology.map { Self.peers(of: clusterID, in: $0) } ?? peers
         self.maxClockSkewMillis = maxClockSkewMillis
         self.settings = settings
         self.client = client
         self.logger = logger
-        for peer in peers { links[peer.id] = AALinkStatus() }
+        for peer in staticPeers { links[peer.id] = AALinkStatus() }
+    }
+
+    /// The peers this cluster pulls from: its neighbours in the replicated topology,
+    /// or the static peers while it has none.
+    var peers: [Peer] {
+        guard let topology = runtime?.status.activeActiveTopology else { return staticPeers }
+        return Self.peers(of: clusterID, in: topology)
+    }
+
+    /// `cluster`'s neighbours in `topology`, with their addresses.
+    static func peers(of cluster: String, in topology: ActiveActiveTopology) -> [Peer] {
+        topology.neighbours(of: cluster).map { Peer(id: $0, addresses: topology.clusters[$0] ?? []) }
     }
 
     func attach(_ runtime: NodeRuntime) { lock.withLock { runtimeBox = runtime } }
@@ -87,7 +111,8 @@ final class AACoordinator: Service, @unchecked Sendable {
         do {
             while true {
                 read = try await runtime.activeActiveBatch(after: after, source: clusterID, sourceTime: Self.wallMillis(),
-                                                           maxCount: settings.maxBatchEntries, maxBytes: settings.maxBatchBytes)
+                                                           maxCount: settings.maxBatchEntries, maxBytes: settings.maxBatchBytes,
+                                                           peer: peer.isEmpty ? nil : peer)
                 if after < read.commitIndex && after + 1 < read.firstIndex { return .gone(firstIndex: read.firstIndex) }
                 // Entries that carry nothing for peers (their merges, reads, no-ops) are
                 // answered at the deadline, not at once: an idle link then polls, and
@@ -109,13 +134,60 @@ final class AACoordinator: Service, @unchecked Sendable {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.loop { await self.enableStep() } }
                 if let seed = self.strategySeed { group.addTask { await self.loop { await seed.step(self) } } }
-                for peer in self.peers {
-                    group.addTask { await self.loop { await self.pullStep(peer) } }
+                if self.topologySeed != nil { group.addTask { await self.loop { await self.topologyStep() } } }
+                // The links follow the peer set: a loop per peer, ended when it leaves.
+                while !Task.isCancelled && !self.lock.withLock({ self.stopping }) {
+                    for peer in self.peers {
+                        let start = self.lock.withLock { self.running.insert(peer.id).inserted }
+                        guard start else { continue }
+                        self.logger.notice("active-active link started", metadata: ["peer": "\(peer.id)"])
+                        group.addTask { await self.linkLoop(peer.id) }
+                    }
+                    try? await Task.sleep(for: .milliseconds(100))
                 }
             }
         } onGracefulShutdown: {
             self.lock.withLock { self.stopping = true }
         }
+    }
+
+    /// Pulls from `id` while it is a peer; forgets the link's state when it leaves.
+    private func linkLoop(_ id: String) async {
+        while !Task.isCancelled && !lock.withLock({ stopping }) {
+            guard let peer = peers.first(where: { $0.id == id }) else { break }
+            let pause = await pullStep(peer)
+            try? await Task.sleep(for: pause)
+        }
+        lock.withLock {
+            running.remove(id)
+            links[id] = nil
+            held[id] = nil
+        }
+        logger.notice("active-active link stopped", metadata: ["peer": "\(id)"])
+    }
+
+    /// On the leader: records the `--aa-topology` file when the cluster has no topology
+    /// yet (afterwards `aegis aa add|remove` and `PUT /v1/aa/topology` change it).
+    private func topologyStep() async -> Duration {
+        guard let seed = topologySeed else { return .seconds(3600) }
+        guard let runtime, runtime.status.role == .leader, runtime.status.activeActive.enabled else {
+            return .milliseconds(200)
+        }
+        if let current = runtime.status.activeActiveTopology {
+            if current != seed { logger.notice("the replicated active-active topology differs from --aa-topology; keeping it") }
+            return .seconds(3600)
+        }
+        do {
+            let result = try await runtime.execute(.activeActiveTopology(.set(seed)))
+            if let error = result.error {
+                logger.warning("cannot record the --aa-topology file: \(error)")
+                return .seconds(5)
+            }
+            logger.notice("active-active topology recorded", metadata: ["kind": "\(seed.kind.name)"])
+        } catch {
+            logger.debug("aa: recording the topology: \(error)")
+        }
+        return .milliseconds(200)
     }
 
     private func loop(_ step: @Sendable () async -> Duration) async {

@@ -19,6 +19,8 @@ struct ServeAAOptions: ParsableArguments {
     var aaWarnLag: Double?
     @Option(help: "The most key states in one page a peer catching up is sent (default 5000, 1...50000): a peer that compacted past this cluster's cursor is caught up from its whole state, a page at a time.")
     var aaCatchUpPageStates: Int?
+    @Option(help: ArgumentHelp("A topology file (YAML: kind mesh|star|tree, hub, clusters with admin addresses, a tree's links): this cluster links its neighbours there, and in a star or tree forwards changes between them. Recorded through the log when the cluster has no topology yet; replaces --aa-peer.", valueName: "file"))
+    var aaTopology: String?
     @Option(help: ArgumentHelp("A conflict strategy for the keys starting with PREFIX (repeat; the longest prefix wins; keys under none: last writer wins). STRATEGY is lww, priority:CLUSTER,… (highest first), vector-clock or manual (custom:NAME needs a merge function registered by an embedding program). Recorded through the log when it differs from the cluster's table.", valueName: "PREFIX=STRATEGY[:ARGS]"))
     var aaStrategy: [String] = []
 
@@ -27,7 +29,17 @@ struct ServeAAOptions: ParsableArguments {
         let enabled = activeActive || value("active-active", nil).map { ["1", "true", "yes"].contains($0) } == true
         guard enabled else {
             guard aaPeer.isEmpty else { throw ValidationError("--aa-peer needs --active-active") }
+            guard aaTopology == nil else { throw ValidationError("--aa-topology needs --active-active") }
             return nil
+        }
+        let topologyPath = aaTopology ?? value("aa-topology", nil)
+        guard topologyPath == nil || aaPeer.isEmpty else { throw ValidationError("give --aa-topology or --aa-peer, not both") }
+        let topology = try topologyPath.map { try AATopologyFile.load(path: $0, cluster: settings.clusterID) }
+        for address in (topology?.clusters.values).map({ Array($0.joined()) }) ?? [] where settings.tls == nil {
+            let host = PeerAddress(parsing: address)?.host ?? ""
+            guard host == "localhost" || host == "::1" || host.hasPrefix("127.") else {
+                throw ValidationError("'\(address)': without TLS (--tls-ca) active-active links run in plain HTTP, on loopback addresses only")
+            }
         }
         var peers: [AACoordinator.Peer] = []
         var texts = aaPeer
@@ -60,6 +72,6 @@ struct ServeAAOptions: ParsableArguments {
         return AACoordinator(clusterID: settings.clusterID, peers: peers,
                              maxClockSkewMillis: aaMaxClockSkew ?? ActiveActiveSettings.defaultMaxClockSkewMillis,
                              settings: StreamSettings(), client: DRClient(token: settings.adminToken, tls: tls), logger: logger,
-                             catchUpPageStates: pageStates, strategies: strategies)
+                             catchUpPageStates: pageStates, strategies: strategies, topology: topology)
     }
 }
