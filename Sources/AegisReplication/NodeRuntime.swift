@@ -61,6 +61,17 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         thread.stackSize = 4 << 20
         thread.start()
         let interval = configuration.tickInterval
+        // A cancelled run (another service of the group failed, e.g. a listener could not
+        // bind) stops the loop at once: waiting for the loop thread would otherwise never end.
+        await withTaskCancellationHandler {
+            await runUntilFinished(interval: interval)
+        } onCancel: { [queue] in
+            queue.push(.stop)
+        }
+        logger.info("node stopped", metadata: ["node": "\(configuration.nodeID)"])
+    }
+
+    private func runUntilFinished(interval: Duration) async {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { [transport, queue] in
@@ -83,7 +94,6 @@ public final class NodeRuntime: Service, @unchecked Sendable {
         } onGracefulShutdown: { [queue] in
             queue.push(.stopGracefully)
         }
-        logger.info("node stopped", metadata: ["node": "\(configuration.nodeID)"])
     }
 
     /// Asks the node to stop at once; `run()` returns once it has. A leader stops

@@ -188,7 +188,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let certificates = loaded
         let transport = try TCPTransport(configuration: transportConfig, logger: logger)
-        try await transport.start()
+        do {
+            try await transport.start()
+        } catch {
+            throw ListenError(what: "peers", host: settings.peerListen.host, port: Int(settings.peerListen.port),
+                              underlying: "\(error)")
+        }
 
         // With continuous archiving on this member, the log is not compacted past what
         // it shipped (bounded by maxEntriesHeldForArchiving).

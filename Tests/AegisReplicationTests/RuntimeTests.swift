@@ -177,4 +177,33 @@ func write(_ runtime: NodeRuntime, _ key: String, _ text: String, attempts: Int 
         for t in tasks { _ = try? await t.value }
         pump.cancel()
     }
+
+    // A cancelled run returns (and the node stops): `aegis serve` cancels every
+    // service when one fails, e.g. a listener that cannot bind, and a run that waited
+    // for its loop thread regardless kept the process up for ever. Without the
+    // cancellation handler in `run()` this test times out.
+    @Test func test_runtime_cancelledRunReturns() async throws {
+        let network = InMemoryNetwork()
+        let config = NodeConfiguration(nodeID: "solo", bootstrapVoters: ["solo"])
+        let runtime = try NodeRuntime(configuration: config, storage: MemoryRuntimeStorage(),
+                                      transport: network.makeTransport(for: "solo"), logger: Logger(label: "test"))
+        let run = Task { try await runtime.run() }
+        _ = try await write(runtime, "k", "v")
+        run.cancel()
+        let outcome = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                _ = try? await run.value
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(10))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            if !first { runtime.stop() }  // lets the group's first task end
+            return first
+        }
+        #expect(outcome, "run() did not return within 10 s of its task's cancellation")
+    }
 }

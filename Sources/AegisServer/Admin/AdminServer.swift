@@ -4,6 +4,7 @@ import Foundation
 public import Hummingbird
 import HummingbirdCore
 public import Logging
+import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOSSL
 public import Prometheus
@@ -102,17 +103,27 @@ public struct AdminServer: Service {
 
     /// Serves until graceful shutdown or cancellation.
     public func run() async throws {
-        try await makeApplication().run()
+        let listening = NIOLockedValueBox(false)
+        do {
+            try await makeApplication(listening: listening).run()
+        } catch where !listening.withLockedValue({ $0 }) {
+            throw ListenError(what: "the admin API", host: configuration.host, port: configuration.port, underlying: "\(error)")
+        }
     }
 
     /// The Hummingbird application (for tests with `HummingbirdTesting`).
     public func makeApplication() -> some ApplicationProtocol {
+        makeApplication(listening: NIOLockedValueBox(false))
+    }
+
+    private func makeApplication(listening: NIOLockedValueBox<Bool>) -> some ApplicationProtocol {
         let onListening = self.onListening
         return Application(
             router: makeRouter(),
             server: tls.map { HTTPServerBuilder.reloadingTLS($0) } ?? .http1(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "aegis"),
             onServerRunning: { channel in
+                listening.withLockedValue { $0 = true }
                 if let address = channel.localAddress { await onListening(address) }
             },
             logger: logger)

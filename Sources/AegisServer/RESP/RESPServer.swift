@@ -65,9 +65,9 @@ public struct RESPServer: Service {
     /// Listens and serves until graceful shutdown or cancellation.
     public func run() async throws {
         let configuration = context.configuration
-        var bound = [try await listen(host: configuration.host, port: configuration.port, tls: tls)]
+        var bound = [try await listenOrExplain(host: configuration.host, port: configuration.port, tls: tls)]
         if tls != nil, let plainHost = configuration.plaintextHost {
-            bound.append(try await listen(host: plainHost, port: configuration.plaintextPort, tls: nil))
+            bound.append(try await listenOrExplain(host: plainHost, port: configuration.plaintextPort, tls: nil))
         }
         let listeners = bound
         for (index, listener) in listeners.enumerated() {
@@ -104,6 +104,16 @@ public struct RESPServer: Service {
             for listener in listeners { listener.channel.close(promise: nil) }
         }
         logger.info("RESP server stopped")
+    }
+
+    /// `listen`, with a failure that names the address (a port in use, a host not on this machine).
+    private func listenOrExplain(host: String, port: Int, tls: (@Sendable () throws -> NIOSSLContext)?) async throws
+        -> NIOAsyncChannel<RESPConnection, Never> {
+        do {
+            return try await listen(host: host, port: port, tls: tls)
+        } catch {
+            throw ListenError(what: "clients (RESP)", host: host, port: port, underlying: "\(error)")
+        }
     }
 
     /// Binds one listener; with `tls`, every connection starts with a TLS handshake.
