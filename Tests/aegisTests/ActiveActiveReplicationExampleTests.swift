@@ -1,5 +1,6 @@
+import AegisOperations
+import AegisServer
 @testable import aegis
-import ArgumentParser
 import Foundation
 import Testing
 
@@ -26,9 +27,8 @@ final class AAPair: @unchecked Sendable {
         }
     }
 
-    var security: ToolSecurityOptions {
-        get throws { try ToolSecurityOptions.parse(["--admin-token", Self.token, "--no-tls"]) }
-    }
+    /// The library's access to the admin APIs (plain HTTP on loopback, the pair's token).
+    var access: AdminAccess { AdminAccess(token: Self.token) }
 
     func stopAll() {
         for process in processes where process.isRunning {
@@ -47,7 +47,7 @@ final class AAPair: @unchecked Sendable {
         let pair = try AAPair(aegis: try #require(DRPair.executable()))
         defer { pair.stopAll() }
         // Generous: under the parallel test run on a loaded machine starting two processes can take long.
-        let config = ReplicationConfig(adminAddresses: [pair.admin(0)], security: try pair.security, timeoutSeconds: 90)
+        let config = ReplicationConfig(adminAddresses: [pair.admin(0)], access: pair.access, timeoutSeconds: 90)
         let nodeID = "region-a"
 
         // --- the seed's example ---
@@ -63,21 +63,17 @@ final class AAPair: @unchecked Sendable {
         let updated = try #require(replication.replicas[replica.id])
         #expect(updated.lastReplicatedAt != nil && updated.lagMs != nil && updated.state == .active)
         // Read back in the replica's cluster, through its own admin API.
-        var options = try AdminOptions.parse([])
-        options.admin = pair.admin(1)
-        options.security = try pair.security
-        let data = try await options.request("GET", "/v1/kv/\(ActiveActiveReplication.escape("aa:event:region-a/1"))")
-        let document = try JSONDecoder().decode(ActiveActiveReplication.ValueProbe.self, from: data)
-        #expect(ActiveActiveReplication.bytes(of: document) == [1, 2, 3, 4, 5])
+        let data = try await pair.access.request("GET", "/v1/kv/\(percentEscaped(replication.key(of: event)))", at: pair.admin(1))
+        #expect(try JSONDecoder().decode(KeyValueDocument.self, from: data).bytes == [1, 2, 3, 4, 5])
         // Both clusters record the link in their topology (command 77).
         let topology = try JSONDecoder().decode(AATopologyAdmin.Document.self,
-                                                from: try await options.request("GET", "/v1/aa/topology"))
+                                                from: try await pair.access.request("GET", "/v1/aa/topology", at: pair.admin(1)))
         #expect(topology.neighbours == ["region-a"] && topology.replicated)
         // An event for a replica never added is refused, and so is one from another source.
-        await #expect(throws: ToolError.self) {
+        await #expect(throws: AdminAPIError.self) {
             try await replication.replicate(ReplicationEvent(sourceNode: nodeID, targetNode: UUID(), payload: [9], sequence: 2))
         }
-        await #expect(throws: ToolError.self) {
+        await #expect(throws: AdminAPIError.self) {
             try await replication.replicate(ReplicationEvent(sourceNode: "other", targetNode: replica.id, payload: [9], sequence: 3))
         }
     }

@@ -136,6 +136,12 @@ public struct KeyValueDocument: Codable, Sendable, Hashable {
     /// For DELETE: whether the key existed.
     public var deleted: Bool?
 
+    /// The value's bytes, from `value` or `valueBase64` (`nil`: no value, or base64 that does not decode).
+    public var bytes: [UInt8]? {
+        if let value { return Array(value.utf8) }
+        return valueBase64.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }
+    }
+
     init(key: Key, value: [UInt8]?, version: UInt64, revision: UInt64?, deleted: Bool? = nil) {
         self.key = key.description
         if let value {
@@ -148,6 +154,19 @@ public struct KeyValueDocument: Codable, Sendable, Hashable {
         self.version = version
         self.revision = revision
         self.deleted = deleted
+    }
+}
+
+/// `PUT /v1/aa/peers/{id}`: add a cluster to this cluster's active-active group, with
+/// its admin addresses (absent: a member known only through forwarding) and, in a tree,
+/// the neighbour it hangs `via`.
+public struct AAPeerRequest: Codable, Sendable, Hashable {
+    public var addresses: [String]?
+    public var via: String?
+
+    public init(addresses: [String]? = nil, via: String? = nil) {
+        self.addresses = addresses
+        self.via = via
     }
 }
 

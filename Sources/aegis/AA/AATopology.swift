@@ -87,10 +87,7 @@ enum AATopologyAdmin {
         var replicated: Bool
     }
 
-    struct AddPeer: Codable, Sendable {
-        var addresses: [String]?
-        var via: String?
-    }
+    typealias AddPeer = AAPeerRequest
 
     static func document(_ topology: ActiveActiveTopology, cluster: String, replicated: Bool) -> Document {
         Document(kind: topology.kind.name, hub: topology.kind == .star ? topology.hub : nil, clusters: topology.clusters,
