@@ -122,6 +122,8 @@ final class InputQueue: @unchecked Sendable {
     private var messageBatches = 0
     /// Peer message batches dropped because the queue held `messageBatchLimit`.
     private(set) var droppedMessageBatches = 0
+    /// When the oldest input still queued was pushed (`LoopTimings.now()`).
+    private var firstQueuedAt: UInt64 = 0
 
     init(clientLimit: Int = .max, messageBatchLimit: Int = .max) {
         self.clientLimit = max(1, clientLimit)
@@ -152,21 +154,24 @@ final class InputQueue: @unchecked Sendable {
             }
             messageBatches += 1
         }
+        if items.isEmpty { firstQueuedAt = LoopTimings.now() }
         items.append(input)
         condition.signal()
         return .queued
     }
 
-    /// Blocks until inputs are queued; returns them all.
-    func takeAll() -> [RuntimeInput] {
+    /// Blocks until inputs are queued; returns them all, and how long the oldest of them
+    /// waited in the queue (the loop busy with the previous pass, or not scheduled).
+    func takeAll() -> (inputs: [RuntimeInput], waitedNanos: UInt64) {
         condition.lock()
         while items.isEmpty { condition.wait() }
+        let waited = LoopTimings.since(firstQueuedAt)
         let batch = items
         items.removeAll(keepingCapacity: true)
         clientCount = 0
         messageBatches = 0
         condition.unlock()
-        return batch
+        return (batch, waited)
     }
 
     /// Refuses further inputs and returns those still queued.

@@ -164,9 +164,10 @@ final class NodeLoop: @unchecked Sendable {
     func run() {
         publishStatus(running: true)
         while true {
-            let batch = queue.takeAll()
+            let (batch, waited) = queue.takeAll()
             timings.begin()
             timings.inputs = batch.count
+            timings.queuedNanos = waited
             var stopping = false
             for input in batch {
                 if case .stop = input {

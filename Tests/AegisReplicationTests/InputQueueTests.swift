@@ -17,11 +17,26 @@ import Testing
         #expect(queue.offer(.messages([])) == .queued)
         #expect(queue.offer(.messages([])) == .full)
         #expect(queue.droppedMessageBatches == 1)
-        #expect(queue.takeAll().count == 5)
+        #expect(queue.takeAll().inputs.count == 5)
         // Drained: accepted again; a batch larger than the limit fits an empty queue.
         #expect(queue.offer(.executeBatch([[1], [2], [3], [4]]) { _, _ in }) == .queued)
         #expect(queue.offer(execute) == .full)
         _ = queue.close()
         #expect(queue.offer(.tick) == .closed)
+    }
+
+    /// The wait reported is the oldest queued input's: from the first push into an
+    /// empty queue, not the last.
+    @Test func test_inputQueue_reportsHowLongTheOldestInputWaited() throws {
+        let queue = InputQueue()
+        #expect(queue.push(.tick))
+        let pushedFirst = LoopTimings.now()
+        while LoopTimings.since(pushedFirst) < 20_000_000 {}  // 20 ms
+        #expect(queue.push(.tick))
+        let (inputs, waited) = queue.takeAll()
+        #expect(inputs.count == 2)
+        #expect(waited >= 20_000_000, "waited \(waited) ns")
+        #expect(queue.push(.tick))
+        #expect(queue.takeAll().waitedNanos < 20_000_000)
     }
 }
