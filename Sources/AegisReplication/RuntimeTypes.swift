@@ -93,8 +93,9 @@ public struct NodeConfiguration: Sendable {
     /// SIGTERM in `aegis serve`) may spend handing leadership to the most caught-up
     /// voter before it stops anyway. Default 2 s.
     public var handoverTimeout: Duration = .seconds(2)
-    /// A pass of the node loop longer than this is logged as a warning with where its
-    /// time went (inputs, building the `Ready`, persist and fsync, send, apply), at most
+    /// A pass of the node loop longer than this, counting the time its oldest input
+    /// waited in the queue, is logged as a warning with where its time went (the queue
+    /// wait, inputs, building the `Ready`, persist and fsync, send, apply), at most
     /// once a second, and counted in `aegis_slow_loop_iterations_total`. Every client of
     /// the node waits behind a pass. Default 100 ms; `nil`: never logged.
     public var slowLoopWarning: Duration? = .milliseconds(100)
