@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Active-active star and tree topologies against real processes (issue 17 item 3).
 
-One-node clusters on loopback (ports from --base-port, default 41600), every one started
+One-node clusters on loopback (ports from --base-port, default 29600, below Linux's ephemeral range 32768-60999 so that no outgoing connection holds one), every one started
 with `aegis serve --active-active --aa-topology FILE`:
 
 1. A star: hub h (three nodes; --hub-nodes 1 for one) and spokes a, b, c. Concurrent writers at the spokes and the hub for
@@ -83,8 +83,8 @@ class Node:
         log.close()
 
     def restart_if_stuck(self):
-        """A port taken at start by another socket (the ports are in the ephemeral range, and
-        `aegis serve` does not exit when a listener fails to bind): start again, fresh."""
+        """A node that did not come up (its port taken by another socket: `aegis serve` then
+        exits naming the listener): start again, fresh."""
         if self.proc and time.monotonic() - self.started_at > 8:
             print(f"   {self.name} did not come up in 8 s (a port in use?): restarted")
             self.signal(signal.SIGKILL)
@@ -438,7 +438,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--converge", type=float, default=20)
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--base-port", type=int, default=41600)
+    parser.add_argument("--base-port", type=int, default=29600)
     parser.add_argument("--no-tree", action="store_true")
     parser.add_argument("--hub-nodes", type=int, choices=(1, 3), default=3, help="nodes of the star's hub cluster")
     args = parser.parse_args()

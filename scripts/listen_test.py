@@ -9,7 +9,7 @@ last line must name the listener and the address. Then, with every port free, th
 command serves (the check above cannot pass by the command being wrong). Bounded: about
 3 s on this machine.
 
-Usage: scripts/listen_test.py [--aegis PATH] [--port-base 45500]
+Usage: scripts/listen_test.py [--aegis PATH] [--port-base 23700]
 """
 import argparse
 import os
@@ -28,7 +28,7 @@ from checks import check, results  # noqa: E402
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--aegis", default=".build/release/aegis")
-    ap.add_argument("--port-base", type=int, default=45500)
+    ap.add_argument("--port-base", type=int, default=23700)
     args = ap.parse_args()
     resp, admin, peer = args.port_base, args.port_base + 10, args.port_base + 20
     work = tempfile.mkdtemp(prefix="aegis-listen-")

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// Two one-node active-active clusters on loopback, started without peers (`aegis serve
-/// --active-active`): "region-a" and "replica1". Ports 43510+ (RESP +0/+1, admin
+/// --active-active`): "region-a" and "replica1". Ports 23510+ (below the ephemeral range, 32768-60999) (RESP +0/+1, admin
 /// +10/+11, peer +20/+21).
 final class AAPair: @unchecked Sendable {
     static let token = "aa-replication-test-token"
@@ -13,7 +13,7 @@ final class AAPair: @unchecked Sendable {
     let work: URL
     private var processes: [Process] = []
 
-    func admin(_ k: Int) -> String { "127.0.0.1:\(43520 + k)" }
+    func admin(_ k: Int) -> String { "127.0.0.1:\(23520 + k)" }
 
     init(aegis: String) throws {
         self.aegis = aegis
@@ -22,8 +22,8 @@ final class AAPair: @unchecked Sendable {
         try (Self.token + "\n").write(to: work.appendingPathComponent("token"), atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: work.appendingPathComponent("token").path)
         for (k, cluster) in ["region-a", "replica1"].enumerated() {
-            processes.append(try startOneNodeCluster(aegis: aegis, work: work, cluster: cluster, resp: 43510 + k,
-                                                     admin: admin(k), peer: 43530 + k, extra: ["--active-active"]))
+            processes.append(try startOneNodeCluster(aegis: aegis, work: work, cluster: cluster, resp: 23510 + k,
+                                                     admin: admin(k), peer: 23530 + k, extra: ["--active-active"]))
         }
     }
 
