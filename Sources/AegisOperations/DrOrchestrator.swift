@@ -113,10 +113,7 @@ public final class DrOrchestrator: Sendable {
         let deadline = ContinuousClock.now + .seconds(max(config.rtoSeconds, 1))
         while ContinuousClock.now < deadline {
             for address in addresses.split(separator: ",").map(String.init) {
-                if let target = HostPort(address),
-                   let answer = try? await AdminHTTPClient.send(method: "GET", host: target.host, port: target.port, path: "/primary",
-                                                                headers: [], body: nil, tls: access.tls, timeout: .seconds(2)),
-                   answer.status == 200 { return }
+                if (try? await access.request("GET", "/primary", at: address, timeout: .seconds(2))) != nil { return }
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -147,12 +144,13 @@ public final class DrOrchestrator: Sendable {
     /// answer counts: the process is alive and serving).
     private func answers(_ addresses: String, within timeout: Duration) async -> Bool {
         for address in addresses.split(separator: ",").map(String.init) {
-            guard let target = HostPort(address) else { continue }
-            if let answer = try? await AdminHTTPClient.send(
-                method: "GET", host: target.host, port: target.port, path: "/v1/dr",
-                headers: access.token.map { [("Authorization", "Bearer \($0)")] } ?? [], body: nil,
-                tls: access.tls, timeout: timeout), answer.status > 0 {
+            do {
+                _ = try await access.request("GET", "/v1/dr", at: address, timeout: timeout)
                 return true
+            } catch let error as AdminAPIError where error.status != nil {
+                return true  // an HTTP answer, whatever its status: the node is alive and serving
+            } catch {
+                continue
             }
         }
         return false

@@ -178,7 +178,7 @@ extension BenchCommand {
         let workload = FailoverWorkload(
             servers: addresses, clients: clients, duration: .milliseconds(Int64(duration * 1000)), keysPerClient: keysPerClient,
             requestTimeout: .milliseconds(Int64(requestTimeoutMs)), maxTries: maxTries, rotationFile: rotationFile,
-            maxRecords: maxRecords, slowMillis: slowMs,
+            maxRecords: maxRecords,
             password: password ?? ProcessInfo.processInfo.environment["AEGIS_PASSWORD"])
         let stop = NIOLockedValueBox(false)
         var sources: [any DispatchSourceSignal] = []
@@ -205,6 +205,17 @@ extension BenchCommand {
     }
 }
 
+/// A histogram of microseconds as milliseconds: p50, p90, p99, p99.9, max and mean.
+func latencySummary(_ histogram: Histogram<UInt64>) -> [String: Double] {
+    var latency: [String: Double] = [:]
+    for (name, percentile) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)] {
+        latency[name] = Double(histogram.valueAtPercentile(percentile)) / 1000
+    }
+    latency["max"] = Double(histogram.max) / 1000
+    latency["mean"] = histogram.mean / 1000
+    return latency
+}
+
 /// The figures of one test.
 struct BenchReport: Encodable {
     var test: String
@@ -227,12 +238,7 @@ struct BenchReport: Encodable {
         self.requestsPerSecond = seconds > 0 ? Double(successful) / seconds : 0
         self.errors = errors
         self.firstError = firstError
-        let percentiles: [(String, Double)] = [("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9)]
-        var latency: [String: Double] = [:]
-        for (name, percentile) in percentiles { latency[name] = Double(histogram.valueAtPercentile(percentile)) / 1000 }
-        latency["max"] = Double(histogram.max) / 1000
-        latency["mean"] = histogram.mean / 1000
-        self.latencyMilliseconds = latency
+        self.latencyMilliseconds = latencySummary(histogram)
     }
 
     var text: String {

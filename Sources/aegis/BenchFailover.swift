@@ -21,7 +21,6 @@ struct FailoverWorkload: Sendable {
     var rotationFile: String?
     /// At most this many requests are kept for `--records-out` (the rest are counted).
     var maxRecords: Int
-    var slowMillis: Double
     var password: String?
 }
 
@@ -228,12 +227,7 @@ struct FailoverReport: Encodable {
         failures = Array(results.flatMap(\.failures).prefix(20))
         reconnects = results.reduce(0) { $0 + $1.reconnects }
         requestsPerSecond = seconds > 0 ? Double(answered) / seconds : 0
-        var latency: [String: Double] = [:]
-        for (name, percentile) in [("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9)] {
-            latency[name] = Double(histogram.valueAtPercentile(percentile)) / 1000
-        }
-        latency["max"] = Double(histogram.max) / 1000
-        latencyMilliseconds = latency
+        latencyMilliseconds = latencySummary(histogram)
         let records = results.flatMap(\.records)
         overSlowMillis = records.count { Double($0.micros) / 1000 > slowMillis }
         slowest = records.sorted { $0.micros > $1.micros }.prefix(10).map {
