@@ -51,6 +51,10 @@ public struct RaftCore {
     var electionElapsed = 0
     /// Ticks since the last heartbeat (leaders).
     var heartbeatElapsed = 0
+    /// Periodic heartbeats sent (leaders; never reset): a throttled flow to a follower
+    /// (a probe waiting for its answer, a full in-flight window) gets one more append
+    /// per periodic heartbeat, however many read rounds the heartbeats carry between.
+    var periodicHeartbeats: UInt64 = 0
     /// Ticks since this node last heard from a leader (an append, heartbeat or
     /// snapshot), counted from its start and not reset by term changes: the voter's
     /// side of the leader lease (`LeaderLease`). A node that just started counts
@@ -268,6 +272,7 @@ public struct RaftCore {
         tickSnapshotTransfers()
         if heartbeatElapsed >= config.heartbeatInterval {
             heartbeatElapsed = 0
+            periodicHeartbeats &+= 1
             let round = openLeaseRound()
             markRoundSent(round)
             broadcastHeartbeat(context: round)

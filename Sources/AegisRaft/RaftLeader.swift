@@ -155,9 +155,9 @@ extension RaftCore {
 
     mutating func handleHeartbeatResponse(_ response: HeartbeatResponse, from: NodeID) {
         let last = (try? log.lastIndex()) ?? 0
+        let heartbeat = periodicHeartbeats
         let needsAppend = tracker.update(from) { pr -> Bool in
             pr.recentActive = true
-            pr.probeSent = false
             if response.lastIndex < response.heartbeatCommit && response.lastIndex < pr.match {
                 // The follower holds less than an index it acknowledged in this term
                 // (the heartbeat's commit is at most its match): it lost data (a wiped
@@ -169,10 +169,7 @@ extension RaftCore {
                 // acknowledged entries stopped counting).
                 pr.lowerMatch(to: response.lastIndex)
             }
-            // Appends in flight may all have been lost; a heartbeat answer proves the
-            // follower is reachable, so free one slot to send again. A gap it cannot
-            // fill is rejected and sends the progress back to probing.
-            if pr.state == .replicate && pr.inflights.isFull { pr.inflights.freeFirst() }
+            pr.heartbeatAnswered(heartbeat: heartbeat)
             return pr.match < last || pr.state == .probe || response.requestsAppend
         }
         if needsAppend == true { maybeSendAppend(to: from, sendIfEmpty: true) }
@@ -224,7 +221,8 @@ extension RaftCore {
                                                          prevLogTerm: prevTerm, entries: entries,
                                                          leaderCommit: log.committed)))
         let last = entries.last?.index ?? prevIndex
-        tracker.update(to) { $0.sentEntries(lastIndex: last, count: entries.count, bytes: bytes) }
+        let heartbeat = periodicHeartbeats
+        tracker.update(to) { $0.sentEntries(lastIndex: last, count: entries.count, bytes: bytes, heartbeat: heartbeat) }
         return true
     }
 

@@ -42,6 +42,11 @@ public struct StreamSettings: Sendable, Hashable {
     /// request (default 300,000 ms): a standby gone longer is re-seeded from a snapshot
     /// when it comes back, and the source's log (and memory) is not held for it.
     public var linkHoldMillis: UInt64 = 300_000
+    /// Active-active: how often, at most, a link logs a batch that carries no change but
+    /// a source progress vector that moved (default 1,000 ms). Without it an idle
+    /// source's progress would reach this cluster only with its next write (or after
+    /// many entries), and metadata waiting for causal stability would wait for it.
+    public var progressIntervalMillis: UInt64 = 1_000
 
     /// Creates the default settings.
     public init() {}

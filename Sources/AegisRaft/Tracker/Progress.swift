@@ -26,6 +26,13 @@ public struct Progress: Sendable, Hashable {
     /// In `.probe`: an append was sent and not yet answered (or a heartbeat interval
     /// has not passed), so no further append is sent.
     var probeSent = false
+    /// The leader's `periodicHeartbeats` when the flow was last throttled: the probe
+    /// was sent, or a full window was opened by one slot. A heartbeat answer resumes a
+    /// throttled flow only once a later periodic heartbeat went out, so a leader serving
+    /// many read rounds (each a heartbeat) does not re-send a probe of up to
+    /// `maxSizePerMessage` bytes at every answer while the follower is still writing
+    /// the first one (a rejoining follower received tens of copies of its catch-up).
+    var throttledAtHeartbeat: UInt64 = 0
     /// `true` for a learner.
     public internal(set) var isLearner = false
     /// The messages in flight in `.replicate`.
@@ -97,7 +104,7 @@ public struct Progress: Sendable, Hashable {
 
     /// Records that an append carrying entries up to `lastIndex` (`count` entries,
     /// `bytes` bytes) was sent.
-    mutating func sentEntries(lastIndex: LogIndex, count: Int, bytes: Int) {
+    mutating func sentEntries(lastIndex: LogIndex, count: Int, bytes: Int, heartbeat: UInt64) {
         switch state {
         case .replicate:
             if count > 0 {
@@ -106,6 +113,7 @@ public struct Progress: Sendable, Hashable {
             }
         case .probe:
             probeSent = true
+            throttledAtHeartbeat = heartbeat
         case .snapshot:
             break
         }
@@ -151,6 +159,25 @@ public struct Progress: Sendable, Hashable {
         next = max(min(rejected, hint.saturatingSuccessor), match.saturatingSuccessor)
         probeSent = false
         return true
+    }
+
+    /// A heartbeat answer arrived (`heartbeat`: the leader's `periodicHeartbeats`): the
+    /// follower is reachable, so a throttled flow may send one more append, at most
+    /// once per periodic heartbeat. A probe whose answer was lost is sent again; in a
+    /// full window one slot is freed (the appends in flight may all have been lost; a
+    /// gap the follower cannot fill is rejected and sends the progress back to probing).
+    mutating func heartbeatAnswered(heartbeat: UInt64) {
+        guard heartbeat > throttledAtHeartbeat else { return }
+        switch state {
+        case .probe:
+            probeSent = false
+        case .replicate:
+            guard inflights.isFull else { return }
+            inflights.freeFirst()
+            throttledAtHeartbeat = heartbeat
+        case .snapshot:
+            break
+        }
     }
 
     /// `true` when no append should be sent now.

@@ -50,6 +50,8 @@ final class AACoordinator: Service, @unchecked Sendable {
     private var stopping = false
     /// The peers whose link loop runs.
     private var running: Set<String> = []
+    /// Per peer, the progress vectors of the last batch this node logged (see `merge`).
+    private var progressLogged: [String: AAProgressSeen] = [:]
 
     init(clusterID: String, peers: [Peer], maxClockSkewMillis: UInt64, settings: StreamSettings, client: DRClient,
          logger: Logger, catchUpPageStates: Int = 5_000, strategies: ActiveActiveConflictSettings? = nil,
@@ -162,6 +164,7 @@ final class AACoordinator: Service, @unchecked Sendable {
             running.remove(id)
             links[id] = nil
             held[id] = nil
+            progressLogged[id] = nil
         }
         logger.notice("active-active link stopped", metadata: ["peer": "\(id)"])
     }
@@ -257,17 +260,24 @@ final class AACoordinator: Service, @unchecked Sendable {
         // A batch cut short by the byte bound (its end before the source's commit: large
         // merged entries, which carry no states) is logged too, or the link would ask
         // for the same slice forever.
+        // A batch whose progress vector moved is logged too (at most once per
+        // progressIntervalMillis): causal stability, and so garbage collection, must not
+        // wait for the source's next write.
         let cursorOnly = batch.states.isEmpty
         let cutShort = batch.lastIndex < batch.sourceCommit
-        if batch.lastIndex > after && (!cursorOnly || cutShort || batch.lastIndex - after >= Self.cursorOnlyAfterEntries) {
+        let now = Self.wallMillis()
+        let progress = AAProgressSeen(progress: batch.progress, relayed: batch.relayed, atMillis: now)
+        let progressDue = lock.withLock { progressLogged[peer]?.isDue(progress, intervalMillis: settings.progressIntervalMillis) ?? true }
+        if batch.lastIndex > after
+            && (!cursorOnly || cutShort || progressDue || batch.lastIndex - after >= Self.cursorOnlyAfterEntries) {
             do {
                 result = try await runtime.execute(.activeActiveBatch(batch))
             } catch {
                 note(peer, error: "merging a batch: \(error)")
                 return .milliseconds(100)
             }
+            if result.error == nil { lock.withLock { progressLogged[peer] = progress } }
         }
-        let now = Self.wallMillis()
         let updated = lock.withLock { () -> AALinkStatus in
             var link = links[peer] ?? AALinkStatus()
             link.lastContactMillis = now
@@ -310,6 +320,19 @@ final class AACoordinator: Service, @unchecked Sendable {
     /// How far a link's cursor may stay behind over entries that carry nothing for
     /// this cluster before a cursor-only batch is logged.
     static let cursorOnlyAfterEntries: UInt64 = 1_024
+}
+
+/// The progress vectors of the last batch a link logged, and when.
+struct AAProgressSeen: Sendable {
+    var progress: [String: ActiveActiveProgress]
+    var relayed: [String: [String: ActiveActiveProgress]]
+    var atMillis: UInt64
+
+    /// `true` when `next` says something this one did not and the interval has passed.
+    func isDue(_ next: AAProgressSeen, intervalMillis: UInt64) -> Bool {
+        guard next.progress != progress || next.relayed != relayed else { return false }
+        return next.atMillis >= atMillis &+ intervalMillis || next.atMillis < atMillis
+    }
 }
 
 /// One incoming active-active link, as the pulling leader sees it.

@@ -1,0 +1,65 @@
+import AegisRaft
+import AegisTestKit
+import Testing
+
+/// A throttled flow to a follower (a probe waiting for its answer, a full in-flight
+/// window) gets one more append per *periodic* heartbeat. Read rounds are heartbeats
+/// too (a busy leader sends hundreds a second), and every answer to one used to resume
+/// the probe: a follower rejoining after a restart received tens of copies of its
+/// catch-up (each up to `maxSizePerMessage`) while it was still writing the first,
+/// and the leader's event loop spent 100 ms encoding them (a rolling restart's
+/// slowest requests, issue 18).
+@Suite struct ProbeThrottleTests {
+    /// A leader n1 whose progress of n2 is in probe with the probe in flight (n2 missed
+    /// entries while cut off, then rejected an append).
+    private func probing() throws -> (InteractionEnv, Term) {
+        var config = plainConfig()
+        config.heartbeatInterval = 5
+        let env = try InteractionEnv(count: 3, config: config)
+        try env.elect("n1")
+        try env.propose("n1", "a")
+        try env.stabilize()
+        env.cut = [["n1", "n2"], ["n2", "n1"]]
+        for k in 0..<5 { try env.propose("n1", "b\(k)") }
+        try env.stabilize()
+        env.heal()
+        let leader = try #require(env["n1"])
+        let match = try #require(leader.progress(of: "n2")?.match)
+        let last = try leader.log.lastIndex()
+        #expect(match < last)
+        try env.with("n1") {
+            try $0.step(RaftMessage(from: "n2", to: "n1", payload: .appendEntriesResponse(AppendEntriesResponse(
+                term: leader.term, success: false, followerID: "n2", rejectedIndex: last - 1, hintIndex: match))))
+        }
+        #expect(env["n1"]?.progress(of: "n2")?.state == .probe)
+        #expect(appends(env.drop(where: to("n2"))) == 1, "the probe")
+        return (env, leader.term)
+    }
+
+    private func appends(_ lines: [String]) -> Int { lines.filter { $0.contains(" App term=") }.count }
+
+    private func answerHeartbeat(_ env: InteractionEnv, term: Term, context: UInt64) throws {
+        let match = env["n1"]?.progress(of: "n2")?.match ?? 0
+        try env.with("n1") {
+            try $0.step(RaftMessage(from: "n2", to: "n1", payload: .heartbeatResponse(HeartbeatResponse(
+                term: term, followerID: "n2", context: context, lastIndex: match, heartbeatCommit: match))))
+        }
+    }
+
+    @Test func test_probe_readRoundAnswersDoNotResendIt() throws {
+        let (env, term) = try probing()
+        for context in 1...20 { try answerHeartbeat(env, term: term, context: UInt64(context)) }
+        #expect(appends(env.drop(where: to("n2"))) == 0, "twenty read-round answers in one heartbeat interval resend nothing")
+        // The periodic heartbeat goes out; its answer resumes the probe, once.
+        try env.tick("n1", 5)
+        _ = env.drop(where: to("n2"))
+        try answerHeartbeat(env, term: term, context: 0)
+        try answerHeartbeat(env, term: term, context: 99)
+        #expect(appends(env.drop(where: to("n2"))) == 1, "one probe per periodic heartbeat")
+        // That probe was lost too; at the next periodic heartbeat n2 is probed again,
+        // answers, and catches up.
+        try env.tick("n1", 5)
+        try env.stabilize()
+        #expect(try env["n2"]?.log.lastIndex() == (try env["n1"]?.log.lastIndex()))
+    }
+}
