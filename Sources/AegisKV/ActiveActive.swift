@@ -296,6 +296,10 @@ public struct ActiveActiveBatch: Sendable, Hashable {
     /// cluster learns what non-neighbours have merged (garbage collection must not drop
     /// a tombstone a non-neighbour has not seen). Empty in a mesh.
     public var relayed: [String: [String: ActiveActiveProgress]] = [:]
+    /// The source's topology when it was set by a change made in the group (not a
+    /// starting topology): a receiver adopts it when its version is higher than its own
+    /// (ActiveActiveTopologyVersion), so a change made at one cluster reaches them all.
+    public var topology: ActiveActiveVersionedTopology?
 
     /// The most key states in one batch.
     public static let maxStates = 50_000
@@ -306,8 +310,9 @@ public struct ActiveActiveBatch: Sendable, Hashable {
     /// Creates a batch.
     public init(source: String, afterIndex: UInt64, lastIndex: UInt64, sourceCommit: UInt64, sourceTime: UInt64,
                 states: [ActiveActiveKeyState], progress: [String: ActiveActiveProgress] = [:],
-                relayed: [String: [String: ActiveActiveProgress]] = [:]) {
+                relayed: [String: [String: ActiveActiveProgress]] = [:], topology: ActiveActiveVersionedTopology? = nil) {
         self.relayed = relayed
+        self.topology = topology
         self.source = source
         self.afterIndex = afterIndex
         self.lastIndex = lastIndex

@@ -13,7 +13,12 @@ import AegisCRDT
 //                             batches written before garbage collection) the source's
 //                             progress vector, then optionally (only in a star or
 //                             tree, see ActiveActiveTopology.swift) the relayed
-//                             reports as a report list
+//                             reports as a report list, then optionally (when the
+//                             source's topology was set by a change, not a starting
+//                             file) a topology version and a topology as in command 77
+//                             (ActiveActiveTopologyCommand.swift); a batch with a
+//                             topology writes the progress vector and report list
+//                             before it, empty if need be
 //     report list             varint count (<= 64), then per cluster in strictly
 //                             ascending order: cluster (UTF-8, 1...255 bytes), its
 //                             progress vector
@@ -117,8 +122,12 @@ extension ActiveActiveBatch {
         bytes.appendVarint(sourceTime)
         bytes.appendVarint(UInt64(states.count))
         for state in states.sorted(by: { $0.key < $1.key }) { bytes.appendKeyState(state) }
-        if !progress.isEmpty || !relayed.isEmpty { bytes.appendProgress(progress) }
-        if !relayed.isEmpty { bytes.appendReports(relayed) }
+        if !progress.isEmpty || !relayed.isEmpty || topology != nil { bytes.appendProgress(progress) }
+        if !relayed.isEmpty || topology != nil { bytes.appendReports(relayed) }
+        if let topology {
+            bytes.appendTopologyVersion(topology.version)
+            topology.topology.append(to: &bytes)
+        }
     }
 }
 
@@ -262,8 +271,14 @@ extension ByteReader {
         let states = try readKeyStates("key state count", limit: ActiveActiveBatch.maxStates)
         let progress = remaining > 0 ? try readProgress("batch progress") : [:]
         let relayed = remaining > 0 ? try readReports("relayed report") : [:]
+        var topology: ActiveActiveVersionedTopology?
+        if remaining > 0 {
+            let version = try readTopologyVersion()
+            guard !version.isZero else { throw .malformedCommand("a batch's topology has version zero") }
+            topology = ActiveActiveVersionedTopology(topology: try readTopology(), version: version)
+        }
         return ActiveActiveBatch(source: source, afterIndex: after, lastIndex: last, sourceCommit: commit,
-                                 sourceTime: time, states: states, progress: progress, relayed: relayed)
+                                 sourceTime: time, states: states, progress: progress, relayed: relayed, topology: topology)
     }
 
     /// Reads a cluster ID (UTF-8, 1...255 bytes) that must sort strictly after `previous`

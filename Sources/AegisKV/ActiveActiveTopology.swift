@@ -250,6 +250,57 @@ public struct ActiveActiveTopology: Sendable, Hashable {
     static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 }
 
+/// The version of a group's topology: the HLC stamp of the change that made it
+/// (`aegis aa add|remove`, `PUT /v1/aa/topology`) and the cluster where it was made.
+/// Zero is a cluster's starting topology (its `--aa-topology` file), which any change
+/// made in the group replaces. Versions order by (physical, logical, cluster): the
+/// group's clusters adopt the highest they see (last writer wins), so one change made
+/// at any cluster reaches every cluster of the group.
+public struct ActiveActiveTopologyVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The stamp's physical part (ms since 1970).
+    public var physical: UInt64
+    /// The stamp's logical part.
+    public var logical: UInt32
+    /// The cluster where the change was made (empty for zero).
+    public var cluster: String
+
+    /// The version of a starting topology.
+    public static let zero = ActiveActiveTopologyVersion(physical: 0, logical: 0, cluster: "")
+
+    /// Creates a version.
+    public init(physical: UInt64, logical: UInt32, cluster: String) {
+        self.physical = physical
+        self.logical = logical
+        self.cluster = cluster
+    }
+
+    /// `true` for a starting topology's version.
+    public var isZero: Bool { self == .zero }
+
+    public static func < (a: Self, b: Self) -> Bool {
+        if a.physical != b.physical { return a.physical < b.physical }
+        if a.logical != b.logical { return a.logical < b.logical }
+        return a.cluster.utf8.lexicographicallyPrecedes(b.cluster.utf8)
+    }
+
+    /// `physical.logical@cluster`, or `seed` for zero.
+    public var description: String { isZero ? "seed" : "\(physical).\(logical)@\(cluster)" }
+}
+
+/// A topology with its version, as a batch carries it to the peer clusters.
+public struct ActiveActiveVersionedTopology: Sendable, Hashable {
+    /// The topology.
+    public var topology: ActiveActiveTopology
+    /// Its version (never zero in a batch).
+    public var version: ActiveActiveTopologyVersion
+
+    /// Creates a versioned topology.
+    public init(topology: ActiveActiveTopology, version: ActiveActiveTopologyVersion) {
+        self.topology = topology
+        self.version = version
+    }
+}
+
 /// An undirected link between two clusters (stored with the smaller ID first).
 public struct ActiveActiveLink: Sendable, Hashable, CustomStringConvertible {
     /// The byte-wise smaller cluster ID.

@@ -10,6 +10,9 @@ import AegisRaft
 //                                (<= 16), the addresses (1...255 bytes each), via
 //                                flag byte (0 or 1), then the via cluster ID if 1
 //       2 remove                 cluster ID (1...255 bytes)
+//       3 seed                   a topology: a cluster's starting topology (its
+//                                --aa-topology file), recorded with version zero and
+//                                only while the cluster has none
 //     topology                   kind byte (0 mesh, 1 star, 2 tree), hub (0...255
 //                                bytes, empty unless a star), varint cluster count
 //                                (1...64), per cluster in strictly ascending ID
@@ -18,9 +21,18 @@ import AegisRaft
 //                                strictly ascending (first, second) order: first,
 //                                second (first < second, byte-wise)
 //
-// Section 7 is a topology as above (written only when the cluster has one). Applying
-// checks the result with `ActiveActiveTopology.validate(for:)` against this cluster's
-// ID: a refused change (KVError.activeActiveTopology) changes nothing.
+//     topology version           varint stamp physical (ms), varint stamp logical
+//                                (<= 2^32 - 1), cluster ID (0...255 bytes; empty only
+//                                in version zero)
+//
+// Section 7 is a topology as above, then optionally (absent in sections written before
+// versions) its topology version (written only when the cluster has a topology).
+// Applying checks the result with `ActiveActiveTopology.validate(for:)` against this
+// cluster's ID: a refused change (KVError.activeActiveTopology) changes nothing. Set,
+// add and remove give the topology a new version: the stamp of the cluster's next
+// HLC tick (deterministic: the apply clock) and this cluster's ID. Batches carry a
+// versioned topology; a receiver adopts one whose version is higher than its own and
+// that lists the receiver (`StateMachine.adoptActiveActiveTopology`).
 
 /// A change of the cluster's active-active topology (command 77).
 public enum ActiveActiveTopologyCommand: Sendable, Hashable {
@@ -31,6 +43,9 @@ public enum ActiveActiveTopologyCommand: Sendable, Hashable {
     case add(cluster: String, addresses: [String], via: String?)
     /// Removes a cluster and its links.
     case remove(cluster: String)
+    /// Records a starting topology (version zero) when the cluster has none; a no-op
+    /// otherwise.
+    case seed(ActiveActiveTopology)
 }
 
 extension ActiveActiveTopology {
@@ -51,25 +66,27 @@ extension ActiveActiveTopology {
         }
     }
 
-    /// The section 7 body (the topology's encoding).
-    func sectionBody() -> [UInt8] {
+    /// The section 7 body (the topology's encoding, then its version).
+    func sectionBody(version: ActiveActiveTopologyVersion) -> [UInt8] {
         var bytes: [UInt8] = []
         append(to: &bytes)
+        bytes.appendTopologyVersion(version)
         return bytes
     }
 
-    /// Reads a section 7 body.
-    init(section bytes: [UInt8]) throws(KVError) {
+    /// Reads a section 7 body: the topology and its version (zero when absent).
+    static func fromSection(_ bytes: [UInt8]) throws(KVError) -> ActiveActiveVersionedTopology {
         let decoded = bytes.withUnsafeBytes { raw in
-            Result { () throws(KVError) -> ActiveActiveTopology in
+            Result { () throws(KVError) -> ActiveActiveVersionedTopology in
                 var reader = ByteReader(raw)
                 let topology = try reader.readTopology()
+                let version = reader.remaining > 0 ? try reader.readTopologyVersion() : .zero
                 guard reader.remaining == 0 else { throw .malformedCommand("\(reader.remaining) unexpected bytes at the end") }
-                return topology
+                return ActiveActiveVersionedTopology(topology: topology, version: version)
             }
         }
         do {
-            self = try decoded.get()
+            return try decoded.get()
         } catch {
             throw .malformedSnapshot("active-active topology section: \(error)")
         }
@@ -96,11 +113,20 @@ extension ActiveActiveTopologyCommand {
         case .remove(let cluster):
             bytes.append(2)
             bytes.appendLengthPrefixed(Array(cluster.utf8))
+        case .seed(let topology):
+            bytes.append(3)
+            topology.append(to: &bytes)
         }
     }
 }
 
 extension Array where Element == UInt8 {
+    mutating func appendTopologyVersion(_ version: ActiveActiveTopologyVersion) {
+        appendVarint(version.physical)
+        appendVarint(UInt64(version.logical))
+        appendLengthPrefixed(Array(version.cluster.utf8))
+    }
+
     mutating func appendAddresses(_ addresses: [String]) {
         appendVarint(UInt64(addresses.count))
         for address in addresses { appendLengthPrefixed(Array(address.utf8)) }
@@ -121,9 +147,24 @@ extension ByteReader {
             return .add(cluster: cluster, addresses: addresses, via: flag == 1 ? try readClusterName("via cluster ID") : nil)
         case 2:
             return .remove(cluster: try readClusterName("removed cluster ID"))
+        case 3:
+            return .seed(try readTopology())
         default:
             throw .malformedCommand("unknown topology operation \(operation)")
         }
+    }
+
+    mutating func readTopologyVersion() throws(KVError) -> ActiveActiveTopologyVersion {
+        let physical = try readCommandVarint("topology version physical")
+        let logical = try readCommandVarint("topology version logical")
+        guard let logical32 = UInt32(exactly: logical) else {
+            throw .malformedCommand("topology version logical \(logical) is above 2^32 - 1")
+        }
+        let cluster = try readText("topology version cluster", maxBytes: StreamBatch.maxSourceSize, allowEmpty: true)
+        guard cluster.isEmpty == (physical == 0 && logical == 0) else {
+            throw .malformedCommand("a topology version names its cluster exactly when it is not zero")
+        }
+        return ActiveActiveTopologyVersion(physical: physical, logical: logical32, cluster: cluster)
     }
 
     mutating func readClusterName(_ name: String) throws(KVError) -> String {
@@ -183,6 +224,32 @@ extension StateMachine {
     /// The cluster's replicated active-active topology (`nil` until one is set).
     public var activeActiveTopology: ActiveActiveTopology? { activeActiveTopologyState }
 
+    /// The version of the cluster's topology (zero for a starting topology or none).
+    public var activeActiveTopologyVersion: ActiveActiveTopologyVersion { activeActiveTopologyVersionState }
+
+    /// The topology a batch to the peers carries: the current one when a change made
+    /// in the group set it.
+    var shippedActiveActiveTopology: ActiveActiveVersionedTopology? {
+        guard let topology = activeActiveTopologyState, !activeActiveTopologyVersionState.isZero else { return nil }
+        return ActiveActiveVersionedTopology(topology: topology, version: activeActiveTopologyVersionState)
+    }
+
+    /// Adopts the topology a peer's batch carries when its version is higher than this
+    /// cluster's and it lists this cluster (a topology that removed this cluster, or
+    /// one that does not validate, is ignored). Returns `true` when adopted.
+    @discardableResult
+    mutating func adoptActiveActiveTopology(_ offered: ActiveActiveVersionedTopology?) -> Bool {
+        guard let offered, offered.version > activeActiveTopologyVersionState else { return false }
+        do {
+            try offered.topology.validate(for: replica.rawValue)
+        } catch {
+            return false
+        }
+        activeActiveTopologyState = offered.topology
+        activeActiveTopologyVersionState = offered.version
+        return true
+    }
+
     /// Applies command 77: the changed topology must pass `validate(for:)` for this
     /// cluster, or nothing changes.
     mutating func applyActiveActiveTopology(_ command: ActiveActiveTopologyCommand, at index: LogIndex) -> CommandResult {
@@ -191,6 +258,13 @@ extension StateMachine {
         let next: ActiveActiveTopology
         do {
             switch command {
+            case .seed(let topology):
+                guard activeActiveTopologyState == nil else { return CommandResult(index: index, revision: revision) }
+                try topology.validate(for: own)
+                activeActiveTopologyState = topology
+                activeActiveTopologyVersionState = .zero
+                revision += 1
+                return CommandResult(index: index, revision: revision)
             case .set(let topology):
                 try topology.validate(for: own)
                 next = topology
@@ -203,6 +277,9 @@ extension StateMachine {
             return failure(.activeActiveTopology(error.message), at: index)
         }
         activeActiveTopologyState = next
+        let stamp = nextActiveActiveStamp()
+        activeActiveTopologyVersionState = ActiveActiveTopologyVersion(physical: stamp.physical, logical: stamp.logical,
+                                                                       cluster: own)
         revision += 1
         return CommandResult(index: index, revision: revision)
     }

@@ -520,10 +520,11 @@ extension StateMachine {
             bytes throws(KVError) in try ActiveActiveConflictState(section: bytes)
         } ?? ActiveActiveConflictState()
         let restoredTopology = try reader.sections[KVSnapshotSection.activeActiveTopologyTag].map {
-            bytes throws(KVError) in try ActiveActiveTopology(section: bytes)
+            bytes throws(KVError) in try ActiveActiveTopology.fromSection(bytes)
         }
         sessions = restoredSessions
-        activeActiveTopologyState = restoredTopology
+        activeActiveTopologyState = restoredTopology?.topology
+        activeActiveTopologyVersionState = restoredTopology?.version ?? .zero
         activeActiveConflicts = restoredConflicts
         activeActive = restoredActiveActive
         activeActiveCatchUpProgress = restoredCatchUps

@@ -75,7 +75,7 @@ extension StateMachine {
             sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveCatchUpTag, body: catchUps))
         }
         if let topology = activeActiveTopologyState {
-            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTopologyTag, body: topology.sectionBody()))
+            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTopologyTag, body: topology.sectionBody(version: activeActiveTopologyVersionState)))
         }
         return sections
     }

@@ -91,7 +91,8 @@ extension StateMachine {
         return ActiveActiveBatch(source: source, afterIndex: afterIndex, lastIndex: last,
                                  sourceCommit: Swift.max(sourceCommit, last), sourceTime: sourceTime,
                                  states: activeActiveStates(for: keys),
-                                 progress: activeActiveProgress(includingOwn: last == appliedIndex), relayed: relayed)
+                                 progress: activeActiveProgress(includingOwn: last == appliedIndex), relayed: relayed,
+                                 topology: shippedActiveActiveTopology)
     }
 
     /// The keys of `entry` shipped to `peer`: a local client write's keys, or (in a
@@ -167,6 +168,7 @@ extension StateMachine {
             lastIndex: last, sourceCommit: Swift.max(previous?.sourceCommit ?? 0, batch.sourceCommit, last),
             sourceTime: Swift.max(previous?.sourceTime ?? 0, batch.sourceTime))
         noteActiveActiveProgress(of: batch)
+        adoptActiveActiveTopology(batch.topology)
         collectStableActiveActiveParts()
         var result = CommandResult(index: index, revision: revision)
         result.integer = Int64(clamping: last)

@@ -176,6 +176,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     var activeActiveCatchUpProgress: [String: ActiveActiveCatchUpProgress] = [:]
     /// The active-active topology (ActiveActiveTopologyCommand.swift; snapshot section 7).
     var activeActiveTopologyState: ActiveActiveTopology?
+    /// Its version (zero: a starting topology, or none).
+    var activeActiveTopologyVersionState = ActiveActiveTopologyVersion.zero
     /// The conflict strategies, manual queue and audit trail (snapshot section 5).
     var activeActiveConflicts = ActiveActiveConflictState()
     /// The merge functions of the `custom` strategy, by name (registered, not replicated).

@@ -51,9 +51,9 @@ public struct RaftCore {
     var electionElapsed = 0
     /// Ticks since the last heartbeat (leaders).
     var heartbeatElapsed = 0
-    /// Periodic heartbeats sent (leaders; never reset): a throttled flow to a follower
-    /// (a probe waiting for its answer, a full in-flight window) gets one more append
-    /// per periodic heartbeat, however many read rounds the heartbeats carry between.
+    /// Periodic heartbeats sent (leaders; never reset): a large probe waiting for its
+    /// answer is re-sent at most once per periodic heartbeat, however many read rounds
+    /// the heartbeats carry between (`Progress.probeSentAtHeartbeat`).
     var periodicHeartbeats: UInt64 = 0
     /// Ticks since this node last heard from a leader (an append, heartbeat or
     /// snapshot), counted from its start and not reset by term changes: the voter's

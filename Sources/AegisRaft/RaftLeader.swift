@@ -156,6 +156,7 @@ extension RaftCore {
     mutating func handleHeartbeatResponse(_ response: HeartbeatResponse, from: NodeID) {
         let last = (try? log.lastIndex()) ?? 0
         let heartbeat = periodicHeartbeats
+        let largeProbeBytes = Swift.min(config.maxSizePerMessage / 4, 64 << 10)
         let needsAppend = tracker.update(from) { pr -> Bool in
             pr.recentActive = true
             if response.lastIndex < response.heartbeatCommit && response.lastIndex < pr.match {
@@ -169,7 +170,7 @@ extension RaftCore {
                 // acknowledged entries stopped counting).
                 pr.lowerMatch(to: response.lastIndex)
             }
-            pr.heartbeatAnswered(heartbeat: heartbeat)
+            pr.heartbeatAnswered(heartbeat: heartbeat, largeProbeBytes: largeProbeBytes)
             return pr.match < last || pr.state == .probe || response.requestsAppend
         }
         if needsAppend == true { maybeSendAppend(to: from, sendIfEmpty: true) }

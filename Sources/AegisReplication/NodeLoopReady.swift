@@ -430,6 +430,7 @@ extension NodeLoop: ReadyShell {
         if status.activeActive.enabled { status.activeActiveMetadata = machine.activeActiveMetadataSummary }
         status.activeActiveCatchUps = machine.activeActiveCatchUps
         status.activeActiveTopology = machine.activeActiveTopology
+        status.activeActiveTopologyVersion = machine.activeActiveTopologyVersion
         status.failure = failure.map { "\($0)" }
         status.running = running
         status.cluster = clusterView?.cluster.stats()

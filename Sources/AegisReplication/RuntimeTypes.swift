@@ -224,6 +224,8 @@ public struct NodeStatus: Sendable, Hashable {
     public var activeActiveCatchUps: [String: ActiveActiveCatchUpProgress] = [:]
     /// The cluster's active-active topology as this node applied it (`nil`: none set).
     public var activeActiveTopology: ActiveActiveTopology?
+    /// Its version (zero: a starting topology, or none).
+    public var activeActiveTopologyVersion = ActiveActiveTopologyVersion.zero
     /// Set once the node stopped because of a storage failure.
     public var failure: String?
     /// Whether the node's loop is running.

@@ -2,10 +2,9 @@ import AegisRaft
 import AegisTestKit
 import Testing
 
-/// A throttled flow to a follower (a probe waiting for its answer, a full in-flight
-/// window) gets one more append per *periodic* heartbeat. Read rounds are heartbeats
-/// too (a busy leader sends hundreds a second), and every answer to one used to resume
-/// the probe: a follower rejoining after a restart received tens of copies of its
+/// A large probe waiting for its answer is re-sent at most once per *periodic*
+/// heartbeat. Read rounds are heartbeats too (a busy leader sends hundreds a second),
+/// and every answer to one used to resume the probe: a follower rejoining after a restart received tens of copies of its
 /// catch-up (each up to `maxSizePerMessage`) while it was still writing the first,
 /// and the leader's event loop spent 100 ms encoding them (a rolling restart's
 /// slowest requests, issue 18).
@@ -15,12 +14,13 @@ import Testing
     private func probing() throws -> (InteractionEnv, Term) {
         var config = plainConfig()
         config.heartbeatInterval = 5
+        config.maxSizePerMessage = 64  // a probe of more than 16 bytes of entries is large
         let env = try InteractionEnv(count: 3, config: config)
         try env.elect("n1")
         try env.propose("n1", "a")
         try env.stabilize()
         env.cut = [["n1", "n2"], ["n2", "n1"]]
-        for k in 0..<5 { try env.propose("n1", "b\(k)") }
+        for k in 0..<5 { try env.propose("n1", "entry b\(k) of some twenty bytes") }
         try env.stabilize()
         env.heal()
         let leader = try #require(env["n1"])
@@ -44,6 +44,29 @@ import Testing
             try $0.step(RaftMessage(from: "n2", to: "n1", payload: .heartbeatResponse(HeartbeatResponse(
                 term: term, followerID: "n2", context: context, lastIndex: match, heartbeatCommit: match))))
         }
+    }
+
+    /// A small probe (at most a quarter of `maxSizePerMessage`, or 64 KiB) is still
+    /// re-sent at any heartbeat answer: cheap, and quick on a lossy link.
+    @Test func test_probe_smallProbeIsResentAtAnyAnswer() throws {
+        var config = plainConfig()
+        config.heartbeatInterval = 5
+        let env = try InteractionEnv(count: 3, config: config)
+        try env.elect("n1")
+        env.cut = [["n1", "n2"], ["n2", "n1"]]
+        try env.propose("n1", "x")
+        try env.stabilize()
+        env.heal()
+        let leader = try #require(env["n1"])
+        let match = try #require(leader.progress(of: "n2")?.match)
+        let last = try leader.log.lastIndex()
+        try env.with("n1") {
+            try $0.step(RaftMessage(from: "n2", to: "n1", payload: .appendEntriesResponse(AppendEntriesResponse(
+                term: leader.term, success: false, followerID: "n2", rejectedIndex: last, hintIndex: match))))
+        }
+        #expect(appends(env.drop(where: to("n2"))) == 1, "the probe")
+        for context in 1...3 { try answerHeartbeat(env, term: leader.term, context: UInt64(context)) }
+        #expect(appends(env.drop(where: to("n2"))) == 3)
     }
 
     @Test func test_probe_readRoundAnswersDoNotResendIt() throws {

@@ -26,13 +26,16 @@ public struct Progress: Sendable, Hashable {
     /// In `.probe`: an append was sent and not yet answered (or a heartbeat interval
     /// has not passed), so no further append is sent.
     var probeSent = false
-    /// The leader's `periodicHeartbeats` when the flow was last throttled: the probe
-    /// was sent, or a full window was opened by one slot. A heartbeat answer resumes a
-    /// throttled flow only once a later periodic heartbeat went out, so a leader serving
-    /// many read rounds (each a heartbeat) does not re-send a probe of up to
-    /// `maxSizePerMessage` bytes at every answer while the follower is still writing
-    /// the first one (a rejoining follower received tens of copies of its catch-up).
-    var throttledAtHeartbeat: UInt64 = 0
+    /// In `.probe`: the leader's `periodicHeartbeats` when the probe was sent, and the
+    /// bytes of entries it carried. A heartbeat answer resumes a large probe (over 64 KiB,
+    /// or a quarter of `maxSizePerMessage` if less) only once a later periodic heartbeat went out, so
+    /// a leader serving many read rounds (each a heartbeat) does not re-send up to
+    /// `maxSizePerMessage` bytes at every answer while the follower is still writing the
+    /// first copy (a follower rejoining after a restart received tens of copies of its
+    /// catch-up). A small probe is re-sent at any answer, as before: cheap, and what
+    /// lets a follower on a lossy link catch up quickly.
+    var probeSentAtHeartbeat: UInt64 = 0
+    var probeBytes = 0
     /// `true` for a learner.
     public internal(set) var isLearner = false
     /// The messages in flight in `.replicate`.
@@ -113,7 +116,8 @@ public struct Progress: Sendable, Hashable {
             }
         case .probe:
             probeSent = true
-            throttledAtHeartbeat = heartbeat
+            probeSentAtHeartbeat = heartbeat
+            probeBytes = bytes
         case .snapshot:
             break
         }
@@ -162,19 +166,17 @@ public struct Progress: Sendable, Hashable {
     }
 
     /// A heartbeat answer arrived (`heartbeat`: the leader's `periodicHeartbeats`): the
-    /// follower is reachable, so a throttled flow may send one more append, at most
-    /// once per periodic heartbeat. A probe whose answer was lost is sent again; in a
-    /// full window one slot is freed (the appends in flight may all have been lost; a
-    /// gap the follower cannot fill is rejected and sends the progress back to probing).
-    mutating func heartbeatAnswered(heartbeat: UInt64) {
-        guard heartbeat > throttledAtHeartbeat else { return }
+    /// follower is reachable, so a throttled flow may send one more append. A probe
+    /// whose answer may have been lost is sent again (a large one at most once per
+    /// periodic heartbeat, see `probeSentAtHeartbeat`); in a full window one slot is
+    /// freed (the appends in flight may all have been lost; a gap the follower cannot
+    /// fill is rejected and sends the progress back to probing).
+    mutating func heartbeatAnswered(heartbeat: UInt64, largeProbeBytes: Int) {
         switch state {
         case .probe:
-            probeSent = false
+            if probeBytes <= largeProbeBytes || heartbeat > probeSentAtHeartbeat { probeSent = false }
         case .replicate:
-            guard inflights.isFull else { return }
-            inflights.freeFirst()
-            throttledAtHeartbeat = heartbeat
+            if inflights.isFull { inflights.freeFirst() }
         case .snapshot:
             break
         }

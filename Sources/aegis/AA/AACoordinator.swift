@@ -181,7 +181,7 @@ final class AACoordinator: Service, @unchecked Sendable {
             return .seconds(3600)
         }
         do {
-            let result = try await runtime.execute(.activeActiveTopology(.set(seed)))
+            let result = try await runtime.execute(.activeActiveTopology(.seed(seed)))
             if let error = result.error {
                 logger.warning("cannot record the --aa-topology file: \(error)")
                 return .seconds(5)
@@ -268,8 +268,10 @@ final class AACoordinator: Service, @unchecked Sendable {
         let now = Self.wallMillis()
         let progress = AAProgressSeen(progress: batch.progress, relayed: batch.relayed, atMillis: now)
         let progressDue = lock.withLock { progressLogged[peer]?.isDue(progress, intervalMillis: settings.progressIntervalMillis) ?? true }
-        if batch.lastIndex > after
-            && (!cursorOnly || cutShort || progressDue || batch.lastIndex - after >= Self.cursorOnlyAfterEntries) {
+        // A topology changed in the group is adopted at once (ActiveActiveTopologyVersion).
+        let newerTopology = batch.topology.map { $0.version > runtime.status.activeActiveTopologyVersion } ?? false
+        if batch.lastIndex > after && (!cursorOnly || cutShort || progressDue || newerTopology
+                                       || batch.lastIndex - after >= Self.cursorOnlyAfterEntries) {
             do {
                 result = try await runtime.execute(.activeActiveBatch(batch))
             } catch {

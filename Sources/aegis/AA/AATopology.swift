@@ -85,14 +85,19 @@ enum AATopologyAdmin {
         var neighbours: [String]
         /// `false` while the cluster runs on its static peers (`--aa-peer`) only.
         var replicated: Bool
+        /// The topology's version: `seed` for a starting topology (the `--aa-topology`
+        /// file or the static peers), else `physical.logical@cluster` of the last change
+        /// made in the group (every cluster adopts the highest it sees).
+        var version: String
     }
 
     typealias AddPeer = AAPeerRequest
 
-    static func document(_ topology: ActiveActiveTopology, cluster: String, replicated: Bool) -> Document {
+    static func document(_ topology: ActiveActiveTopology, cluster: String, replicated: Bool,
+                         version: ActiveActiveTopologyVersion) -> Document {
         Document(kind: topology.kind.name, hub: topology.kind == .star ? topology.hub : nil, clusters: topology.clusters,
                  links: topology.allLinks.map { [$0.first, $0.second] }.sorted { $0.lexicographicallyPrecedes($1) },
-                 neighbours: topology.neighbours(of: cluster), replicated: replicated)
+                 neighbours: topology.neighbours(of: cluster), replicated: replicated, version: version.description)
     }
 
     static func register(on router: Router<BasicRequestContext>, coordinator: AACoordinator,
@@ -102,7 +107,8 @@ enum AATopologyAdmin {
             guard let status = coordinator.runtime?.status else { return starting() }
             let topology = status.activeActiveTopology ?? coordinator.staticTopology
             return AdminResponses.json(document(topology, cluster: coordinator.clusterID,
-                                                replicated: status.activeActiveTopology != nil))
+                                                replicated: status.activeActiveTopology != nil,
+                                                version: status.activeActiveTopologyVersion))
         }
         router.put("/v1/aa/topology") { request, _ in
             if let denied = authorize(request) { return denied }
@@ -154,7 +160,7 @@ enum AATopologyAdmin {
         guard let runtime = coordinator.runtime else { return starting() }
         do {
             if runtime.status.activeActiveTopology == nil {
-                let result = try await runtime.execute(.activeActiveTopology(.set(coordinator.staticTopology)))
+                let result = try await runtime.execute(.activeActiveTopology(.seed(coordinator.staticTopology)))
                 if let error = result.error {
                     return AdminResponses.json(AAAdminExtension.Failure(error: "\(error)"), status: .badRequest)
                 }
@@ -169,7 +175,8 @@ enum AATopologyAdmin {
                 try await Task.sleep(for: .milliseconds(5))
             }
             let topology = runtime.status.activeActiveTopology ?? coordinator.staticTopology
-            return AdminResponses.json(document(topology, cluster: coordinator.clusterID, replicated: true))
+            return AdminResponses.json(document(topology, cluster: coordinator.clusterID, replicated: true,
+                                                version: runtime.status.activeActiveTopologyVersion))
         } catch {
             return AdminResponses.json(AAAdminExtension.Failure(error: "\(error)"), status: .serviceUnavailable)
         }
@@ -190,8 +197,8 @@ extension AACoordinator {
 extension AACommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a cluster to this cluster's topology (through its log): a neighbour's link starts at once.",
-            discussion: "In a star or tree, run it on every cluster (with --via where the new cluster attaches), so that each counts the new cluster for garbage collection.")
+            abstract: "Add a cluster to the group's topology: recorded through this cluster's log, then adopted by every cluster of the group with the next batch it pulls (the change's version is higher); a neighbour's link starts at once.",
+            discussion: "Run it on one cluster of the group (in a tree, with --via where the new cluster attaches). Changes made at two clusters at once: the later version wins.")
         @OptionGroup var options: AdminOptions
         @Argument(help: ArgumentHelp("The cluster and its admin addresses (none for a cluster this one never links).",
                                      valueName: "id[=host:port[,host:port…]]"))
@@ -210,7 +217,7 @@ extension AACommand {
 
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Remove a cluster from this cluster's topology (through its log): its link stops and garbage collection no longer waits for it.")
+            abstract: "Remove a cluster from the group's topology (recorded here, adopted by every other cluster of the group): its links stop and garbage collection no longer waits for it.")
         @OptionGroup var options: AdminOptions
         @Argument(help: "The cluster ID.") var cluster: String
 
@@ -244,6 +251,7 @@ extension AACommand {
                 .joined(separator: ", "))
             print("links: " + document.links.map { $0.joined(separator: "-") }.joined(separator: ", "))
             print("neighbours: " + document.neighbours.joined(separator: ", "))
+            print("version: " + document.version)
         }
     }
 }
