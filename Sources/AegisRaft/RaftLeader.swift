@@ -156,7 +156,7 @@ extension RaftCore {
     mutating func handleHeartbeatResponse(_ response: HeartbeatResponse, from: NodeID) {
         let last = (try? log.lastIndex()) ?? 0
         let heartbeat = periodicHeartbeats
-        let largeProbeBytes = Swift.min(config.maxSizePerMessage / 4, 64 << 10)
+        let largeProbeBytes = Progress.largeProbeBytes
         let needsAppend = tracker.update(from) { pr -> Bool in
             pr.recentActive = true
             if response.lastIndex < response.heartbeatCommit && response.lastIndex < pr.match {

@@ -14,13 +14,14 @@ import Testing
     private func probing() throws -> (InteractionEnv, Term) {
         var config = plainConfig()
         config.heartbeatInterval = 5
-        config.maxSizePerMessage = 64  // a probe of more than 16 bytes of entries is large
+        config.maxSizePerMessage = 256 << 10
         let env = try InteractionEnv(count: 3, config: config)
         try env.elect("n1")
         try env.propose("n1", "a")
         try env.stabilize()
         env.cut = [["n1", "n2"], ["n2", "n1"]]
-        for k in 0..<5 { try env.propose("n1", "entry b\(k) of some twenty bytes") }
+        let large = String(repeating: "x", count: 20 << 10)  // five entries: a probe of 100 KiB, above 64 KiB
+        for k in 0..<5 { try env.propose("n1", "\(k)" + large) }
         try env.stabilize()
         env.heal()
         let leader = try #require(env["n1"])
@@ -46,7 +47,7 @@ import Testing
         }
     }
 
-    /// A small probe (at most a quarter of `maxSizePerMessage`, or 64 KiB) is still
+    /// A small probe (at most 64 KiB) is still
     /// re-sent at any heartbeat answer: cheap, and quick on a lossy link.
     @Test func test_probe_smallProbeIsResentAtAnyAnswer() throws {
         var config = plainConfig()
