@@ -75,7 +75,8 @@ extension StateMachine {
             sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveCatchUpTag, body: catchUps))
         }
         if let topology = activeActiveTopologyState {
-            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTopologyTag, body: topology.sectionBody(version: activeActiveTopologyVersionState)))
+            let body = topology.sectionBody(version: activeActiveTopologyVersionState)
+            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTopologyTag, body: body))
         }
         return sections
     }

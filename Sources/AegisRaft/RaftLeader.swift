@@ -156,7 +156,6 @@ extension RaftCore {
     mutating func handleHeartbeatResponse(_ response: HeartbeatResponse, from: NodeID) {
         let last = (try? log.lastIndex()) ?? 0
         let heartbeat = periodicHeartbeats
-        let largeProbeBytes = Progress.largeProbeBytes
         let needsAppend = tracker.update(from) { pr -> Bool in
             pr.recentActive = true
             if response.lastIndex < response.heartbeatCommit && response.lastIndex < pr.match {
@@ -170,7 +169,7 @@ extension RaftCore {
                 // acknowledged entries stopped counting).
                 pr.lowerMatch(to: response.lastIndex)
             }
-            pr.heartbeatAnswered(heartbeat: heartbeat, largeProbeBytes: largeProbeBytes)
+            pr.heartbeatAnswered(heartbeat: heartbeat)
             return pr.match < last || pr.state == .probe || response.requestsAppend
         }
         if needsAppend == true { maybeSendAppend(to: from, sendIfEmpty: true) }

@@ -3,8 +3,8 @@ import AegisTestKit
 import Testing
 
 /// A large probe waiting for its answer is re-sent at most once per *periodic*
-/// heartbeat. Read rounds are heartbeats too (a busy leader sends hundreds a second),
-/// and every answer to one used to resume the probe: a follower rejoining after a restart received tens of copies of its
+/// heartbeat. Read rounds are heartbeats too (one per batch of reads),
+/// and every answer to one used to resume the probe: a follower rejoining after a restart received copy after copy of its
 /// catch-up (each up to `maxSizePerMessage`) while it was still writing the first,
 /// and the leader's event loop spent 100 ms encoding them (a rolling restart's
 /// slowest requests, issue 18).

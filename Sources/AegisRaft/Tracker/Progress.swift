@@ -31,7 +31,7 @@ public struct Progress: Sendable, Hashable {
     /// `largeProbeBytes`) only once a later periodic heartbeat went out, so
     /// a leader serving many read rounds (each a heartbeat) does not re-send up to
     /// `maxSizePerMessage` bytes at every answer while the follower is still writing the
-    /// first copy (a follower rejoining after a restart received tens of copies of its
+    /// first copy (a follower rejoining after a restart received copy after copy of its
     /// catch-up). A small probe is re-sent at any answer, as before: cheap, and what
     /// lets a follower on a lossy link catch up quickly.
     var probeSentAtHeartbeat: UInt64 = 0
@@ -177,10 +177,10 @@ public struct Progress: Sendable, Hashable {
     /// periodic heartbeat, see `probeSentAtHeartbeat`); in a full window one slot is
     /// freed (the appends in flight may all have been lost; a gap the follower cannot
     /// fill is rejected and sends the progress back to probing).
-    mutating func heartbeatAnswered(heartbeat: UInt64, largeProbeBytes: Int) {
+    mutating func heartbeatAnswered(heartbeat: UInt64) {
         switch state {
         case .probe:
-            if probeBytes <= largeProbeBytes || heartbeat > probeSentAtHeartbeat { probeSent = false }
+            if probeBytes <= Self.largeProbeBytes || heartbeat > probeSentAtHeartbeat { probeSent = false }
         case .replicate:
             if inflights.isFull { inflights.freeFirst() }
         case .snapshot:

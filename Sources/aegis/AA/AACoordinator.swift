@@ -265,13 +265,13 @@ final class AACoordinator: Service, @unchecked Sendable {
         // wait for the source's next write.
         let cursorOnly = batch.states.isEmpty
         let cutShort = batch.lastIndex < batch.sourceCommit
+        // A topology changed in the group is adopted at once (ActiveActiveTopologyVersion).
         let now = Self.wallMillis()
         let progress = AAProgressSeen(progress: batch.progress, relayed: batch.relayed, atMillis: now)
-        let progressDue = lock.withLock { progressLogged[peer]?.isDue(progress, intervalMillis: settings.progressIntervalMillis) ?? true }
-        // A topology changed in the group is adopted at once (ActiveActiveTopologyVersion).
-        let newerTopology = batch.topology.map { $0.version > runtime.status.activeActiveTopologyVersion } ?? false
-        if batch.lastIndex > after && (!cursorOnly || cutShort || progressDue || newerTopology
-                                       || batch.lastIndex - after >= Self.cursorOnlyAfterEntries) {
+        if batch.lastIndex > after
+            && (!cursorOnly || cutShort || batch.lastIndex - after >= Self.cursorOnlyAfterEntries
+                || batch.topology.map { $0.version > runtime.status.activeActiveTopologyVersion } == true
+                || lock.withLock { progressLogged[peer]?.isDue(progress, intervalMillis: settings.progressIntervalMillis) ?? true }) {
             do {
                 result = try await runtime.execute(.activeActiveBatch(batch))
             } catch {
