@@ -265,9 +265,9 @@ final class AACoordinator: Service, @unchecked Sendable {
         // wait for the source's next write.
         let cursorOnly = batch.states.isEmpty
         let cutShort = batch.lastIndex < batch.sourceCommit
-        // A topology changed in the group is adopted at once (ActiveActiveTopologyVersion).
         let now = Self.wallMillis()
         let progress = AAProgressSeen(progress: batch.progress, relayed: batch.relayed, atMillis: now)
+        // A topology changed in the group is adopted at once (ActiveActiveTopologyVersion).
         if batch.lastIndex > after
             && (!cursorOnly || cutShort || batch.lastIndex - after >= Self.cursorOnlyAfterEntries
                 || batch.topology.map { $0.version > runtime.status.activeActiveTopologyVersion } == true
