@@ -102,9 +102,9 @@ class Conn:
 
 
 # Error replies that guarantee the command was not applied (RESPErrors.swift):
-# CLUSTERDOWN (no leader), TRYAGAIN (forwarding to the leader failed), and refusals
-# before proposing. TIMEOUT and UNAVAILABLE (including "leadership changed") leave the
-# outcome unknown.
+# CLUSTERDOWN (no leader), TRYAGAIN (forwarding to the leader failed, a full queue, or
+# a write whose log position another entry took after a leadership change), and
+# refusals before proposing. TIMEOUT and UNAVAILABLE leave the outcome unknown.
 DEFINITE_FAILURES = ("CLUSTERDOWN", "TRYAGAIN", "ERR", "NOAUTH", "WRONGPASS")
 
 

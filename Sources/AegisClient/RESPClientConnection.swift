@@ -1,3 +1,4 @@
+import AegisHTTP
 import AegisRESP
 
 import NIOCore
@@ -19,9 +20,7 @@ final class RESPClientConnection: Sendable {
     /// Adds TLS (when configured) and the RESP decoder to a new channel's pipeline.
     static func addDecoding(_ channel: any Channel, endpoint: AegisEndpoint, sslContext: NIOSSLContext?) throws {
         if let sslContext {
-            let isIP = (try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)) != nil
-            try channel.pipeline.syncOperations.addHandler(
-                try NIOSSLClientHandler(context: sslContext, serverHostname: isIP ? nil : endpoint.host))
+            try channel.pipeline.syncOperations.addTLSClientHandler(context: sslContext, host: endpoint.host)
         }
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPValueDecoder()))
     }

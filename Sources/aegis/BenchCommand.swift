@@ -1,3 +1,4 @@
+import AegisHTTP
 import AegisServer
 import ArgumentParser
 import Foundation
@@ -118,9 +119,7 @@ struct BenchCommand: AsyncParsableCommand {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if let tlsContext {
-                            let isIP = (try? SocketAddress(ipAddress: host, port: port)) != nil
-                            try channel.pipeline.syncOperations.addHandler(
-                                try NIOSSLClientHandler(context: tlsContext, serverHostname: isIP ? nil : host))
+                            try channel.pipeline.syncOperations.addTLSClientHandler(context: tlsContext, host: host)
                         }
                         try channel.pipeline.syncOperations.addHandler(
                             BenchConnectionHandler(workload: workload, quota: quota, seed: seed, progress: progress, done: done))

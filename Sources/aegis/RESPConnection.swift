@@ -1,3 +1,4 @@
+import AegisHTTP
 import AegisOperations
 import AegisServer
 import NIOConcurrencyHelpers
@@ -45,11 +46,7 @@ struct RESPConnection {
                 .connectTimeout(connectTimeout)
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let tls {
-                            let isIP = (try? SocketAddress(ipAddress: host, port: port)) != nil
-                            try channel.pipeline.syncOperations.addHandler(
-                                try NIOSSLClientHandler(context: tls, serverHostname: isIP ? nil : host))
-                        }
+                        if let tls { try channel.pipeline.syncOperations.addTLSClientHandler(context: tls, host: host) }
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPValueDecoder()))
                         return try NIOAsyncChannel<RESPValue, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }

@@ -3,7 +3,6 @@ import AegisKV
 import AegisServer
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Logging
 import NIOCore
 import Prometheus

@@ -2,7 +2,6 @@ import AegisBackup
 import AegisServer
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Logging
 import Prometheus
 import Testing

@@ -4,7 +4,6 @@ import AegisRaft
 @testable import AegisServer
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Logging
 import NIOCore
 import Prometheus

@@ -132,6 +132,11 @@ import Testing
         #expect(replies.count == 3)
         #expect(replies[0] == .error("TRYAGAIN not the leader and forwarding to the leader failed (leader unknown); retry, or connect to the leader"))
         #expect(replies[2] == .simpleString("PONG"))
+        // A write whose log position another entry took: nothing was applied, so a
+        // retryable TRYAGAIN (the client library retries it), not UNAVAILABLE.
+        await backend.setFailure(.notCommitted)
+        #expect(try await send(&s, "SET", "k", "v") == .error(
+            "TRYAGAIN the write was not committed because leadership changed; nothing was applied, retry"))
         await backend.setFailure(.timeout(milliseconds: 500))
         guard case .error(let text) = try await send(&s, "DBSIZE") else { Issue.record("expected an error"); return }
         #expect(text.hasPrefix("TIMEOUT"))

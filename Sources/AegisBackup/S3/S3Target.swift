@@ -1,12 +1,14 @@
-import AsyncHTTPClient
+import AegisHTTP
 import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// A repository in an S3-compatible object store (AWS S3, MinIO, Ceph, moto), addressed
 /// path-style (`<endpoint>/<bucket>/<prefix>/<name>`), signed with AWS Signature V4
-/// over async-http-client.
+/// over AegisHTTP's HTTP/1.1 client (one connection per request; `https` endpoints are
+/// checked against the system's trust store, or the CA file in `AWS_CA_BUNDLE`).
 ///
 /// Objects up to `partSize` are one `PUT`; larger ones a multipart upload (parts of
 /// `partSize`, at least 5 MiB as S3 requires), completed on `commit` and aborted on
@@ -27,12 +29,22 @@ public struct S3Target: BackupTarget {
     public var partSize: Int
     /// Attempts after the first for each request (default 4).
     public var retries: Int
+    /// The endpoint parsed, with the TLS context of an `https` one; a bad endpoint or an
+    /// unreadable CA file is reported by the first request.
+    let connection: Result<Connection, BackupError>
+
+    struct Connection: Sendable {
+        var endpoint: HTTPEndpoint
+        var tls: NIOSSLContext?
+    }
 
     public var location: String { "s3://\(bucket)/\(prefix) at \(endpoint)" }
 
     public init(endpoint: String, bucket: String, prefix: String = "", region: String = "us-east-1",
-                accessKey: String, secretKey: String, partSize: Int = 8 << 20, retries: Int = 4) {
+                accessKey: String, secretKey: String, partSize: Int = 8 << 20, retries: Int = 4,
+                caBundle: String? = nil) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+        connection = Self.connect(endpoint, caBundle: caBundle)
         self.bucket = bucket
         self.prefix = prefix.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         self.region = region
@@ -55,7 +67,24 @@ public struct S3Target: BackupTarget {
         let region = environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
         let endpoint = environment["AWS_ENDPOINT_URL"] ?? "https://s3.\(region).amazonaws.com"
         return S3Target(endpoint: endpoint, bucket: bucket, prefix: parts.count > 1 ? parts[1] : "", region: region,
-                        accessKey: key, secretKey: secret)
+                        accessKey: key, secretKey: secret, caBundle: environment["AWS_CA_BUNDLE"])
+    }
+
+    private static func connect(_ url: String, caBundle: String?) -> Result<Connection, BackupError> {
+        let endpoint: HTTPEndpoint
+        do {
+            endpoint = try HTTPEndpoint(parsing: url)
+        } catch {
+            return .failure(.invalidArgument("the S3 endpoint \(error.description)"))
+        }
+        guard endpoint.isTLS else { return .success(Connection(endpoint: endpoint, tls: nil)) }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let caBundle { configuration.trustRoots = .file(caBundle) }
+        do {
+            return .success(Connection(endpoint: endpoint, tls: try NIOSSLContext(configuration: configuration)))
+        } catch {
+            return .failure(.invalidArgument("no TLS context for \(url)\(caBundle.map { " with CA file \($0)" } ?? ""): \(error)"))
+        }
     }
 
     func key(_ name: String) -> String { prefix.isEmpty ? name : prefix + "/" + name }
@@ -71,8 +100,8 @@ public struct S3Target: BackupTarget {
     /// One signed request, retried with backoff on connection errors, 5xx and 429.
     func send(_ method: HTTPMethod, key: String?, query: [(String, String)] = [], body: [UInt8] = [],
               headers extra: [(String, String)] = [], maxResponse: Int = 64 << 20) async throws(BackupError) -> Answer {
+        let connection = try connection.get()
         let path = "/" + bucket + (key.map { "/" + $0 } ?? "")
-        let host = endpoint.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init) ?? ""
         let payloadHash = body.isEmpty ? S3Signer.emptySHA256 : hex(SHA256.hash(data: body))
         var delay = Duration.milliseconds(100)
         var lastError = ""
@@ -82,32 +111,27 @@ public struct S3Target: BackupTarget {
                 try? await Task.sleep(for: delay * jitter)
                 delay *= 2
             }
-            var signedHeaders = ["host": host]
+            var signedHeaders = ["host": connection.endpoint.authority]
             for (name, value) in extra { signedHeaders[name.lowercased()] = value }
             let auth = signer.sign(method: method.rawValue, path: path, query: query, headers: signedHeaders,
                                    payloadSHA256: payloadHash, date: Date())
             let queryText = query.map { S3Signer.encode($0.0) + "=" + S3Signer.encode($0.1) }.joined(separator: "&")
-            var request = HTTPClientRequest(url: endpoint + S3Signer.encode(path, keepSlash: true)
-                + (query.isEmpty ? "" : "?" + queryText))
-            request.method = method
-            for (name, value) in extra + auth { request.headers.add(name: name, value: value) }
-            if !body.isEmpty {
-                request.body = .bytes(ByteBuffer(bytes: body))  // AsyncHTTPClient sets Content-Length
-            } else if method == .PUT || method == .POST {
-                request.headers.add(name: "Content-Length", value: "0")
-            }
+            let uri = S3Signer.encode(path, keepSlash: true) + (query.isEmpty ? "" : "?" + queryText)
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-                let collected = try await response.body.collect(upTo: maxResponse)
-                let answer = Answer(status: response.status.code, headers: response.headers,
-                                    body: Array(collected.readableBytesView))
+                let response = try await HTTP1Client.send(
+                    method: method, host: connection.endpoint.host, port: connection.endpoint.port, path: uri,
+                    headers: [("Host", connection.endpoint.authority)] + extra + auth,
+                    body: body.isEmpty ? nil : ByteBuffer(bytes: body), tls: connection.tls,
+                    timeout: .seconds(60), maxResponseBytes: maxResponse)
+                let answer = Answer(status: UInt(response.status), headers: response.headers,
+                                    body: Array(response.body.readableBytesView))
                 if answer.status >= 500 || answer.status == 429 {
                     lastError = "HTTP \(answer.status): \(String(decoding: answer.body.prefix(300), as: UTF8.self))"
                     continue
                 }
                 return answer
             } catch {
-                lastError = "\(error)"
+                lastError = error.description
             }
         }
         throw .target(operation: "\(method.rawValue) \(path)", name: location,

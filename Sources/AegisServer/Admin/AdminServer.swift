@@ -111,7 +111,7 @@ public struct AdminServer: Service {
         }
     }
 
-    /// The Hummingbird application (for tests with `HummingbirdTesting`).
+    /// The Hummingbird application (tests send requests straight to its router).
     public func makeApplication() -> some ApplicationProtocol {
         makeApplication(listening: NIOLockedValueBox(false))
     }
@@ -398,7 +398,7 @@ struct AdminHandlers: Sendable {
             return response
         case .timeout: return self.error(.gatewayTimeout, error.description)
         case .unavailable: return self.error(.serviceUnavailable, error.description)
-        case .overloaded:
+        case .overloaded, .notCommitted:
             var response = self.error(.serviceUnavailable, error.description)
             response.headers[.retryAfter] = "1"
             return response

@@ -42,6 +42,9 @@ public enum BackendError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The node is too busy to take the request now (its request queue is full);
     /// nothing was applied. Retry after a short pause.
     case overloaded(String)
+    /// The write was not committed: after a leadership change another entry took its
+    /// log position, so it can never be applied. Nothing was applied; retry.
+    case notCommitted
     /// The cluster refused an administrative request (for example a membership change
     /// while another is in progress, or an unknown member); the text says why.
     case rejected(String)
@@ -64,6 +67,8 @@ public enum BackendError: Error, Sendable, Hashable, CustomStringConvertible {
             return "request rejected: \(why)"
         case .overloaded(let why):
             return "node overloaded: \(why)"
+        case .notCommitted:
+            return "the write was not committed because leadership changed; nothing was applied, retry"
         }
     }
 }

@@ -155,7 +155,7 @@ public struct RuntimeBackend: KVBackend {
         case .timeout:
             let c = runtime.configuration.requestTimeout.components
             return .timeout(milliseconds: c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
-        case .lost: return .unavailable("the write was not committed because leadership changed; retry")
+        case .lost: return .notCommitted
         case .rejected(let why): return .rejected(why)
         case .shuttingDown: return .unavailable("the node is shutting down")
         case .storageFailed(let why): return .unavailable("the node stopped after a storage failure: \(why)")

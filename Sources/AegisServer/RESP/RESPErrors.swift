@@ -11,6 +11,8 @@ import AegisKV
 /// - `-UNAVAILABLE …` while the node is starting, shutting down or its storage failed.
 /// - `-TRYAGAIN the node is overloaded …` when the node's request queue is full;
 ///   nothing was applied.
+/// - `-TRYAGAIN the write was not committed because leadership changed; …` when another
+///   entry took the write's log position after a leadership change; nothing was applied.
 /// - `-READONLY You can't write against a read only replica. primary: HOST:PORT[,…] (…)`
 ///   for a write to a DR standby or fenced cluster (the primary's client addresses), or
 ///   to a primary whose write lease expired (`primary: unknown`); nothing was applied.
@@ -83,6 +85,8 @@ enum RESPError {
             return .error("ERR request rejected: \(why)")
         case .overloaded(let why):
             return .error("TRYAGAIN \(why); nothing was applied")
+        case .notCommitted:
+            return .error("TRYAGAIN \(error.description)")
         }
     }
 }
