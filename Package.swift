@@ -263,7 +263,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ], swiftSettings: tests),
-        .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: tests),
+        // Optimized like the code under test: its power-loss tests drive the simulated
+        // disk from the test module's own loops (9.1 s instead of 1.6 s unoptimized,
+        // against 7 s of compiler time saved).
+        .testTarget(name: "AegisStorageTests", dependencies: ["AegisStorage", "AegisRaft", "AegisTestKit"], swiftSettings: strict),
         // The `aegis` program's own code (DR orchestration over real processes).
         .testTarget(name: "aegisTests", dependencies: ["aegis", "AegisOperations", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                     swiftSettings: tests),
