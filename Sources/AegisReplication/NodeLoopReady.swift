@@ -1,4 +1,5 @@
 import Foundation
+import AegisCluster
 import AegisKV
 import AegisStorage
 public import AegisRaft
@@ -30,6 +31,7 @@ extension NodeLoop: ReadyShell {
     func installSnapshot(_ snapshot: Snapshot) throws {
         try storage.applySnapshot(snapshot)
         try machine.restore(from: snapshot)
+        memberView = nil  // the snapshot may carry another membership
         lastSnapshotBytes = snapshot.data.count
         appliedBytesSinceSnapshot = 0
         recentResults = [:]
@@ -130,6 +132,7 @@ extension NodeLoop: ReadyShell {
     /// Membership entries carry the address of an added member in their context; the
     /// transport learns it (and forgets removed members) on every node.
     func configurationEntryApplied(_ entry: LogEntry) {
+        memberView = nil  // the membership changed: the next status shows it
         if let pending = confChangesPending.removeValue(forKey: entry.index) {
             if pending.term == entry.term {
                 pending.continuation.resume()
@@ -420,9 +423,11 @@ extension NodeLoop: ReadyShell {
         status.appliedIndex = machine.appliedIndex
         let last = (try? core.log.lastIndex()) ?? 0
         status.lastIndex = last
-        let conf = core.confState
-        status.isJoint = conf.isJoint
-        status.members = memberStatuses(conf: conf, last: last)
+        let view = currentMemberView(last: last, running: running)
+        status.isJoint = view.isJoint
+        status.members = view.members
+        status.cluster = view.cluster
+        status.slowestRecentFsyncSeconds = view.slowestRecentFsync
         status.keys = machine.count
         status.dr = machine.drState
         status.activeActive = machine.activeActiveSettings
@@ -433,13 +438,26 @@ extension NodeLoop: ReadyShell {
         status.activeActiveTopologyVersion = machine.activeActiveTopologyVersion
         status.failure = failure.map { "\($0)" }
         status.running = running
-        status.cluster = clusterView?.cluster.stats()
         status.diskFull = diskFullSince != nil
         status.fsyncSeconds = fsyncAverage
-        status.slowestRecentFsyncSeconds = recentFsyncs.max()
         status.replaying = machine.appliedIndex < replayTarget
         status.handingOver = handover != nil && core.isLeader
         publish(status)
+    }
+
+    /// The member view of the status: the last one while it is fresh (built within
+    /// `memberViewTicks`, at the same role, term and leader), otherwise a new one.
+    func currentMemberView(last: LogIndex, running: Bool) -> MemberView {
+        if running, let view = memberView, view.role == core.role, view.term == core.term, view.leader == core.leader,
+           tickCount - view.tick < Self.memberViewTicks {
+            return view
+        }
+        let conf = core.confState
+        let view = MemberView(tick: tickCount, role: core.role, term: core.term, leader: core.leader,
+                              isJoint: conf.isJoint, members: memberStatuses(conf: conf, last: last),
+                              cluster: clusterView?.cluster.stats(), slowestRecentFsync: recentFsyncs.max())
+        memberView = view
+        return view
     }
 
     // MARK: Error mapping
@@ -501,3 +519,16 @@ public protocol PeerDirectory: Sendable {
 }
 
 extension TCPTransport: PeerDirectory {}
+
+/// The part of a published `NodeStatus` that describes the members, with the tick,
+/// role, term and leader it was built at (`NodeLoop.currentMemberView`).
+struct MemberView {
+    var tick: Int
+    var role: RaftRole
+    var term: Term
+    var leader: NodeID?
+    var isJoint: Bool
+    var members: [MemberStatus]
+    var cluster: ClusterStats?
+    var slowestRecentFsync: Double?
+}
