@@ -118,7 +118,7 @@ public enum HTTP1Client {
             return try await withThrowingTaskGroup(of: Response?.self) { group in
                 group.addTask {
                     try await exchange(method: method, host: host, port: port, peer: peer, path: path, headers: headers,
-                                       body: body, tls: tls, maxResponseBytes: maxResponseBytes)
+                                       body: body, tls: tls, timeout: timeout, maxResponseBytes: maxResponseBytes)
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
@@ -139,9 +139,9 @@ public enum HTTP1Client {
 
     private static func exchange(method: HTTPMethod, host: String, port: Int, peer: String, path: String,
                                  headers: [(String, String)], body: ByteBuffer?, tls: NIOSSLContext?,
-                                 maxResponseBytes: Int) async throws -> Response {
+                                 timeout: Duration, maxResponseBytes: Int) async throws -> Response {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(5))
+            .connectTimeout(TimeAmount(min(.seconds(5), timeout)))
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addTLSClientHandler(context: tls, host: host) }
@@ -158,7 +158,9 @@ public enum HTTP1Client {
                 }
                 head.headers.add(name: "Connection", value: "close")
                 head.headers.add(name: "Content-Length", value: "\(body?.readableBytes ?? 0)")
-                for (name, value) in headers where name.lowercased() != "content-length" {
+                // The framing is this client's: one body of Content-Length, then close.
+                for (name, value) in headers
+                where !["content-length", "connection", "transfer-encoding"].contains(name.lowercased()) {
                     head.headers.add(name: name, value: value)
                 }
                 try await outbound.write(.head(head))

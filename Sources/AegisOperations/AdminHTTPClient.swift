@@ -22,18 +22,15 @@ public enum AdminHTTPClient {
     public static let maxResponseBytes = 16 << 20
 
     /// Sends one request on a new connection and reads its answer (through
-    /// `HTTP1Client`); throws ``AdminAPIError`` when the connection fails or no answer
-    /// comes within `timeout`.
+    /// `HTTP1Client`); throws its `HTTP1ClientError` when the connection fails, the
+    /// answer is too large or none comes within `timeout` (callers such as
+    /// ``AdminAccess`` add what to check: is the node running, with TLS?).
     public static func send(method: String, host: String, port: Int, path: String, headers: [(String, String)], body: Data?,
                      tls: NIOSSLContext?, timeout: Duration = .seconds(30)) async throws -> Response {
-        do {
-            let response = try await HTTP1Client.send(
-                method: HTTPMethod(rawValue: method), host: host, port: port, path: path, headers: headers,
-                body: body.map { ByteBuffer(bytes: $0) }, tls: tls, timeout: timeout, maxResponseBytes: maxResponseBytes)
-            return Response(status: response.status, body: Data(response.body.readableBytesView), headers: response.headers)
-        } catch {
-            throw AdminAPIError("the admin API: \(error.description)")
-        }
+        let response = try await HTTP1Client.send(
+            method: HTTPMethod(rawValue: method), host: host, port: port, path: path, headers: headers,
+            body: body.map { ByteBuffer(bytes: $0) }, tls: tls, timeout: timeout, maxResponseBytes: maxResponseBytes)
+        return Response(status: response.status, body: Data(response.body.readableBytesView), headers: response.headers)
     }
 }
 

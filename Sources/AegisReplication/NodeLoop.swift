@@ -263,7 +263,13 @@ final class NodeLoop: @unchecked Sendable {
             case .success(let index, let value):
                 // The leader appended it at `index` in the term carried in `value`; the
                 // result comes from this node's own apply of that index.
-                let term = decodeTerm(value)
+                // An undecodable term (never sent by this code) leaves the outcome
+                // unknown: treating it as another entry would tell the client that a
+                // write that may be committed was not applied.
+                guard let term = decodeTerm(value) else {
+                    write.waiter.resume(.failure(ReplicationError.timeout))
+                    return
+                }
                 awaitIndex(index, term: term, waiter: write.waiter)
             case .failure(let f):
                 // "Dropped during a transfer" and "not the leader" both mean it was not

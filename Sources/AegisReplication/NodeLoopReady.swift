@@ -493,8 +493,8 @@ extension NodeLoop: ReadyShell {
 
     func encodeTerm(_ term: Term) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: term >> (8 * $0)) } }
 
-    func decodeTerm(_ bytes: [UInt8]) -> Term {
-        guard bytes.count == 8 else { return 0 }
+    func decodeTerm(_ bytes: [UInt8]) -> Term? {
+        guard bytes.count == 8 else { return nil }
         var t: Term = 0
         for k in 0..<8 { t |= Term(bytes[k]) << (8 * k) }
         return t

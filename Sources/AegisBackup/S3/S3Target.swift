@@ -106,6 +106,9 @@ public struct S3Target: BackupTarget {
         var delay = Duration.milliseconds(100)
         var lastError = ""
         for attempt in 0...retries {
+            if Task.isCancelled {
+                throw .target(operation: "\(method.rawValue) \(path)", name: location, detail: "cancelled")
+            }
             if attempt > 0 {
                 let jitter = Double.random(in: 0.5...1.5)
                 try? await Task.sleep(for: delay * jitter)
