@@ -7,8 +7,8 @@ let strict: [SwiftSetting] = [
 ]
 // Test targets are compiled without optimization in every configuration: the README's
 // test command builds in release mode (one build serves the tests and the binaries the
-// CI slices run), and optimizing the test modules took ~450 s of compiler time in a
-// cold build (AegisKVTests alone 82 s with -O against 41 s with -Onone). The code
+// CI slices run), and optimizing the test modules took ~490 s of compiler-process time in
+// a sampled cold build (AegisKVTests alone 82 s with -O against 41 s with -Onone). The code
 // under test is still optimized in release builds; only the tests' own code is not.
 let tests: [SwiftSetting] = strict + [.unsafeFlags(["-Onone"])]
 
