@@ -234,6 +234,7 @@ final class NodeLoop: @unchecked Sendable {
         tickCount += 1
         tickTime.ticks = tickCount
         core.tick()
+        if handover != nil { continueHandover() }
         if tickCount % 10 == 0 { expireRequests() }
         if tickCount % max(1, config.expiryIntervalTicks) == 0 { proposeExpiredKeys() }
         if !waitingForLeader.isEmpty || !readsWaitingForLeader.isEmpty { retryWaitingForLeader() }
@@ -285,7 +286,7 @@ final class NodeLoop: @unchecked Sendable {
                 let movesOn = f.code == .proposalDropped || (f.code == .notLeader && pointsElsewhere)
                 if movesOn, write.attempts < config.maxForwardAttempts, write.waiter.deadline > tickCount {
                     refusedForwards.append(RefusedForward(write: write, refusedBy: message.from, at: tickCount,
-                                                          refusal: mapFailure(f)))
+                                                          refusal: mapFailure(f), leaderIsLeaving: f.code == .proposalDropped))
                     retryRefusedForwards()
                 } else {
                     write.waiter.resume(.failure(mapFailure(f)))
@@ -340,6 +341,12 @@ final class NodeLoop: @unchecked Sendable {
         let outcome: ClientResponse.Outcome
         if let refusal = oversize(request.command.count) ?? diskFullRefusal {
             outcome = .failure(clientFailure(refusal))
+        } else if core.isLeader, handover != nil {
+            // Handing leadership over to stop (the core may have given up one transfer
+            // and be about to start the next): an entry appended now could be cut off by
+            // the new leader's term. Not appended: the follower forwards it again.
+            outcome = .failure(ClientFailure(code: .proposalDropped, message: "this leader is handing leadership over to stop",
+                                             leaderHint: core.leadTransferee))
         } else if core.isLeader, let refusal = guardRefusal(request.command) {
             outcome = .failure(clientFailure(refusal))
         } else if core.isLeader {
@@ -393,8 +400,9 @@ final class NodeLoop: @unchecked Sendable {
         }
         if core.isLeader {
             // While leadership is handed over the core drops proposals: wait for the new
-            // leader and forward to it.
-            if core.leadTransferee != nil {
+            // leader and forward to it. The same while this node hands over to stop,
+            // between two transfers too (see `proposeForFollower`).
+            if core.leadTransferee != nil || handover != nil {
                 waitingForLeader.append((data, waiter))
                 return
             }
@@ -440,7 +448,7 @@ final class NodeLoop: @unchecked Sendable {
         refusedForwards = []
         for refused in waiting {
             let stale = tickCount >= refused.at + max(1, config.raft.electionTimeout)
-            if refused.write.waiter.deadline <= tickCount || (stale && leader == refused.refusedBy) {
+            if refused.write.waiter.deadline <= tickCount || (stale && leader == refused.refusedBy && !refused.leaderIsLeaving) {
                 // Every send was refused, none appended: a definite failure.
                 refused.write.waiter.resume(.failure(refused.refusal))
             } else if core.isLeader {
@@ -544,7 +552,7 @@ final class NodeLoop: @unchecked Sendable {
     /// As leader, proposes the removal of up to `expiryBatchSize` keys whose deadline
     /// passed by this node's clock: one entry at a time, each applied before the next.
     func proposeExpiredKeys() {
-        guard core.isLeader, machine.expiringKeyCount > 0 else { return }
+        guard core.isLeader, handover == nil, machine.expiringKeyCount > 0 else { return }
         if let pending = purgeInFlight, pending > machine.appliedIndex { return }
         purgeInFlight = nil
         let now = wallClockMillis()
@@ -665,6 +673,10 @@ struct RefusedForward {
     /// The refusal, answered if the write cannot be sent again in time (nothing of it
     /// was appended, so this failure is definite).
     var refusal: ReplicationError
+    /// The refusing leader is handing leadership over (a transfer, or a graceful stop):
+    /// another leader is coming, so the write waits for it until its own deadline
+    /// rather than failing after an election timeout.
+    var leaderIsLeaving: Bool
 }
 
 /// A forwarded request: the follower that sent it and its identifier there.

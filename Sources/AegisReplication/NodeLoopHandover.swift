@@ -34,6 +34,26 @@ extension NodeLoop {
         }
     }
 
+    /// A stopping leader whose transfer the core gave up (the target did not win within
+    /// an election timeout: it was behind, or its election failed) tries again, with
+    /// the voter that is most caught up now, until the handover's deadline. Meanwhile
+    /// it appends nothing (`submit`, `proposeForFollower`): an entry appended between
+    /// two transfers could be cut off by the new leader's term (a rolling restart whose
+    /// leader's stop took 152 ms, just past its 150 ms election timeout, answered two
+    /// writes TRYAGAIN: what that would do; `HandoverRetryTests` shows the mechanism).
+    func continueHandover() {
+        guard let (deadline, steppedDownAt) = handover, steppedDownAt == nil, core.isLeader, core.leadTransferee == nil,
+              tickCount < deadline else { return }
+        do {
+            let target = try bestTransferTarget()
+            try core.transferLeadership(to: target)
+            logger.notice("stopping: the last transfer did not complete; handing leadership over again",
+                          metadata: ["target": "\(target)"])
+        } catch {
+            logger.warning("stopping: cannot hand leadership over", metadata: ["reason": "\(error)"])
+        }
+    }
+
     /// Ticks a former leader keeps answering forwarded requests after it stepped down:
     /// half an election timeout, at least two heartbeat intervals (followers wait a whole
     /// election timeout for its answers, see `roleChanged`).

@@ -138,6 +138,10 @@ public final class NodeSimulator: @unchecked Sendable {
         var losingPower = false
         /// A graceful stop is under way: the node stops once its handover finished.
         var stoppingGracefully = false
+        /// A leader's term and last index when its graceful stop began: it appends
+        /// nothing more in that term (an entry appended while it hands leadership over
+        /// could be cut off by the new leader's term).
+        var handoverStart: (term: Term, last: LogIndex)?
         init(id: NodeID, disk: SimulatedFileSystem) {
             self.id = id
             self.disk = disk
@@ -350,6 +354,12 @@ public final class NodeSimulator: @unchecked Sendable {
             return
         }
         let core = replica.core
+        if nodes[k].stoppingGracefully, let start = nodes[k].handoverStart, core.role == .leader, core.term == start.term,
+           let last = try? core.log.lastIndex(), last > start.last {
+            result.unexpectedErrors.append("\(nodes[k].id) appended entries \(start.last + 1)...\(last) in term \(start.term) "
+                                           + "while handing leadership over to stop")
+            nodes[k].handoverStart = nil
+        }
         checker.observeTerm(node: nodes[k].id, term: core.term)
         if core.role == .leader && !leadersSeen.contains(core.term) {
             leadersSeen.insert(core.term)

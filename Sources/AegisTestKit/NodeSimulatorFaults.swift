@@ -133,6 +133,9 @@ extension NodeSimulator {
             guard !node.stoppingGracefully else { return }
             node.stoppingGracefully = true
             trace.record(now, "graceful-stop", victim)
+            if let core = node.replica?.core, core.role == .leader, let last = try? core.log.lastIndex() {
+                node.handoverStart = (core.term, last)
+            }
             node.replica?.stopGracefully()
             observe(victim)
         case 0:
@@ -166,6 +169,7 @@ extension NodeSimulator {
         node.replica = nil
         node.incarnation += 1
         node.stoppingGracefully = false
+        node.handoverStart = nil
         result.gracefulStops += 1
         trace.record(now, "stopped", k)
         queue.push(.restart(node: k), at: draw(800))

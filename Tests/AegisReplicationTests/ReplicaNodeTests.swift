@@ -6,22 +6,6 @@ import AegisTransport
 import Logging
 import Testing
 
-/// A transport that keeps what the node sends.
-private final class CapturingTransport: Transport, PeerDirectory, @unchecked Sendable {
-    let localID: NodeID
-    var peers: [NodeID]
-    var sent: [Message] = []
-    let inbound = AsyncStream<[Message]> { $0.finish() }
-    init(localID: NodeID, peers: [NodeID]) {
-        self.localID = localID
-        self.peers = peers
-    }
-    func send(_ messages: [Message]) { sent += messages }
-    var stats: TransportStats { TransportStats() }
-    func setPeer(_ peer: NodeID, address: PeerAddress) {}
-    func removePeer(_ peer: NodeID) {}
-}
-
 @Suite struct ReplicaNodeTests {
     /// A one-voter node over DiskStorage on a simulated disk, elected.
     private func leader(configure: (inout NodeConfiguration) -> Void = { _ in }) throws -> (ReplicaNode, CapturingTransport) {
