@@ -86,14 +86,14 @@ private final class Cluster {
         leader.stopGracefully()
         #expect(leader.core.leadTransferee != nil, "the handover starts a transfer")
         // Past one election timeout the core gives the transfer up; the node starts
-        // another one within a tick.
+        // another one in the same tick.
         let started = leader.core.stats.transfersStarted
         let second = Answer()
         follower.execute(Command.set(Key("b"), [2]).encoded()) { second.result = $0 }
         for _ in 0..<35 {
             cluster.tick()
-            // The follower forwards its write to the leader again and again (refused
-            // each time): the leader's log never grows while it hands over.
+            // The follower forwarded its write; the leader refused it (the follower keeps
+            // it until another node leads): the leader's log never grows while it hands over.
             #expect(leader.core.role == .leader && leader.core.term == term)
             #expect(try leader.core.log.lastIndex() == last, "the stopping leader appended an entry")
             #expect(leader.core.leadTransferee != nil, "a transfer the core gave up is started again at once")
