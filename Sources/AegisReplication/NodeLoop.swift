@@ -341,12 +341,11 @@ final class NodeLoop: @unchecked Sendable {
         let outcome: ClientResponse.Outcome
         if let refusal = oversize(request.command.count) ?? diskFullRefusal {
             outcome = .failure(clientFailure(refusal))
-        } else if core.isLeader, handover != nil {
-            // Handing leadership over to stop (the core may have given up one transfer
-            // and be about to start the next): an entry appended now could be cut off by
-            // the new leader's term. Not appended: the follower forwards it again.
-            outcome = .failure(ClientFailure(code: .proposalDropped, message: "this leader is handing leadership over to stop",
-                                             leaderHint: core.leadTransferee))
+        } else if leaderIsLeaving {
+            // Not appended: the follower forwards it again to the next leader.
+            let reason = core.leadTransferee.map { "leadership is being transferred to \($0)" }
+                ?? "this leader is handing leadership over to stop"
+            outcome = .failure(ClientFailure(code: .proposalDropped, message: reason, leaderHint: core.leadTransferee))
         } else if core.isLeader, let refusal = guardRefusal(request.command) {
             outcome = .failure(clientFailure(refusal))
         } else if core.isLeader {
@@ -399,10 +398,8 @@ final class NodeLoop: @unchecked Sendable {
             return
         }
         if core.isLeader {
-            // While leadership is handed over the core drops proposals: wait for the new
-            // leader and forward to it. The same while this node hands over to stop,
-            // between two transfers too (see `proposeForFollower`).
-            if core.leadTransferee != nil || handover != nil {
+            // While leadership is handed over: wait for the new leader and forward to it.
+            if leaderIsLeaving {
                 waitingForLeader.append((data, waiter))
                 return
             }
@@ -552,7 +549,7 @@ final class NodeLoop: @unchecked Sendable {
     /// As leader, proposes the removal of up to `expiryBatchSize` keys whose deadline
     /// passed by this node's clock: one entry at a time, each applied before the next.
     func proposeExpiredKeys() {
-        guard core.isLeader, handover == nil, machine.expiringKeyCount > 0 else { return }
+        guard core.isLeader, !leaderIsLeaving, machine.expiringKeyCount > 0 else { return }
         if let pending = purgeInFlight, pending > machine.appliedIndex { return }
         purgeInFlight = nil
         let now = wallClockMillis()

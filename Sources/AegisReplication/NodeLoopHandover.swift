@@ -34,11 +34,18 @@ extension NodeLoop {
         }
     }
 
+    /// `true` while this node leads and hands leadership over (a transfer in progress, or
+    /// a graceful stop, between two transfers too): it appends nothing — its clients'
+    /// writes wait for the next leader, forwarded writes are refused so that their
+    /// followers forward them again, no expiry purge starts — since an entry appended
+    /// now could be cut off by the new leader's term.
+    var leaderIsLeaving: Bool { core.isLeader && (core.leadTransferee != nil || handover != nil) }
+
     /// A stopping leader whose transfer the core gave up (the target did not win within
     /// an election timeout: it was behind, or its election failed) tries again, with
     /// the voter that is most caught up now, until the handover's deadline. Meanwhile
-    /// it appends nothing (`submit`, `proposeForFollower`): an entry appended between
-    /// two transfers could be cut off by the new leader's term (a rolling restart whose
+    /// it appends nothing (`leaderIsLeaving`): an entry appended between two transfers
+    /// could be cut off by the new leader's term (a rolling restart whose
     /// leader's stop took 152 ms, just past its 150 ms election timeout, answered two
     /// writes TRYAGAIN: what that would do; `HandoverRetryTests` shows the mechanism).
     func continueHandover() {

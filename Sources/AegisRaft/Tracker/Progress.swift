@@ -35,8 +35,8 @@ public struct Progress: Sendable, Hashable {
     /// replaying its log after a restart answers hundreds of them at once: each answer
     /// used to re-send the whole catch-up while the follower was still writing the
     /// first copy (a rolling restart measured 2.27 MB sent to the rejoining follower in
-    /// one second, ~9 KB copies, against ~0.22 MB/s in steady state; both nodes' event
-    /// loops spent tens of milliseconds encoding and checking them).
+    /// one second against ~0.22 MB/s in steady state, and the leader's event loop spent
+    /// ~20 ms of CPU in 100 ms encoding the copies).
     var probeSentAtHeartbeat: UInt64 = 0
     var probeBytes = 0
     var probeBytesThisHeartbeat = 0
