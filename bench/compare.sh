@@ -11,6 +11,8 @@
 # missing. Everything runs on 127.0.0.1.
 #
 # Usage: bench/compare.sh [-n REQUESTS] [--skip-etcd]
+#   AEGIS_BIN=PATH bench/compare.sh   measures that aegis binary (an A/B of two builds)
+#                                     instead of building .build/release/aegis
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=200000
@@ -32,7 +34,7 @@ if [ ${#need[@]} -gt 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >/dev/null
 fi
 
-swift build -c release --product aegis >/dev/null
+[ -n "${AEGIS_BIN:-}" ] || swift build -c release --product aegis >/dev/null
 
 # Every port the run listens on must be free: a cluster already on them would answer
 # in place of the one measured here (and its CPU would not be counted).
@@ -44,7 +46,8 @@ if [ ${#busy[@]} -gt 0 ]; then
   echo "ports in use on 127.0.0.1: ${busy[*]} (another aegis dev or redis-server?); stop it first" >&2
   exit 1
 fi
-AEGIS="$PWD/.build/release/aegis"
+AEGIS="${AEGIS_BIN:-$PWD/.build/release/aegis}"
+echo "aegis binary: $AEGIS"
 WORK=$(mktemp -d /tmp/aegis-compare-XXXXXX)
 PIDS=()
 cleanup() {

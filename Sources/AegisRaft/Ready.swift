@@ -9,13 +9,22 @@
 /// 4. **Advance**: call `advance(_:)` with this `Ready`. Do not call `step`, `tick`
 ///    or `propose` between `ready()` and `advance(_:)`.
 ///
-/// ## The one allowed reordering
+/// ## The two allowed reorderings
 /// A leader may send its `appendEntries` messages (`RaftMessage.isLeaderAppend`)
 /// *before or in parallel with* persisting `entries`. This is safe because the core
 /// counts the leader's own copy towards a quorum only after `advance(_:)` reports it
 /// durable: an entry can never be committed on the strength of a leader copy that a
 /// crash could still lose. Every other message (votes, responses) must wait for
 /// step 1, or a crash could make the node forget a vote or an acknowledged entry.
+///
+/// Any node may apply the first ``durableCommittedCount`` committed entries — those
+/// this node had already made durable before this `Ready` — and, when that is all of
+/// them, serve `readStates`, *before or in parallel with* step 1. They are committed
+/// (durable on a quorum) and durable here, so nothing this `Ready` writes can change
+/// them, and a client answered from them is answered with what a crash cannot undo.
+/// (etcd's raft hands out only such entries when its storage writes are
+/// asynchronous.) A committed entry that is still in `entries` is applied after
+/// step 1.
 public struct Ready: Sendable {
     /// The new volatile state, if it changed.
     public var softState: SoftState?
@@ -39,6 +48,20 @@ public struct Ready: Sendable {
     /// its state at `RaftCore.appliedIndex` with `RaftCore.confState`, record it with
     /// `RaftLogStorage.createSnapshot` and compact the log.
     public var shouldSnapshot: Bool
+
+    /// How many of the leading `committedEntries` were durable on this node before this
+    /// `Ready`: those below the first of `entries` (every entry the core handed out
+    /// earlier was persisted with an fsync before `advance(_:)`), or all of them when
+    /// `entries` is empty.
+    public var durableCommittedCount: Int {
+        guard let firstUnstable = entries.first?.index else { return committedEntries.count }
+        var count = 0
+        for entry in committedEntries {
+            guard entry.index < firstUnstable else { break }
+            count += 1
+        }
+        return count
+    }
 
     /// `true` if there is nothing to do.
     public var isEmpty: Bool {

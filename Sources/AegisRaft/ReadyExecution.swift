@@ -44,9 +44,13 @@ public enum ReadyMutation: String, Sendable, Hashable, CaseIterable {
 /// The one implementation of the `Ready` ordering (see `Ready`):
 ///
 /// 1. a leader's appends leave at once (``begin(_:shell:)``, the allowed reordering);
+///    committed entries this node had made durable before this `Ready` are applied at
+///    once, and the read states taken (``begin(_:shell:)``, the second allowed
+///    reordering: see `Ready.durableCommittedCount`);
 /// 2. persist: the snapshot, then entries and hard state (fsynced if `mustSync`);
 /// 3. send every other message;
-/// 4. apply committed entries, take read states, report a role change;
+/// 4. apply the other committed entries, take read states (if not taken in step 1),
+///    report a role change;
 /// 5. advance the core, then serve reads and snapshot.
 ///
 /// A shell that writes synchronously calls ``run(_:)``. A shell whose disk write
@@ -67,14 +71,27 @@ public struct ReadyExecutor: Sendable {
     @inlinable
     public func run<Shell: ReadyShell>(_ shell: Shell) throws {
         while let rd = try shell.nextReady() {
-            begin(rd, shell: shell)
+            try begin(rd, shell: shell)
             try finish(rd, shell: shell)
         }
     }
 
-    /// Step 1: sends what may leave before the node's own write (a leader's appends).
+    /// Step 1: sends what may leave before the node's own write (a leader's appends),
+    /// then applies the committed entries that were durable here before this `Ready`
+    /// and takes its read states when nothing else is left to apply — so the clients
+    /// waiting on them are answered without waiting for this `Ready`'s `fdatasync`.
+    /// Throws what `ReadyShell.apply(_:)` throws; the `Ready` is then not advanced.
     @inlinable
-    public func begin<Shell: ReadyShell>(_ rd: Ready, shell: Shell) {
+    public func begin<Shell: ReadyShell>(_ rd: Ready, shell: Shell) throws {
+        sendEarly(rd, shell: shell)
+        guard mutation != .applyBeforePersist else { return }  // it applies everything in `finish`
+        let durable = rd.durableCommittedCount
+        if durable > 0 { try shell.apply(Array(rd.committedEntries[..<durable])) }
+        if durable == rd.committedEntries.count, !rd.readStates.isEmpty { shell.accept(rd.readStates) }
+    }
+
+    @inlinable
+    func sendEarly<Shell: ReadyShell>(_ rd: Ready, shell: Shell) {
         if mutation == .sendBeforePersist {
             if !rd.messages.isEmpty { shell.send(rd.messages) }
             return
@@ -95,12 +112,13 @@ public struct ReadyExecutor: Sendable {
         return count
     }
 
-    /// Steps 2 to 5, once the write may start (after ``begin(_:shell:)``). If a step
-    /// throws, the `Ready` is not advanced: the core hands its persistent part out again.
+    /// Steps 2 to 5, once the write may start (after ``begin(_:shell:)``, which must
+    /// have run for this `Ready`). If a step throws, the `Ready` is not advanced: the
+    /// core hands its persistent part out again.
     @inlinable
     public func finish<Shell: ReadyShell>(_ rd: Ready, shell: Shell) throws {
         if mutation == .applyBeforePersist {
-            try applyAndAdvance(rd, shell: shell)
+            try applyAndAdvance(rd, from: 0, takeReadStates: true, shell: shell)
             try persist(rd, shell: shell)
             sendRest(rd, shell: shell)
             try shell.advanced(rd)
@@ -108,7 +126,8 @@ public struct ReadyExecutor: Sendable {
         }
         try persist(rd, shell: shell)
         sendRest(rd, shell: shell)
-        try applyAndAdvance(rd, shell: shell)
+        let durable = rd.durableCommittedCount
+        try applyAndAdvance(rd, from: durable, takeReadStates: durable < rd.committedEntries.count, shell: shell)
         try shell.advanced(rd)
     }
 
@@ -130,10 +149,19 @@ public struct ReadyExecutor: Sendable {
         }
     }
 
+    /// Applies the committed entries from position `first` on (those before it were
+    /// applied by ``begin(_:shell:)``), takes the read states if `begin` did not, reports
+    /// a role change and advances the core.
     @inlinable
-    func applyAndAdvance<Shell: ReadyShell>(_ rd: Ready, shell: Shell) throws {
-        if !rd.committedEntries.isEmpty { try shell.apply(rd.committedEntries) }
-        if !rd.readStates.isEmpty { shell.accept(rd.readStates) }
+    func applyAndAdvance<Shell: ReadyShell>(_ rd: Ready, from first: Int, takeReadStates: Bool,
+                                            shell: Shell) throws {
+        let count = rd.committedEntries.count
+        if first == 0, count > 0 {
+            try shell.apply(rd.committedEntries)
+        } else if first < count {
+            try shell.apply(Array(rd.committedEntries[first...]))
+        }
+        if takeReadStates, !rd.readStates.isEmpty { shell.accept(rd.readStates) }
         if let soft = rd.softState { shell.softStateChanged(soft) }
         shell.advance(rd)
     }

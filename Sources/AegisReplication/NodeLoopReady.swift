@@ -56,12 +56,16 @@ extension NodeLoop: ReadyShell {
         timings.appliedEntries += entries.count
     }
 
+    /// Takes confirmed read points and serves those already applied: this runs before
+    /// the `Ready`'s own fsync when nothing in it is left to apply
+    /// (`ReadyExecutor.begin(_:shell:)`), so reads do not wait behind the disk.
     func accept(_ readStates: [ReadState]) {
         for state in readStates {
             if let (request, _) = pendingReads.removeValue(forKey: state.context) {
                 readyReads.append((request, state.index))
             }
         }
+        serveReadyReads()
     }
 
     func softStateChanged(_ state: SoftState) { roleChanged(state) }

@@ -431,7 +431,9 @@ public final class Simulator {
                 return
             }
             guard let rd = next else { return }
-            executor.begin(rd, shell: shell)
+            do { try executor.begin(rd, shell: shell) } catch {
+                result.unexpectedErrors.append("\(node.id) apply: \(error)")
+            }
             node.pending = rd
             let writes = !rd.entries.isEmpty || rd.hardState != nil || rd.snapshot != nil
             if writes && profile.maxDiskDelay > 0 {

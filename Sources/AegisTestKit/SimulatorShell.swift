@@ -45,8 +45,11 @@ final class SimulatorShell: ReadyShell {
         }
     }
 
+    /// Takes the read points and serves those already applied (read states may come
+    /// before the disk write: see `ReadyExecutor.begin(_:shell:)`).
     func accept(_ readStates: [ReadState]) {
         for state in readStates { sim.acceptReadState(k, state) }
+        sim.serveReads(k)
     }
 
     func softStateChanged(_ state: SoftState) {}

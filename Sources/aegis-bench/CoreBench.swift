@@ -102,7 +102,7 @@ struct CoreCluster {
     func handleReadies(into outbox: inout [RaftMessage]) throws -> Int {
         for node in nodes where node.core.hasReady {
             guard let rd = try node.nextReady() else { continue }
-            executor.begin(rd, shell: node)
+            try executor.begin(rd, shell: node)
             try executor.finish(rd, shell: node)
             outbox.append(contentsOf: node.outbox)
             node.outbox.removeAll(keepingCapacity: true)
