@@ -383,7 +383,7 @@ struct ActiveActiveState: Sendable, Equatable {
     /// that is visible lives in `collections` (its entry here keeps the part's stamp and
     /// an empty placeholder value). Tombstones (deleted keys) stay here until garbage
     /// collection drops them.
-    var keys: [Key: ActiveActiveKeyState] = [:]
+    var keys = ActiveActiveKeyTable()
     /// This cluster's merged vector over its peers (its own entry is computed live):
     /// the join of the `progress[source]` entries of the batches merged.
     var merged: [String: ActiveActiveProgress] = [:]
