@@ -86,8 +86,13 @@ public struct ReadyExecutor: Sendable {
         sendEarly(rd, shell: shell)
         guard mutation != .applyBeforePersist else { return }  // it applies everything in `finish`
         let durable = rd.durableCommittedCount
-        if durable > 0 { try shell.apply(Array(rd.committedEntries[..<durable])) }
-        if durable == rd.committedEntries.count, !rd.readStates.isEmpty { shell.accept(rd.readStates) }
+        if durable == rd.committedEntries.count {
+            // The usual case (a leader's committed entries were durable before): no copy.
+            if durable > 0 { try shell.apply(rd.committedEntries) }
+            if !rd.readStates.isEmpty { shell.accept(rd.readStates) }
+        } else if durable > 0 {
+            try shell.apply(Array(rd.committedEntries[..<durable]))
+        }
     }
 
     @inlinable
