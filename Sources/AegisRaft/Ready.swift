@@ -52,15 +52,14 @@ public struct Ready: Sendable {
     /// How many of the leading `committedEntries` were durable on this node before this
     /// `Ready`: those below the first of `entries` (every entry the core handed out
     /// earlier was persisted with an fsync before `advance(_:)`), or all of them when
-    /// `entries` is empty.
+    /// `entries` is empty. Committed entries are consecutive indexes, so this is their
+    /// distance to the first new entry.
     public var durableCommittedCount: Int {
-        guard let firstUnstable = entries.first?.index else { return committedEntries.count }
-        var count = 0
-        for entry in committedEntries {
-            guard entry.index < firstUnstable else { break }
-            count += 1
+        guard let firstUnstable = entries.first?.index, let firstCommitted = committedEntries.first?.index else {
+            return committedEntries.count
         }
-        return count
+        guard firstUnstable > firstCommitted else { return 0 }
+        return Int(min(firstUnstable - firstCommitted, LogIndex(committedEntries.count)))
     }
 
     /// `true` if there is nothing to do.
