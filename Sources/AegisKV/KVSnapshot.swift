@@ -251,6 +251,22 @@ public struct KVSnapshotReader: Sendable {
         }
     }
 
+    /// Parses the complete part of `bytes` where they are and returns how many bytes
+    /// that was; nothing is buffered: the caller passes the rest again, followed by the
+    /// next bytes (`SnapshotPreparation`'s contract). Not for a reader fed with
+    /// `feed(_:)` and holding an incomplete tail.
+    ///
+    /// - Throws: as `feed(_:)`, and `KVError.malformedSnapshot` when bytes remain after
+    ///   the end of the snapshot.
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer) throws(KVError) -> Int {
+        guard pending.isEmpty else { throw .malformedSnapshot("consume(_:) after feed(_:) left an incomplete entry") }
+        let consumed = phase == .done ? 0 : try parse(bytes)
+        if phase == .done && consumed < bytes.count {
+            throw .malformedSnapshot("\(bytes.count - consumed) bytes after the end of the snapshot")
+        }
+        return consumed
+    }
+
     /// Parses as much of `raw` as is complete; returns the number of bytes consumed.
     private mutating func parse(_ raw: UnsafeRawBufferPointer) throws(KVError) -> Int {
         var reader = ByteReader(raw)

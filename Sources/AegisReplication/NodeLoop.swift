@@ -580,23 +580,30 @@ final class NodeLoop: @unchecked Sendable {
             logger.info("bootstrapped a new cluster", metadata: ["voters": "\(configuration.bootstrapVoters.map(\.rawValue))"])
         }
         var machine = StateMachine(limits: configuration.limits, replica: configuration.replica)
+        var snapshotBytes = 0
         let started = DispatchTime.now().uptimeNanoseconds
-        let snapshot = try storage.snapshot()
-        if !snapshot.isEmpty {
-            let read = DispatchTime.now().uptimeNanoseconds
-            // Parsed while the storage opened (`NodeConfiguration.snapshotPreparer`), if it was the same
-            // snapshot under the same limits and replica ID; otherwise parsed now.
-            if let prepared = storage.takePreparedSnapshot() as? StateMachine,
-               prepared.appliedIndex == snapshot.metadata.index, prepared.limits == configuration.limits,
-               prepared.replica == configuration.replica {
-                machine = prepared
-            } else {
+        let metadata = try storage.snapshotMetadata()
+        // Parsed while the storage opened (`NodeConfiguration.snapshotPreparer`), if it was
+        // the snapshot the log names, under the same limits and replica ID; otherwise read
+        // and parsed now.
+        if metadata.index > 0, let prepared = storage.takePreparedSnapshot() as? PreparedStateMachine,
+           prepared.machine.appliedIndex == metadata.index, prepared.machine.limits == configuration.limits,
+           prepared.machine.replica == configuration.replica {
+            machine = prepared.machine
+            snapshotBytes = prepared.dataBytes
+            logger.info("restored the state machine from the stored snapshot (parsed as the storage read it)", metadata: [
+                "index": "\(metadata.index)", "bytes": "\(snapshotBytes)", "keys": "\(machine.count)"])
+        } else {
+            let snapshot = try storage.snapshot()
+            if !snapshot.isEmpty {
+                let read = DispatchTime.now().uptimeNanoseconds
                 try machine.restore(from: snapshot)
+                snapshotBytes = snapshot.data.count
+                let done = DispatchTime.now().uptimeNanoseconds
+                logger.info("restored the state machine from the stored snapshot", metadata: [
+                    "index": "\(snapshot.metadata.index)", "bytes": "\(snapshotBytes)", "keys": "\(machine.count)",
+                    "read_seconds": "\(Double(read - started) / 1e9)", "restore_seconds": "\(Double(done - read) / 1e9)"])
             }
-            let done = DispatchTime.now().uptimeNanoseconds
-            logger.info("restored the state machine from the stored snapshot", metadata: [
-                "index": "\(snapshot.metadata.index)", "bytes": "\(snapshot.data.count)", "keys": "\(machine.count)",
-                "read_seconds": "\(Double(read - started) / 1e9)", "restore_seconds": "\(Double(done - read) / 1e9)"])
         }
         var raft = configuration.raft
         raft.applied = machine.appliedIndex
@@ -605,7 +612,7 @@ final class NodeLoop: @unchecked Sendable {
             try FileSnapshotReceiver(directory: $0)
         } ?? MemorySnapshotReceiver()
         let core = try RaftCore(id: configuration.nodeID, config: raft, storage: storage, snapshotReceiver: receiver)
-        return (core, machine, snapshot.data.count)
+        return (core, machine, snapshotBytes)
     }
 }
 

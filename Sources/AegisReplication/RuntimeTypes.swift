@@ -303,15 +303,43 @@ extension RuntimeStorage {
 
 extension NodeConfiguration {
     /// A `DiskStorageOptions.snapshotPreparer` that parses the stored snapshot into a
-    /// state machine with this configuration's limits and replica ID while the log is
-    /// recovered, so a restart does the two at once; the node uses it when it is the
-    /// snapshot the log names.
-    public var snapshotPreparer: @Sendable (Snapshot) -> (any Sendable)? {
+    /// state machine with this configuration's limits and replica ID as the file is
+    /// read, while the log is recovered, so a restart does the two at once and never
+    /// holds the file's bytes whole; the node uses the result (a `PreparedStateMachine`)
+    /// when it is the snapshot the log names.
+    public var snapshotPreparer: @Sendable (SnapshotMetadata) -> any SnapshotPreparation {
         let (limits, replica) = (self.limits, self.replica)
-        return { snapshot in
-            var machine = StateMachine(limits: limits, replica: replica)
-            return (try? machine.restore(from: snapshot)) == nil ? nil : machine
-        }
+        return { _ in StateMachinePreparation(reader: StateMachine(limits: limits, replica: replica).makeSnapshotReader(),
+                                              limits: limits, replica: replica) }
+    }
+}
+
+/// A state machine parsed from the stored snapshot while the storage opened
+/// (`NodeConfiguration.snapshotPreparer`).
+public struct PreparedStateMachine: Sendable {
+    /// The state machine, at the snapshot's index.
+    public var machine: StateMachine
+    /// The size of the snapshot's data in bytes.
+    public var dataBytes: Int
+}
+
+/// Feeds a stored snapshot's data to a `KVSnapshotReader` as the storage reads it.
+struct StateMachinePreparation: SnapshotPreparation {
+    var reader: KVSnapshotReader
+    let limits: StateMachine.Limits
+    let replica: ReplicaID
+    var dataBytes = 0
+
+    mutating func consume(_ bytes: UnsafeRawBufferPointer) throws -> Int {
+        let consumed = try reader.consume(bytes)
+        dataBytes += consumed
+        return consumed
+    }
+
+    mutating func finish() -> (any Sendable)? {
+        var machine = StateMachine(limits: limits, replica: replica)
+        guard (try? machine.restore(from: reader)) != nil else { return nil }
+        return PreparedStateMachine(machine: machine, dataBytes: dataBytes)
     }
 }
 

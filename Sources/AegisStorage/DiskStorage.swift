@@ -23,12 +23,16 @@ public struct DiskStorageOptions: Sendable {
     /// writes submitted without `sync` stay in memory until then. Deterministic: the
     /// simulator runs the storage this way on a simulated file system.
     public var writerThread = true
-    /// Work to do on the newest snapshot as soon as it is read at open, on the thread
-    /// that reads it, while the log is recovered on the opening thread: a node parses
-    /// the snapshot into its state machine here, so the two overlap. The result is
-    /// handed out once by `DiskStorage.takePreparedSnapshot()` when that snapshot is the
-    /// one the log names (the real file system only; `nil`: nothing to do).
-    public var snapshotPreparer: (@Sendable (Snapshot) -> (any Sendable)?)?
+    /// Work to do on the newest snapshot as it is read at open, on the thread that
+    /// reads it, while the log is recovered on the opening thread: a node parses the
+    /// snapshot into its state machine here, so the two overlap. The data is streamed
+    /// to the `SnapshotPreparation` made for the snapshot's metadata, a chunk at a time
+    /// (`SnapshotFile.streamChunkBytes`), and not kept: the storage never holds the
+    /// whole file, and `snapshot()` reads it again if asked. The result is handed out
+    /// once by `DiskStorage.takePreparedSnapshot()` when that snapshot is the one the log
+    /// names (the real file system only; `nil`: the snapshot is read whole and kept
+    /// for the first `snapshot()`).
+    public var snapshotPreparer: (@Sendable (SnapshotMetadata) -> any SnapshotPreparation)?
     /// Test hook: makes named system calls fail (only with the POSIX file system, that
     /// is `DiskStorage.init(directory:options:)`).
     var faults: FaultInjector?
@@ -126,15 +130,17 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         var log = recovered?.log ?? LogState(snapshot: SnapshotMetadata(confState: options.initialConf))
         if SnapshotFile.isStored(log.snapshot, directory: directory, fileSystem: fileSystem) {
             let snapshot: Snapshot
+            var kept = true
             if let (index, term, result) = early?.wait(), index == log.snapshot.index, term == log.snapshot.term {
                 snapshot = try result.get()
                 preparedSnapshot = early?.prepared
+                kept = early?.dataKept ?? true
             } else {
                 snapshot = try SnapshotFile.read(directory: directory, index: log.snapshot.index, term: log.snapshot.term,
                                                  fileSystem: fileSystem)
             }
             log.snapshot.confState = snapshot.metadata.confState
-            openedSnapshot = Snapshot(metadata: log.snapshot, data: snapshot.data)
+            if kept { openedSnapshot = Snapshot(metadata: log.snapshot, data: snapshot.data) }
         } else {
             _ = early?.wait()
         }

@@ -181,19 +181,34 @@ enum FileIO {
         try check(fstat(fd, &st), "fstat", path)
         // Read straight into uninitialized memory: zero-filling first would touch every
         // page of a multi-gigabyte snapshot twice.
-        var failure: Int32?
+        var failure: StorageError?
         let bytes = [UInt8](unsafeUninitializedCapacity: Int(st.st_size)) { raw, initialized in
-            var done = 0
-            while done < raw.count {
-                let n = pread(fd, raw.baseAddress.map { $0 + done }, raw.count - done, off_t(done))
-                if n < 0 { if errno == EINTR { continue }; failure = errno; break }
-                if n == 0 { break }
-                done += n
+            do throws(StorageError) {
+                initialized = try read(fd, into: UnsafeMutableRawBufferPointer(raw), at: 0, path: path)
+            } catch {
+                failure = error
+                initialized = 0
             }
-            initialized = done
         }
-        if let failure { throw .io(operation: "read", path: path, errno: failure) }
+        if let failure { throw failure }
         return bytes
+    }
+
+    /// Reads into `buffer` from file offset `offset` until it is full or the file ends;
+    /// returns the number of bytes read.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int,
+                     path: String) throws(StorageError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(operation: "read", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
     }
 
     /// Writes a whole file durably: a temporary name, fsync, rename, directory fsync.

@@ -53,19 +53,10 @@ public struct SnapshotDataFile: Sendable, Hashable {
             throw .io(operation: "read the snapshot header (\(error))", path: path, errno: 0)
         }
         let parsed: Result<(UInt64, Int), DecodeError> = head.withUnsafeBytes { raw in
-            var r = ByteReader(raw, from: 0, to: raw.count)
-            do throws(DecodeError) {
-                if try r.u32("magic") != SnapshotFile.magic { throw DecodeError(reason: "bad magic") }
-                let version = try r.u16("version")
-                if version != RecordFrame.version { throw DecodeError(reason: "unsupported version \(version)") }
-                let storedIndex = try r.u64("index"), storedTerm = try r.u64("term")
-                if storedIndex != index || storedTerm != term {
-                    throw DecodeError(reason: "holds another index or term than its name says")
-                }
-                _ = try r.conf()
-                return .success((try r.u64("data length"), r.position))
-            } catch {
-                return .failure(error)
+            SnapshotFile.decodeHeader(raw).flatMap { header in
+                header.metadata.index == index && header.metadata.term == term
+                    ? .success((header.dataCount, header.dataStart))
+                    : .failure(DecodeError(reason: "holds another index or term than its name says"))
             }
         }
         switch parsed {

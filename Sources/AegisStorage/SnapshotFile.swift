@@ -34,6 +34,25 @@ enum SnapshotFile {
         return bytes
     }
 
+    /// Decodes the header at the start of `raw` (which may hold more of the file, or
+    /// only part of it): the metadata, where the data starts and its announced length.
+    /// The one decoder of the header for every reader of snapshot files.
+    static func decodeHeader(_ raw: UnsafeRawBufferPointer)
+        -> Result<(metadata: SnapshotMetadata, dataStart: Int, dataCount: UInt64), DecodeError> {
+        var r = ByteReader(raw, from: 0, to: raw.count)
+        do throws(DecodeError) {
+            if try r.u32("magic") != magic { throw DecodeError(reason: "bad magic") }
+            let version = try r.u16("version")
+            if version != RecordFrame.version { throw DecodeError(reason: "unsupported version \(version)") }
+            let index = try r.u64("index"), term = try r.u64("term")
+            let conf = try r.conf()
+            let count = try r.u64("data length")
+            return .success((SnapshotMetadata(index: index, term: term, confState: conf), r.position, count))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     /// Whether the snapshot `metadata` describes has a file to read: every snapshot past
     /// index 0 does; at index 0 only a bootstrap snapshot (its configuration) has one.
     static func isStored(_ metadata: SnapshotMetadata, directory: String, fileSystem: any FileSystem) -> Bool {
@@ -99,19 +118,10 @@ enum SnapshotFile {
         if stored != actual { throw damaged("checksum mismatch") }
         // Decodes the header; the data stays in `bytes` (it can be as large as the state:
         // it is cut out in place below rather than copied).
-        let decoded: Result<(SnapshotMetadata, dataStart: Int), DecodeError> = bytes.withUnsafeBytes { raw in
-            var r = ByteReader(raw, from: 0, to: body)
-            do throws(DecodeError) {
-                if try r.u32("magic") != magic { throw DecodeError(reason: "bad magic") }
-                let version = try r.u16("version")
-                if version != RecordFrame.version { throw DecodeError(reason: "unsupported version \(version)") }
-                let metaIndex = try r.u64("index"), metaTerm = try r.u64("term")
-                let conf = try r.conf()
-                let count = try r.u64("data length")
-                if count != UInt64(r.remaining) { throw DecodeError(reason: "data length \(count) does not match the file") }
-                return .success((SnapshotMetadata(index: metaIndex, term: metaTerm, confState: conf), r.position))
-            } catch {
-                return .failure(error)
+        let decoded = bytes.withUnsafeBytes { raw in
+            decodeHeader(UnsafeRawBufferPointer(rebasing: raw[..<body])).flatMap { header in
+                header.dataCount == UInt64(body - header.dataStart) ? .success((header.metadata, header.dataStart))
+                    : .failure(DecodeError(reason: "data length \(header.dataCount) does not match the file"))
             }
         }
         switch decoded {
@@ -136,15 +146,19 @@ enum SnapshotFile {
         private var result: Result<Snapshot, StorageError>?
         /// What the preparer made of the snapshot; written before `done` is signalled.
         private(set) var prepared: (any Sendable)?
+        /// `false` when the data was streamed to a preparer and not kept: the result's
+        /// snapshot then holds the metadata only.
+        private(set) var dataKept = true
 
         init(index: LogIndex, term: Term) {
             self.index = index
             self.term = term
         }
 
-        func finish(_ value: Result<Snapshot, StorageError>, prepared: (any Sendable)? = nil) {
+        func finish(_ value: Result<Snapshot, StorageError>, prepared: (any Sendable)? = nil, dataKept: Bool = true) {
             result = value
             self.prepared = prepared
+            self.dataKept = dataKept
             done.signal()
         }
 
@@ -164,14 +178,26 @@ enum SnapshotFile {
     }
 
     /// Starts reading (and verifying) the snapshot at `index`/`term` on another thread.
+    /// With `prepare`, the data is streamed to the preparation it makes
+    /// (`stream(directory:index:term:chunkBytes:prepare:)`) and not kept.
     static func readInBackground(directory: String, index: LogIndex, term: Term, fileSystem: any FileSystem,
-                                 prepare: (@Sendable (Snapshot) -> (any Sendable)?)? = nil) -> BackgroundRead {
+                                 prepare: (@Sendable (SnapshotMetadata) -> any SnapshotPreparation)? = nil) -> BackgroundRead {
         let read = BackgroundRead(index: index, term: term)
         Thread.detachNewThread {
+            if let prepare {
+                do throws(StorageError) {
+                    let (metadata, prepared) = try SnapshotFile.stream(directory: directory, index: index, term: term,
+                                                                       prepare: prepare)
+                    read.finish(.success(Snapshot(metadata: metadata)), prepared: prepared, dataKept: false)
+                } catch {
+                    read.finish(.failure(error), dataKept: false)
+                }
+                return
+            }
             let result = Result { () throws(StorageError) in
                 try SnapshotFile.read(directory: directory, index: index, term: term, fileSystem: fileSystem)
             }
-            read.finish(result, prepared: (try? result.get()).flatMap { snapshot in prepare?(snapshot) })
+            read.finish(result)
         }
         return read
     }
@@ -179,7 +205,8 @@ enum SnapshotFile {
     /// Starts reading (and verifying) the newest snapshot file in `directory` on another
     /// thread; `nil` if there is none.
     static func readNewestInBackground(directory: String, fileSystem: any FileSystem,
-                                       prepare: (@Sendable (Snapshot) -> (any Sendable)?)? = nil) -> BackgroundRead? {
+                                       prepare: (@Sendable (SnapshotMetadata) -> any SnapshotPreparation)? = nil)
+        -> BackgroundRead? {
         guard let names = try? fileSystem.list(directory),
               let newest = names.compactMap(parse).max(by: { ($0.index, $0.term) < ($1.index, $1.term) }) else { return nil }
         return readInBackground(directory: directory, index: newest.index, term: newest.term, fileSystem: fileSystem,

@@ -68,6 +68,34 @@ import Testing
         }
     }
 
+    /// `consume(_:)` (the storage streaming a snapshot file) takes only whole entries;
+    /// the caller passes the rest again with the next bytes. Any split restores the same
+    /// state, and bytes after the end are refused.
+    @Test func test_snapshot_consumeTakesWholeEntriesFromAnySplit() throws {
+        let source = Self.populated(entries: 800, seed: 7)
+        let whole = source.snapshotData()
+        for step in [1, 5, 33, 1000, whole.count] {
+            var reader = source.makeSnapshotReader()
+            var buffer: [UInt8] = []
+            var offset = 0
+            while offset < whole.count {
+                let end = min(offset + step, whole.count)
+                buffer.append(contentsOf: whole[offset ..< end])
+                offset = end
+                let consumed = try buffer.withUnsafeBytes { try reader.consume($0) }
+                #expect(consumed <= buffer.count)
+                buffer.removeFirst(consumed)
+            }
+            #expect(buffer.isEmpty, "step \(step)")
+            #expect(reader.isComplete)
+            var restored = StateMachine()
+            try restored.restore(from: reader)
+            #expect(restored.digest() == source.digest(), "step \(step)")
+        }
+        var reader = source.makeSnapshotReader()
+        #expect(throws: KVError.self) { _ = try (whole + [0]).withUnsafeBytes { try reader.consume($0) } }
+    }
+
     @Test func test_digest_isTheSHA256OfTheSnapshot() {
         let machine = Self.populated()
         #expect(machine.digest() == SHA256.hash(machine.snapshotData()))

@@ -1,0 +1,137 @@
+public import AegisRaft
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Something built from a stored snapshot's data while the storage opens
+/// (`DiskStorageOptions.snapshotPreparer`): the data is handed over a chunk at a time
+/// as the file is read, so a snapshot as large as the state is never in memory whole.
+public protocol SnapshotPreparation {
+    /// Takes the data that follows what was consumed so far and returns how many of
+    /// these bytes it consumed. The bytes it left are passed again at the start of the
+    /// next call, followed by the next ones, so it may stop anywhere (for example before
+    /// an incomplete record). Throwing abandons the preparation; the storage still reads
+    /// and verifies the file.
+    mutating func consume(_ bytes: UnsafeRawBufferPointer) throws -> Int
+
+    /// Called once every data byte was consumed and the file's checksum matched; the
+    /// result is what `DiskStorage.takePreparedSnapshot()` hands out.
+    mutating func finish() -> (any Sendable)?
+}
+
+extension SnapshotFile {
+    /// The bytes read from a snapshot file at a time when it is streamed (8 MiB). The
+    /// buffer grows past this only while a single record of the data is larger.
+    static let streamChunkBytes = 8 << 20
+
+    /// Reads and verifies the snapshot at `index`/`term` in `directory` (the real file
+    /// system), handing its data to the preparation `prepare` makes, chunk by chunk,
+    /// instead of keeping it: memory holds one chunk of the file, not the file.
+    ///
+    /// Returns the snapshot's metadata and what the preparation made: `nil` if it threw,
+    /// left data unconsumed at the end, or finished with `nil`. Throws
+    /// `StorageError.corruption` (the file is damaged: its checksum, header or length) or
+    /// `.io`, as `read(directory:index:term:fileSystem:)` does; the preparation's work is
+    /// then dropped.
+    static func stream(directory: String, index: LogIndex, term: Term, chunkBytes: Int = streamChunkBytes,
+                       prepare: (SnapshotMetadata) -> any SnapshotPreparation) throws(StorageError)
+        -> (metadata: SnapshotMetadata, prepared: (any Sendable)?) {
+        let path = directory + "/" + fileName(index: index, term: term)
+        func damaged(_ why: String) -> StorageError {
+            .corruption(CorruptionReport(file: path, offset: 0, firstLostIndex: 1, lastLostIndex: index,
+                                         reason: "snapshot file \(why)"))
+        }
+        let fd: Int32
+        do { fd = try FileIO.open(path, O_RDONLY) } catch { throw damaged("cannot be read (\(error))") }
+        defer { _ = closeFile(fd) }
+        var size = stat()
+        guard fstat(fd, &size) == 0 else { throw damaged("cannot be read (fstat: errno \(errno))") }
+        let fileBytes = Int(size.st_size)
+        guard fileBytes >= 4 else { throw damaged("is truncated") }
+
+        // The header (at most `SnapshotDataFile.maxHeaderBytes`: its configuration has a
+        // variable length), then the data through a buffer of `chunkBytes`.
+        let head = UnsafeMutableRawBufferPointer.allocate(byteCount: min(fileBytes - 4, SnapshotDataFile.maxHeaderBytes),
+                                                          alignment: 16)
+        defer { head.deallocate() }
+        let headRead = try FileIO.read(fd, into: head, at: 0, path: path)
+        let header: (metadata: SnapshotMetadata, dataStart: Int, dataCount: UInt64)
+        switch SnapshotFile.decodeHeader(UnsafeRawBufferPointer(rebasing: head[..<headRead])) {
+        case .success(let value): header = value
+        case .failure(let error): throw damaged("is malformed (\(error.reason))")
+        }
+        guard header.dataCount == UInt64(fileBytes - 4 - header.dataStart) else {
+            throw damaged("is malformed (data length \(header.dataCount) does not match the file)")
+        }
+        if header.metadata.index != index || header.metadata.term != term {
+            throw damaged("holds index \(header.metadata.index) term \(header.metadata.term), not what its name says")
+        }
+        var crc = CRC32C()
+        crc.update(UnsafeRawBufferPointer(rebasing: head[..<header.dataStart]))
+
+        var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunkBytes, 1), alignment: 16)
+        defer { buffer.deallocate() }
+        let prepared = try feed(prepare(header.metadata), fd: fd, path: path, from: header.dataStart,
+                                to: fileBytes - 4, buffer: &buffer, crc: &crc, damaged: damaged)
+        var trailer: UInt32 = 0
+        let got = try withUnsafeMutableBytes(of: &trailer) { raw throws(StorageError) in
+            try FileIO.read(fd, into: raw, at: fileBytes - 4, path: path)
+        }
+        guard got == 4 else { throw damaged("is truncated") }
+        guard UInt32(littleEndian: trailer) == crc.value else { throw damaged("checksum mismatch") }
+        return (header.metadata, prepared)
+    }
+
+    /// Reads the data bytes `start..<end` of `fd` through `buffer` (grown when a record
+    /// does not fit), adding them to `crc` and handing them to `preparation`; returns what
+    /// it finished with, or `nil` (see `stream`).
+    private static func feed<Preparation: SnapshotPreparation>(
+        _ preparation: Preparation, fd: Int32, path: String, from start: Int, to end: Int,
+        buffer: inout UnsafeMutableRawBufferPointer, crc: inout CRC32C,
+        damaged: (String) -> StorageError) throws(StorageError) -> (any Sendable)? {
+        var preparation = preparation
+        var alive = true
+        var kept = 0  // bytes at the start of `buffer` the preparation left
+        var offset = start
+        while offset < end {
+            if kept == buffer.count {
+                // One record is larger than the buffer: double it (bounded by the data).
+                let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: min(buffer.count * 2, kept + end - offset),
+                                                                   alignment: 16)
+                grown.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[..<kept]))
+                buffer.deallocate()
+                buffer = grown
+            }
+            let want = min(buffer.count - kept, end - offset)
+            let got = try FileIO.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[kept ..< kept + want]),
+                                      at: offset, path: path)
+            guard got == want else { throw damaged("is truncated") }
+            crc.update(UnsafeRawBufferPointer(rebasing: buffer[kept ..< kept + got]))
+            offset += got
+            kept += got
+            guard alive else {
+                kept = 0
+                continue
+            }
+            do {
+                let consumed = try preparation.consume(UnsafeRawBufferPointer(rebasing: buffer[..<kept]))
+                guard consumed >= 0 && consumed <= kept else {
+                    alive = false
+                    kept = 0
+                    continue
+                }
+                if consumed > 0, let base = buffer.baseAddress {
+                    memmove(base, base + consumed, kept - consumed)
+                    kept -= consumed
+                }
+            } catch {
+                alive = false
+                kept = 0
+            }
+        }
+        guard alive, kept == 0 else { return nil }
+        return preparation.finish()
+    }
+}
