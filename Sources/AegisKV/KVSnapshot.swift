@@ -210,6 +210,9 @@ public struct KVSnapshotReader: Sendable {
     var expectedCount: UInt64 = 0
     var entries = KVTable()
     var keys: [Key] = []
+    /// The snapshot's whole length, when the caller knows it before the bytes arrive
+    /// (`announce(totalBytes:)`); 0 otherwise.
+    var announcedBytes = 0
 
     /// Creates a reader that enforces `limits` on the keys, values, sets and hashes it
     /// reads, for a state machine whose replica ID is `replica`.
@@ -250,6 +253,17 @@ public struct KVSnapshotReader: Sendable {
             throw .malformedSnapshot("\(pending.count) bytes after the end of the snapshot")
         }
     }
+
+    /// Tells the reader the snapshot's length in bytes before they arrive (a storage
+    /// streaming a file knows it): the table is then sized once for as many entries as
+    /// that many bytes can hold, at most the count the header announces, instead of
+    /// growing as chunks arrive. A length beyond the real data costs memory only up to
+    /// what the header's count allows; call before the first bytes.
+    public mutating func announce(totalBytes: Int) { announcedBytes = Swift.max(0, totalBytes) }
+
+    /// Takes the memory of full-size arena slabs from `source` while reading (see
+    /// `ArenaSlabSource`); the restored state machine no longer uses it.
+    public mutating func takeSlabs(from source: any ArenaSlabSource) { entries.arena.slabSource = source }
 
     /// Parses the complete part of `bytes` where they are and returns how many bytes
     /// that was; nothing is buffered: the caller passes the rest again, followed by the
@@ -339,10 +353,11 @@ public struct KVSnapshotReader: Sendable {
             throw .malformedSnapshot("\(expectedCount) keys cannot exist at revision \(revision)")
         }
         // The count comes from the file: reserve only for as many entries as the bytes
-        // at hand can hold (at least `minimumEntrySize` each), so a crafted header
+        // at hand (or announced) can hold (at least `minimumEntrySize` each), so a crafted header
         // cannot make the reader allocate for millions of keys; the table grows with the
         // entries actually read beyond that.
-        let reserve = Int(min(expectedCount, UInt64(max(reader.remaining / Self.minimumEntrySize, 1 << 10))))
+        let available = Swift.max(reader.remaining, announcedBytes)
+        let reserve = Int(min(expectedCount, UInt64(max(available / Self.minimumEntrySize, 1 << 10))))
         entries.reserveCapacity(reserve)
         keys.reserveCapacity(reserve)
     }
@@ -546,6 +561,7 @@ extension StateMachine {
         activeActiveCatchUpProgress = restoredCatchUps
         drSeed = restoredSeed
         entries = reader.entries
+        entries.arena.slabSource = nil  // a restore's helper only
         orderedKeys = OrderedKeyIndex(sortedKeys: reader.keys, revision: reader.revision)
         appliedIndex = reader.appliedIndex
         revision = reader.revision

@@ -195,6 +195,9 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// The replica ID used when none is configured.
     public static let defaultReplica: ReplicaID = "aegis"
 
+    /// The size of a full arena slab, the unit an `ArenaSlabSource` hands out (4 MiB).
+    public static let arenaSlabBytes = ValueArena.slabSize
+
     /// Creates an empty state machine.
     ///
     /// - Parameters:

@@ -330,6 +330,20 @@ struct StateMachinePreparation: SnapshotPreparation {
     let replica: ReplicaID
     var dataBytes = 0
 
+    /// Pre-faults arena slabs on a second thread while the snapshot is parsed, when it
+    /// is large enough to be worth a thread; stopped when the preparation finishes or is
+    /// dropped (abandoned).
+    var slabs: PrefaultingSlabSource.Lease?
+
+    mutating func expect(dataBytes: Int) {
+        reader.announce(totalBytes: dataBytes)
+        if dataBytes >= 64 << 20 {
+            let lease = PrefaultingSlabSource.Lease(budget: dataBytes / StateMachine.arenaSlabBytes + 1)
+            reader.takeSlabs(from: lease.source)
+            slabs = lease
+        }
+    }
+
     mutating func consume(_ bytes: UnsafeRawBufferPointer) throws -> Int {
         let consumed = try reader.consume(bytes)
         dataBytes += consumed
@@ -337,6 +351,7 @@ struct StateMachinePreparation: SnapshotPreparation {
     }
 
     mutating func finish() -> (any Sendable)? {
+        slabs = nil  // stops the thread
         var machine = StateMachine(limits: limits, replica: replica)
         guard (try? machine.restore(from: reader)) != nil else { return nil }
         return PreparedStateMachine(machine: machine, dataBytes: dataBytes)

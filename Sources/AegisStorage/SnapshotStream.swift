@@ -16,9 +16,17 @@ public protocol SnapshotPreparation {
     /// and verifies the file.
     mutating func consume(_ bytes: UnsafeRawBufferPointer) throws -> Int
 
+    /// Called once, before the first `consume(_:)`, with the length of the data (from
+    /// the file's size). The default does nothing.
+    mutating func expect(dataBytes: Int)
+
     /// Called once every data byte was consumed and the file's checksum matched; the
     /// result is what `DiskStorage.takePreparedSnapshot()` hands out.
     mutating func finish() -> (any Sendable)?
+}
+
+extension SnapshotPreparation {
+    public mutating func expect(dataBytes: Int) {}
 }
 
 extension SnapshotFile {
@@ -92,6 +100,7 @@ extension SnapshotFile {
         buffer: inout UnsafeMutableRawBufferPointer, crc: inout CRC32C,
         damaged: (String) -> StorageError) throws(StorageError) -> (any Sendable)? {
         var preparation = preparation
+        preparation.expect(dataBytes: end - start)
         var alive = true
         var kept = 0  // bytes at the start of `buffer` the preparation left
         var offset = start

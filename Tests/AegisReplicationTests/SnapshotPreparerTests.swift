@@ -73,3 +73,55 @@ import Testing
         }
     }
 }
+
+/// The slab source prepares at most its budget, at most `ahead` at a time, and every
+/// slab it hands out is whole, writable memory of the arena's slab size.
+@Test func test_prefaultingSlabSource_handsOutItsBudgetAndNoMore() async throws {
+    let lease = PrefaultingSlabSource.Lease(budget: 5, ahead: 2)
+    var taken: [UnsafeMutableRawPointer] = []
+    let deadline = ContinuousClock.now + .seconds(10)
+    while taken.count < 5 && ContinuousClock.now < deadline {
+        if let slab = lease.source.takeSlab() { taken.append(slab) } else { try await Task.sleep(for: .milliseconds(1)) }
+    }
+    #expect(taken.count == 5)
+    try await Task.sleep(for: .milliseconds(50))
+    #expect(lease.source.takeSlab() == nil)
+    for slab in taken {
+        slab.initializeMemory(as: UInt8.self, repeating: 0xA5, count: StateMachine.arenaSlabBytes)
+        #expect(slab.load(fromByteOffset: StateMachine.arenaSlabBytes - 1, as: UInt8.self) == 0xA5)
+        slab.deallocate()
+    }
+}
+
+/// A reader that takes its slabs from a source restores the same state, uses the
+/// source for full-size slabs, and the restored machine no longer asks it.
+@Test func test_snapshotReader_withASlabSource_restoresTheSameState() throws {
+    final class Counting: ArenaSlabSource, @unchecked Sendable {
+        var taken = 0
+        func takeSlab() -> UnsafeMutableRawPointer? {
+            taken += 1
+            return UnsafeMutableRawPointer.allocate(byteCount: StateMachine.arenaSlabBytes, alignment: 16)
+        }
+    }
+    var source = StateMachine()
+    for n in 1...400 {  // about 20 MB of values: several full slabs
+        let command = Command.set(Key("k\(n)"), Array(repeating: UInt8(truncatingIfNeeded: n), count: 50_000 + n))
+        _ = source.apply(LogEntry(index: LogIndex(n), term: 1, data: command.encoded()))
+    }
+    let data = source.snapshotData()
+    let counting = Counting()
+    var reader = source.makeSnapshotReader()
+    reader.announce(totalBytes: data.count)
+    reader.takeSlabs(from: counting)
+    try reader.feed(data)
+    var restored = StateMachine()
+    try restored.restore(from: reader)
+    #expect(restored.digest() == source.digest())
+    #expect(counting.taken >= 3)
+    let before = counting.taken
+    for n in 401...600 {
+        let command = Command.set(Key("k\(n)"), Array(repeating: 1, count: 50_000))
+        _ = restored.apply(LogEntry(index: LogIndex(n), term: 1, data: command.encoded()))
+    }
+    #expect(counting.taken == before)
+}
