@@ -198,6 +198,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// The size of a full arena slab, the unit an `ArenaSlabSource` hands out (4 MiB).
     public static let arenaSlabBytes = ValueArena.slabSize
 
+    /// Takes the memory of full-size arena slabs from `source` until called with `nil`
+    /// (a restart's replay; see `ArenaSlabSource`). Changes no state.
+    public mutating func takeArenaSlabs(from source: (any ArenaSlabSource)?) { entries.arena.slabSource = source }
+
     /// Creates an empty state machine.
     ///
     /// - Parameters:

@@ -76,15 +76,19 @@ final class NodeLoop: @unchecked Sendable {
     /// The commit index this node knew when it started: it is replaying its log until it
     /// applied that far.
     let replayTarget: LogIndex
+    /// Pre-faults arena memory while the replay runs (`prefaultsReplayMemory`);
+    /// released when it is done.
+    var replaySlabs: PrefaultingSlabSource.Lease?
     /// A graceful stop in progress: the tick it must end by, and the tick this node
     /// stopped leading (`nil` while it still leads).
     var handover: (deadline: Int, steppedDownAt: Int?)?
     /// The tick at which this node last stopped leading (a graceful stop after a
     /// handover still lingers from then, see `beginHandover`).
     var lastSteppedDownAt: Int?
-    /// Results of recently applied entries (index -> term, result), so a write whose
-    /// index was applied before its waiter registered still gets its answer.
-    var recentResults: [LogIndex: (term: Term, result: CommandResult)] = [:]
+    /// Results of recently applied entries, so a write whose index was applied before
+    /// its waiter registered still gets its answer. Entries replayed at start
+    /// (`replayTarget`) are not recorded: nothing in this process proposed them.
+    var recentResults = RecentResults()
     /// Identifies requests this node forwards; starts at a value drawn from the core's
     /// random seed, so a restarted node does not reuse the identifiers of its previous
     /// run (the leader deduplicates by identifier, see `answeredForwards`).
@@ -161,6 +165,11 @@ final class NodeLoop: @unchecked Sendable {
         }
         awaitingAdd = config.awaitingAdd
         replayTarget = core.log.committed
+        if config.prefaultsReplayMemory && replayTarget >= self.machine.appliedIndex + 10_000 {
+            let lease = PrefaultingSlabSource.Lease(budget: Int.max)
+            self.machine.takeArenaSlabs(from: lease.source)
+            replaySlabs = lease
+        }
         tickTime = TickTime(tickInterval: config.tickInterval)
         clusterView = try? ClusterView(localID: config.nodeID,
                                        heartbeat: config.tickInterval * max(1, config.raft.heartbeatInterval),

@@ -34,7 +34,7 @@ extension NodeLoop: ReadyShell {
         memberView = nil  // the snapshot may carry another membership
         lastSnapshotBytes = snapshot.data.count
         appliedBytesSinceSnapshot = 0
-        recentResults = [:]
+        recentResults.removeAll()
         logger.info("installed a snapshot from the leader", metadata: ["index": "\(snapshot.metadata.index)"])
     }
 
@@ -52,6 +52,10 @@ extension NodeLoop: ReadyShell {
     func apply(_ entries: [LogEntry]) throws {
         let started = LoopTimings.now()
         for entry in entries { apply(entry) }
+        if replaySlabs != nil && machine.appliedIndex >= replayTarget {
+            machine.takeArenaSlabs(from: nil)
+            replaySlabs = nil  // stops its thread
+        }
         timings.applyNanos &+= LoopTimings.since(started)
         timings.appliedEntries += entries.count
     }
@@ -119,9 +123,8 @@ extension NodeLoop: ReadyShell {
         applyObserver?(entry)
         if entry.type == .command, let onApplied = config.onApplied { onApplied(entry, result) }
         metrics.commits.increment()
-        if entry.type == .command {
-            recentResults[entry.index] = (entry.term, result)
-            if entry.index > 4_096 { recentResults[entry.index - 4_096] = nil }
+        if entry.type == .command && entry.index > replayTarget {
+            recentResults.record(entry.index, term: entry.term, result: result)
         }
         guard let waiters = pendingWrites.removeValue(forKey: entry.index) else { return }
         for (term, waiter) in waiters {

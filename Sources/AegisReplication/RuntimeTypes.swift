@@ -68,6 +68,12 @@ public struct NodeConfiguration: Sendable {
     /// factor fixed by its node ID), so that a cluster's members snapshot at different
     /// indexes.
     public var snapshotLogFraction = 0.25
+    /// Whether a restart's replay of a long log (10,000 entries or more) takes its
+    /// arena memory from a thread that pre-faults it (`PrefaultingSlabSource`), off the
+    /// node loop; the same helper parses the stored snapshot
+    /// (`snapshotPreparer`). For a real process (`aegis serve` sets it); off by default
+    /// so a simulation starts no threads.
+    public var prefaultsReplayMemory = false
     /// The index continuous WAL archiving has shipped through, when this member archives
     /// its log (`aegis serve --backup-repo`): the log is not compacted past it, so the
     /// archiver never finds entries gone. `nil` (or no function): no hold.

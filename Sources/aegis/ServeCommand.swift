@@ -153,6 +153,7 @@ struct ServeCommand: AsyncParsableCommand {
         let opening = ContinuousClock.now
         // The snapshot is parsed into the state machine while the log is recovered.
         var storageOptions = DiskStorageOptions()
+        nodeConfig.prefaultsReplayMemory = true
         storageOptions.snapshotPreparer = nodeConfig.snapshotPreparer
         let storage = try DiskStorage(directory: settings.dataDir, options: storageOptions)
         defer { storage.close() }
