@@ -210,6 +210,9 @@ public struct KVSnapshotReader: Sendable {
     var expectedCount: UInt64 = 0
     var entries = KVTable()
     var keys: [Key] = []
+    /// Slots of entries read whose records are written but that are not placed in
+    /// `entries` yet (at most `slotBatch`).
+    var pendingSlots: [TableSlot] = []
     /// The snapshot's whole length, when the caller knows it before the bytes arrive
     /// (`announce(totalBytes:)`); 0 otherwise.
     var announcedBytes = 0
@@ -296,7 +299,10 @@ public struct KVSnapshotReader: Sendable {
             case .entries:
                 guard try readEntry(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
-                if UInt64(keys.count) == expectedCount { phase = afterEntries }
+                if UInt64(keys.count) == expectedCount {
+                    placePendingSlots()  // every key is findable from here on
+                    phase = afterEntries
+                }
             case .collectionsHeader:
                 guard try readCollectionsHeader(&reader) else { return reader.offset }
                 checkedThrough = reader.offset
@@ -362,6 +368,16 @@ public struct KVSnapshotReader: Sendable {
         keys.reserveCapacity(reserve)
     }
 
+    /// Entries whose slots are placed together (1M: 16 MB, and as much again while
+    /// they are ordered); a test sets fewer.
+    var slotBatch = 1 << 20
+
+    /// Places the slots of the entries read since the last call.
+    mutating func placePendingSlots() {
+        entries.insertSlots(pendingSlots)
+        pendingSlots.removeAll(keepingCapacity: true)
+    }
+
     /// The fewest bytes an entry takes: a 1-byte key with its length, an empty value's
     /// length, and three 1-byte varints.
     static let minimumEntrySize = 6
@@ -397,10 +413,12 @@ public struct KVSnapshotReader: Sendable {
             throw .malformedSnapshot("entry \(keys.count) has inconsistent version \(version) or revisions "
                 + "\(createRevision)...\(modRevision) (store revision \(revision))")
         }
-        // Keys arrive in strictly ascending order, so each one is new.
-        entries.insertNew(key, hash: entries.hash(key), value: valueBytes, version: version,
-                          createRevision: createRevision, modRevision: modRevision)
+        // Keys arrive in strictly ascending order, so each one is new: its record is
+        // written now, its slot placed with a batch (`KVTable.insertSlots`).
+        pendingSlots.append(entries.appendRecord(key, hash: entries.hash(key), value: valueBytes, version: version,
+                                                 createRevision: createRevision, modRevision: modRevision))
         keys.append(key)
+        if pendingSlots.count >= slotBatch { placePendingSlots() }
         return true
     }
 }

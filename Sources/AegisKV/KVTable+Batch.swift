@@ -64,6 +64,38 @@ extension KVTable {
         return (indices, headers)
     }
 
+    /// Places the slots of keys that are not in the table, all distinct (records written
+    /// by `appendRecord`), in the order of their home slots: the array is swept once
+    /// instead of hit at random per key. Restoring a 4M-key snapshot spent 2.1 of its
+    /// parsing thread's 3.6 s waiting on those random probes (`perf annotate`: one load,
+    /// 91 % of `readEntry`'s own time), each a cache and TLB miss into a 128 MB array.
+    ///
+    /// Grows the table first if needed (at once). The ordering is a counting sort on at
+    /// most the top 16 bits of the hash (home slots differ below that only within a few
+    /// kilobytes of the array); it uses one more array as large as `pending`.
+    mutating func insertSlots(_ pending: [TableSlot]) {
+        guard !pending.isEmpty else { return }
+        reserveCapacity(count + pending.count)  // also finishes a growth: no `draining` below
+        let slots = uniqueSlots(), mask = storage.slotCount - 1, shift = homeShift
+        let bits = Swift.min(16, Int(32 - shift))
+        let bucketShift = UInt32(32 - bits)
+        var starts = [Int](repeating: 0, count: (1 << bits) + 1)
+        for slot in pending { starts[Int(truncatingIfNeeded: slot.hash >> bucketShift) + 1] += 1 }
+        for bucket in 1 ..< starts.count { starts[bucket] += starts[bucket - 1] }
+        var ordered = [TableSlot](repeating: .empty, count: pending.count)
+        for slot in pending {
+            let bucket = Int(truncatingIfNeeded: slot.hash >> bucketShift)
+            ordered[starts[bucket]] = slot
+            starts[bucket] += 1
+        }
+        for slot in ordered {
+            var index = Int(truncatingIfNeeded: slot.hash >> shift) & mask
+            while slots[index].keyLength != 0 { index = (index + 1) & mask }
+            slots[index] = slot
+        }
+        count += pending.count
+    }
+
     /// The bytes every stored string key adds to a snapshot's entries section (its key
     /// and value, length-prefixed, and its three version varints), summed in slot order:
     /// one sequential pass over the slots, no lookups.

@@ -66,7 +66,7 @@
     @usableFromInline var arena = ValueArena()
     /// The number of stored keys (in `storage` and `draining`). Invariant:
     /// `count <= storage.slotCount * 3 / 4`.
-    @usableFromInline private(set) var count = 0
+    @usableFromInline internal(set) var count = 0
     /// `32 - log2(slotCount)`: a hash shifted right by this is its home slot.
     @usableFromInline var homeShift: UInt32
     @usableFromInline let seed: UInt64
@@ -243,6 +243,21 @@
             beginGrowth(to: storage.slotCount * 2)
             drain(Self.drainBatch)
         }
+        let slot = appendRecord(key, hash: hash, value: value, version: version, createRevision: createRevision,
+                                modRevision: modRevision)
+        let slots = uniqueSlots()
+        let mask = storage.slotCount - 1
+        var index = Int(truncatingIfNeeded: hash >> homeShift) & mask
+        while slots[index].keyLength != 0 { index = (index + 1) & mask }
+        slots[index] = slot
+        count += 1
+    }
+
+    /// Writes the arena record of a key that is not in the table and returns the slot
+    /// that points at it; the key is stored once the slot is placed (`insertNew`, or
+    /// `insertSlots(_:)` for many at once).
+    @inlinable mutating func appendRecord(_ key: Key, hash: UInt32, value: UnsafeRawBufferPointer, version: UInt64,
+                                          createRevision: UInt64, modRevision: UInt64) -> TableSlot {
         let capacity = key.length + value.count
         let (location, bytes) = arena.allocate(RecordHeader.size + capacity)
         if let bytes {
@@ -251,12 +266,7 @@
             key.withUnsafeBytes { copy($0, to: bytes + RecordHeader.size) }
             copy(value, to: bytes + RecordHeader.size + key.length)
         }
-        let slots = uniqueSlots()
-        let mask = storage.slotCount - 1
-        var index = Int(truncatingIfNeeded: hash >> homeShift) & mask
-        while slots[index].keyLength != 0 { index = (index + 1) & mask }
-        slots[index] = TableSlot(hash: hash, keyLength: UInt32(truncatingIfNeeded: key.length), location: location)
-        count += 1
+        return TableSlot(hash: hash, keyLength: UInt32(truncatingIfNeeded: key.length), location: location)
     }
 
     /// Removes `key`, returning its value.
