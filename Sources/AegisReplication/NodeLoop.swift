@@ -79,6 +79,8 @@ final class NodeLoop: @unchecked Sendable {
     /// Pre-faults arena memory while the replay runs (`prefaultsReplayMemory`);
     /// released when it is done.
     var replaySlabs: PrefaultingSlabSource.Lease?
+    /// What `StateMachine.warm(for:)` returned, kept so its loads are not optimised away.
+    var warmSink: UInt64 = 0
     /// A graceful stop in progress: the tick it must end by, and the tick this node
     /// stopped leading (`nil` while it still leads).
     var handover: (deadline: Int, steppedDownAt: Int?)?

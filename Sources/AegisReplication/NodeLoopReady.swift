@@ -51,7 +51,14 @@ extension NodeLoop: ReadyShell {
 
     func apply(_ entries: [LogEntry]) throws {
         let started = LoopTimings.now()
-        for entry in entries { apply(entry) }
+        // In groups whose table probes are loaded together first (`StateMachine.warm`).
+        var start = entries.startIndex
+        while start < entries.endIndex {
+            let end = min(start + 128, entries.endIndex)
+            warmSink &+= machine.warm(for: entries[start ..< end])
+            for entry in entries[start ..< end] { apply(entry) }
+            start = end
+        }
         if replaySlabs != nil && machine.appliedIndex >= replayTarget {
             machine.takeArenaSlabs(from: nil)
             replaySlabs = nil  // stops its thread

@@ -152,3 +152,29 @@ import Testing
         #expect(restored.count == source.count)
     }
 }
+
+/// `warm(for:)` loads the probes of a group's plain SETs and GETs and changes nothing:
+/// it finds existing keys' slots (its result counts what it loaded), skips other
+/// commands, and applying after it gives the same state.
+@Test func test_warm_loadsTheProbesAndChangesNothing() {
+    var machine = StateMachine()
+    let setup = (1 ... 70_000).map { n in
+        LogEntry(index: LogIndex(n), term: 1, data: Command.set(Key("key:\(n)"), [UInt8(truncatingIfNeeded: n)]).encoded())
+    }
+    for entry in setup { _ = machine.apply(entry) }
+    let group = (0 ..< 100).map { n in
+        LogEntry(index: LogIndex(70_001 + n), term: 1,
+                 data: (n % 3 == 0 ? Command.delete(Key("key:\(n + 1)")) : Command.set(Key("key:\(n + 1)"), [9])).encoded())
+    }
+    let before = machine.digest()
+    let loaded = machine.warm(for: group[...])
+    #expect(loaded > 0)
+    #expect(machine.digest() == before)
+    #expect(StateMachine().warm(for: group[...]) == 0)  // a small table: nothing to warm
+    var cold = machine
+    for entry in group {
+        _ = machine.apply(entry)
+        _ = cold.apply(entry)
+    }
+    #expect(machine.digest() == cold.digest())
+}
