@@ -61,6 +61,51 @@ import Testing
         #expect(every.count >= 15, "\(every)")
     }
 
+    /// A restart replaying its log takes no snapshot until the replay is done: the
+    /// snapshot's thread would compete with it for the cores (the first snapshot after a
+    /// restart is at or past the replay target, though the core asks every 10 entries).
+    @Test func test_noSnapshotWhileARestartReplaysItsLog() throws {
+        let fileSystem = SimulatedFileSystem()
+        func open(threshold: UInt64) throws -> (ReplicaNode, DiskStorage) {
+            var options = DiskStorageOptions(segmentSize: 4096)
+            options.preallocateSegments = false
+            options.writerThread = false
+            let storage = try DiskStorage(directory: "/data", fileSystem: fileSystem, options: options)
+            var config = NodeConfiguration(nodeID: "n1", bootstrapVoters: ["n1"],
+                                           raft: RaftConfig(electionTimeout: 10, heartbeatInterval: 2))
+            config.raft.snapshotThreshold = threshold
+            config.raft.snapshotTrailingEntries = 0
+            config.raft.maxCommittedBytesPerReady = 600  // the replay takes many Readys
+            config.snapshotLogFraction = 0
+            let node = try ReplicaNode(configuration: config, storage: storage,
+                                       transport: CapturingTransport(localID: "n1", peers: ["n2"]),
+                                       logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                                       clock: { 0 }, randomSeed: 1, snapshotRunner: { $0() })
+            return (node, storage)
+        }
+        let (first, _) = try open(threshold: 1_000_000)
+        for _ in 0..<50 where first.core.role != .leader { first.tick() }
+        for k in 0..<120 {
+            first.execute(Command.set(Key("key\(k)"), [UInt8](repeating: 7, count: 50)).encoded()) { _ in }
+            first.tick()
+        }
+        let (second, storage) = try open(threshold: 10)
+        let target = storage.recovery.hardState.commitIndex  // what the restart replays
+        #expect(target >= 120)
+        var snapshots: [LogIndex] = []
+        for _ in 0..<200 {
+            second.tick()
+            if second.snapshotInFlight {
+                second.collectSnapshots()
+                snapshots.append(try storage.snapshotMetadata().index)
+            }
+            if second.appliedIndex >= target && !snapshots.isEmpty { break }
+        }
+        #expect(second.appliedIndex >= target)
+        #expect(!snapshots.isEmpty)
+        #expect(snapshots.allSatisfy { $0 >= target }, "snapshots at \(snapshots), replay target \(target)")
+    }
+
     /// With WAL archiving on the member, the log is not compacted past what the archiver
     /// shipped (`compactionFloor`), up to `maxEntriesHeldForArchiving`; beyond that it is.
     @Test func test_compactionHoldsAtTheArchivedIndexWithinItsBound() throws {
