@@ -258,10 +258,9 @@ public struct KVSnapshotReader: Sendable {
     }
 
     /// Tells the reader the snapshot's length in bytes before they arrive (a storage
-    /// streaming a file knows it): the table is then sized once for as many entries as
-    /// that many bytes can hold, at most the count the header announces, instead of
-    /// growing as chunks arrive. A length beyond the real data costs memory only up to
-    /// what the header's count allows; call before the first bytes.
+    /// streaming a file knows it): the table is then sized once for up to one entry per
+    /// 64 bytes, at most the count the header announces, instead of growing as chunks
+    /// arrive. Call before the first bytes.
     public mutating func announce(totalBytes: Int) { announcedBytes = Swift.max(0, totalBytes) }
 
     /// Takes the memory of full-size arena slabs from `source` while reading (see
@@ -362,8 +361,12 @@ public struct KVSnapshotReader: Sendable {
         // at hand (or announced) can hold (at least `minimumEntrySize` each), so a crafted header
         // cannot make the reader allocate for millions of keys; the table grows with the
         // entries actually read beyond that.
-        let available = Swift.max(reader.remaining, announcedBytes)
-        let reserve = Int(min(expectedCount, UInt64(max(available / Self.minimumEntrySize, 1 << 10))))
+        // An announced length is not verified yet (the checksums are at the end, and a
+        // flipped bit in the count must end as a checksum error, not an allocation of
+        // gigabytes): from it, reserve at most one entry per 64 bytes, about a byte of
+        // memory per byte of snapshot; the table grows for smaller entries.
+        let available = Swift.max(reader.remaining / Self.minimumEntrySize, announcedBytes / 64)
+        let reserve = Int(min(expectedCount, UInt64(max(available, 1 << 10))))
         entries.reserveCapacity(reserve)
         keys.reserveCapacity(reserve)
     }

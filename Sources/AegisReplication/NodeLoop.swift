@@ -167,7 +167,8 @@ final class NodeLoop: @unchecked Sendable {
         }
         awaitingAdd = config.awaitingAdd
         replayTarget = core.log.committed
-        if config.prefaultsReplayMemory && replayTarget >= self.machine.appliedIndex + 10_000 {
+        if config.prefaultsReplayMemory && replayTarget > self.machine.appliedIndex
+            && replayTarget - self.machine.appliedIndex >= 10_000 {
             let lease = PrefaultingSlabSource.Lease(budget: Int.max)
             self.machine.takeArenaSlabs(from: lease.source)
             replaySlabs = lease
@@ -207,6 +208,7 @@ final class NodeLoop: @unchecked Sendable {
         stoppedReasonBox.with { stoppedReasonValue = failure }
         for input in queue.close() { reject(input, reason) }
         failEverything(reason)
+        replaySlabs = nil  // a replay cut short: stop its thread
         publishStatus(running: false)
     }
 

@@ -35,6 +35,7 @@ extension NodeLoop: ReadyShell {
         lastSnapshotBytes = snapshot.data.count
         appliedBytesSinceSnapshot = 0
         recentResults.removeAll()
+        replaySlabs = nil  // the restored machine takes no slabs from it
         logger.info("installed a snapshot from the leader", metadata: ["index": "\(snapshot.metadata.index)"])
     }
 

@@ -5,12 +5,15 @@ import Foundation
 /// each, a few slabs ahead of the reader that takes them, so the page faults of filling
 /// a large state are taken on a second core.
 ///
-/// Used while a restart parses the stored snapshot (`NodeConfiguration.snapshotPreparer`):
-/// the parsing thread was the restart's critical path, and half of its time went to
-/// first writes to fresh pages (`perf`, a 1.1 GB snapshot on the project's 2-core VM).
+/// Used while a restart parses the stored snapshot (`NodeConfiguration.snapshotPreparer`,
+/// a budget of the snapshot's length in slabs plus one) and while it replays a long log
+/// (`NodeConfiguration.prefaultsReplayMemory`, no budget: it is stopped when the replay
+/// is done): the parsing thread was the restart's critical path, and half of its time
+/// went to first writes to fresh pages (`perf`, a 1.1 GB snapshot on the project's
+/// 2-core VM).
 ///
-/// Bounded: it prepares at most `budget` slabs in all (the snapshot's length in slabs,
-/// plus one) and at most `ahead` not yet taken; `stop()` frees those left.
+/// Bounded: it prepares at most `budget` slabs in all and at most `ahead` not yet
+/// taken; `stop()` frees those left. Created only through a `Lease`.
 final class PrefaultingSlabSource: ArenaSlabSource, @unchecked Sendable {
     /// Guards every field below.
     private let condition = NSCondition()
@@ -31,12 +34,16 @@ final class PrefaultingSlabSource: ArenaSlabSource, @unchecked Sendable {
     }
 
     /// Starts the thread: `budget` slabs in all, at most `ahead` waiting.
-    init(budget: Int, ahead: Int = 16) {
+    private init(budget: Int, ahead: Int = 16) {
         self.left = max(0, budget)
         self.ahead = max(1, ahead)
         let thread = Thread { [self] in run() }
         thread.name = "aegis-prefault"
         thread.start()
+    }
+
+    deinit {
+        for slab in ready { slab.deallocate() }  // none after `stop()`
     }
 
     func takeSlab() -> UnsafeMutableRawPointer? {

@@ -4,8 +4,10 @@ import AegisRaft
 /// The results of the last `capacity` applied indices (index → term, result), so a
 /// write whose index was applied before its waiter registered still gets its answer.
 ///
-/// A ring indexed by `index % capacity`: recording index `i` replaces `i - capacity`,
-/// which is what the window keeps; no hashing and no allocation per entry (a
+/// A ring indexed by `index % capacity`: recording index `i` replaces whatever shares
+/// its slot (at most `i - capacity`); an older result can linger in a slot no later
+/// command took, and a lookup checks the stored index, so it is only ever answered with
+/// its own result. No hashing and no allocation per entry (a
 /// dictionary's insert and removal per applied entry were about a fifth of a restart's
 /// replay).
 struct RecentResults {

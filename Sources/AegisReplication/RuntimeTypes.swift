@@ -70,9 +70,9 @@ public struct NodeConfiguration: Sendable {
     public var snapshotLogFraction = 0.25
     /// Whether a restart's replay of a long log (10,000 entries or more) takes its
     /// arena memory from a thread that pre-faults it (`PrefaultingSlabSource`), off the
-    /// node loop; the same helper parses the stored snapshot
-    /// (`snapshotPreparer`). For a real process (`aegis serve` sets it); off by default
-    /// so a simulation starts no threads.
+    /// node loop. For a real process (`aegis serve` sets it); off by default so a
+    /// simulation starts no threads. (Parsing a stored snapshot of 64 MiB or more with
+    /// `snapshotPreparer`, which only a real file system uses, always has such a thread.)
     public var prefaultsReplayMemory = false
     /// The index continuous WAL archiving has shipped through, when this member archives
     /// its log (`aegis serve --backup-repo`): the log is not compacted past it, so the

@@ -186,8 +186,9 @@ enum SnapshotFile {
         Thread.detachNewThread {
             if let prepare {
                 do throws(StorageError) {
-                    let (metadata, prepared) = try SnapshotFile.stream(directory: directory, index: index, term: term,
-                                                                       prepare: prepare)
+                    let (metadata, prepared) = try SnapshotFile.stream(
+                        directory: directory, index: index, term: term,
+                        faults: (fileSystem as? PosixFileSystem)?.faults, prepare: prepare)
                     read.finish(.success(Snapshot(metadata: metadata)), prepared: prepared, dataKept: false)
                 } catch {
                     read.finish(.failure(error), dataKept: false)

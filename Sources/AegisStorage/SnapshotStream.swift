@@ -20,8 +20,9 @@ public protocol SnapshotPreparation {
     /// the file's size). The default does nothing.
     mutating func expect(dataBytes: Int)
 
-    /// Called once every data byte was consumed and the file's checksum matched; the
-    /// result is what `DiskStorage.takePreparedSnapshot()` hands out.
+    /// Called once every data byte was consumed and the file's checksum matched (never
+    /// on unverified data); the result is what `DiskStorage.takePreparedSnapshot()`
+    /// hands out.
     mutating func finish() -> (any Sendable)?
 }
 
@@ -31,7 +32,8 @@ extension SnapshotPreparation {
 
 extension SnapshotFile {
     /// The bytes read from a snapshot file at a time when it is streamed (8 MiB). The
-    /// buffer grows past this only while a single record of the data is larger.
+    /// buffer grows past this when a single record of the data is larger (and stays at
+    /// that size until the end of the file).
     static let streamChunkBytes = 8 << 20
 
     /// Reads and verifies the snapshot at `index`/`term` in `directory` (the real file
@@ -39,11 +41,13 @@ extension SnapshotFile {
     /// instead of keeping it: memory holds one chunk of the file, not the file.
     ///
     /// Returns the snapshot's metadata and what the preparation made: `nil` if it threw,
-    /// left data unconsumed at the end, or finished with `nil`. Throws
-    /// `StorageError.corruption` (the file is damaged: its checksum, header or length) or
-    /// `.io`, as `read(directory:index:term:fileSystem:)` does; the preparation's work is
-    /// then dropped.
+    /// left data unconsumed at the end, or finished with `nil`; it is finished only once
+    /// the file's checksum matched. Throws `StorageError.corruption` as
+    /// `read(directory:index:term:fileSystem:)` does, for a file that is damaged (its
+    /// checksum, header or length) or cannot be read; the preparation's work is then
+    /// dropped. `faults` (a test hook) can fail its open and reads.
     static func stream(directory: String, index: LogIndex, term: Term, chunkBytes: Int = streamChunkBytes,
+                       faults: FaultInjector? = nil,
                        prepare: (SnapshotMetadata) -> any SnapshotPreparation) throws(StorageError)
         -> (metadata: SnapshotMetadata, prepared: (any Sendable)?) {
         let path = directory + "/" + fileName(index: index, term: term)
@@ -52,7 +56,7 @@ extension SnapshotFile {
                                          reason: "snapshot file \(why)"))
         }
         let fd: Int32
-        do { fd = try FileIO.open(path, O_RDONLY) } catch { throw damaged("cannot be read (\(error))") }
+        do { fd = try FileIO.open(path, O_RDONLY, faults) } catch { throw damaged("cannot be read (\(error))") }
         defer { _ = closeFile(fd) }
         var size = stat()
         guard fstat(fd, &size) == 0 else { throw damaged("cannot be read (fstat: errno \(errno))") }
@@ -64,7 +68,8 @@ extension SnapshotFile {
         let head = UnsafeMutableRawBufferPointer.allocate(byteCount: min(fileBytes - 4, SnapshotDataFile.maxHeaderBytes),
                                                           alignment: 16)
         defer { head.deallocate() }
-        let headRead = try FileIO.read(fd, into: head, at: 0, path: path)
+        let headRead: Int
+        do { headRead = try FileIO.read(fd, into: head, at: 0, path: path) } catch { throw damaged("cannot be read (\(error))") }
         let header: (metadata: SnapshotMetadata, dataStart: Int, dataCount: UInt64)
         switch SnapshotFile.decodeHeader(UnsafeRawBufferPointer(rebasing: head[..<headRead])) {
         case .success(let value): header = value
@@ -81,27 +86,32 @@ extension SnapshotFile {
 
         var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunkBytes, 1), alignment: 16)
         defer { buffer.deallocate() }
-        let prepared = try feed(prepare(header.metadata), fd: fd, path: path, from: header.dataStart,
-                                to: fileBytes - 4, buffer: &buffer, crc: &crc, damaged: damaged)
+        var preparation = try feed(prepare(header.metadata), fd: fd, path: path, from: header.dataStart,
+                                   to: fileBytes - 4, buffer: &buffer, crc: &crc, faults: faults, damaged: damaged)
         var trailer: UInt32 = 0
         let got = try withUnsafeMutableBytes(of: &trailer) { raw throws(StorageError) in
-            try FileIO.read(fd, into: raw, at: fileBytes - 4, path: path)
+            do {
+                return try FileIO.read(fd, into: raw, at: fileBytes - 4, path: path)
+            } catch {
+                throw damaged("cannot be read (\(error))")
+            }
         }
         guard got == 4 else { throw damaged("is truncated") }
         guard UInt32(littleEndian: trailer) == crc.value else { throw damaged("checksum mismatch") }
-        return (header.metadata, prepared)
+        // Only verified data is finished.
+        return (header.metadata, preparation?.finish())
     }
 
     /// Reads the data bytes `start..<end` of `fd` through `buffer` (grown when a record
-    /// does not fit), adding them to `crc` and handing them to `preparation`; returns what
-    /// it finished with, or `nil` (see `stream`).
+    /// does not fit), adding them to `crc` and handing them to `preparation`; returns the
+    /// preparation if it took every byte, `nil` if it gave up (it is released at once,
+    /// with what it built, and the rest is read for the checksum only).
     private static func feed<Preparation: SnapshotPreparation>(
         _ preparation: Preparation, fd: Int32, path: String, from start: Int, to end: Int,
-        buffer: inout UnsafeMutableRawBufferPointer, crc: inout CRC32C,
-        damaged: (String) -> StorageError) throws(StorageError) -> (any Sendable)? {
-        var preparation = preparation
-        preparation.expect(dataBytes: end - start)
-        var alive = true
+        buffer: inout UnsafeMutableRawBufferPointer, crc: inout CRC32C, faults: FaultInjector?,
+        damaged: (String) -> StorageError) throws(StorageError) -> Preparation? {
+        var live: Preparation? = preparation
+        live?.expect(dataBytes: end - start)
         var kept = 0  // bytes at the start of `buffer` the preparation left
         var offset = start
         while offset < end {
@@ -114,20 +124,26 @@ extension SnapshotFile {
                 buffer = grown
             }
             let want = min(buffer.count - kept, end - offset)
-            let got = try FileIO.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[kept ..< kept + want]),
+            let got: Int
+            do {
+                if let code = faults?("read", path) { throw StorageError.io(operation: "read", path: path, errno: code) }
+                got = try FileIO.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[kept ..< kept + want]),
                                       at: offset, path: path)
+            } catch {
+                throw damaged("cannot be read (\(error))")
+            }
             guard got == want else { throw damaged("is truncated") }
             crc.update(UnsafeRawBufferPointer(rebasing: buffer[kept ..< kept + got]))
             offset += got
             kept += got
-            guard alive else {
+            guard live != nil else {
                 kept = 0
                 continue
             }
             do {
-                let consumed = try preparation.consume(UnsafeRawBufferPointer(rebasing: buffer[..<kept]))
+                let consumed = try live?.consume(UnsafeRawBufferPointer(rebasing: buffer[..<kept])) ?? 0
                 guard consumed >= 0 && consumed <= kept else {
-                    alive = false
+                    live = nil
                     kept = 0
                     continue
                 }
@@ -136,11 +152,10 @@ extension SnapshotFile {
                     kept -= consumed
                 }
             } catch {
-                alive = false
+                live = nil
                 kept = 0
             }
         }
-        guard alive, kept == 0 else { return nil }
-        return preparation.finish()
+        return kept == 0 ? live : nil
     }
 }

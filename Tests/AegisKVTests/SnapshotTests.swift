@@ -216,3 +216,24 @@ import Testing
         #expect(writer.next() == nil)
     }
 }
+
+/// A forged key count in a snapshot's header (the checksum that would refuse it comes
+/// at the end) cannot make the reader size its table beyond one entry per 64 announced
+/// bytes.
+@Test func test_snapshotReader_boundsWhatAForgedCountReserves() throws {
+    var machine = StateMachine()
+    for n in 1 ... 3 { _ = machine.apply(LogEntry(index: LogIndex(n), term: 1, data: Command.set(Key("k\(n)"), [1]).encoded())) }
+    var data = machine.snapshotData()
+    // Header: magic (4), version (1), applied index (8), revision (8), count (8).
+    let huge = UInt64(1) << 40
+    for i in 0 ..< 8 {
+        data[13 + i] = UInt8(truncatingIfNeeded: huge >> (8 * UInt64(i)))  // revision
+        data[21 + i] = UInt8(truncatingIfNeeded: huge >> (8 * UInt64(i)))  // count
+    }
+    var reader = machine.makeSnapshotReader()
+    reader.announce(totalBytes: 64 << 20)  // as if the file were 64 MiB
+    let header = Array(data[..<29])
+    #expect(try header.withUnsafeBytes { try reader.consume($0) } == 29)  // the header only
+    #expect(reader.entries.storage.slotCount <= KVTable.slotCount(for: (64 << 20) / 64))
+    #expect(reader.keys.capacity <= 2 * ((64 << 20) / 64))
+}

@@ -108,3 +108,32 @@ func test_snapshotStream_handsEveryRecordOnceAcrossChunkBoundaries(chunkBytes: I
     let left = try SnapshotFile.stream(directory: dir.path, index: 5, term: 2, chunkBytes: 1000) { _ in Leaving() }
     #expect(left.prepared == nil)
 }
+
+/// A preparation is finished only with data whose checksum matched: a damaged file's
+/// preparation is never finished (nothing built from unverified bytes is handed on).
+@Test func test_snapshotStream_finishesOnlyVerifiedData() throws {
+    final class Box: @unchecked Sendable { var finished = 0 }
+    struct Finishing: SnapshotPreparation {
+        let box: Box
+        mutating func consume(_ chunk: UnsafeRawBufferPointer) throws -> Int { chunk.count }
+        mutating func finish() -> (any Sendable)? {
+            box.finished += 1
+            return "done"
+        }
+    }
+    let dir = TemporaryDirectory()
+    let metadata = SnapshotMetadata(index: 3, term: 1, confState: ConfState(voters: ["a"]))
+    try SnapshotFile.write(Snapshot(metadata: metadata, data: Array(repeating: 1, count: 5_000)), directory: dir.path,
+                           fileSystem: PosixFileSystem())
+    let box = Box()
+    let good = try SnapshotFile.stream(directory: dir.path, index: 3, term: 1, chunkBytes: 700) { _ in Finishing(box: box) }
+    #expect(good.prepared as? String == "done" && box.finished == 1)
+    let path = dir.path + "/" + SnapshotFile.fileName(index: 3, term: 1)
+    var bytes = try PosixFileSystem().readAll(path)
+    bytes[bytes.count - 100] ^= 0x40
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    #expect(throws: StorageError.self) {
+        _ = try SnapshotFile.stream(directory: dir.path, index: 3, term: 1, chunkBytes: 700) { _ in Finishing(box: box) }
+    }
+    #expect(box.finished == 1)
+}
