@@ -1,4 +1,5 @@
-// Fuzz target: the snapshot file reader (`SnapshotFile.read`), fed arbitrary files.
+// Fuzz target: the snapshot file readers (`SnapshotFile.read`, and `SnapshotFile.stream`
+// checked against it), fed arbitrary files.
 //
 // The first input byte picks the mode: bit 0 set makes the harness overwrite the
 // last four bytes with the correct CRC-32C, so that the fuzzer gets past the checksum
@@ -17,6 +18,16 @@ import Darwin
 #endif
 
 private let workDirectory = fuzzWorkDirectory("snapshot")
+
+/// Takes every data byte it is given (checks what the streamed reader hands over).
+private struct Collecting: SnapshotPreparation {
+    var bytes: [UInt8] = []
+    mutating func consume(_ chunk: UnsafeRawBufferPointer) throws -> Int {
+        bytes.append(contentsOf: chunk)
+        return chunk.count
+    }
+    mutating func finish() -> (any Sendable)? { bytes }
+}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -42,7 +53,18 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     close(fd)
     defer { unlink(path) }
 
-    guard let snapshot = try? SnapshotFile.read(directory: workDirectory, index: index, term: term) else { return 0 }
+    let whole = try? SnapshotFile.read(directory: workDirectory, index: index, term: term)
+    // The streamed reader (a restart's, `SnapshotFile.stream`) accepts exactly what the
+    // whole-file reader accepts and hands over exactly its data, whatever the chunk
+    // size (the mode's upper bits pick it, down to 1 byte: the buffer then grows).
+    let streamed = try? SnapshotFile.stream(directory: workDirectory, index: index, term: term,
+                                            chunkBytes: 1 + Int(mode >> 2) * 5) { _ in Collecting() }
+    precondition((whole == nil) == (streamed == nil), "the streamed and the whole-file reader disagree on accepting")
+    if let whole, let streamed {
+        precondition(streamed.metadata == whole.metadata, "the streamed reader decoded other metadata")
+        precondition(streamed.prepared as? [UInt8] == whole.data, "the streamed reader handed over other data")
+    }
+    guard let snapshot = whole else { return 0 }
     // What was read must be what a writer would have written: writing it again and
     // reading that back gives the same snapshot. (Not the same bytes: names that are
     // not valid UTF-8 are read with replacement characters, duplicates collapse.)
