@@ -64,30 +64,6 @@ extension KVTable {
         return (indices, headers)
     }
 
-    /// Loads the home slots of `keys`, then the record headers of the slots whose hash
-    /// matches, each a loop of independent loads (see `StateMachine.warm(for:)`).
-    /// Returns a value computed from what it loaded.
-    func warm(_ keys: [Key]) -> UInt64 {
-        guard draining == nil, !keys.isEmpty else { return 0 }
-        let slots = storage.slots, mask = storage.slotCount - 1
-        var homes = [TableSlot](repeating: .empty, count: keys.count)
-        var hashes = [UInt32](repeating: 0, count: keys.count)
-        for position in keys.indices {
-            let hash = self.hash(keys[position])
-            hashes[position] = hash
-            homes[position] = slots[Int(truncatingIfNeeded: hash >> homeShift) & mask]
-        }
-        var sum: UInt64 = 0
-        for position in keys.indices {
-            let home = homes[position]
-            sum &+= UInt64(home.keyLength)
-            if home.keyLength != 0 && home.hash == hashes[position] {
-                sum &+= UInt64(arena.bytes(at: home.location, count: 1).first ?? 0)
-            }
-        }
-        return sum
-    }
-
     /// Places the slots of keys that are not in the table, all distinct (records written
     /// by `appendRecord`), in the order of their home slots: the array is swept once
     /// instead of hit at random per key. Restoring a 4M-key snapshot spent 2.1 of its

@@ -166,8 +166,8 @@ public protocol ArenaSlabSource: AnyObject, Sendable {
 
     /// Allocates a slab and returns its number.
     @usableFromInline mutating func openSlab(capacity: Int) -> Int {
-        let slab = capacity == Self.slabSize ? slabSource?.takeSlab().map { ArenaSlab(adopting: $0, capacity: capacity) }
-            ?? ArenaSlab(capacity: capacity) : ArenaSlab(capacity: capacity)
+        let prepared = capacity == Self.slabSize ? slabSource?.takeSlab() : nil
+        let slab = prepared.map { ArenaSlab(adopting: $0, capacity: capacity) } ?? ArenaSlab(capacity: capacity)
         if let number = freeNumbers.popLast() {
             slabs[number] = slab
             return number

@@ -53,6 +53,23 @@ enum SnapshotFile {
         }
     }
 
+    /// `decodeHeader`, checked against the file it starts: the data and the checksum
+    /// must fill the file's `fileBytes` exactly, and the index and term must be what
+    /// its name says. What is wrong is the reason of the failure.
+    static func decodeHeader(_ raw: UnsafeRawBufferPointer, fileBytes: Int, index: LogIndex, term: Term)
+        -> Result<(metadata: SnapshotMetadata, dataStart: Int), DecodeError> {
+        decodeHeader(raw).flatMap { header in
+            guard header.dataStart <= fileBytes - 4, header.dataCount == UInt64(fileBytes - 4 - header.dataStart) else {
+                return .failure(DecodeError(reason: "data length \(header.dataCount) does not match the file"))
+            }
+            guard header.metadata.index == index && header.metadata.term == term else {
+                return .failure(DecodeError(reason: "holds index \(header.metadata.index) term \(header.metadata.term), "
+                    + "not what its name says"))
+            }
+            return .success((header.metadata, header.dataStart))
+        }
+    }
+
     /// Whether the snapshot `metadata` describes has a file to read: every snapshot past
     /// index 0 does; at index 0 only a bootstrap snapshot (its configuration) has one.
     static func isStored(_ metadata: SnapshotMetadata, directory: String, fileSystem: any FileSystem) -> Bool {
@@ -119,16 +136,10 @@ enum SnapshotFile {
         // Decodes the header; the data stays in `bytes` (it can be as large as the state:
         // it is cut out in place below rather than copied).
         let decoded = bytes.withUnsafeBytes { raw in
-            decodeHeader(UnsafeRawBufferPointer(rebasing: raw[..<body])).flatMap { header in
-                header.dataCount == UInt64(body - header.dataStart) ? .success((header.metadata, header.dataStart))
-                    : .failure(DecodeError(reason: "data length \(header.dataCount) does not match the file"))
-            }
+            decodeHeader(UnsafeRawBufferPointer(rebasing: raw[..<body]), fileBytes: bytes.count, index: index, term: term)
         }
         switch decoded {
         case .success(let (metadata, dataStart)):
-            if metadata.index != index || metadata.term != term {
-                throw damaged("holds index \(metadata.index) term \(metadata.term), not what its name says")
-            }
             bytes.removeSubrange(body...)
             bytes.removeSubrange(..<dataStart)
             return Snapshot(metadata: metadata, data: bytes)

@@ -70,16 +70,11 @@ extension SnapshotFile {
         defer { head.deallocate() }
         let headRead: Int
         do { headRead = try FileIO.read(fd, into: head, at: 0, path: path) } catch { throw damaged("cannot be read (\(error))") }
-        let header: (metadata: SnapshotMetadata, dataStart: Int, dataCount: UInt64)
-        switch SnapshotFile.decodeHeader(UnsafeRawBufferPointer(rebasing: head[..<headRead])) {
+        let header: (metadata: SnapshotMetadata, dataStart: Int)
+        switch SnapshotFile.decodeHeader(UnsafeRawBufferPointer(rebasing: head[..<headRead]), fileBytes: fileBytes,
+                                         index: index, term: term) {
         case .success(let value): header = value
         case .failure(let error): throw damaged("is malformed (\(error.reason))")
-        }
-        guard header.dataCount == UInt64(fileBytes - 4 - header.dataStart) else {
-            throw damaged("is malformed (data length \(header.dataCount) does not match the file)")
-        }
-        if header.metadata.index != index || header.metadata.term != term {
-            throw damaged("holds index \(header.metadata.index) term \(header.metadata.term), not what its name says")
         }
         var crc = CRC32C()
         crc.update(UnsafeRawBufferPointer(rebasing: head[..<header.dataStart]))
