@@ -330,8 +330,9 @@ extension ByteReader {
 // MARK: Snapshot section 3
 
 extension ActiveActiveState {
-    /// The section's body.
-    func snapshotSection() -> [UInt8] {
+    /// The section's body; `value` gives a plain record's value (the key-value
+    /// table's), so every state is written whole.
+    func snapshotSection(value: (Key) -> [UInt8]?) -> [UInt8] {
         var body: [UInt8] = []
         settings.append(to: &body)
         body.appendVarint(UInt64(cursors.count))
@@ -344,7 +345,7 @@ extension ActiveActiveState {
         }
         body.appendVarint(UInt64(keys.count))
         for key in keys.keys.sorted() {
-            guard let state = keys[key] else { continue }  // unreachable
+            guard let state = keys.state(of: key, value: value) else { continue }  // unreachable
             body.appendKeyState(state)
         }
         if !merged.isEmpty || !reports.isEmpty {
@@ -370,7 +371,7 @@ extension ActiveActiveState {
                                                                sourceTime: try reader.readCommandVarint("cursor time"))
                 }
                 for keyState in try reader.readKeyStates("metadata key count", limit: Int.max) {
-                    state.keys[keyState.key] = keyState
+                    state.keys.set(keyState.key, .full(keyState))  // compacted by the restore
                 }
                 if reader.remaining > 0 {
                     state.merged = try reader.readProgress("merged vector")

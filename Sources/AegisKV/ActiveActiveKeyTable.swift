@@ -1,21 +1,46 @@
-/// The active-active metadata of every key (`ActiveActiveState.keys`): a map from key
-/// to `ActiveActiveKeyState`, with the states kept out of line.
+import AegisCRDT
+
+/// The active-active metadata of every key (`ActiveActiveState.keys`), kept in two
+/// forms.
+///
+/// - A **plain** record is the metadata of the commonest key: a live last-writer-wins
+///   string with no counters and no concurrent versions, and no set or hash part. Only
+///   its stamp is kept (32 bytes): the value is the one the key-value table holds. The
+///   state machine stores a key this way only when the table holds exactly the
+///   register's value (`StateMachine.setActiveActiveMetadata`), and every write of
+///   the table on an active-active cluster rewrites the key's metadata after it, so
+///   the two never disagree. Reading a plain record back into a whole state takes the
+///   value from the table (`state(of:value:)`).
+/// - A **full** record is any other state (tombstones, counters, versions, sets,
+///   hashes), whole.
 ///
 /// Why not `[Key: ActiveActiveKeyState]`: a key state is 256 bytes, and a dictionary
-/// moves every entry, key and state, each time it grows. Under a stream of new keys
-/// (a peer's backlog merged, `aegis-bench aa`'s drain) that re-hashing and moving was
-/// 17 % of the whole process's samples. Here the dictionary holds a slot number (an
-/// entry is the 32-byte key and 8 bytes), the states sit in one array that grows by
-/// moving its bytes in bulk, and a removed key's slot is reused by the next new key.
-/// It is a value type with the dictionary's semantics (copy on write, equality by
-/// content): a snapshot copy of the state machine is unaffected by later writes.
+/// moves every entry, key and state, each time it grows; and the string part held a
+/// second copy of the value the table already holds (an allocation and a copy per
+/// write per node). Here the dictionary holds a slot number (an entry is the 32-byte
+/// key and 8 bytes), the records sit in two arrays that grow by moving their bytes in
+/// bulk, and a removed key's slot is reused by the next new key of its form. It is a
+/// value type with the dictionary's semantics (copy on write, equality by content): a
+/// snapshot copy of the state machine is unaffected by later writes.
 struct ActiveActiveKeyTable: Sendable {
-    /// Key → position in `states`.
+    /// A key's stored metadata.
+    enum Record: Sendable, Equatable {
+        /// A live LWW string whose value the key-value table holds: only its stamp.
+        case plain(HLCTimestamp)
+        /// Any other state, whole.
+        case full(ActiveActiveKeyState)
+    }
+
+    /// Key → slot: `n >= 0` is `full[n]`, `n < 0` is `plain[~n]`.
     private var slots: [Key: Int] = [:]
-    /// The states; a free position holds an empty placeholder.
-    private var states: ContiguousArray<ActiveActiveKeyState> = []
-    /// Positions of `states` no key uses.
-    private var free: [Int] = []
+    /// The full states; a free position holds an empty placeholder.
+    private var full: ContiguousArray<ActiveActiveKeyState> = []
+    /// The plain records' stamps.
+    private var plain: ContiguousArray<HLCTimestamp> = []
+    /// Positions of `full` no key uses.
+    private var freeFull: [Int] = []
+    /// Positions of `plain` no key uses.
+    private var freePlain: [Int] = []
 
     /// An empty table.
     init() {}
@@ -29,46 +54,94 @@ struct ActiveActiveKeyTable: Sendable {
     /// The keys, in no particular order.
     var keys: Dictionary<Key, Int>.Keys { slots.keys }
 
-    /// The states, in no particular order.
-    var values: [ActiveActiveKeyState] { slots.values.map { states[$0] } }
+    /// The stamp a state would be kept under as a plain record, or `nil` when it must
+    /// be kept whole (the caller still checks that the table holds its value).
+    static func plainStamp(of state: ActiveActiveKeyState) -> HLCTimestamp? {
+        guard state.set == nil, state.hash == nil, let string = state.string, string.value != nil,
+              string.counters.isEmpty, string.versions == nil, string.context.isEmpty else { return nil }
+        return string.stamp
+    }
 
-    /// A key's state; assigning `nil` removes it.
-    subscript(key: Key) -> ActiveActiveKeyState? {
-        get { slots[key].map { states[$0] } }
-        set {
-            guard let newValue else {
-                if let slot = slots.removeValue(forKey: key) {
-                    states[slot] = ActiveActiveKeyState(key: key)  // drops the parts' storage
-                    free.append(slot)
-                }
-                return
-            }
-            if let slot = slots[key] {
-                states[slot] = newValue
-            } else if let slot = free.popLast() {
-                states[slot] = newValue
-                slots[key] = slot
+    /// A key's record, or `nil` when it has no metadata.
+    func record(_ key: Key) -> Record? {
+        guard let slot = slots[key] else { return nil }
+        return slot >= 0 ? .full(full[slot]) : .plain(plain[~slot])
+    }
+
+    /// A key's full record, or `nil` when it has none or a plain one.
+    func fullState(_ key: Key) -> ActiveActiveKeyState? {
+        guard let slot = slots[key], slot >= 0 else { return nil }
+        return full[slot]
+    }
+
+    /// A key's metadata as a whole state: a plain record's value is `value(key)` (what
+    /// the key-value table holds; `nil` there makes it a deleted string).
+    func state(of key: Key, value: (Key) -> [UInt8]?) -> ActiveActiveKeyState? {
+        guard let slot = slots[key] else { return nil }
+        if slot >= 0 { return full[slot] }
+        return ActiveActiveKeyState(key: key, string: ActiveActiveString(stamp: plain[~slot], value: value(key)))
+    }
+
+    /// Stores `record` for `key`; `nil` removes the key's metadata.
+    mutating func set(_ key: Key, _ record: Record?) {
+        let old = slots[key]
+        switch (old, record) {
+        case (nil, nil):
+            return
+        case (let slot?, nil):
+            slots.removeValue(forKey: key)
+            release(slot, key: key)
+        case (let slot?, .plain(let stamp)?) where slot < 0:
+            plain[~slot] = stamp
+        case (let slot?, .full(let state)?) where slot >= 0:
+            full[slot] = state
+        case (_, .plain(let stamp)?):
+            if let old { release(old, key: key) }
+            if let position = freePlain.popLast() {
+                plain[position] = stamp
+                slots[key] = ~position
             } else {
-                slots[key] = states.count
-                states.append(newValue)
+                slots[key] = ~plain.count
+                plain.append(stamp)
             }
+        case (_, .full(let state)?):
+            if let old { release(old, key: key) }
+            if let position = freeFull.popLast() {
+                full[position] = state
+                slots[key] = position
+            } else {
+                slots[key] = full.count
+                full.append(state)
+            }
+        }
+    }
+
+    /// Frees a slot no key points at any more.
+    private mutating func release(_ slot: Int, key: Key) {
+        if slot >= 0 {
+            full[slot] = ActiveActiveKeyState(key: key)  // drops the parts' storage
+            freeFull.append(slot)
+        } else {
+            freePlain.append(~slot)
         }
     }
 }
 
 extension ActiveActiveKeyTable: Sequence {
-    /// Every key with its state, in no particular order.
-    func makeIterator() -> some IteratorProtocol<(key: Key, value: ActiveActiveKeyState)> {
-        let states = self.states
-        return slots.lazy.map { (key: $0.key, value: states[$0.value]) }.makeIterator()
+    /// Every key with its record, in no particular order.
+    func makeIterator() -> some IteratorProtocol<(key: Key, record: Record)> {
+        let full = self.full
+        let plain = self.plain
+        return slots.lazy.map { (key: $0.key, record: $0.value >= 0 ? .full(full[$0.value]) : .plain(plain[~$0.value])) }
+            .makeIterator()
     }
 }
 
 extension ActiveActiveKeyTable: Equatable {
-    /// Equal when the same keys have the same states (where they sit does not matter).
+    /// Equal when the same keys have the same records (where they sit does not matter).
     static func == (lhs: ActiveActiveKeyTable, rhs: ActiveActiveKeyTable) -> Bool {
         guard lhs.count == rhs.count else { return false }
-        for (key, slot) in lhs.slots where rhs[key] != lhs.states[slot] { return false }
+        for (key, record) in lhs where rhs.record(key) != record { return false }
         return true
     }
 }

@@ -64,7 +64,9 @@ extension StateMachine {
         if !sessions.isEmpty { sections.append(KVSnapshotSection(tag: KVSnapshotSection.sessionsTag, body: sessions)) }
         if drState != DRState() { sections.append(KVSnapshotSection(tag: KVSnapshotSection.drTag, body: drState.snapshotSection())) }
         if !activeActive.isInitial {
-            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTag, body: activeActive.snapshotSection()))
+            sections.append(KVSnapshotSection(tag: KVSnapshotSection.activeActiveTag, body: activeActive.snapshotSection { key in
+                entries.find(key).map { entries.value(at: $0) }
+            }))
         }
         if let drSeed { sections.append(KVSnapshotSection(tag: KVSnapshotSection.seedTag, body: drSeed.sectionBody())) }
         if !activeActiveConflicts.isInitial {

@@ -37,7 +37,15 @@ extension StateMachine {
     /// with the stored metadata. A key written before active-active was enabled gets
     /// the stamp `HLCTimestamp.counterBase`.
     public func activeActiveState(of key: Key) -> ActiveActiveKeyState {
-        var state = activeActive.keys[key] ?? ActiveActiveKeyState(key: key)
+        var state: ActiveActiveKeyState
+        switch activeActive.keys.record(key) {
+        case .plain(let stamp)?:
+            // The table holds the register's value (see ActiveActiveKeyTable).
+            let value = entries.find(key).map { entries.value(at: $0) }
+            state = ActiveActiveKeyState(key: key, string: ActiveActiveString(stamp: stamp, value: value))
+        case .full(let stored)?: state = stored
+        case nil: state = ActiveActiveKeyState(key: key)
+        }
         if state.string?.isLive != true, let slot = entries.find(key) {
             state.string = ActiveActiveString(stamp: state.string?.stamp ?? .counterBase, value: entries.value(at: slot))
         }
@@ -153,13 +161,14 @@ extension StateMachine {
         var count = 0
         if batch.lastIndex > applied {
             for remote in batch.states {
+                count += 1
+                if mergesPlainStringsDirectly && mergePlainString(remote, at: index) { continue }
                 var state = activeActiveState(of: remote.key)
                 let before = state.string
                 state.merge(remote)
                 resolveMergedString(&state, before: before, remote: remote.string)
                 installActiveActive(state, at: index)
                 for stamp in remote.stamps { observe(stamp) }
-                count += 1
             }
         }
         let last = Swift.max(applied, batch.lastIndex)
@@ -174,6 +183,37 @@ extension StateMachine {
         result.integer = Int64(clamping: last)
         result.keyCount = count
         return result
+    }
+
+    /// Joins the commonest state a peer sends, a plain LWW string (see
+    /// ActiveActiveKeyTable), into a key whose metadata is a plain record or that does
+    /// not exist here, without building the key's whole state: the join of two such
+    /// registers is the one with the higher stamp, and the view is its value. Exactly
+    /// what the general join below does for them (the table is written only when its
+    /// value changes); `false` leaves every other case (equal stamps, whose tie rule
+    /// compares values, included) to it, with nothing changed.
+    private mutating func mergePlainString(_ remote: ActiveActiveKeyState, at index: LogIndex) -> Bool {
+        guard let theirs = ActiveActiveKeyTable.plainStamp(of: remote), let value = remote.string?.value else { return false }
+        let key = remote.key
+        let slot = entries.find(key)
+        switch activeActive.keys.record(key) {
+        case .plain(let mine)?:
+            guard mine != theirs, slot != nil else { return false }
+            if theirs < mine {
+                observe(theirs)
+                return true
+            }
+        case nil:
+            guard slot == nil, collections.isEmpty || collections[key] == nil else { return false }
+        case .full?:
+            return false
+        }
+        if slot.map({ position in !entries.withValue(at: position) { $0.elementsEqual(value) } }) ?? true {
+            _ = write(key, value[...], at: index, keepDeadline: true)
+        }
+        activeActive.keys.set(key, .plain(theirs))
+        observe(theirs)
+        return true
     }
 
     /// Why the batch must be refused whole (checked before anything changes), or `nil`.
@@ -254,7 +294,7 @@ extension StateMachine {
         let key = state.key
         switch state.view {
         case .string(let value):
-            if entries.find(key).map({ entries.value(at: $0) }) != value {
+            if !tableHolds(key, value) {
                 _ = write(key, value[...], at: index, keepDeadline: true)
             }
         case .collection(let value):
@@ -282,6 +322,18 @@ extension StateMachine {
             if !expiry.isEmpty { expiry.remove(key) }
         }
         storeActiveActiveMetadata(state)
+    }
+
+    /// `true` when the key-value table holds exactly `value` as `key`'s string.
+    func tableHolds(_ key: Key, _ value: [UInt8]) -> Bool {
+        guard let slot = entries.find(key) else { return false }
+        return entries.withValue(at: slot) { $0.elementsEqual(value) }
+    }
+
+    /// The key's stored metadata as a whole state (a plain record with the table's
+    /// value), or `nil` when it has none.
+    func storedActiveActiveState(of key: Key) -> ActiveActiveKeyState? {
+        activeActive.keys.state(of: key) { key in entries.find(key).map { entries.value(at: $0) } }
     }
 
     /// `true` when two sets or hashes have the same members, or fields and values.

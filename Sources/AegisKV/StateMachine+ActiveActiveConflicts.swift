@@ -40,7 +40,7 @@ extension StateMachine {
 
     /// The siblings of a string key kept with a causal context (`nil`: the key has none).
     public func activeActiveSiblings(of key: Key) -> ActiveActiveSiblings? {
-        guard let string = activeActive.keys[key]?.string, let versions = string.versions else { return nil }
+        guard let string = activeActive.keys.fullState(key)?.string, let versions = string.versions else { return nil }
         let latestFirst = versions.sorted(by: ActiveActiveVersion.precedes).reversed()
         let shown = Array(latestFirst.prefix(activeActiveConflicts.settings.maxSiblings))
         return ActiveActiveSiblings(versions: shown, hidden: versions.count - shown.count,
@@ -114,7 +114,7 @@ extension StateMachine {
         defer { activeActiveWriteRule = nil }
         let command: Command = value.map { .set(key, $0) } ?? .delete(key)
         let result = executeTracked(command, at: index, timestamp: timestamp)
-        guard result.error == nil, value == nil, activeActive.keys[key]?.string?.versions.map({ $0.count > 1 }) == true
+        guard result.error == nil, value == nil, activeActive.keys.fullState(key)?.string?.versions.map({ $0.count > 1 }) == true
         else { return result }
         // A DEL of a key that already reads as absent changes no view, so the tracked
         // path kept the versions: the tombstone is written here.

@@ -197,7 +197,7 @@ extension StateMachine {
         let stable = activeActiveStableStamp
         guard stable.physical > 0 || stable.logical > 0 else { return }
         for key in activeActive.pending.sorted() {
-            guard var meta = activeActive.keys[key] else { continue }
+            guard var meta = storedActiveActiveState(of: key) else { continue }
             meta.dropStableEmptyParts(stable: stable)
             setActiveActiveMetadata(meta)
         }
@@ -207,11 +207,17 @@ extension StateMachine {
     mutating func setActiveActiveMetadata(_ meta: ActiveActiveKeyState) {
         let key = meta.key
         if meta.isEmpty {
-            activeActive.keys[key] = nil
+            activeActive.keys.set(key, nil)
             activeActive.pending.remove(key)
             return
         }
-        activeActive.keys[key] = meta
+        // The compact form when the table holds the register's value (ActiveActiveKeyTable).
+        if let stamp = ActiveActiveKeyTable.plainStamp(of: meta), let value = meta.string?.value, tableHolds(key, value) {
+            activeActive.keys.set(key, .plain(stamp))
+            activeActive.pending.remove(key)
+            return
+        }
+        activeActive.keys.set(key, .full(meta))
         if metadataHasEmptyPart(meta) { activeActive.pending.insert(key) } else { activeActive.pending.remove(key) }
     }
 
@@ -224,9 +230,15 @@ extension StateMachine {
         return false
     }
 
-    /// Rebuilds `pending` from the metadata (after a snapshot is restored).
+    /// After a snapshot is restored (its section holds every state whole): stores each
+    /// key's metadata again by `setActiveActiveMetadata`'s rule, so plain strings take
+    /// the compact form the live state machine gives them, and rebuilds `pending`.
     mutating func rebuildActiveActivePending() {
-        activeActive.pending = Set(activeActive.keys.values.filter { metadataHasEmptyPart($0) }.map(\.key))
+        activeActive.pending = []
+        for key in Array(activeActive.keys.keys) {
+            guard let meta = activeActive.keys.fullState(key) else { continue }
+            setActiveActiveMetadata(meta)
+        }
     }
 
     /// The cheap part of the metadata's size.
@@ -241,7 +253,8 @@ extension StateMachine {
                                               emptyParts: activeActive.pending.count, contextDots: 0, bytes: 0,
                                               stableMillis: activeActiveStableStamp.physical)
         var bytes: [UInt8] = []
-        for (key, meta) in activeActive.keys {
+        for key in activeActive.keys.keys {
+            guard let meta = storedActiveActiveState(of: key) else { continue }
             bytes.removeAll(keepingCapacity: true)
             bytes.appendKeyState(meta)
             stats.bytes += bytes.count

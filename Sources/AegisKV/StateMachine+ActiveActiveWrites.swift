@@ -51,7 +51,7 @@ extension StateMachine {
                 collectionTypes.append(collections[key]?.value.type)
             } else if case .collection = effect {
                 // Not the table's value: holding it would make the in-place write copy it.
-                befores.append(activeActive.keys[key] ?? ActiveActiveKeyState(key: key))
+                befores.append(storedActiveActiveState(of: key) ?? ActiveActiveKeyState(key: key))
                 collectionTypes.append(collections[key]?.value.type)
             } else {
                 befores.append(activeActiveState(of: key))

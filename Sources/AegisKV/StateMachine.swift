@@ -186,6 +186,9 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     var activeActiveWriteToken: ActiveActiveContext?
     /// The audit rule and detail of the resolving write being applied (`nil`: `overwrite`).
     var activeActiveWriteRule: (rule: String, detail: String)?
+    /// Whether a peer's plain LWW strings are joined by the direct path
+    /// (`mergePlainString`); tests turn it off to compare with the general join.
+    var mergesPlainStringsDirectly = true
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between

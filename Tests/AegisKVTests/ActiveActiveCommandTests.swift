@@ -289,7 +289,7 @@ struct ActiveActiveCommandTests {
         #expect(restored.activeActiveCursors == a.activeActiveCursors && restored.activeActiveSettings == a.activeActiveSettings)
         #expect(restored.value(for: "n") == bytes("5"))
         // A damaged section is refused, and the target is unchanged.
-        let section = a.activeActive.snapshotSection()
+        let section = a.activeActive.snapshotSection { a.value(for: $0) }
         var bad = section
         bad[0] = 7  // the enabled byte
         #expect(throws: KVError.self) { try ActiveActiveState(section: bad) }
