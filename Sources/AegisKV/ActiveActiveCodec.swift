@@ -166,8 +166,22 @@ extension ByteReader {
         guard let logical = UInt32(exactly: try readCommandVarint("stamp logical part")) else {
             throw .malformedCommand("a stamp's logical part is over 32 bits")
         }
-        let replica = try readText("stamp replica", maxBytes: StreamBatch.maxSourceSize, allowEmpty: true)
-        return HLCTimestamp(physical: physical, logical: logical, replica: ReplicaID(replica))
+        return HLCTimestamp(physical: physical, logical: logical, replica: try readReplica())
+    }
+
+    /// A stamp's replica: 0 to `StreamBatch.maxSourceSize` bytes of UTF-8, the
+    /// previous stamp's replica when the bytes are the same.
+    mutating func readReplica() throws(KVError) -> ReplicaID {
+        let start = offset
+        if let last = lastReplica, let field = (try? readLengthPrefixed(
+            limit: StreamBatch.maxSourceSize, tooLong: { _ in .malformedCommand("") }, badVarint: { .malformedCommand("") })) ?? nil,
+            last.rawValue.utf8.elementsEqual(field) {
+            return last
+        }
+        offset = start
+        let replica = ReplicaID(try readText("stamp replica", maxBytes: StreamBatch.maxSourceSize, allowEmpty: true))
+        lastReplica = replica
+        return replica
     }
 
     mutating func readKeyState() throws(KVError) -> ActiveActiveKeyState {

@@ -17,8 +17,7 @@ import AegisCRDT
 /// Why not `[Key: ActiveActiveKeyState]`: a key state is 256 bytes, and a dictionary
 /// moves every entry, key and state, each time it grows; and the string part held a
 /// second copy of the value the table already holds (an allocation and a copy per
-/// write per node). Here the dictionary holds a slot number (an entry is the 32-byte
-/// key and 8 bytes), the records sit in two arrays that grow by moving their bytes in
+/// write per node). Here a `KeySlotMap` holds a slot number per key, the records sit in two arrays that grow by moving their bytes in
 /// bulk, and a removed key's slot is reused by the next new key of its form. It is a
 /// value type with the dictionary's semantics (copy on write, equality by content): a
 /// snapshot copy of the state machine is unaffected by later writes.
@@ -32,7 +31,7 @@ struct ActiveActiveKeyTable: Sendable {
     }
 
     /// Key → slot: `n >= 0` is `full[n]`, `n < 0` is `plain[~n]`.
-    private var slots: [Key: Int] = [:]
+    private var slots = KeySlotMap()
     /// The full states; a free position holds an empty placeholder.
     private var full: ContiguousArray<ActiveActiveKeyState> = []
     /// The plain records' stamps.
@@ -52,7 +51,7 @@ struct ActiveActiveKeyTable: Sendable {
     var isEmpty: Bool { slots.isEmpty }
 
     /// The keys, in no particular order.
-    var keys: Dictionary<Key, Int>.Keys { slots.keys }
+    var keys: ContiguousArray<Key> { slots.keys }
 
     /// The stamp a state would be kept under as a plain record, or `nil` when it must
     /// be kept whole (the caller still checks that the table holds its value).
@@ -89,7 +88,7 @@ struct ActiveActiveKeyTable: Sendable {
         case (nil, nil):
             return
         case (let slot?, nil):
-            slots.removeValue(forKey: key)
+            slots.remove(key)
             release(slot, key: key)
         case (let slot?, .plain(let stamp)?) where slot < 0:
             plain[~slot] = stamp
@@ -99,18 +98,18 @@ struct ActiveActiveKeyTable: Sendable {
             if let old { release(old, key: key) }
             if let position = freePlain.popLast() {
                 plain[position] = stamp
-                slots[key] = ~position
+                slots.set(~position, for: key)
             } else {
-                slots[key] = ~plain.count
+                slots.set(~plain.count, for: key)
                 plain.append(stamp)
             }
         case (_, .full(let state)?):
             if let old { release(old, key: key) }
             if let position = freeFull.popLast() {
                 full[position] = state
-                slots[key] = position
+                slots.set(position, for: key)
             } else {
-                slots[key] = full.count
+                slots.set(full.count, for: key)
                 full.append(state)
             }
         }
@@ -132,7 +131,7 @@ extension ActiveActiveKeyTable: Sequence {
     func makeIterator() -> some IteratorProtocol<(key: Key, record: Record)> {
         let full = self.full
         let plain = self.plain
-        return slots.lazy.map { (key: $0.key, record: $0.value >= 0 ? .full(full[$0.value]) : .plain(plain[~$0.value])) }
+        return slots.lazy.map { (key: $0.key, record: $0.slot >= 0 ? .full(full[$0.slot]) : .plain(plain[~$0.slot])) }
             .makeIterator()
     }
 }

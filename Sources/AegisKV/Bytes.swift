@@ -1,3 +1,4 @@
+import AegisCRDT
 // Low-level byte helpers shared by the command and snapshot codecs: LEB128 varints,
 // length-prefixed byte strings and little-endian fixed-width integers.
 
@@ -54,6 +55,9 @@ extension Array where Element == UInt8 {
     @usableFromInline let bytes: UnsafeRawBufferPointer
     /// The offset of the next unread byte. Invariant: `offset <= bytes.count`.
     @usableFromInline var offset: Int
+    /// The replica of the last stamp read (`readStamp`): the stamps of a batch share a
+    /// few replicas, so most reuse this one instead of building and checking a string.
+    var lastReplica: ReplicaID?
 
     @inlinable init(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) {
         self.bytes = bytes

@@ -312,4 +312,29 @@ extension ActiveActiveCommandTests {
         #expect(a.value(for: "n") == b.value(for: "n"))
         #expect(a.activeActiveState(of: "n") == b.activeActiveState(of: "n"))
     }
+
+    /// A decoded stamp reuses the previous stamp's replica when the bytes match: stamps
+    /// of other replicas in between are read as they are, and bytes of the cached
+    /// replica's length that are not valid UTF-8 are still refused.
+    @Test func stampReplicas_readBackExactly_andBadOnesAreRefused() throws {
+        func state(_ key: String, _ replica: String) -> ActiveActiveKeyState {
+            ActiveActiveKeyState(key: Key(Array(key.utf8)), string: ActiveActiveString(
+                stamp: HLCTimestamp(physical: 5, logical: 1, replica: ReplicaID(replica)), value: bytes("v")))
+        }
+        let batch = ActiveActiveBatch(source: "b", afterIndex: 0, lastIndex: 4, sourceCommit: 4, sourceTime: 1,
+                                      states: [state("k1", "ab"), state("k2", "ab"), state("k3", "cd"), state("k4", "ab"),
+                                               state("k5", "")])
+        let body = batch.encodedBody()
+        #expect(try ActiveActiveBatch(decodingBody: body) == batch)
+        // The fourth state's replica "ab" made two bytes that are not UTF-8.
+        let replica = Array("ab".utf8)
+        var positions: [Int] = []
+        for start in 0 ..< body.count - 2 where body[start] == 2 && Array(body[start + 1 ... start + 2]) == replica {
+            positions.append(start + 1)
+        }
+        #expect(positions.count == 3)
+        var bad = body
+        if let last = positions.last { bad[last] = 0xC3; bad[last + 1] = 0x28 }
+        #expect(throws: KVError.self) { try ActiveActiveBatch(decodingBody: bad) }
+    }
 }

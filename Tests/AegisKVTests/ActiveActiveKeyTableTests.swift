@@ -43,6 +43,43 @@ import Testing
         #expect(plainKey != nil)
     }
 
+    /// The key → slot map against a dictionary: growth from empty, removals (the last
+    /// entry moved into the hole, buckets shifted back), re-adds, copies.
+    @Test(arguments: [UInt64(1), 2, 3])
+    func keySlotMap_matchesADictionary(seed: UInt64) {
+        var map = KeySlotMap()
+        var model: [Key: Int] = [:]
+        var script = CommandScript(seed: seed)
+        var snapshot: (KeySlotMap, [Key: Int])?
+        for step in 0 ..< 20_000 {
+            let n = step < 3_000 ? step : Int(script.next() % 4_000)
+            let key = Key(Array("k\(n)\(n % 5 == 0 ? String(repeating: "x", count: 20) : "")".utf8))
+            switch script.next() % 4 {
+            case 0:
+                #expect(map.remove(key) == model.removeValue(forKey: key))
+            default:
+                let slot = Int(script.next() % 1_000) - 500
+                map.set(slot, for: key)
+                model[key] = slot
+            }
+            if step == 10_000 { snapshot = (map, model) }
+            if step % 997 == 0 {
+                #expect(map.count == model.count)
+                for (key, slot) in model { #expect(map[key] == slot, "seed \(seed) step \(step)") }
+            }
+        }
+        #expect(map.count == model.count)
+        for (key, slot) in model { #expect(map[key] == slot) }
+        for (key, slot) in map { #expect(model[key] == slot) }
+        #expect(Set(map.keys) == Set(model.keys) && map.keys.count == model.count)
+        if let (copy, copied) = snapshot {
+            #expect(copy.count == copied.count)
+            for (key, slot) in copied { #expect(copy[key] == slot) }
+        }
+        for key in Array(model.keys) { #expect(map.remove(key) != nil) }
+        #expect(map.isEmpty && map.remove("k1") == nil && map["k1"] == nil)
+    }
+
     @Test func test_keyTable_equalityIsByContent_andCopiesAreIndependent() {
         var a = ActiveActiveKeyTable()
         var b = ActiveActiveKeyTable()
