@@ -412,6 +412,18 @@ extension ActiveActiveBatch {
         return bytes
     }
 
+    /// The bytes of `Command.activeActiveBatch(batch).encoded()` for the batch whose
+    /// `encodedBody()` is `body`: a receiver that decoded a peer's frame proposes the
+    /// body it received without encoding the batch again.
+    public static func encodedCommand(body: [UInt8]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(2 + body.count)
+        bytes.append(CommandType.activeActiveBatch.encodingVersion)
+        bytes.append(CommandType.activeActiveBatch.rawValue)
+        bytes.append(contentsOf: body)
+        return bytes
+    }
+
     /// Decodes a body written by `encodedBody()`, as strictly as a command.
     ///
     /// - Throws: `KVError.malformedCommand` when the bytes are not exactly one valid batch.

@@ -163,8 +163,15 @@ public final class NodeRuntime: Service, @unchecked Sendable {
     /// Runs a command through consensus and returns its result once this node applied
     /// it. On a follower the command is forwarded to the leader.
     public func execute(_ command: Command) async throws -> CommandResult {
-        let data = command.encoded()
-        return try await withCheckedThrowingContinuation { continuation in
+        try await execute(encoded: command.encoded())
+    }
+
+    /// Runs a command given as its encoding (`Command.encoded()`), for a caller that
+    /// holds the bytes already (a peer's active-active batch: `ActiveActiveFrame.mergeCommand`).
+    /// The bytes are decoded where the entry is applied, as strictly as any entry's:
+    /// malformed ones get `KVError.malformedCommand` and change nothing.
+    public func execute(encoded data: [UInt8]) async throws -> CommandResult {
+        try await withCheckedThrowingContinuation { continuation in
             if let refusal = submit(.execute(data, { continuation.resume(with: $0) })) {
                 continuation.resume(throwing: refusal)
             }

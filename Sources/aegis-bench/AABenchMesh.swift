@@ -154,7 +154,7 @@ final class AAMesh: @unchecked Sendable {
                 }
                 let bytes = try ActiveActiveFrame(batch: batch, sourceTime: Self.wallMillis()).encoded(compression: settings.compression)
                 let frame = try ActiveActiveFrame(decoding: bytes, limits: settings.limits)
-                let result = try await receiver.execute(.activeActiveBatch(frame.batch))
+                let result = try await receiver.execute(encoded: frame.mergeCommand)
                 if let error = result.error {
                     errors += 1
                     lastError = "\(link.name): \(error)"

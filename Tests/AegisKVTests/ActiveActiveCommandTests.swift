@@ -326,6 +326,8 @@ extension ActiveActiveCommandTests {
                                                state("k5", "")])
         let body = batch.encodedBody()
         #expect(try ActiveActiveBatch(decodingBody: body) == batch)
+        // The command a receiver proposes from a frame's body is the batch's command.
+        #expect(ActiveActiveBatch.encodedCommand(body: body) == Command.activeActiveBatch(batch).encoded())
         // The fourth state's replica "ab" made two bytes that are not UTF-8.
         let replica = Array("ab".utf8)
         var positions: [Int] = []

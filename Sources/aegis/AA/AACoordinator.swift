@@ -273,7 +273,7 @@ final class AACoordinator: Service, @unchecked Sendable {
                 || batch.topology.map { $0.version > runtime.status.activeActiveTopologyVersion } == true
                 || lock.withLock { progressLogged[peer]?.isDue(progress, intervalMillis: settings.progressIntervalMillis) ?? true }) {
             do {
-                result = try await runtime.execute(.activeActiveBatch(batch))
+                result = try await runtime.execute(encoded: frame.mergeCommand)
             } catch {
                 note(peer, error: "merging a batch: \(error)")
                 return .milliseconds(100)
