@@ -237,11 +237,18 @@ public struct ActiveActiveKeyState: Sendable, Hashable {
     /// Every stamp in the state (for the receiving cluster's clock and skew check).
     var stamps: [HLCTimestamp] {
         var stamps: [HLCTimestamp] = []
-        if let string { stamps.append(string.stamp) }
-        for version in string?.versions ?? [] { stamps.append(version.stamp) }
-        if let set { stamps.append(set.stamp) }
-        if let hash { stamps.append(hash.stamp) }
+        forEachStamp { stamps.append($0) }
         return stamps
+    }
+
+    /// Calls `body` with every stamp in the state (no array built).
+    func forEachStamp(_ body: (HLCTimestamp) -> Void) {
+        if let string {
+            body(string.stamp)
+            for version in string.versions ?? [] { body(version.stamp) }
+        }
+        if let set { body(set.stamp) }
+        if let hash { body(hash.stamp) }
     }
 }
 

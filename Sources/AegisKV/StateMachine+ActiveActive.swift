@@ -168,7 +168,7 @@ extension StateMachine {
                 state.merge(remote)
                 resolveMergedString(&state, before: before, remote: remote.string)
                 installActiveActive(state, at: index)
-                for stamp in remote.stamps { observe(stamp) }
+                remote.forEachStamp { observe($0) }
             }
         }
         let last = Swift.max(applied, batch.lastIndex)
@@ -226,12 +226,14 @@ extension StateMachine {
             for version in state.string?.versions ?? [] {
                 if let value = version.value, let error = validate(value: value) { return error }
             }
-            for part in [state.set, state.hash] {
-                guard let part else { continue }
-                if part.value.count > limits.maxCollectionSize {
-                    return .collectionTooLarge(size: part.value.count, limit: limits.maxCollectionSize)
+            if state.set != nil || state.hash != nil {
+                for part in [state.set, state.hash] {
+                    guard let part else { continue }
+                    if part.value.count > limits.maxCollectionSize {
+                        return .collectionTooLarge(size: part.value.count, limit: limits.maxCollectionSize)
+                    }
+                    if let error = validatePayloads(of: part.value) { return error }
                 }
-                if let error = validatePayloads(of: part.value) { return error }
             }
             if let counters = state.hash?.counters, counters.count > limits.maxCollectionSize {
                 return .collectionTooLarge(size: counters.count, limit: limits.maxCollectionSize)
@@ -242,8 +244,12 @@ extension StateMachine {
             if state.set.map({ $0.value.type != .set }) == true || state.hash.map({ $0.value.type != .hash }) == true {
                 return .malformedCommand("the state of \(state.key) has a part of the wrong type")
             }
-            for stamp in state.stamps where !overflow && stamp.physical > horizon {
-                return .clockSkew(source: batch.source, aheadMillis: stamp.physical - expiryClock, limitMillis: limit)
+            if !overflow {
+                var ahead: HLCTimestamp?
+                state.forEachStamp { stamp in if ahead == nil && stamp.physical > horizon { ahead = stamp } }
+                if let ahead {
+                    return .clockSkew(source: batch.source, aheadMillis: ahead.physical - expiryClock, limitMillis: limit)
+                }
             }
         }
         return nil

@@ -97,8 +97,11 @@ struct AABench: AsyncParsableCommand {
             let written = try await writeAll(mesh, phase: "d", until: .count(backlog))
             report.writeErrors += written.errors
             let start = monotonicSeconds()
+            let cpuStart = processCPUSeconds()
             let targets = written.lastIndex
             let drained = try await mesh.runLinks(until: .caughtUp(targets: targets), timeout: timeout)
+            report.drainCPUSeconds = processCPUSeconds() - cpuStart
+            report.drainEvents = written.perCluster.reduce(0, +)
             for (k, link) in mesh.links.enumerated() {
                 let events = written.perCluster[link.source]
                 let took = (drained.lastMerge[k] ?? start) - start
@@ -245,6 +248,12 @@ struct AAReport {
     var lastLinkError: String?
     /// Load-phase writes no merge carried before the run ended.
     var undelivered = 0
+    /// The process's CPU seconds (every node, every link) while the backlog drained,
+    /// and the events that drain delivered over all links.
+    var drainCPUSeconds = 0.0
+    var drainEvents = 0
+    /// CPU microseconds per event delivered in the drain (0 without one).
+    var drainCPUMicrosPerEvent: Double { drainEvents > 0 ? drainCPUSeconds * 1e6 / Double(drainEvents) : 0 }
 
     var allLags: [Double] { load.flatMap(\.lags).sorted() }
 
@@ -256,7 +265,7 @@ struct AAReport {
             return #"{"link":"\#(links[k])","drain_events":\#(drained.events),"drain_seconds":\#(fmt(drained.seconds)),"drain_events_per_sec":\#(Int(drained.perSecond)),"load_events":\#(loaded.events),"load_events_per_sec":\#(Int(loaded.perSecond)),"lag_p50_ms":\#(fmt(loaded.percentile(0.5))),"lag_p99_ms":\#(fmt(loaded.percentile(0.99))),"lag_max_ms":\#(fmt(loaded.percentile(1)))}"#
         }
         let error = lastLinkError.map { "\"\($0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"" } ?? "null"
-        return #"{"bench":"aa","clusters":\#(clusters),"nodes_per_cluster":\#(nodes),"topology":"mesh","transport":"in-process, no HTTP","fsync":true,"value_bytes":\#(valueBytes),"offered_rate_per_cluster":\#(offeredRate),"compression":"\#(compression)","batch_entries":\#(batchEntries),"min_drain_events_per_sec_per_link":\#(Int(drain.map(\.perSecond).min() ?? 0)),"lag_p50_ms":\#(fmt(all.percentile(0.5))),"lag_p99_ms":\#(fmt(all.percentile(0.99))),"lag_max_ms":\#(fmt(all.percentile(1))),"writes_per_sec_per_cluster":[\#(writesPerSecond.map { "\(Int($0))" }.joined(separator: ","))],"write_errors":\#(writeErrors),"link_errors":\#(linkErrors),"last_link_error":\#(error),"undelivered":\#(undelivered),"links":[\#(perLink.joined(separator: ","))],"build":"\#(buildMode)"}"#
+        return #"{"bench":"aa","clusters":\#(clusters),"nodes_per_cluster":\#(nodes),"topology":"mesh","transport":"in-process, no HTTP","fsync":true,"value_bytes":\#(valueBytes),"offered_rate_per_cluster":\#(offeredRate),"compression":"\#(compression)","batch_entries":\#(batchEntries),"min_drain_events_per_sec_per_link":\#(Int(drain.map(\.perSecond).min() ?? 0)),"drain_cpu_seconds":\#(fmt(drainCPUSeconds)),"drain_cpu_us_per_event":\#(fmt(drainCPUMicrosPerEvent)),"lag_p50_ms":\#(fmt(all.percentile(0.5))),"lag_p99_ms":\#(fmt(all.percentile(0.99))),"lag_max_ms":\#(fmt(all.percentile(1))),"writes_per_sec_per_cluster":[\#(writesPerSecond.map { "\(Int($0))" }.joined(separator: ","))],"write_errors":\#(writeErrors),"link_errors":\#(linkErrors),"last_link_error":\#(error),"undelivered":\#(undelivered),"links":[\#(perLink.joined(separator: ","))],"build":"\#(buildMode)"}"#
     }
 
     var text: String {
@@ -268,6 +277,9 @@ struct AAReport {
                 line += " load \(load[k].events) events, \(Int(load[k].perSecond)) events/s, lag p50 \(fmt(load[k].percentile(0.5))) ms, p99 \(fmt(load[k].percentile(0.99))) ms, max \(fmt(load[k].percentile(1))) ms"
             }
             lines.append(line)
+        }
+        if drainEvents > 0 {
+            lines.append("  drain CPU: \(fmt(drainCPUSeconds)) s of the process's CPU for \(drainEvents) events over all links = \(fmt(drainCPUMicrosPerEvent)) µs per event (every node and link step included)")
         }
         let all = Figure(events: 0, seconds: 0, lags: allLags)
         lines.append("  all links under load: lag p50 \(fmt(all.percentile(0.5))) ms, p99 \(fmt(all.percentile(0.99))) ms; writes/s per cluster \(writesPerSecond.map { Int($0) }); write errors \(writeErrors), link errors \(linkErrors)\(lastLinkError.map { " (last: \($0))" } ?? ""), undelivered \(undelivered)")
