@@ -51,7 +51,7 @@ struct ActiveActiveKeyTable: Sendable {
     var isEmpty: Bool { slots.isEmpty }
 
     /// The keys, in no particular order.
-    var keys: ContiguousArray<Key> { slots.keys }
+    var keys: [Key] { slots.keys }
 
     /// The stamp a state would be kept under as a plain record, or `nil` when it must
     /// be kept whole (the caller still checks that the table holds its value).
@@ -65,6 +65,41 @@ struct ActiveActiveKeyTable: Sendable {
     func record(_ key: Key) -> Record? {
         guard let slot = slots[key] else { return nil }
         return slot >= 0 ? .full(full[slot]) : .plain(plain[~slot])
+    }
+
+    /// A key's lookup: its record, and where the table keeps it (for `setPlain`).
+    struct Lookup {
+        /// The record, `nil` when the key has no metadata.
+        var record: Record?
+        fileprivate var found: KeySlotMap.Found
+    }
+
+    /// Looks a key up once for reading its record and then storing a plain one.
+    func lookup(_ key: Key) -> Lookup {
+        let found = slots.find(key)
+        let record: Record? = found.slot.map { $0 >= 0 ? .full(full[$0]) : .plain(plain[~$0]) }
+        return Lookup(record: record, found: found)
+    }
+
+    /// Stores a plain record for `key`, `found` being its `lookup` with no change of
+    /// the table since (what `set(key, .plain(stamp))` does, without looking it up again).
+    mutating func setPlain(_ key: Key, _ stamp: HLCTimestamp, found lookup: Lookup) {
+        switch lookup.found.slot {
+        case let slot? where slot < 0:
+            plain[~slot] = stamp
+        case nil:
+            let position: Int
+            if let free = freePlain.popLast() {
+                plain[free] = stamp
+                position = free
+            } else {
+                position = plain.count
+                plain.append(stamp)
+            }
+            slots.insert(~position, for: key, at: lookup.found)
+        case _?:
+            set(key, .plain(stamp))
+        }
     }
 
     /// A key's full record, or `nil` when it has none or a plain one.

@@ -204,7 +204,14 @@
     /// is rewritten in place when the value fits and no copy shares its slab.
     @inlinable mutating func write(_ key: Key, hash: UInt32, value: UnsafeRawBufferPointer,
                                    revision: UInt64) -> WriteOutcome {
-        guard let index = find(key, hash: hash) else {
+        write(key, hash: hash, found: find(key, hash: hash), value: value, revision: revision)
+    }
+
+    /// `write(_:hash:value:revision:)` for a caller that looked the key up already:
+    /// `found` is `find(key, hash: hash)`, with no write of the table since.
+    @inlinable mutating func write(_ key: Key, hash: UInt32, found: Int?, value: UnsafeRawBufferPointer,
+                                   revision: UInt64) -> WriteOutcome {
+        guard let index = found else {
             insertNew(key, hash: hash, value: value, version: 1, createRevision: revision, modRevision: revision)
             return WriteOutcome(created: true, version: 1, previous: nil)
         }

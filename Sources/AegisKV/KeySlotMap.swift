@@ -1,26 +1,31 @@
-/// A map from key to a slot number, for `ActiveActiveKeyTable`: the keys, slots and
-/// hashes in dense arrays, and an open-addressed index (linear probing, at most half
-/// full) of positions in them.
+/// A map from key to a slot number, for `ActiveActiveKeyTable`: the keys with their
+/// slots in a dense array, and an open-addressed index (linear probing, at most half
+/// full) of each key's hash and position in it.
 ///
 /// Why not `[Key: Int]`: a dictionary hashes every key with SipHash on every lookup
 /// and again on every growth; under a stream of new keys (a peer's backlog merged)
 /// that hashing and re-hashing was 15 % of `aegis-bench aa`'s drain. Here a key is
 /// hashed once with the key-value table's hash (`Key.tableHash`, seeded per map so
-/// crafted keys cannot be made to collide), its hash is kept, and growing rebuilds
-/// the index from the kept hashes without touching a key. Removal moves the last
-/// entry into the hole, so the dense arrays never have gaps.
+/// crafted keys cannot be made to collide), its hash is kept in its bucket (a probe
+/// reads an entry only when the hashes match), and growing rebuilds the index from
+/// the buckets without touching a key. Removal moves the last entry into the hole,
+/// so the dense array never has gaps.
 ///
 /// A value type: copies share storage until one is written (copy on write).
 struct KeySlotMap: Sendable {
-    /// The keys, densely.
-    private(set) var keys: ContiguousArray<Key> = []
-    /// `slots[i]` belongs to `keys[i]`.
-    private var slots: ContiguousArray<Int> = []
-    /// `hashes[i]` is `keys[i]`'s hash.
-    private var hashes: ContiguousArray<UInt32> = []
-    /// Positions in the dense arrays, `-1` for an empty bucket; the count is a power
-    /// of two (or zero), at least twice `count`.
-    private var index: ContiguousArray<Int> = []
+    /// A key and its slot.
+    struct Entry: Sendable {
+        var key: Key
+        var slot: Int
+    }
+
+    /// The entries, densely.
+    private var entries: ContiguousArray<Entry> = []
+    /// The buckets: `0` is empty, otherwise a key's hash (high 32 bits) and its
+    /// position in `entries` plus one (low 32 bits), so a probe compares hashes without
+    /// loading an entry. The count is a power of two (or zero), at least twice `count`.
+    /// (Positions fit 32 bits: 2^32 - 2 keys would take over 300 GB here.)
+    private var index: ContiguousArray<UInt64> = []
     /// The hash seed.
     private let seed = UInt64.random(in: .min ... .max)
 
@@ -28,21 +33,33 @@ struct KeySlotMap: Sendable {
     init() {}
 
     /// The number of keys.
-    var count: Int { keys.count }
+    var count: Int { entries.count }
 
     /// `true` when there is no key.
-    var isEmpty: Bool { keys.isEmpty }
+    var isEmpty: Bool { entries.isEmpty }
+
+    /// The keys, in the dense array's order.
+    var keys: [Key] { entries.map(\.key) }
 
     private func hash(_ key: Key) -> UInt32 { UInt32(truncatingIfNeeded: key.tableHash(seed: seed) >> 32) }
+
+    private static func bucketValue(hash: UInt32, position: Int) -> UInt64 {
+        UInt64(hash) << 32 | UInt64(truncatingIfNeeded: position + 1) & 0xFFFF_FFFF
+    }
+
+    private static func position(_ bucket: UInt64) -> Int { Int(truncatingIfNeeded: bucket & 0xFFFF_FFFF) - 1 }
 
     /// The bucket that holds `key`, or the empty bucket where it would go.
     private func bucket(of key: Key, hash: UInt32) -> (bucket: Int, position: Int?) {
         let mask = index.count - 1
         var bucket = Int(hash) & mask
         while true {
-            let position = Int(index[bucket])
-            if position < 0 { return (bucket, nil) }
-            if hashes[position] == hash && keys[position] == key { return (bucket, position) }
+            let value = index[bucket]
+            if value == 0 { return (bucket, nil) }
+            if UInt32(truncatingIfNeeded: value >> 32) == hash {
+                let position = Self.position(value)
+                if entries[position].key == key { return (bucket, position) }
+            }
             bucket = (bucket + 1) & mask
         }
     }
@@ -50,22 +67,45 @@ struct KeySlotMap: Sendable {
     /// The slot of `key`, or `nil`.
     subscript(key: Key) -> Int? {
         guard !index.isEmpty else { return nil }
-        return bucket(of: key, hash: hash(key)).position.map { slots[$0] }
+        return bucket(of: key, hash: hash(key)).position.map { entries[$0].slot }
+    }
+
+    /// Where a lookup found a key, or the bucket it would take.
+    struct Found {
+        /// The key's slot, `nil` when the key is not in the map.
+        var slot: Int?
+        fileprivate var hash: UInt32
+        fileprivate var bucket: Int
+        fileprivate var position: Int?
+    }
+
+    /// Looks `key` up, keeping what `insert(_:for:at:)` needs to add it.
+    func find(_ key: Key) -> Found {
+        let hash = hash(key)
+        guard !index.isEmpty else { return Found(slot: nil, hash: hash, bucket: -1, position: nil) }
+        let (bucket, position) = bucket(of: key, hash: hash)
+        return Found(slot: position.map { entries[$0].slot }, hash: hash, bucket: bucket, position: position)
+    }
+
+    /// Adds `key` with `slot`, `found` being its `find` (which did not find it) with no
+    /// change of the map since.
+    mutating func insert(_ slot: Int, for key: Key, at found: Found) {
+        if let position = found.position {
+            entries[position].slot = slot
+            return
+        }
+        var bucket = found.bucket
+        if (entries.count + 1) * 2 > index.count || bucket < 0 {
+            rebuildIndex(buckets: Swift.max(16, index.count * 2))
+            bucket = self.bucket(of: key, hash: found.hash).bucket
+        }
+        index[bucket] = Self.bucketValue(hash: found.hash, position: entries.count)
+        entries.append(Entry(key: key, slot: slot))
     }
 
     /// Sets the slot of `key` (adding the key when it is new).
     mutating func set(_ slot: Int, for key: Key) {
-        let hash = hash(key)
-        if !index.isEmpty, let position = bucket(of: key, hash: hash).position {
-            slots[position] = slot
-            return
-        }
-        if (keys.count + 1) * 2 > index.count { rebuildIndex(buckets: Swift.max(16, index.count * 2)) }
-        let free = bucket(of: key, hash: hash).bucket
-        index[free] = keys.count
-        keys.append(key)
-        slots.append(slot)
-        hashes.append(hash)
+        insert(slot, for: key, at: find(key))
     }
 
     /// Removes `key`, returning its slot (`nil` when it was not there).
@@ -74,20 +114,16 @@ struct KeySlotMap: Sendable {
         guard !index.isEmpty else { return nil }
         let (hole, found) = bucket(of: key, hash: hash(key))
         guard let position = found else { return nil }
-        let slot = slots[position]
+        let slot = entries[position].slot
         clearBucket(hole)
         // The last entry fills the position, and its bucket follows it.
-        let last = keys.count - 1
+        let last = entries.count - 1
         if position != last {
-            let (lastBucket, _) = bucket(of: keys[last], hash: hashes[last])
-            index[lastBucket] = position
-            keys.swapAt(position, last)
-            slots.swapAt(position, last)
-            hashes.swapAt(position, last)
+            let (lastBucket, _) = bucket(of: entries[last].key, hash: hash(entries[last].key))
+            index[lastBucket] = Self.bucketValue(hash: UInt32(truncatingIfNeeded: index[lastBucket] >> 32), position: position)
+            entries.swapAt(position, last)
         }
-        keys.removeLast()
-        slots.removeLast()
-        hashes.removeLast()
+        entries.removeLast()
         return slot
     }
 
@@ -97,8 +133,8 @@ struct KeySlotMap: Sendable {
         let mask = index.count - 1
         var hole = start
         var next = (hole + 1) & mask
-        while index[next] >= 0 {
-            let home = Int(hashes[index[next]]) & mask
+        while index[next] != 0 {
+            let home = Int(UInt32(truncatingIfNeeded: index[next] >> 32)) & mask
             // The entry at `next` may move to `hole` when its home is not in (hole, next].
             if (next - home) & mask >= (next - hole) & mask {
                 index[hole] = index[next]
@@ -106,24 +142,25 @@ struct KeySlotMap: Sendable {
             }
             next = (next + 1) & mask
         }
-        index[hole] = -1
+        index[hole] = 0
     }
 
     /// Rebuilds the index with `buckets` buckets from the kept hashes.
     private mutating func rebuildIndex(buckets: Int) {
-        index = ContiguousArray(repeating: -1, count: buckets)
+        var fresh = ContiguousArray<UInt64>(repeating: 0, count: buckets)
         let mask = buckets - 1
-        for (position, hash) in hashes.enumerated() {
-            var bucket = Int(hash) & mask
-            while index[bucket] >= 0 { bucket = (bucket + 1) & mask }
-            index[bucket] = position
+        for value in index where value != 0 {
+            var bucket = Int(UInt32(truncatingIfNeeded: value >> 32)) & mask
+            while fresh[bucket] != 0 { bucket = (bucket + 1) & mask }
+            fresh[bucket] = value
         }
+        index = fresh
     }
 }
 
 extension KeySlotMap: Sequence {
     /// Every key with its slot, in the dense arrays' order.
     func makeIterator() -> some IteratorProtocol<(key: Key, slot: Int)> {
-        zip(keys, slots).lazy.map { (key: $0.0, slot: $0.1) }.makeIterator()
+        entries.lazy.map { (key: $0.key, slot: $0.slot) }.makeIterator()
     }
 }

@@ -195,8 +195,10 @@ extension StateMachine {
     private mutating func mergePlainString(_ remote: ActiveActiveKeyState, at index: LogIndex) -> Bool {
         guard let theirs = ActiveActiveKeyTable.plainStamp(of: remote), let value = remote.string?.value else { return false }
         let key = remote.key
-        let slot = entries.find(key)
-        switch activeActive.keys.record(key) {
+        let hash = entries.hash(key)
+        let slot = entries.find(key, hash: hash)
+        let metadata = activeActive.keys.lookup(key)
+        switch metadata.record {
         case .plain(let mine)?:
             guard mine != theirs, slot != nil else { return false }
             if theirs < mine {
@@ -209,9 +211,9 @@ extension StateMachine {
             return false
         }
         if slot.map({ position in !entries.withValue(at: position) { $0.elementsEqual(value) } }) ?? true {
-            _ = write(key, value[...], at: index, keepDeadline: true)
+            _ = write(key, value[...], at: index, keepDeadline: true, located: (hash, slot))
         }
-        activeActive.keys.set(key, .plain(theirs))
+        activeActive.keys.setPlain(key, theirs, found: metadata)
         observe(theirs)
         return true
     }

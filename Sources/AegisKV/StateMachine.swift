@@ -415,14 +415,16 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// Redis, a write that replaces the value removes the key's deadline; INCR, APPEND
     /// and the like pass `keepDeadline`.
     mutating func write(_ key: Key, _ value: ArraySlice<UInt8>, at index: LogIndex,
-                        keepDeadline: Bool = false) -> CommandResult {
+                        keepDeadline: Bool = false, located: (hash: UInt32, slot: Int?)? = nil) -> CommandResult {
         // Like Redis SET, a write replaces a set or hash (one revision for both steps).
         if !collections.isEmpty { collections[key] = nil }
         if !keepDeadline && !expiry.isEmpty { expiry.remove(key) }
         revision += 1
         let revision = self.revision
-        let hash = entries.hash(key)
-        let outcome = value.withUnsafeBytes { entries.write(key, hash: hash, value: $0, revision: revision) }
+        // `located`: the caller's lookup of the key, with no write of the table since.
+        let hash = located?.hash ?? entries.hash(key)
+        let found = located.map { $0.slot } ?? entries.find(key, hash: hash)
+        let outcome = value.withUnsafeBytes { entries.write(key, hash: hash, found: found, value: $0, revision: revision) }
         if outcome.created { orderedKeys.noteCreated() }
         return CommandResult(index: index, valueBytes: value, previousBytes: outcome.previous?[...],
                              version: outcome.version, revision: revision)

@@ -17,6 +17,7 @@ struct AegisBench: AsyncParsableCommand {
             BackupBench.self,
             StreamBench.self,
             AABench.self,
+            AAMergeBench.self,
         ])
 }
 

@@ -145,7 +145,7 @@ struct KVBench: ParsableCommand {
 
 /// A 16-byte key: the hexadecimal of a bijective mix of `i`, so keys are unique and
 /// look random.
-private func benchKey(_ i: Int) -> Key {
+func benchKey(_ i: Int) -> Key {
     var z = UInt64(i) &+ 0x9E37_79B9_7F4A_7C15
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -154,11 +154,11 @@ private func benchKey(_ i: Int) -> Key {
     return Key((0 ..< 16).map { digits[Int((z >> UInt64(60 - 4 * $0)) & 0xF)] })
 }
 
-private func benchValue(_ i: Int, size: Int) -> [UInt8] {
+func benchValue(_ i: Int, size: Int) -> [UInt8] {
     (0 ..< size).map { UInt8(truncatingIfNeeded: i &+ $0) }
 }
 
-private func seconds(_ duration: Duration) -> Double {
+func seconds(_ duration: Duration) -> Double {
     let (s, attoseconds) = duration.components
     return Double(s) + Double(attoseconds) / 1e18
 }
