@@ -61,7 +61,18 @@ extension StateMachine {
 
     /// The states of `keys` (each once, in ascending order), leaving out keys with none.
     public func activeActiveStates(for keys: some Sequence<Key>) -> [ActiveActiveKeyState] {
-        Set(keys).sorted().map { activeActiveState(of: $0) }.filter { !$0.isEmpty }
+        activeActiveStates(ascending: Set(keys).sorted())
+    }
+
+    /// The states of `keys` (distinct, ascending), leaving out keys with none.
+    func activeActiveStates(ascending keys: [Key]) -> [ActiveActiveKeyState] {
+        var states: [ActiveActiveKeyState] = []
+        states.reserveCapacity(keys.count)
+        for key in keys {
+            let state = activeActiveState(of: key)
+            if !state.isEmpty { states.append(state) }
+        }
+        return states
     }
 
     /// The batch a peer gets for this cluster's committed `entries` after `afterIndex`
@@ -98,7 +109,7 @@ extension StateMachine {
         }
         return ActiveActiveBatch(source: source, afterIndex: afterIndex, lastIndex: last,
                                  sourceCommit: Swift.max(sourceCommit, last), sourceTime: sourceTime,
-                                 states: activeActiveStates(for: keys),
+                                 states: activeActiveStates(ascending: keys.sorted()),
                                  progress: activeActiveProgress(includingOwn: last == appliedIndex), relayed: relayed,
                                  topology: shippedActiveActiveTopology)
     }
@@ -108,6 +119,12 @@ extension StateMachine {
     /// forwarding rule lets the change go from the link it came from to `peer`.
     private func keysToShip(_ entry: LogEntry, type: CommandType, topology: ActiveActiveTopology?, source: String,
                             peer: String?) -> [Key] {
+        // A plain SET or GET (most entries) gives its key without a whole decode.
+        if type == .set || type == .get, let key = entry.data.withUnsafeBytes({ raw in
+            Self.peekPlain(raw).map { Key(copying: UnsafeRawBufferPointer(rebasing: raw[$0.key])) }
+        }) {
+            return type == .set ? [key] : []
+        }
         guard let command = try? Command(decoding: entry.data) else { return [] }
         switch command {
         case .activeActiveBatch(let batch):
