@@ -67,6 +67,10 @@ struct ActiveActiveKeyTable: Sendable {
         return slot >= 0 ? .full(full[slot]) : .plain(plain[~slot])
     }
 
+    /// Loads the buckets and entries of `keys` with the loads of different keys
+    /// overlapping (see `KeySlotMap.touch`); returns how many hashes matched.
+    func touch(_ keys: [Key]) -> Int { slots.touch(keys) }
+
     /// A key's lookup: its record, and where the table keeps it (for `setPlain`).
     struct Lookup {
         /// The record, `nil` when the key has no metadata.

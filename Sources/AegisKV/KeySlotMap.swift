@@ -103,6 +103,25 @@ struct KeySlotMap: Sendable {
         entries.append(Entry(key: key, slot: slot))
     }
 
+    /// Loads the home buckets of `keys`, then the entries whose hashes match, each pass
+    /// issuing its loads without waiting on the previous key's (so a following lookup
+    /// of each key finds them cached). Returns how many home buckets matched.
+    func touch(_ keys: [Key]) -> Int {
+        guard !index.isEmpty else { return 0 }
+        let mask = index.count - 1
+        var homes = [UInt64](repeating: 0, count: keys.count)
+        for (position, key) in keys.enumerated() {
+            let hash = hash(key)
+            let value = index[Int(hash) & mask]
+            homes[position] = UInt32(truncatingIfNeeded: value >> 32) == hash ? value : 0
+        }
+        var matched = 0
+        for value in homes where value != 0 {
+            matched &+= entries[Self.position(value)].slot & 1 | 1
+        }
+        return matched
+    }
+
     /// Sets the slot of `key` (adding the key when it is new).
     mutating func set(_ slot: Int, for key: Key) {
         insert(slot, for: key, at: find(key))

@@ -189,6 +189,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// Whether a peer's plain LWW strings are joined by the direct path
     /// (`mergePlainString`); tests turn it off to compare with the general join.
     var mergesPlainStringsDirectly = true
+    /// Keys `warmActiveActive` found ahead of a merge (a statistic, so its loads stay).
+    var activeActiveWarmed: UInt64 = 0
 
     /// The replica ID this state machine writes CRDT metadata (dots, timestamps) under:
     /// one per cluster, the same on every node of the cluster, distinct between
