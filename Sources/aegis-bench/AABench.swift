@@ -101,7 +101,7 @@ struct AABench: AsyncParsableCommand {
             let targets = written.lastIndex
             let drained = try await mesh.runLinks(until: .caughtUp(targets: targets), timeout: timeout)
             report.drainCPUSeconds = processCPUSeconds() - cpuStart
-            report.drainEvents = written.perCluster.reduce(0, +)
+            report.drainEvents = mesh.links.reduce(0) { $0 + written.perCluster[$1.source] }  // each link delivers its source's backlog
             for (k, link) in mesh.links.enumerated() {
                 let events = written.perCluster[link.source]
                 let took = (drained.lastMerge[k] ?? start) - start
