@@ -72,6 +72,14 @@ import Testing
         for (key, slot) in model { #expect(map[key] == slot) }
         for (key, slot) in map { #expect(model[key] == slot) }
         #expect(Set(map.keys) == Set(model.keys) && map.keys.count == model.count)
+        // Warming lookups ahead (`touch`) reads only what the map holds, for lists of any
+        // length against a map of any size (a first version indexed past the end).
+        let present = Array(model.keys)
+        for size in [1, 7, 256, present.count] {
+            let touched = map.touch(Array(present.prefix(size)))
+            #expect(touched >= 1 && touched <= size, "seed \(seed): \(size) keys")
+        }
+        #expect(KeySlotMap().touch(present) == 0)
         if let (copy, copied) = snapshot {
             #expect(copy.count == copied.count)
             for (key, slot) in copied { #expect(copy[key] == slot) }
