@@ -259,11 +259,13 @@ extension ByteReader {
         guard count <= limit else { throw .malformedCommand("\(count) key states, more than \(limit)") }
         var states: [ActiveActiveKeyState] = []
         states.reserveCapacity(count)
+        var previous: Key?
         for _ in 0 ..< count {
             let state = try readKeyState()
-            if let previous = states.last, !(previous.key < state.key) {
+            if let previous, !(previous < state.key) {
                 throw .malformedCommand("key states are not in strictly ascending key order at \(state.key)")
             }
+            previous = state.key
             states.append(state)
         }
         return states

@@ -209,13 +209,15 @@
 
     /// `write(_:hash:value:revision:)` for a caller that looked the key up already:
     /// `found` is `find(key, hash: hash)`, with no write of the table since.
+    /// With `keepingPrevious` false the outcome's `previous` is `nil` (no copy of the old
+    /// value for a caller that does not read it).
     @inlinable mutating func write(_ key: Key, hash: UInt32, found: Int?, value: UnsafeRawBufferPointer,
-                                   revision: UInt64) -> WriteOutcome {
+                                   revision: UInt64, keepingPrevious: Bool = true) -> WriteOutcome {
         guard let index = found else {
             insertNew(key, hash: hash, value: value, version: 1, createRevision: revision, modRevision: revision)
             return WriteOutcome(created: true, version: 1, previous: nil)
         }
-        let previous = self.value(at: index)
+        let previous = keepingPrevious ? self.value(at: index) : nil
         let slot = self.slot(at: index)
         var header = self.header(at: index)
         header.version += 1

@@ -229,7 +229,7 @@ extension StateMachine {
             return false
         }
         if slot.map({ position in !entries.withValue(at: position) { $0.elementsEqual(value) } }) ?? true {
-            _ = write(key, value[...], at: index, keepDeadline: true, located: (hash, slot))
+            _ = write(key, value[...], at: index, keepDeadline: true, located: (hash, slot), keepingPrevious: false)
         }
         activeActive.keys.setPlain(key, theirs, found: metadata)
         observe(theirs)

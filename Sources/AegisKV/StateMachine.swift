@@ -417,7 +417,8 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
     /// Redis, a write that replaces the value removes the key's deadline; INCR, APPEND
     /// and the like pass `keepDeadline`.
     mutating func write(_ key: Key, _ value: ArraySlice<UInt8>, at index: LogIndex,
-                        keepDeadline: Bool = false, located: (hash: UInt32, slot: Int?)? = nil) -> CommandResult {
+                        keepDeadline: Bool = false, located: (hash: UInt32, slot: Int?)? = nil,
+                        keepingPrevious: Bool = true) -> CommandResult {
         // Like Redis SET, a write replaces a set or hash (one revision for both steps).
         if !collections.isEmpty { collections[key] = nil }
         if !keepDeadline && !expiry.isEmpty { expiry.remove(key) }
@@ -426,7 +427,10 @@ public struct StateMachine: ReplicatedStateMachine, Sendable {
         // `located`: the caller's lookup of the key, with no write of the table since.
         let hash = located?.hash ?? entries.hash(key)
         let found = located.map { $0.slot } ?? entries.find(key, hash: hash)
-        let outcome = value.withUnsafeBytes { entries.write(key, hash: hash, found: found, value: $0, revision: revision) }
+        // `keepingPrevious: false`: the result's previous value is left out (a caller that discards it).
+        let outcome = value.withUnsafeBytes {
+            entries.write(key, hash: hash, found: found, value: $0, revision: revision, keepingPrevious: keepingPrevious)
+        }
         if outcome.created { orderedKeys.noteCreated() }
         return CommandResult(index: index, valueBytes: value, previousBytes: outcome.previous?[...],
                              version: outcome.version, revision: revision)

@@ -338,5 +338,11 @@ extension ActiveActiveCommandTests {
         var bad = body
         if let last = positions.last { bad[last] = 0xC3; bad[last + 1] = 0x28 }
         #expect(throws: KVError.self) { try ActiveActiveBatch(decodingBody: bad) }
+        // A key twice is refused (the encoder sorts; the reader wants strictly ascending keys).
+        for states in [[state("k1", "ab"), state("k1", "cd")]] {
+            let unordered = ActiveActiveBatch(source: "b", afterIndex: 0, lastIndex: 1, sourceCommit: 1, sourceTime: 1,
+                                              states: states)
+            #expect(throws: KVError.self) { try ActiveActiveBatch(decodingBody: unordered.encodedBody()) }
+        }
     }
 }
