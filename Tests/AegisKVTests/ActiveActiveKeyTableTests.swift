@@ -76,8 +76,10 @@ import Testing
         // length against a map of any size (a first version indexed past the end).
         let present = Array(model.keys)
         for size in [1, 7, 256, present.count] {
+            // Only keys sitting in their home bucket count (the map is at most half full:
+            // most do).
             let touched = map.touch(Array(present.prefix(size)))
-            #expect(touched >= 1 && touched <= size, "seed \(seed): \(size) keys")
+            #expect(touched <= size && (size < 256 || touched * 2 >= size), "seed \(seed): \(size) keys")
         }
         #expect(KeySlotMap().touch(present) == 0)
         if let (copy, copied) = snapshot {
