@@ -17,8 +17,9 @@ import AegisCRDT
 /// Why not `[Key: ActiveActiveKeyState]`: a key state is 256 bytes, and a dictionary
 /// moves every entry, key and state, each time it grows; and the string part held a
 /// second copy of the value the table already holds (an allocation and a copy per
-/// write per node). Here a `KeySlotMap` holds a slot number per key, the records sit in two arrays that grow by moving their bytes in
-/// bulk, and a removed key's slot is reused by the next new key of its form. It is a
+/// write per node). Here a `KeySlotMap` holds a slot number per key, the records sit
+/// in two arrays that grow by moving their bytes in bulk, and a removed key's slot is
+/// reused by the next new key of its form. It is a
 /// value type with the dictionary's semantics (copy on write, equality by content): a
 /// snapshot copy of the state machine is unaffected by later writes.
 struct ActiveActiveKeyTable: Sendable {
@@ -63,8 +64,12 @@ struct ActiveActiveKeyTable: Sendable {
 
     /// A key's record, or `nil` when it has no metadata.
     func record(_ key: Key) -> Record? {
-        guard let slot = slots[key] else { return nil }
-        return slot >= 0 ? .full(full[slot]) : .plain(plain[~slot])
+        slots[key].map(record(at:))
+    }
+
+    /// The record a slot points at.
+    private func record(at slot: Int) -> Record {
+        slot >= 0 ? .full(full[slot]) : .plain(plain[~slot])
     }
 
     /// Loads the buckets and entries of `keys` with the loads of different keys
@@ -81,8 +86,7 @@ struct ActiveActiveKeyTable: Sendable {
     /// Looks a key up once for reading its record and then storing a plain one.
     func lookup(_ key: Key) -> Lookup {
         let found = slots.find(key)
-        let record: Record? = found.slot.map { $0 >= 0 ? .full(full[$0]) : .plain(plain[~$0]) }
-        return Lookup(record: record, found: found)
+        return Lookup(record: found.slot.map(record(at:)), found: found)
     }
 
     /// Stores a plain record for `key`, `found` being its `lookup` with no change of
@@ -92,15 +96,7 @@ struct ActiveActiveKeyTable: Sendable {
         case let slot? where slot < 0:
             plain[~slot] = stamp
         case nil:
-            let position: Int
-            if let free = freePlain.popLast() {
-                plain[free] = stamp
-                position = free
-            } else {
-                position = plain.count
-                plain.append(stamp)
-            }
-            slots.insert(~position, for: key, at: lookup.found)
+            slots.insert(~place(stamp), for: key, at: lookup.found)
         case _?:
             set(key, .plain(stamp))
         }
@@ -135,13 +131,7 @@ struct ActiveActiveKeyTable: Sendable {
             full[slot] = state
         case (_, .plain(let stamp)?):
             if let old { release(old, key: key) }
-            if let position = freePlain.popLast() {
-                plain[position] = stamp
-                slots.set(~position, for: key)
-            } else {
-                slots.set(~plain.count, for: key)
-                plain.append(stamp)
-            }
+            slots.set(~place(stamp), for: key)
         case (_, .full(let state)?):
             if let old { release(old, key: key) }
             if let position = freeFull.popLast() {
@@ -152,6 +142,16 @@ struct ActiveActiveKeyTable: Sendable {
                 full.append(state)
             }
         }
+    }
+
+    /// Puts a plain record in a free position of `plain` (or a new one); returns it.
+    private mutating func place(_ stamp: HLCTimestamp) -> Int {
+        if let position = freePlain.popLast() {
+            plain[position] = stamp
+            return position
+        }
+        plain.append(stamp)
+        return plain.count - 1
     }
 
     /// Frees a slot no key points at any more.
@@ -168,10 +168,8 @@ struct ActiveActiveKeyTable: Sendable {
 extension ActiveActiveKeyTable: Sequence {
     /// Every key with its record, in no particular order.
     func makeIterator() -> some IteratorProtocol<(key: Key, record: Record)> {
-        let full = self.full
-        let plain = self.plain
-        return slots.lazy.map { (key: $0.key, record: $0.slot >= 0 ? .full(full[$0.slot]) : .plain(plain[~$0.slot])) }
-            .makeIterator()
+        let table = self
+        return slots.lazy.map { (key: $0.key, record: table.record(at: $0.slot)) }.makeIterator()
     }
 }
 

@@ -37,15 +37,7 @@ extension StateMachine {
     /// with the stored metadata. A key written before active-active was enabled gets
     /// the stamp `HLCTimestamp.counterBase`.
     public func activeActiveState(of key: Key) -> ActiveActiveKeyState {
-        var state: ActiveActiveKeyState
-        switch activeActive.keys.record(key) {
-        case .plain(let stamp)?:
-            // The table holds the register's value (see ActiveActiveKeyTable).
-            let value = entries.find(key).map { entries.value(at: $0) }
-            state = ActiveActiveKeyState(key: key, string: ActiveActiveString(stamp: stamp, value: value))
-        case .full(let stored)?: state = stored
-        case nil: state = ActiveActiveKeyState(key: key)
-        }
+        var state = storedActiveActiveState(of: key) ?? ActiveActiveKeyState(key: key)
         if state.string?.isLive != true, let slot = entries.find(key) {
             state.string = ActiveActiveString(stamp: state.string?.stamp ?? .counterBase, value: entries.value(at: slot))
         }
