@@ -65,10 +65,7 @@ struct KeySlotMap: Sendable {
     }
 
     /// The slot of `key`, or `nil`.
-    subscript(key: Key) -> Int? {
-        guard !index.isEmpty else { return nil }
-        return bucket(of: key, hash: hash(key)).position.map { entries[$0].slot }
-    }
+    subscript(key: Key) -> Int? { find(key).slot }
 
     /// Where a lookup found a key, or the bucket it would take.
     struct Found {
