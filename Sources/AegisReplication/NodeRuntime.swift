@@ -46,6 +46,12 @@ public final class NodeRuntime: Service, @unchecked Sendable {
                         snapshotDone: { [queue] in queue.push(.snapshotTaken($0)) }) { status in box.set(status) }
         loop.lastSnapshotBytes = snapshotBytes
         box.owner = self
+        // Peer messages go from the transport's receiving thread straight into the
+        // loop's queue where the transport allows it; `run()` still drains `inbound`.
+        transport.deliverInbound { [queue] batch in
+            if case .queued = queue.offer(.messages(batch)) { return true }
+            return false
+        }
     }
 
     // MARK: Lifecycle

@@ -25,6 +25,26 @@ public protocol Transport: Sendable {
 
     /// A snapshot of the transport's counters.
     var stats: TransportStats { get }
+
+    /// Asks the transport to hand every batch it receives from now on to `sink`, on
+    /// the thread that received it, instead of yielding it to `inbound`: the consumer
+    /// then takes batches without a task of its own in between (one thread wake less
+    /// per batch). `sink` returns `false` when it dropped the batch (its queue is
+    /// full), which is counted as `inboundDropped`. Batches received before the call
+    /// stay in `inbound`, so a consumer keeps draining it too, and those may reach it
+    /// after batches given to `sink` (Raft tolerates reordering; only a node that
+    /// received messages before its consumer existed sees it).
+    ///
+    /// - Returns: `false` when this transport delivers only through `inbound` (the
+    ///   default); `sink` is then never called.
+    @discardableResult
+    func deliverInbound(to sink: @escaping @Sendable ([Message]) -> Bool) -> Bool
+}
+
+extension Transport {
+    /// Delivers only through `inbound`.
+    @discardableResult
+    public func deliverInbound(to sink: @escaping @Sendable ([Message]) -> Bool) -> Bool { false }
 }
 
 extension Transport {
@@ -86,11 +106,12 @@ public struct TransportStats: Sendable, Hashable {
     public var bytesSent: UInt64 = 0
     /// Messages dropped on the send side (queue full, unknown peer, link cut, oversized).
     public var messagesDropped: UInt64 = 0
-    /// Messages received and delivered to `inbound`.
+    /// Messages received and delivered to `inbound` (or to the sink, see `deliverInbound(to:)`).
     public var messagesReceived: UInt64 = 0
     /// Bytes received in frames.
     public var bytesReceived: UInt64 = 0
-    /// Received messages dropped because the consumer of `inbound` fell behind.
+    /// Received messages dropped because the consumer of `inbound` fell behind (or the
+    /// sink refused them).
     public var inboundDropped: UInt64 = 0
     /// Connection attempts after the first one, summed over peers.
     public var reconnects: UInt64 = 0

@@ -224,6 +224,13 @@ public final class TCPTransport: Transport {
         }
     }
 
+    /// Hands received batches to `sink` from now on (see `Transport.deliverInbound(to:)`).
+    @discardableResult
+    public func deliverInbound(to sink: @escaping @Sendable ([Message]) -> Bool) -> Bool {
+        shared.sink.withLockedValue { $0 = InboundSink(deliver: sink) }
+        return true
+    }
+
     /// Stops listening, closes every connection and finishes `inbound`. Messages still
     /// queued are dropped. Idempotent.
     public func shutdown() async {
@@ -235,6 +242,7 @@ public final class TCPTransport: Transport {
         if let server { try? await server.close() }
         connections.closeAll()
         for channel in shared.closeAll() { try? await channel.close() }
+        shared.sink.withLockedValue { $0 = nil }
         shared.continuation.finish()
     }
 
