@@ -121,8 +121,10 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 [ -n "${leader:-}" ] || { echo "aegis dev did not elect a leader"; cat "$WORK/aegis-dev.log"; exit 1; }
-follower=$(for p in 7001 7002 7003; do [ "$p" != "$leader" ] && echo $p; done | head -1)
-SERVER_PIDS=$(pgrep -f "aegis serve.*$WORK" | tr '\n' ' ')
+follower=$(for p in 7001 7002 7003; do if [ "$p" != "$leader" ]; then echo "$p"; fi; done | head -1) || true
+# Matched by the subcommand and this run's directory, not the binary's name (AEGIS_BIN may be any path).
+SERVER_PIDS=$(pgrep -f " serve .*$WORK" | tr '\n' ' ' || true)
+[ -n "$SERVER_PIDS" ] || { echo "found no aegis serve processes under $WORK"; exit 1; }
 ERRORS=aegis_errors
 aegis_plain=$(bench_pair "$leader")
 aegis_follower=$(bench_pair "$follower")
