@@ -71,23 +71,35 @@ struct ClusterBench: AsyncParsableCommand {
         let value = [UInt8](repeating: 0x62, count: valueBytes)
         let batches = (preloadKeys + 999) / 1000
         var failures = 0
-        try await withThrowingTaskGroup(of: Int.self) { group in
+        var firstError: String?
+        try await withThrowingTaskGroup(of: (Int, String?).self) { group in
             for lane in 0..<4 {
                 group.addTask {
                     var failed = 0
+                    var reason: String?
                     for b in stride(from: lane, to: batches, by: 4) {
                         let keys = (b * 1000)..<min(preloadKeys, (b + 1) * 1000)
                         let results = await runtime.execute(batch: keys.map { .set(Key(Array("p\($0)".utf8)), value) })
-                        failed += results.filter { if case .success(let r) = $0 { return !r.isSuccess } else { return true } }.count
+                        for result in results {
+                            switch result {
+                            case .success(let r) where r.isSuccess: continue
+                            case .success(let r): reason = reason ?? "\(r.error.map { "\($0)" } ?? "an error result")"
+                            case .failure(let error): reason = reason ?? "\(error)"
+                            }
+                            failed += 1
+                        }
                     }
-                    return failed
+                    return (failed, reason)
                 }
             }
-            for try await f in group { failures += f }
+            for try await (f, reason) in group {
+                failures += f
+                firstError = firstError ?? reason
+            }
         }
         if failures > 0 {
             // Reported, not hidden: the scenario still runs on what was loaded.
-            print("  preload: \(failures) of \(preloadKeys) writes failed")
+            print("  preload: \(failures) of \(preloadKeys) writes failed (first: \(firstError ?? "?"))")
         }
     }
 
