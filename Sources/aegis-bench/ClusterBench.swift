@@ -22,6 +22,8 @@ struct ClusterBench: AsyncParsableCommand {
     var preloadKeys: Int = 0
     @Option(help: "Snapshot every N applied entries (RaftConfig.snapshotThreshold; the production default is 100000).")
     var snapshotEvery: UInt64 = 100_000
+    @Option(help: "Election timeout in 10 ms ticks, heartbeats every tenth of it (the production default, 100: 1 s). Shorter timeouts turn the shared disk's fsync stalls under snapshot writes (300-450 ms seen) into elections.")
+    var electionTicks: Int = 100
 
     func run() async throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -29,7 +31,7 @@ struct ClusterBench: AsyncParsableCommand {
         if !json {
             print("aegis-bench cluster: 3 nodes in one process, TCP on 127.0.0.1-3, DiskStorage with fdatasync, \(valueBytes)-byte values, \(seconds) s per scenario, \(cores) cores, \(buildMode) build")
             print("each client writes through the leader and waits for its write to be applied before the next")
-            print("preloaded keys \(preloadKeys), snapshot every \(snapshotEvery) entries (serialized off the node loop)")
+            print("preloaded keys \(preloadKeys), snapshot every \(snapshotEvery) entries (serialized off the node loop), election timeout \(max(2, electionTicks)) ticks of 10 ms")
         }
         for count in counts {
             let root = "\(dir)/aegis-bench-cluster-\(UUID().uuidString)"
@@ -37,8 +39,8 @@ struct ClusterBench: AsyncParsableCommand {
             var logger = Logger(label: "aegis.bench")
             logger.logLevel = .warning
             var raft = NodeConfiguration.defaultRaft
-            raft.electionTimeout = 30
-            raft.heartbeatInterval = 3
+            raft.electionTimeout = max(2, electionTicks)
+            raft.heartbeatInterval = max(1, raft.electionTimeout / 10)
             raft.snapshotThreshold = snapshotEvery
             let cluster = try LocalCluster(count: 3, directory: root, raft: raft, logger: logger)
             try await cluster.start()
@@ -59,7 +61,7 @@ struct ClusterBench: AsyncParsableCommand {
                 sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] / 1e6
             }
             if json {
-                print(#"{"bench":"cluster","nodes":3,"transport":"tcp-loopback","fsync":true,"value_bytes":\#(valueBytes),"clients":\#(count),"seconds":\#(fmt(r.seconds)),"writes":\#(r.latencies.count),"errors":\#(r.errors),"writes_per_sec":\#(Int(perSec)),"p50_ms":\#(fmt(pct(0.5))),"p99_ms":\#(fmt(pct(0.99))),"p999_ms":\#(fmt(pct(0.999))),"fsyncs_per_sec_per_node":[\#(syncs.map { "\(Int($0))" }.joined(separator: ","))],"cores":\#(cores),"build":"\#(buildMode)"}"#)
+                print(#"{"bench":"cluster","nodes":3,"transport":"tcp-loopback","fsync":true,"value_bytes":\#(valueBytes),"election_ticks":\#(max(2, electionTicks)),"clients":\#(count),"seconds":\#(fmt(r.seconds)),"writes":\#(r.latencies.count),"errors":\#(r.errors),"writes_per_sec":\#(Int(perSec)),"p50_ms":\#(fmt(pct(0.5))),"p99_ms":\#(fmt(pct(0.99))),"p999_ms":\#(fmt(pct(0.999))),"fsyncs_per_sec_per_node":[\#(syncs.map { "\(Int($0))" }.joined(separator: ","))],"cores":\#(cores),"build":"\#(buildMode)"}"#)
             } else {
                 print("clients \(count): \(Int(perSec)) writes/s, p50 \(fmt(pct(0.5))) ms, p99 \(fmt(pct(0.99))) ms, p99.9 \(fmt(pct(0.999))) ms, errors \(r.errors), fsyncs/s per node \(syncs.map { Int($0) })")
             }
