@@ -145,22 +145,6 @@ public struct NodeConfiguration: Sendable {
     }
 }
 
-extension DiskStorageOptions {
-    /// The options for a node's own log (`aegis serve`, `LocalCluster`): the defaults,
-    /// except that there is no writer thread (`writerThread = false`). The node loop is
-    /// the log's only writer and blocks on every write it syncs (`ReadyExecutor.run`),
-    /// so a writer thread batches nothing more and costs two thread wakes per `Ready`
-    /// (the loop waking the writer, the writer waking the loop): with it, three
-    /// `aegis serve` nodes took 2.05-2.16 context switches and 79-80 µs of CPU per
-    /// `SET` under `redis-benchmark -c 50`; writing inline, 1.35-1.52 and 72-75 µs.
-    /// The simulator runs the storage this way too.
-    public static var nodeLog: DiskStorageOptions {
-        var options = DiskStorageOptions()
-        options.writerThread = false
-        return options
-    }
-}
-
 /// Why a client request failed.
 public enum ReplicationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// No leader is known (an election is in progress or no quorum is reachable).
