@@ -95,7 +95,7 @@ public final class LocalCluster: @unchecked Sendable {
         let member = members[k]
         guard let transport = member.transport else { return }
         try FileManager.default.createDirectory(atPath: member.directory, withIntermediateDirectories: true)
-        let storage = try DiskStorage(directory: member.directory)
+        let storage = try DiskStorage(directory: member.directory, options: .nodeLog)
         var configuration = NodeConfiguration(nodeID: member.id, bootstrapVoters: members.map(\.id), raft: raft)
         configuration.tickInterval = tickInterval
         configuration.replica = replica

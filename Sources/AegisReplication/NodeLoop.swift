@@ -246,6 +246,7 @@ final class NodeLoop: @unchecked Sendable {
     func tick() {
         tickCount += 1
         tickTime.ticks = tickCount
+        flushUnsyncedLog()
         core.tick()
         if handover != nil { continueHandover() }
         if tickCount % 10 == 0 { expireRequests() }
@@ -256,6 +257,20 @@ final class NodeLoop: @unchecked Sendable {
         if tickCount % 100 == 0 {
             metrics.updateTransport(transport.stats)
             if machine.activeActiveSettings.enabled { metrics.updateActiveActive(machine.activeActiveMetadataSummary) }
+        }
+    }
+
+    /// Writes what earlier passes saved without `sync` if it is still only in memory
+    /// (a log without a writer thread, `DiskStorageOptions.nodeLog`): the commit index
+    /// reaches the files within a tick. A full disk is left to the next tick and to the
+    /// write path, which refuses writes meanwhile; any other failure stops the node.
+    func flushUnsyncedLog() {
+        do {
+            try storage.flushUnsynced()
+        } catch StorageError.noSpace {
+            return
+        } catch {
+            stopOnStorageFailure(error)
         }
     }
 

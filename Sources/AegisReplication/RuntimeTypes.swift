@@ -297,6 +297,10 @@ public protocol RuntimeStorage: RaftLogStorage, Sendable {
     /// as one batch; with `sync`, returns only once both are durable.
     func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws
 
+    /// Makes what `persist(sync: false)` saved reach the disk if it is still only in
+    /// memory; the node loop calls it every tick. The default does nothing.
+    func flushUnsynced() throws
+
     /// The state machine prepared from the stored snapshot while the storage opened
     /// (see `DiskStorageOptions.snapshotPreparer`), if the storage made one; handed out
     /// once. The default is `nil`.
@@ -305,6 +309,7 @@ public protocol RuntimeStorage: RaftLogStorage, Sendable {
 
 extension RuntimeStorage {
     public func takePreparedSnapshot() -> (any Sendable)? { nil }
+    public func flushUnsynced() throws {}
 }
 
 extension NodeConfiguration {
@@ -367,6 +372,22 @@ struct StateMachinePreparation: SnapshotPreparation {
 extension DiskStorage: RuntimeStorage {
     public func persist(hardState: RaftState?, entries: [LogEntry], sync: Bool) throws {
         try save(hardState: hardState, entries: entries, sync: sync)
+    }
+}
+
+extension DiskStorageOptions {
+    /// The options for a node's own log (`aegis serve`, `LocalCluster`): the defaults,
+    /// except that there is no writer thread (`writerThread = false`). The node loop is
+    /// the log's only writer and blocks on every write it syncs (`ReadyExecutor.run`),
+    /// so a writer thread batches nothing more and costs two thread wakes per `Ready`
+    /// (the loop waking the writer, the writer waking the loop). What the loop saves
+    /// without `sync` (a `Ready` that only moves the commit index) reaches the files
+    /// within a tick (`NodeLoop.flushUnsyncedLog`), or sooner with the next synced
+    /// write: a backup of the data directory reads the commit index there.
+    public static var nodeLog: DiskStorageOptions {
+        var options = DiskStorageOptions()
+        options.writerThread = false
+        return options
     }
 }
 

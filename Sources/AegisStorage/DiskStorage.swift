@@ -209,6 +209,16 @@ public final class DiskStorage: RaftLogStorage, @unchecked Sendable {
         try engine.wait(for: engine.locked { $0.latestTicket })
     }
 
+    /// Without a writer thread (``DiskStorageOptions/writerThread`` off): writes and
+    /// syncs what was submitted without `sync` and is still only in memory (nothing to
+    /// do when nothing is). With a writer thread: nothing, as the writer does that at
+    /// once. A caller that saves without `sync` calls it now and then, so those records
+    /// (a Raft commit index, say) reach the files within a bounded time.
+    public func flushUnsynced() throws(StorageError) {
+        guard !options.writerThread else { return }
+        try sync()
+    }
+
     // MARK: RaftStorage
 
     public func initialState() throws -> (state: RaftState, conf: ConfState) {

@@ -152,7 +152,7 @@ struct ServeCommand: AsyncParsableCommand {
         nodeConfig.onApplied = pubsub.observer
         let opening = ContinuousClock.now
         // The snapshot is parsed into the state machine while the log is recovered.
-        var storageOptions = DiskStorageOptions()
+        var storageOptions = DiskStorageOptions.nodeLog
         nodeConfig.prefaultsReplayMemory = true
         storageOptions.snapshotPreparer = nodeConfig.snapshotPreparer
         let storage = try DiskStorage(directory: settings.dataDir, options: storageOptions)

@@ -61,8 +61,8 @@ import Testing
 
     /// Each removed sync makes the simulator fail at the first seed that catches it in
     /// release runs (see `scripts/mutation-check` for the whole list with its bounds).
-    @Test(arguments: [(SyncMutation.segmentDataSync, UInt64(1)), (.snapshotFileSync, 1), (.segmentCreationDirectorySync, 5),
-                      (.directorySync, 1)])
+    @Test(arguments: [(SyncMutation.segmentDataSync, UInt64(1)), (.snapshotFileSync, 1), (.segmentCreationDirectorySync, 10),
+                      (.directorySync, 2)])
     func test_nodeSimulator_catchesARemovedSync(mutation: SyncMutation, seed: UInt64) {
         var options = NodeSimulationOptions(seed: seed)
         // The seeds were found with every node ticking at the true rate and safe
