@@ -27,11 +27,12 @@ struct ClusterBench: AsyncParsableCommand {
 
     func run() async throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
+        let electionTimeout = max(2, electionTicks)
         let counts = clients.split(separator: ",").compactMap { Int($0) }
         if !json {
             print("aegis-bench cluster: 3 nodes in one process, TCP on 127.0.0.1-3, DiskStorage with fdatasync, \(valueBytes)-byte values, \(seconds) s per scenario, \(cores) cores, \(buildMode) build")
             print("each client writes through the leader and waits for its write to be applied before the next")
-            print("preloaded keys \(preloadKeys), snapshot every \(snapshotEvery) entries (serialized off the node loop), election timeout \(max(2, electionTicks)) ticks of 10 ms")
+            print("preloaded keys \(preloadKeys), snapshot every \(snapshotEvery) entries (serialized off the node loop), election timeout \(electionTimeout) ticks of 10 ms")
         }
         for count in counts {
             let root = "\(dir)/aegis-bench-cluster-\(UUID().uuidString)"
@@ -39,7 +40,7 @@ struct ClusterBench: AsyncParsableCommand {
             var logger = Logger(label: "aegis.bench")
             logger.logLevel = .warning
             var raft = NodeConfiguration.defaultRaft
-            raft.electionTimeout = max(2, electionTicks)
+            raft.electionTimeout = electionTimeout
             raft.heartbeatInterval = max(1, raft.electionTimeout / 10)
             raft.snapshotThreshold = snapshotEvery
             let cluster = try LocalCluster(count: 3, directory: root, raft: raft, logger: logger)
@@ -61,7 +62,7 @@ struct ClusterBench: AsyncParsableCommand {
                 sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] / 1e6
             }
             if json {
-                print(#"{"bench":"cluster","nodes":3,"transport":"tcp-loopback","fsync":true,"value_bytes":\#(valueBytes),"election_ticks":\#(max(2, electionTicks)),"clients":\#(count),"seconds":\#(fmt(r.seconds)),"writes":\#(r.latencies.count),"errors":\#(r.errors),"writes_per_sec":\#(Int(perSec)),"p50_ms":\#(fmt(pct(0.5))),"p99_ms":\#(fmt(pct(0.99))),"p999_ms":\#(fmt(pct(0.999))),"fsyncs_per_sec_per_node":[\#(syncs.map { "\(Int($0))" }.joined(separator: ","))],"cores":\#(cores),"build":"\#(buildMode)"}"#)
+                print(#"{"bench":"cluster","nodes":3,"transport":"tcp-loopback","fsync":true,"value_bytes":\#(valueBytes),"election_ticks":\#(electionTimeout),"clients":\#(count),"seconds":\#(fmt(r.seconds)),"writes":\#(r.latencies.count),"errors":\#(r.errors),"writes_per_sec":\#(Int(perSec)),"p50_ms":\#(fmt(pct(0.5))),"p99_ms":\#(fmt(pct(0.99))),"p999_ms":\#(fmt(pct(0.999))),"fsyncs_per_sec_per_node":[\#(syncs.map { "\(Int($0))" }.joined(separator: ","))],"cores":\#(cores),"build":"\#(buildMode)"}"#)
             } else {
                 print("clients \(count): \(Int(perSec)) writes/s, p50 \(fmt(pct(0.5))) ms, p99 \(fmt(pct(0.99))) ms, p99.9 \(fmt(pct(0.999))) ms, errors \(r.errors), fsyncs/s per node \(syncs.map { Int($0) })")
             }

@@ -111,7 +111,6 @@ final class OutboundPeerHandler: ChannelInboundHandler {
     }
 }
 
-/// What the accepting side of a transport shares between its connections.
 /// A consumer's sink for received batches, wrapped so that the lock's generic box
 /// stores it as it is: a bare closure in a generic `inout` is re-wrapped in a
 /// conversion thunk on every access, and the thunks pile up (one pair per batch,
@@ -120,6 +119,7 @@ struct InboundSink: Sendable {
     let deliver: @Sendable ([Message]) -> Bool
 }
 
+/// What the accepting side of a transport shares between its connections.
 final class InboundContext: Sendable {
     let localID: NodeID
     let clusterID: String
