@@ -13,7 +13,8 @@ exit status and error lines) and server error replies (aegis_resp_errors_total),
 leader changes seen (term or leader id moved), the longest stall (time in which the
 leader's commit index did not move while the load ran), each node's RSS against the raw
 bytes of keys and values (DBSIZE x (16-byte key + value size): redis-benchmark's keys are
-`key:` + 12 digits), and the restarted follower's time to ready. `--json` adds one JSON
+`key:` + 12 digits) right after the load, at its peak while the load ran and at rest (once
+it stops moving), and the restarted follower's time to ready. `--json` adds one JSON
 line. Exits 1 if a target is missed (`--check`).
 
 Usage: bench/load_test.py [--aegis PATH] [-n 5000000] [--check] [--json]
@@ -215,6 +216,19 @@ def main():
             print(f"  {n}: RSS {rss[n] / 1e6:.1f} MB now, {watcher.max_rss[n] / 1e6:.1f} MB peak; "
                   f"{rss[n] / max(raw, 1):.2f}x raw now, {watcher.max_rss[n] / max(raw, 1):.2f}x peak")
 
+        # At rest: the load's in-flight buffers drained and the snapshot thread's trim
+        # after the last compaction done. Sampled each second until no node's RSS moved
+        # by more than 1% for 3 samples in a row (at most 20 s).
+        settled, steady, waited = dict(rss), 0, 0
+        while steady < 3 and waited < 20:
+            time.sleep(1)
+            waited += 1
+            now = {n: rss_bytes(cluster.procs[n].pid) for n in IDS}
+            steady = steady + 1 if all(abs(now[n] - settled[n]) <= settled[n] / 100 for n in IDS) else 0
+            settled = now
+        print(f"at rest ({waited} s after the load): "
+              + ", ".join(f"{n} {settled[n] / 1e6:.1f} MB = {settled[n] / max(raw, 1):.2f}x raw" for n in IDS))
+
         # Restart one follower and time it back to ready.
         follower = next(n for n in IDS if n != (watcher.last_view or (0, leader))[1])
         commit = int(replication(cluster, leader).get("commit_index", 0))
@@ -232,7 +246,7 @@ def main():
                   "bench_exit": bench.returncode, "client_errors": len(client_errors),
                   "server_errors": server_error_count, "server_error_codes": error_codes, "cpu_us_per_set": round(cpu * 1e6 / max(ok, 1), 1),
                   "leader_changes": len(watcher.changes), "longest_stall_ms": round(watcher.longest_stall * 1000),
-                  "keys": keys, "raw_bytes": raw, "rss": rss, "rss_peak": watcher.max_rss,
+                  "keys": keys, "raw_bytes": raw, "rss": rss, "rss_peak": watcher.max_rss, "rss_at_rest": settled,
                   "rss_ratio_max": round(max(max(rss.values()), 0) / max(raw, 1), 2),
                   "restart_ready_s": None if ready is None else round(ready, 2)}
         if args.json:

@@ -33,6 +33,10 @@ final class NodeLoop: @unchecked Sendable {
     let snapshotRunner: SnapshotRunner
     /// Hands a finished snapshot back to the loop (as `RuntimeInput.snapshotTaken`).
     let snapshotDone: @Sendable (SnapshotOutcome) -> Void
+    /// Called on the loop once a snapshot's log compaction is done: in production it
+    /// asks the snapshot thread to hand the allocator's free pages back to the system
+    /// (`releaseFreedMemoryInBackground`); nothing in the simulator.
+    let compacted: @Sendable () -> Void
     /// The index of the snapshot being taken off the loop, if one is.
     var snapshotInFlight: LogIndex?
     /// Bytes of the entries applied since the last snapshot was started (or the node
@@ -144,10 +148,12 @@ final class NodeLoop: @unchecked Sendable {
          executor: ReadyExecutor = ReadyExecutor(),
          snapshotRunner: @escaping SnapshotRunner = NodeLoop.backgroundSnapshots,
          snapshotDone: @escaping @Sendable (SnapshotOutcome) -> Void,
+         compacted: @escaping @Sendable () -> Void = NodeLoop.releaseFreedMemoryInBackground,
          publish: @escaping @Sendable (NodeStatus) -> Void) {
         self.config = config
         self.snapshotRunner = snapshotRunner
         self.snapshotDone = snapshotDone
+        self.compacted = compacted
         self.clock = clock
         self.executor = executor
         self.core = core
@@ -654,15 +660,20 @@ extension NodeLoop {
 
     /// The production runner: the snapshot thread, at a lower CPU priority than the node
     /// loops (so that serializing a large state on a busy machine does not starve the
-    /// loop's heartbeats and appends). After each snapshot it hands the allocator's free
-    /// pages back to the system: a snapshot's transient buffers and the log entries the
-    /// previous compaction freed are scattered through the heap, and glibc returns only
-    /// the top of each arena by itself.
+    /// loop's heartbeats and appends).
     @Sendable static func backgroundSnapshots(_ work: @escaping @Sendable () -> Void) {
-        snapshotWorker.run {
-            work()
-            releaseFreedMemory()
-        }
+        snapshotWorker.run(work)
+    }
+
+    /// After a compaction: the snapshot thread hands the allocator's free pages back to
+    /// the system. The log entries the compaction dropped and the snapshot's transient
+    /// copies are scattered through the heap, and glibc returns only the top of each
+    /// arena by itself. Queued behind the snapshot job, so the job's copy-on-write view
+    /// of the state is released by then. (It used to run at the end of the snapshot job,
+    /// before the compaction: the entries a compaction freed stayed resident until the
+    /// next snapshot, all of them once writes stopped.)
+    @Sendable static func releaseFreedMemoryInBackground() {
+        snapshotWorker.run { releaseFreedMemory() }
     }
 
     /// Returns free heap pages to the system: glibc's `malloc_trim`, looked up at run

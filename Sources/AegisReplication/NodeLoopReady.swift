@@ -300,6 +300,7 @@ extension NodeLoop: ReadyShell {
                 stopOnStorageFailure(error)
                 return
             }
+            compacted()
             logger.info("took a snapshot", metadata: [
                 "index": "\(outcome.index)", "bytes": "\(bytes)", "seconds": "\(outcome.seconds)"])
         case .failure(StorageError.noSpace(let path, _, let available)):

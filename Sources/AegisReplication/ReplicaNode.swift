@@ -22,11 +22,13 @@ public final class ReplicaNode {
     ///   - clock: wall-clock milliseconds (stamped on proposed entries).
     ///   - randomSeed: seeds the core's randomised election timeouts.
     ///   - mutation: an ordering bug to inject, for mutation tests only.
+    ///   - compacted: called after each compaction of the log behind a snapshot (in
+    ///     production, the allocator's free pages are handed back to the system then).
     public init(configuration: NodeConfiguration, storage: any RuntimeStorage, transport: any Transport,
                 addresses: [NodeID: MemberAddress] = [:], logger: Logger,
                 clock: @escaping @Sendable () -> UInt64, randomSeed: UInt64,
                 snapshotRunner: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void,
-                mutation: ReadyMutation = .none) throws {
+                mutation: ReadyMutation = .none, compacted: @escaping @Sendable () -> Void = {}) throws {
         let (core, machine, snapshotBytes) = try NodeLoop.open(configuration: configuration, storage: storage,
                                                 randomSeed: randomSeed, logger: logger)
         let finished = FinishedSnapshots()
@@ -34,7 +36,7 @@ public final class ReplicaNode {
         loop = NodeLoop(config: configuration, core: core, machine: machine, storage: storage, transport: transport,
                         queue: InputQueue(), logger: logger, peerAddresses: addresses, clock: clock,
                         executor: ReadyExecutor(mutation: mutation), snapshotRunner: snapshotRunner,
-                        snapshotDone: { finished.add($0) }) { _ in }
+                        snapshotDone: { finished.add($0) }, compacted: compacted) { _ in }
         loop.lastSnapshotBytes = snapshotBytes
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import AegisKV
 import AegisRaft
 import AegisReplication
@@ -8,7 +9,8 @@ import Testing
 
 @Suite struct ReplicaNodeTests {
     /// A one-voter node over DiskStorage on a simulated disk, elected.
-    private func leader(configure: (inout NodeConfiguration) -> Void = { _ in }) throws -> (ReplicaNode, CapturingTransport) {
+    private func leader(configure: (inout NodeConfiguration) -> Void = { _ in },
+                        compacted: @escaping @Sendable () -> Void = {}) throws -> (ReplicaNode, CapturingTransport) {
         var options = DiskStorageOptions(segmentSize: 4096)
         options.preallocateSegments = false
         options.writerThread = false
@@ -18,7 +20,7 @@ import Testing
         let transport = CapturingTransport(localID: "n1", peers: ["n2"])
         let node = try ReplicaNode(configuration: config, storage: storage, transport: transport,
                                    logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
-                                   clock: { 0 }, randomSeed: 1, snapshotRunner: { $0() })
+                                   clock: { 0 }, randomSeed: 1, snapshotRunner: { $0() }, compacted: compacted)
         for _ in 0..<50 where node.core.role != .leader { node.tick() }
         return (node, transport)
     }
@@ -129,6 +131,34 @@ import Testing
         #expect(try firstIndexAfterWrites(floor: 7, maxHeld: 5) > 40)
     }
 
+    /// After each compaction behind a snapshot the node calls its `compacted` hook, where
+    /// production returns the freed log's pages to the system (a node at rest kept them
+    /// until the next snapshot when that ran at the end of the snapshot job instead).
+    @Test func test_compactedHookRunsAfterEachCompaction() throws {
+        let calls = HookCounter()
+        let (node, _) = try leader(configure: {
+            $0.raft.snapshotThreshold = 10
+            $0.raft.snapshotTrailingEntries = 0
+            $0.snapshotLogFraction = 0
+        }, compacted: { calls.increment() })
+        var snapshots = 0
+        var firstIndexAtHook: [LogIndex] = []
+        for k in 0..<60 {
+            node.execute(Command.set(Key("k\(k)"), [1]).encoded()) { _ in }
+            node.tick()
+            if node.snapshotInFlight {
+                let before = calls.value
+                node.collectSnapshots()
+                snapshots += 1
+                #expect(calls.value == before + 1)
+                firstIndexAtHook.append(try node.core.log.firstIndex())
+            }
+        }
+        #expect(snapshots >= 4)
+        #expect(calls.value == snapshots)
+        #expect(firstIndexAtHook.allSatisfy { $0 > 1 }, "\(firstIndexAtHook)")
+    }
+
     /// Regression (node simulator): a forwarded write that reached the leader twice (a
     /// duplicated or re-sent message) was appended twice, and the follower answered its
     /// client from the second copy. The leader answers a request id it has seen with the
@@ -153,4 +183,12 @@ import Testing
             ClientRequest(requestID: 43, command: Command.set("k", [2]).encoded())))])
         #expect(try node.core.log.lastIndex() == before + 2)
     }
+}
+
+/// A counter a `@Sendable` hook can bump.
+private final class HookCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
