@@ -1,10 +1,10 @@
-import Foundation
 import AegisKV
 import AegisRaft
 import AegisReplication
 import AegisStorage
 import AegisTransport
 import Logging
+import NIOConcurrencyHelpers
 import Testing
 
 @Suite struct ReplicaNodeTests {
@@ -134,29 +134,30 @@ import Testing
     /// After each compaction behind a snapshot the node calls its `compacted` hook, where
     /// production returns the freed log's pages to the system (a node at rest kept them
     /// until the next snapshot when that ran at the end of the snapshot job instead).
+    /// One call per snapshot collected, and by the time it returns the log is compacted.
     @Test func test_compactedHookRunsAfterEachCompaction() throws {
-        let calls = HookCounter()
+        let calls = NIOLockedValueBox(0)
         let (node, _) = try leader(configure: {
             $0.raft.snapshotThreshold = 10
             $0.raft.snapshotTrailingEntries = 0
             $0.snapshotLogFraction = 0
-        }, compacted: { calls.increment() })
+        }, compacted: { calls.withLockedValue { $0 += 1 } })
         var snapshots = 0
-        var firstIndexAtHook: [LogIndex] = []
+        var firstIndexAfterCollecting: [LogIndex] = []
         for k in 0..<60 {
             node.execute(Command.set(Key("k\(k)"), [1]).encoded()) { _ in }
             node.tick()
             if node.snapshotInFlight {
-                let before = calls.value
+                let before = calls.withLockedValue { $0 }
                 node.collectSnapshots()
                 snapshots += 1
-                #expect(calls.value == before + 1)
-                firstIndexAtHook.append(try node.core.log.firstIndex())
+                #expect(calls.withLockedValue { $0 } == before + 1)
+                firstIndexAfterCollecting.append(try node.core.log.firstIndex())
             }
         }
         #expect(snapshots >= 4)
-        #expect(calls.value == snapshots)
-        #expect(firstIndexAtHook.allSatisfy { $0 > 1 }, "\(firstIndexAtHook)")
+        #expect(calls.withLockedValue { $0 } == snapshots)
+        #expect(firstIndexAfterCollecting.allSatisfy { $0 > 1 }, "\(firstIndexAfterCollecting)")
     }
 
     /// Regression (node simulator): a forwarded write that reached the leader twice (a
@@ -183,12 +184,4 @@ import Testing
             ClientRequest(requestID: 43, command: Command.set("k", [2]).encoded())))])
         #expect(try node.core.log.lastIndex() == before + 2)
     }
-}
-
-/// A counter a `@Sendable` hook can bump.
-private final class HookCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func increment() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
